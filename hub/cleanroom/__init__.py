@@ -1,0 +1,1 @@
+"""cleanroom: hub-side package (registry, spawner, airlock, checks, command line)."""

@@ -1,0 +1,52 @@
+"""Suite-wide test policy: a wall that is not tested is not a wall.
+
+Tests marked ``docker``, ``browser`` or ``postgres`` need a real engine, browser or
+database server. On a developer's machine they skip, with the reason, when the part is
+missing; under ``CI=true`` a missing part is a failure, never a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import pytest
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def _docker_answers() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    done = subprocess.run(["docker", "info"], capture_output=True, timeout=30, check=False)
+    return done.returncode == 0
+
+
+def _chromium_present() -> bool:
+    return shutil.which("chromium") is not None and shutil.which("chromedriver") is not None
+
+
+def _postgres_present() -> bool:
+    return bool(os.environ.get("CLEANROOM_TEST_POSTGRES_URL"))
+
+
+_REQUIREMENTS = {
+    "docker": (_docker_answers, "no Docker engine answers (run `make test`, which starts one)"),
+    "browser": (_chromium_present, "chromium and chromedriver are not installed"),
+    "postgres": (_postgres_present, "CLEANROOM_TEST_POSTGRES_URL is not set"),
+}
+_seen: dict[str, bool] = {}
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for marker, (probe, reason) in _REQUIREMENTS.items():
+        if item.get_closest_marker(marker) is None:
+            continue
+        if marker not in _seen:
+            _seen[marker] = probe()
+        if _seen[marker]:
+            continue
+        if IN_CI:
+            pytest.fail(f"CI=true and {reason}: this test must run, not skip", pytrace=False)
+        pytest.skip(reason)
