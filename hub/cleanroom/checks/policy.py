@@ -1,0 +1,301 @@
+"""Disclosure thresholds, read from ``policies/disclosure.yaml`` and validated at load.
+
+Every threshold has a direction: a dataset's provider may override it for outputs that
+use their dataset, but only towards stricter (a higher minimum, a lower maximum, a
+harsher verdict, a shorter allowlist). A looser override is an error naming the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from cleanroom.checks.types import Verdict
+
+POLICY_FILE = "disclosure.yaml"
+
+# Which way is stricter, per field (looked up through dataclass field metadata).
+HIGHER = "higher"  # a larger number is stricter (minimum counts)
+LOWER = "lower"  # a smaller number is stricter (maximum sizes)
+HARSHER = "harsher"  # a worse verdict is stricter
+SUBSET = "subset"  # a shorter allowlist is stricter
+SUPERSET = "superset"  # a longer denylist is stricter
+
+
+class PolicyError(ValueError):
+    """A policy file that cannot be used; the message names the file and the key."""
+
+
+def _f(default: Any, stricter: str) -> Any:
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata={"stricter": stricter})
+    return field(default=default, metadata={"stricter": stricter})
+
+
+@dataclass(frozen=True)
+class LimitsPolicy:
+    """Sizes beyond which a file is not checked but failed."""
+
+    max_file_bytes: int = _f(2 * 1024**3, LOWER)
+    max_cell_chars: int = _f(100_000, LOWER)
+
+
+@dataclass(frozen=True)
+class TablesPolicy:
+    """Thresholds for tables (CSV, TSV, Excel, Parquet, tables inside notebooks)."""
+
+    min_cell_count: int = _f(10, HIGHER)
+    zero_cell_verdict: Verdict = _f(Verdict.REVIEW, HARSHER)
+    p_percent: float = _f(0.10, HIGHER)
+    nk_n: int = _f(2, HIGHER)
+    nk_k: float = _f(0.9, LOWER)
+    negative_value_verdict: Verdict = _f(Verdict.REVIEW, HARSHER)
+    min_residual_dof: int = _f(10, HIGHER)
+    extreme_value_verdict: Verdict = _f(Verdict.REVIEW, HARSHER)
+    row_level_min_rows: int = _f(100, LOWER)
+    row_level_source_fraction: float = _f(0.05, LOWER)
+    min_source_row_matches: int = _f(1, LOWER)
+    max_evidence_items: int = _f(20, HIGHER)
+
+
+@dataclass(frozen=True)
+class NotebooksPolicy:
+    """How notebooks are treated beyond the checks on each output."""
+
+    outputs_verdict: Verdict = _f(Verdict.REVIEW, HARSHER)
+    raw_display_verdict: Verdict = _f(Verdict.REVIEW, HARSHER)
+
+
+@dataclass(frozen=True)
+class ImagesPolicy:
+    """Which image formats pass the format check."""
+
+    pass_formats: list[str] = _f(["png", "jpeg"], SUBSET)
+    other_formats_verdict: Verdict = _f(Verdict.REVIEW, HARSHER)
+
+
+@dataclass(frozen=True)
+class PicklesPolicy:
+    """Pickled objects: the globals a pickle may import and the models that keep rows."""
+
+    allowed_globals: list[str] = _f([], SUBSET)
+    training_row_models: list[str] = _f([], SUPERSET)
+
+
+@dataclass(frozen=True)
+class ModelsPolicy:
+    """Tensor files (safetensors, ONNX) compared with the training data's row count."""
+
+    tensor_rows_fraction: float = _f(0.5, LOWER)
+
+
+@dataclass(frozen=True)
+class ArchivesPolicy:
+    """Archives: depth, member count and expansion limits (zip bombs)."""
+
+    max_depth: int = _f(1, LOWER)
+    max_members: int = _f(1000, LOWER)
+    max_expansion_ratio: float = _f(100.0, LOWER)
+    max_uncompressed_bytes: int = _f(1024**3, LOWER)
+
+
+_SECTIONS: dict[str, type] = {
+    "limits": LimitsPolicy,
+    "tables": TablesPolicy,
+    "notebooks": NotebooksPolicy,
+    "images": ImagesPolicy,
+    "pickles": PicklesPolicy,
+    "models": ModelsPolicy,
+    "archives": ArchivesPolicy,
+}
+
+
+def default_policies_dir() -> Path:
+    """``$CLEANROOM_POLICIES_DIR`` if set, else the repository's ``policies/`` folder."""
+    env = os.environ.get("CLEANROOM_POLICIES_DIR")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[3] / "policies"
+
+
+@dataclass(frozen=True)
+class DisclosurePolicy:
+    """All disclosure thresholds in force for one check (after dataset overrides)."""
+
+    limits: LimitsPolicy = field(default_factory=LimitsPolicy)
+    tables: TablesPolicy = field(default_factory=TablesPolicy)
+    notebooks: NotebooksPolicy = field(default_factory=NotebooksPolicy)
+    images: ImagesPolicy = field(default_factory=ImagesPolicy)
+    pickles: PicklesPolicy = field(default_factory=PicklesPolicy)
+    models: ModelsPolicy = field(default_factory=ModelsPolicy)
+    archives: ArchivesPolicy = field(default_factory=ArchivesPolicy)
+    datasets_applied: tuple[str, ...] = ()
+    source: str = ""
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, datasets: Iterable[str] = ()) -> DisclosurePolicy:
+        """Read the policy file and apply the stricter overrides of ``datasets``.
+
+        ``path`` defaults to ``disclosure.yaml`` in :func:`default_policies_dir`. A
+        dataset without overrides is fine (most have none).
+        """
+        file = Path(path) if path is not None else default_policies_dir() / POLICY_FILE
+        try:
+            text = file.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise PolicyError(f"cannot read policy file {file}: {exc.strerror or exc}") from exc
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise PolicyError(f"{file}: not valid YAML: {exc}") from exc
+        return cls.from_mapping(data, datasets=datasets, source=str(file))
+
+    @classmethod
+    def from_mapping(
+        cls, data: Any, datasets: Iterable[str] = (), source: str = "<mapping>"
+    ) -> DisclosurePolicy:
+        """Build and validate a policy from parsed YAML (see :meth:`load`)."""
+        if not isinstance(data, Mapping):
+            raise PolicyError(f"{source}: the top level must be a mapping of sections")
+        unknown = set(data) - set(_SECTIONS) - {"version", "datasets"}
+        if unknown:
+            raise PolicyError(
+                f"{source}: unknown section {sorted(unknown)[0]!r}; "
+                f"known: {', '.join(sorted(_SECTIONS))}, datasets"
+            )
+        if data.get("version", 1) != 1:
+            raise PolicyError(f"{source}: version: only version 1 is understood")
+        sections = {
+            name: _build_section(kind, data.get(name) or {}, f"{source}: {name}")
+            for name, kind in _SECTIONS.items()
+        }
+        overrides = data.get("datasets") or {}
+        if not isinstance(overrides, Mapping):
+            raise PolicyError(f"{source}: datasets: must map dataset names to overrides")
+        # Validate every dataset's overrides, not only the requested ones, so that a
+        # provider's mistake shows at load time rather than on the day it is used.
+        checked = {
+            str(name): _check_override(sections, over, f"{source}: datasets.{name}")
+            for name, over in overrides.items()
+        }
+        applied: list[str] = []
+        for name in datasets:
+            if name in checked:
+                sections = _apply_override(sections, checked[name])
+            applied.append(name)
+        return cls(**sections, datasets_applied=tuple(applied), source=source)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The thresholds in force, as JSON-safe data (kept with each report)."""
+        out: dict[str, Any] = {}
+        for name in _SECTIONS:
+            section = getattr(self, name)
+            out[name] = {
+                f.name: _plain(getattr(section, f.name)) for f in dataclasses.fields(section)
+            }
+        out["datasets_applied"] = list(self.datasets_applied)
+        return out
+
+
+def _plain(value: Any) -> Any:
+    return value.value if isinstance(value, Verdict) else value
+
+
+def _coerce(kind: Any, value: Any, where: str) -> Any:
+    if kind is Verdict or kind == "Verdict":
+        try:
+            return Verdict.parse(value)
+        except ValueError as exc:
+            raise PolicyError(f"{where}: {exc}") from None
+    if kind in (int, "int"):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise PolicyError(f"{where}: must be a whole number >= 0, not {value!r}")
+        return value
+    if kind in (float, "float"):
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise PolicyError(f"{where}: must be a number >= 0, not {value!r}")
+        return float(value)
+    if kind in (list[str], "list[str]"):
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise PolicyError(f"{where}: must be a list of strings")
+        return list(value)
+    raise PolicyError(f"{where}: unsupported setting type {kind!r}")  # pragma: no cover
+
+
+def _build_section(kind: type, data: Any, where: str) -> Any:
+    if not isinstance(data, Mapping):
+        raise PolicyError(f"{where}: must be a mapping of settings")
+    fields = {f.name: f for f in dataclasses.fields(kind)}
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in fields:
+            raise PolicyError(f"{where}.{key}: unknown setting; known: {', '.join(fields)}")
+        values[key] = _coerce(fields[key].type, value, f"{where}.{key}")
+    return kind(**values)
+
+
+def _check_override(base: dict[str, Any], override: Any, where: str) -> dict[str, dict[str, Any]]:
+    if not isinstance(override, Mapping):
+        raise PolicyError(f"{where}: must be a mapping of sections")
+    checked: dict[str, dict[str, Any]] = {}
+    for section_name, settings in override.items():
+        if section_name not in _SECTIONS:
+            raise PolicyError(f"{where}.{section_name}: unknown section")
+        if not isinstance(settings, Mapping):
+            raise PolicyError(f"{where}.{section_name}: must be a mapping of settings")
+        section = base[section_name]
+        fields = {f.name: f for f in dataclasses.fields(section)}
+        for key, raw in settings.items():
+            at = f"{where}.{section_name}.{key}"
+            if key not in fields:
+                raise PolicyError(f"{at}: unknown setting")
+            value = _coerce(fields[key].type, raw, at)
+            if not _is_stricter(fields[key].metadata["stricter"], getattr(section, key), value):
+                raise PolicyError(
+                    f"{at}: a dataset may only make the policy stricter "
+                    f"({getattr(section, key)!r} -> {raw!r} is looser)"
+                )
+            checked.setdefault(section_name, {})[key] = value
+    return checked
+
+
+def _is_stricter(direction: str, old: Any, new: Any) -> bool:
+    if direction == HIGHER:
+        return bool(new >= old)
+    if direction == LOWER:
+        return bool(new <= old)
+    if direction == HARSHER:
+        return bool(new >= old)
+    if direction == SUBSET:
+        return set(new) <= set(old)
+    return set(new) >= set(old)
+
+
+def _apply_override(
+    sections: dict[str, Any], override: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    out = dict(sections)
+    for section_name, values in override.items():
+        section = out[section_name]
+        merged: dict[str, Any] = {}
+        for key, value in values.items():
+            direction = next(
+                f.metadata["stricter"] for f in dataclasses.fields(section) if f.name == key
+            )
+            old = getattr(section, key)
+            # Two datasets in one output: keep the stricter of the two for each key.
+            if direction in (HIGHER, HARSHER):
+                merged[key] = max(old, value)
+            elif direction == LOWER:
+                merged[key] = min(old, value)
+            elif direction == SUBSET:
+                merged[key] = [v for v in old if v in set(value)]
+            else:
+                merged[key] = list(dict.fromkeys([*old, *value]))
+        out[section_name] = dataclasses.replace(section, **merged)
+    return out

@@ -1,0 +1,1 @@
+"""Demo content for a clean room on one machine: the synthetic press-line data set."""
