@@ -1,0 +1,31 @@
+# The clean room's commands. `make up` runs it, `make test` tests it (both install what
+# they need on Debian as root), `make check` lints and type-checks.
+.PHONY: up down test check venv images demo bench clean-state
+
+up:
+	@scripts/setup.sh up
+
+down:
+	@scripts/setup.sh down
+
+test:
+	@scripts/setup.sh test $(PYTEST_ARGS)
+
+venv:
+	@scripts/setup.sh venv
+
+check: venv
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/mypy hub extensions/cleanroom_workspace benchmarks
+
+images: venv
+	@scripts/setup.sh engine
+	.venv/bin/cleanroom images build
+
+bench: venv
+	@scripts/setup.sh engine
+	.venv/bin/python -m benchmarks
+
+clean-state: down
+	rm -rf state

@@ -1,0 +1,119 @@
+"""Log-in against the registry's users (scrypt password hashes)."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from jupyterhub.auth import Authenticator
+from traitlets import Unicode, default
+
+from cleanroom import paths
+from cleanroom.registry import Registry
+from cleanroom.spawner import _registry
+
+# Registry role -> hub role. Researchers get JupyterHub's own "user" role only.
+_HUB_ROLE = {
+    "officer": "cleanroom-officer",
+    "operator": "cleanroom-operator",
+    "provider": "cleanroom-provider",
+}
+
+
+def hub_roles(roles: frozenset[str] | set[str]) -> list[str]:
+    """The hub roles of a user with these registry roles (always including "user")."""
+    return ["user", *sorted(_HUB_ROLE[r] for r in roles if r in _HUB_ROLE)]
+
+
+def role_definitions() -> list[dict[str, Any]]:
+    """The cleanroom hub roles and their scopes.
+
+    Operators may see and stop every workspace but never open one: ``access:servers``
+    would show them a project's data. The airlock adds its custom scopes to these.
+    """
+    operator_scopes = [
+        "admin-ui",
+        "list:users",
+        "read:users",
+        "read:servers",
+        "admin:servers",
+        "read:roles",
+        "read:groups",
+    ]
+    roles = [
+        {"name": "user", "scopes": ["self"], "description": "every logged-in person"},
+        {
+            "name": "cleanroom-operator",
+            "scopes": operator_scopes,
+            "description": "runs images, projects and quotas; never opens a workspace",
+        },
+        {
+            "name": "cleanroom-officer",
+            "scopes": ["read:users:name"],
+            "description": "reviews release requests in the airlock",
+        },
+        {
+            "name": "cleanroom-provider",
+            "scopes": ["read:users:name"],
+            "description": "provides datasets and sees how they are used",
+        },
+    ]
+    try:
+        hub_config = importlib.import_module("cleanroom.airlock.hub_config")
+    except ImportError:
+        return roles
+    extra: dict[str, list[str]] = getattr(hub_config, "role_scopes", dict)()
+    for role in roles:
+        name = str(role["name"])
+        role["scopes"] = sorted(set(role["scopes"]) | set(extra.get(name, [])))
+    return roles
+
+
+class CleanroomAuthenticator(Authenticator):
+    """Users and passwords live in the registry; only registered users may log in."""
+
+    registry_url = Unicode(help="SQLAlchemy URL of the cleanroom registry.").tag(config=True)
+
+    @default("registry_url")
+    def _default_registry_url(self) -> str:
+        return paths.registry_url()
+
+    @default("allow_all")
+    def _default_allow_all(self) -> bool:
+        # Being in the registry is the allow list; check_allowed below reads it.
+        return False
+
+    @property
+    def registry(self) -> Registry:
+        """The shared registry."""
+        return _registry(self.registry_url)
+
+    @default("manage_roles")
+    def _default_manage_roles(self) -> bool:
+        # Officer and operator roles follow the registry at every log-in.
+        return True
+
+    async def authenticate(self, handler: Any, data: dict[str, str]) -> dict[str, Any] | None:
+        """The user and their hub roles when the password matches, else None."""
+        name = (data.get("username") or "").strip().lower()
+        password = data.get("password") or ""
+        if name and password and self.registry.check_password(name, password):
+            return {"name": name, "roles": hub_roles(self.registry.get_user(name).roles)}
+        return None
+
+    async def load_managed_roles(self) -> list[dict[str, Any]]:
+        """The hub roles of cleanroom, with their current members from the registry."""
+        users = self.registry.list_users()
+        defined = []
+        for role in role_definitions():
+            members = [u.name for u in users if role["name"] in hub_roles(u.roles)]
+            defined.append({**role, "users": members})
+        return defined
+
+    def check_allowed(self, username: str, authentication: Any = None) -> bool:
+        """Only users in the registry are allowed."""
+        try:
+            self.registry.get_user(username)
+        except Exception:
+            return False
+        return True

@@ -1,0 +1,416 @@
+"""The ``cleanroom`` command: operators' verbs over the registry, library and hub.
+
+Every verb has ``--help``; bad input prints one clear line on stderr, changes nothing,
+and exits non-zero. ``--json`` gives machine-readable output for scripts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, is_dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from cleanroom.errors import CleanroomError, InvalidInput
+from cleanroom.registry import Registry
+
+Handler = Callable[[argparse.Namespace, Registry], Any]
+
+
+def _out(args: argparse.Namespace, value: Any, text: str | None = None) -> None:
+    if getattr(args, "json", False):
+        print(json.dumps(_jsonable(value), indent=2, default=str))
+    elif text is not None:
+        print(text)
+
+
+def _jsonable(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return _jsonable(asdict(value))
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        items = [_jsonable(v) for v in value]
+        return sorted(items) if isinstance(value, set | frozenset) else items
+    return value
+
+
+def _date(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date (YYYY-MM-DD)") from exc
+
+
+class _Progress:
+    """A one-line progress bar on stderr for long copies."""
+
+    def __init__(self) -> None:
+        self.last = -1
+
+    def __call__(self, done: int, total: int, name: str) -> None:
+        percent = 100 if total == 0 else done * 100 // total
+        if percent != self.last:
+            self.last = percent
+            end = "\n" if done >= total else ""
+            print(
+                f"\r  {percent:3d}%  {done / 2**20:8.1f} / {total / 2**20:.1f} MiB  {name}",
+                end=end,
+                file=sys.stderr,
+                flush=True,
+            )
+
+
+# -- users -----------------------------------------------------------------------------
+def users_add(args: argparse.Namespace, reg: Registry) -> None:
+    password = os.environ.get(args.password_env) if args.password_env else None
+    if args.password_env and not password:
+        raise InvalidInput(f"environment variable {args.password_env} is empty or unset")
+    user = reg.add_user(args.name, args.role or ["researcher"], password)
+    _out(args, user, f"added user {user.name} ({', '.join(sorted(user.roles))})")
+
+
+def users_list(args: argparse.Namespace, reg: Registry) -> None:
+    users = reg.list_users()
+    _out(args, users, "\n".join(f"{u.name}\t{','.join(sorted(u.roles))}" for u in users))
+
+
+def users_passwd(args: argparse.Namespace, reg: Registry) -> None:
+    password = os.environ.get(args.password_env, "")
+    if not password:
+        raise InvalidInput(f"environment variable {args.password_env} is empty or unset")
+    reg.set_password(args.name, password)
+    _out(args, {"user": args.name}, f"password of {args.name} changed")
+
+
+# -- projects --------------------------------------------------------------------------
+def projects_create(args: argparse.Namespace, reg: Registry) -> None:
+    project = reg.create_project(
+        args.name,
+        args.title,
+        images=tuple(args.image or ["notebook"]),
+        quota_tier=args.tier,
+        ends_on=args.ends,
+        created_by="cli",
+    )
+    _out(args, project, f"created project {project.name}")
+
+
+def projects_list(args: argparse.Namespace, reg: Registry) -> None:
+    projects = reg.list_projects()
+    _out(
+        args,
+        projects,
+        "\n".join(
+            f"{p.name}\t{p.status}\t{len(p.members)} members\t"
+            f"{','.join(d.name for d in p.datasets) or '-'}\t{p.title}"
+            for p in projects
+        ),
+    )
+
+
+def projects_show(args: argparse.Namespace, reg: Registry) -> None:
+    p = reg.get_project(args.name)
+    _out(
+        args,
+        p,
+        "\n".join(
+            [
+                f"project:  {p.name} ({p.status})",
+                f"title:    {p.title}",
+                f"tier:     {p.quota_tier}",
+                f"ends on:  {p.ends_on or '-'}",
+                f"members:  {', '.join(p.members) or '-'}",
+                f"images:   {', '.join(p.images)}",
+                f"datasets: {', '.join(f'{d.name}@{d.version}' for d in p.datasets) or '-'}",
+            ]
+        ),
+    )
+
+
+def projects_status(args: argparse.Namespace, reg: Registry) -> None:
+    p = reg.set_project_status(args.name, args.status)
+    _out(args, p, f"project {p.name} is {p.status}")
+
+
+def projects_allow_image(args: argparse.Namespace, reg: Registry) -> None:
+    reg.allow_image(args.project, args.image)
+    _out(args, reg.get_project(args.project), f"{args.project} may run {args.image}")
+
+
+# -- members ---------------------------------------------------------------------------
+def members_add(args: argparse.Namespace, reg: Registry) -> None:
+    reg.add_member(args.project, args.user, added_by="cli", ends_on=args.ends)
+    _out(
+        args,
+        {"project": args.project, "user": args.user},
+        f"{args.user} is now a member of {args.project}",
+    )
+
+
+def members_remove(args: argparse.Namespace, reg: Registry) -> None:
+    reg.remove_member(args.project, args.user)
+    stopped = _stop_workspace(args.user, args.project)
+    _out(
+        args,
+        {"project": args.project, "user": args.user, "workspace_stopped": stopped},
+        f"{args.user} removed from {args.project}"
+        + ("; their running workspace was stopped" if stopped else ""),
+    )
+
+
+def _stop_workspace(user: str, project: str) -> bool:
+    """Stop a removed member's workspace through the hub, or directly when it is down."""
+    from cleanroom.hubapi import HubAPI
+    from cleanroom.settings import Settings
+    from cleanroom.workspaces import stop_workspace_containers
+
+    try:
+        stopped = HubAPI().stop_server(user, project)
+    except CleanroomError:
+        stopped = False
+    # Whatever the hub said, no container of that pair may keep running.
+    instance = Settings.from_env().instance
+    return stop_workspace_containers(user, project, instance) > 0 or stopped
+
+
+def members_list(args: argparse.Namespace, reg: Registry) -> None:
+    p = reg.get_project(args.project)
+    _out(args, list(p.members), "\n".join(p.members))
+
+
+# -- datasets --------------------------------------------------------------------------
+def datasets_register(args: argparse.Namespace, reg: Registry) -> None:
+    from cleanroom.library import register_dataset
+
+    print(f"registering {args.path} as {args.name} {args.version}", file=sys.stderr)
+    info = register_dataset(
+        reg,
+        Path(args.path),
+        name=args.name,
+        version=args.version,
+        provider=args.provider,
+        registered_by="cli",
+        progress=_Progress(),
+    )
+    _out(
+        args,
+        info,
+        f"registered {info.name} {info.version}: {len(info.files)} files, "
+        f"{info.total_bytes} bytes, in {info.location}",
+    )
+
+
+def datasets_list(args: argparse.Namespace, reg: Registry) -> None:
+    found = reg.list_datasets()
+    _out(
+        args,
+        found,
+        "\n".join(
+            f"{d.name}\t{d.version}\t{d.provider}\t{len(d.files)} files\t{d.total_bytes} bytes"
+            for d in found
+        ),
+    )
+
+
+def datasets_attach(args: argparse.Namespace, reg: Registry) -> None:
+    reg.attach_dataset(args.project, args.dataset, args.version)
+    _out(
+        args,
+        reg.get_project(args.project),
+        f"{args.project} now mounts {args.dataset} at /data/{args.dataset}",
+    )
+
+
+# -- hub, firewall, demo ---------------------------------------------------------------
+def token(args: argparse.Namespace, reg: Registry) -> None:
+    from cleanroom.hubapi import HubAPI
+
+    reg.get_user(args.user)
+    value = HubAPI().new_token(args.user, args.note, args.expires_in)
+    _out(args, {"user": args.user, "token": value}, value)
+
+
+def firewall(args: argparse.Namespace, reg: Registry) -> None:
+    from cleanroom.isolation.firewall import HostFirewall
+    from cleanroom.settings import Settings
+
+    settings = Settings.from_env()
+    fw = HostFirewall(settings.firewall_ports, settings.instance)
+    if args.action == "install":
+        fw.install()
+    elif args.action == "remove":
+        fw.remove()
+    installed = fw.is_installed()
+    _out(args, {"installed": installed}, "installed" if installed else "not installed")
+
+
+def demo(args: argparse.Namespace, reg: Registry) -> None:
+    from cleanroom.demo.seed import seed_demo
+
+    result = seed_demo(reg, rows=args.rows)
+    _out(args, result, result.describe())
+
+
+# -- parser ----------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    """The command's argument parser (every verb documented)."""
+    parser = argparse.ArgumentParser(
+        prog="cleanroom",
+        description="Operate the clean room: projects, members, datasets, "
+        "users, tokens, checks, images and the audit log.",
+    )
+    parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
+
+    def verb(parent: Any, name: str, help_text: str, handler: Handler | None = None) -> Any:
+        sub = parent.add_parser(name, help=help_text, description=help_text)
+        sub.add_argument(
+            "--json",
+            action="store_true",
+            default=argparse.SUPPRESS,
+            help="print machine-readable JSON",
+        )
+        if handler:
+            sub.set_defaults(handler=handler)
+        return sub
+
+    users = verb(verbs, "users", "manage people who can log in").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    p = verb(users, "add", "add a user", users_add)
+    p.add_argument("name")
+    p.add_argument(
+        "--role",
+        action="append",
+        help="researcher, officer, operator or provider (repeat for several; default researcher)",
+    )
+    p.add_argument("--password-env", metavar="VAR", help="read the password from this variable")
+    verb(users, "list", "list users", users_list)
+    p = verb(users, "passwd", "set a user's password", users_passwd)
+    p.add_argument("name")
+    p.add_argument("--password-env", metavar="VAR", required=True)
+
+    projects = verb(verbs, "projects", "manage projects").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    p = verb(projects, "create", "create an approved project", projects_create)
+    p.add_argument("name")
+    p.add_argument("--title", required=True)
+    p.add_argument("--image", action="append", help="allowed image (repeat; default notebook)")
+    p.add_argument("--tier", default="standard", help="quota tier from policies/quotas.yaml")
+    p.add_argument("--ends", type=_date, help="end date, YYYY-MM-DD")
+    verb(projects, "list", "list projects", projects_list)
+    p = verb(projects, "show", "show one project", projects_show)
+    p.add_argument("name")
+    p = verb(projects, "status", "approve, suspend or close a project", projects_status)
+    p.add_argument("name")
+    p.add_argument("status", choices=["approved", "suspended", "closed"])
+    p = verb(projects, "allow-image", "let a project run an image", projects_allow_image)
+    p.add_argument("project")
+    p.add_argument("image")
+
+    members = verb(verbs, "members", "manage project members").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    p = verb(members, "add", "add a member to a project", members_add)
+    p.add_argument("project")
+    p.add_argument("user")
+    p.add_argument("--ends", type=_date, help="membership end date, YYYY-MM-DD")
+    p = verb(members, "remove", "remove a member (stops their workspace)", members_remove)
+    p.add_argument("project")
+    p.add_argument("user")
+    p = verb(members, "list", "list a project's members", members_list)
+    p.add_argument("project")
+
+    datasets = verb(verbs, "datasets", "manage the data library").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    p = verb(
+        datasets, "register", "copy, checksum and register a dataset version", datasets_register
+    )
+    p.add_argument("path", help="a file or a folder of files")
+    p.add_argument("--name", required=True)
+    p.add_argument("--version", required=True)
+    p.add_argument("--provider", required=True)
+    verb(datasets, "list", "list dataset versions", datasets_list)
+    p = verb(datasets, "attach", "let a project mount a dataset", datasets_attach)
+    p.add_argument("project")
+    p.add_argument("dataset")
+    p.add_argument("--version", help="default: the newest version")
+
+    p = verb(verbs, "token", "issue an API token for a user (operators only)", token)
+    p.add_argument("user")
+    p.add_argument("--note", default="issued by cleanroom token")
+    p.add_argument("--expires-in", type=int, metavar="SECONDS")
+
+    p = verb(verbs, "firewall", "install, remove or show the host firewall", firewall)
+    p.add_argument("action", choices=["install", "remove", "status"])
+
+    p = verb(verbs, "demo", "seed demo users, projects and the press-line dataset", demo)
+    p.add_argument("--rows", type=int, default=300_000)
+
+    for name, help_text in [
+        ("check", "run the disclosure checks on files"),
+        ("audit", "verify or export the airlock's audit log"),
+        ("images", "build or list workspace images"),
+    ]:
+        verb(verbs, name, help_text).add_argument("rest", nargs=argparse.REMAINDER)
+    return parser
+
+
+def _delegate(verb: str, rest: list[str]) -> int:
+    """Verbs implemented by their own packages, which own their argument parsing."""
+    if verb == "check":
+        from cleanroom.checks.cli import main as check_main
+
+        return int(check_main(_with_project_indexes(rest)))
+    if verb == "audit":
+        from cleanroom.airlock.cli import main as audit_main
+
+        return int(audit_main(rest))
+    from cleanroom.images import main as images_main
+
+    return int(images_main(rest))
+
+
+def _with_project_indexes(rest: list[str]) -> list[str]:
+    """Turn ``--project P`` into the index folders and dataset names of P's datasets."""
+    if "--project" not in rest:
+        return rest
+    at = rest.index("--project")
+    if at + 1 >= len(rest):
+        raise InvalidInput("--project needs a project name")
+    project = Registry().get_project(rest[at + 1])
+    extra: list[str] = []
+    for ds in project.datasets:
+        extra += ["--dataset", ds.name]
+        if ds.index_location:
+            extra += ["--index", ds.index_location]
+    return rest[:at] + rest[at + 2 :] + extra
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``cleanroom`` command."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.verb in {"check", "audit", "images"}:
+            return _delegate(args.verb, list(args.rest))
+        args.handler(args, Registry())
+    except CleanroomError as exc:
+        print(f"cleanroom: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("cleanroom: interrupted; nothing was half-written", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

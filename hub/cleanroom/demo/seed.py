@@ -1,0 +1,116 @@
+"""Demo content: people, two projects and the synthetic press-line dataset.
+
+Idempotent: what exists is kept, so ``make up`` can call it every time. Passwords come
+from ``CLEANROOM_DEMO_PASSWORD_<NAME>`` when set, else are generated once and kept in
+the state folder's secrets (mode 0600) so that every start prints the same ones.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cleanroom import paths
+from cleanroom.errors import NotFound
+from cleanroom.registry import Registry
+from cleanroom.registry.passwords import generate_password
+
+DEMO_USERS: dict[str, tuple[str, ...]] = {
+    "alice": ("researcher",),
+    "bob": ("researcher",),
+    "olivia": ("officer",),
+    "oscar": ("officer",),
+    "opal": ("operator",),
+    "paul": ("provider",),
+}
+MAIN_PROJECT = "press-quality"
+OTHER_PROJECT = "supplier-audit"
+DATASET = "press-line"
+DATASET_VERSION = "v1"
+
+
+@dataclass
+class DemoResult:
+    """What the demo holds, for printing at start-up."""
+
+    passwords: dict[str, str] = field(default_factory=dict)
+    roles: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    projects: dict[str, list[str]] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        """The log-in sheet."""
+        lines = ["Demo users (name / password / role):"]
+        for name, password in self.passwords.items():
+            lines.append(f"  {name:8s} {password:24s} {', '.join(self.roles[name])}")
+        lines.append("Projects:")
+        for project, members in self.projects.items():
+            lines.append(f"  {project:16s} members: {', '.join(members)}")
+        return "\n".join(lines)
+
+
+def _passwords() -> dict[str, str]:
+    store = paths.secrets_dir() / "demo-passwords.json"
+    known: dict[str, str] = json.loads(store.read_text()) if store.exists() else {}
+    for name in DEMO_USERS:
+        env = os.environ.get(f"CLEANROOM_DEMO_PASSWORD_{name.upper()}")
+        known[name] = env or known.get(name) or generate_password()
+    store.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(store.parent, 0o700)
+    fd = os.open(store, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(known, f, indent=2)
+    return known
+
+
+def _ensure_dataset(reg: Registry, rows: int) -> None:
+    if reg.dataset_exists(DATASET, DATASET_VERSION):
+        return
+    from cleanroom.demo.press_line import write_press_line
+    from cleanroom.library import register_dataset
+
+    with tempfile.TemporaryDirectory(prefix="press-line-") as tmp:
+        print(f"generating the demo press-line dataset ({rows} rows)", flush=True)
+        write_press_line(Path(tmp), rows=rows)
+        register_dataset(
+            reg,
+            Path(tmp),
+            name=DATASET,
+            version=DATASET_VERSION,
+            provider="Acme Stamping Works (demo)",
+            registered_by="demo",
+        )
+
+
+def seed_demo(reg: Registry, rows: int = 300_000) -> DemoResult:
+    """Create (or complete) the demo content and return the log-in sheet."""
+    passwords = _passwords()
+    existing = {u.name for u in reg.list_users()}
+    for name, roles in DEMO_USERS.items():
+        if name not in existing:
+            reg.add_user(name, roles, passwords[name])
+        else:
+            reg.set_password(name, passwords[name])
+    _ensure_dataset(reg, rows)
+    plans = {
+        MAIN_PROJECT: ("Press line defect drivers", ["alice", "bob"]),
+        OTHER_PROJECT: ("Supplier quality audit", ["bob"]),
+    }
+    for project, (title, members) in plans.items():
+        try:
+            reg.get_project(project)
+        except NotFound:
+            reg.create_project(project, title, images=("notebook", "pytorch"), created_by="demo")
+        current = reg.get_project(project)
+        for member in members:
+            if member not in current.members:
+                reg.add_member(project, member, added_by="demo")
+        if not current.datasets:
+            reg.attach_dataset(project, DATASET, DATASET_VERSION)
+    return DemoResult(
+        passwords=passwords,
+        roles=dict(DEMO_USERS),
+        projects={p: list(reg.get_project(p).members) for p in plans},
+    )

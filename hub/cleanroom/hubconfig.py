@@ -1,0 +1,74 @@
+"""Everything the hub's configuration sets, as one function the config file calls.
+
+Keeping it here (not in ``jupyterhub_config.py``) lets tests build a hub with other
+ports and folders through the same code.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from cleanroom import paths
+from cleanroom.isolation.firewall import HostFirewall
+from cleanroom.registry import Registry
+from cleanroom.settings import Settings, secret, secret_file
+
+CLI_SERVICE = "cleanroom-cli"
+
+
+def template_projects(user: Any) -> list[Any]:
+    """The projects a user may start, for the home page."""
+    return Registry().projects_of(user.name) if user is not None else []
+
+
+def configure(c: Any, settings: Settings | None = None, *, install_firewall: bool = True) -> None:
+    """Fill the traitlets config ``c`` of a cleanroom hub."""
+    settings = settings or Settings.from_env()
+    state = paths.state_dir()
+    state.mkdir(parents=True, exist_ok=True)
+
+    c.JupyterHub.bind_url = settings.public_url
+    # Workspaces reach the hub API through their project's gateway, so the hub listens on
+    # all addresses; the host firewall lets project bridges reach only this port.
+    c.JupyterHub.hub_bind_url = f"http://0.0.0.0:{settings.hub_port}"
+    c.JupyterHub.hub_connect_url = f"http://127.0.0.1:{settings.hub_port}"
+    c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{settings.proxy_api_port}"
+    c.ConfigurableHTTPProxy.should_start = True
+    c.ConfigurableHTTPProxy.auth_token = secret("proxy-auth-token")
+    c.JupyterHub.db_url = f"sqlite:///{state / 'jupyterhub.sqlite'}"
+    c.JupyterHub.cookie_secret_file = str(secret_file("jupyterhub-cookie-secret"))
+    c.JupyterHub.pid_file = str(state / "jupyterhub.pid")
+    c.JupyterHub.cleanup_servers = False  # make down keeps state; restarts reconnect
+    c.JupyterHub.cleanup_proxy = True
+
+    c.JupyterHub.authenticator_class = "cleanroom.auth.CleanroomAuthenticator"
+    c.JupyterHub.spawner_class = "cleanroom.spawner.CleanroomSpawner"
+    c.JupyterHub.allow_named_servers = True
+    c.JupyterHub.named_server_limit_per_user = 0
+    c.JupyterHub.redirect_to_server = False
+    c.JupyterHub.template_paths = [str(Path(__file__).resolve().parents[1] / "templates")]
+    c.JupyterHub.template_vars = {"cleanroom_projects": template_projects}
+
+    c.CleanroomSpawner.instance = settings.instance
+    c.CleanroomSpawner.prefix = f"cleanroom-{settings.instance}"
+    c.CleanroomSpawner.hub_api_port = settings.hub_port
+    c.CleanroomSpawner.airlock_submit_port = settings.airlock_submit_port
+    c.Spawner.start_timeout = 180
+    c.Spawner.http_timeout = 120
+    c.Spawner.poll_interval = 15
+
+    # The command line's own service: stop workspaces of removed members, issue tokens.
+    c.JupyterHub.services = [{"name": CLI_SERVICE, "api_token": secret("cli-service-token")}]
+    c.JupyterHub.load_roles = [
+        {
+            "name": CLI_SERVICE,
+            "scopes": ["admin:servers", "admin:users", "tokens", "list:users", "read:users"],
+            "services": [CLI_SERVICE],
+        }
+    ]
+
+    if install_firewall:
+        HostFirewall(settings.firewall_ports, settings.instance).install()
+    print(f"cleanroom hub: state in {state}", file=sys.stderr)

@@ -1,0 +1,1 @@
+"""The first wall: per-project internal networks and the host firewall around them."""

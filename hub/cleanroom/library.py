@@ -1,0 +1,174 @@
+"""The data library: registering an immutable, checksummed, read-only dataset version.
+
+Registration copies the provider's files into ``<state>/library/<name>/<version>/``
+through a temporary folder and one rename, so a failure at any point leaves either the
+whole version registered or nothing at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import stat
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from cleanroom import paths
+from cleanroom.errors import Conflict, InvalidInput
+from cleanroom.registry import DatasetInfo, Registry, names
+
+Progress = Callable[[int, int, str], None]
+"""Called with (bytes done, bytes in all, file being copied)."""
+
+_CHUNK = 1 << 20
+
+
+def _walk_files(source: Path) -> list[Path]:
+    """Every regular file under ``source``; anything else is refused, with its path."""
+    if source.is_symlink():
+        raise InvalidInput(f"{source} is a symbolic link; give the real file or folder")
+    if not source.exists():
+        raise InvalidInput(f"{source} does not exist")
+    if source.is_file():
+        return [source]
+    if not source.is_dir():
+        raise InvalidInput(f"{source} is neither a file nor a folder")
+    found: list[Path] = []
+    for root, dirs, files in os.walk(source):
+        for entry in sorted(dirs) + sorted(files):
+            path = Path(root, entry)
+            mode = path.lstat().st_mode
+            if stat.S_ISLNK(mode):
+                raise InvalidInput(f"{path} is a symbolic link; datasets hold real files only")
+            if entry.startswith("."):
+                raise InvalidInput(f"{path} is a hidden file or folder; remove it or rename it")
+            if stat.S_ISREG(mode):
+                found.append(path)
+            elif not stat.S_ISDIR(mode):
+                raise InvalidInput(f"{path} is not a regular file")
+    if not found:
+        raise InvalidInput(f"{source} holds no files")
+    return sorted(found)
+
+
+def _copy_and_hash(
+    src: Path, dst: Path, done: int, total: int, progress: Progress | None
+) -> tuple[int, str]:
+    digest = hashlib.sha256()
+    size = 0
+    with open(src, "rb") as fin, open(dst, "xb") as fout:
+        while chunk := fin.read(_CHUNK):
+            digest.update(chunk)
+            fout.write(chunk)
+            size += len(chunk)
+            if progress:
+                progress(done + size, total, src.name)
+        fout.flush()
+        os.fsync(fout.fileno())
+    return size, digest.hexdigest()
+
+
+def _make_read_only(root: Path) -> None:
+    for dirpath, dirnames, filenames in os.walk(root):
+        for f in filenames:
+            os.chmod(Path(dirpath, f), 0o444)
+        for d in dirnames:
+            os.chmod(Path(dirpath, d), 0o555)
+    os.chmod(root, 0o555)
+
+
+def _make_writable(root: Path) -> None:
+    """Undo ``_make_read_only`` so that a failed registration can be cleaned away."""
+    os.chmod(root, 0o755)
+    for dirpath, dirnames, _ in os.walk(root):
+        for d in dirnames:
+            os.chmod(Path(dirpath, d), 0o755)
+
+
+def register_dataset(
+    registry: Registry,
+    source: Path,
+    *,
+    name: str,
+    version: str,
+    provider: str,
+    registered_by: str = "",
+    progress: Progress | None = None,
+    build_index: bool = True,
+) -> DatasetInfo:
+    """Copy ``source`` (a file or folder) into the library as ``name`` ``version``.
+
+    Files are checksummed (sha256) while copied, made read-only, and a disclosure-check
+    index is built beside the library (hashes only) when the checks library is present.
+    """
+    names.dataset_name(name)
+    names.version(version)
+    if not provider.strip():
+        raise InvalidInput("a dataset needs a provider")
+    if registry.dataset_exists(name, version):
+        raise Conflict(f"dataset {name} version {version} exists already; versions are immutable")
+    source = Path(source)
+    files = _walk_files(source)
+    base = source if source.is_dir() else source.parent
+    total = sum(f.stat().st_size for f in files)
+
+    final = paths.library_dir() / name / version
+    if final.exists():
+        raise Conflict(f"{final} exists already but is not registered; move it away first")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".incoming-{name}-", dir=final.parent))
+    index_path: Path | None = None
+    try:
+        records: list[tuple[str, int, str]] = []
+        done = 0
+        for f in files:
+            rel = f.relative_to(base)
+            (staging / rel).parent.mkdir(parents=True, exist_ok=True)
+            size, sha = _copy_and_hash(f, staging / rel, done, total, progress)
+            done += size
+            records.append((rel.as_posix(), size, sha))
+        if build_index:
+            index_path = _build_index(staging, [staging / r for r, _, _ in records], name, version)
+        _make_read_only(staging)
+        os.rename(staging, final)
+        info = DatasetInfo(
+            name=name,
+            version=version,
+            provider=provider.strip(),
+            location=str(final),
+            total_bytes=total,
+            files=tuple(records),
+            index_location=str(index_path) if index_path else None,
+        )
+        try:
+            return registry.add_dataset(info, registered_by=registered_by)
+        except Exception:
+            _make_writable(final)
+            shutil.rmtree(final)
+            raise
+    except BaseException:
+        if staging.exists():
+            _make_writable(staging)
+            shutil.rmtree(staging, ignore_errors=True)
+        if index_path is not None:
+            shutil.rmtree(index_path, ignore_errors=True)
+        raise
+
+
+def _build_index(staging: Path, files: list[Path], name: str, version: str) -> Path | None:
+    """Build the checks' source index for a new version, if the checks library is there."""
+    try:
+        from cleanroom.checks import build_source_index  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    out = paths.index_dir() / name / version
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    tables = [f for f in files if f.suffix.lower() in {".csv", ".tsv", ".parquet"}]
+    if not tables:
+        return None
+    build_source_index(tables, out)
+    return out

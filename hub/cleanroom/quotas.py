@@ -1,0 +1,73 @@
+"""Quota tiers from ``policies/quotas.yaml``, validated at load with clear errors."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cleanroom import paths
+from cleanroom.errors import InvalidInput, NotFound
+
+_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([KMGT]?)i?B?$", re.IGNORECASE)
+_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+
+
+def parse_size(value: Any, key: str) -> int:
+    """Bytes from ``512M``, ``2G``, ``2GiB`` or a plain integer."""
+    if isinstance(value, int) and value > 0:
+        return value
+    match = _SIZE.match(str(value).strip())
+    if not match:
+        raise InvalidInput(f"{key}: {value!r} is not a size such as 512M or 2G")
+    return int(float(match.group(1)) * _UNITS[match.group(2).upper()])
+
+
+@dataclass(frozen=True)
+class QuotaTier:
+    """Per-workspace limits."""
+
+    name: str
+    cpu: float
+    memory_bytes: int
+    pids: int
+
+
+def load_tiers(path: Path | None = None) -> dict[str, QuotaTier]:
+    """Every tier in the quota policy, validated."""
+    path = path or paths.policies_dir() / "quotas.yaml"
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise InvalidInput(f"cannot read quota policy {path}: {exc}") from exc
+    tiers = (data or {}).get("tiers")
+    if not isinstance(tiers, dict) or not tiers:
+        raise InvalidInput(f"{path}: 'tiers' must map tier names to limits")
+    loaded = {}
+    for name, spec in tiers.items():
+        where = f"{path}: tiers.{name}"
+        if not isinstance(spec, dict):
+            raise InvalidInput(f"{where} must be a mapping")
+        unknown = set(spec) - {"cpu", "memory", "pids"}
+        if unknown:
+            raise InvalidInput(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+        try:
+            cpu = float(spec["cpu"])
+            pids = int(spec["pids"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidInput(f"{where}: cpu and pids are required numbers ({exc})") from exc
+        if cpu <= 0 or pids < 16:
+            raise InvalidInput(f"{where}: cpu must be > 0 and pids at least 16")
+        loaded[name] = QuotaTier(name, cpu, parse_size(spec.get("memory"), f"{where}.memory"), pids)
+    return loaded
+
+
+def tier(name: str, path: Path | None = None) -> QuotaTier:
+    """One tier by name."""
+    tiers = load_tiers(path)
+    if name not in tiers:
+        raise NotFound(f"there is no quota tier {name!r}; known: {', '.join(sorted(tiers))}")
+    return tiers[name]

@@ -1,0 +1,162 @@
+"""Registry tables: users, projects, memberships, datasets and their files, images.
+
+The registry is the single source of truth the hub reads at spawn time, so a change
+(a new member, a removed dataset) takes effect without a restart.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    DateTime,
+    ForeignKey,
+    ForeignKeyConstraint,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    """Timezone-aware now, the only clock the registry uses."""
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the registry's tables."""
+
+
+class User(Base):
+    """A person who can log in. Roles: researcher, officer, operator, provider."""
+
+    __tablename__ = "users"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    password_hash: Mapped[str | None] = mapped_column(String(256))
+    roles: Mapped[str] = mapped_column(String(200), default="researcher")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    @property
+    def role_set(self) -> set[str]:
+        """The user's roles as a set."""
+        return {r for r in self.roles.split(",") if r}
+
+
+class Project(Base):
+    """An approved piece of work: its members, datasets, images and quota tier."""
+
+    __tablename__ = "projects"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20), default="approved")
+    quota_tier: Mapped[str] = mapped_column(String(40), default="standard")
+    ends_on: Mapped[date | None] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(32), default="")
+
+    memberships: Mapped[list[Membership]] = relationship(
+        back_populates="project", cascade="all, delete-orphan"
+    )
+    datasets: Mapped[list[ProjectDataset]] = relationship(
+        back_populates="project", cascade="all, delete-orphan"
+    )
+    images: Mapped[list[ProjectImage]] = relationship(
+        back_populates="project", cascade="all, delete-orphan"
+    )
+
+
+class Membership(Base):
+    """A user's membership of a project."""
+
+    __tablename__ = "memberships"
+    __table_args__ = (UniqueConstraint("project_name", "user_name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_name: Mapped[str] = mapped_column(ForeignKey("projects.name", ondelete="CASCADE"))
+    user_name: Mapped[str] = mapped_column(ForeignKey("users.name", ondelete="CASCADE"))
+    added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    added_by: Mapped[str] = mapped_column(String(32), default="")
+    ends_on: Mapped[date | None] = mapped_column(Date)
+
+    project: Mapped[Project] = relationship(back_populates="memberships")
+
+
+class Dataset(Base):
+    """One registered, immutable version of a dataset in the library."""
+
+    __tablename__ = "datasets"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    version: Mapped[str] = mapped_column(String(32), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(100))
+    description: Mapped[str] = mapped_column(Text, default="")
+    location: Mapped[str] = mapped_column(Text)
+    index_location: Mapped[str | None] = mapped_column(Text)
+    total_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    registered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    registered_by: Mapped[str] = mapped_column(String(32), default="")
+
+    files: Mapped[list[DatasetFile]] = relationship(
+        back_populates="dataset", cascade="all, delete-orphan", order_by="DatasetFile.path"
+    )
+
+
+class DatasetFile(Base):
+    """A file of a dataset version, with its checksum."""
+
+    __tablename__ = "dataset_files"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["dataset_name", "dataset_version"],
+            ["datasets.name", "datasets.version"],
+            ondelete="CASCADE",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dataset_name: Mapped[str] = mapped_column(String(40))
+    dataset_version: Mapped[str] = mapped_column(String(32))
+    path: Mapped[str] = mapped_column(Text)
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+
+    dataset: Mapped[Dataset] = relationship(back_populates="files")
+
+
+class ProjectDataset(Base):
+    """A dataset version a project may mount at ``/data/<name>``."""
+
+    __tablename__ = "project_datasets"
+    __table_args__ = (
+        UniqueConstraint("project_name", "dataset_name"),
+        ForeignKeyConstraint(
+            ["dataset_name", "dataset_version"], ["datasets.name", "datasets.version"]
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_name: Mapped[str] = mapped_column(ForeignKey("projects.name", ondelete="CASCADE"))
+    dataset_name: Mapped[str] = mapped_column(String(40))
+    dataset_version: Mapped[str] = mapped_column(String(32))
+    added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    project: Mapped[Project] = relationship(back_populates="datasets")
+    dataset: Mapped[Dataset] = relationship()
+
+
+class ProjectImage(Base):
+    """An image (by name, e.g. ``notebook``) a project's workspaces may run."""
+
+    __tablename__ = "project_images"
+    __table_args__ = (UniqueConstraint("project_name", "image"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_name: Mapped[str] = mapped_column(ForeignKey("projects.name", ondelete="CASCADE"))
+    image: Mapped[str] = mapped_column(String(40))
+
+    project: Mapped[Project] = relationship(back_populates="images")

@@ -1,0 +1,290 @@
+"""The workspace spawner: "user U works on project P" becomes one hardened container.
+
+Built on DockerSpawner. The named server *is* the project (``/user/<name>/<project>/``).
+At every start the registry is read afresh, so membership, project status, datasets and
+allowed images are decided on the server, whatever ``user_options`` say.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+from typing import Any
+
+from dockerspawner import DockerSpawner
+from tornado import web
+from traitlets import Bool, Integer, Unicode, default, validate
+
+from cleanroom import paths, quotas
+from cleanroom.errors import CleanroomError
+from cleanroom.isolation.firewall import HostFirewall
+from cleanroom.isolation.networks import ProjectNetwork, ProjectNetworks
+from cleanroom.registry import ProjectInfo, Registry
+
+WORKSPACE_HOME = "/home/researcher"
+LABEL_USER = "cleanroom.user"
+LABEL_PROJECT = "cleanroom.project"
+LABEL_IMAGE = "cleanroom.image"
+LABEL_KIND = "cleanroom.kind"
+LABEL_INSTANCE = "cleanroom.instance"
+
+
+@functools.cache
+def _registry(url: str) -> Registry:
+    return Registry(url)
+
+
+def refuse(exc: CleanroomError) -> web.HTTPError:
+    """Translate a domain refusal into the HTTP error JupyterHub shows the person."""
+    return web.HTTPError(exc.status, "%s", str(exc))
+
+
+class CleanroomSpawner(DockerSpawner):
+    """DockerSpawner for one user's workspace on one approved project."""
+
+    registry_url = Unicode(
+        help="SQLAlchemy URL of the cleanroom registry. Default: the state folder's SQLite file.",
+    ).tag(config=True)
+
+    workspaces_root = Unicode(
+        help="""Host folder holding work folders (``<project>/users/<user>``) and project
+        shared folders (``<project>/shared``). Default: ``<state>/workspaces``.""",
+    ).tag(config=True)
+
+    hub_api_port = Integer(
+        8081,
+        help="""Port of the hub API as workspaces reach it on their network's gateway.
+        It must be one of the ports the host firewall allows.""",
+    ).tag(config=True)
+
+    airlock_submit_port = Integer(
+        0,
+        help="""Port of the airlock's submission listener on the gateway (0: no airlock;
+        the workspace extension then refuses release requests, clearly).""",
+    ).tag(config=True)
+
+    instance = Unicode(
+        "main",
+        help="""Name of this deployment on the engine. Networks, bridges, firewall chains and
+        containers carry it, so a demo and the test suite can share one engine.""",
+    ).tag(config=True)
+
+    network_pool = Unicode(
+        "10.213.0.0/16",
+        help="Address pool that project networks are carved from (one subnet per project).",
+    ).tag(config=True)
+
+    network_prefix = Integer(
+        24, help="Prefix length of each project's subnet (/24: 256 projects in a /16)."
+    ).tag(config=True)
+
+    image_repository = Unicode(
+        "cleanroom/",
+        help="Repository prefix of images: ``notebook`` runs ``cleanroom/notebook:latest``.",
+    ).tag(config=True)
+
+    workspace_uid = Integer(
+        1000, help="Numeric user (and group) the workspace runs as; never 0."
+    ).tag(config=True)
+
+    require_firewall = Bool(
+        True,
+        help="""Refuse to start a workspace when the host firewall is not installed.
+        Only switch this off for tests that do not touch the network wall.""",
+    ).tag(config=True)
+
+    @default("registry_url")
+    def _default_registry_url(self) -> str:
+        return paths.registry_url()
+
+    @default("workspaces_root")
+    def _default_workspaces_root(self) -> str:
+        return str(paths.workspaces_dir())
+
+    @default("remove")
+    def _default_remove(self) -> bool:
+        return True
+
+    @validate("remove")
+    def _always_remove(self, proposal: Any) -> bool:
+        # A stopped workspace must never come back with an old mount or network.
+        if not proposal.value:
+            raise ValueError("CleanroomSpawner.remove must stay True")
+        return True
+
+    @validate("workspace_uid")
+    def _never_root(self, proposal: Any) -> int:
+        if proposal.value <= 0:
+            raise ValueError("workspaces never run as root: workspace_uid must be > 0")
+        return int(proposal.value)
+
+    @default("prefix")
+    def _default_prefix(self) -> str:
+        return "cleanroom-ws"
+
+    @default("notebook_dir")
+    def _default_notebook_dir(self) -> str:
+        return WORKSPACE_HOME
+
+    @default("default_url")
+    def _default_default_url(self) -> str:
+        return "/lab"
+
+    @property
+    def registry(self) -> Registry:
+        """The registry, shared by all spawners of this hub."""
+        return _registry(self.registry_url)
+
+    # -- start ---------------------------------------------------------------------
+    async def start(self) -> Any:
+        """Decide on the server what this workspace may be, then start it."""
+        project = self._requested_project()
+        try:
+            plan = self.registry.workspace_plan(self.user.name, project)
+            self._check_firewall()
+            tier = quotas.tier(plan.quota_tier)
+            network = ProjectNetworks(
+                self.client,
+                instance=self.instance,
+                pool=self.network_pool,
+                prefix=self.network_prefix,
+            ).ensure(project)
+        except CleanroomError as exc:
+            self.log.warning("Refused workspace %s/%s: %s", self.user.name, project, exc)
+            raise refuse(exc) from exc
+
+        self._choose_image(plan)
+        self._network = network
+        self._plan = plan
+        self.network_name = network.name
+        self.use_internal_ip = True
+        self.mem_limit = tier.memory_bytes
+        self.cpu_limit = tier.cpu
+        self.volumes = self._mounts(plan)
+        self.extra_create_kwargs = self._create_kwargs(plan)
+        self.extra_host_config = self._host_config(network, tier.pids)
+        return await super().start()
+
+    def _requested_project(self) -> str:
+        if not self.name:
+            raise web.HTTPError(
+                400,
+                "Choose a project: each workspace belongs to one project, "
+                "started at /hub/spawn/<user>/<project>.",
+            )
+        asked = (self.user_options or {}).get("project")
+        if asked not in (None, "", self.name):
+            raise web.HTTPError(
+                400,
+                "%s",
+                f"user_options asks for project {asked!r} but this server is "
+                f"{self.name!r}; start the server named after the project",
+            )
+        return self.name
+
+    def _check_firewall(self) -> None:
+        if not self.require_firewall:
+            return
+        ports = [self.hub_api_port] + (
+            [self.airlock_submit_port] if self.airlock_submit_port else []
+        )
+        if not HostFirewall(ports, self.instance).is_installed():
+            raise CleanroomError(
+                "the host firewall that isolates workspaces is not installed; "
+                "an operator must run `cleanroom firewall install` (make up does)"
+            )
+
+    def _choose_image(self, plan: ProjectInfo) -> None:
+        if not plan.images:
+            raise refuse(CleanroomError(f"project {plan.name!r} allows no image"))
+        # DockerSpawner maps user_options["image"] through this dict and refuses the rest.
+        self.allowed_images = {
+            name: f"{self.image_repository}{name}:latest" for name in plan.images
+        }
+        self.image = self.allowed_images[plan.images[0]]
+        asked = (self.user_options or {}).get("image")
+        if asked and asked not in self.allowed_images:
+            raise web.HTTPError(
+                403,
+                "%s",
+                f"image {asked!r} is not allowed for project {plan.name!r}; "
+                f"allowed: {', '.join(plan.images)}",
+            )
+
+    def _image_name(self) -> str:
+        for name, tag in self.allowed_images.items():
+            if tag == self.image:
+                return name
+        return self.image
+
+    def _host_dir(self, *parts: str, mode: int) -> str:
+        path = Path(self.workspaces_root, *parts)
+        path.mkdir(parents=True, exist_ok=True)
+        os.chmod(path, mode)
+        if os.geteuid() == 0:
+            os.chown(path, self.workspace_uid, self.workspace_uid)
+        return str(path)
+
+    def _mounts(self, plan: ProjectInfo) -> dict[str, dict[str, str]]:
+        mounts = {
+            self._host_dir(plan.name, "users", self.user.name, mode=0o700): {
+                "bind": f"{WORKSPACE_HOME}/work",
+                "mode": "rw",
+            },
+            self._host_dir(plan.name, "shared", mode=0o770): {"bind": "/project", "mode": "rw"},
+        }
+        for ds in plan.datasets:
+            mounts[ds.location] = {"bind": f"/data/{ds.name}", "mode": "ro"}
+        return mounts
+
+    def _labels(self, plan: ProjectInfo) -> dict[str, str]:
+        return {
+            LABEL_USER: self.user.name,
+            LABEL_PROJECT: plan.name,
+            LABEL_IMAGE: self._image_name(),
+            LABEL_KIND: "workspace",
+            LABEL_INSTANCE: self.instance,
+            "cleanroom.datasets": ",".join(f"{d.name}@{d.version}" for d in plan.datasets),
+        }
+
+    def _create_kwargs(self, plan: ProjectInfo) -> dict[str, Any]:
+        uid = self.workspace_uid
+        return {"user": f"{uid}:{uid}", "labels": self._labels(plan)}
+
+    def _host_config(self, network: ProjectNetwork, pids: int) -> dict[str, Any]:
+        return {
+            "cap_drop": ["ALL"],
+            "security_opt": ["no-new-privileges:true"],
+            "pids_limit": pids,
+            # The embedded resolver forwards to these servers from inside the workspace:
+            # the gateway, where the host firewall refuses port 53. No name leaves.
+            "dns": [network.gateway],
+            "dns_search": ["."],
+            "dns_opt": ["timeout:1", "attempts:1"],
+            # No IPv6: link-local addresses would be a second way to the host.
+            "sysctls": {"net.ipv6.conf.all.disable_ipv6": "1"},
+            "init": False,
+        }
+
+    # -- environment ---------------------------------------------------------------
+    def get_env(self) -> dict[str, str]:
+        """The server's environment: the hub API on the project gateway, our settings."""
+        env = super().get_env()
+        network: ProjectNetwork | None = getattr(self, "_network", None)
+        plan: ProjectInfo | None = getattr(self, "_plan", None)
+        if network is not None:
+            hub = f"http://{network.gateway}:{self.hub_api_port}"
+            env["JUPYTERHUB_API_URL"] = f"{hub}{self.hub.base_url}api"
+            env["JUPYTERHUB_ACTIVITY_URL"] = (
+                f"{hub}{self.hub.base_url}api/users/{self.user.name}/activity"
+            )
+            if self.airlock_submit_port:
+                env["CLEANROOM_AIRLOCK_URL"] = (
+                    f"http://{network.gateway}:{self.airlock_submit_port}"
+                )
+        if plan is not None:
+            env["CLEANROOM_PROJECT"] = plan.name
+            env["CLEANROOM_DATASETS"] = ",".join(d.name for d in plan.datasets)
+        env["CLEANROOM_USER"] = self.user.name
+        return env

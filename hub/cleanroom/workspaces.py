@@ -1,0 +1,34 @@
+"""Finding and stopping workspace containers by their labels, without the hub."""
+
+from __future__ import annotations
+
+import docker
+from docker.errors import APIError, NotFound
+from docker.models.containers import Container
+
+from cleanroom.spawner import LABEL_INSTANCE, LABEL_KIND, LABEL_PROJECT, LABEL_USER
+
+
+def workspace_containers(
+    user: str | None = None, project: str | None = None, instance: str = "main"
+) -> list[Container]:
+    """Running workspace containers of a deployment, optionally of one user and/or project."""
+    filters = [f"{LABEL_KIND}=workspace", f"{LABEL_INSTANCE}={instance}"]
+    if user:
+        filters.append(f"{LABEL_USER}={user}")
+    if project:
+        filters.append(f"{LABEL_PROJECT}={project}")
+    found: list[Container] = docker.from_env().containers.list(filters={"label": filters})
+    return found
+
+
+def stop_workspace_containers(user: str, project: str, instance: str = "main") -> int:
+    """Stop (and so remove) every container of ``user`` on ``project``; how many."""
+    stopped = 0
+    for container in workspace_containers(user, project, instance):
+        try:
+            container.stop(timeout=5)
+            stopped += 1
+        except (NotFound, APIError):
+            continue
+    return stopped
