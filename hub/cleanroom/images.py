@@ -1,0 +1,764 @@
+"""Build and list the workspace images: ``base``, ``notebook`` and ``pytorch``.
+
+``base`` is made from Debian packages (``debootstrap`` then ``docker import``), because
+no container registry is reachable. Every other image is built on its parent by running
+``images/<name>/install.sh`` as root in a throwaway container of the parent, with the
+build inputs mounted read-only, then ``docker commit`` with ``images/<name>/image.config``.
+(Debian's Docker 20.10 has no BuildKit without buildx, and a classic ``COPY`` would leave
+the 183 MiB torch wheel in a layer of its own.)
+
+Every image is tagged ``cleanroom/<name>:<hash12>`` and ``cleanroom/<name>:latest`` and
+labelled with ``cleanroom.image`` and ``cleanroom.inputs-hash``: the sha256 of all its
+inputs (its folder under ``images/``, its build arguments, its parent's hash, the wheels
+it installs). A build whose hash matches an existing image is skipped.
+
+Command line: ``python -m cleanroom.images build [NAMES] [--force]`` and ``... list``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+import zipfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPOSITORY = "cleanroom"
+IMAGE_NAMES = ("base", "notebook", "pytorch")
+PARENTS: dict[str, str | None] = {"base": None, "notebook": "base", "pytorch": "notebook"}
+LABEL_IMAGE = "cleanroom.image"
+LABEL_HASH = "cleanroom.inputs-hash"
+
+# Bump when this module changes what ends up in an image, so every image is rebuilt.
+RECIPE_VERSION = "1"
+DEBIAN_SUITE = "bookworm"
+DEBIAN_VARIANT = "minbase"
+DEFAULT_DEBIAN_MIRROR = "http://deb.debian.org/debian"
+TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
+# Debian bookworm's python3: the only interpreter a wheel for the images must fit.
+PYTHON_TAG = "cp311"
+BUILD_MOUNT = "/run/cleanroom-build"
+LOG_TAIL_LINES = 40
+_LOCK_PATH = Path(tempfile.gettempdir()) / "cleanroom-image-build.lock"
+_IGNORED_NAMES = {"__pycache__", ".DS_Store", ".mypy_cache", ".ruff_cache"}
+
+Progress = Callable[[str], None]
+
+
+class ImageError(Exception):
+    """Base class of every error raised while building or listing images."""
+
+
+class UnknownImage(ImageError):
+    """A name that is not one of :data:`IMAGE_NAMES`."""
+
+
+class DockerUnavailable(ImageError):
+    """No Docker engine answers (the CLI is missing or ``docker info`` fails)."""
+
+
+class DebootstrapUnavailable(ImageError):
+    """``debootstrap`` is missing, or the build does not run as root."""
+
+
+class ImageBuildFailed(ImageError):
+    """A build step failed; ``log_tail`` holds the last lines of its output."""
+
+    def __init__(self, name: str, step: str, log_tail: Sequence[str], log_path: Path | None):
+        self.name = name
+        self.step = step
+        self.log_tail = list(log_tail)
+        self.log_path = log_path
+        where = f" (full log: {log_path})" if log_path else ""
+        tail = "\n".join(f"  | {line}" for line in self.log_tail)
+        super().__init__(f"building {name} failed at {step}{where}; last lines:\n{tail}")
+
+
+@dataclass(frozen=True)
+class BuiltImage:
+    """The outcome of building (or reusing) one image."""
+
+    name: str
+    tag: str
+    inputs_hash: str
+    image_id: str
+    skipped: bool
+    seconds: float
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """One cleanroom image present in the Docker engine."""
+
+    name: str
+    inputs_hash: str
+    image_id: str
+    tags: tuple[str, ...]
+    created: str
+    size_bytes: int
+
+    @property
+    def tag(self) -> str:
+        """The immutable tag ``cleanroom/<name>:<hash12>``."""
+        return image_tag(self.name, self.inputs_hash)
+
+    @property
+    def latest(self) -> bool:
+        """Whether ``cleanroom/<name>:latest`` points at this image."""
+        return f"{REPOSITORY}/{self.name}:latest" in self.tags
+
+
+def image_tag(name: str, inputs_hash: str) -> str:
+    """The immutable tag of image ``name`` built from inputs with hash ``inputs_hash``."""
+    return f"{REPOSITORY}/{name}:{inputs_hash[:12]}"
+
+
+def repo_root() -> Path:
+    """The checkout holding ``images/``: ``$CLEANROOM_ROOT`` or this package's checkout."""
+    configured = os.environ.get("CLEANROOM_ROOT")
+    root = Path(configured) if configured else Path(__file__).resolve().parents[2]
+    if not (root / "images" / "base").is_dir():
+        raise ImageError(f"{root} holds no images/base folder; set CLEANROOM_ROOT to the checkout")
+    return root
+
+
+# ---------------------------------------------------------------------------- inputs
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _wheel_digest(path: Path) -> str:
+    """Hash a wheel by its members' names and bytes, not its zip metadata.
+
+    Wheel builders stamp file times into the archive; hashing the members keeps an
+    unchanged extension from forcing a rebuild of every image on top of it.
+    """
+    digest = hashlib.sha256()
+    with zipfile.ZipFile(path) as wheel:
+        for member in sorted(wheel.namelist()):
+            digest.update(member.encode() + b"\0")
+            digest.update(hashlib.sha256(wheel.read(member)).digest())
+    return digest.hexdigest()
+
+
+def _folder_files(folder: Path) -> dict[str, Path]:
+    """Every file below ``folder`` by relative path, skipping caches."""
+    found: dict[str, Path] = {}
+    for path in sorted(folder.rglob("*")):
+        relative = path.relative_to(folder)
+        if any(part in _IGNORED_NAMES or part.endswith("~") for part in relative.parts):
+            continue
+        if path.is_file():
+            found[relative.as_posix()] = path
+    return found
+
+
+@dataclass
+class _Plan:
+    """What one image is built from, and the hash of it all."""
+
+    name: str
+    parent_hash: str | None
+    # Files placed in the build folder: name there -> file here.
+    files: dict[str, Path]
+    # Build settings: those in ``hashed`` change the image, the others only the way
+    # its inputs are fetched (a mirror, a CA bundle).
+    hashed: dict[str, str]
+    transport: dict[str, str] = field(default_factory=dict)
+    # Files in ``files`` that only carry transport (the CA bundle): not hashed.
+    unhashed: set[str] = field(default_factory=set)
+    digests: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def inputs_hash(self) -> str:
+        manifest = {
+            "recipe": RECIPE_VERSION,
+            "name": self.name,
+            "parent": self.parent_hash,
+            "settings": self.hashed,
+            "files": self.digests,
+        }
+        return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
+
+    @property
+    def tag(self) -> str:
+        return image_tag(self.name, self.inputs_hash)
+
+
+class _Planner:
+    """Works out each image's inputs once per build (wheels are found or built once)."""
+
+    def __init__(self, root: Path, progress: Progress, wheel_dir: Path | None):
+        self.root = root
+        self.progress = progress
+        self.wheel_dir = wheel_dir
+        self._plans: dict[str, _Plan] = {}
+        self._extension_wheel: Path | None = None
+        self._extension_looked_for = False
+
+    def plan(self, name: str) -> _Plan:
+        if name not in PARENTS:
+            raise UnknownImage(f"unknown image {name!r}; known: {', '.join(IMAGE_NAMES)}")
+        if name in self._plans:
+            return self._plans[name]
+        parent = PARENTS[name]
+        parent_hash = self.plan(parent).inputs_hash if parent else None
+        folder = self.root / "images" / name
+        plan = _Plan(name, parent_hash, _folder_files(folder), {})
+        if parent:
+            plan.hashed["parent_tag"] = image_tag(parent, parent_hash or "")
+        getattr(self, f"_add_{name}_inputs")(plan)
+        plan.digests = {
+            key: (_wheel_digest(path) if path.suffix == ".whl" else _sha256_file(path))
+            for key, path in plan.files.items()
+            if key not in plan.unhashed
+        }
+        self._plans[name] = plan
+        return plan
+
+    def _add_base_inputs(self, plan: _Plan) -> None:
+        plan.hashed.update(suite=DEBIAN_SUITE, variant=DEBIAN_VARIANT)
+        plan.transport["mirror"] = os.environ.get("CLEANROOM_DEBIAN_MIRROR", DEFAULT_DEBIAN_MIRROR)
+
+    def _add_notebook_inputs(self, plan: _Plan) -> None:
+        self._add_pip_ca(plan)
+        wheel = self.extension_wheel()
+        if wheel is not None:
+            plan.files[f"extension/{wheel.name}"] = wheel
+
+    def _add_pytorch_inputs(self, plan: _Plan) -> None:
+        self._add_pip_ca(plan)
+        requirement = plan.files["requirements.txt"].read_text()
+        spec = next(
+            line.split("==", 1)[1].strip()
+            for line in requirement.splitlines()
+            if line.strip().startswith("torch==")
+        )
+        wheel = _find_torch_wheel(spec, self.wheel_dir)
+        # install.sh reads the index only when no local wheel was mounted.
+        plan.hashed["torch_index_url"] = ""
+        if wheel is None:
+            self.progress(
+                f"[pytorch] no torch-{spec} wheel for {PYTHON_TAG} in the local wheel folder; "
+                f"pip will fetch it from {TORCH_CPU_INDEX}"
+            )
+            plan.hashed["torch_index_url"] = TORCH_CPU_INDEX
+        else:
+            plan.files[f"wheels/{wheel.name}"] = wheel
+
+    def _add_pip_ca(self, plan: _Plan) -> None:
+        bundle = _pip_ca_bundle()
+        if bundle is not None:
+            plan.files["pip-ca.crt"] = bundle
+            plan.unhashed.add("pip-ca.crt")
+
+    def extension_wheel(self) -> Path | None:
+        """The workspace extension's wheel, built by ``extensions/build-wheel.sh``.
+
+        The wheel is cached under ``build/images/extension/`` by a hash of the
+        extension's source files (those git tracks or does not ignore), so an
+        unchanged extension is not rebuilt.
+        """
+        if not self._extension_looked_for:
+            self._extension_wheel = self._build_extension_wheel()
+            self._extension_looked_for = True
+        return self._extension_wheel
+
+    def _build_extension_wheel(self) -> Path | None:
+        script = self.root / "extensions" / "build-wheel.sh"
+        if not script.is_file():
+            self.progress(
+                "[notebook] WARNING: extensions/build-wheel.sh does not exist; building the "
+                "notebook image WITHOUT the workspace extension (no download blocking)"
+            )
+            return None
+        key = _source_hash(self.root, "extensions")[:16]
+        cache = self.root / "build" / "images" / "extension" / key
+        wheels = sorted(cache.glob("*.whl")) if cache.is_dir() else []
+        if len(wheels) == 1:
+            self.progress(f"[notebook] extension wheel unchanged, reusing {wheels[0].name}")
+            return wheels[0]
+        self.progress(
+            "[notebook] building the workspace extension wheel (extensions/build-wheel.sh)"
+        )
+        staging = Path(tempfile.mkdtemp(prefix="extension-", dir=cache.parent.parent))
+        try:
+            _stream(
+                "notebook",
+                "extensions/build-wheel.sh",
+                ["bash", str(script), str(staging)],
+                self.progress,
+                cwd=self.root,
+            )
+            built = sorted(staging.glob("*.whl"))
+            if len(built) != 1:
+                raise ImageBuildFailed(
+                    "notebook",
+                    "extensions/build-wheel.sh",
+                    [f"expected exactly one wheel in its output folder, found {len(built)}"],
+                    None,
+                )
+            shutil.rmtree(cache, ignore_errors=True)
+            staging.rename(cache)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return cache / built[0].name
+
+
+def _source_hash(root: Path, folder: str) -> str:
+    """Hash the files git tracks or does not ignore below ``folder``."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", folder],
+        cwd=root,
+        capture_output=True,
+        check=False,
+    )
+    if listed.returncode == 0:
+        names = sorted({n for n in listed.stdout.decode().split("\0") if n})
+    else:  # not a git checkout: every file, which only costs extra rebuilds
+        names = sorted(p.relative_to(root).as_posix() for p in (root / folder).rglob("*"))
+    digest = hashlib.sha256()
+    for name in names:
+        path = root / name
+        if path.is_file():
+            digest.update(name.encode() + b"\0" + _sha256_file(path).encode())
+    return digest.hexdigest()
+
+
+def _pip_config() -> dict[str, str]:
+    """This machine's pip configuration (``pip config list``) as key -> value."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True, check=False
+    )
+    values: dict[str, str] = {}
+    for line in done.stdout.splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            values[key.strip()] = value.strip().strip("'\"")
+    return values
+
+
+def _pip_setting(option: str) -> list[str]:
+    env = os.environ.get(f"PIP_{option.upper().replace('-', '_')}")
+    found = [env] if env else []
+    found += [v for k, v in _pip_config().items() if k.endswith(f".{option}")]
+    return [item for value in found for item in value.split()]
+
+
+def _pip_ca_bundle() -> Path | None:
+    """The CA bundle pip uses here, so pip inside the build trusts the same servers."""
+    for value in _pip_setting("cert"):
+        if Path(value).is_file():
+            return Path(value)
+    return None
+
+
+def _find_torch_wheel(spec: str, wheel_dir: Path | None) -> Path | None:
+    """The local wheel for ``torch==spec`` fitting the images' Python, if any."""
+    folders = [wheel_dir] if wheel_dir else [Path(v) for v in _pip_setting("find-links")]
+    for folder in folders:
+        if folder.is_dir():
+            matches = sorted(folder.glob(f"torch-{spec}-{PYTHON_TAG}-{PYTHON_TAG}-*x86_64.whl"))
+            if matches:
+                return matches[-1]
+    return None
+
+
+# ---------------------------------------------------------------------------- docker
+
+
+def _docker(*args: str) -> str:
+    done = subprocess.run(["docker", *args], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise ImageError(f"docker {args[0]} failed: {done.stderr.strip()}")
+    return done.stdout
+
+
+def check_engine() -> None:
+    """Raise :class:`DockerUnavailable` unless a Docker engine answers."""
+    if shutil.which("docker") is None:
+        raise DockerUnavailable("the docker command is not installed")
+    done = subprocess.run(["docker", "info"], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise DockerUnavailable(f"no Docker engine answers: {done.stderr.strip()[-300:]}")
+
+
+def _image_with_hash(name: str, inputs_hash: str) -> str | None:
+    out = _docker(
+        "image",
+        "ls",
+        "--quiet",
+        "--no-trunc",
+        "--filter",
+        f"label={LABEL_IMAGE}={name}",
+        "--filter",
+        f"label={LABEL_HASH}={inputs_hash}",
+    )
+    ids = sorted(set(out.split()))
+    return ids[0] if ids else None
+
+
+def _stream(
+    name: str,
+    step: str,
+    command: Sequence[str],
+    progress: Progress,
+    *,
+    cwd: Path | None = None,
+    stdin: int | None = None,
+    log: Path | None = None,
+) -> None:
+    """Run ``command``, pass each output line to ``progress``, raise on failure."""
+    tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
+    with contextlib.ExitStack() as stack:
+        log_file = stack.enter_context(log.open("a")) if log else None
+        process = subprocess.Popen(
+            command,
+            cwd=cwd,
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+        )
+        assert process.stdout is not None
+        for raw in process.stdout:
+            line = raw.rstrip()
+            tail.append(line)
+            if log_file:
+                log_file.write(line + "\n")
+            progress(f"[{name}] {line}")
+        code = process.wait()
+    if code != 0:
+        raise ImageBuildFailed(name, step, tail, log)
+
+
+def _config_changes(config: Path) -> list[str]:
+    """``--change`` arguments from an ``image.config`` file."""
+    changes: list[str] = []
+    for line in config.read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            changes += ["--change", line.strip()]
+    return changes
+
+
+def _label_changes(plan: _Plan) -> list[str]:
+    return [
+        "--change",
+        f"LABEL {LABEL_IMAGE}={plan.name}",
+        "--change",
+        f"LABEL {LABEL_HASH}={plan.inputs_hash}",
+    ]
+
+
+# ---------------------------------------------------------------------------- builds
+
+
+def _build_base(plan: _Plan, workdir: Path, progress: Progress, log: Path) -> str:
+    if shutil.which("debootstrap") is None:
+        raise DebootstrapUnavailable(
+            "debootstrap is not installed; the base image is built from Debian packages "
+            "(apt-get install debootstrap)"
+        )
+    if os.geteuid() != 0:
+        raise DebootstrapUnavailable("building the base image needs root (debootstrap, chroot)")
+    packages = [
+        line.split("#", 1)[0].strip()
+        for line in plan.files["packages.txt"].read_text().splitlines()
+        if line.split("#", 1)[0].strip()
+    ]
+    rootfs = workdir / "rootfs"
+    progress(f"[base] debootstrap {DEBIAN_SUITE} ({DEBIAN_VARIANT} + {', '.join(packages)})")
+    try:
+        _stream(
+            "base",
+            "debootstrap",
+            [
+                "debootstrap",
+                f"--variant={DEBIAN_VARIANT}",
+                f"--include={','.join(packages)}",
+                DEBIAN_SUITE,
+                str(rootfs),
+                plan.transport["mirror"],
+            ],
+            progress,
+            log=log,
+        )
+        progress("[base] setup.sh in the new tree (user, mount points, no setuid, slimming)")
+        with plan.files["setup.sh"].open("rb") as script:
+            _stream(
+                "base",
+                "setup.sh",
+                ["chroot", str(rootfs), "/bin/sh", "-s"],
+                progress,
+                stdin=script.fileno(),
+                log=log,
+            )
+        progress(f"[base] docker import as {plan.tag}")
+        # Device nodes are left out: Docker provides /dev at run time.
+        tar = subprocess.Popen(
+            ["tar", "--numeric-owner", "--exclude=./dev/*", "-C", str(rootfs), "-c", "."],
+            stdout=subprocess.PIPE,
+        )
+        try:
+            _stream(
+                "base",
+                "docker import",
+                [
+                    "docker",
+                    "import",
+                    *_config_changes(plan.files["image.config"]),
+                    *_label_changes(plan),
+                    "-",
+                    plan.tag,
+                ],
+                progress,
+                stdin=tar.stdout.fileno() if tar.stdout else None,
+                log=log,
+            )
+        finally:
+            if tar.stdout:
+                tar.stdout.close()
+            tar.wait()
+    finally:
+        _remove_tree(rootfs)
+    return _docker("image", "inspect", "--format", "{{.Id}}", plan.tag).strip()
+
+
+def _remove_tree(path: Path) -> None:
+    """Remove a debootstrap tree, unmounting anything a failed run left mounted in it."""
+    if not path.exists():
+        return
+    prefix = str(path.resolve()) + "/"
+    mounts = [
+        fields[1]
+        for fields in (line.split() for line in Path("/proc/mounts").read_text().splitlines())
+        if len(fields) > 1 and fields[1].startswith(prefix)
+    ]
+    for mount in sorted(mounts, key=len, reverse=True):
+        subprocess.run(["umount", "--lazy", mount], check=False)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _build_child(plan: _Plan, workdir: Path, progress: Progress, log: Path) -> str:
+    context = workdir / "context"
+    for relative, source in plan.files.items():
+        target = context / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # Hard links spare copying the torch wheel; fall back to a copy across devices.
+        try:
+            os.link(source, target)
+        except OSError:
+            shutil.copyfile(source, target)
+    (context / "wheels").mkdir(exist_ok=True)
+    (context / "torch-index-url").write_text(plan.hashed.get("torch_index_url", "") + "\n")
+    context.chmod(0o755)
+    for path in context.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+
+    container = f"cleanroom-build-{plan.name}-{uuid.uuid4().hex[:8]}"
+    parent_tag = plan.hashed["parent_tag"]
+    progress(f"[{plan.name}] install.sh in a container of {parent_tag}")
+    try:
+        _stream(
+            plan.name,
+            "install.sh",
+            [
+                "docker",
+                "run",
+                "--name",
+                container,
+                "--user",
+                "0:0",
+                "--entrypoint",
+                "/bin/sh",
+                "--volume",
+                f"{context}:{BUILD_MOUNT}:ro",
+                parent_tag,
+                f"{BUILD_MOUNT}/install.sh",
+            ],
+            progress,
+            log=log,
+        )
+        progress(f"[{plan.name}] docker commit as {plan.tag}")
+        image_id = _docker(
+            "commit",
+            *_config_changes(plan.files["image.config"]),
+            *_label_changes(plan),
+            container,
+            plan.tag,
+        ).strip()
+    finally:
+        subprocess.run(["docker", "rm", "--force", container], capture_output=True, check=False)
+    return image_id
+
+
+@contextlib.contextmanager
+def _build_lock(progress: Progress) -> Iterator[None]:
+    """Serialise builds on this machine: the engine is shared by every checkout."""
+    with _LOCK_PATH.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            progress(f"waiting for another image build to finish ({_LOCK_PATH})")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _with_parents(names: Sequence[str]) -> list[str]:
+    wanted: set[str] = set()
+    for name in names:
+        if name not in PARENTS:
+            raise UnknownImage(f"unknown image {name!r}; known: {', '.join(IMAGE_NAMES)}")
+        current: str | None = name
+        while current:
+            wanted.add(current)
+            current = PARENTS[current]
+    return [name for name in IMAGE_NAMES if name in wanted]
+
+
+def build_images(
+    names: Sequence[str] = IMAGE_NAMES,
+    *,
+    force: bool = False,
+    progress: Progress = print,
+    wheel_dir: Path | None = None,
+) -> list[BuiltImage]:
+    """Build ``names`` (and the parents they need), skipping those already built.
+
+    ``force`` rebuilds the named images even when their inputs are unchanged (parents
+    are still reused). ``wheel_dir`` is a folder holding the CPU torch wheel; by default
+    the ``find-links`` folders of this machine's pip configuration are searched.
+    Returns one :class:`BuiltImage` per image, parents first.
+    """
+    check_engine()
+    root = repo_root()
+    planner = _Planner(root, progress, wheel_dir)
+    logs = root / "build" / "images" / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    results: list[BuiltImage] = []
+    with _build_lock(progress):
+        for name in _with_parents(names):
+            started = time.monotonic()
+            plan = planner.plan(name)
+            existing = _image_with_hash(name, plan.inputs_hash)
+            if existing and not (force and name in names):
+                progress(f"[{name}] inputs unchanged ({plan.tag}): build skipped")
+                _docker("tag", existing, f"{REPOSITORY}/{name}:latest")
+                results.append(BuiltImage(name, plan.tag, plan.inputs_hash, existing, True, 0.0))
+                continue
+            log = logs / f"{name}-{plan.inputs_hash[:12]}.log"
+            log.write_text("")
+            progress(f"[{name}] building {plan.tag} (log: {log})")
+            with tempfile.TemporaryDirectory(prefix=f"cleanroom-{name}-", dir="/var/tmp") as tmp:
+                build = _build_base if name == "base" else _build_child
+                image_id = build(plan, Path(tmp), progress, log)
+            _docker("tag", plan.tag, f"{REPOSITORY}/{name}:latest")
+            seconds = time.monotonic() - started
+            progress(f"[{name}] built {plan.tag} in {seconds:.0f} s")
+            results.append(BuiltImage(name, plan.tag, plan.inputs_hash, image_id, False, seconds))
+    return results
+
+
+def ensure_images(
+    names: Sequence[str] = IMAGE_NAMES, *, progress: Progress = print
+) -> dict[str, str]:
+    """Build what is missing or stale and return ``{name: "cleanroom/<name>:<hash12>"}``.
+
+    Meant for test fixtures and the hub's start-up: cheap when nothing changed.
+    """
+    return {image.name: image.tag for image in build_images(names, progress=progress)}
+
+
+def inputs_hash(name: str, *, wheel_dir: Path | None = None) -> str:
+    """The inputs hash image ``name`` would be built with now (may build the extension wheel)."""
+    return _Planner(repo_root(), lambda _line: None, wheel_dir).plan(name).inputs_hash
+
+
+def list_images() -> list[ImageInfo]:
+    """Every cleanroom image in the engine, by name then newest first."""
+    check_engine()
+    ids = sorted(
+        set(
+            _docker(
+                "image", "ls", "--quiet", "--no-trunc", "--filter", f"label={LABEL_IMAGE}"
+            ).split()
+        )
+    )
+    if not ids:
+        return []
+    found: list[ImageInfo] = []
+    for item in json.loads(_docker("image", "inspect", *ids)):
+        labels = (item.get("Config") or {}).get("Labels") or {}
+        if labels.get(LABEL_IMAGE) not in PARENTS or LABEL_HASH not in labels:
+            continue
+        found.append(
+            ImageInfo(
+                name=labels[LABEL_IMAGE],
+                inputs_hash=labels[LABEL_HASH],
+                image_id=item["Id"],
+                tags=tuple(sorted(item.get("RepoTags") or ())),
+                created=item.get("Created", ""),
+                size_bytes=int(item.get("Size", 0)),
+            )
+        )
+    found.sort(key=lambda info: info.created, reverse=True)
+    found.sort(key=lambda info: IMAGE_NAMES.index(info.name))
+    return found
+
+
+# ---------------------------------------------------------------------------- command
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m cleanroom.images build [NAMES] [--force]`` or ``... list``."""
+    parser = argparse.ArgumentParser(prog="cleanroom images", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    build = commands.add_parser("build", help="build images whose inputs changed")
+    build.add_argument("names", nargs="*", metavar="NAME", help=f"any of {', '.join(IMAGE_NAMES)}")
+    build.add_argument("--force", action="store_true", help="rebuild even if unchanged")
+    build.add_argument("--wheel-dir", type=Path, help="folder holding the CPU torch wheel")
+    commands.add_parser("list", help="list the images in the Docker engine")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "build":
+            for image in build_images(
+                args.names or IMAGE_NAMES, force=args.force, wheel_dir=args.wheel_dir
+            ):
+                state = "unchanged" if image.skipped else f"built in {image.seconds:.0f} s"
+                print(f"{image.tag}  {state}")
+        else:
+            for info in list_images():
+                latest = "  latest" if info.latest else ""
+                size = info.size_bytes / 2**20
+                short_id = info.image_id.removeprefix("sha256:")[:12]
+                print(f"{info.tag}  {short_id}  {size:7.0f} MiB  {info.created[:19]}{latest}")
+    except ImageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,37 @@
+#!/bin/sh
+# Builds cleanroom/notebook. Runs as root in a throwaway container of cleanroom/base
+# with the build inputs mounted read-only at $BUILD; the container is then committed
+# with image.config. Build-only settings (the CA bundle for pip) are exported here, so
+# they never reach the image's configuration.
+set -eux
+BUILD=/run/cleanroom-build
+VENV=/opt/cleanroom/venv
+if [ -f "$BUILD/pip-ca.crt" ]; then export PIP_CERT="$BUILD/pip-ca.crt"; fi
+export PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_ROOT_USER_ACTION=ignore PIP_PROGRESS_BAR=off
+
+python3 -m venv "$VENV"
+# The workspace extension (when the build found one) is resolved together with the
+# pinned requirements, so pip can see conflicts between the two.
+set -- -r "$BUILD/requirements.txt"
+for wheel in "$BUILD"/extension/*.whl; do
+    if [ -e "$wheel" ]; then set -- "$@" "$wheel"; fi
+done
+"$VENV/bin/pip" install "$@"
+"$VENV/bin/pip" check
+
+# Jupyter reads its configuration from here (JUPYTER_CONFIG_DIR): root-owned, so code
+# running as the researcher cannot switch the extension off through config files.
+install -d -m 0755 -o root -g root /etc/cleanroom/jupyter
+if [ -d "$BUILD/jupyter-config" ]; then
+    cp -R "$BUILD/jupyter-config/." /etc/cleanroom/jupyter/
+    chown -R root:root /etc/cleanroom/jupyter
+    chmod -R u=rwX,go=rX /etc/cleanroom/jupyter
+fi
+install -d -m 0755 /opt/cleanroom
+install -m 0644 "$BUILD/verify_image.py" /opt/cleanroom/verify_image.py
+chown -R root:root "$VENV"
+chmod -R go-w "$VENV"
+
+rm -rf /root/.cache /tmp/* /var/tmp/*
+"$VENV/bin/python" /opt/cleanroom/verify_image.py

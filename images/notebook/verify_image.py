@@ -1,0 +1,72 @@
+"""Refuse to finish an image build that breaks the workspace contract.
+
+Run as root inside the image being built (by notebook/install.sh, and again by every
+image built on top of it). Exits non-zero with the reasons when a check fails.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import stat
+import sys
+from importlib import metadata
+
+# Distributions that would let the researcher reach in-container ports (or serve an
+# editor) through the Jupyter server: each one is a route around the extension's wall.
+FORBIDDEN_DISTRIBUTIONS = {
+    "jupyter-server-proxy",
+    "jupyterlab-server-proxy",
+    "nbserverproxy",
+    "jupyter-vscode-proxy",
+    "jupyter-codeserver-proxy",
+    "jupyter-rsession-proxy",
+    "jupyter-remote-desktop-proxy",
+    "jupyter-desktop-server",
+    "code-server",
+}
+FORBIDDEN_MODULES = ("jupyter_server_proxy", "nbserverproxy")
+FORBIDDEN_PROGRAMS = ("code-server", "sudo")
+VENV = "/opt/cleanroom/venv"
+
+
+def _normalise(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def problems() -> list[str]:
+    """Return every broken rule, empty when the image is fine."""
+    found: list[str] = []
+    installed = {_normalise(d.metadata["Name"]) for d in metadata.distributions()}
+    found += [f"forbidden distribution installed: {n}" for n in installed & FORBIDDEN_DISTRIBUTIONS]
+    found += [
+        f"forbidden module importable: {m}"
+        for m in FORBIDDEN_MODULES
+        if importlib.util.find_spec(m)
+    ]
+    for folder in os.environ.get("PATH", "").split(":"):
+        found += [
+            f"forbidden program on PATH: {folder}/{p}"
+            for p in FORBIDDEN_PROGRAMS
+            if os.path.exists(os.path.join(folder, p))
+        ]
+    for top in ("/usr", "/bin", "/sbin", "/opt", "/etc", "/home", "/var"):
+        for folder, _dirs, files in os.walk(top):
+            for name in files:
+                path = os.path.join(folder, name)
+                mode = os.lstat(path).st_mode
+                if stat.S_ISREG(mode) and mode & (stat.S_ISUID | stat.S_ISGID):
+                    found.append(f"setuid/setgid file: {path}")
+    venv = os.stat(VENV)
+    if venv.st_uid != 0 or venv.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        found.append(f"{VENV} must be owned by root and writable by nobody else")
+    return found
+
+
+if __name__ == "__main__":
+    bad = problems()
+    for line in bad:
+        print(f"verify_image: {line}", file=sys.stderr)
+    print(f"verify_image: {'FAILED' if bad else 'ok'}")
+    sys.exit(1 if bad else 0)

@@ -1,0 +1,27 @@
+#!/bin/sh
+# Builds cleanroom/pytorch on top of cleanroom/notebook (same procedure as
+# notebook/install.sh). The torch wheel is read from the mounted wheel folder, so its
+# 183 MiB never land in a layer of their own.
+set -eux
+BUILD=/run/cleanroom-build
+VENV=/opt/cleanroom/venv
+if [ -f "$BUILD/pip-ca.crt" ]; then export PIP_CERT="$BUILD/pip-ca.crt"; fi
+export PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_ROOT_USER_ACTION=ignore PIP_PROGRESS_BAR=off
+
+set -- --find-links "$BUILD/wheels"
+# Without a local wheel, the CPU build comes from PyTorch's own index; PyPI's torch
+# is the CUDA build and drags in gigabytes of nvidia-* packages.
+if ! ls "$BUILD"/wheels/torch-*.whl >/dev/null 2>&1; then
+    set -- "$@" --extra-index-url "$(cat "$BUILD/torch-index-url")"
+fi
+"$VENV/bin/pip" install "$@" -r "$BUILD/requirements.txt"
+"$VENV/bin/pip" check
+if "$VENV/bin/pip" list --format=freeze | grep -i '^nvidia'; then
+    echo "CUDA packages were installed; the CPU build of torch was expected" >&2
+    exit 1
+fi
+chown -R root:root "$VENV"
+chmod -R go-w "$VENV"
+rm -rf /root/.cache /tmp/* /var/tmp/*
+"$VENV/bin/python" /opt/cleanroom/verify_image.py
