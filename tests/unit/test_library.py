@@ -1,0 +1,122 @@
+"""Registering a dataset: checksummed, read-only, all or nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from cleanroom import library
+from cleanroom.errors import Conflict, InvalidInput
+from cleanroom.registry import Registry
+
+
+def _source(tmp_path: Path) -> Path:
+    src = tmp_path / "incoming"
+    (src / "sub").mkdir(parents=True)
+    (src / "a.csv").write_text("x,y\n1,2\n")
+    (src / "sub" / "b.txt").write_bytes(b"\x00" * 3_000_000)
+    return src
+
+
+def test_register_copies_hashes_and_locks(registry: Registry, tmp_path: Path) -> None:
+    seen: list[tuple[int, int]] = []
+    info = library.register_dataset(
+        registry,
+        _source(tmp_path),
+        name="press-line",
+        version="v1",
+        provider="Acme",
+        progress=lambda done, total, name: seen.append((done, total)),
+        build_index=False,
+    )
+    files = {path: (size, sha) for path, size, sha in info.files}
+    assert files["a.csv"] == (8, hashlib.sha256(b"x,y\n1,2\n").hexdigest())
+    assert files["sub/b.txt"][0] == 3_000_000
+    location = Path(info.location)
+    assert (location / "sub" / "b.txt").stat().st_size == 3_000_000
+    assert stat.S_IMODE((location / "a.csv").stat().st_mode) == 0o444
+    assert stat.S_IMODE(location.stat().st_mode) == 0o555
+    assert seen[-1] == (info.total_bytes, info.total_bytes)  # progress reached the end
+    assert registry.get_dataset("press-line").files == info.files
+
+
+def test_versions_are_immutable(registry: Registry, tmp_path: Path) -> None:
+    src = _source(tmp_path)
+    library.register_dataset(
+        registry, src, name="press-line", version="v1", provider="Acme", build_index=False
+    )
+    with pytest.raises(Conflict, match="immutable"):
+        library.register_dataset(
+            registry, src, name="press-line", version="v1", provider="Acme", build_index=False
+        )
+
+
+def test_symlinks_are_refused_and_nothing_is_left(registry: Registry, tmp_path: Path) -> None:
+    src = _source(tmp_path)
+    os.symlink("/etc/passwd", src / "sneaky.csv")
+    with pytest.raises(InvalidInput, match="symbolic link"):
+        library.register_dataset(
+            registry, src, name="press-line", version="v1", provider="Acme", build_index=False
+        )
+    assert registry.list_datasets() == []
+    lib = tmp_path / "state" / "library"
+    assert not lib.exists() or not any(lib.rglob("*.csv"))
+
+
+@pytest.mark.parametrize("problem", ["missing", "empty", "hidden", "fifo"])
+def test_bad_sources_are_refused(registry: Registry, tmp_path: Path, problem: str) -> None:
+    src = tmp_path / "incoming"
+    src.mkdir()
+    if problem == "missing":
+        src = tmp_path / "nope"
+    elif problem == "hidden":
+        (src / ".secret").write_text("x")
+    elif problem == "fifo":
+        os.mkfifo(src / "pipe")
+    with pytest.raises(InvalidInput):
+        library.register_dataset(
+            registry, src, name="press-line", version="v1", provider="Acme", build_index=False
+        )
+    assert registry.list_datasets() == []
+
+
+def test_failure_mid_copy_leaves_nothing(
+    registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = {"n": 0}
+
+    def explode(done: int, total: int, name: str) -> None:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        library.register_dataset(
+            registry,
+            _source(tmp_path),
+            name="press-line",
+            version="v1",
+            provider="Acme",
+            progress=explode,
+            build_index=False,
+        )
+    assert registry.list_datasets() == []
+    parent = tmp_path / "state" / "library" / "press-line"
+    assert list(parent.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "version", "provider"),
+    [("../x", "v1", "Acme"), ("ok-name", "v 1", "Acme"), ("ok-name", "v1", " ")],
+)
+def test_bad_names_are_refused_before_copying(
+    registry: Registry, tmp_path: Path, name: str, version: str, provider: str
+) -> None:
+    with pytest.raises(InvalidInput):
+        library.register_dataset(
+            registry, _source(tmp_path), name=name, version=version, provider=provider
+        )
+    assert not (tmp_path / "state" / "library").exists()

@@ -1,0 +1,112 @@
+"""The registry decides who may run what; every refusal is clear and changes nothing."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+from cleanroom.errors import Conflict, Forbidden, InvalidInput, NotFound
+from cleanroom.registry import DatasetInfo, Registry
+
+
+def _project_with_member(registry: Registry) -> None:
+    registry.add_user("alice", ["researcher"], "correct horse battery")
+    registry.add_user("bob", ["researcher"])
+    registry.create_project("press-quality", "Press quality")
+    registry.add_member("press-quality", "alice")
+
+
+def test_member_gets_a_plan_with_images_and_datasets(registry: Registry) -> None:
+    _project_with_member(registry)
+    registry.add_dataset(DatasetInfo("press-line", "v1", "Acme", "/lib/press-line/v1", None, 3))
+    registry.attach_dataset("press-quality", "press-line")
+    plan = registry.workspace_plan("alice", "press-quality")
+    assert plan.images == ("notebook",)
+    assert [(d.name, d.version) for d in plan.datasets] == [("press-line", "v1")]
+
+
+def test_non_member_is_refused_by_name(registry: Registry) -> None:
+    _project_with_member(registry)
+    with pytest.raises(Forbidden, match="'bob' is not a member of project 'press-quality'"):
+        registry.workspace_plan("bob", "press-quality")
+
+
+def test_unknown_project_is_not_found(registry: Registry) -> None:
+    _project_with_member(registry)
+    with pytest.raises(NotFound, match="no project 'nope'"):
+        registry.workspace_plan("alice", "nope")
+
+
+def test_closed_and_ended_projects_refuse_spawns(registry: Registry) -> None:
+    _project_with_member(registry)
+    registry.set_project_status("press-quality", "suspended")
+    with pytest.raises(Forbidden, match="suspended"):
+        registry.workspace_plan("alice", "press-quality")
+    registry.create_project("old-study", "Old", ends_on=date.today() - timedelta(days=1))
+    registry.add_member("old-study", "alice")
+    with pytest.raises(Forbidden, match="ended"):
+        registry.workspace_plan("alice", "old-study")
+    assert registry.projects_of("alice") == []
+
+
+def test_expired_membership_is_no_membership(registry: Registry) -> None:
+    _project_with_member(registry)
+    registry.add_member("press-quality", "bob", ends_on=date.today() - timedelta(days=1))
+    assert not registry.is_member("bob", "press-quality")
+    with pytest.raises(Forbidden):
+        registry.workspace_plan("bob", "press-quality")
+
+
+def test_removed_member_loses_access_at_once(registry: Registry) -> None:
+    _project_with_member(registry)
+    registry.remove_member("press-quality", "alice")
+    assert [p.name for p in registry.projects_of("alice")] == []
+    with pytest.raises(NotFound):
+        registry.remove_member("press-quality", "alice")
+
+
+def test_duplicates_conflict_and_change_nothing(registry: Registry) -> None:
+    _project_with_member(registry)
+    with pytest.raises(Conflict):
+        registry.create_project("press-quality", "Again")
+    with pytest.raises(Conflict):
+        registry.add_member("press-quality", "alice")
+    with pytest.raises(Conflict):
+        registry.add_user("alice")
+    assert registry.get_project("press-quality").title == "Press quality"
+    assert registry.get_project("press-quality").members == ("alice",)
+
+
+@pytest.mark.parametrize("name", ["", "A", "ab", "-bad", "bad-", "has space", "x" * 41, "../etc"])
+def test_bad_project_names_are_refused(registry: Registry, name: str) -> None:
+    with pytest.raises(InvalidInput):
+        registry.create_project(name, "Title")
+    assert registry.list_projects() == []
+
+
+def test_unknown_role_is_refused(registry: Registry) -> None:
+    with pytest.raises(InvalidInput, match="unknown role"):
+        registry.add_user("carol", ["admin"])
+    assert registry.list_users() == []
+
+
+def test_passwords_are_hashed_and_checked(registry: Registry) -> None:
+    _project_with_member(registry)
+    assert registry.check_password("alice", "correct horse battery")
+    assert not registry.check_password("alice", "wrong")
+    assert not registry.check_password("bob", "")  # no password set: no log-in
+    assert not registry.check_password("nobody", "x")
+    with pytest.raises(InvalidInput):
+        registry.set_password("alice", "short")
+
+
+def test_attach_pins_the_newest_version_unless_told(registry: Registry) -> None:
+    _project_with_member(registry)
+    registry.add_dataset(DatasetInfo("press-line", "v1", "Acme", "/lib/v1", None, 1))
+    registry.add_dataset(DatasetInfo("press-line", "v2", "Acme", "/lib/v2", None, 1))
+    registry.attach_dataset("press-quality", "press-line")
+    assert registry.get_project("press-quality").datasets[0].version == "v2"
+    registry.attach_dataset("press-quality", "press-line", "v1")
+    assert registry.get_project("press-quality").datasets[0].version == "v1"
+    with pytest.raises(NotFound):
+        registry.attach_dataset("press-quality", "press-line", "v9")
