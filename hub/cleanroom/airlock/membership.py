@@ -1,0 +1,39 @@
+"""Who belongs to which project: the small interface the airlock needs from the registry.
+
+The registry (``cleanroom.registry``) supplies the real implementation; the airlock only
+asks these two questions, so tests and the demo use ``StaticMembership``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Protocol
+
+
+class Membership(Protocol):
+    """Project membership as the registry knows it."""
+
+    def is_member(self, user: str, project: str) -> bool:
+        """Whether ``user`` is an approved member of ``project`` now."""
+
+    def projects_of(self, user: str) -> set[str]:
+        """The projects ``user`` is an approved member of now."""
+
+
+class StaticMembership:
+    """Membership from a fixed mapping of project to members (tests, demos, config)."""
+
+    def __init__(self, members: Mapping[str, Iterable[str]] | None = None) -> None:
+        self._members = {p: set(users) for p, users in (members or {}).items()}
+
+    def add(self, user: str, project: str) -> None:
+        """Make ``user`` a member of ``project``."""
+        self._members.setdefault(project, set()).add(user)
+
+    def is_member(self, user: str, project: str) -> bool:
+        """Whether ``user`` is a member of ``project``."""
+        return user in self._members.get(project, set())
+
+    def projects_of(self, user: str) -> set[str]:
+        """Every project ``user`` is a member of."""
+        return {p for p, users in self._members.items() if user in users}

@@ -1,0 +1,252 @@
+"""Who may do what: every rule as a ``check_*`` that raises and a ``can_*`` that answers.
+
+Rules about the actor live here; rules about the request alone live in ``rules``. The
+web edge calls ``check_*`` before acting and ``can_*`` to decide what to show, so a page
+never offers a button whose action would be refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from .domain import (
+    AWAITING_REVIEW,
+    OFFICER_SCOPE,
+    RESEARCHER_SCOPE,
+    REVIEWABLE_STATES,
+    TERMINAL_STATES,
+    WITHDRAWABLE_STATES,
+    Actor,
+    ReleaseRequest,
+    State,
+)
+from .exceptions import AirlockError, InvalidTransition, NotFound, PermissionDenied
+
+
+def _answer(check: Callable[..., None], *args: object) -> bool:
+    try:
+        check(*args)
+    except AirlockError:
+        return False
+    return True
+
+
+def server_scope(username: str, project: str) -> str:
+    """The scope a workspace's server token carries for user ``username``, project ``project``."""
+    return f"access:servers!server={username}/{project}"
+
+
+def check_can_submit(actor: Actor, project: str) -> None:
+    """A workspace token may submit only for its own user and its own project.
+
+    The token must be the server token of the named server ``<user>/<project>``: it carries
+    ``access:servers!server=<user>/<project>``. A broader token (the user's own, an
+    admin's) is refused as well, so a submission always names the workspace it came from.
+    """
+    if RESEARCHER_SCOPE not in actor.scopes:
+        raise PermissionDenied(
+            f"{actor.username} lacks the researcher role ({RESEARCHER_SCOPE}) on this token"
+        )
+    if server_scope(actor.username, project) not in actor.scopes:
+        raise PermissionDenied(
+            f"this token may not submit for project {project!r}: only the workspace server "
+            f"token of {actor.username}/{project} may"
+        )
+    if project not in actor.projects:
+        raise PermissionDenied(f"{actor.username} is not a member of project {project!r}")
+
+
+def can_submit(actor: Actor, project: str) -> bool:
+    """Answer of ``check_can_submit``."""
+    return _answer(check_can_submit, actor, project)
+
+
+def check_can_list_project(actor: Actor, project: str) -> None:
+    """Researchers read the requests of projects they are members of."""
+    if actor.is_operator:
+        return
+    if RESEARCHER_SCOPE not in actor.scopes or project not in actor.projects:
+        raise PermissionDenied(f"{actor.username} may not read requests of project {project!r}")
+
+
+def can_list_project(actor: Actor, project: str) -> bool:
+    """Answer of ``check_can_list_project``."""
+    return _answer(check_can_list_project, actor, project)
+
+
+def _is_involved(actor: Actor, request: ReleaseRequest) -> bool:
+    return actor.username == request.author or request.project in actor.projects
+
+
+def check_is_independent(actor: Actor, request: ReleaseRequest) -> None:
+    """Nobody reviews a request they wrote or one from a project they belong to."""
+    if actor.username == request.author:
+        raise PermissionDenied("you may not review your own request")
+    if request.project in actor.projects:
+        raise PermissionDenied(
+            f"you are a member of project {request.project!r} and may not review its requests"
+        )
+
+
+def is_independent(actor: Actor, request: ReleaseRequest) -> bool:
+    """Answer of ``check_is_independent``."""
+    return _answer(check_is_independent, actor, request)
+
+
+def check_can_view(actor: Actor, request: ReleaseRequest) -> None:
+    """See a request: its author and project members, independent officers, operators.
+
+    Refusals say "not found" so that an outsider learns nothing of a request's existence.
+    """
+    if actor.is_operator:
+        return
+    if _is_involved(actor, request) and (
+        actor.username == request.author or RESEARCHER_SCOPE in actor.scopes
+    ):
+        return
+    if actor.is_officer and request.state is not State.DRAFT and not _is_involved(actor, request):
+        return
+    raise NotFound(f"no request {request.id}")
+
+
+def can_view(actor: Actor, request: ReleaseRequest) -> bool:
+    """Answer of ``check_can_view``."""
+    return _answer(check_can_view, actor, request)
+
+
+def check_can_review(actor: Actor, request: ReleaseRequest) -> None:
+    """Open, vote on and finish a review: an independent officer, in a reviewable state."""
+    if not actor.is_officer:
+        raise PermissionDenied(f"reviewing needs the officer role ({OFFICER_SCOPE})")
+    check_is_independent(actor, request)
+    if request.state not in REVIEWABLE_STATES:
+        raise InvalidTransition(f"request {request.id} is {request.state}, not open for review")
+    if request.has_reviewed(actor.username):
+        raise InvalidTransition(f"you already finished your review of round {request.round}")
+
+
+def can_review(actor: Actor, request: ReleaseRequest) -> bool:
+    """Answer of ``check_can_review``."""
+    return _answer(check_can_review, actor, request)
+
+
+def check_can_view_content(actor: Actor, request: ReleaseRequest) -> None:
+    """See a file's bytes before release: independent officers and operators only.
+
+    Researchers (the author included) only ever get released bytes, through
+    ``check_can_download``.
+    """
+    if actor.is_operator:
+        return
+    if not actor.is_officer:
+        raise PermissionDenied("only officers see files before they are released")
+    check_is_independent(actor, request)
+
+
+def can_view_content(actor: Actor, request: ReleaseRequest) -> bool:
+    """Answer of ``check_can_view_content``."""
+    return _answer(check_can_view_content, actor, request)
+
+
+def check_can_see_votes_of_others(actor: Actor, request: ReleaseRequest) -> None:
+    """Officers see colleagues' votes only after casting their own review.
+
+    The author and members see the review comments once the round is decided.
+    """
+    if actor.is_operator and not actor.is_officer:
+        return
+    if actor.is_officer and not _is_involved(actor, request):
+        if request.has_reviewed(actor.username) or request.state not in REVIEWABLE_STATES:
+            return
+        raise PermissionDenied("finish your own review before seeing other officers' votes")
+    if _is_involved(actor, request) and request.state not in REVIEWABLE_STATES:
+        return
+    raise PermissionDenied("votes are hidden until the round is decided")
+
+
+def can_see_votes_of_others(actor: Actor, request: ReleaseRequest) -> bool:
+    """Answer of ``check_can_see_votes_of_others``."""
+    return _answer(check_can_see_votes_of_others, actor, request)
+
+
+def check_can_withdraw(actor: Actor, request: ReleaseRequest) -> None:
+    """Only the author withdraws, and only before a decision."""
+    if actor.username != request.author:
+        raise PermissionDenied("only the author may withdraw a request")
+    if request.state not in WITHDRAWABLE_STATES:
+        raise InvalidTransition(f"request {request.id} is {request.state}; too late to withdraw")
+
+
+def can_withdraw(actor: Actor, request: ReleaseRequest) -> bool:
+    """Answer of ``check_can_withdraw``."""
+    return _answer(check_can_withdraw, actor, request)
+
+
+def check_can_resubmit(actor: Actor, request: ReleaseRequest) -> None:
+    """Only the author resubmits, and only a request returned for changes."""
+    if actor.username != request.author:
+        raise PermissionDenied("only the author may resubmit a request")
+    if request.state is not State.RETURNED:
+        raise InvalidTransition(f"request {request.id} is {request.state}, not returned")
+
+
+def can_resubmit(actor: Actor, request: ReleaseRequest) -> bool:
+    """Answer of ``check_can_resubmit``."""
+    return _answer(check_can_resubmit, actor, request)
+
+
+def check_can_release(actor: Actor, request: ReleaseRequest) -> None:
+    """An independent officer releases an approved request."""
+    if not actor.is_officer:
+        raise PermissionDenied(f"releasing needs the officer role ({OFFICER_SCOPE})")
+    check_is_independent(actor, request)
+    if request.state is not State.APPROVED:
+        raise InvalidTransition(f"request {request.id} is {request.state}, not approved")
+
+
+def can_release(actor: Actor, request: ReleaseRequest) -> bool:
+    """Answer of ``check_can_release``."""
+    return _answer(check_can_release, actor, request)
+
+
+def check_can_download(actor: Actor, request: ReleaseRequest) -> None:
+    """Project members download released files; nothing unreleased, ever."""
+    if request.project not in actor.projects and actor.username != request.author:
+        raise PermissionDenied(f"only members of project {request.project!r} may download")
+    if request.state is not State.RELEASED:
+        raise PermissionDenied(f"request {request.id} is {request.state}, not released")
+
+
+def can_download(actor: Actor, request: ReleaseRequest) -> bool:
+    """Answer of ``check_can_download``."""
+    return _answer(check_can_download, actor, request)
+
+
+def check_can_comment(actor: Actor, request: ReleaseRequest) -> None:
+    """The author comments until the request is closed; reviewing officers while reviewing."""
+    if request.state in TERMINAL_STATES:
+        raise InvalidTransition(f"request {request.id} is {request.state}; comments are closed")
+    if actor.username == request.author:
+        return
+    check_can_review(actor, request)
+
+
+def can_comment(actor: Actor, request: ReleaseRequest) -> bool:
+    """Answer of ``check_can_comment``."""
+    return _answer(check_can_comment, actor, request)
+
+
+def check_can_operate(actor: Actor) -> None:
+    """Read everything, read and export the audit log, see the policy: operators."""
+    if not actor.is_operator:
+        raise PermissionDenied("this needs the operator role")
+
+
+def can_operate(actor: Actor) -> bool:
+    """Answer of ``check_can_operate``."""
+    return _answer(check_can_operate, actor)
+
+
+def is_awaiting_review(request: ReleaseRequest) -> bool:
+    """Whether the request waits for an officer's first look in this round."""
+    return request.state in AWAITING_REVIEW

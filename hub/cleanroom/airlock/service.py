@@ -1,0 +1,586 @@
+"""The airlock's business logic: every act on a release request, checked and audited.
+
+``Airlock`` ties the domain rules (``permissions``, ``rules``, the state table in
+``domain``) to storage, blobs, membership and the automatic checks. It knows nothing
+of HTTP: handlers turn a web request into an ``Actor`` and one call here, and translate
+the ``AirlockError`` it may raise.
+
+Every refusal is itself recorded in the audit log before it is raised.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+
+from . import permissions as perm
+from . import rules
+from .audit import VerifyResult, export_lines, verify
+from .blobs import BlobStore
+from .checks_adapter import Checker, DisclosureChecks
+from .content import detect_type
+from .domain import (
+    AWAITING_REVIEW,
+    Action,
+    Actor,
+    AuditEvent,
+    Comment,
+    Decision,
+    FileUpload,
+    Owner,
+    ReleaseRequest,
+    RequestFile,
+    Review,
+    State,
+    Vote,
+    owner_of,
+)
+from .exceptions import AirlockError, BadRequest, InvalidTransition, NotFound
+from .membership import Membership
+from .policy import Policy
+from .storage import DuplicateKey, Storage, one_day_before
+
+MAX_JUSTIFICATION = 10_000
+MAX_COMMENT = 10_000
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """The outcome of a submission: the request and whether this call created it."""
+
+    request: ReleaseRequest
+    created: bool
+
+
+def submission_digest(project: str, justification: str, files: Sequence[FileUpload]) -> str:
+    """A hash that is equal exactly when two submissions carry the same content."""
+    parts = [project, justification] + [
+        f"{rules.check_path(f.path)}\x00{f.description}\x00{hashlib.sha256(f.data).hexdigest()}"
+        for f in sorted(files, key=lambda f: f.path)
+    ]
+    return hashlib.sha256("\x01".join(parts).encode("utf-8")).hexdigest()
+
+
+class Airlock:
+    """The airlock's operations, each checked against permissions and audited."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        blobs: BlobStore,
+        membership: Membership,
+        policy: Policy,
+        checks: Checker | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.storage = storage
+        self.blobs = blobs
+        self.membership = membership
+        self.policy = policy
+        self.checks: Checker = checks or DisclosureChecks()
+        self.clock = clock or (lambda: datetime.now(UTC))
+
+    # -- identity ----------------------------------------------------------------------
+
+    def actor(self, username: str, scopes: Sequence[str] | frozenset[str]) -> Actor:
+        """The ``Actor`` for a hub-identified user, with their memberships looked up now."""
+        return Actor(
+            username=username,
+            scopes=frozenset(scopes),
+            projects=frozenset(self.membership.projects_of(username)),
+        )
+
+    @contextmanager
+    def _refusals_audited(self, actor: Actor, act: str, request_id: str | None) -> Iterator[None]:
+        """Record any refusal raised inside as a ``refusal`` audit event, then re-raise."""
+        try:
+            yield
+        except AirlockError as exc:
+            self.storage.record(
+                audit=AuditEvent(
+                    actor=actor.username,
+                    action=Action.REFUSAL,
+                    request_id=request_id,
+                    detail={"act": act, "reason": str(exc), "error": type(exc).__name__},
+                )
+            )
+            raise
+
+    def _load(self, request_id: str) -> ReleaseRequest:
+        return self.storage.get_request(request_id)
+
+    @staticmethod
+    def _check_move(request: ReleaseRequest, dst: State, owner: Owner) -> None:
+        """The state table, not the caller, decides whether ``owner`` may make this move."""
+        if owner_of(request.state, dst) is not owner:
+            raise InvalidTransition(
+                f"request {request.id} is {request.state}; the {owner} may not move it to {dst}"
+            )
+
+    # -- submission --------------------------------------------------------------------
+
+    def submit(
+        self,
+        actor: Actor,
+        project: str,
+        justification: str,
+        uploads: Sequence[FileUpload],
+        idempotency_key: str | None = None,
+    ) -> Submitted:
+        """Snapshot the files, run the checks and store a submitted request, atomically.
+
+        A retry with the same idempotency key, or a byte-identical repeat within the
+        policy's window, returns the first request instead of creating another.
+        """
+        with self._refusals_audited(actor, "submit", None):
+            perm.check_can_submit(actor, project)
+            if idempotency_key is not None and not 0 < len(idempotency_key) <= 255:
+                raise BadRequest("Idempotency-Key must be 1 to 255 characters")
+            if idempotency_key:
+                found = self.storage.find_by_idempotency_key(actor.username, idempotency_key)
+                if found:
+                    return Submitted(self._load(found), created=False)
+            justification = justification.strip()
+            if not justification:
+                raise BadRequest("a justification is required")
+            if len(justification) > MAX_JUSTIFICATION:
+                raise BadRequest(f"the justification is longer than {MAX_JUSTIFICATION} characters")
+            rules.check_files(self.policy, uploads)
+            now = self.clock()
+            digest = submission_digest(project, justification, uploads)
+            since = now - timedelta(seconds=self.policy.duplicate_window_seconds)
+            found = self.storage.find_duplicate(actor.username, digest, since)
+            if found:
+                return Submitted(self._load(found), created=False)
+            rules.check_daily_quota(
+                self.policy,
+                self.storage.count_submissions_since(actor.username, one_day_before(now)),
+            )
+            files = self._snapshot(uploads, project, round_=1)
+            request = ReleaseRequest(
+                id=secrets.token_hex(8),
+                project=project,
+                author=actor.username,
+                justification=justification,
+                state=State.DRAFT,
+                created=now,
+                updated=now,
+                files=files,
+            )
+            self._check_move(request, State.SUBMITTED, Owner.AUTHOR)
+            request.state = State.SUBMITTED
+            events = [
+                AuditEvent(
+                    actor=actor.username,
+                    action=Action.SUBMIT,
+                    request_id=request.id,
+                    file_sha256=f.sha256,
+                    detail={
+                        "project": project,
+                        "path": f.path,
+                        "size": f.size,
+                        "type": f.content_type,
+                        "verdict": f.checks.get("verdict"),
+                    },
+                )
+                for f in files
+            ]
+            try:
+                self.storage.add_request(
+                    request, idempotency_key=idempotency_key or None, digest=digest, audit=events
+                )
+            except DuplicateKey:
+                # A concurrent retry with the same key won the race: answer with its request.
+                found = self.storage.find_by_idempotency_key(actor.username, idempotency_key or "")
+                if not found:
+                    raise
+                return Submitted(self._load(found), created=False)
+            return Submitted(self._load(request.id), created=True)
+
+    def _snapshot(
+        self, uploads: Sequence[FileUpload], project: str, round_: int
+    ) -> list[RequestFile]:
+        """Store each upload's bytes and describe them; blobs land before any row does."""
+        files = []
+        for up in uploads:
+            path = rules.check_path(up.path)
+            sha = self.blobs.put(up.data)
+            files.append(
+                RequestFile(
+                    path=path,
+                    sha256=sha,
+                    size=len(up.data),
+                    content_type=detect_type(up.data, path),
+                    description=up.description.strip()[:MAX_COMMENT],
+                    round=round_,
+                    checks=self.checks(up.data, path.rsplit("/", 1)[-1], project),
+                )
+            )
+        return files
+
+    # -- reading -----------------------------------------------------------------------
+
+    def view(self, actor: Actor, request_id: str) -> ReleaseRequest:
+        """A request for display, audited; an independent officer's look opens review."""
+        with self._refusals_audited(actor, "view", request_id):
+            request = self._load(request_id)
+            perm.check_can_view(actor, request)
+            view = AuditEvent(actor=actor.username, action=Action.VIEW, request_id=request_id)
+            if perm.can_review(actor, request) and actor.username not in request.opened_by:
+                move = request.state in AWAITING_REVIEW
+                events = [view]
+                if move:
+                    self._check_move(request, State.IN_REVIEW, Owner.OFFICER)
+                    events.append(
+                        AuditEvent(
+                            actor=actor.username,
+                            action=Action.OPEN_REVIEW,
+                            request_id=request_id,
+                            detail={"from": str(request.state), "round": request.round},
+                        )
+                    )
+                self.storage.open_review(
+                    request_id, request.round, actor.username, move, audit=events
+                )
+                return self._load(request_id)
+            self.storage.record(audit=view)
+            return request
+
+    def requests_of(self, actor: Actor, project: str) -> list[ReleaseRequest]:
+        """The actor's own requests in a project (what the workspace extension lists)."""
+        with self._refusals_audited(actor, "list", None):
+            perm.check_can_submit(actor, project)
+            return self.storage.list_requests(project=project, author=actor.username)
+
+    def project_requests(self, actor: Actor) -> list[ReleaseRequest]:
+        """Every request of every project the actor belongs to (the researcher's page)."""
+        found = []
+        for project in sorted(actor.projects):
+            if perm.can_list_project(actor, project):
+                found.extend(self.storage.list_requests(project=project))
+        mine = {r.id for r in found}
+        found.extend(
+            r for r in self.storage.list_requests(author=actor.username) if r.id not in mine
+        )
+        return sorted(found, key=lambda r: r.created, reverse=True)
+
+    def queue(self, actor: Actor, states: Sequence[State] | None = None) -> list[ReleaseRequest]:
+        """Requests for the officers' queue, oldest first.
+
+        Officers see only requests they are independent of; operators see every request.
+        """
+        if not actor.is_officer:
+            perm.check_can_operate(actor)
+        wanted = list(states) if states else None
+        return [
+            r
+            for r in self.storage.list_requests(states=wanted)
+            if perm.can_view(actor, r) and (actor.is_operator or perm.is_independent(actor, r))
+        ]
+
+    def file_content(self, actor: Actor, request_id: str, path: str) -> tuple[RequestFile, bytes]:
+        """An unreleased file's verified bytes for an officer's review, audited."""
+        with self._refusals_audited(actor, "view_file", request_id):
+            request = self._load(request_id)
+            perm.check_can_view(actor, request)
+            perm.check_can_view_content(actor, request)
+            f = self._file(request, path, any_round=True)
+            data = self.blobs.get(f.sha256)
+            self.storage.record(
+                audit=AuditEvent(
+                    actor=actor.username,
+                    action=Action.VIEW,
+                    request_id=request_id,
+                    file_sha256=f.sha256,
+                    detail={"path": f.path},
+                )
+            )
+            return f, data
+
+    def download(self, actor: Actor, request_id: str, path: str) -> tuple[RequestFile, bytes]:
+        """A released file's verified bytes for a project member, audited."""
+        with self._refusals_audited(actor, "download", request_id):
+            request = self._load(request_id)
+            perm.check_can_download(actor, request)
+            f = self._file(request, path)
+            data = self.blobs.get(f.sha256)
+            self.storage.record(
+                audit=AuditEvent(
+                    actor=actor.username,
+                    action=Action.DOWNLOAD,
+                    request_id=request_id,
+                    file_sha256=f.sha256,
+                    detail={"path": f.path, "size": f.size},
+                )
+            )
+            return f, data
+
+    @staticmethod
+    def _file(request: ReleaseRequest, path: str, any_round: bool = False) -> RequestFile:
+        found = request.file(path)
+        if found is None and any_round:
+            found = next((f for f in reversed(request.files) if f.path == path), None)
+        if found is None:
+            raise NotFound(f"request {request.id} has no file {path!r}")
+        return found
+
+    # -- review ------------------------------------------------------------------------
+
+    def vote(
+        self, actor: Actor, request_id: str, path: str, decision: Decision, comment: str = ""
+    ) -> None:
+        """Record an officer's decision on one file (changeable until the review ends)."""
+        with self._refusals_audited(actor, "vote", request_id):
+            request = self._load(request_id)
+            perm.check_can_review(actor, request)
+            if request.state is not State.IN_REVIEW:
+                raise InvalidTransition(f"open request {request_id} before voting on it")
+            f = self._file(request, path)
+            if len(comment) > MAX_COMMENT:
+                raise BadRequest(f"the comment is longer than {MAX_COMMENT} characters")
+            if decision is not Decision.APPROVE and not comment.strip():
+                raise BadRequest(f"say why: a {decision} decision needs a comment for the author")
+            vote = Vote(
+                officer=actor.username,
+                path=f.path,
+                decision=decision,
+                round=request.round,
+                time=self.clock(),
+                comment=comment.strip(),
+            )
+            # The vote itself goes to the audit log with its decision: the log is for
+            # auditors, who may see every vote; pages enforce the blind review.
+            self.storage.record_vote(
+                request_id,
+                vote,
+                audit=AuditEvent(
+                    actor=actor.username,
+                    action=Action.VOTE,
+                    request_id=request_id,
+                    file_sha256=f.sha256,
+                    detail={"path": f.path, "decision": str(decision), "round": request.round},
+                ),
+            )
+
+    def complete_review(self, actor: Actor, request_id: str) -> ReleaseRequest:
+        """Fix the officer's votes; once enough officers have, the round is decided."""
+        with self._refusals_audited(actor, "complete_review", request_id):
+            request = self._load(request_id)
+            perm.check_can_review(actor, request)
+            if request.state is not State.IN_REVIEW:
+                raise InvalidTransition(f"request {request_id} is {request.state}, not in review")
+            voted = {v.path for v in request.votes_of(actor.username)}
+            missing = [f.path for f in request.current_files() if f.path not in voted]
+            if missing:
+                raise BadRequest(f"decide on every file first; missing: {', '.join(missing)}")
+            review = Review(officer=actor.username, round=request.round, time=self.clock())
+            after = replace(request, reviews=[*request.reviews, review])
+            decision = rules.outcome(after, self.policy.approvals_required)
+            events = [
+                AuditEvent(
+                    actor=actor.username,
+                    action=Action.COMPLETE_REVIEW,
+                    request_id=request_id,
+                    detail={"round": request.round},
+                )
+            ]
+            if decision is not None:
+                self._check_move(request, decision, Owner.OFFICER)
+                events.append(
+                    AuditEvent(
+                        actor=actor.username,
+                        action=Action.DECIDE,
+                        request_id=request_id,
+                        detail={"state": str(decision), "round": request.round},
+                    )
+                )
+            self.storage.complete_review(request_id, review, decision, audit=events)
+            return self._load(request_id)
+
+    def release(self, actor: Actor, request_id: str) -> ReleaseRequest:
+        """Make an approved request's files downloadable by the project's members."""
+        with self._refusals_audited(actor, "release", request_id):
+            request = self._load(request_id)
+            perm.check_can_release(actor, request)
+            self._check_move(request, State.RELEASED, Owner.OFFICER)
+            events = [
+                AuditEvent(
+                    actor=actor.username,
+                    action=Action.RELEASE,
+                    request_id=request_id,
+                    file_sha256=f.sha256,
+                    detail={"path": f.path},
+                )
+                for f in request.current_files()
+            ]
+            self.storage.set_state(request_id, State.APPROVED, State.RELEASED, audit=events)
+            return self._load(request_id)
+
+    # -- author ------------------------------------------------------------------------
+
+    def withdraw(self, actor: Actor, request_id: str) -> ReleaseRequest:
+        """The author takes back a request before it is decided."""
+        with self._refusals_audited(actor, "withdraw", request_id):
+            request = self._load(request_id)
+            perm.check_can_withdraw(actor, request)
+            self._check_move(request, State.WITHDRAWN, Owner.AUTHOR)
+            self.storage.set_state(
+                request_id,
+                request.state,
+                State.WITHDRAWN,
+                audit=AuditEvent(
+                    actor=actor.username,
+                    action=Action.WITHDRAW,
+                    request_id=request_id,
+                    detail={"from": str(request.state)},
+                ),
+            )
+            return self._load(request_id)
+
+    def resubmit(
+        self,
+        actor: Actor,
+        request_id: str,
+        justification: str | None = None,
+        uploads: Sequence[FileUpload] | None = None,
+    ) -> ReleaseRequest:
+        """Start a new review round after changes were asked for.
+
+        ``uploads`` replace the files (through the submission API, from the workspace);
+        without them the current files carry over unchanged (a reply from the pages).
+        """
+        with self._refusals_audited(actor, "resubmit", request_id):
+            request = self._load(request_id)
+            perm.check_can_resubmit(actor, request)
+            self._check_move(request, State.RESUBMITTED, Owner.AUTHOR)
+            text = (justification if justification is not None else request.justification).strip()
+            if not text or len(text) > MAX_JUSTIFICATION:
+                raise BadRequest("a justification of at most 10000 characters is required")
+            new_round = request.round + 1
+            if uploads:
+                rules.check_files(self.policy, uploads)
+                files = self._snapshot(uploads, request.project, new_round)
+            else:
+                files = [replace(f, round=new_round) for f in request.current_files()]
+            events = [
+                AuditEvent(
+                    actor=actor.username,
+                    action=Action.RESUBMIT,
+                    request_id=request_id,
+                    file_sha256=f.sha256,
+                    detail={"path": f.path, "round": new_round},
+                )
+                for f in files
+            ]
+            self.storage.resubmit(request_id, files, text, audit=events)
+            return self._load(request_id)
+
+    def comment(self, actor: Actor, request_id: str, text: str, file: str | None = None) -> None:
+        """A comment by the author, or a review comment by a reviewing officer."""
+        with self._refusals_audited(actor, "comment", request_id):
+            request = self._load(request_id)
+            perm.check_can_view(actor, request)
+            perm.check_can_comment(actor, request)
+            text = text.strip()
+            if not text or len(text) > MAX_COMMENT:
+                raise BadRequest(f"a comment needs 1 to {MAX_COMMENT} characters")
+            f = self._file(request, file) if file else None
+            self.storage.add_comment(
+                request_id,
+                Comment(
+                    author=actor.username,
+                    text=text,
+                    time=self.clock(),
+                    round=request.round,
+                    file=f.path if f else None,
+                    review=actor.username != request.author,
+                ),
+                audit=AuditEvent(
+                    actor=actor.username,
+                    action=Action.COMMENT,
+                    request_id=request_id,
+                    file_sha256=f.sha256 if f else None,
+                    detail={"file": f.path if f else None, "length": len(text)},
+                ),
+            )
+
+    # -- what an actor may see of the review ------------------------------------------
+
+    def visible_votes(self, actor: Actor, request: ReleaseRequest) -> list[Vote]:
+        """Votes the actor may see: their own, and others' once the rules allow."""
+        if perm.can_see_votes_of_others(actor, request):
+            return list(request.votes)
+        return [v for v in request.votes if v.officer == actor.username]
+
+    def visible_comments(self, actor: Actor, request: ReleaseRequest) -> list[Comment]:
+        """Comments the actor may see; officers' review comments follow the vote rule.
+
+        A vote's comment is shown as a comment to the author once the round is decided.
+        """
+        others = perm.can_see_votes_of_others(actor, request)
+        shown = [
+            c for c in request.comments if not c.review or others or c.author == actor.username
+        ]
+        if others:
+            finished = {(rv.officer, rv.round) for rv in request.reviews}
+            shown += [
+                Comment(
+                    author=v.officer,
+                    text=f"{v.decision}: {v.comment}",
+                    time=v.time,
+                    round=v.round,
+                    file=v.path,
+                    review=True,
+                )
+                for v in request.votes
+                if v.comment and (v.officer, v.round) in finished
+            ]
+        return sorted(shown, key=lambda c: c.time)
+
+    # -- audit -------------------------------------------------------------------------
+
+    def verify_audit(self) -> VerifyResult:
+        """Check the whole audit chain."""
+        return verify(self.storage.audit_records(), self.storage.audit_head())
+
+    def export_audit(self) -> Iterator[str]:
+        """The audit log as JSON lines."""
+        return export_lines(self.storage.audit_records())
+
+
+def summary(request: ReleaseRequest, comments: Sequence[Comment]) -> dict:
+    """The JSON shape of a request in the submission API."""
+    return {
+        "id": request.id,
+        "project": request.project,
+        "state": str(request.state),
+        "round": request.round,
+        "created": request.created.isoformat(),
+        "updated": request.updated.isoformat(),
+        "justification": request.justification,
+        "files": [
+            {
+                "path": f.path,
+                "sha256": f.sha256,
+                "size": f.size,
+                "type": f.content_type,
+                "description": f.description,
+            }
+            for f in request.current_files()
+        ],
+        "checks": {f.path: f.checks for f in request.current_files()},
+        "comments": [
+            {"author": c.author, "text": c.text, "time": c.time.isoformat(), "file": c.file}
+            for c in comments
+        ],
+    }
+
+
+def dumps(data: object) -> str:
+    """Compact JSON for API answers."""
+    return json.dumps(data, separators=(",", ":"), default=str)

@@ -1,0 +1,201 @@
+"""Storage on SQLite and (marked ``postgres``) a real PostgreSQL server; the audit chain."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import threading
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from cleanroom.airlock.blobs import BlobStore
+from cleanroom.airlock.domain import Decision, State
+from cleanroom.airlock.exceptions import IntegrityFailure, InvalidTransition, NotFound
+from cleanroom.airlock.models import Base
+from cleanroom.airlock.service import Airlock
+from cleanroom.airlock.storage import Storage
+from sqlalchemy import text
+
+from .factories import PROJECT, actor, request_in, review, submit
+
+READS = ("get_", "list_", "find_", "count_", "audit_")
+
+
+def test_every_storage_write_takes_an_audit_event() -> None:
+    writes = [
+        name
+        for name, fn in inspect.getmembers(Storage, inspect.isfunction)
+        if not name.startswith("_") and not name.startswith(READS)
+    ]
+    assert writes  # the protocol has writes at all
+    for name in writes:
+        params = inspect.signature(getattr(Storage, name)).parameters
+        assert "audit" in params, f"Storage.{name} writes without an audit event"
+        assert params["audit"].kind is inspect.Parameter.KEYWORD_ONLY
+
+
+def test_migrations_match_the_models(db_url: str, make_airlock) -> None:
+    airlock = make_airlock(db_url)
+    with airlock.storage.engine.connect() as conn:  # type: ignore[attr-defined]
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == []
+
+
+def test_migrating_twice_is_harmless(db_url: str, make_airlock) -> None:
+    make_airlock(db_url)
+    airlock = make_airlock(db_url)
+    assert airlock.verify_audit().ok
+
+
+def test_sqlite_runs_in_wal_mode(airlock: Airlock) -> None:
+    with airlock.storage.engine.connect() as conn:  # type: ignore[attr-defined]
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+
+
+def test_whole_lifecycle_round_trips(db_url: str, make_airlock) -> None:
+    airlock = make_airlock(db_url)
+    released = request_in(airlock, State.RELEASED)
+    again = airlock.storage.get_request(released.id)
+    assert again.state is State.RELEASED
+    assert {v.officer for v in again.votes} == {"olga", "oscar"}
+    assert again.created.tzinfo is not None
+    assert again.current_files()[0].checks["verdict"] == "pass"
+    assert airlock.verify_audit().ok
+
+
+def test_state_moves_are_conditional(db_url: str, make_airlock) -> None:
+    airlock = make_airlock(db_url)
+    rid = submit(airlock).id
+    with pytest.raises(InvalidTransition):
+        airlock.storage.set_state(
+            rid,
+            State.APPROVED,
+            State.RELEASED,
+            audit=_event(rid),
+        )
+    assert airlock.storage.get_request(rid).state is State.SUBMITTED
+    # The failed move left no audit entry behind either.
+    assert all(r.action != "release" for r in airlock.storage.audit_records())
+
+
+def _event(rid: str):
+    from cleanroom.airlock.domain import Action, AuditEvent
+
+    return AuditEvent(actor="x", action=Action.RELEASE, request_id=rid)
+
+
+def test_concurrent_appends_keep_one_chain(db_url: str, make_airlock) -> None:
+    airlock = make_airlock(db_url)
+    rid = submit(airlock).id
+    alice = actor(airlock, "alice")
+
+    def views() -> None:
+        for _ in range(15):
+            airlock.view(alice, rid)
+
+    threads = [threading.Thread(target=views) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    result = airlock.verify_audit()
+    assert result.ok, result.problems
+    assert result.count == 1 + 60
+
+
+def test_filters(db_url: str, make_airlock) -> None:
+    airlock = make_airlock(db_url)
+    a = submit(airlock).id
+    b = request_in(airlock, State.IN_REVIEW).id
+    storage = airlock.storage
+    assert [r.id for r in storage.list_requests(states=[State.IN_REVIEW])] == [b]
+    assert {r.id for r in storage.list_requests(project=PROJECT, author="alice")} == {a, b}
+    assert storage.list_requests(project="elsewhere") == []
+    with pytest.raises(NotFound):
+        storage.get_request("missing")
+
+
+# -- the audit chain catches every kind of tampering ---------------------------------------
+
+
+@pytest.fixture
+def audited(db_url: str, make_airlock) -> Airlock:
+    airlock = make_airlock(db_url)
+    rid = submit(airlock).id
+    review(airlock, rid, "olga", Decision.APPROVE)
+    assert airlock.verify_audit().ok
+    return airlock
+
+
+def _sql(airlock: Airlock, statement: str) -> None:
+    with airlock.storage.engine.begin() as conn:  # type: ignore[attr-defined]
+        conn.execute(text(statement))
+
+
+def test_edited_entry_is_found(audited: Airlock) -> None:
+    _sql(audited, "UPDATE airlock_audit SET actor = 'mallory' WHERE seq = 2")
+    result = audited.verify_audit()
+    assert not result.ok
+    assert any("entry 2" in p and "edited" in p for p in result.problems)
+
+
+def test_deleted_middle_entry_is_found(audited: Airlock) -> None:
+    _sql(audited, "DELETE FROM airlock_audit WHERE seq = 3")
+    assert any("entry 4" in p for p in audited.verify_audit().problems)
+
+
+def test_deleted_tail_entry_is_found(audited: Airlock) -> None:
+    _sql(audited, "DELETE FROM airlock_audit WHERE seq = (SELECT MAX(seq) FROM airlock_audit)")
+    assert any("recorded head" in p for p in audited.verify_audit().problems)
+
+
+def test_inserted_entry_is_found(audited: Airlock) -> None:
+    last = list(audited.storage.audit_records())[-1]
+    _sql(
+        audited,
+        "INSERT INTO airlock_audit (seq, time, actor, action, request_id, file_sha256, detail,"
+        f" prev_hash, hash) VALUES ({last.seq + 1}, '{last.time}', 'mallory', 'release', NULL,"
+        f" NULL, '{{}}', '{last.hash}', '{'0' * 64}')",
+    )
+    assert not audited.verify_audit().ok
+
+
+def test_export_is_json_lines(audited: Airlock) -> None:
+    lines = list(audited.export_audit())
+    first = json.loads(lines[0])
+    assert first["seq"] == 1 and first["action"] == "submit" and first["prev_hash"] == "0" * 64
+    assert len(lines) == audited.verify_audit().count
+
+
+# -- blobs -----------------------------------------------------------------------------
+
+
+def test_blobs_are_content_addressed_and_verified(tmp_path) -> None:
+    store = BlobStore(tmp_path)
+    sha = store.put(b"hello")
+    assert store.put(b"hello") == sha
+    assert store.get(sha) == b"hello"
+    store.path_for(sha).write_bytes(b"jello")
+    with pytest.raises(IntegrityFailure):
+        store.get(sha)
+    # A later put of the true bytes repairs the damaged blob.
+    store.put(b"hello")
+    assert store.get(sha) == b"hello"
+    assert not [p for p in tmp_path.rglob(".tmp-*")]
+
+
+def test_missing_or_malformed_blob_is_not_found(tmp_path) -> None:
+    store = BlobStore(tmp_path)
+    with pytest.raises(NotFound):
+        store.get("0" * 64)
+    with pytest.raises(NotFound):
+        store.get("../../etc/passwd")
+
+
+def test_tampered_blob_is_never_downloaded(airlock: Airlock) -> None:
+    released = request_in(airlock, State.RELEASED)
+    f = released.current_files()[0]
+    airlock.blobs.path_for(f.sha256).write_bytes(b"group,count\nsecret,1\n")
+    with pytest.raises(IntegrityFailure):
+        airlock.download(actor(airlock, "alice"), released.id, f.path)
