@@ -1,0 +1,104 @@
+"""The build library: content hashes, labels, tags and skipped rebuilds."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import zipfile
+from pathlib import Path
+
+import pytest
+from cleanroom import images
+
+
+def _inspect(tag: str) -> dict:
+    out = subprocess.run(
+        ["docker", "image", "inspect", tag], capture_output=True, text=True, check=True
+    ).stdout
+    return json.loads(out)[0]
+
+
+@pytest.fixture
+def scratch_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of images/ in a scratch checkout, so inputs can be changed safely."""
+    shutil.copytree(images.repo_root() / "images", tmp_path / "images")
+    monkeypatch.setenv("CLEANROOM_ROOT", str(tmp_path))
+    return tmp_path
+
+
+def test_changed_input_changes_the_hash_of_the_image_and_its_children(scratch_root: Path) -> None:
+    before = {name: images.inputs_hash(name) for name in images.IMAGE_NAMES}
+    requirements = scratch_root / "images" / "notebook" / "requirements.txt"
+    requirements.write_text(requirements.read_text() + "# a changed input\n")
+    after = {name: images.inputs_hash(name) for name in images.IMAGE_NAMES}
+    assert after["base"] == before["base"]
+    assert after["notebook"] != before["notebook"]
+    assert after["pytorch"] != before["pytorch"]
+
+
+def test_base_change_reaches_every_image(scratch_root: Path) -> None:
+    before = {name: images.inputs_hash(name) for name in images.IMAGE_NAMES}
+    packages = scratch_root / "images" / "base" / "packages.txt"
+    packages.write_text(packages.read_text() + "# another comment\n")
+    after = {name: images.inputs_hash(name) for name in images.IMAGE_NAMES}
+    assert all(after[name] != before[name] for name in images.IMAGE_NAMES)
+
+
+def test_hash_is_stable(scratch_root: Path) -> None:
+    assert images.inputs_hash("notebook") == images.inputs_hash("notebook")
+
+
+def test_unknown_image_is_refused() -> None:
+    with pytest.raises(images.UnknownImage, match="unknown image 'gpu'"):
+        images.inputs_hash("gpu")
+    assert images.main(["build", "gpu"]) == 1
+
+
+def test_wheel_hash_ignores_zip_timestamps(tmp_path: Path) -> None:
+    def wheel(path: Path, when: tuple[int, int, int, int, int, int], body: bytes) -> Path:
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr(zipfile.ZipInfo("pkg/__init__.py", when), body)
+        return path
+
+    first = wheel(tmp_path / "a.whl", (2020, 1, 1, 0, 0, 0), b"x = 1\n")
+    second = wheel(tmp_path / "b.whl", (2024, 6, 1, 12, 0, 0), b"x = 1\n")
+    changed = wheel(tmp_path / "c.whl", (2020, 1, 1, 0, 0, 0), b"x = 2\n")
+    assert images._wheel_digest(first) == images._wheel_digest(second)
+    assert images._wheel_digest(first) != images._wheel_digest(changed)
+
+
+@pytest.mark.docker
+def test_images_carry_their_labels_and_tags(workspace_images: dict[str, str]) -> None:
+    for name, tag in workspace_images.items():
+        expected = images.inputs_hash(name)
+        assert tag == f"cleanroom/{name}:{expected[:12]}"
+        config = _inspect(tag)
+        assert config["Config"]["Labels"]["cleanroom.image"] == name
+        assert config["Config"]["Labels"]["cleanroom.inputs-hash"] == expected
+        assert config["Id"] == _inspect(f"cleanroom/{name}:latest")["Id"]
+    listed = {(info.name, info.inputs_hash) for info in images.list_images()}
+    assert {(n, images.inputs_hash(n)) for n in workspace_images} <= listed
+
+
+@pytest.mark.docker
+def test_second_build_is_skipped(workspace_images: dict[str, str]) -> None:
+    lines: list[str] = []
+    built = images.build_images(("notebook",), progress=lines.append)
+    assert [image.name for image in built] == ["base", "notebook"]
+    assert all(image.skipped for image in built)
+    assert {image.tag for image in built} == set(workspace_images.values())
+    assert any("build skipped" in line for line in lines)
+
+
+@pytest.mark.docker
+def test_notebook_image_contract(workspace_images: dict[str, str]) -> None:
+    config = _inspect(workspace_images["notebook"])["Config"]
+    env = dict(item.split("=", 1) for item in config["Env"])
+    assert config["User"] == "1000:1000"
+    assert config["Entrypoint"] == ["tini", "--"]
+    assert config["Cmd"] == ["jupyterhub-singleuser"]
+    assert "8888/tcp" in config["ExposedPorts"]
+    assert env["PATH"].startswith("/opt/cleanroom/venv/bin:")
+    assert env["JUPYTER_CONFIG_DIR"] == "/etc/cleanroom/jupyter"
+    assert env["JUPYTER_PREFER_ENV_PATH"] == "1"
