@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from cleanroom.checks.types import Verdict
 
 POLICY_FILE = "disclosure.yaml"
@@ -31,77 +32,77 @@ class PolicyError(ValueError):
     """A policy file that cannot be used; the message names the file and the key."""
 
 
-def _f(default: Any, stricter: str) -> Any:
-    if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata={"stricter": stricter})
-    return field(default=default, metadata={"stricter": stricter})
+def _strict(direction: str) -> dict[str, str]:
+    return {"stricter": direction}
 
 
 @dataclass(frozen=True)
 class LimitsPolicy:
     """Sizes beyond which a file is not checked but failed."""
 
-    max_file_bytes: int = _f(2 * 1024**3, LOWER)
-    max_cell_chars: int = _f(100_000, LOWER)
+    max_file_bytes: int = field(default=2 * 1024**3, metadata=_strict(LOWER))
+    max_cell_chars: int = field(default=100_000, metadata=_strict(LOWER))
 
 
 @dataclass(frozen=True)
 class TablesPolicy:
     """Thresholds for tables (CSV, TSV, Excel, Parquet, tables inside notebooks)."""
 
-    min_cell_count: int = _f(10, HIGHER)
-    zero_cell_verdict: Verdict = _f(Verdict.REVIEW, HARSHER)
-    p_percent: float = _f(0.10, HIGHER)
-    nk_n: int = _f(2, HIGHER)
-    nk_k: float = _f(0.9, LOWER)
-    negative_value_verdict: Verdict = _f(Verdict.REVIEW, HARSHER)
-    min_residual_dof: int = _f(10, HIGHER)
-    extreme_value_verdict: Verdict = _f(Verdict.REVIEW, HARSHER)
-    row_level_min_rows: int = _f(100, LOWER)
-    row_level_source_fraction: float = _f(0.05, LOWER)
-    min_source_row_matches: int = _f(1, LOWER)
-    max_evidence_items: int = _f(20, HIGHER)
+    min_cell_count: int = field(default=10, metadata=_strict(HIGHER))
+    zero_cell_verdict: Verdict = field(default=Verdict.REVIEW, metadata=_strict(HARSHER))
+    p_percent: float = field(default=0.10, metadata=_strict(HIGHER))
+    nk_n: int = field(default=2, metadata=_strict(HIGHER))
+    nk_k: float = field(default=0.9, metadata=_strict(LOWER))
+    negative_value_verdict: Verdict = field(default=Verdict.REVIEW, metadata=_strict(HARSHER))
+    min_residual_dof: int = field(default=10, metadata=_strict(HIGHER))
+    extreme_value_verdict: Verdict = field(default=Verdict.REVIEW, metadata=_strict(HARSHER))
+    row_level_min_rows: int = field(default=100, metadata=_strict(LOWER))
+    row_level_source_fraction: float = field(default=0.05, metadata=_strict(LOWER))
+    min_source_row_matches: int = field(default=1, metadata=_strict(LOWER))
+    max_evidence_items: int = field(default=20, metadata=_strict(HIGHER))
 
 
 @dataclass(frozen=True)
 class NotebooksPolicy:
     """How notebooks are treated beyond the checks on each output."""
 
-    outputs_verdict: Verdict = _f(Verdict.REVIEW, HARSHER)
-    raw_display_verdict: Verdict = _f(Verdict.REVIEW, HARSHER)
+    outputs_verdict: Verdict = field(default=Verdict.REVIEW, metadata=_strict(HARSHER))
+    raw_display_verdict: Verdict = field(default=Verdict.REVIEW, metadata=_strict(HARSHER))
 
 
 @dataclass(frozen=True)
 class ImagesPolicy:
     """Which image formats pass the format check."""
 
-    pass_formats: list[str] = _f(["png", "jpeg"], SUBSET)
-    other_formats_verdict: Verdict = _f(Verdict.REVIEW, HARSHER)
+    pass_formats: list[str] = field(
+        default_factory=lambda: ["png", "jpeg"], metadata=_strict(SUBSET)
+    )
+    other_formats_verdict: Verdict = field(default=Verdict.REVIEW, metadata=_strict(HARSHER))
 
 
 @dataclass(frozen=True)
 class PicklesPolicy:
     """Pickled objects: the globals a pickle may import and the models that keep rows."""
 
-    allowed_globals: list[str] = _f([], SUBSET)
-    training_row_models: list[str] = _f([], SUPERSET)
+    allowed_globals: list[str] = field(default_factory=lambda: [], metadata=_strict(SUBSET))
+    training_row_models: list[str] = field(default_factory=lambda: [], metadata=_strict(SUPERSET))
 
 
 @dataclass(frozen=True)
 class ModelsPolicy:
     """Tensor files (safetensors, ONNX) compared with the training data's row count."""
 
-    tensor_rows_fraction: float = _f(0.5, LOWER)
+    tensor_rows_fraction: float = field(default=0.5, metadata=_strict(LOWER))
 
 
 @dataclass(frozen=True)
 class ArchivesPolicy:
     """Archives: depth, member count and expansion limits (zip bombs)."""
 
-    max_depth: int = _f(1, LOWER)
-    max_members: int = _f(1000, LOWER)
-    max_expansion_ratio: float = _f(100.0, LOWER)
-    max_uncompressed_bytes: int = _f(1024**3, LOWER)
+    max_depth: int = field(default=1, metadata=_strict(LOWER))
+    max_members: int = field(default=1000, metadata=_strict(LOWER))
+    max_expansion_ratio: float = field(default=100.0, metadata=_strict(LOWER))
+    max_uncompressed_bytes: int = field(default=1024**3, metadata=_strict(LOWER))
 
 
 _SECTIONS: dict[str, type] = {

@@ -111,6 +111,12 @@ def generate_press_line(rows: int = 300_000, seed: int = 7) -> pd.DataFrame:
     pick = (rng.random(rows)[:, None] > np.cumsum(scores, axis=1)).sum(axis=1)
     defect_type = np.where(defect, np.take(_DEFECT_TYPES, np.minimum(pick, 4)), "none")
     rework = np.where(defect, rng.lognormal(3.2, 1.1, rows), 0.0)
+    # Rarely the die crashes: the part cracks and the repair dwarfs every other cost.
+    # These few records dominate any sum of rework costs they fall into.
+    crash = rng.random(rows) < 0.0004
+    defect = defect | crash
+    defect_type = np.where(crash, "crack", defect_type)
+    rework = np.where(crash, np.round(rng.uniform(15_000, 60_000, rows), 2), rework)
 
     frame = pd.DataFrame(
         {

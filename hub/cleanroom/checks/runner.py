@@ -1,0 +1,237 @@
+"""Run the checks that fit a file's content and gather one report."""
+
+from __future__ import annotations
+
+import hashlib
+import traceback
+from pathlib import Path
+
+from cleanroom.checks import detect
+from cleanroom.checks.archives import (
+    BudgetExceeded,
+    budget_for,
+    check_archive,
+    check_zip_budget,
+    decompress_stream,
+)
+from cleanroom.checks.html_tables import parse_html
+from cleanroom.checks.images import check_jpeg, check_other_image, check_png
+from cleanroom.checks.models import check_tensors
+from cleanroom.checks.notebooks import check_notebook
+from cleanroom.checks.pickles import check_pickle
+from cleanroom.checks.tables import check_frame, read_table_bytes
+from cleanroom.checks.text import check_text
+from cleanroom.checks.types import CheckContext, CheckReport, Finding, Verdict
+
+# Compression layers (gzip around tar around ...) beyond this are refused outright;
+# a file that decompresses to itself would otherwise never end.
+_MAX_LAYERS = 4
+
+
+def check_bytes(data: bytes, filename: str, context: CheckContext) -> CheckReport:
+    """Check one submitted file's bytes; ``filename`` is for display only.
+
+    Never raises for a bad file: a file that cannot be read or checked gets a ``fail``
+    finding that says why.
+    """
+    return _check(bytes(data), filename, context, depth=0, layers=0)
+
+
+def check_file(path: str | Path, context: CheckContext) -> CheckReport:
+    """Check a file on disk (too-large files are failed without being read)."""
+    path = Path(path)
+    size = path.stat().st_size
+    limit = context.policy.limits.max_file_bytes
+    if size > limit:
+        return CheckReport(
+            filename=path.name,
+            detected_type="unread",
+            size_bytes=size,
+            findings=[_too_large(size, limit)],
+        )
+    return check_bytes(path.read_bytes(), path.name, context)
+
+
+def _too_large(size: int, limit: int) -> Finding:
+    return Finding(
+        "file.too_large",
+        Verdict.FAIL,
+        f"{size} bytes is more than the policy's {limit}; the file was not checked",
+        {"bytes": size, "threshold": limit},
+    )
+
+
+def _check(
+    data: bytes, filename: str, context: CheckContext, *, depth: int, layers: int
+) -> CheckReport:
+    kind = detect.detect(data)
+    report = CheckReport(
+        filename=filename,
+        detected_type=kind,
+        size_bytes=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+    )
+    if len(data) > context.policy.limits.max_file_bytes:
+        report.findings.append(_too_large(len(data), context.policy.limits.max_file_bytes))
+        return report
+    try:
+        report.findings.extend(_dispatch(data, kind, filename, context, depth, layers))
+    except (MemoryError, RecursionError) as exc:
+        report.findings.append(
+            Finding("check.error", Verdict.FAIL, f"the file is too complex to check: {exc!r}")
+        )
+    except Exception as exc:
+        # A checker bug or a hostile file we did not foresee: the file must not pass,
+        # and the officer sees why.
+        report.findings.append(
+            Finding(
+                "check.error",
+                Verdict.FAIL,
+                f"the checks could not complete: {type(exc).__name__}: {str(exc)[:300]}",
+                {"where": traceback.format_exc(limit=-3)[-1500:]},
+            )
+        )
+    if not report.findings:
+        report.findings.append(
+            Finding("file.unchecked", Verdict.REVIEW, "no check recognised this file", {})
+        )
+    return report
+
+
+def _dispatch(
+    data: bytes, kind: str, filename: str, context: CheckContext, depth: int, layers: int
+) -> list[Finding]:
+    def member(content: bytes, name: str, member_depth: int) -> CheckReport:
+        return _check(content, name, context, depth=member_depth, layers=layers + 1)
+
+    if kind == detect.EMPTY:
+        return [Finding("file.empty", Verdict.PASS, "the file is empty", {})]
+    if kind in detect.TABLE_TYPES:
+        return _tables(data, kind, context)
+    if kind == detect.PNG:
+        return check_png(data, context)
+    if kind == detect.JPEG:
+        return check_jpeg(data, context)
+    if kind in (detect.SVG, detect.PDF, detect.GIF):
+        return check_other_image(data, kind, context)
+    if kind == detect.NOTEBOOK:
+        return check_notebook(data, context, lambda b, n: member(b, n, depth))
+    if kind == detect.PICKLE:
+        return check_pickle(data, context)
+    if kind in (detect.SAFETENSORS, detect.ONNX):
+        return check_tensors(data, kind, context)
+    if kind in (detect.ZIP, detect.TAR, detect.TORCH):
+        findings = check_archive(
+            data, "tar" if kind == detect.TAR else "zip", context, depth, member
+        )
+        if kind == detect.TORCH:
+            findings.append(
+                Finding(
+                    "model.torch",
+                    Verdict.REVIEW,
+                    "a PyTorch checkpoint: its pickle is checked above; tensor sizes need an "
+                    "officer",
+                    {},
+                )
+            )
+        return findings
+    if kind in (detect.GZIP, detect.BZIP2, detect.XZ):
+        return _compressed(data, kind, filename, context, depth, layers)
+    if kind in (detect.TEXT, detect.JSON, detect.HTML):
+        return _text(data, kind, context)
+    return [
+        Finding(
+            "file.unknown_type",
+            Verdict.REVIEW,
+            "a file type the checks do not read; an officer must look at it",
+            {"starts_with": data[:16].hex()},
+        )
+    ]
+
+
+def _tables(data: bytes, kind: str, context: CheckContext) -> list[Finding]:
+    if kind == detect.EXCEL:
+        refused = check_zip_budget(data, context)
+        if refused:
+            return refused
+    try:
+        tables = read_table_bytes(data, kind)
+    except Exception as exc:
+        if kind == detect.EXCEL or kind == detect.PARQUET:
+            return [
+                Finding(
+                    "table.malformed",
+                    Verdict.FAIL,
+                    f"the {kind} file cannot be read: {type(exc).__name__}: {str(exc)[:300]}",
+                    {},
+                )
+            ]
+        fallback = _text(data, detect.TEXT, context)
+        fallback.append(
+            Finding(
+                "table.unparsed",
+                Verdict.REVIEW,
+                f"looks delimited but does not parse as a table ({str(exc)[:200]})",
+                {},
+            )
+        )
+        return fallback
+    findings: list[Finding] = []
+    for location, frame in tables.items():
+        findings += check_frame(frame, context, location=location)
+    return findings
+
+
+def _text(data: bytes, kind: str, context: CheckContext) -> list[Finding]:
+    text = data.decode("utf-8", errors="replace")
+    findings = check_text(text, context)
+    if kind == detect.HTML:
+        frames, _visible = parse_html(text)
+        for k, frame in enumerate(frames, start=1):
+            findings += check_frame(frame, context, location=f"table {k}")
+        findings.append(
+            Finding("html.content", Verdict.REVIEW, "HTML can carry scripts and hidden text", {})
+        )
+    findings.append(
+        Finding(
+            "text.unstructured",
+            Verdict.REVIEW,
+            f"{kind} output: the text checks found what is listed here; an officer must "
+            "read the rest",
+            {"characters": len(text), "lines": text.count("\n") + 1},
+        )
+    )
+    return findings
+
+
+def _compressed(
+    data: bytes, kind: str, filename: str, context: CheckContext, depth: int, layers: int
+) -> list[Finding]:
+    if layers >= _MAX_LAYERS:
+        return [
+            Finding(
+                "archive.nesting",
+                Verdict.FAIL,
+                f"more than {_MAX_LAYERS} layers of compression",
+                {"layers": layers + 1, "threshold": _MAX_LAYERS},
+            )
+        ]
+    try:
+        inner = decompress_stream(data, kind, budget_for(len(data), context))
+    except BudgetExceeded as exc:
+        limits = context.policy.archives
+        return [
+            Finding(
+                "archive.expansion",
+                Verdict.FAIL,
+                f"the {kind} stream {exc} (policy: {limits.max_expansion_ratio:g}x, "
+                f"{limits.max_uncompressed_bytes} bytes)",
+                {"compressed": len(data), "threshold": limits.max_expansion_ratio},
+            )
+        ]
+    except (OSError, ValueError, EOFError) as exc:
+        return [Finding("archive.malformed", Verdict.FAIL, f"bad {kind} stream: {exc}", {})]
+    name = filename.rsplit(".", 1)[0] if "." in filename else f"{filename} (expanded)"
+    # One compression layer around a file or a tar is one archive level, not two.
+    inner_report = _check(inner, name, context, depth=depth, layers=layers + 1)
+    return [f.within(name) for f in inner_report.findings]

@@ -1,0 +1,622 @@
+"""A compact index of a dataset version, built once at registration, used by every check.
+
+The index holds hashes, not data: for a few column combinations that are near-unique in
+the source (a timestamp, a pair of sensor readings), the sorted 64-bit hashes of every
+row's normalised values, with the row number they came from. An output row whose hash
+is in that array reproduces a source record. Beside them: hashes of the identifier
+columns' values, hashes of numeric values that few records share (a released minimum
+or maximum equal to one of them reveals a record), and per-cell sums, counts and the
+two largest contributions for low-cardinality groupings (for the dominance rules).
+
+Arrays are ``.npy`` files opened memory-mapped, so checking an output costs memory for
+the output, not for the source. The index is derived from the data and is kept in the
+registry beside it; it is not meant to leave the clean room.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cleanroom.checks.types import CheckInputError
+
+INDEX_VERSION = 1
+META_FILE = "index.json"
+
+#: Share of distinct combinations among source rows that makes a combination "near-unique"
+#: (at 0.998, about one fresh row in 500 meets a source row by chance).
+NEAR_UNIQUE = 0.998
+#: A numeric value shared by fewer source rows than this counts as one record's value.
+RARE_VALUE_ROWS = 10
+#: Columns with at most this many distinct values are groupings for the dominance stats.
+MAX_GROUP_CARDINALITY = 60
+#: Decimals kept for numbers: enough for sensor readings, few enough to survive CSV.
+MAX_DECIMALS = 6
+_MAX_PAIRS_FROM = 10
+_MAX_COMBOS = 8
+
+_NAME_ID_HINTS = ("company", "supplier", "customer", "operator", "employee", "person", "name")
+
+
+def normalise_name(name: object) -> str:
+    """A column name as checks compare it: lower case, words joined by ``_``."""
+    return re.sub(r"[^0-9a-z]+", "_", str(name).strip().lower()).strip("_")
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    # splitmix64 finaliser: spreads nearby integers (row ids, rounded readings) over
+    # the whole 64-bit range so that combined keys do not collide by construction.
+    x = x.astype(np.uint64, copy=True)
+    with np.errstate(over="ignore"):
+        x ^= x >> np.uint64(30)
+        x *= np.uint64(0xBF58476D1CE4E5B9)
+        x ^= x >> np.uint64(27)
+        x *= np.uint64(0x94D049BB133111EB)
+        x ^= x >> np.uint64(31)
+    return x
+
+
+def combine_keys(keys: Sequence[np.ndarray]) -> np.ndarray:
+    """One 64-bit hash per row from the per-column keys of a combination."""
+    out = _mix(keys[0])
+    for i, k in enumerate(keys[1:], start=1):
+        with np.errstate(over="ignore"):
+            out = _mix(out ^ (_mix(k) + np.uint64(i)))
+    return out
+
+
+def normalise_strings(values: pd.Series) -> np.ndarray:
+    """Strings as checks compare them: trimmed, case-folded, as an object array."""
+    text = values.astype("str") if values.dtype != "str" else values
+    return text.str.strip().str.lower().to_numpy(dtype=object, na_value="")
+
+
+def hash_strings(values: np.ndarray) -> np.ndarray:
+    """Stable 64-bit hashes of normalised strings (the same in every process)."""
+    if len(values) == 0:
+        return np.empty(0, dtype=np.uint64)
+    return np.asarray(pd.util.hash_array(values, categorize=True), dtype=np.uint64)
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """How one source column is normalised: ``num`` (rounded to ``decimals``), ``time``
+    (whole seconds) or ``str`` (trimmed, case-folded)."""
+
+    name: str
+    kind: str
+    decimals: int = 0
+
+    def keys(self, values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+        """Per-row 64-bit keys and a mask of the rows that have a usable value."""
+        if self.kind == "num":
+            if values.dtype == bool:
+                values = values.astype("int64")
+            nums = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+            valid = np.isfinite(nums)
+            scaled = np.where(valid, np.round(nums * 10.0**self.decimals), 0.0)
+            valid &= np.abs(scaled) < 9e18
+            return np.where(valid, scaled, 0.0).astype(np.int64).view(np.uint64), valid
+        if self.kind == "time":
+            stamps = _to_datetime(values)
+            valid = ~np.isnat(stamps)
+            secs = np.where(valid, stamps.astype("datetime64[s]").astype(np.int64), 0)
+            return secs.view(np.uint64), valid
+        text = normalise_strings(values)
+        valid = (text != "") & (text != "nan")
+        return hash_strings(text), valid
+
+
+def _to_datetime(values: pd.Series) -> np.ndarray:
+    if pd.api.types.is_datetime64_any_dtype(values.dtype):
+        stamps = values
+        if getattr(values.dt, "tz", None) is not None:
+            stamps = values.dt.tz_convert("UTC").dt.tz_localize(None)
+        return stamps.to_numpy(dtype="datetime64[ns]")
+    if pd.api.types.is_numeric_dtype(values.dtype):
+        return np.full(len(values), np.datetime64("NaT"), dtype="datetime64[ns]")
+    parsed = pd.to_datetime(values.astype("str"), errors="coerce", format="ISO8601", utc=True)
+    return parsed.dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
+
+
+def _infer_spec(name: str, values: pd.Series) -> ColumnSpec:
+    if pd.api.types.is_datetime64_any_dtype(values.dtype):
+        return ColumnSpec(name, "time")
+    if pd.api.types.is_bool_dtype(values.dtype) or pd.api.types.is_integer_dtype(values.dtype):
+        return ColumnSpec(name, "num", 0)
+    if pd.api.types.is_float_dtype(values.dtype):
+        return ColumnSpec(name, "num", _decimals(values.to_numpy(dtype="float64")))
+    sample = values.dropna().astype("str").head(2000)
+    if len(sample) and sample.str.match(r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}").mean() > 0.95:
+        return ColumnSpec(name, "time")
+    return ColumnSpec(name, "str")
+
+
+def _decimals(values: np.ndarray) -> int:
+    # The fewest decimals that reproduce every sampled value: sensor columns are
+    # usually stored at a fixed resolution, and outputs print them at that resolution.
+    finite = values[np.isfinite(values)][:20_000]
+    for d in range(MAX_DECIMALS + 1):
+        if np.allclose(np.round(finite, d), finite, rtol=0, atol=10.0 ** -(d + 3)):
+            return d
+    return MAX_DECIMALS
+
+
+@dataclass(frozen=True)
+class SourceIndexInfo:
+    """What :func:`build_source_index` wrote: for the registry to store and show."""
+
+    out_dir: Path
+    rows: int
+    files: list[dict[str, Any]]
+    tables: list[dict[str, Any]]
+    identifier_columns: list[str]
+    size_bytes: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe summary."""
+        return {
+            "out_dir": str(self.out_dir),
+            "rows": self.rows,
+            "files": self.files,
+            "tables": self.tables,
+            "identifier_columns": self.identifier_columns,
+            "size_bytes": self.size_bytes,
+        }
+
+
+def _read_source(path: Path) -> pd.DataFrame:
+    head = path.open("rb").read(4)
+    try:
+        if head == b"PAR1":
+            return pd.read_parquet(path)
+        if path.suffix.lower() in {".xlsx", ".xlsm"}:
+            return pd.read_excel(path)
+        sep = "\t" if path.suffix.lower() in {".tsv", ".tab"} else ","
+        return pd.read_csv(path, sep=sep, engine="pyarrow")
+    except Exception as exc:
+        raise CheckInputError(f"cannot read source file {path}: {exc}") from exc
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _uniqueness(keys: np.ndarray) -> float:
+    if len(keys) == 0:
+        return 0.0
+    ordered = np.sort(keys)
+    return (1 + int(np.count_nonzero(ordered[1:] != ordered[:-1]))) / len(keys)
+
+
+def _choose_combos(frame: pd.DataFrame, specs: dict[str, ColumnSpec]) -> list[list[str]]:
+    """Column combinations on which a matching row is strong evidence of a copied record.
+
+    Being unique within the source is not enough: a row drawn from the same process
+    (another week of the same line, synthetic data) must also be unlikely to meet a
+    source row by chance. The share of source rows that share their combination with
+    another row estimates that chance, so we keep combinations where it is tiny.
+    """
+    cols = list(specs)
+    keys = {}
+    valid_all = np.ones(len(frame), dtype=bool)
+    for c in cols:
+        k, v = specs[c].keys(frame[c])
+        keys[c] = k
+        valid_all &= v
+    keys = {c: k[valid_all] for c, k in keys.items()}
+    ratio = {c: _uniqueness(keys[c]) for c in cols}
+    ranked = sorted(cols, key=lambda c: -ratio[c])
+    combos: list[list[str]] = []
+    # Alone, a unique integer is usually a row id whose values collide with counts in
+    # aggregate tables, and a timestamp collides with the bins of a time series; both
+    # take part only in combinations. Text and decimals may stand alone.
+    row_ids = [
+        c
+        for c in ranked
+        if ratio[c] >= NEAR_UNIQUE and specs[c].kind == "num" and specs[c].decimals == 0
+    ]
+    for c in ranked:
+        if ratio[c] >= NEAR_UNIQUE and specs[c].kind != "time" and c not in row_ids:
+            combos.append([c])
+    singles = {c for combo in combos for c in combo}
+    rest = [c for c in ranked if c not in singles and c not in row_ids][:_MAX_PAIRS_FROM]
+    for c in row_ids[:2]:
+        # An id is unique with anything; only a partner with many values of its own
+        # keeps a chance match (same id, same value) rare.
+        if rest and ratio[rest[0]] >= 0.5:
+            combos.append([c, rest[0]])
+    scored: list[tuple[float, list[str]]] = []
+    for size in (2, 3):
+        for combo in itertools.combinations(rest[: 10 if size == 2 else 8], size):
+            u = _uniqueness(combine_keys([keys[c] for c in combo]))
+            if u >= NEAR_UNIQUE:
+                scored.append((u, list(combo)))
+        if len(scored) >= 4:
+            break
+    covered: set[str] = set()
+    # Prefer combinations that bring columns not yet covered, so that an output that
+    # drops some columns still meets one of them.
+    while scored and len(combos) < _MAX_COMBOS:
+        scored.sort(key=lambda s: (-len(set(s[1]) - covered), -s[0]))
+        chosen = scored.pop(0)[1]
+        if not set(chosen) - covered and len(combos) >= 3:
+            break
+        combos.append(chosen)
+        covered |= set(chosen)
+    if not combos:
+        combos.append(cols)
+    return combos
+
+
+def build_source_index(
+    files: list[Path],
+    out_dir: Path,
+    *,
+    identifier_columns: Sequence[str] | None = None,
+    progress: Callable[[str], None] | None = None,
+    name: str | None = None,
+) -> SourceIndexInfo:
+    """Index the tabular files of one dataset version into ``out_dir``.
+
+    Call this when a dataset version is registered; ``out_dir`` is a fresh writable
+    folder that the registry keeps. Files with the same rows in another format (the
+    CSV and Parquet copies of one table) are indexed once. ``identifier_columns`` names
+    the columns that identify machines, lots, people or companies; by default, columns
+    named like ``*_id`` holding text, or ``company``, ``operator`` and the like.
+    Files that are not tables (images, documents) are skipped and listed. ``name``
+    (shown in findings) defaults to the first table's file name without suffix.
+    """
+    say = progress or (lambda _msg: None)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tables: list[dict[str, Any]] = []
+    file_rows: list[dict[str, Any]] = []
+    identifier_hashes: list[np.ndarray] = []
+    identifier_names: set[str] = set()
+    seen_rows: list[np.ndarray] = []
+    wanted_ids = {normalise_name(c) for c in identifier_columns} if identifier_columns else None
+    for path in map(Path, files):
+        if path.suffix.lower() not in {".csv", ".tsv", ".tab", ".parquet", ".xlsx", ".xlsm"}:
+            with path.open("rb") as fh:
+                if fh.read(4) != b"PAR1":
+                    file_rows.append({"name": path.name, "skipped": "not a table"})
+                    continue
+        say(f"reading {path.name}")
+        frame = _read_source(path)
+        frame.columns = [normalise_name(c) for c in frame.columns]
+        frame = frame.loc[:, ~frame.columns.duplicated()]
+        entry: dict[str, Any] = {"name": path.name, "sha256": _sha256(path), "rows": len(frame)}
+        specs = {c: _infer_spec(c, frame[c]) for c in frame.columns}
+        all_keys = [specs[c].keys(frame[c])[0] for c in frame.columns]
+        row_hashes = np.unique(combine_keys(all_keys)) if all_keys else np.empty(0, np.uint64)
+        duplicate = next(
+            (i for i, seen in enumerate(seen_rows) if np.array_equal(seen, row_hashes)), None
+        )
+        if duplicate is not None:
+            entry["same_rows_as"] = tables[duplicate]["files"][0]
+            tables[duplicate]["files"].append(path.name)
+            file_rows.append(entry)
+            say(f"{path.name}: same rows as {entry['same_rows_as']}, not indexed twice")
+            continue
+        seen_rows.append(row_hashes)
+        file_rows.append(entry)
+        t = len(tables)
+        say(f"{path.name}: choosing column combinations")
+        combos = _choose_combos(frame, specs)
+        table: dict[str, Any] = {
+            "name": path.stem,
+            "files": [path.name],
+            "rows": len(frame),
+            "distinct_rows": len(row_hashes),
+            "columns": {c: {"kind": s.kind, "decimals": s.decimals} for c, s in specs.items()},
+            "combos": [],
+            "rare_values": [],
+            "groups": [],
+        }
+        for ci, combo in enumerate(combos):
+            say(f"{path.name}: hashing rows on {', '.join(combo)}")
+            parts = [specs[c].keys(frame[c]) for c in combo]
+            valid = np.logical_and.reduce([v for _k, v in parts])
+            hashes = combine_keys([k[valid] for k, _v in parts])
+            rows = np.flatnonzero(valid).astype(np.uint32)
+            order = np.argsort(hashes, kind="stable")
+            np.save(out_dir / f"t{t}_c{ci}_hash.npy", hashes[order])
+            np.save(out_dir / f"t{t}_c{ci}_row.npy", rows[order])
+            table["combos"].append({"columns": combo, "file": f"t{t}_c{ci}"})
+        for c, spec in specs.items():
+            if spec.kind != "num":
+                continue
+            keys, valid = spec.keys(frame[c])
+            uniq, counts = np.unique(keys[valid], return_counts=True)
+            np.save(out_dir / f"t{t}_rare_{c}.npy", uniq[counts < RARE_VALUE_ROWS])
+            table["rare_values"].append(c)
+        ids = _identifier_columns(frame, specs, wanted_ids)
+        for c in ids:
+            identifier_names.add(c)
+            identifier_hashes.append(_identifier_value_hashes(frame[c]))
+        table["identifier_columns"] = ids
+        say(f"{path.name}: group statistics")
+        groups = _group_stats(frame, specs)
+        if len(groups):
+            groups.to_parquet(out_dir / f"t{t}_groups.parquet", index=False)
+            table["groups"] = sorted(groups["group"].unique().tolist())
+        tables.append(table)
+    ident = np.unique(np.concatenate(identifier_hashes)) if identifier_hashes else np.empty(0)
+    np.save(out_dir / "identifiers.npy", ident.astype(np.uint64))
+    if wanted_ids:
+        identifier_names |= wanted_ids
+    total_rows = int(sum(t["rows"] for t in tables))
+    id_names = sorted(identifier_names)
+    meta = {
+        "version": INDEX_VERSION,
+        "name": name or (tables[0]["name"] if tables else out_dir.name),
+        "rows": total_rows,
+        "files": file_rows,
+        "tables": tables,
+        "identifier_columns": id_names,
+    }
+    (out_dir / META_FILE).write_text(json.dumps(meta, indent=1), encoding="utf-8")
+    size = sum(p.stat().st_size for p in out_dir.iterdir() if p.is_file())
+    say(f"index written: {size / 1e6:.1f} MB")
+    return SourceIndexInfo(
+        out_dir=out_dir,
+        rows=total_rows,
+        files=file_rows,
+        tables=tables,
+        identifier_columns=id_names,
+        size_bytes=size,
+    )
+
+
+def _identifier_columns(
+    frame: pd.DataFrame, specs: dict[str, ColumnSpec], wanted: set[str] | None
+) -> list[str]:
+    if wanted is not None:
+        return [c for c in frame.columns if c in wanted]
+    found = []
+    for c, spec in specs.items():
+        if spec.kind != "str":
+            continue
+        if c.endswith("_id") or c in _NAME_ID_HINTS or c.split("_")[0] in _NAME_ID_HINTS:
+            found.append(c)
+    return found
+
+
+def _identifier_value_hashes(values: pd.Series) -> np.ndarray:
+    uniq = pd.Series(pd.unique(normalise_strings(values.dropna())), dtype="str")
+    # Short or purely numeric identifiers ("7", "12") would match ordinary numbers in
+    # every table; they are left to the column-name check.
+    keep = (uniq.str.len() >= 3) & ~uniq.str.fullmatch(r"[\d.,\s+-]*")
+    return hash_strings(uniq[keep].to_numpy(dtype=object))
+
+
+def _group_stats(frame: pd.DataFrame, specs: dict[str, ColumnSpec]) -> pd.DataFrame:
+    nunique = frame.nunique()
+    groupers = [
+        c
+        for c in frame.columns
+        if 1 < nunique[c] <= MAX_GROUP_CARDINALITY and specs[c].kind in {"str", "num"}
+    ]
+    measures = [
+        c
+        for c, s in specs.items()
+        if s.kind == "num" and c not in groupers and nunique[c] > MAX_GROUP_CARDINALITY
+    ]
+    if not groupers or not measures:
+        return pd.DataFrame()
+    label_keys = {c: specs[c].keys(frame[c])[0] for c in groupers}
+    values = {
+        m: pd.to_numeric(frame[m], errors="coerce").to_numpy(dtype="float64") for m in measures
+    }
+    parts = []
+    for size in (1, 2):
+        for group in itertools.combinations(groupers, size):
+            key = combine_keys([label_keys[c] for c in group])
+            order = np.argsort(key, kind="stable")
+            sorted_key = key[order]
+            for m in measures:
+                stats = _cell_stats(sorted_key, values[m][order])
+                stats.insert(0, "measure", m)
+                stats.insert(0, "group", "|".join(group))
+                parts.append(stats)
+    return pd.concat(parts, ignore_index=True)
+
+
+def _cell_stats(key: np.ndarray, vals: np.ndarray) -> pd.DataFrame:
+    """Per-cell count, sum, two largest and smallest value; ``key`` must be sorted."""
+    ok = np.isfinite(vals)
+    key, vals = key[ok], vals[ok]
+    if len(key) == 0:
+        return pd.DataFrame(columns=["key", "count", "sum", "top1", "top2", "min"])
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    counts = np.diff(np.r_[starts, len(key)])
+    top1 = np.maximum.reduceat(vals, starts)
+    # The second largest: knock out one occurrence of each cell's largest value (its
+    # first position) and take the largest again.
+    is_top = vals == np.repeat(top1, counts)
+    cell = np.repeat(np.arange(len(starts)), counts)
+    first_top = np.flatnonzero(is_top)[np.r_[True, cell[is_top][1:] != cell[is_top][:-1]]]
+    rest = vals.copy()
+    rest[first_top] = -np.inf
+    top2 = np.where(counts > 1, np.maximum.reduceat(rest, starts), 0.0)
+    return pd.DataFrame(
+        {
+            "key": key[starts],
+            "count": counts,
+            "sum": np.add.reduceat(vals, starts),
+            "top1": top1,
+            "top2": top2,
+            "min": np.minimum.reduceat(vals, starts),
+        }
+    )
+
+
+@dataclass(frozen=True)
+class RowMatch:
+    """Output rows that reproduce source records on one near-unique combination."""
+
+    table: str
+    columns: list[str]
+    output_rows: np.ndarray
+    source_rows: np.ndarray
+
+
+@dataclass
+class _Table:
+    name: str
+    rows: int
+    specs: dict[str, ColumnSpec]
+    combos: list[tuple[list[str], np.ndarray, np.ndarray]]
+    rare: dict[str, np.ndarray]
+    groups: pd.DataFrame | None
+    group_names: list[str] = field(default_factory=list)
+
+
+class SourceIndex:
+    """A loaded index: lookups for the checks, memory-mapped, without the source data."""
+
+    def __init__(self, path: Path, meta: dict[str, Any]) -> None:
+        self.path = path
+        self.meta = meta
+        self.rows: int = int(meta["rows"])
+        self.identifier_columns: frozenset[str] = frozenset(meta["identifier_columns"])
+        self.name: str = str(meta.get("name") or path.name)
+        self._identifiers = np.load(path / "identifiers.npy", mmap_mode="r")
+        self.tables: list[_Table] = []
+        for t, table in enumerate(meta["tables"]):
+            specs = {
+                c: ColumnSpec(c, v["kind"], int(v["decimals"])) for c, v in table["columns"].items()
+            }
+            combos = [
+                (
+                    list(combo["columns"]),
+                    np.load(path / f"{combo['file']}_hash.npy", mmap_mode="r"),
+                    np.load(path / f"{combo['file']}_row.npy", mmap_mode="r"),
+                )
+                for combo in table["combos"]
+            ]
+            rare = {
+                c: np.load(path / f"t{t}_rare_{c}.npy", mmap_mode="r") for c in table["rare_values"]
+            }
+            groups_path = path / f"t{t}_groups.parquet"
+            self.tables.append(
+                _Table(
+                    name=table["name"],
+                    rows=int(table["rows"]),
+                    specs=specs,
+                    combos=combos,
+                    rare=rare,
+                    groups=None,
+                    group_names=list(table["groups"]) if groups_path.exists() else [],
+                )
+            )
+
+    @property
+    def columns(self) -> set[str]:
+        """Every normalised column name in the source."""
+        return {c for t in self.tables for c in t.specs}
+
+    def match_rows(self, frame: pd.DataFrame) -> list[RowMatch]:
+        """Rows of ``frame`` (columns already normalised) that match source records."""
+        found: list[RowMatch] = []
+        present = set(frame.columns)
+        for table in self.tables:
+            for columns, hashes, rows in table.combos:
+                if not set(columns) <= present or len(hashes) == 0:
+                    continue
+                parts = [table.specs[c].keys(frame[c]) for c in columns]
+                valid = np.logical_and.reduce([v for _k, v in parts])
+                if not valid.any():
+                    continue
+                query = combine_keys([k for k, _v in parts])
+                # Sorted needles walk the index in order: several times faster than
+                # random probes into a large memory-mapped array.
+                order = np.argsort(query)
+                pos = np.empty(len(query), dtype=np.int64)
+                pos[order] = np.searchsorted(hashes, query[order])
+                pos[pos >= len(hashes)] = len(hashes) - 1
+                hit = valid & (np.asarray(hashes[pos]) == query)
+                if hit.any():
+                    out_rows = np.flatnonzero(hit)
+                    found.append(
+                        RowMatch(table.name, columns, out_rows, np.asarray(rows[pos[hit]]))
+                    )
+        return found
+
+    def identifier_hits(self, normalised: np.ndarray) -> np.ndarray:
+        """Mask of normalised strings that are values of a source identifier column."""
+        if len(self._identifiers) == 0 or len(normalised) == 0:
+            return np.zeros(len(normalised), dtype=bool)
+        return np.isin(hash_strings(normalised), self._identifiers)
+
+    def rare_value_columns(self, values: np.ndarray, column: str | None) -> list[str]:
+        """Source columns in which each of ``values`` is held by fewer than
+        :data:`RARE_VALUE_ROWS` records (``column`` narrows the search when known)."""
+        hits = []
+        for table in self.tables:
+            for c, rare in table.rare.items():
+                if column is not None and c != column:
+                    continue
+                keys, valid = table.specs[c].keys(pd.Series(values, dtype="float64"))
+                if len(rare) and (valid & np.isin(keys, rare)).any():
+                    hits.append(c)
+        return hits
+
+    def numeric_columns(self) -> set[str]:
+        """Normalised names of the source's numeric columns."""
+        return {c for t in self.tables for c, s in t.specs.items() if s.kind == "num"}
+
+    def group_stats(self, group: Sequence[str], measure: str) -> tuple[ColumnSpec, ...] | None:
+        """The column specs of a grouping that has cell statistics for ``measure``."""
+        name = "|".join(group)
+        for table in self.tables:
+            if name in table.group_names and measure in table.specs:
+                return tuple(table.specs[c] for c in group)
+        return None
+
+    def cell_stats(self, group: Sequence[str], measure: str, keys: np.ndarray) -> pd.DataFrame:
+        """Count, sum, two largest and smallest contribution for each cell key."""
+        name = "|".join(group)
+        for t, table in enumerate(self.tables):
+            if name not in table.group_names:
+                continue
+            if table.groups is None:
+                table.groups = pd.read_parquet(self.path / f"t{t}_groups.parquet")
+            g = table.groups
+            sub = g[(g["group"] == name) & (g["measure"] == measure)].set_index("key")
+            return sub.reindex(pd.Index(keys.astype(np.uint64)))
+        return pd.DataFrame(index=pd.Index(keys), columns=["count", "sum", "top1", "top2", "min"])
+
+
+def load_source_index(out_dir: Path) -> SourceIndex:
+    """Open an index written by :func:`build_source_index` (no source data needed)."""
+    path = Path(out_dir)
+    try:
+        meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CheckInputError(f"{path}: not a source index ({exc})") from exc
+    if meta.get("version") != INDEX_VERSION:
+        raise CheckInputError(f"{path}: index version {meta.get('version')!r} is not understood")
+    try:
+        return SourceIndex(path, meta)
+    except (OSError, KeyError, ValueError) as exc:
+        raise CheckInputError(f"{path}: damaged source index ({exc})") from exc
+
+
+def load_indexes(dirs: Iterable[Path]) -> list[SourceIndex]:
+    """Open several indexes (one per dataset a project uses)."""
+    return [load_source_index(Path(d)) for d in dirs]

@@ -1,0 +1,622 @@
+"""Disclosure checks on tables: source rows, identifiers, small counts, dominance, models.
+
+A table arrives as a pandas DataFrame from any format (CSV, TSV, Excel, Parquet, an
+HTML table in a notebook). Column roles are inferred from names and values: label
+columns (text), count columns (``n``, ``count``, or the integer cells of a
+cross-tabulation), aggregate columns (``mean``, ``force_kn_sum``...) and statistics
+rows (``describe()``: count, mean, min, max).
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import re
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from cleanroom.checks.source_index import SourceIndex, combine_keys, normalise_name
+from cleanroom.checks.text import personal_hits
+from cleanroom.checks.types import CheckContext, Finding, Verdict
+
+_COUNT_NAME = re.compile(
+    r"^(n|count|counts|freq|frequency|size|records|rows|obs|observations|nobs|"
+    r"n_.+|num_.+|number_of_.+|.+_count|.+_counts|.+_n|.+_freq|.+_size|count_.+)$"
+)
+_AGG_WORDS = (
+    "mean",
+    "avg",
+    "average",
+    "sum",
+    "total",
+    "median",
+    "std",
+    "sd",
+    "var",
+    "min",
+    "max",
+    "pct",
+    "percent",
+    "percentage",
+    "rate",
+    "share",
+    "proportion",
+    "ratio",
+    "q25",
+    "q75",
+    "quantile",
+    "iqr",
+    "se",
+    "sem",
+    "stderr",
+    "coef",
+    "estimate",
+)
+_DOMINANCE_WORDS = ("sum", "total", "mean", "avg", "average")
+_EXTREME = re.compile(r"^(min|max|minimum|maximum|.+_(min|max)|(min|max)_.+)$")
+_DOF = re.compile(r"^(df_?resid(ual)?s?|residual_df|dof_resid(ual)?s?|resid_df)$")
+_STAT_ROWS = {"count", "mean", "std", "min", "max", "25", "50", "75", "unique", "top", "freq"}
+_PERSONAL_COLUMNS = {
+    "email",
+    "e_mail",
+    "email_address",
+    "phone",
+    "phone_number",
+    "telephone",
+    "mobile",
+    "ssn",
+    "national_id",
+    "nino",
+    "passport",
+    "passport_number",
+    "full_name",
+    "first_name",
+    "last_name",
+    "surname",
+    "address",
+    "street",
+    "postcode",
+    "zip_code",
+    "date_of_birth",
+    "dob",
+    "birth_date",
+}
+
+
+def read_table_bytes(data: bytes, kind: str) -> dict[str, pd.DataFrame]:
+    """The tables in a file: one for CSV, TSV and Parquet, one per sheet for Excel.
+
+    Raises ``ValueError`` (with the reader's reason) when the bytes are not that kind.
+    """
+    buf = io.BytesIO(data)
+    if kind == "parquet":
+        return {"": pd.read_parquet(buf)}
+    if kind == "excel":
+        sheets = pd.read_excel(buf, sheet_name=None, header=0, engine="openpyxl")
+        return {f"sheet {name}": frame for name, frame in sheets.items()}
+    sep = {"csv": ",", "tsv": "\t", "csv;": ";", "csv|": "|"}[kind]
+    try:
+        return {"": pd.read_csv(buf, sep=sep, engine="pyarrow")}
+    except Exception:
+        # The fast reader refuses ragged rows and odd quoting; the C reader copes with
+        # more, and if it also fails the caller treats the file as text.
+        buf.seek(0)
+        return {"": pd.read_csv(buf, sep=sep, engine="c", low_memory=False)}
+
+
+def _flat_name(label: Any) -> str:
+    if isinstance(label, tuple):
+        return "_".join(str(p) for p in label if str(p) and not str(p).startswith("Unnamed"))
+    return str(label)
+
+
+def _prepare(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """The frame with normalised, unique column names, and the original names."""
+    frame = frame.copy(deep=False)
+    if not isinstance(frame.index, pd.RangeIndex):
+        # A named or labelled index (groupby results, crosstabs) is part of the table.
+        frame = frame.reset_index()
+    original = [_flat_name(c) for c in frame.columns]
+    names: list[str] = []
+    for label in original:
+        name = normalise_name(label) or "column"
+        base, i = name, 2
+        while name in names:
+            name, i = f"{base}_{i}", i + 1
+        names.append(name)
+    frame.columns = names
+    return frame, original
+
+
+def _is_text(series: pd.Series) -> bool:
+    return not (
+        pd.api.types.is_numeric_dtype(series.dtype)
+        or pd.api.types.is_bool_dtype(series.dtype)
+        or pd.api.types.is_datetime64_any_dtype(series.dtype)
+    )
+
+
+def _integer_like(series: pd.Series) -> bool:
+    if pd.api.types.is_bool_dtype(series.dtype):
+        return False
+    if pd.api.types.is_integer_dtype(series.dtype):
+        return True
+    if pd.api.types.is_float_dtype(series.dtype):
+        vals = series.dropna().to_numpy(dtype="float64")
+        return len(vals) > 0 and bool(np.all(vals == np.round(vals)))
+    return False
+
+
+def _has_word(name: str, words: Iterable[str]) -> bool:
+    parts = set(name.split("_"))
+    return any(w in parts for w in words)
+
+
+class _Table:
+    """A table under check, with the roles of its columns."""
+
+    def __init__(self, frame: pd.DataFrame, context: CheckContext, location: str) -> None:
+        self.frame, self.original = _prepare(frame)
+        self.context = context
+        self.policy = context.policy.tables
+        self.location = location
+        self.findings: list[Finding] = []
+        cols = list(self.frame.columns)
+        self.text_cols = [c for c in cols if _is_text(self.frame[c])]
+        self.numeric_cols = [
+            c
+            for c in cols
+            if pd.api.types.is_numeric_dtype(self.frame[c].dtype)
+            and not pd.api.types.is_bool_dtype(self.frame[c].dtype)
+        ]
+        source_numeric = set().union(*(s.numeric_columns() for s in context.sources))
+        self.count_cols = [c for c in self.numeric_cols if _COUNT_NAME.match(c)]
+        self.agg_cols = [
+            c for c in self.numeric_cols if c not in self.count_cols and _has_word(c, _AGG_WORDS)
+        ]
+        # describe()-style tables: statistics as row labels in the first text column.
+        self.stat_label_col = next(
+            (
+                c
+                for c in self.text_cols[:1]
+                if len(self.frame) <= 50
+                and self.frame[c]
+                .astype("str")
+                .str.strip()
+                .str.lower()
+                .str.rstrip("%")
+                .isin(_STAT_ROWS)
+                .mean()
+                >= 0.5
+            ),
+            None,
+        )
+        # A cross-tabulation: label columns plus non-negative integer cells whose
+        # column names are categories, not measurements.
+        self.crosstab = (
+            not self.count_cols
+            and not self.agg_cols
+            and self.stat_label_col is None
+            and bool(self.text_cols)
+            and bool(self.numeric_cols)
+            and len(self.frame) <= 10_000
+            and all(
+                _integer_like(self.frame[c])
+                and (self.frame[c].dropna() >= 0).all()
+                and c not in source_numeric
+                for c in self.numeric_cols
+            )
+        )
+        if self.crosstab:
+            self.count_cols = list(self.numeric_cols)
+
+    def add(self, rule: str, verdict: Verdict, message: str, **evidence: Any) -> None:
+        self.findings.append(Finding(rule, verdict, message, evidence, self.location))
+
+    def cap(self, items: Iterable[Any]) -> list[Any]:
+        return list(itertools.islice(items, self.policy.max_evidence_items))
+
+    def row_label(self, pos: int) -> str:
+        labels = [
+            str(self.frame.iat[pos, self.frame.columns.get_loc(c)]) for c in self.text_cols[:2]
+        ]
+        return " / ".join(labels) if labels else f"row {pos + 1}"
+
+    # -- the checks ---------------------------------------------------------------
+
+    def run(self) -> list[Finding]:
+        if self.frame.shape[0] == 0 or self.frame.shape[1] == 0:
+            self.add("table.empty", Verdict.REVIEW, "the table has no rows or no columns")
+            return self.findings
+        self.check_cell_size()
+        self.check_identifiers()
+        self.check_source_rows()
+        self.check_shape()
+        self.check_counts()
+        self.check_dominance()
+        self.check_statistics()
+        if not self.findings:
+            self.add(
+                "table.checked",
+                Verdict.PASS,
+                f"table of {len(self.frame)} rows and {self.frame.shape[1]} columns passed "
+                "the table checks",
+                rows=len(self.frame),
+                columns=self.original,
+                count_columns=self.count_cols,
+                sources=[s.name for s in self.context.sources],
+            )
+        return self.findings
+
+    def check_cell_size(self) -> None:
+        limit = self.context.policy.limits.max_cell_chars
+        for c in self.text_cols:
+            lengths = self.frame[c].astype("str").str.len()
+            if (lengths > limit).any():
+                rows = np.flatnonzero((lengths > limit).to_numpy()) + 1
+                self.add(
+                    "table.huge_cell",
+                    Verdict.FAIL,
+                    f"column {c!r} has cells longer than {limit} characters",
+                    column=c,
+                    rows=self.cap(rows),
+                    threshold=limit,
+                )
+
+    def check_identifiers(self) -> None:
+        source_ids = set().union(*(s.identifier_columns for s in self.context.sources))
+        named = [
+            (orig, c)
+            for orig, c in zip(self.original, self.frame.columns, strict=True)
+            if c in source_ids or c in _PERSONAL_COLUMNS
+        ]
+        if named:
+            self.add(
+                "identifiers.columns",
+                Verdict.FAIL,
+                "the table has identifier columns: " + ", ".join(o for o, _c in named),
+                columns=[o for o, _c in named],
+                source_identifier_columns=sorted(source_ids),
+            )
+        limit = self.context.policy.limits.max_cell_chars
+        header = np.asarray([str(o) for o in self.original], dtype=object)
+        for c in [*self.text_cols, None]:
+            if c is None:  # the header itself: crosstabs put labels there
+                uniq = np.asarray([h.strip().lower() for h in header], dtype=object)
+                raw = header
+            else:
+                raw = pd.unique(self.frame[c].dropna().astype("str").str.slice(0, limit))
+                raw = np.asarray(raw, dtype=object)
+                uniq = np.asarray([v.strip().lower() for v in raw], dtype=object)
+            for source in self.context.sources:
+                mask = source.identifier_hits(uniq)
+                if mask.any():
+                    self.add(
+                        "identifiers.source_values",
+                        Verdict.FAIL,
+                        f"{'the header' if c is None else f'column {c!r}'} holds values of "
+                        "the source's identifier columns",
+                        column=c or "(header)",
+                        values=self.cap(raw[mask]),
+                        dataset=source.name,
+                    )
+            hits = personal_hits(list(raw), self.policy.max_evidence_items)
+            for name, examples in hits.items():
+                self.add(
+                    "identifiers.personal",
+                    Verdict.FAIL,
+                    f"{'the header' if c is None else f'column {c!r}'} holds what looks "
+                    f"like a {name}",
+                    column=c or "(header)",
+                    pattern=name,
+                    examples=examples,
+                )
+
+    def check_source_rows(self) -> None:
+        for source in self.context.sources:
+            matches = source.match_rows(self.frame)
+            if not matches:
+                continue
+            rows = np.unique(np.concatenate([m.output_rows for m in matches]))
+            if len(rows) < self.policy.min_source_row_matches:
+                continue
+            first = matches[0]
+            pairs = sorted(
+                {
+                    (int(o) + 1, int(s) + 1)
+                    for m in matches
+                    for o, s in zip(m.output_rows, m.source_rows, strict=True)
+                }
+            )
+            self.add(
+                "table.source_rows",
+                Verdict.FAIL,
+                f"{len(rows)} of {len(self.frame)} rows reproduce records of dataset "
+                f"{source.name!r} (matched on {', '.join(first.columns)})",
+                rows=self.cap(int(r) + 1 for r in rows),
+                matched_rows=len(rows),
+                source_rows=self.cap(s for _o, s in pairs),
+                matched_on=[m.columns for m in matches],
+                source_table=first.table,
+                dataset=source.name,
+                threshold=self.policy.min_source_row_matches,
+            )
+
+    def check_shape(self) -> None:
+        n = len(self.frame)
+        if n >= self.policy.row_level_min_rows and not self.count_cols and not self.agg_cols:
+            self.add(
+                "table.row_level",
+                Verdict.REVIEW,
+                f"{n} rows and no count or aggregate column: this looks like record-level data",
+                rows=n,
+                threshold=self.policy.row_level_min_rows,
+            )
+        for source in self.context.sources:
+            limit = self.policy.row_level_source_fraction * source.rows
+            if source.rows and n >= limit:
+                self.add(
+                    "table.row_level_source",
+                    Verdict.REVIEW,
+                    f"{n} rows is at least {self.policy.row_level_source_fraction:.0%} of the "
+                    f"{source.rows} rows of dataset {source.name!r}",
+                    rows=n,
+                    source_rows=source.rows,
+                    threshold=self.policy.row_level_source_fraction,
+                )
+
+    def count_cells(self) -> list[tuple[int, str, float]]:
+        cells: list[tuple[int, str, float]] = []
+        for c in self.count_cols:
+            vals = pd.to_numeric(self.frame[c], errors="coerce").to_numpy(dtype="float64")
+            cells.extend((int(i), c, float(vals[i])) for i in np.flatnonzero(np.isfinite(vals)))
+        if self.stat_label_col is not None:
+            labels = self.frame[self.stat_label_col].astype("str").str.strip().str.lower()
+            for i in np.flatnonzero((labels == "count").to_numpy()):
+                for c in self.numeric_cols:
+                    v = pd.to_numeric(pd.Series([self.frame.at[i, c]]), errors="coerce")[0]
+                    if np.isfinite(v):
+                        cells.append((int(i), c, float(v)))
+        return cells
+
+    def check_counts(self) -> None:
+        threshold = self.policy.min_cell_count
+        cells = self.count_cells()
+        small = [(r, c, v) for r, c, v in cells if 0 < v < threshold]
+        zeros = [(r, c, v) for r, c, v in cells if v == 0]
+        negative = [(r, c, v) for r, c, v in cells if v < 0]
+
+        def show(items: list[tuple[int, str, float]]) -> list[dict[str, Any]]:
+            return self.cap(
+                {"row": r + 1, "label": self.row_label(r), "column": c, "value": v}
+                for r, c, v in items
+            )
+
+        if small:
+            self.add(
+                "table.small_counts",
+                Verdict.FAIL,
+                f"{len(small)} frequency cells are below {threshold}",
+                cells=show(small),
+                threshold=threshold,
+                crosstab=self.crosstab,
+            )
+        if zeros:
+            self.add(
+                "table.zero_counts",
+                self.policy.zero_cell_verdict,
+                f"{len(zeros)} frequency cells are zero (everyone in a group shares a value)",
+                cells=show(zeros),
+            )
+        if negative:
+            self.add(
+                "table.negative_counts",
+                Verdict.REVIEW,
+                f"{len(negative)} count cells are negative",
+                cells=show(negative),
+            )
+
+    def measures(self, source: SourceIndex) -> list[tuple[str, str, bool]]:
+        """(output column, source measure, dominance applies) for aggregate columns."""
+        found = []
+        numeric = source.numeric_columns()
+        for c in self.numeric_cols:
+            if c in self.count_cols:
+                continue
+            for m in sorted(numeric, key=len, reverse=True):
+                if c == m or c.startswith(m + "_") or c.endswith("_" + m) or f"_{m}_" in c:
+                    rest = c.replace(m, "").strip("_")
+                    found.append((c, m, rest == "" or _has_word(rest, _DOMINANCE_WORDS)))
+                    break
+        return found
+
+    def check_dominance(self) -> None:
+        labels = [c for c in self.text_cols if c != self.stat_label_col]
+        labels += [
+            c for c in self.numeric_cols if c not in self.agg_cols and c not in self.count_cols
+        ]
+        p, k = self.policy.p_percent, self.policy.nk_k
+        for source in self.context.sources:
+            for col, measure, dominance in self.measures(source):
+                group = self.find_group(source, [c for c in labels if c != col], measure)
+                if group is None:
+                    continue
+                specs = source.group_stats(group, measure)
+                assert specs is not None
+                parts = [spec.keys(self.frame[c]) for spec, c in zip(specs, group, strict=True)]
+                keys = combine_keys([kk for kk, _v in parts])
+                stats = source.cell_stats(group, measure, keys)
+                count = stats["count"].to_numpy(dtype="float64")
+                total = stats["sum"].to_numpy(dtype="float64")
+                top1 = stats["top1"].to_numpy(dtype="float64")
+                top2 = stats["top2"].to_numpy(dtype="float64")
+                low = stats["min"].to_numpy(dtype="float64")
+                known = np.isfinite(count)
+                small = known & (count < self.policy.min_cell_count)
+                self._cells_finding(
+                    small,
+                    "table.small_source_cells",
+                    Verdict.FAIL,
+                    f"{{n}} cells of {col!r} summarise fewer than "
+                    f"{self.policy.min_cell_count} source records",
+                    col,
+                    count,
+                    threshold=self.policy.min_cell_count,
+                    group=list(group),
+                )
+                if not dominance:
+                    continue
+                with np.errstate(invalid="ignore"):
+                    # p% rule: the second largest contributor, subtracting its own value,
+                    # would estimate the largest within p percent.
+                    p_fail = known & (total - top1 - top2 < p * top1) & (top1 > 0) & ~small
+                    nk_fail = known & (top1 + top2 > k * total) & (total > 0) & ~small & ~p_fail
+                self._cells_finding(
+                    p_fail,
+                    "table.dominance_p_percent",
+                    Verdict.FAIL,
+                    f"{{n}} cells of {col!r} fail the p% rule (p = {p:.0%}): the two largest "
+                    "contributions leave less than p% of the largest",
+                    col,
+                    count,
+                    threshold=p,
+                    group=list(group),
+                )
+                self._cells_finding(
+                    nk_fail,
+                    "table.dominance_nk",
+                    Verdict.FAIL,
+                    f"{{n}} cells of {col!r} fail the (n, k) rule: the {self.policy.nk_n} "
+                    f"largest contributions exceed {k:.0%} of the total",
+                    col,
+                    count,
+                    threshold={"n": self.policy.nk_n, "k": k},
+                    group=list(group),
+                )
+                self._cells_finding(
+                    known & (low < 0),
+                    "table.negative_values",
+                    self.policy.negative_value_verdict,
+                    f"{{n}} cells of {col!r} include negative contributions (dominance "
+                    "rules are unreliable)",
+                    col,
+                    count,
+                    group=list(group),
+                )
+
+    def find_group(
+        self, source: SourceIndex, labels: list[str], measure: str
+    ) -> tuple[str, ...] | None:
+        # The cells are known only when every label column of the table is a grouping
+        # the index holds statistics for; a finer table (more labels) is not matched.
+        if not 1 <= len(labels) <= 2 or not set(labels) <= source.columns:
+            return None
+        for group in itertools.permutations(labels):
+            if source.group_stats(group, measure) is not None:
+                return group
+        return None
+
+    def _cells_finding(
+        self,
+        mask: np.ndarray,
+        rule: str,
+        verdict: Verdict,
+        message: str,
+        col: str,
+        count: np.ndarray,
+        **evidence: Any,
+    ) -> None:
+        rows = np.flatnonzero(mask)
+        if len(rows) == 0:
+            return
+        cells = self.cap(
+            {
+                "row": int(r) + 1,
+                "label": self.row_label(int(r)),
+                "column": col,
+                "source_records": float(count[r]),
+            }
+            for r in rows
+        )
+        self.add(rule, verdict, message.format(n=len(rows)), cells=cells, **evidence)
+
+    def check_statistics(self) -> None:
+        threshold = self.policy.min_residual_dof
+        low: list[dict[str, Any]] = []
+        for c in self.numeric_cols:
+            if _DOF.match(c):
+                vals = pd.to_numeric(self.frame[c], errors="coerce").to_numpy(dtype="float64")
+                low += [
+                    {"row": int(i) + 1, "column": c, "value": float(vals[i])}
+                    for i in np.flatnonzero(vals < threshold)
+                ]
+        # Model summaries are short; a long table's first column is data, not labels.
+        for c in self.text_cols[:1] if len(self.frame) <= 1000 else []:
+            labels = self.frame[c].astype("str").map(normalise_name)
+            for i in np.flatnonzero(labels.str.match(_DOF.pattern).to_numpy()):
+                for n in self.numeric_cols:
+                    v = pd.to_numeric(pd.Series([self.frame.at[i, n]]), errors="coerce")[0]
+                    if np.isfinite(v) and v < threshold:
+                        low.append({"row": int(i) + 1, "column": n, "value": float(v)})
+        if low:
+            self.add(
+                "statistics.residual_dof",
+                Verdict.FAIL,
+                f"residual degrees of freedom below {threshold}",
+                cells=self.cap(low),
+                threshold=threshold,
+            )
+        self.check_extremes()
+
+    def check_extremes(self) -> None:
+        extremes: list[tuple[int, str, float, str | None]] = []
+        for c in self.numeric_cols:
+            if _EXTREME.match(c):
+                base = re.sub(r"(^|_)(min|max|minimum|maximum)($|_)", "_", c).strip("_") or None
+                vals = pd.to_numeric(self.frame[c], errors="coerce").to_numpy(dtype="float64")
+                extremes += [
+                    (int(i), c, float(vals[i]), base) for i in np.flatnonzero(np.isfinite(vals))
+                ]
+        if self.stat_label_col is not None:
+            labels = self.frame[self.stat_label_col].astype("str").str.strip().str.lower()
+            for i in np.flatnonzero(labels.isin(["min", "max"]).to_numpy()):
+                for c in self.numeric_cols:
+                    v = pd.to_numeric(pd.Series([self.frame.at[i, c]]), errors="coerce")[0]
+                    if np.isfinite(v):
+                        extremes.append((int(i), c, float(v), c))
+        if not extremes:
+            return
+        verdict = self.policy.extreme_value_verdict
+        if not self.context.sources:
+            self.add(
+                "statistics.extremes",
+                verdict,
+                f"{len(extremes)} minimum or maximum values shown; no source index to "
+                "tell whether they are single records' values",
+                cells=self.cap({"row": r + 1, "column": c, "value": v} for r, c, v, _b in extremes),
+            )
+            return
+        flagged = []
+        for r, c, v, base in extremes:
+            for source in self.context.sources:
+                column = base if base in source.numeric_columns() else None
+                hit = source.rare_value_columns(np.asarray([v]), column)
+                if hit:
+                    flagged.append({"row": r + 1, "column": c, "value": v, "source_columns": hit})
+                    break
+        if flagged:
+            self.add(
+                "statistics.extremes",
+                verdict,
+                f"{len(flagged)} minimum or maximum values equal a value that fewer than 10 "
+                "source records hold",
+                cells=self.cap(flagged),
+            )
+
+
+def check_frame(frame: pd.DataFrame, context: CheckContext, *, location: str = "") -> list[Finding]:
+    """All table findings for one DataFrame (a pass finding when nothing is wrong)."""
+    return _Table(frame, context, location).run()

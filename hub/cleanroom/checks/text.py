@@ -1,0 +1,122 @@
+"""Checks on free text: personal identifiers, source identifiers, model summaries.
+
+Used on text files and on the text inside notebooks, tables and SVG files. Patterns use
+bounded repetition only, so a hostile megabyte-long line costs linear time.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from cleanroom.checks.types import CheckContext, Finding, Verdict
+
+#: Personal identifier patterns (name -> regular expression, RE2 and Python compatible).
+PERSONAL_PATTERNS: dict[str, str] = {
+    "email address": (
+        r"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63}){0,8}\.[A-Za-z]{2,24}"
+    ),
+    # International numbers (+44 20 7946 0958, 0049-30-1234567) and North American ones
+    # ((555) 123-4567, 555-123-4567); plain digit runs are left alone because counts,
+    # ids and timestamps look the same.
+    "phone number": (
+        r"(\+|\b00)[1-9]\d{0,2}[ .-]?(\(\d{1,4}\)[ .-]?)?\d{1,4}([ .-]\d{2,5}){1,4}\b"
+        r"|\(\d{3}\) ?\d{3}-\d{4}\b|\b\d{3}-\d{3}-\d{4}\b"
+    ),
+    "US social security number": r"\b\d{3}-\d{2}-\d{4}\b",
+    "UK national insurance number": (
+        r"\b[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b"
+    ),
+    "IBAN": r"\b[A-Z]{2}\d{2} ?([A-Z0-9]{4} ?){2,7}[A-Z0-9]{1,4}\b",
+}
+_COMPILED = {name: re.compile(p) for name, p in PERSONAL_PATTERNS.items()}
+_ANY = "|".join(f"(?:{p})" for p in PERSONAL_PATTERNS.values())
+
+_DOF_PATTERNS = (
+    re.compile(r"Df Residuals:\s{0,40}(\d{1,12})"),  # statsmodels summary()
+    re.compile(r"on (\d{1,12}) degrees of freedom"),  # R's summary.lm
+    re.compile(r"\bdf_resid(?:ual)?s?\s{0,5}[=:]\s{0,5}(\d{1,12})"),
+)
+_TOKEN = re.compile(r"[^\s,;:()\[\]{}<>\"'|=/\\]{1,200}")
+
+
+def personal_hits(values: Sequence[str], limit: int = 20) -> dict[str, list[str]]:
+    """The values that contain a personal identifier, by pattern name (at most ``limit``)."""
+    if len(values) == 0:
+        return {}
+    arr = pa.array(values, type=pa.large_string())
+    mask = pc.match_substring_regex(arr, _ANY).to_numpy(zero_copy_only=False)
+    hits: dict[str, list[str]] = {}
+    for value in np.asarray(values, dtype=object)[np.asarray(mask, dtype=bool)]:
+        for name, pattern in _COMPILED.items():
+            found = pattern.search(value)
+            if found and len(hits.setdefault(name, [])) < limit:
+                hits[name].append(found.group(0))
+    return {k: v for k, v in hits.items() if v}
+
+
+def residual_dofs(text: str) -> list[int]:
+    """Residual degrees of freedom printed in model summaries within ``text``."""
+    return [int(m.group(1)) for p in _DOF_PATTERNS for m in p.finditer(text)]
+
+
+def _ngrams(text: str, longest: int = 4) -> list[str]:
+    tokens = [t.strip(".").lower() for t in _TOKEN.findall(text)]
+    tokens = [t for t in tokens if t]
+    grams = set()
+    for n in range(1, longest + 1):
+        for i in range(len(tokens) - n + 1):
+            grams.add(" ".join(tokens[i : i + n]))
+    return sorted(grams)
+
+
+def check_text(text: str, context: CheckContext, *, location: str = "") -> list[Finding]:
+    """Findings on free text; no finding means nothing was recognised, not "safe"."""
+    findings: list[Finding] = []
+    limit = context.policy.tables.max_evidence_items
+    lines = text.splitlines() or [text]
+    hits = personal_hits(lines, limit)
+    for name, examples in hits.items():
+        findings.append(
+            Finding(
+                "identifiers.personal",
+                Verdict.FAIL,
+                f"text contains what looks like a {name}",
+                {"pattern": name, "examples": examples},
+                location,
+            )
+        )
+    for source in context.sources:
+        grams = _ngrams(text)
+        if not grams:
+            break
+        mask = source.identifier_hits(np.asarray(grams, dtype=object))
+        if mask.any():
+            found = [g for g, m in zip(grams, mask, strict=True) if m][:limit]
+            findings.append(
+                Finding(
+                    "identifiers.source",
+                    Verdict.FAIL,
+                    "text names values of the source's identifier columns "
+                    f"({', '.join(sorted(source.identifier_columns))})",
+                    {"values": found, "dataset": source.name},
+                    location,
+                )
+            )
+    threshold = context.policy.tables.min_residual_dof
+    low = [d for d in residual_dofs(text) if d < threshold]
+    if low:
+        findings.append(
+            Finding(
+                "statistics.residual_dof",
+                Verdict.FAIL,
+                f"a model summary shows residual degrees of freedom below {threshold}",
+                {"residual_dof": low[:limit], "threshold": threshold},
+                location,
+            )
+        )
+    return findings
