@@ -32,7 +32,7 @@ class DisclosureChecks:
         if self._loaded is None:
             # Imported here, not at module import: the service must start, and take
             # submissions, even when the checks package is absent or broken.
-            from cleanroom.checks import check_bytes  # type: ignore[attr-defined]
+            from cleanroom.checks import check_bytes
             from cleanroom.checks.policy import DisclosurePolicy
             from cleanroom.checks.types import CheckContext
 

@@ -37,3 +37,24 @@ class StaticMembership:
     def projects_of(self, user: str) -> set[str]:
         """Every project ``user`` is a member of."""
         return {p for p, users in self._members.items() if user in users}
+
+
+class RegistryMembership:
+    """Membership read from the cleanroom registry at each question (no stale cache)."""
+
+    def __init__(self, url: str | None = None) -> None:
+        # Imported here so the airlock runs (with another Membership) without the registry.
+        from cleanroom.registry import Registry
+
+        self._registry = Registry(url)
+
+    def is_member(self, user: str, project: str) -> bool:
+        """Whether ``user`` is a member of ``project`` in the registry."""
+        return bool(self._registry.is_member(user, project))
+
+    def projects_of(self, user: str) -> set[str]:
+        """The names of the registry projects ``user`` belongs to."""
+        try:
+            return {p.name for p in self._registry.projects_of(user)}
+        except Exception:  # an unknown user belongs to nothing
+            return set()

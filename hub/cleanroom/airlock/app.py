@@ -1,0 +1,239 @@
+"""The airlock service process: settings, the two listeners, start-up.
+
+Started by JupyterHub as a managed service (``python -m cleanroom.airlock``), it reads
+the hub's service environment (``JUPYTERHUB_SERVICE_URL``, ``JUPYTERHUB_SERVICE_PREFIX``,
+``JUPYTERHUB_API_TOKEN``, ...) and its own ``CLEANROOM_AIRLOCK_*`` settings, then serves:
+
+- the public listener at ``JUPYTERHUB_SERVICE_URL``, which the hub's proxy routes
+  ``/services/airlock/`` to: the pages and the same API;
+- the submission listener at ``CLEANROOM_AIRLOCK_SUBMIT_BIND`` (e.g. ``0.0.0.0:8082``),
+  which serves only ``/api/v1/requests`` for workspaces (the host firewall lets project
+  networks reach only this port and the hub API).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import os
+import signal
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler
+from tornado import web
+from tornado.httpserver import HTTPServer
+from tornado.ioloop import IOLoop
+from traitlets import Integer, Unicode, default
+from traitlets.config import Configurable
+
+from .blobs import BlobStore
+from .database import open_storage
+from .membership import Membership, StaticMembership
+from .policy import Policy, load_policy
+from .service import Airlock
+from .web import api_routes, page_routes
+
+log = logging.getLogger("cleanroom.airlock")
+HERE = Path(__file__).resolve().parent
+
+
+def _state_dir() -> Path:
+    env = os.environ.get("CLEANROOM_STATE_DIR")
+    return Path(env) if env else HERE.parents[2] / "state"
+
+
+class AirlockSettings(Configurable):
+    """Where the airlock keeps its data and where it listens.
+
+    Each option defaults from an environment variable so the hub's service definition
+    (``hub_config.airlock_service_config``) can set them.
+    """
+
+    db_url = Unicode(
+        help="""SQLAlchemy URL of the airlock database ($CLEANROOM_AIRLOCK_DB_URL).
+
+        Default: SQLite (WAL) at <state>/airlock/airlock.sqlite. PostgreSQL:
+        postgresql://user:password@host/dbname.""",
+    ).tag(config=True)
+
+    @default("db_url")
+    def _default_db_url(self) -> str:
+        env = os.environ.get("CLEANROOM_AIRLOCK_DB_URL")
+        if env:
+            return env
+        folder = _state_dir() / "airlock"
+        folder.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{folder / 'airlock.sqlite'}"
+
+    blob_dir = Unicode(
+        help="Folder of the content-addressed blob store ($CLEANROOM_AIRLOCK_BLOB_DIR).",
+    ).tag(config=True)
+
+    @default("blob_dir")
+    def _default_blob_dir(self) -> str:
+        return os.environ.get("CLEANROOM_AIRLOCK_BLOB_DIR") or str(
+            _state_dir() / "airlock" / "blobs"
+        )
+
+    policy_file = Unicode(
+        help="""The airlock policy YAML ($CLEANROOM_AIRLOCK_POLICY; default
+        policies/airlock.yaml, or airlock.yaml in $CLEANROOM_POLICIES_DIR).""",
+    ).tag(config=True)
+
+    @default("policy_file")
+    def _default_policy_file(self) -> str:
+        from .policy import default_policy_path
+
+        return str(default_policy_path())
+
+    membership = Unicode(
+        help="""Where project membership comes from ($CLEANROOM_AIRLOCK_MEMBERSHIP):
+
+        - ``registry`` (default): the cleanroom registry ($CLEANROOM_REGISTRY_URL);
+        - ``file:<path>``: a JSON object mapping project to a list of members;
+        - ``module:callable``: a callable returning a ``Membership``.""",
+    ).tag(config=True)
+
+    @default("membership")
+    def _default_membership(self) -> str:
+        return os.environ.get("CLEANROOM_AIRLOCK_MEMBERSHIP", "registry")
+
+    public_url = Unicode(
+        help="Where the public listener binds ($JUPYTERHUB_SERVICE_URL, set by the hub).",
+    ).tag(config=True)
+
+    @default("public_url")
+    def _default_public_url(self) -> str:
+        return os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:8090")
+
+    prefix = Unicode(
+        help="URL prefix of pages and API ($JUPYTERHUB_SERVICE_PREFIX, set by the hub).",
+    ).tag(config=True)
+
+    @default("prefix")
+    def _default_prefix(self) -> str:
+        prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/airlock/")
+        return prefix if prefix.endswith("/") else prefix + "/"
+
+    submit_bind = Unicode(
+        help="""host:port of the submission-only listener ($CLEANROOM_AIRLOCK_SUBMIT_BIND,
+        e.g. 0.0.0.0:8082); empty for none.""",
+    ).tag(config=True)
+
+    @default("submit_bind")
+    def _default_submit_bind(self) -> str:
+        return os.environ.get("CLEANROOM_AIRLOCK_SUBMIT_BIND", "")
+
+    threads = Integer(
+        4, help="Worker threads for database, disk and check work off the event loop."
+    ).tag(config=True)
+
+
+def load_membership(spec: str) -> Membership:
+    """A ``Membership`` from a settings string (see ``AirlockSettings.membership``)."""
+    if spec.startswith("file:"):
+        data = json.loads(Path(spec[5:]).read_text(encoding="utf-8"))
+        return StaticMembership(data)
+    if spec == "registry":
+        from .membership import RegistryMembership
+
+        return RegistryMembership()
+    module, _, attr = spec.partition(":")
+    if not attr:
+        raise SystemExit(
+            f"CLEANROOM_AIRLOCK_MEMBERSHIP={spec!r}: use registry, file:<path> or module:callable"
+        )
+    return getattr(importlib.import_module(module), attr)()
+
+
+def build_airlock(settings: AirlockSettings, policy: Policy | None = None) -> Airlock:
+    """The service object from settings (also used by the command line)."""
+    return Airlock(
+        storage=open_storage(settings.db_url),
+        blobs=BlobStore(Path(settings.blob_dir)),
+        membership=load_membership(settings.membership),
+        policy=policy or load_policy(Path(settings.policy_file)),
+    )
+
+
+def _max_body(policy: Policy) -> int:
+    # Room for multipart framing and metadata above the largest allowed request, so
+    # the domain (not tornado) refuses oversize submissions, naming the limit.
+    return policy.limits.bytes_per_request + 16 * 1024**2
+
+
+def make_apps(
+    settings: AirlockSettings, airlock: Airlock, hub_auth: HubOAuth
+) -> tuple[web.Application, web.Application]:
+    """The public application (pages + API) and the submission-only application."""
+    executor = ThreadPoolExecutor(settings.threads, thread_name_prefix="airlock")
+    shared = {"airlock": airlock, "executor": executor, "hub_auth": hub_auth}
+    prefix = settings.prefix
+    common: dict[str, Any] = {
+        "template_path": str(HERE / "templates"),
+        "airlock_prefix": prefix,
+        "cookie_secret": os.urandom(32),
+    }
+    public_routes: list[Any] = [
+        (prefix + "oauth_callback", HubOAuthCallbackHandler, {}),
+        (
+            prefix + "static/(.*)",
+            web.StaticFileHandler,
+            {"path": str(HERE / "static")},
+        ),
+    ]
+    public_routes += [(r, h, shared) for r, h in api_routes(prefix) + page_routes(prefix)]
+    public = web.Application(
+        public_routes,
+        xsrf_cookies=True,
+        login_url=hub_auth.login_url,
+        **common,
+    )
+    submit = web.Application([(r, h, shared) for r, h in api_routes("/")], **common)
+    return public, submit
+
+
+def _split_bind(bind: str) -> tuple[str, int]:
+    host, _, port = bind.rpartition(":")
+    return host or "0.0.0.0", int(port)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the service until SIGTERM (``python -m cleanroom.airlock``)."""
+    logging.basicConfig(
+        level=os.environ.get("CLEANROOM_AIRLOCK_LOG_LEVEL", "INFO"),
+        format="[airlock %(levelname)1.1s %(asctime)s %(name)s] %(message)s",
+    )
+    settings = AirlockSettings()
+    airlock = build_airlock(settings)
+    hub_auth = HubOAuth(
+        api_token=os.environ["JUPYTERHUB_API_TOKEN"],
+        cache_max_age=60,
+    )
+    public, submit = make_apps(settings, airlock, hub_auth)
+    url = urlparse(settings.public_url)
+    max_body = _max_body(airlock.policy)
+    HTTPServer(public, xheaders=True, max_body_size=max_body).listen(
+        url.port or 80, url.hostname or "127.0.0.1"
+    )
+    log.info("pages and API on %s%s", settings.public_url, settings.prefix)
+    if settings.submit_bind:
+        host, port = _split_bind(settings.submit_bind)
+        HTTPServer(submit, max_body_size=max_body).listen(port, host)
+        log.info("submission API on http://%s:%d/api/v1/requests", host, port)
+    loop = IOLoop.current()
+    # The hub stops managed services with SIGTERM (then SIGINT/SIGKILL): stop cleanly.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: loop.add_callback_from_signal(loop.stop))
+    loop.start()
+    log.info("stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

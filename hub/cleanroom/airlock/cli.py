@@ -1,0 +1,89 @@
+"""``cleanroom audit verify`` and ``cleanroom audit export``: the audit log from the shell.
+
+Exit status: 0 when the chain verifies (or the export was written), 1 when it does not,
+2 on a usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .app import AirlockSettings
+from .audit import verify
+from .blobs import BlobStore
+from .database import open_storage
+from .exceptions import AirlockError
+from .storage import SqlStorage
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cleanroom audit", description="Verify or export the airlock's audit log."
+    )
+    parser.add_argument("--db", help="database URL (default: $CLEANROOM_AIRLOCK_DB_URL or state)")
+    verbs = parser.add_subparsers(dest="verb", required=True)
+    v = verbs.add_parser("verify", help="check every entry's hash and the chain's links")
+    v.add_argument(
+        "--blobs", action="store_true", help="also re-hash every stored file in the blob store"
+    )
+    e = verbs.add_parser("export", help="write the log as JSON lines")
+    e.add_argument("--out", type=Path, help="file to write (default: standard output)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; ``argv`` may start with ``audit`` or directly with the verb."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["audit"]:
+        args_list = args_list[1:]
+    args = _parser().parse_args(args_list)
+    settings = AirlockSettings()
+    try:
+        storage = open_storage(args.db or settings.db_url)
+        if args.verb == "verify":
+            result = verify(storage.audit_records(), storage.audit_head())
+            if args.blobs:
+                result.problems += _check_blobs(storage, BlobStore(Path(settings.blob_dir)))
+            if result.ok:
+                print(
+                    f"audit chain verifies: {result.count} entries, head {storage.audit_head()[1]}"
+                )
+                return 0
+            print(f"audit chain BROKEN ({result.count} entries checked):", file=sys.stderr)
+            for problem in result.problems:
+                print(f"  - {problem}", file=sys.stderr)
+            return 1
+        count = 0
+        out = args.out.open("w", encoding="utf-8") if args.out else sys.stdout
+        try:
+            for rec in storage.audit_records():
+                out.write(rec.to_json() + "\n")
+                count += 1
+        finally:
+            if args.out:
+                out.close()
+        if args.out:
+            print(f"wrote {count} entries to {args.out}", file=sys.stderr)
+        return 0
+    except AirlockError as exc:
+        print(f"cleanroom audit: {exc}", file=sys.stderr)
+        return 2
+
+
+def _check_blobs(storage: SqlStorage, blobs: BlobStore) -> list[str]:
+    """Re-hash every file any request refers to."""
+    problems = []
+    for request in storage.list_requests():
+        for f in request.files:
+            try:
+                blobs.get(f.sha256)
+            except AirlockError as exc:
+                problems.append(f"request {request.id} file {f.path}: {exc}")
+    return problems
+
+
+if __name__ == "__main__":
+    sys.exit(main())

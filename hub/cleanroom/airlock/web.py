@@ -1,0 +1,594 @@
+"""The airlock's HTTP edge: tornado handlers for the pages and the submission API.
+
+Pages authenticate with JupyterHub's OAuth (``HubOAuthenticated``); the API takes a
+JupyterHub token in the ``Authorization`` header and asks the hub whose it is and what
+scopes it carries (``HubAuth.user_for_token``). Every ``AirlockError`` is translated to
+an HTTP answer in exactly one place, ``AirlockHandlerMixin.write_error``.
+
+Pages carry no script at all, and a Content-Security-Policy that forbids any: a
+notebook or HTML fragment that escaped sanitising still could not run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+from urllib.parse import urlencode
+
+from jupyterhub.services.auth import HubAuth, HubOAuth, HubOAuthenticated
+from tornado import web
+from tornado.ioloop import IOLoop
+
+from . import permissions as perm
+from .domain import AWAITING_REVIEW, Actor, Decision, FileUpload, State
+from .exceptions import AirlockError, BadRequest, NotAuthenticated, NotFound, PermissionDenied
+from .render import check_summary, kind_of, notebook_html, table_page, text_preview
+from .service import Airlock, dumps, summary
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+PAGE_CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self' data:; frame-src 'self'; "
+    "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+# A rendered notebook: sandboxed even when opened on its own, no script, no fetches.
+NOTEBOOK_CSP = (
+    "sandbox; default-src 'none'; style-src 'self'; img-src data:; "
+    "form-action 'none'; base-uri 'none'; frame-ancestors 'self'"
+)
+RAW_CSP = "sandbox; default-src 'none'; img-src 'self'; style-src 'unsafe-inline'"
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class AirlockHandlerMixin(web.RequestHandler):
+    """What every airlock handler shares: the service, the thread pool, errors, headers."""
+
+    airlock: Airlock
+    executor: ThreadPoolExecutor
+
+    def initialize(self, airlock: Airlock, executor: ThreadPoolExecutor, **_: Any) -> None:
+        """Receive the shared service objects from the application."""
+        self.airlock = airlock
+        self.executor = executor
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a blocking airlock call (database, disk, checks) off the event loop."""
+        return await IOLoop.current().run_in_executor(self.executor, fn, *args)
+
+    def set_default_headers(self) -> None:
+        """Security headers on every answer."""
+        self.set_header("Content-Security-Policy", PAGE_CSP)
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.set_header("Referrer-Policy", "no-referrer")
+        self.set_header("X-Frame-Options", "DENY")
+        self.set_header("Cache-Control", "no-store")
+
+    def wants_json(self) -> bool:
+        """API handlers answer JSON; pages answer HTML."""
+        return False
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """The single translation of errors into answers (JSON for the API, else HTML)."""
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, AirlockError):
+            message = str(exc)
+        elif isinstance(exc, web.HTTPError) and exc.log_message:
+            message = exc.log_message % exc.args if exc.args else exc.log_message
+        else:
+            message = self._reason
+        if self.wants_json():
+            self.set_header("Content-Type", "application/json")
+            body: dict[str, Any] = {"error": message}
+            if getattr(exc, "limit", None):
+                body["limit"] = getattr(exc, "limit")  # noqa: B009
+            self.finish(dumps(body))
+            return
+        actor = getattr(self, "_actor", None) or Actor(username="")
+        self.set_header("Content-Type", "text/html; charset=utf-8")
+        self.finish(
+            self.render_string(
+                "error.html", status=status_code, message=message, actor=actor, prefix=self.prefix
+            )
+        )
+
+    def _handle_request_exception(self, e: BaseException) -> None:
+        # Domain refusals answer with their own status and message and are not logged as
+        # server errors; anything else goes to tornado (logged, a bare 500).
+        if isinstance(e, AirlockError) and not self._finished:
+            log.info("%s %s refused: %s", self.request.method, self.request.path, e)
+            self.send_error(e.status, exc_info=(type(e), e, e.__traceback__))
+            return
+        super()._handle_request_exception(e)
+
+    @property
+    def prefix(self) -> str:
+        """The URL prefix pages link under (the hub's ``/services/airlock/``)."""
+        return str(self.settings.get("airlock_prefix", "/"))
+
+    def get_template_namespace(self) -> dict[str, Any]:
+        """Helpers every template may use."""
+        ns = super().get_template_namespace()
+        ns.update(prefix=self.prefix, check_summary=check_summary)
+        return ns
+
+
+# -- the submission API ------------------------------------------------------------------
+
+
+class ApiRequestsHandler(AirlockHandlerMixin):
+    """``POST /api/v1/requests`` (submit) and ``GET /api/v1/requests?project=P`` (list)."""
+
+    hub_auth: HubAuth
+
+    def initialize(self, airlock: Airlock, executor: ThreadPoolExecutor, **kw: Any) -> None:
+        """Also receive the ``HubAuth`` used to identify tokens."""
+        super().initialize(airlock, executor)
+        self.hub_auth = kw["hub_auth"]
+
+    def wants_json(self) -> bool:
+        """Always JSON."""
+        return True
+
+    def check_xsrf_cookie(self) -> None:
+        """Token-authenticated: no cookie is ever consulted, so no cross-site risk."""
+
+    async def token_actor(self) -> Actor:
+        """The user who owns the ``Authorization: token ...`` token, with its scopes."""
+        header = self.request.headers.get("Authorization", "")
+        match = re.match(r"^(?:token|bearer)\s+(\S+)\s*$", header, re.IGNORECASE)
+        if not match:
+            raise NotAuthenticated("send the workspace token as 'Authorization: token <token>'")
+        model = await self.hub_auth.user_for_token(match[1], sync=False)
+        if not model:
+            raise NotAuthenticated("the hub does not recognise this token")
+        if model.get("kind", "user") != "user":
+            raise PermissionDenied("only a user's workspace token may use this API")
+        return await self.run(self.airlock.actor, model["name"], model.get("scopes") or [])
+
+    async def get(self) -> None:
+        """This user's requests in one project, with the comments they may see."""
+        actor = await self.token_actor()
+        project = self.get_query_argument("project", "")
+        if not project:
+            raise BadRequest("give the project: ?project=<name>")
+        found = await self.run(self.airlock.requests_of, actor, project)
+        self.set_header("Content-Type", "application/json")
+        self.finish(
+            dumps(
+                {"requests": [summary(r, self.airlock.visible_comments(actor, r)) for r in found]}
+            )
+        )
+
+    def _metadata(self) -> dict[str, Any]:
+        raw: bytes | None = None
+        if "metadata" in self.request.body_arguments:
+            raw = self.request.body_arguments["metadata"][0]
+        elif "metadata" in self.request.files:
+            raw = self.request.files["metadata"][0]["body"]
+        if raw is None:
+            raise BadRequest("multipart part 'metadata' (JSON) is missing")
+        try:
+            meta = json.loads(raw)
+        except ValueError as exc:
+            raise BadRequest(f"part 'metadata' is not valid JSON: {exc}") from exc
+        if not isinstance(meta, dict):
+            raise BadRequest("part 'metadata' must be a JSON object")
+        return meta
+
+    def _uploads(self, meta: dict[str, Any]) -> list[FileUpload]:
+        files = meta.get("files")
+        if not isinstance(files, list) or not files:
+            raise BadRequest("metadata.files must be a non-empty list")
+        uploads = []
+        for i, entry in enumerate(files):
+            if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
+                raise BadRequest(f"metadata.files[{i}] needs a 'path' string")
+            field = entry.get("field", f"file{i}")
+            parts = self.request.files.get(str(field))
+            if not parts:
+                raise BadRequest(f"metadata.files[{i}] names part {field!r}, which is missing")
+            description = entry.get("description", "")
+            if not isinstance(description, str):
+                raise BadRequest(f"metadata.files[{i}].description must be a string")
+            uploads.append(FileUpload(entry["path"], parts[0]["body"], description))
+        return uploads
+
+    async def post(self, request_id: str | None = None) -> None:
+        """Submit a request, or (``/<id>/resubmit``) resubmit one returned for changes."""
+        actor = await self.token_actor()
+        meta = self._metadata()
+        project = meta.get("project")
+        justification = meta.get("justification", "")
+        if not isinstance(project, str) or not project:
+            raise BadRequest("metadata.project must name the workspace's project")
+        if not isinstance(justification, str):
+            raise BadRequest("metadata.justification must be a string")
+        uploads = self._uploads(meta)
+        if request_id is not None:
+            # The same token rule as a submission: only the workspace of this project.
+            perm.check_can_submit(actor, project)
+            existing = await self.run(self.airlock.storage.get_request, request_id)
+            if existing.project != project or existing.author != actor.username:
+                raise NotFound(f"no request {request_id} of yours in project {project!r}")
+            request = await self.run(
+                self.airlock.resubmit, actor, request_id, justification or None, uploads
+            )
+            self.set_status(200)
+        else:
+            key = self.request.headers.get("Idempotency-Key")
+            done = await self.run(self.airlock.submit, actor, project, justification, uploads, key)
+            request = done.request
+            self.set_status(201 if done.created else 200)
+            if not done.created:
+                self.set_header("X-Airlock-Duplicate", "true")
+        self.set_header("Content-Type", "application/json")
+        self.finish(dumps(summary(request, self.airlock.visible_comments(actor, request))))
+
+
+class HealthHandler(web.RequestHandler):
+    """``GET /health``: answers when the service is up (no data, no login)."""
+
+    def initialize(self, **_: Any) -> None:
+        """Takes the shared objects like every route, and needs none of them."""
+
+    def get(self) -> None:
+        """Say so."""
+        self.finish({"ok": True})
+
+
+# -- pages -------------------------------------------------------------------------------
+
+
+class PageHandler(HubOAuthenticated, AirlockHandlerMixin):
+    """A page for a logged-in hub user."""
+
+    _actor: Actor | None = None
+
+    def initialize(self, airlock: Airlock, executor: ThreadPoolExecutor, **kw: Any) -> None:
+        """Also receive the ``HubOAuth`` that identifies the browser's user."""
+        super().initialize(airlock, executor)
+        self.hub_auth = kw["hub_auth"]
+
+    async def actor(self) -> Actor:
+        """The logged-in user as an ``Actor`` (memberships from the registry)."""
+        if self._actor is None:
+            model = self.current_user
+            if not model:
+                raise NotAuthenticated("log in through the hub")
+            self._actor = await self.run(
+                self.airlock.actor, model["name"], model.get("scopes") or []
+            )
+        return self._actor
+
+    def page(self, template: str, **ns: Any) -> None:
+        """Render a page for the current actor."""
+        self.set_header("Content-Type", "text/html; charset=utf-8")
+        self.finish(self.render_string(template, actor=self._actor, **ns))
+
+    def back_to(self, request_id: str, notice: str = "") -> None:
+        """After a form: back to the request page (POST, redirect, GET)."""
+        suffix = "?" + urlencode({"notice": notice}) if notice else ""
+        self.redirect(f"{self.prefix}requests/{request_id}{suffix}")
+
+
+class HomeHandler(PageHandler):
+    """``/``: officers to their queue, everyone else to their requests."""
+
+    @web.authenticated
+    async def get(self) -> None:
+        """Redirect by role."""
+        actor = await self.actor()
+        self.redirect(self.prefix + ("queue" if actor.is_officer else "requests"))
+
+
+def _age(moment: datetime) -> str:
+    seconds = int((datetime.now(UTC) - moment).total_seconds())
+    if seconds < 3600:
+        return f"{seconds // 60} min"
+    if seconds < 86400:
+        return f"{seconds // 3600} h"
+    return f"{seconds // 86400} d"
+
+
+class QueueHandler(PageHandler):
+    """The officers' queue, oldest first, with filters."""
+
+    @web.authenticated
+    async def get(self) -> None:
+        """List requests an officer may act on (operators: all)."""
+        actor = await self.actor()
+        state = self.get_query_argument("state", "")
+        project = self.get_query_argument("project", "").strip()
+        author = self.get_query_argument("author", "").strip()
+        if state == "all":
+            states = None
+        elif state:
+            try:
+                states = [State(state)]
+            except ValueError as exc:
+                raise BadRequest(f"unknown state {state!r}") from exc
+        else:
+            states = [*sorted(AWAITING_REVIEW), State.IN_REVIEW, State.APPROVED]
+        found = await self.run(self.airlock.queue, actor, states)
+        rows = []
+        for r in found:
+            if (project and r.project != project) or (author and r.author != author):
+                continue
+            verdicts = Counter(check_summary(f.checks) for f in r.current_files())
+            mine = (
+                "finished"
+                if r.has_reviewed(actor.username)
+                else f"{len(r.votes_of(actor.username))} vote(s)"
+            )
+            rows.append(
+                {
+                    "request": r,
+                    "age": _age(r.created),
+                    "checks": sorted(verdicts.items()),
+                    "mine": mine,
+                }
+            )
+        self.page(
+            "queue.html",
+            rows=rows,
+            states=[str(s) for s in State],
+            filters={"state": state, "project": project, "author": author},
+        )
+
+
+class RequestsHandler(PageHandler):
+    """A researcher's view: the requests of their projects."""
+
+    @web.authenticated
+    async def get(self) -> None:
+        """List them, newest first."""
+        actor = await self.actor()
+        found = await self.run(self.airlock.project_requests, actor)
+        self.page("requests.html", requests=found)
+
+
+class RequestHandler(PageHandler):
+    """One request: files, checks, votes (as allowed), comments and the actions open."""
+
+    @web.authenticated
+    async def get(self, request_id: str) -> None:
+        """Show it; an independent officer's first look opens the review."""
+        actor = await self.actor()
+        request = await self.run(self.airlock.view, actor, request_id)
+        votes = self.airlock.visible_votes(actor, request)
+        self.page(
+            "request.html",
+            request=request,
+            notice=self.get_query_argument("notice", ""),
+            votes=votes,
+            show_votes=bool(votes),
+            my_votes={v.path: str(v.decision) for v in request.votes_of(actor.username)},
+            comments=self.airlock.visible_comments(actor, request),
+            can_view_content=perm.can_view_content(actor, request),
+            can_review=perm.can_review(actor, request) and request.state is State.IN_REVIEW,
+            can_release=perm.can_release(actor, request),
+            can_withdraw=perm.can_withdraw(actor, request),
+            can_resubmit=perm.can_resubmit(actor, request),
+            can_comment=perm.can_comment(actor, request),
+            can_download=perm.can_download(actor, request),
+        )
+
+
+class FileHandler(PageHandler):
+    """One file of a request, rendered for review, with its checks and the vote form."""
+
+    @web.authenticated
+    async def get(self, request_id: str) -> None:
+        """Render by detected type; tables are paged and sortable through the URL."""
+        actor = await self.actor()
+        path = self.get_query_argument("path")
+        f, data = await self.run(self.airlock.file_content, actor, request_id, path)
+        request = await self.run(self.airlock.storage.get_request, request_id)
+        kind = kind_of(f.content_type)
+        table = text = preview_error = None
+        try:
+            if kind == "table":
+                page = int(self.get_query_argument("page", "1") or 1)
+                sort = self.get_query_argument("sort", "") or None
+                desc = self.get_query_argument("desc", "") == "1"
+                table = await self.run(table_page, data, f.content_type, page, sort, desc)
+            elif kind == "text":
+                text = text_preview(data, f.content_type)
+        except Exception as exc:  # a malformed file is the author's problem, not a 500
+            preview_error = f"could not read this file as {f.content_type}: {exc}"
+            kind = "none"
+
+        def page_url(page: int, sort: str | None, desc: bool) -> str:
+            query = {"path": f.path, "page": page}
+            if sort:
+                query |= {"sort": sort, "desc": "1" if desc else ""}
+            return f"{self.prefix}requests/{request_id}/file?{urlencode(query)}"
+
+        my_vote = next((v for v in request.votes_of(actor.username) if v.path == f.path), None)
+        self.page(
+            "file.html",
+            request=request,
+            file=f,
+            kind=kind,
+            table=table,
+            text=text,
+            preview_error=preview_error,
+            page_url=page_url,
+            can_review=perm.can_review(actor, request) and request.state is State.IN_REVIEW,
+            my_vote=my_vote,
+            decisions=[str(d) for d in Decision],
+        )
+
+
+class NotebookHandler(PageHandler):
+    """A notebook as static, sanitised HTML, in its own sandboxed, script-free document."""
+
+    def set_default_headers(self) -> None:
+        """The notebook's own, stricter policy (framed only by our pages)."""
+        super().set_default_headers()
+        self.set_header("Content-Security-Policy", NOTEBOOK_CSP)
+        self.set_header("X-Frame-Options", "SAMEORIGIN")
+
+    @web.authenticated
+    async def get(self, request_id: str) -> None:
+        """Convert and sanitise; never execute."""
+        actor = await self.actor()
+        f, data = await self.run(
+            self.airlock.file_content, actor, request_id, self.get_query_argument("path")
+        )
+        if kind_of(f.content_type) != "notebook":
+            raise BadRequest(f"{f.path} is not a notebook")
+        body = await self.run(notebook_html, data)
+        self.page("notebook.html", body=body)
+
+
+class RawHandler(PageHandler):
+    """An unreleased file's bytes, for officers: images inline, everything else attached."""
+
+    @web.authenticated
+    async def get(self, request_id: str) -> None:
+        """Serve verified bytes with a type taken from the content, never sniffed."""
+        actor = await self.actor()
+        f, data = await self.run(
+            self.airlock.file_content, actor, request_id, self.get_query_argument("path")
+        )
+        _send_bytes(self, f.path, f.content_type, data, inline=kind_of(f.content_type) == "image")
+
+
+class DownloadHandler(PageHandler):
+    """A released file, for the project's members; each download audited."""
+
+    @web.authenticated
+    async def get(self, request_id: str) -> None:
+        """Serve the released, verified bytes as an attachment."""
+        actor = await self.actor()
+        f, data = await self.run(
+            self.airlock.download, actor, request_id, self.get_query_argument("path")
+        )
+        _send_bytes(self, f.path, f.content_type, data, inline=False)
+
+
+def _send_bytes(
+    handler: web.RequestHandler, path: str, content_type: str, data: bytes, inline: bool
+) -> None:
+    name = _SAFE_NAME.sub("_", path.rsplit("/", 1)[-1]) or "file"
+    handler.set_header("Content-Security-Policy", RAW_CSP)
+    handler.set_header("Content-Type", content_type if inline else "application/octet-stream")
+    handler.set_header(
+        "Content-Disposition", f'{"inline" if inline else "attachment"}; filename="{name}"'
+    )
+    handler.finish(data)
+
+
+class ActionHandler(PageHandler):
+    """The forms on the request pages: vote, finish, release, withdraw, resubmit, comment."""
+
+    @web.authenticated
+    async def post(self, request_id: str, action: str) -> None:
+        """Do the act, then go back to the request (or file) page."""
+        actor = await self.actor()
+        a = self.airlock
+        if action == "vote":
+            path = self.get_body_argument("path")
+            try:
+                decision = Decision(self.get_body_argument("decision", ""))
+            except ValueError as exc:
+                raise BadRequest("choose approve, reject or changes") from exc
+            await self.run(
+                a.vote, actor, request_id, path, decision, self.get_body_argument("comment", "")
+            )
+            self.redirect(f"{self.prefix}requests/{request_id}/file?{urlencode({'path': path})}")
+            return
+        if action == "complete":
+            done = await self.run(a.complete_review, actor, request_id)
+            self.back_to(request_id, f"Review finished; the request is {done.state}.")
+        elif action == "release":
+            await self.run(a.release, actor, request_id)
+            self.back_to(request_id, "Released: the project's members may download the files.")
+        elif action == "withdraw":
+            await self.run(a.withdraw, actor, request_id)
+            self.back_to(request_id, "Withdrawn.")
+        elif action == "resubmit":
+            await self.run(
+                a.resubmit, actor, request_id, self.get_body_argument("justification", "")
+            )
+            self.back_to(request_id, "Resubmitted for a new review round.")
+        elif action == "comment":
+            await self.run(
+                a.comment,
+                actor,
+                request_id,
+                self.get_body_argument("text", ""),
+                self.get_body_argument("file", "") or None,
+            )
+            self.back_to(request_id, "Comment added.")
+        else:
+            raise NotFound(f"no action {action!r}")
+
+
+class AuditHandler(PageHandler):
+    """Operators: verify the chain, see the policy, export the log."""
+
+    @web.authenticated
+    async def get(self) -> None:
+        """Verify now and show the result."""
+        actor = await self.actor()
+        perm.check_can_operate(actor)
+        result = await self.run(self.airlock.verify_audit)
+        self.page("audit.html", result=result, policy=repr(self.airlock.policy))
+
+
+class AuditExportHandler(PageHandler):
+    """Operators: the audit log as JSON lines."""
+
+    @web.authenticated
+    async def get(self) -> None:
+        """Stream the export."""
+        actor = await self.actor()
+        perm.check_can_operate(actor)
+        lines = await self.run(lambda: list(self.airlock.export_audit()))
+        self.set_header("Content-Type", "application/x-ndjson")
+        self.set_header("Content-Disposition", 'attachment; filename="airlock-audit.jsonl"')
+        for line in lines:
+            self.write(line)
+        self.finish()
+
+
+def page_routes(prefix: str) -> list[tuple[str, type[web.RequestHandler]]]:
+    """The public listener's pages under ``prefix`` (e.g. ``/services/airlock/``)."""
+    rid = r"([0-9a-f]{16})"
+    return [
+        (prefix, HomeHandler),
+        (prefix + "queue", QueueHandler),
+        (prefix + "requests", RequestsHandler),
+        (prefix + f"requests/{rid}", RequestHandler),
+        (prefix + f"requests/{rid}/file", FileHandler),
+        (prefix + f"requests/{rid}/notebook", NotebookHandler),
+        (prefix + f"requests/{rid}/raw", RawHandler),
+        (prefix + f"requests/{rid}/download", DownloadHandler),
+        (
+            prefix + f"requests/{rid}/(vote|complete|release|withdraw|resubmit|comment)",
+            ActionHandler,
+        ),
+        (prefix + "audit", AuditHandler),
+        (prefix + "audit/export", AuditExportHandler),
+    ]
+
+
+def api_routes(prefix: str) -> list[tuple[str, type[web.RequestHandler]]]:
+    """The submission API under ``prefix`` (``/`` on the submission listener)."""
+    return [
+        (prefix + "api/v1/requests", ApiRequestsHandler),
+        (prefix + r"api/v1/requests/([0-9a-f]{16})/resubmit", ApiRequestsHandler),
+        (prefix + "health", HealthHandler),
+    ]
+
+
+__all__ = ["HubOAuth", "api_routes", "page_routes"]

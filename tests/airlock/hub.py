@@ -1,0 +1,220 @@
+"""A real JupyterHub with the airlock as a managed service, on loopback ports.
+
+Started once per test module from the venv's ``jupyterhub`` with a throwaway config;
+users are created and tokens issued through the hub's REST API, and browsers log in
+through the hub's real login form and OAuth flow. Nothing outside loopback is touched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+from cleanroom.airlock.hub_config import airlock_service_config
+
+VENV_BIN = Path(sys.executable).parent
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, timeout: float = 60, proc: subprocess.Popen | None = None) -> None:
+    """Wait until ``url`` answers 200 (the proxy answers 404 until its routes are in)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before {url} answered")
+        try:
+            if requests.get(url, timeout=2, allow_redirects=False).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"{url} did not answer in {timeout}s")
+
+
+@dataclass
+class Hub:
+    """A running hub: where it is, its admin token, and helpers to act as users."""
+
+    root: Path
+    url: str
+    hub_api: str
+    admin_token: str
+    submit_url: str
+    members_file: Path
+    proc: subprocess.Popen
+    log_path: Path
+    airlock_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def service_url(self) -> str:
+        """The airlock's public pages and API, through the hub's proxy."""
+        return f"{self.url}/services/airlock/"
+
+    def api(self, method: str, path: str, **kwargs) -> requests.Response:
+        """Call the hub REST API as the test's admin service."""
+        headers = {"Authorization": f"token {self.admin_token}"}
+        r = requests.request(method, f"{self.hub_api}{path}", headers=headers, timeout=30, **kwargs)
+        r.raise_for_status()
+        return r
+
+    def add_user(self, name: str) -> None:
+        """Create a hub user (idempotent)."""
+        r = requests.get(
+            f"{self.hub_api}/users/{name}",
+            headers={"Authorization": f"token {self.admin_token}"},
+            timeout=30,
+        )
+        if r.status_code == 404:
+            self.api("POST", f"/users/{name}")
+
+    def token(self, user: str, scopes: list[str]) -> str:
+        """A token owned by ``user`` with exactly ``scopes`` (issued by the hub)."""
+        r = self.api("POST", f"/users/{user}/tokens", json={"scopes": scopes, "note": "test"})
+        return str(r.json()["token"])
+
+    def workspace_token(self, user: str, project: str) -> str:
+        """A token shaped like a workspace's server token for ``user``/``project``."""
+        return self.token(
+            user, [f"access:servers!server={user}/{project}", "custom:cleanroom:researcher"]
+        )
+
+    def browser(self, user: str) -> requests.Session:
+        """A session logged in to the hub (real login form) and then to the airlock (OAuth)."""
+        s = requests.Session()
+        page = s.get(f"{self.url}/hub/login", timeout=30)
+        xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page.text)
+        data = {"username": user, "password": "any"}
+        if xsrf:
+            data["_xsrf"] = xsrf.group(1)
+        # Not following the hub's redirect: it would try to spawn a server.
+        r = s.post(f"{self.url}/hub/login", data=data, timeout=30, allow_redirects=False)
+        assert r.status_code == 302, r.text[:500]
+        r = s.get(self.service_url + "requests", timeout=30)
+        r.raise_for_status()
+        assert "cleanroom airlock" in r.text, r.text[:500]
+        return s
+
+    def log_tail(self) -> str:
+        """The end of the hub's log (hub, proxy and the airlock service)."""
+        return self.log_path.read_text(errors="replace")[-6000:]
+
+
+def start_hub(
+    root: Path, members: dict[str, list[str]], officers: list[str], operators: list[str]
+) -> Hub:
+    """Start JupyterHub with the airlock as a managed service and wait until both answer."""
+    if shutil.which("configurable-http-proxy") is None:
+        raise RuntimeError("configurable-http-proxy is not installed (npm install -g ...)")
+    root.mkdir(parents=True, exist_ok=True)
+    public, hub_port, proxy_api, airlock_port, submit_port = (free_port() for _ in range(5))
+    admin_token = secrets.token_hex(16)
+    members_file = root / "members.json"
+    members_file.write_text(json.dumps(members))
+    airlock_env = {
+        "CLEANROOM_AIRLOCK_DB_URL": f"sqlite:///{root / 'airlock.sqlite'}",
+        "CLEANROOM_AIRLOCK_BLOB_DIR": str(root / "blobs"),
+        "CLEANROOM_AIRLOCK_MEMBERSHIP": f"file:{members_file}",
+        "CLEANROOM_AIRLOCK_POLICY": str(root / "airlock.yaml"),
+        "CLEANROOM_STATE_DIR": str(root / "state"),
+        "CLEANROOM_POLICIES_DIR": str(REPO / "policies"),
+        "PYTHONPATH": str(REPO / "hub"),
+    }
+    (root / "airlock.yaml").write_text(
+        "approvals_required: 2\nlimits:\n  files_per_request: 3\n  bytes_per_file: 2 MiB\n"
+        "  bytes_per_request: 4 MiB\n  requests_per_user_per_day: 50\n"
+    )
+    pieces = airlock_service_config(
+        port=airlock_port,
+        submit_bind=f"127.0.0.1:{submit_port}",
+        environment=airlock_env,
+        officers=officers,
+        operators=operators,
+    )
+    config = {
+        "public": public,
+        "hub_port": hub_port,
+        "proxy_api": proxy_api,
+        "root": str(root),
+        "admin_token": admin_token,
+        "pieces": pieces,
+    }
+    (root / "config.json").write_text(json.dumps(config))
+    (root / "jupyterhub_config.py").write_text(
+        "import json\n"
+        f"cfg = json.load(open({str(root / 'config.json')!r}))\n"
+        "c = get_config()  # noqa: F821\n"
+        "c.JupyterHub.bind_url = f\"http://127.0.0.1:{cfg['public']}\"\n"
+        "c.JupyterHub.hub_bind_url = f\"http://127.0.0.1:{cfg['hub_port']}\"\n"
+        "c.ConfigurableHTTPProxy.api_url = f\"http://127.0.0.1:{cfg['proxy_api']}\"\n"
+        "c.JupyterHub.db_url = f\"sqlite:///{cfg['root']}/jupyterhub.sqlite\"\n"
+        "c.JupyterHub.cookie_secret_file = f\"{cfg['root']}/cookie_secret\"\n"
+        "c.JupyterHub.pid_file = f\"{cfg['root']}/jupyterhub.pid\"\n"
+        "c.JupyterHub.authenticator_class = 'dummy'\n"
+        "c.Authenticator.allow_all = True\n"
+        "c.JupyterHub.allow_named_servers = True\n"
+        "c.JupyterHub.custom_scopes = cfg['pieces']['custom_scopes']\n"
+        "c.JupyterHub.services = cfg['pieces']['services'] + [\n"
+        "    {'name': 'test-admin', 'api_token': cfg['admin_token']}]\n"
+        "c.JupyterHub.load_roles = cfg['pieces']['load_roles'] + [{\n"
+        "    'name': 'test-admin', 'services': ['test-admin'],\n"
+        "    'scopes': ['admin:users', 'tokens', 'list:users', 'read:users']}]\n"
+        "c.Spawner.server_token_scopes = cfg['pieces']['server_token_scopes']\n"
+    )
+    log_path = root / "hub.log"
+    env = {**os.environ, "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}"}
+    proc = subprocess.Popen(
+        [str(VENV_BIN / "jupyterhub"), "-f", str(root / "jupyterhub_config.py")],
+        cwd=root,
+        stdout=log_path.open("wb"),
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
+    )
+    hub = Hub(
+        root=root,
+        url=f"http://127.0.0.1:{public}",
+        hub_api=f"http://127.0.0.1:{public}/hub/api",
+        admin_token=admin_token,
+        submit_url=f"http://127.0.0.1:{submit_port}/api/v1/requests",
+        members_file=members_file,
+        proc=proc,
+        log_path=log_path,
+        airlock_env=airlock_env,
+    )
+    try:
+        wait_http(f"{hub.hub_api}/", proc=proc)
+        wait_http(f"http://127.0.0.1:{submit_port}/health", proc=proc)
+        wait_http(f"{hub.service_url}health", proc=proc)
+    except Exception:
+        stop_hub(hub)
+        raise RuntimeError("hub did not start:\n" + hub.log_tail()) from None
+    return hub
+
+
+def stop_hub(hub: Hub) -> None:
+    """Stop the hub and everything it started (proxy, airlock): its process group."""
+    if hub.proc.poll() is None:
+        os.killpg(hub.proc.pid, signal.SIGTERM)
+        try:
+            hub.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(hub.proc.pid, signal.SIGKILL)
+            hub.proc.wait()
