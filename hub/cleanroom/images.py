@@ -21,6 +21,7 @@ import argparse
 import collections
 import contextlib
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -137,12 +138,20 @@ def repo_root() -> Path:
 # ---------------------------------------------------------------------------- inputs
 
 
+# (path, size, mtime_ns) -> sha256: the torch wheel is hashed once per process.
+_FILE_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
 def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    info = path.stat()
+    key = (str(path.resolve()), info.st_size, info.st_mtime_ns)
+    if key not in _FILE_DIGESTS:
+        digest = hashlib.sha256()
+        with path.open("rb") as stream:
+            for block in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(block)
+        _FILE_DIGESTS[key] = digest.hexdigest()
+    return _FILE_DIGESTS[key]
 
 
 def _wheel_digest(path: Path) -> str:
@@ -227,7 +236,7 @@ class _Planner:
             plan.hashed["parent_tag"] = image_tag(parent, parent_hash or "")
         getattr(self, f"_add_{name}_inputs")(plan)
         plan.digests = {
-            key: (_wheel_digest(path) if path.suffix == ".whl" else _sha256_file(path))
+            key: (_wheel_digest(path) if key.startswith("extension/") else _sha256_file(path))
             for key, path in plan.files.items()
             if key not in plan.unhashed
         }
@@ -343,6 +352,7 @@ def _source_hash(root: Path, folder: str) -> str:
     return digest.hexdigest()
 
 
+@functools.cache
 def _pip_config() -> dict[str, str]:
     """This machine's pip configuration (``pip config list``) as key -> value."""
     done = subprocess.run(

@@ -4,6 +4,10 @@
 # with image.config. Build-only settings (the CA bundle for pip) are exported here, so
 # they never reach the image's configuration.
 set -eux
+# pip runs as root with this umask, so the venv ends up root-owned and writable by
+# root alone. (A recursive chown/chmod would copy every file of a parent image's venv
+# into the new layer.)
+umask 022
 BUILD=/run/cleanroom-build
 VENV=/opt/cleanroom/venv
 if [ -f "$BUILD/pip-ca.crt" ]; then export PIP_CERT="$BUILD/pip-ca.crt"; fi
@@ -30,8 +34,6 @@ if [ -d "$BUILD/jupyter-config" ]; then
 fi
 install -d -m 0755 /opt/cleanroom
 install -m 0644 "$BUILD/verify_image.py" /opt/cleanroom/verify_image.py
-chown -R root:root "$VENV"
-chmod -R go-w "$VENV"
 
 rm -rf /root/.cache /tmp/* /var/tmp/*
 "$VENV/bin/python" /opt/cleanroom/verify_image.py

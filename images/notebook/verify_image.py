@@ -58,9 +58,14 @@ def problems() -> list[str]:
                 mode = os.lstat(path).st_mode
                 if stat.S_ISREG(mode) and mode & (stat.S_ISUID | stat.S_ISGID):
                     found.append(f"setuid/setgid file: {path}")
-    venv = os.stat(VENV)
-    if venv.st_uid != 0 or venv.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        found.append(f"{VENV} must be owned by root and writable by nobody else")
+    for folder, dirs, files in os.walk(VENV):
+        for name in [".", *dirs, *files]:
+            path = os.path.join(folder, name)
+            info = os.lstat(path)
+            if stat.S_ISLNK(info.st_mode):
+                continue
+            if info.st_uid != 0 or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+                found.append(f"not root-owned and root-only writable: {path}")
     return found
 
 

@@ -3,6 +3,7 @@
 # notebook/install.sh). The torch wheel is read from the mounted wheel folder, so its
 # 183 MiB never land in a layer of their own.
 set -eux
+umask 022  # see notebook/install.sh
 BUILD=/run/cleanroom-build
 VENV=/opt/cleanroom/venv
 if [ -f "$BUILD/pip-ca.crt" ]; then export PIP_CERT="$BUILD/pip-ca.crt"; fi
@@ -21,7 +22,5 @@ if "$VENV/bin/pip" list --format=freeze | grep -i '^nvidia'; then
     echo "CUDA packages were installed; the CPU build of torch was expected" >&2
     exit 1
 fi
-chown -R root:root "$VENV"
-chmod -R go-w "$VENV"
 rm -rf /root/.cache /tmp/* /var/tmp/*
 "$VENV/bin/python" /opt/cleanroom/verify_image.py
