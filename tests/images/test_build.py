@@ -102,3 +102,21 @@ def test_notebook_image_contract(workspace_images: dict[str, str]) -> None:
     assert env["PATH"].startswith("/opt/cleanroom/venv/bin:")
     assert env["JUPYTER_CONFIG_DIR"] == "/etc/cleanroom/jupyter"
     assert env["JUPYTER_PREFER_ENV_PATH"] == "1"
+
+
+def _pins(path: Path) -> dict[str, str]:
+    pins = {}
+    for line in path.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if "==" in line:
+            name, version = line.split("==", 1)
+            pins[name.strip().lower().replace("_", "-")] = version.strip()
+    return pins
+
+
+def test_notebook_lock_holds_the_direct_requirements_and_the_hub_version() -> None:
+    folder = images.repo_root() / "images" / "notebook"
+    direct, locked = _pins(folder / "requirements.in"), _pins(folder / "requirements.txt")
+    assert {name: locked.get(name) for name in direct} == direct
+    pyproject = (images.repo_root() / "pyproject.toml").read_text()
+    assert f'"jupyterhub=={locked["jupyterhub"]}"' in pyproject
