@@ -17,6 +17,8 @@ from cleanroom.airlock.service import Airlock
 from cleanroom.airlock.storage import SqlStorage
 
 from .factories import MEMBERS
+from .hub import MEMBERS as HUB_MEMBERS
+from .hub import OFFICERS, OPERATORS, USERS, Hub, start_hub, stop_hub
 
 
 class Clock:
@@ -105,3 +107,17 @@ def make_airlock(tmp_path: Path, clock: Clock):
 @pytest.fixture
 def airlock(make_airlock, sqlite_url: str) -> Airlock:
     return make_airlock(sqlite_url)
+
+
+@pytest.fixture(scope="session")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+    """One real JupyterHub with the airlock service for the whole session."""
+    running = start_hub(tmp_path_factory.mktemp("hub"), HUB_MEMBERS, OFFICERS, OPERATORS)
+    try:
+        for user in USERS:
+            running.add_user(user)
+        yield running
+    finally:
+        stop_hub(running)
+        # Shown by pytest only when a test failed: the hub's and the airlock's side.
+        print(running.log_tail())

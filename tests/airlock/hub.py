@@ -24,6 +24,11 @@ import requests
 from cleanroom.airlock.hub_config import airlock_service_config
 
 VENV_BIN = Path(sys.executable).parent
+PROJECT = "press-line"
+MEMBERS = {PROJECT: ["alice", "bob", "otto"], "furnace": ["eve"]}
+OFFICERS = ["olga", "oscar", "otto"]
+OPERATORS = ["pat"]
+USERS = ["alice", "bob", "eve", "olga", "oscar", "otto", "pat"]
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -170,6 +175,8 @@ def start_hub(
         "c.JupyterHub.authenticator_class = 'dummy'\n"
         "c.Authenticator.allow_all = True\n"
         "c.JupyterHub.allow_named_servers = True\n"
+        # After log-in, go to the airlock: this hub has no spawner worth starting.
+        "c.JupyterHub.default_url = '/services/airlock/'\n"
         "c.JupyterHub.custom_scopes = cfg['pieces']['custom_scopes']\n"
         "c.JupyterHub.services = cfg['pieces']['services'] + [\n"
         "    {'name': 'test-admin', 'api_token': cfg['admin_token']}]\n"

@@ -8,32 +8,14 @@ import json
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 
-from .hub import Hub, start_hub, stop_hub
+from .hub import PROJECT, Hub
 
-PROJECT = "press-line"
-MEMBERS = {PROJECT: ["alice", "bob", "otto"], "furnace": ["eve"]}
-OFFICERS = ["olga", "oscar", "otto"]
-OPERATORS = ["pat"]
 TABLE = b"line,defects\nA,120\nB,95\nC,143\n"
-
-
-@pytest.fixture(scope="module")
-def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
-    running = start_hub(tmp_path_factory.mktemp("hub"), MEMBERS, OFFICERS, OPERATORS)
-    try:
-        for user in ["alice", "bob", "eve", "olga", "oscar", "otto", "pat"]:
-            running.add_user(user)
-        yield running
-    finally:
-        stop_hub(running)
-        # Shown by pytest only when a test failed: the hub's and the airlock's side.
-        print(running.log_tail())
 
 
 def submit(
