@@ -73,7 +73,14 @@ def detect(data: bytes) -> str:
         return HTML
     if _parses_as_pickle(data):
         return PICKLE
-    return _delimited_kind(text) or TEXT
+    kind = _delimited_kind(text)
+    if kind is None and len(data) > _SNIFF and text.count("\n") <= 1:
+        # A first data row longer than the sniff (a huge cell): read to its end.
+        first = data.find(b"\n")
+        second = data.find(b"\n", first + 1, first + 64 * _SNIFF)
+        if 0 < first < second:
+            kind = _delimited_kind(data[: second + 1].decode("utf-8", errors="replace"))
+    return kind or TEXT
 
 
 def _as_text(head: bytes) -> str | None:

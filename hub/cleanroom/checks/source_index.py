@@ -42,7 +42,7 @@ MAX_GROUP_CARDINALITY = 60
 #: Decimals kept for numbers: enough for sensor readings, few enough to survive CSV.
 MAX_DECIMALS = 6
 _MAX_PAIRS_FROM = 10
-_MAX_COMBOS = 8
+_MAX_COMBOS = 12
 
 _NAME_ID_HINTS = ("company", "supplier", "customer", "operator", "employee", "person", "name")
 
@@ -202,6 +202,11 @@ def _uniqueness(keys: np.ndarray) -> float:
     return (1 + int(np.count_nonzero(ordered[1:] != ordered[:-1]))) / len(keys)
 
 
+def _gain(item: tuple[float, list[str]], covered: set[tuple[str, str]]) -> tuple[int, int, float]:
+    pairs = set(itertools.combinations(sorted(item[1]), 2))
+    return (len(pairs - covered), -len(item[1]), item[0])
+
+
 def _choose_combos(frame: pd.DataFrame, specs: dict[str, ColumnSpec]) -> list[list[str]]:
     """Column combinations on which a matching row is strong evidence of a copied record.
 
@@ -240,23 +245,32 @@ def _choose_combos(frame: pd.DataFrame, specs: dict[str, ColumnSpec]) -> list[li
         if rest and ratio[rest[0]] >= 0.5:
             combos.append([c, rest[0]])
     scored: list[tuple[float, list[str]]] = []
-    for size in (2, 3):
-        for combo in itertools.combinations(rest[: 10 if size == 2 else 8], size):
-            u = _uniqueness(combine_keys([keys[c] for c in combo]))
-            if u >= NEAR_UNIQUE:
-                scored.append((u, list(combo)))
-        if len(scored) >= 4:
-            break
-    covered: set[str] = set()
-    # Prefer combinations that bring columns not yet covered, so that an output that
-    # drops some columns still meets one of them.
+    # Two searches: one over every column, one without timestamps, so that an output
+    # of sensor readings alone (no time, no id) still meets a combination.
+    untimed = [c for c in rest if specs[c].kind != "time"]
+    for pool, sizes in ((rest, (2, 3)), (untimed, (2, 3, 4))):
+        found = 0
+        for size in sizes:
+            for combo in itertools.combinations(pool[: 10 if size == 2 else 8], size):
+                if [u for u, c in scored if c == list(combo)]:
+                    continue
+                u = _uniqueness(combine_keys([keys[c] for c in combo]))
+                if u >= NEAR_UNIQUE:
+                    scored.append((u, list(combo)))
+                    found += 1
+            if found >= 4:
+                break
+    # Greedy choice for variety: each pick covers the most column pairs not covered
+    # yet, so that an output keeping any few of the columns likely holds a whole
+    # combination; smaller and more unique combinations win ties.
+    covered: set[tuple[str, str]] = set()
     while scored and len(combos) < _MAX_COMBOS:
-        scored.sort(key=lambda s: (-len(set(s[1]) - covered), -s[0]))
-        chosen = scored.pop(0)[1]
-        if not set(chosen) - covered and len(combos) >= 3:
+        best = max(scored, key=lambda item: _gain(item, covered))
+        if _gain(best, covered)[0] == 0:
             break
-        combos.append(chosen)
-        covered |= set(chosen)
+        scored.remove(best)
+        combos.append(best[1])
+        covered |= set(itertools.combinations(sorted(best[1]), 2))
     if not combos:
         combos.append(cols)
     return combos

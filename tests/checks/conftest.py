@@ -1,0 +1,68 @@
+"""Fixtures for the disclosure checks: a small demo source, its index, a context."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from cleanroom.checks import (
+    CheckContext,
+    DisclosurePolicy,
+    SourceIndex,
+    build_source_index,
+    load_source_index,
+)
+from cleanroom.demo.press_line import IDENTIFIER_COLUMNS, write_press_line
+
+SOURCE_ROWS = 20_000
+
+
+@pytest.fixture(scope="session")
+def source_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo press line (20,000 rows) as CSV and Parquet."""
+    folder = tmp_path_factory.mktemp("press_line")
+    write_press_line(folder, rows=SOURCE_ROWS, seed=7)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def source_frame(source_dir: Path) -> pd.DataFrame:
+    """The demo source as the researcher sees it (read from Parquet)."""
+    return pd.read_parquet(source_dir / "press_line.parquet")
+
+
+@pytest.fixture(scope="session")
+def index_dir(source_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The source index of the demo data set, built as registration would."""
+    out = tmp_path_factory.mktemp("index")
+    build_source_index(
+        [source_dir / "press_line.csv", source_dir / "press_line.parquet"],
+        out,
+        identifier_columns=IDENTIFIER_COLUMNS,
+    )
+    return out
+
+
+@pytest.fixture(scope="session")
+def source_index(index_dir: Path) -> SourceIndex:
+    """The loaded index."""
+    return load_source_index(index_dir)
+
+
+@pytest.fixture(scope="session")
+def policy() -> DisclosurePolicy:
+    """The repository's disclosure policy."""
+    return DisclosurePolicy.load()
+
+
+@pytest.fixture(scope="session")
+def context(policy: DisclosurePolicy, source_index: SourceIndex) -> CheckContext:
+    """A check context with the demo data set's index."""
+    return CheckContext(policy=policy, sources=[source_index])
+
+
+@pytest.fixture(scope="session")
+def bare_context(policy: DisclosurePolicy) -> CheckContext:
+    """A check context without any source index."""
+    return CheckContext(policy=policy)
