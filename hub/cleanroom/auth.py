@@ -93,12 +93,19 @@ class CleanroomAuthenticator(Authenticator):
         # Officer and operator roles follow the registry at every log-in.
         return True
 
+    @default("reset_managed_roles_on_startup")
+    def _default_reset_roles(self) -> bool:
+        # At start the registry is the truth: stale officer or operator grants go.
+        return True
+
     async def authenticate(self, handler: Any, data: dict[str, str]) -> dict[str, Any] | None:
         """The user and their hub roles when the password matches, else None."""
         name = (data.get("username") or "").strip().lower()
         password = data.get("password") or ""
         if name and password and self.registry.check_password(name, password):
-            return {"name": name, "roles": hub_roles(self.registry.get_user(name).roles)}
+            wanted = hub_roles(self.registry.get_user(name).roles)
+            roles = [dict(r) for r in role_definitions() if r["name"] in wanted]
+            return {"name": name, "roles": roles}
         return None
 
     async def load_managed_roles(self) -> list[dict[str, Any]]:

@@ -23,6 +23,16 @@ def template_projects(user: Any) -> list[Any]:
     return Registry().projects_of(user.name) if user is not None else []
 
 
+def _merge_airlock_scopes(c: Any) -> None:
+    """The airlock's custom scopes, which cleanroom's hub roles refer to."""
+    try:
+        from cleanroom.airlock.hub_config import CUSTOM_SCOPES, server_token_scopes
+    except ImportError:
+        return
+    c.JupyterHub.custom_scopes = dict(CUSTOM_SCOPES)
+    c.Spawner.server_token_scopes = server_token_scopes()
+
+
 def configure(c: Any, settings: Settings | None = None, *, install_firewall: bool = True) -> None:
     """Fill the traitlets config ``c`` of a cleanroom hub."""
     settings = settings or Settings.from_env()
@@ -68,6 +78,8 @@ def configure(c: Any, settings: Settings | None = None, *, install_firewall: boo
             "services": [CLI_SERVICE],
         }
     ]
+
+    _merge_airlock_scopes(c)
 
     if install_firewall:
         HostFirewall(settings.firewall_ports, settings.instance).install()

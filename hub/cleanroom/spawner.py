@@ -7,11 +7,13 @@ allowed images are decided on the server, whatever ``user_options`` say.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import os
 from pathlib import Path
 from typing import Any
 
+import docker
 from dockerspawner import DockerSpawner
 from tornado import web
 from traitlets import Bool, Integer, Unicode, default, validate
@@ -35,9 +37,22 @@ def _registry(url: str) -> Registry:
     return Registry(url)
 
 
+@functools.cache
+def _engine() -> docker.DockerClient:
+    return docker.from_env()
+
+
+def http_error(status: int, message: str) -> web.HTTPError:
+    """An HTTP error whose message JupyterHub shows as is, on pages and in the API."""
+    error = web.HTTPError(status, "%s", message)
+    # JupyterHub replaces a failed spawn's message with a generic one unless this is set.
+    error.jupyterhub_message = message  # type: ignore[attr-defined]
+    return error
+
+
 def refuse(exc: CleanroomError) -> web.HTTPError:
     """Translate a domain refusal into the HTTP error JupyterHub shows the person."""
-    return web.HTTPError(exc.status, "%s", str(exc))
+    return http_error(exc.status, str(exc))
 
 
 class CleanroomSpawner(DockerSpawner):
@@ -141,15 +156,10 @@ class CleanroomSpawner(DockerSpawner):
         """Decide on the server what this workspace may be, then start it."""
         project = self._requested_project()
         try:
-            plan = self.registry.workspace_plan(self.user.name, project)
-            self._check_firewall()
-            tier = quotas.tier(plan.quota_tier)
-            network = ProjectNetworks(
-                self.client,
-                instance=self.instance,
-                pool=self.network_pool,
-                prefix=self.network_prefix,
-            ).ensure(project)
+            # Registry, firewall and engine calls block: keep them off the hub's event loop.
+            plan, tier, network = await asyncio.get_running_loop().run_in_executor(
+                None, self._decide, project
+            )
         except CleanroomError as exc:
             self.log.warning("Refused workspace %s/%s: %s", self.user.name, project, exc)
             raise refuse(exc) from exc
@@ -166,18 +176,29 @@ class CleanroomSpawner(DockerSpawner):
         self.extra_host_config = self._host_config(network, tier.pids)
         return await super().start()
 
+    def _decide(self, project: str) -> tuple[ProjectInfo, quotas.QuotaTier, ProjectNetwork]:
+        plan = self.registry.workspace_plan(self.user.name, project)
+        self._check_firewall()
+        tier = quotas.tier(plan.quota_tier)
+        network = ProjectNetworks(
+            _engine(),
+            instance=self.instance,
+            pool=self.network_pool,
+            prefix=self.network_prefix,
+        ).ensure(project)
+        return plan, tier, network
+
     def _requested_project(self) -> str:
         if not self.name:
-            raise web.HTTPError(
+            raise http_error(
                 400,
                 "Choose a project: each workspace belongs to one project, "
                 "started at /hub/spawn/<user>/<project>.",
             )
         asked = (self.user_options or {}).get("project")
         if asked not in (None, "", self.name):
-            raise web.HTTPError(
+            raise http_error(
                 400,
-                "%s",
                 f"user_options asks for project {asked!r} but this server is "
                 f"{self.name!r}; start the server named after the project",
             )
@@ -205,9 +226,8 @@ class CleanroomSpawner(DockerSpawner):
         self.image = self.allowed_images[plan.images[0]]
         asked = (self.user_options or {}).get("image")
         if asked and asked not in self.allowed_images:
-            raise web.HTTPError(
+            raise http_error(
                 403,
-                "%s",
                 f"image {asked!r} is not allowed for project {plan.name!r}; "
                 f"allowed: {', '.join(plan.images)}",
             )

@@ -60,6 +60,9 @@ def network_name(instance: str, project: str) -> str:
 class ProjectNetworks:
     """Creates and finds project networks on one Docker engine."""
 
+    # One lock for the process: two spawns of one project must not both create its network.
+    _lock = threading.Lock()
+
     def __init__(
         self,
         client: docker.DockerClient | None = None,
@@ -74,7 +77,6 @@ class ProjectNetworks:
         if prefix < self.pool.prefixlen or prefix > 29:
             raise CleanroomError(f"subnet size /{prefix} does not fit the pool {pool}")
         self.prefix = prefix
-        self._lock = threading.Lock()
 
     def capacity(self) -> int:
         """How many project networks the pool holds."""
@@ -124,6 +126,7 @@ class ProjectNetworks:
                 net = self.client.networks.create(
                     network_name(self.instance, project),
                     driver="bridge",
+                    check_duplicate=True,
                     internal=True,
                     ipam=ipam,
                     labels={

@@ -1,0 +1,135 @@
+"""Fixtures of the integration suite: one real clean room for the whole session."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import pytest
+
+from tests.integration.harness import INSTANCE, Hub, free_port
+
+PROJECT = "p-alpha"
+OTHER_PROJECT = "p-beta"
+DATASET = "press-line"
+
+
+def _require_root() -> None:
+    if os.geteuid() != 0:
+        message = "the integration suite installs firewall rules and needs root"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def workspace_images() -> list[str]:
+    """The workspace images, built once (and skipped when their inputs are unchanged)."""
+    from cleanroom.images import build_images
+
+    built = build_images(("base", "notebook"), progress=lambda line: print(line, flush=True))
+    return [image.tag for image in built]
+
+
+def _seed(env: dict[str, str], tmp: Path) -> None:
+    from cleanroom.demo.press_line import write_press_line
+
+    data = tmp / "press-line-source"
+    data.mkdir()
+    write_press_line(data, rows=5_000, seed=11)
+    steps = [
+        ["users", "add", "alice", "--password-env", "TEST_PASSWORD"],
+        ["users", "add", "bob", "--password-env", "TEST_PASSWORD"],
+        ["users", "add", "carol", "--password-env", "TEST_PASSWORD"],
+        ["users", "add", "dave", "--password-env", "TEST_PASSWORD"],
+        ["projects", "create", PROJECT, "--title", "Alpha study"],
+        ["projects", "create", OTHER_PROJECT, "--title", "Beta study"],
+        ["members", "add", PROJECT, "alice"],
+        ["members", "add", PROJECT, "bob"],
+        ["members", "add", PROJECT, "dave"],
+        ["members", "add", OTHER_PROJECT, "carol"],
+        [
+            "datasets",
+            "register",
+            str(data),
+            "--name",
+            DATASET,
+            "--version",
+            "v1",
+            "--provider",
+            "Acme",
+        ],
+        ["datasets", "attach", PROJECT, DATASET],
+        ["datasets", "attach", OTHER_PROJECT, DATASET],
+    ]
+    for step in steps:
+        done = subprocess.run(
+            [sys.executable, "-m", "cleanroom.cli", *step],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, f"{step}: {done.stderr}"
+
+
+@pytest.fixture(scope="session")
+def hub(workspace_images: list[str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+    """A running clean room (deployment ``test``) with two projects and a dataset."""
+    _require_root()
+    tmp = tmp_path_factory.mktemp("cleanroom")
+    state = tmp / "state"
+    state.mkdir()
+    public = free_port()
+    env = {
+        **os.environ,
+        "CLEANROOM_STATE_DIR": str(state),
+        "CLEANROOM_INSTANCE": INSTANCE,
+        "CLEANROOM_PUBLIC_URL": f"http://127.0.0.1:{public}",
+        "CLEANROOM_HUB_PORT": str(free_port()),
+        "CLEANROOM_PROXY_API_PORT": str(free_port()),
+        "CLEANROOM_AIRLOCK_PORT": str(free_port()),
+        "CLEANROOM_AIRLOCK_SUBMIT_PORT": str(free_port()),
+        "TEST_PASSWORD": "integration-password",
+    }
+    env.pop("CLEANROOM_REGISTRY_URL", None)
+    _seed(env, tmp)
+    running = Hub(
+        state=state,
+        env=env,
+        public_url=f"http://127.0.0.1:{public}",
+        hub_port=int(env["CLEANROOM_HUB_PORT"]),
+        airlock_submit_port=int(env["CLEANROOM_AIRLOCK_SUBMIT_PORT"]),
+    )
+    running.start()
+    try:
+        yield running
+    finally:
+        _teardown(running)
+
+
+def _teardown(running: Hub) -> None:
+    client = docker.from_env()
+    for container in client.containers.list(
+        all=True, filters={"label": f"cleanroom.instance={INSTANCE}"}
+    ):
+        print(f"--- logs of {container.name} ---")
+        print(container.logs(tail=40).decode(errors="replace"))
+        container.remove(force=True)
+    running.stop()
+    print("--- end of the hub log ---")
+    print(running.log_tail(40))
+    subprocess.run(
+        [sys.executable, "-m", "cleanroom.cli", "firewall", "remove"],
+        env=running.env,
+        capture_output=True,
+        check=False,
+    )
+    for network in client.networks.list(filters={"label": f"cleanroom.instance={INSTANCE}"}):
+        network.remove()
+    shutil.rmtree(running.state / "workspaces", ignore_errors=True)
