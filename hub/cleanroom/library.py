@@ -11,6 +11,7 @@ import hashlib
 import os
 import shutil
 import stat
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -131,6 +132,7 @@ def register_dataset(
             records.append((rel.as_posix(), size, sha))
         if build_index:
             index_path = _build_index(staging, [staging / r for r, _, _ in records], name, version)
+
         _make_read_only(staging)
         os.rename(staging, final)
         info = DatasetInfo(
@@ -157,18 +159,15 @@ def register_dataset(
         raise
 
 
-def _build_index(staging: Path, files: list[Path], name: str, version: str) -> Path | None:
-    """Build the checks' source index for a new version, if the checks library is there."""
-    try:
-        from cleanroom.checks import build_source_index  # type: ignore[attr-defined]
-    except ImportError:
-        return None
+def _build_index(staging: Path, files: list[Path], name: str, version: str) -> Path:
+    """Build the checks' source index (hashes, never data) for a new dataset version."""
+    from cleanroom.checks import build_source_index
+
     out = paths.index_dir() / name / version
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    tables = [f for f in files if f.suffix.lower() in {".csv", ".tsv", ".parquet"}]
-    if not tables:
-        return None
-    build_source_index(tables, out)
+    build_source_index(
+        files, out, name=name, progress=lambda msg: print(f"  index: {msg}", file=sys.stderr)
+    )
     return out

@@ -120,3 +120,17 @@ def test_bad_names_are_refused_before_copying(
             registry, _source(tmp_path), name=name, version=version, provider=provider
         )
     assert not (tmp_path / "state" / "library").exists()
+
+
+def test_registration_builds_the_disclosure_index(registry: Registry, tmp_path: Path) -> None:
+    from cleanroom.checks import load_source_index
+    from cleanroom.demo.press_line import write_press_line
+
+    src = tmp_path / "press"
+    src.mkdir()
+    write_press_line(src, rows=500, seed=3)
+    info = library.register_dataset(registry, src, name="press-line", version="v1", provider="Acme")
+    assert info.index_location is not None
+    index_dir = Path(info.index_location)
+    assert index_dir.is_dir() and not index_dir.is_relative_to(Path(info.location))
+    load_source_index(index_dir)  # loads without the source data
