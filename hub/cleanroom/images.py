@@ -308,7 +308,8 @@ class _Planner:
         self.progress(
             "[notebook] building the workspace extension wheel (extensions/build-wheel.sh)"
         )
-        staging = Path(tempfile.mkdtemp(prefix="extension-", dir=cache.parent.parent))
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix="building-", dir=cache.parent))
         try:
             _stream(
                 "notebook",
@@ -662,6 +663,7 @@ def build_images(
     the ``find-links`` folders of this machine's pip configuration are searched.
     Returns one :class:`BuiltImage` per image, parents first.
     """
+    wanted = _with_parents(names)
     check_engine()
     root = repo_root()
     planner = _Planner(root, progress, wheel_dir)
@@ -669,7 +671,7 @@ def build_images(
     logs.mkdir(parents=True, exist_ok=True)
     results: list[BuiltImage] = []
     with _build_lock(progress):
-        for name in _with_parents(names):
+        for name in wanted:
             started = time.monotonic()
             plan = planner.plan(name)
             existing = _image_with_hash(name, plan.inputs_hash)
@@ -738,11 +740,45 @@ def list_images() -> list[ImageInfo]:
     return found
 
 
+def prune_images(*, progress: Progress = print) -> list[str]:
+    """Remove cleanroom images that ``:latest`` no longer points at and no container uses.
+
+    Only images labelled ``cleanroom.image`` are considered; returns the removed tags.
+    """
+    with _build_lock(progress):
+        in_use = set(_docker("ps", "--all", "--no-trunc", "--format", "{{.Image}}").split())
+        used_ids = _image_ids(in_use)
+        removed: list[str] = []
+        for info in list_images():
+            if info.latest or info.image_id in used_ids:
+                continue
+            for tag in info.tags:
+                _docker("rmi", tag)
+                removed.append(tag)
+                progress(f"removed {tag}")
+    return removed
+
+
+def _image_ids(references: set[str]) -> set[str]:
+    """Image ids of ``references``; those that no longer resolve are left out."""
+    ids: set[str] = set()
+    for reference in references:
+        done = subprocess.run(
+            ["docker", "image", "inspect", "--format", "{{.Id}}", reference],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode == 0:
+            ids.add(done.stdout.strip())
+    return ids
+
+
 # ---------------------------------------------------------------------------- command
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m cleanroom.images build [NAMES] [--force]`` or ``... list``."""
+    """``python -m cleanroom.images build [NAMES] [--force]``, ``... list``, ``... prune``."""
     parser = argparse.ArgumentParser(prog="cleanroom images", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     build = commands.add_parser("build", help="build images whose inputs changed")
@@ -750,6 +786,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     build.add_argument("--force", action="store_true", help="rebuild even if unchanged")
     build.add_argument("--wheel-dir", type=Path, help="folder holding the CPU torch wheel")
     commands.add_parser("list", help="list the images in the Docker engine")
+    commands.add_parser(
+        "prune", help="remove images that are not :latest and not used by any container"
+    )
     args = parser.parse_args(argv)
     try:
         if args.command == "build":
@@ -758,6 +797,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             ):
                 state = "unchanged" if image.skipped else f"built in {image.seconds:.0f} s"
                 print(f"{image.tag}  {state}")
+        elif args.command == "prune":
+            removed = prune_images()
+            print(f"removed {len(removed)} image tag(s)")
         else:
             for info in list_images():
                 latest = "  latest" if info.latest else ""

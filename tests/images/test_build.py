@@ -120,3 +120,41 @@ def test_notebook_lock_holds_the_direct_requirements_and_the_hub_version() -> No
     assert {name: locked.get(name) for name in direct} == direct
     pyproject = (images.repo_root() / "pyproject.toml").read_text()
     assert f'"jupyterhub=={locked["jupyterhub"]}"' in pyproject
+
+
+WHEEL_SCRIPT = """#!/bin/sh
+# Stand-in for the extension's build-wheel.sh: one wheel made from source.txt.
+set -e
+echo run >> "$(dirname "$0")/runs.log"
+cd "$(dirname "$0")"
+python3 -c "$MAKE_WHEEL" "$1/cleanroom_workspace-0.1.0-py3-none-any.whl" source.txt
+"""
+MAKE_WHEEL = (
+    "import sys, zipfile; "
+    "zipfile.ZipFile(sys.argv[1], 'w').writestr('ext/data.txt', open(sys.argv[2]).read())"
+)
+
+
+def test_extension_wheel_is_built_once_and_counts_in_the_hash(
+    scratch_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MAKE_WHEEL", MAKE_WHEEL)
+    without = images.inputs_hash("notebook")
+    extensions = scratch_root / "extensions"
+    extensions.mkdir()
+    (extensions / "build-wheel.sh").write_text(WHEEL_SCRIPT)
+    (extensions / "source.txt").write_text("first")
+    with_wheel = images.inputs_hash("notebook")
+    assert with_wheel != without
+    # Unchanged sources: the cached wheel is reused, the script does not run again.
+    (extensions / "runs.log").unlink()
+    assert images.inputs_hash("notebook") == with_wheel
+    assert not (extensions / "runs.log").exists()
+    (extensions / "source.txt").write_text("second")
+    assert images.inputs_hash("notebook") not in {with_wheel, without}
+
+
+def test_missing_extension_script_warns(scratch_root: Path) -> None:
+    lines: list[str] = []
+    images._Planner(scratch_root, lines.append, None).plan("notebook")
+    assert any("WARNING" in line and "build-wheel.sh" in line for line in lines)
