@@ -10,17 +10,36 @@ from jupyter_server.base.handlers import JupyterHandler
 from jupyter_server.services.api.handlers import IdentityHandler
 from tornado.web import HTTPError
 
-from .errors import Refused
+from .errors import BLOCKED_REASON, Refused
 
 GUARD_SETTING = "cleanroom_workspace_guard"
 
 
+class _Literal(str):
+    """A message that Jupyter's error pages may %-format without it changing.
+
+    Jupyter's API handlers send an error's ``log_message`` as it is, its page handlers
+    send ``log_message % args``; a file name with a '%' in it must survive both.
+    """
+
+    def __mod__(self, args: object) -> str:
+        return str(self)
+
+
+class RefusedHTTPError(HTTPError):
+    """The HTTP error of a refusal; Jupyter renders it as JSON or as a page."""
+
+    @property
+    def log_message(self) -> str | None:
+        """The message as it is (tornado would double each '%' when there are no args)."""
+        return None if self._log_message is None else _Literal(self._log_message)
+
+
 def as_http_error(refused: Refused) -> HTTPError:
-    """The tornado error for a refusal; Jupyter renders it as JSON or as a page."""
-    # The message travels as an argument, so a '%' in a file name is not a format field.
-    error = HTTPError(refused.status, "%s", refused.text())
-    error.reason = "Blocked by the clean room" if refused.hint else None
-    return error
+    """The tornado error for a refusal."""
+    return RefusedHTTPError(
+        refused.status, refused.text(), reason=BLOCKED_REASON if refused.hint else None
+    )
 
 
 class CleanroomAuthorizer(Authorizer):

@@ -12,7 +12,7 @@ import json
 
 from tornado import web
 
-from .errors import RELEASE_HINT
+from .errors import BLOCKED_REASON, RELEASE_HINT
 
 # (route below the base URL, what it was for)
 BLOCKED_ROUTES = [
@@ -50,11 +50,11 @@ class BlockedRouteHandler(web.RequestHandler):
         """No XSRF check: the answer is a refusal whoever asks."""
 
     def _refuse(self, *args: str, **kwargs: str) -> None:
-        self.set_status(403, "Blocked by the clean room")
+        self.set_status(403, BLOCKED_REASON)
         self.set_header("Cache-Control", "no-store")
         if wants_json(self):
             self.set_header("Content-Type", "application/json")
-            body = {"message": f"{self.message} {RELEASE_HINT}", "reason": "blocked"}
+            body = {"message": f"{self.message} {RELEASE_HINT}", "reason": BLOCKED_REASON}
             self.finish(json.dumps(body))
         else:
             self.set_header("Content-Type", "text/html; charset=utf-8")
@@ -66,5 +66,5 @@ class BlockedRouteHandler(web.RequestHandler):
 
     def head(self, *args: str, **kwargs: str) -> None:
         """HEAD gets the status without a body."""
-        self.set_status(403, "Blocked by the clean room")
+        self.set_status(403, BLOCKED_REASON)
         self.finish()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+# The HTTP reason phrase (and JSON "reason") of every refused way out.
+BLOCKED_REASON = "Blocked by the clean room"
+
 RELEASE_HINT = (
     "Nothing leaves a clean-room workspace through the browser. To take a file out, "
     "right-click it in the file browser and choose 'Request release…': a disclosure "

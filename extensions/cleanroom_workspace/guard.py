@@ -37,11 +37,12 @@ _READ_CHUNK = 1 << 20
 
 
 def _route_arg(handler: RequestHandler, name: str, index: int) -> str:
-    """A path argument of the handler's route, by group name or position."""
+    """A path argument of the handler's route, by group name or position, without slashes
+    at either end (the contents routes capture the leading one)."""
     if name in handler.path_kwargs:
-        return str(handler.path_kwargs[name] or "")
+        return str(handler.path_kwargs[name] or "").strip("/")
     if len(handler.path_args) > index:
-        return str(handler.path_args[index] or "")
+        return str(handler.path_args[index] or "").strip("/")
     return ""
 
 

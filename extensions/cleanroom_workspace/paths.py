@@ -97,12 +97,16 @@ class WorkspacePaths:
             for i, name in enumerate(below):
                 last = i == len(below) - 1
                 try:
-                    child = os.open(name, flags | (0 if last else os.O_DIRECTORY), dir_fd=fd)
+                    # O_NONBLOCK: opening a FIFO the kernel made must not hang the server.
+                    extra = os.O_NONBLOCK if last else os.O_DIRECTORY
+                    child = os.open(name, flags | extra, dir_fd=fd)
                 except OSError as e:
                     raise Refused(*_open_error(api_path, e)) from None
                 os.close(fd)
                 fd = child
             st = os.fstat(fd)
+            if stat.S_ISDIR(st.st_mode):
+                raise Refused(400, f"{api_path}: a folder cannot be released, choose files")
             if not stat.S_ISREG(st.st_mode):
                 raise Refused(400, f"{api_path}: only regular files can be released")
         except BaseException:

@@ -20,13 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tornado import httputil, web
-from tornado.httpserver import HTTPServer
-from tornado.testing import bind_unused_port
 
 # pytest-jupyter registers no plugin entry point, and only the top-level conftest may
 # name plugins: import its fixtures (and its async-test hooks) here instead.
 from pytest_jupyter.jupyter_server import *  # noqa: F403
+from tornado import httputil, web
+from tornado.httpserver import HTTPServer
+from tornado.testing import bind_unused_port
 
 HUB_TOKEN = "test-hub-token"
 PROJECT = "press-line"
