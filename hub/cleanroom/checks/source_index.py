@@ -195,6 +195,18 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def sorted_contains(haystack: np.ndarray, needles: np.ndarray) -> np.ndarray:
+    """Mask of ``needles`` found in the sorted array ``haystack`` (memory-mapped or not).
+
+    Unlike ``np.isin``, this never copies or re-sorts the haystack.
+    """
+    if len(haystack) == 0 or len(needles) == 0:
+        return np.zeros(len(needles), dtype=bool)
+    pos = np.searchsorted(haystack, needles)
+    pos[pos >= len(haystack)] = len(haystack) - 1
+    return np.asarray(haystack[pos]) == needles
+
+
 def _uniqueness(keys: np.ndarray) -> float:
     if len(keys) == 0:
         return 0.0
@@ -575,19 +587,21 @@ class SourceIndex:
         """Mask of normalised strings that are values of a source identifier column."""
         if len(self._identifiers) == 0 or len(normalised) == 0:
             return np.zeros(len(normalised), dtype=bool)
-        return np.isin(hash_strings(normalised), self._identifiers)
+        return sorted_contains(self._identifiers, hash_strings(normalised))
 
-    def rare_value_columns(self, values: np.ndarray, column: str | None) -> list[str]:
-        """Source columns in which each of ``values`` is held by fewer than
-        :data:`RARE_VALUE_ROWS` records (``column`` narrows the search when known)."""
-        hits = []
+    def rare_values(self, values: np.ndarray, column: str | None) -> dict[str, np.ndarray]:
+        """For each source column, a mask of ``values`` that fewer than
+        :data:`RARE_VALUE_ROWS` records hold (``column`` narrows the search when known)."""
+        hits: dict[str, np.ndarray] = {}
+        series = pd.Series(np.asarray(values, dtype="float64"))
         for table in self.tables:
             for c, rare in table.rare.items():
                 if column is not None and c != column:
                     continue
-                keys, valid = table.specs[c].keys(pd.Series(values, dtype="float64"))
-                if len(rare) and (valid & np.isin(keys, rare)).any():
-                    hits.append(c)
+                keys, valid = table.specs[c].keys(series)
+                mask = valid & sorted_contains(rare, keys)
+                if mask.any():
+                    hits[c] = mask
         return hits
 
     def numeric_columns(self) -> set[str]:

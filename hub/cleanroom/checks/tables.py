@@ -572,41 +572,55 @@ class _Table:
         self.check_extremes()
 
     def check_extremes(self) -> None:
-        extremes: list[tuple[int, str, float, str | None]] = []
+        # (output column, the source column it summarises if known, rows, values)
+        groups: list[tuple[str, str | None, np.ndarray, np.ndarray]] = []
         for c in self.numeric_cols:
             if _EXTREME.match(c):
                 base = re.sub(r"(^|_)(min|max|minimum|maximum)($|_)", "_", c).strip("_") or None
                 vals = pd.to_numeric(self.frame[c], errors="coerce").to_numpy(dtype="float64")
-                extremes += [
-                    (int(i), c, float(vals[i]), base) for i in np.flatnonzero(np.isfinite(vals))
-                ]
+                rows = np.flatnonzero(np.isfinite(vals))
+                groups.append((c, base, rows, vals[rows]))
         if self.stat_label_col is not None:
             labels = self.frame[self.stat_label_col].astype("str").str.strip().str.lower()
-            for i in np.flatnonzero(labels.isin(["min", "max"]).to_numpy()):
-                for c in self.numeric_cols:
-                    v = pd.to_numeric(pd.Series([self.frame.at[i, c]]), errors="coerce")[0]
-                    if np.isfinite(v):
-                        extremes.append((int(i), c, float(v), c))
-        if not extremes:
+            rows = np.flatnonzero(labels.isin(["min", "max"]).to_numpy())
+            for c in self.numeric_cols:
+                vals = pd.to_numeric(self.frame[c], errors="coerce").to_numpy(dtype="float64")
+                ok = rows[np.isfinite(vals[rows])]
+                groups.append((c, c, ok, vals[ok]))
+        groups = [g for g in groups if len(g[2])]
+        if not groups:
             return
         verdict = self.policy.extreme_value_verdict
         if not self.context.sources:
+            cells = (
+                {"row": int(r) + 1, "column": c, "value": float(v)}
+                for c, _b, rows, vals in groups
+                for r, v in zip(rows, vals, strict=True)
+            )
             self.add(
                 "statistics.extremes",
                 verdict,
-                f"{len(extremes)} minimum or maximum values shown; no source index to "
-                "tell whether they are single records' values",
-                cells=self.cap({"row": r + 1, "column": c, "value": v} for r, c, v, _b in extremes),
+                f"{sum(len(g[2]) for g in groups)} minimum or maximum values shown; no source "
+                "index to tell whether they are single records' values",
+                cells=self.cap(cells),
             )
             return
-        flagged = []
-        for r, c, v, base in extremes:
+        flagged: list[dict[str, Any]] = []
+        for c, base, rows, vals in groups:
             for source in self.context.sources:
                 column = base if base in source.numeric_columns() else None
-                hit = source.rare_value_columns(np.asarray([v]), column)
-                if hit:
-                    flagged.append({"row": r + 1, "column": c, "value": v, "source_columns": hit})
-                    break
+                hits = source.rare_values(vals, column)
+                if not hits:
+                    continue
+                for i in np.flatnonzero(np.logical_or.reduce(list(hits.values()))):
+                    flagged.append(
+                        {
+                            "row": int(rows[i]) + 1,
+                            "column": c,
+                            "value": float(vals[i]),
+                            "source_columns": [n for n, mask in hits.items() if mask[i]],
+                        }
+                    )
         if flagged:
             self.add(
                 "statistics.extremes",
