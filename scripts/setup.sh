@@ -44,6 +44,8 @@ ensure_base_packages() {
   command -v node >/dev/null || want+=(nodejs)
   command -v npm >/dev/null || want+=(npm)
   command -v git >/dev/null || want+=(git)
+  command -v curl >/dev/null || want+=(curl)
+  command -v ip >/dev/null || want+=(iproute2)
   # shellcheck disable=SC2207
   want=($(printf '%s\n' "${want[@]}" | sort -u))
   need_packages "${want[@]}"

@@ -356,12 +356,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rows", type=int, default=300_000)
 
     for name, help_text in [
-        ("check", "run the disclosure checks on files"),
-        ("audit", "verify or export the airlock's audit log"),
-        ("images", "build or list workspace images"),
+        ("check", "run the disclosure checks on files (see cleanroom check --help)"),
+        ("audit", "verify or export the airlock's audit log (see cleanroom audit --help)"),
+        ("images", "build or list workspace images (see cleanroom images --help)"),
     ]:
-        verb(verbs, name, help_text).add_argument("rest", nargs=argparse.REMAINDER)
+        # Their own parsers own --help, so it passes through.
+        sub = verbs.add_parser(name, help=help_text, description=help_text, add_help=False)
+        sub.add_argument("rest", nargs=argparse.REMAINDER)
     return parser
+
+
+DELEGATED = ("check", "audit", "images")
 
 
 def _delegate(verb: str, rest: list[str]) -> int:
@@ -397,11 +402,13 @@ def _with_project_indexes(rest: list[str]) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``cleanroom`` command."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    args = parser.parse_args(argv)
     try:
-        if args.verb in {"check", "audit", "images"}:
-            return _delegate(args.verb, list(args.rest))
+        # Delegated verbs parse their own arguments (argparse would swallow their --help).
+        if argv and argv[0] in DELEGATED:
+            return _delegate(argv[0], argv[1:])
+        args = parser.parse_args(argv)
         args.handler(args, Registry())
     except CleanroomError as exc:
         print(f"cleanroom: error: {exc}", file=sys.stderr)
