@@ -114,3 +114,52 @@ def test_pytorch_image_has_the_cpu_torch(pytorch_image: str) -> None:
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert result == {"version": "2.13.0+cpu", "cuda": None, "sum": 3.0, "nvidia": []}
+
+
+# Starts JupyterLab inside the container, waits for it, starts a kernel, and prints
+# what it saw: the image must run a server under the hardened settings.
+SERVER_SMOKE = r"""
+import json, subprocess, sys, time, urllib.request
+server = subprocess.Popen(
+    ["jupyter", "lab", "--no-browser", "--ip=127.0.0.1", "--port=8888",
+     "--IdentityProvider.token=smoke", "--ServerApp.root_dir=/home/researcher"],
+    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+)
+def call(path, method="GET"):
+    request = urllib.request.Request(
+        "http://127.0.0.1:8888" + path, method=method, data=b"{}" if method == "POST" else None,
+        headers={"Authorization": "token smoke"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return response.status, response.read()
+for _ in range(120):
+    try:
+        call("/api/status")
+        break
+    except OSError:
+        if server.poll() is not None:
+            sys.exit("server exited: " + server.stderr.read()[-3000:])
+        time.sleep(0.5)
+else:
+    sys.exit("server did not answer")
+lab, _ = call("/lab")
+kernel, body = call("/api/kernels", "POST")
+server.terminate()
+print(json.dumps({"lab": lab, "kernel": kernel, "kernel_name": json.loads(body)["name"]}))
+"""
+
+
+def test_jupyterlab_serves_and_starts_a_kernel(workspace_images: dict[str, str]) -> None:
+    done = run_in(workspace_images["notebook"], "python", "-c", SERVER_SMOKE)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout) == {"lab": 200, "kernel": 201, "kernel_name": "python3"}
+
+
+def test_workspace_extension_is_installed_when_it_exists(workspace_images: dict[str, str]) -> None:
+    if not (images.repo_root() / "extensions" / "build-wheel.sh").is_file():
+        pytest.skip("extensions/build-wheel.sh does not exist yet: image built without it")
+    done = run_in(workspace_images["notebook"], "jupyter", "server", "extension", "list")
+    output = done.stdout + done.stderr
+    assert "cleanroom_workspace" in output and "enabled" in output, output
+    done = run_in(workspace_images["notebook"], "jupyter", "labextension", "list")
+    assert "cleanroom-workspace" in done.stdout + done.stderr
