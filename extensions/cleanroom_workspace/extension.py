@@ -102,12 +102,18 @@ def _user_writable(path: str) -> bool:
 def link_extension(serverapp: Any) -> None:
     """Fix the server settings the workspace depends on, before the web app exists."""
     policy = _policy(serverapp)
-    # Assigned on the app rather than read from config: a config file cannot undo them.
-    serverapp.authorizer_class = CleanroomAuthorizer
-    serverapp.kernel_websocket_connection_class = CleanroomChannelsConnection
-    serverapp.iopub_msg_rate_limit = policy.outputs.iopub_msg_rate_limit
-    serverapp.iopub_data_rate_limit = policy.outputs.iopub_data_rate_limit
-    serverapp.rate_limit_window = policy.outputs.rate_limit_window
+    # Written into the server's config as well as onto the app: extensions linked after
+    # this one push the server's config back onto the app, and must push these values.
+    forced = {
+        "authorizer_class": CleanroomAuthorizer,
+        "kernel_websocket_connection_class": CleanroomChannelsConnection,
+        "iopub_msg_rate_limit": policy.outputs.iopub_msg_rate_limit,
+        "iopub_data_rate_limit": policy.outputs.iopub_data_rate_limit,
+        "rate_limit_window": policy.outputs.rate_limit_window,
+    }
+    for name, value in forced.items():
+        serverapp.config.ServerApp[name] = value
+        setattr(serverapp, name, value)
     # JupyterLab links after this extension and reads these from the server's config.
     lab = serverapp.config.LabApp
     lab.extension_manager = "readonly"
