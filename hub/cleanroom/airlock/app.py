@@ -211,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     settings = AirlockSettings()
     airlock = build_airlock(settings)
+    airlock.warm_up()
     hub_auth = HubOAuth(
         api_token=os.environ["JUPYTERHUB_API_TOKEN"],
         cache_max_age=60,
