@@ -25,6 +25,7 @@ import functools
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -52,6 +53,12 @@ TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 PYTHON_TAG = "cp311"
 BUILD_MOUNT = "/run/cleanroom-build"
 LOG_TAIL_LINES = 40
+# debootstrap prints a line (or two) per package and phase; progress shows each phase
+# once. The first group is the phase: Retrieving and Validating alternate per package.
+_DEBOOTSTRAP_PACKAGE_LINE = re.compile(
+    r"I: (?:(?:Retrieving|Validating) (?!InRelease|Packages)\S+ \S+"
+    r"|(Extracting|Unpacking|Configuring) \S+\.\.\.)$"
+)
 _LOCK_PATH = Path(tempfile.gettempdir()) / "cleanroom-image-build.lock"
 _IGNORED_NAMES = {"__pycache__", ".DS_Store", ".mypy_cache", ".ruff_cache"}
 
@@ -436,9 +443,16 @@ def _stream(
     cwd: Path | None = None,
     stdin: int | None = None,
     log: Path | None = None,
+    collapse: re.Pattern[str] | None = None,
 ) -> None:
-    """Run ``command``, pass each output line to ``progress``, raise on failure."""
+    """Run ``command``, pass each output line to ``progress``, raise on failure.
+
+    Lines matching ``collapse`` (its first group names the phase, "Retrieving" when it
+    is empty) reach ``progress`` only when the phase changes; the log file and the error
+    tail keep them all.
+    """
     tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
+    phase: str | None = None
     with contextlib.ExitStack() as stack:
         log_file = stack.enter_context(log.open("a")) if log else None
         process = subprocess.Popen(
@@ -456,7 +470,12 @@ def _stream(
             tail.append(line)
             if log_file:
                 log_file.write(line + "\n")
-            progress(f"[{name}] {line}")
+            match = collapse.match(line) if collapse else None
+            key = (match.group(1) or "Retrieving") if match else None
+            if key and key == phase:
+                continue
+            phase = key
+            progress(f"[{name}] {line}" + (" [...]" if match else ""))
         code = process.wait()
     if code != 0:
         raise ImageBuildFailed(name, step, tail, log)
@@ -512,6 +531,7 @@ def _build_base(plan: _Plan, workdir: Path, progress: Progress, log: Path) -> st
             ],
             progress,
             log=log,
+            collapse=_DEBOOTSTRAP_PACKAGE_LINE,
         )
         progress("[base] setup.sh in the new tree (user, mount points, no setuid, slimming)")
         with plan.files["setup.sh"].open("rb") as script:
@@ -805,7 +825,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 latest = "  latest" if info.latest else ""
                 size = info.size_bytes / 2**20
                 short_id = info.image_id.removeprefix("sha256:")[:12]
-                print(f"{info.tag}  {short_id}  {size:7.0f} MiB  {info.created[:19]}{latest}")
+                print(f"{info.tag:<32} {short_id}  {size:7.0f} MiB  {info.created[:19]}{latest}")
     except ImageError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

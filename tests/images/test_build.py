@@ -158,3 +158,43 @@ def test_missing_extension_script_warns(scratch_root: Path) -> None:
     lines: list[str] = []
     images._Planner(scratch_root, lines.append, None).plan("notebook")
     assert any("WARNING" in line and "build-wheel.sh" in line for line in lines)
+
+
+def test_debootstrap_progress_shows_each_phase_once(tmp_path: Path) -> None:
+    lines = [
+        "I: Retrieving InRelease",
+        "I: Retrieving adduser 3.134",
+        "I: Validating adduser 3.134",
+        "I: Retrieving apt 2.6.1",
+        "I: Validating apt 2.6.1",
+        "I: Extracting adduser...",
+        "I: Extracting apt...",
+        "I: Base system installed successfully.",
+    ]
+    (tmp_path / "out.txt").write_text("\n".join(lines) + "\n")
+    log = tmp_path / "build.log"
+    shown: list[str] = []
+    images._stream(
+        "base",
+        "debootstrap",
+        ["cat", str(tmp_path / "out.txt")],
+        shown.append,
+        log=log,
+        collapse=images._DEBOOTSTRAP_PACKAGE_LINE,
+    )
+    assert shown == [
+        "[base] I: Retrieving InRelease",
+        "[base] I: Retrieving adduser 3.134 [...]",
+        "[base] I: Extracting adduser... [...]",
+        "[base] I: Base system installed successfully.",
+    ]
+    assert log.read_text().splitlines() == lines
+
+
+def test_failed_step_reports_the_last_lines(tmp_path: Path) -> None:
+    with pytest.raises(images.ImageBuildFailed) as failure:
+        images._stream(
+            "notebook", "install.sh", ["sh", "-c", "seq 100; exit 3"], lambda _: None, log=None
+        )
+    assert failure.value.log_tail == [str(n) for n in range(61, 101)]
+    assert "building notebook failed at install.sh" in str(failure.value)
