@@ -36,3 +36,21 @@ def test_detect_type(data: bytes, path: str, expected: str) -> None:
 
 def test_parquet_is_recognised() -> None:
     assert detect_type(_parquet(), "renamed.csv") == "application/vnd.apache.parquet"
+
+
+def test_table_page_sorts_and_pages() -> None:
+    from cleanroom.airlock.render import table_page
+
+    data = b"name,n\n" + b"".join(f"r{i},{i % 7}\n".encode() for i in range(20))
+    page = table_page(data, "text/csv", page=2, sort="n", descending=True, page_size=8)
+    assert (page.total_rows, page.pages, page.page) == (20, 3, 2)
+    assert [int(r[1]) for r in page.rows] == sorted((int(r[1]) for r in page.rows), reverse=True)
+    last = table_page(data, "text/csv", page=99, sort="nope", page_size=8)
+    assert (last.page, last.sort, len(last.rows)) == (3, None, 4)
+
+
+def test_parquet_table_page() -> None:
+    from cleanroom.airlock.render import table_page
+
+    page = table_page(_parquet(), "application/vnd.apache.parquet")
+    assert page.columns == ["a"] and page.rows == [["1"], ["2"]]
