@@ -312,6 +312,7 @@ def build_source_index(
     tables: list[dict[str, Any]] = []
     file_rows: list[dict[str, Any]] = []
     identifier_hashes: list[np.ndarray] = []
+    max_words = 1
     identifier_names: set[str] = set()
     seen_rows: list[np.ndarray] = []
     wanted_ids = {normalise_name(c) for c in identifier_columns} if identifier_columns else None
@@ -374,6 +375,8 @@ def build_source_index(
         for c in ids:
             identifier_names.add(c)
             identifier_hashes.append(_identifier_value_hashes(frame[c]))
+            words = frame[c].dropna().astype("str").str.split().str.len()
+            max_words = max(max_words, int(words.max()) if len(words) else 1)
         table["identifier_columns"] = ids
         say(f"{path.name}: group statistics")
         groups = _group_stats(frame, specs)
@@ -394,6 +397,7 @@ def build_source_index(
         "files": file_rows,
         "tables": tables,
         "identifier_columns": id_names,
+        "identifier_max_words": min(max_words, 8),
     }
     (out_dir / META_FILE).write_text(json.dumps(meta, indent=1), encoding="utf-8")
     size = sum(p.stat().st_size for p in out_dir.iterdir() if p.is_file())
@@ -520,6 +524,8 @@ class SourceIndex:
         self.meta = meta
         self.rows: int = int(meta["rows"])
         self.identifier_columns: frozenset[str] = frozenset(meta["identifier_columns"])
+        #: The most words in one identifier value ("Ferro Lusitana SA" has 3).
+        self.identifier_max_words: int = int(meta.get("identifier_max_words", 4))
         self.name: str = str(meta.get("name") or path.name)
         self._identifiers = np.load(path / "identifiers.npy", mmap_mode="r")
         self.tables: list[_Table] = []
@@ -561,26 +567,30 @@ class SourceIndex:
         found: list[RowMatch] = []
         present = set(frame.columns)
         for table in self.tables:
+            # A column takes part in several combinations; normalise it once.
+            cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
             for columns, hashes, rows in table.combos:
                 if not set(columns) <= present or len(hashes) == 0:
                     continue
-                parts = [table.specs[c].keys(frame[c]) for c in columns]
+                for c in columns:
+                    if c not in cache:
+                        cache[c] = table.specs[c].keys(frame[c])
+                parts = [cache[c] for c in columns]
                 valid = np.logical_and.reduce([v for _k, v in parts])
                 if not valid.any():
                     continue
                 query = combine_keys([k for k, _v in parts])
-                # Sorted needles walk the index in order: several times faster than
-                # random probes into a large memory-mapped array.
-                order = np.argsort(query)
-                pos = np.empty(len(query), dtype=np.int64)
-                pos[order] = np.searchsorted(hashes, query[order])
-                pos[pos >= len(hashes)] = len(hashes) - 1
-                hit = valid & (np.asarray(hashes[pos]) == query)
+                # Probe with sorted needles (they walk the index in order, several times
+                # faster than random probes), then locate the few hits in the output.
+                ordered = np.sort(query)
+                known = sorted_contains(hashes, ordered)
+                if not known.any():
+                    continue
+                hit = valid & sorted_contains(np.unique(ordered[known]), query)
                 if hit.any():
                     out_rows = np.flatnonzero(hit)
-                    found.append(
-                        RowMatch(table.name, columns, out_rows, np.asarray(rows[pos[hit]]))
-                    )
+                    pos = np.searchsorted(hashes, query[out_rows])
+                    found.append(RowMatch(table.name, columns, out_rows, np.asarray(rows[pos])))
         return found
 
     def identifier_hits(self, normalised: np.ndarray) -> np.ndarray:

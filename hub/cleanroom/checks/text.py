@@ -7,7 +7,7 @@ bounded repetition only, so a hostile megabyte-long line costs linear time.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -64,14 +64,19 @@ def residual_dofs(text: str) -> list[int]:
     return [int(m.group(1)) for p in _DOF_PATTERNS for m in p.finditer(text)]
 
 
-def _ngrams(text: str, longest: int = 4) -> list[str]:
+def _ngram_blocks(text: str, longest: int, block_tokens: int = 50_000) -> Iterator[list[str]]:
+    """Distinct 1..``longest``-word phrases of ``text``, a block of tokens at a time, so
+    that memory stays bounded on long files."""
     tokens = [t.strip(".").lower() for t in _TOKEN.findall(text)]
     tokens = [t for t in tokens if t]
-    grams = set()
-    for n in range(1, longest + 1):
-        for i in range(len(tokens) - n + 1):
-            grams.add(" ".join(tokens[i : i + n]))
-    return sorted(grams)
+    for start in range(0, max(len(tokens), 1), block_tokens):
+        # Overlap blocks by ``longest`` tokens so no phrase is cut at a boundary.
+        block = tokens[start : start + block_tokens + longest - 1]
+        grams = set()
+        for n in range(1, longest + 1):
+            for i in range(len(block) - n + 1):
+                grams.add(" ".join(block[i : i + n]))
+        yield sorted(grams)
 
 
 def check_text(text: str, context: CheckContext, *, location: str = "") -> list[Finding]:
@@ -91,19 +96,22 @@ def check_text(text: str, context: CheckContext, *, location: str = "") -> list[
             )
         )
     for source in context.sources:
-        grams = _ngrams(text)
-        if not grams:
-            break
-        mask = source.identifier_hits(np.asarray(grams, dtype=object))
-        if mask.any():
-            found = [g for g, m in zip(grams, mask, strict=True) if m][:limit]
+        found: list[str] = []
+        for grams in _ngram_blocks(text, source.identifier_max_words):
+            if not grams:
+                continue
+            mask = source.identifier_hits(np.asarray(grams, dtype=object))
+            found += [g for g, m in zip(grams, mask, strict=True) if m]
+            if len(found) >= limit:
+                break
+        if found:
             findings.append(
                 Finding(
                     "identifiers.source",
                     Verdict.FAIL,
                     "text names values of the source's identifier columns "
                     f"({', '.join(sorted(source.identifier_columns))})",
-                    {"values": found, "dataset": source.name},
+                    {"values": found[:limit], "dataset": source.name},
                     location,
                 )
             )
