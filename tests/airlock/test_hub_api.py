@@ -219,3 +219,24 @@ def test_submission_listener_serves_only_the_api(hub: Hub) -> None:
     base = hub.submit_url.rsplit("/api/", 1)[0]
     assert requests.get(f"{base}/queue", timeout=10).status_code == 404
     assert requests.get(f"{base}/requests", timeout=10).status_code == 404
+
+
+def test_refusals_at_the_edge_are_audited(hub: Hub) -> None:
+    token = hub.workspace_token("alice", PROJECT)
+    r = requests.post(
+        hub.submit_url,
+        files={"file0": ("a.csv", TABLE)},
+        headers={"Authorization": f"token {token}"},
+        timeout=30,
+    )
+    assert r.status_code == 400
+    export = subprocess.run(
+        [sys.executable, "-m", "cleanroom.airlock.cli", "export"],
+        env={**hub.airlock_env, "PATH": ""},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    last = json.loads(export.stdout.splitlines()[-1])
+    assert (last["action"], last["actor"]) == ("refusal", "alice")
+    assert "metadata" in last["detail"]["reason"]

@@ -12,6 +12,8 @@ class AirlockError(Exception):
     """Base class: a refusal or failure with a message meant for a person."""
 
     status = 400
+    # Set once the refusal is in the audit log, so no layer records it twice.
+    audited = False
 
 
 class BadRequest(AirlockError):

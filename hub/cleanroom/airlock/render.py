@@ -163,6 +163,37 @@ def notebook_html(data: bytes) -> str:
     return sanitise(body)
 
 
+@dataclass
+class FindingRow:
+    """One check finding, flattened for display."""
+
+    rule: str
+    verdict: str
+    location: str
+    message: str
+    evidence: str
+
+
+def finding_rows(checks: dict[str, Any]) -> list[FindingRow]:
+    """The findings of a stored check report, whatever shape each one has."""
+    rows = []
+    for f in checks.get("findings") or []:
+        if not isinstance(f, dict):
+            rows.append(FindingRow("", "", "", str(f), ""))
+            continue
+        evidence = f.get("evidence")
+        rows.append(
+            FindingRow(
+                rule=str(f.get("rule", "")),
+                verdict=str(f.get("verdict", "")),
+                location=str(f.get("location", "")),
+                message=str(f.get("message", "")),
+                evidence=json.dumps(evidence, ensure_ascii=False)[:2000] if evidence else "",
+            )
+        )
+    return rows
+
+
 def check_summary(checks: dict[str, Any]) -> str:
     """A one-word summary of a file's check result for the queue."""
     if checks.get("unavailable"):

@@ -105,15 +105,24 @@ class Airlock:
         try:
             yield
         except AirlockError as exc:
-            self.storage.record(
-                audit=AuditEvent(
-                    actor=actor.username,
-                    action=Action.REFUSAL,
-                    request_id=request_id,
-                    detail={"act": act, "reason": str(exc), "error": type(exc).__name__},
-                )
-            )
+            self.audit_refusal(actor, act, exc, request_id)
             raise
+
+    def audit_refusal(
+        self, actor: Actor, act: str, exc: AirlockError, request_id: str | None = None
+    ) -> None:
+        """Record a refusal once, however many layers it passes through."""
+        if exc.audited:
+            return
+        self.storage.record(
+            audit=AuditEvent(
+                actor=actor.username,
+                action=Action.REFUSAL,
+                request_id=request_id,
+                detail={"act": act, "reason": str(exc), "error": type(exc).__name__},
+            )
+        )
+        exc.audited = True
 
     def _load(self, request_id: str) -> ReleaseRequest:
         return self.storage.get_request(request_id)

@@ -28,7 +28,14 @@ from tornado.ioloop import IOLoop
 from . import permissions as perm
 from .domain import AWAITING_REVIEW, Actor, Decision, FileUpload, State
 from .exceptions import AirlockError, BadRequest, NotAuthenticated, NotFound, PermissionDenied
-from .render import check_summary, kind_of, notebook_html, table_page, text_preview
+from .render import (
+    check_summary,
+    finding_rows,
+    kind_of,
+    notebook_html,
+    table_page,
+    text_preview,
+)
 from .service import Airlock, dumps, summary
 
 log = logging.getLogger(__name__)
@@ -103,6 +110,11 @@ class AirlockHandlerMixin(web.RequestHandler):
         # server errors; anything else goes to tornado (logged, a bare 500).
         if isinstance(e, AirlockError) and not self._finished:
             log.info("%s %s refused: %s", self.request.method, self.request.path, e)
+            actor = getattr(self, "_actor", None)
+            if actor is not None:
+                # Refusals raised here at the edge (malformed input, a token rule checked
+                # before the domain call) are audited like those the domain raises.
+                self.airlock.audit_refusal(actor, f"{self.request.method} {self.request.path}", e)
             self.send_error(e.status, exc_info=(type(e), e, e.__traceback__))
             return
         super()._handle_request_exception(e)
@@ -126,6 +138,7 @@ class ApiRequestsHandler(AirlockHandlerMixin):
     """``POST /api/v1/requests`` (submit) and ``GET /api/v1/requests?project=P`` (list)."""
 
     hub_auth: HubAuth
+    _actor: Actor | None = None
 
     def initialize(self, airlock: Airlock, executor: ThreadPoolExecutor, **kw: Any) -> None:
         """Also receive the ``HubAuth`` used to identify tokens."""
@@ -150,7 +163,8 @@ class ApiRequestsHandler(AirlockHandlerMixin):
             raise NotAuthenticated("the hub does not recognise this token")
         if model.get("kind", "user") != "user":
             raise PermissionDenied("only a user's workspace token may use this API")
-        return await self.run(self.airlock.actor, model["name"], model.get("scopes") or [])
+        self._actor = await self.run(self.airlock.actor, model["name"], model.get("scopes") or [])
+        return self._actor
 
     async def get(self) -> None:
         """This user's requests in one project, with the comments they may see."""
@@ -416,6 +430,7 @@ class FileHandler(PageHandler):
             "file.html",
             request=request,
             file=f,
+            findings=finding_rows(f.checks),
             kind=kind,
             table=table,
             text=text,
