@@ -199,3 +199,45 @@ def test_tampered_blob_is_never_downloaded(airlock: Airlock) -> None:
     airlock.blobs.path_for(f.sha256).write_bytes(b"group,count\nsecret,1\n")
     with pytest.raises(IntegrityFailure):
         airlock.download(actor(airlock, "alice"), released.id, f.path)
+
+
+def test_stale_review_count_is_refused(db_url: str, make_airlock) -> None:
+    from cleanroom.airlock.domain import Action, AuditEvent, Review
+    from cleanroom.airlock.storage import StaleRequest
+
+    airlock = make_airlock(db_url)
+    rid = submit(airlock).id
+    review(airlock, rid, "olga", Decision.APPROVE)
+    stale = Review(officer="oscar", round=1, time=airlock.clock())
+    with pytest.raises(StaleRequest):
+        airlock.storage.complete_review(
+            rid,
+            stale,
+            None,
+            0,  # computed before olga's review existed
+            audit=AuditEvent(actor="oscar", action=Action.COMPLETE_REVIEW, request_id=rid),
+        )
+    assert airlock.storage.get_request(rid).reviewers() == ["olga"]
+
+
+def test_officers_finishing_together_still_decide(db_url: str, make_airlock) -> None:
+    airlock = make_airlock(db_url)
+    for _ in range(4):
+        rid = submit(airlock).id
+        for officer in ("olga", "oscar"):
+            who = actor(airlock, officer)
+            airlock.view(who, rid)
+            airlock.vote(who, rid, "out/table.csv", Decision.APPROVE)
+        barrier = threading.Barrier(2)
+
+        def finish(officer: str, rid: str = rid, barrier: threading.Barrier = barrier) -> None:
+            barrier.wait()
+            airlock.complete_review(actor(airlock, officer), rid)
+
+        threads = [threading.Thread(target=finish, args=(o,)) for o in ("olga", "oscar")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert airlock.storage.get_request(rid).state is State.APPROVED
+    assert airlock.verify_audit().ok

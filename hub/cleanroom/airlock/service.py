@@ -43,7 +43,7 @@ from .domain import (
 from .exceptions import AirlockError, BadRequest, InvalidTransition, NotFound
 from .membership import Membership
 from .policy import Policy
-from .storage import DuplicateKey, Storage, one_day_before
+from .storage import DuplicateKey, StaleRequest, Storage, one_day_before
 
 MAX_JUSTIFICATION = 10_000
 MAX_COMMENT = 10_000
@@ -104,6 +104,8 @@ class Airlock:
         """Record any refusal raised inside as a ``refusal`` audit event, then re-raise."""
         try:
             yield
+        except StaleRequest:
+            raise  # not a refusal: the caller retries on the fresh state
         except AirlockError as exc:
             self.audit_refusal(actor, act, exc, request_id)
             raise
@@ -257,9 +259,15 @@ class Airlock:
                             detail={"from": str(request.state), "round": request.round},
                         )
                     )
-                self.storage.open_review(
-                    request_id, request.round, actor.username, move, audit=events
-                )
+                try:
+                    self.storage.open_review(
+                        request_id, request.round, actor.username, move, audit=events
+                    )
+                except InvalidTransition:
+                    # Another officer opened it first: record this officer's look only.
+                    self.storage.open_review(
+                        request_id, request.round, actor.username, False, audit=view
+                    )
                 return self._load(request_id)
             self.storage.record(audit=view)
             return request
@@ -381,7 +389,19 @@ class Airlock:
             )
 
     def complete_review(self, actor: Actor, request_id: str) -> ReleaseRequest:
-        """Fix the officer's votes; once enough officers have, the round is decided."""
+        """Fix the officer's votes; once enough officers have, the round is decided.
+
+        If another officer finished meanwhile, the decision is recomputed from the fresh
+        state rather than from the one this call first read.
+        """
+        for _attempt in range(5):
+            try:
+                return self._complete_review(actor, request_id)
+            except StaleRequest:
+                continue
+        raise InvalidTransition(f"request {request_id} keeps changing; try again")
+
+    def _complete_review(self, actor: Actor, request_id: str) -> ReleaseRequest:
         with self._refusals_audited(actor, "complete_review", request_id):
             request = self._load(request_id)
             perm.check_can_review(actor, request)
@@ -412,7 +432,13 @@ class Airlock:
                         detail={"state": str(decision), "round": request.round},
                     )
                 )
-            self.storage.complete_review(request_id, review, decision, audit=events)
+            self.storage.complete_review(
+                request_id,
+                review,
+                decision,
+                len(request.reviewers()),
+                audit=events,
+            )
             return self._load(request_id)
 
     def release(self, actor: Actor, request_id: str) -> ReleaseRequest:

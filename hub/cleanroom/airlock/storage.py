@@ -44,6 +44,10 @@ from .models import (
 Audit = AuditEvent | Sequence[AuditEvent]
 
 
+class StaleRequest(InvalidTransition):
+    """The request changed between reading it and writing; reload and decide again."""
+
+
 class DuplicateKey(Exception):
     """Another request already holds this author's idempotency key (a racing retry)."""
 
@@ -94,9 +98,19 @@ class Storage(Protocol):
         """Record (or replace) an officer's decision on one file in one round."""
 
     def complete_review(
-        self, request_id: str, review: Review, decision: State | None, *, audit: Audit
+        self,
+        request_id: str,
+        review: Review,
+        decision: State | None,
+        expected_reviews: int,
+        *,
+        audit: Audit,
     ) -> None:
-        """Fix an officer's review; ``decision`` (if any) moves the request from in review."""
+        """Fix an officer's review; ``decision`` (if any) moves the request from in review.
+
+        ``expected_reviews`` is how many finished reviews of the round the decision was
+        computed from; ``StaleRequest`` if another officer finished one meanwhile.
+        """
 
     def resubmit(
         self,
@@ -278,7 +292,15 @@ class SqlStorage:
                 if current is None:
                     raise NotFound(f"no request {request_id}")
                 self._move(s, request_id, State(current.state), State.IN_REVIEW)
-            s.add(OpenRow(request_id=request_id, round=round_, officer=officer))
+            seen = s.execute(
+                select(OpenRow.id).where(
+                    OpenRow.request_id == request_id,
+                    OpenRow.round == round_,
+                    OpenRow.officer == officer,
+                )
+            ).first()
+            if seen is None:  # a second tab opening at the same moment adds nothing
+                s.add(OpenRow(request_id=request_id, round=round_, officer=officer))
 
     def record_vote(self, request_id: str, vote: Vote, *, audit: Audit) -> None:
         """Record (or replace) an officer's decision on one file in one round."""
@@ -301,10 +323,28 @@ class SqlStorage:
             existing.time = vote.time
 
     def complete_review(
-        self, request_id: str, review: Review, decision: State | None, *, audit: Audit
+        self,
+        request_id: str,
+        review: Review,
+        decision: State | None,
+        expected_reviews: int,
+        *,
+        audit: Audit,
     ) -> None:
-        """Fix an officer's review; ``decision`` (if any) moves the request from in review."""
+        """Fix an officer's review; ``decision`` (if any) moves the request from in review.
+
+        The request row is locked first so that two officers finishing at once cannot
+        both decide from a count that misses the other's review.
+        """
         with self._write(audit) as s:
+            s.execute(select(RequestRow.id).where(RequestRow.id == request_id).with_for_update())
+            finished = s.execute(
+                select(func.count())
+                .select_from(ReviewRow)
+                .where(ReviewRow.request_id == request_id, ReviewRow.round == review.round)
+            ).scalar_one()
+            if finished != expected_reviews:
+                raise StaleRequest(f"request {request_id} changed while you reviewed it")
             s.add(
                 ReviewRow(
                     request_id=request_id,
