@@ -28,7 +28,7 @@ def test_verify_ok(db: str, capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_verify_finds_tampering(db: str, airlock: Airlock, capsys) -> None:
-    with airlock.storage.engine.begin() as conn:  # type: ignore[attr-defined]
+    with airlock.storage.engine.begin() as conn:
         conn.execute(text("UPDATE airlock_audit SET detail = '{}' WHERE seq = 1"))
     assert cli.main(["verify"]) == 1
     err = capsys.readouterr().err

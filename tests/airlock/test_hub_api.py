@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 import requests
@@ -58,7 +59,7 @@ def officer_approves(hub: Hub, session: requests.Session, rid: str) -> requests.
     for quoted in paths:
         file_page = session.get(f"{base}requests/{rid}/file?path={quoted}", timeout=30)
         assert file_page.status_code == 200
-        path = requests.utils.unquote(quoted)
+        path = unquote(quoted)
         r = session.post(
             f"{base}requests/{rid}/vote",
             data={

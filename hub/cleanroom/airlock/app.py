@@ -219,13 +219,15 @@ def main(argv: list[str] | None = None) -> int:
     public, submit = make_apps(settings, airlock, hub_auth)
     url = urlparse(settings.public_url)
     max_body = _max_body(airlock.policy)
-    HTTPServer(public, xheaders=True, max_body_size=max_body).listen(
+    # tornado holds a body in memory up to max_buffer_size (100 MB by default): both
+    # limits follow the policy so the domain, not tornado, names the limit it hit.
+    HTTPServer(public, xheaders=True, max_body_size=max_body, max_buffer_size=max_body).listen(
         url.port or 80, url.hostname or "127.0.0.1"
     )
     log.info("pages and API on %s%s", settings.public_url, settings.prefix)
     if settings.submit_bind:
         host, port = _split_bind(settings.submit_bind)
-        HTTPServer(submit, max_body_size=max_body).listen(port, host)
+        HTTPServer(submit, max_body_size=max_body, max_buffer_size=max_body).listen(port, host)
         log.info("submission API on http://%s:%d/api/v1/requests", host, port)
     loop = IOLoop.current()
     # The hub stops managed services with SIGTERM (then SIGINT/SIGKILL): stop cleanly.
