@@ -197,13 +197,19 @@ def test_file_browser_offers_release_not_download(lab: str, browser: Any, airloc
     browser.get(f"{lab}/lab/tree/work?token={TOKEN}")
     labels = _open_file_context_menu(browser, "table.csv")
     assert "Request release…" in labels, labels
-    for hidden in ("Download", "Copy Download Link", "Open in New Browser Tab", "Copy Shareable Link"):
+    for hidden in (
+        "Download",
+        "Copy Download Link",
+        "Open in New Browser Tab",
+        "Copy Shareable Link",
+    ):
         assert hidden not in labels, labels
     assert not [label for label in labels if "Download" in label], labels
 
     # Request the release through the dialog.
     item = next(
-        e for e in browser.find_elements(By.CSS_SELECTOR, ".lm-Menu .lm-Menu-item")
+        e
+        for e in browser.find_elements(By.CSS_SELECTOR, ".lm-Menu .lm-Menu-item")
         if e.text.strip() == "Request release…"
     )
     item.click()
@@ -213,7 +219,8 @@ def test_file_browser_offers_release_not_download(lab: str, browser: Any, airloc
     justification.send_keys("Aggregate table for the paper.")
     browser.find_element(By.CSS_SELECTOR, ".cr-ReleaseForm-description").send_keys("Means")
     submit = next(
-        b for b in browser.find_elements(By.CSS_SELECTOR, ".jp-Dialog-button")
+        b
+        for b in browser.find_elements(By.CSS_SELECTOR, ".jp-Dialog-button")
         if "Submit request" in b.text
     )
     submit.click()
@@ -240,7 +247,11 @@ def test_file_menu_has_no_download_or_export(lab: str, browser: Any) -> None:
     file_menu = _wait(
         browser,
         lambda d: next(
-            (e for e in d.find_elements(By.CSS_SELECTOR, ".lm-MenuBar-itemLabel") if e.text == "File"),
+            (
+                e
+                for e in d.find_elements(By.CSS_SELECTOR, ".lm-MenuBar-itemLabel")
+                if e.text == "File"
+            ),
             None,
         ),
     )
@@ -258,4 +269,3 @@ def test_direct_download_url_is_refused_in_the_browser(lab: str, browser: Any) -
     assert "blocked by the clean room" in body
     assert "Request release" in body
     assert "12.8" not in body
-
