@@ -135,3 +135,38 @@ def test_no_port_proxy_is_installed() -> None:
         read_config_path=jupyter_config_path()
     ).get_jpserver_extensions()
     assert not [name for name in enabled if "proxy" in name.lower()]
+
+
+class _FakeHubAuth:
+    """Stands in for JupyterHub's HubOAuth: grants scopes from a fixed set."""
+
+    oauth_scopes = {"access:servers!server=ada/press-line"}
+
+    def __init__(self, granted: set[str]) -> None:
+        self.granted = granted
+
+    def check_scopes(self, required: set[str], user: Any) -> set[str]:
+        return required & self.granted
+
+
+@pytest.mark.parametrize("granted,allowed", [(_FakeHubAuth.oauth_scopes, True), (set(), False)])
+def test_hub_scopes_are_checked_after_the_rules(granted: set[str], allowed: bool) -> None:
+    """Under JupyterHub, a request the rules let through is still JupyterHub's to refuse."""
+    from jupyter_server.auth.identity import IdentityProvider, User
+
+    class HubIdentity(IdentityProvider):
+        hub_auth = _FakeHubAuth(granted)
+
+    class Guard:
+        def check(self, handler: Any, action: str, resource: str) -> None:
+            return None
+
+    from cleanroom_workspace.authorizer import GUARD_SETTING
+
+    handler = SimpleNamespace(
+        settings={GUARD_SETTING: Guard()}, request=SimpleNamespace(method="GET", path="/x")
+    )
+    authorizer = CleanroomAuthorizer(identity_provider=HubIdentity())
+    user = User(username="ada")
+    user.hub_user = {"name": "ada", "scopes": list(granted)}  # type: ignore[attr-defined]
+    assert authorizer.is_authorized(handler, user, "read", "contents") is allowed  # type: ignore[arg-type]
