@@ -14,6 +14,15 @@ from cleanroom.airlock.domain import (
 )
 from cleanroom.airlock.permissions import server_scope
 from cleanroom.airlock.service import Airlock
+from cleanroom.airlock.storage import SqlStorage
+from sqlalchemy import Engine
+
+
+def engine_of(airlock: Airlock) -> Engine:
+    """The SQLAlchemy engine under an airlock's storage (tests poke the tables directly)."""
+    assert isinstance(airlock.storage, SqlStorage)
+    return airlock.storage.engine
+
 
 PROJECT = "press-line"
 OTHER_PROJECT = "furnace"

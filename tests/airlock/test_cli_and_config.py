@@ -6,13 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
-from cleanroom.airlock import cli
+from cleanroom.airlock.cli import main as audit_main
 from cleanroom.airlock.domain import OFFICER_SCOPE, OPERATOR_SCOPE, RESEARCHER_SCOPE, State
 from cleanroom.airlock.hub_config import airlock_service_config, role_scopes
 from cleanroom.airlock.service import Airlock
 from sqlalchemy import text
 
-from .factories import request_in
+from .factories import engine_of, request_in
 
 
 @pytest.fixture
@@ -23,30 +23,30 @@ def db(airlock: Airlock, sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> st
 
 
 def test_verify_ok(db: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["audit", "verify"]) == 0
+    assert audit_main(["audit", "verify"]) == 0
     assert "audit chain verifies" in capsys.readouterr().out
 
 
 def test_verify_finds_tampering(db: str, airlock: Airlock, capsys) -> None:
-    with airlock.storage.engine.begin() as conn:
+    with engine_of(airlock).begin() as conn:
         conn.execute(text("UPDATE airlock_audit SET detail = '{}' WHERE seq = 1"))
-    assert cli.main(["verify"]) == 1
+    assert audit_main(["verify"]) == 1
     err = capsys.readouterr().err
     assert "BROKEN" in err and "entry 1" in err
 
 
 def test_verify_blobs(db: str, airlock: Airlock, monkeypatch, capsys) -> None:
     monkeypatch.setenv("CLEANROOM_AIRLOCK_BLOB_DIR", str(airlock.blobs.root))
-    assert cli.main(["verify", "--blobs"]) == 0
+    assert audit_main(["verify", "--blobs"]) == 0
     f = airlock.storage.list_requests()[0].files[0]
     airlock.blobs.path_for(f.sha256).write_bytes(b"changed")
-    assert cli.main(["verify", "--blobs"]) == 1
+    assert audit_main(["verify", "--blobs"]) == 1
     assert "does not match its hash" in capsys.readouterr().err
 
 
 def test_export_to_file(db: str, tmp_path: Path) -> None:
     out = tmp_path / "audit.jsonl"
-    assert cli.main(["audit", "export", "--out", str(out)]) == 0
+    assert audit_main(["audit", "export", "--out", str(out)]) == 0
     lines = [json.loads(x) for x in out.read_text().splitlines()]
     assert lines[0]["seq"] == 1 and lines[-1]["action"] == "release"
 

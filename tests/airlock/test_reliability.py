@@ -122,15 +122,15 @@ def test_sigkill_mid_submission_leaves_whole_or_nothing(hub: Hub, tmp_path: Path
     for rec in storage.audit_records():
         if rec.action == "submit":
             submits[rec.request_id or ""] = submits.get(rec.request_id or "", 0) + 1
-    for r in requests_:
-        key = r.justification.removeprefix("reliability ")
+    for req in requests_:
+        key = req.justification.removeprefix("reliability ")
         expected = payload(key)
-        assert {f.path: f.sha256 for f in r.files} == {
+        assert {f.path: f.sha256 for f in req.files} == {
             p: hashlib.sha256(d).hexdigest() for p, d in expected.items()
         }
-        for f in r.files:
+        for f in req.files:
             assert blobs.get(f.sha256)  # present and verified
-        assert submits[r.id] == FILES_PER_REQUEST
+        assert submits[req.id] == FILES_PER_REQUEST
     verified = subprocess.run(
         [sys.executable, "-m", "cleanroom.airlock.cli", "audit", "verify"],
         env={**os.environ, "CLEANROOM_AIRLOCK_DB_URL": f"sqlite:///{tmp_path / 'airlock.sqlite'}"},

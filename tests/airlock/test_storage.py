@@ -17,7 +17,7 @@ from cleanroom.airlock.service import Airlock
 from cleanroom.airlock.storage import Storage
 from sqlalchemy import text
 
-from .factories import PROJECT, actor, request_in, review, submit
+from .factories import PROJECT, actor, engine_of, request_in, review, submit
 
 READS = ("get_", "list_", "find_", "count_", "audit_")
 
@@ -37,7 +37,7 @@ def test_every_storage_write_takes_an_audit_event() -> None:
 
 def test_migrations_match_the_models(db_url: str, make_airlock) -> None:
     airlock = make_airlock(db_url)
-    with airlock.storage.engine.connect() as conn:
+    with engine_of(airlock).connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diff == []
 
@@ -49,7 +49,7 @@ def test_migrating_twice_is_harmless(db_url: str, make_airlock) -> None:
 
 
 def test_sqlite_runs_in_wal_mode(airlock: Airlock) -> None:
-    with airlock.storage.engine.connect() as conn:
+    with engine_of(airlock).connect() as conn:
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
 
 
@@ -129,7 +129,7 @@ def audited(db_url: str, make_airlock) -> Airlock:
 
 
 def _sql(airlock: Airlock, statement: str) -> None:
-    with airlock.storage.engine.begin() as conn:
+    with engine_of(airlock).begin() as conn:
         conn.execute(text(statement))
 
 
