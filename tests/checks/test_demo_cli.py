@@ -71,7 +71,7 @@ def test_json_output(
             "--index",
             str(index_dir),
             "--dataset",
-            "press_line",
+            "press-line",
             "--json",
         ]
     )
@@ -79,7 +79,7 @@ def test_json_output(
     doc = json.loads(capsys.readouterr().out)
     assert doc["verdict"] == "fail"
     assert [r["verdict"] for r in doc["reports"]] == ["pass", "fail"]
-    assert doc["datasets"] == ["press_line"]
+    assert doc["datasets"] == ["press-line"]
 
 
 def test_bad_inputs_exit_3(

@@ -111,6 +111,9 @@ def test_small_source_cells_behind_means(source_frame: pd.DataFrame, context: Ch
     means = source_frame.groupby(["material_grade", "defect_type"])["force_kn"].mean().reset_index()
     found = rules(check_frame(means, context))
     assert found["table.small_source_cells"] is Verdict.FAIL
+    two = source_frame.groupby(["material_grade", "defect_type"])[["force_kn", "temperature_c"]]
+    cells = [f for f in check_frame(two.mean(), context) if f.rule == "table.small_source_cells"]
+    assert {f.evidence["cells"][0]["column"] for f in cells} == {"force_kn", "temperature_c"}
 
 
 def test_residual_dof(bare_context: CheckContext) -> None:

@@ -214,12 +214,15 @@ class _Table:
             self.count_cols = list(self.numeric_cols)
 
     def add(self, rule: str, verdict: Verdict, message: str, **evidence: Any) -> None:
+        """Record a finding at this table's location."""
         self.findings.append(Finding(rule, verdict, message, evidence, self.location))
 
     def cap(self, items: Iterable[Any]) -> list[Any]:
+        """At most the policy's number of evidence items."""
         return list(itertools.islice(items, self.policy.max_evidence_items))
 
     def row_label(self, pos: int) -> str:
+        """A readable label for a row: its first text cells, else its number."""
         labels = [
             str(self.frame.iat[pos, self.frame.columns.get_loc(c)]) for c in self.text_cols[:2]
         ]
@@ -228,6 +231,7 @@ class _Table:
     # -- the checks ---------------------------------------------------------------
 
     def run(self) -> list[Finding]:
+        """Run every table rule; a pass finding when none objects."""
         if self.frame.shape[0] == 0 or self.frame.shape[1] == 0:
             self.add("table.empty", Verdict.REVIEW, "the table has no rows or no columns")
             return self.findings
@@ -252,6 +256,7 @@ class _Table:
         return self.findings
 
     def check_cell_size(self) -> None:
+        """Cells too long to be statistics."""
         limit = self.context.policy.limits.max_cell_chars
         for c in self.text_cols:
             lengths = self.frame[c].astype("str").str.len()
@@ -267,6 +272,7 @@ class _Table:
                 )
 
     def check_identifiers(self) -> None:
+        """Identifier columns, identifier values and personal data."""
         source_ids = set().union(*(s.identifier_columns for s in self.context.sources))
         named = [
             (orig, c)
@@ -316,6 +322,7 @@ class _Table:
                 )
 
     def check_source_rows(self) -> None:
+        """Rows that reproduce source records (needs an index)."""
         for source in self.context.sources:
             matches = source.match_rows(self.frame)
             if not matches:
@@ -346,6 +353,7 @@ class _Table:
             )
 
     def check_shape(self) -> None:
+        """Record-level shape: many rows without aggregates, or a large share of a source."""
         n = len(self.frame)
         if n >= self.policy.row_level_min_rows and not self.count_cols and not self.agg_cols:
             self.add(
@@ -369,6 +377,7 @@ class _Table:
                 )
 
     def count_cells(self) -> list[tuple[int, str, float]]:
+        """(row, column, value) of every frequency cell."""
         cells: list[tuple[int, str, float]] = []
         for c in self.count_cols:
             vals = pd.to_numeric(self.frame[c], errors="coerce").to_numpy(dtype="float64")
@@ -383,6 +392,7 @@ class _Table:
         return cells
 
     def check_counts(self) -> None:
+        """Threshold rule on frequency cells; zeros and negatives."""
         threshold = self.policy.min_cell_count
         cells = self.count_cells()
         small = [(r, c, v) for r, c, v in cells if 0 < v < threshold]
@@ -434,14 +444,18 @@ class _Table:
         return found
 
     def check_dominance(self) -> None:
+        """Source-cell counts, p% and (n, k) rules on aggregates of source measures."""
         labels = [c for c in self.text_cols if c != self.stat_label_col]
         labels += [
             c for c in self.numeric_cols if c not in self.agg_cols and c not in self.count_cols
         ]
         p, k = self.policy.p_percent, self.policy.nk_k
         for source in self.context.sources:
-            for col, measure, dominance in self.measures(source):
-                group = self.find_group(source, [c for c in labels if c != col], measure)
+            measures = self.measures(source)
+            # Other measures beside this one are values, not labels of the cells.
+            cell_labels = [c for c in labels if c not in {m[0] for m in measures}]
+            for col, measure, dominance in measures:
+                group = self.find_group(source, cell_labels, measure)
                 if group is None:
                     continue
                 specs = source.group_stats(group, measure)
@@ -544,6 +558,7 @@ class _Table:
         self.add(rule, verdict, message.format(n=len(rows)), cells=cells, **evidence)
 
     def check_statistics(self) -> None:
+        """Residual degrees of freedom and extreme values."""
         threshold = self.policy.min_residual_dof
         low: list[dict[str, Any]] = []
         for c in self.numeric_cols:
@@ -572,6 +587,7 @@ class _Table:
         self.check_extremes()
 
     def check_extremes(self) -> None:
+        """Minimum and maximum values that belong to single records."""
         # (output column, the source column it summarises if known, rows, values)
         groups: list[tuple[str, str | None, np.ndarray, np.ndarray]] = []
         for c in self.numeric_cols:
