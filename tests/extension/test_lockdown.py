@@ -170,3 +170,28 @@ def test_hub_scopes_are_checked_after_the_rules(granted: set[str], allowed: bool
     user = User(username="ada")
     user.hub_user = {"name": "ada", "scopes": list(granted)}  # type: ignore[attr-defined]
     assert authorizer.is_authorized(handler, user, "read", "contents") is allowed  # type: ignore[arg-type]
+
+
+def test_image_environment_reads_no_config_from_home(tmp_path: Path) -> None:
+    """With the image's variables, no Jupyter config or labextension path is under home."""
+    import subprocess
+    import sys
+
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(home),
+        "JUPYTER_CONFIG_DIR": "/etc/cleanroom/jupyter",
+        "JUPYTER_PREFER_ENV_PATH": "1",
+    }
+    code = (
+        "import json; from jupyter_core.paths import jupyter_config_path;"
+        "print(json.dumps(jupyter_config_path()))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    paths = json.loads(done.stdout)
+    assert "/etc/cleanroom/jupyter" in paths
+    assert not [p for p in paths if p.startswith(str(home))], paths

@@ -11,7 +11,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from cleanroom_workspace import _jupyter_labextension_paths, _jupyter_server_extension_points
 
 EXTENSIONS = Path(__file__).parents[2] / "extensions"
@@ -60,6 +59,8 @@ def test_wheel_installs_into_a_prefix(wheel: Path, tmp_path: Path) -> None:
             "--quiet",
             "--no-deps",
             "--no-index",
+            # Without it pip would uninstall the package from the running venv.
+            "--ignore-installed",
             "--prefix",
             str(prefix),
             str(wheel),
