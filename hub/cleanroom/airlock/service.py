@@ -11,7 +11,6 @@ Every refusal is itself recorded in the audit log before it is raised.
 from __future__ import annotations
 
 import hashlib
-import json
 import secrets
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -519,6 +518,26 @@ class Airlock:
             self.storage.resubmit(request_id, files, text, audit=events)
             return self._load(request_id)
 
+    def resubmit_from_workspace(
+        self,
+        actor: Actor,
+        request_id: str,
+        project: str,
+        justification: str,
+        uploads: Sequence[FileUpload],
+    ) -> ReleaseRequest:
+        """Resubmit with changed files through the submission API.
+
+        The token rule of a submission applies: only the workspace of the request's own
+        project may send its new files.
+        """
+        with self._refusals_audited(actor, "resubmit", request_id):
+            perm.check_can_submit(actor, project)
+            request = self._load(request_id)
+            if request.project != project or request.author != actor.username:
+                raise NotFound(f"no request {request_id} of yours in project {project!r}")
+        return self.resubmit(actor, request_id, justification or None, uploads)
+
     def comment(self, actor: Actor, request_id: str, text: str, file: str | None = None) -> None:
         """A comment by the author, or a review comment by a reviewing officer."""
         with self._refusals_audited(actor, "comment", request_id):
@@ -590,36 +609,3 @@ class Airlock:
     def export_audit(self) -> Iterator[str]:
         """The audit log as JSON lines."""
         return export_lines(self.storage.audit_records())
-
-
-def summary(request: ReleaseRequest, comments: Sequence[Comment]) -> dict:
-    """The JSON shape of a request in the submission API."""
-    return {
-        "id": request.id,
-        "project": request.project,
-        "state": str(request.state),
-        "round": request.round,
-        "created": request.created.isoformat(),
-        "updated": request.updated.isoformat(),
-        "justification": request.justification,
-        "files": [
-            {
-                "path": f.path,
-                "sha256": f.sha256,
-                "size": f.size,
-                "type": f.content_type,
-                "description": f.description,
-            }
-            for f in request.current_files()
-        ],
-        "checks": {f.path: f.checks for f in request.current_files()},
-        "comments": [
-            {"author": c.author, "text": c.text, "time": c.time.isoformat(), "file": c.file}
-            for c in comments
-        ],
-    }
-
-
-def dumps(data: object) -> str:
-    """Compact JSON for API answers."""
-    return json.dumps(data, separators=(",", ":"), default=str)

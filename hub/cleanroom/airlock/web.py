@@ -15,18 +15,18 @@ import json
 import logging
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
-from jupyterhub.services.auth import HubAuth, HubOAuth, HubOAuthenticated
+from jupyterhub.services.auth import HubAuth, HubOAuthenticated
 from tornado import web
 from tornado.ioloop import IOLoop
 
 from . import permissions as perm
-from .domain import AWAITING_REVIEW, Actor, Decision, FileUpload, State
+from .domain import AWAITING_REVIEW, Actor, Comment, Decision, FileUpload, ReleaseRequest, State
 from .exceptions import AirlockError, BadRequest, NotAuthenticated, NotFound, PermissionDenied
 from .render import (
     check_summary,
@@ -36,9 +36,44 @@ from .render import (
     table_page,
     text_preview,
 )
-from .service import Airlock, dumps, summary
+from .service import Airlock
 
 log = logging.getLogger(__name__)
+
+
+def summary(request: ReleaseRequest, comments: Sequence[Comment]) -> dict:
+    """The JSON shape of a request in the submission API."""
+    return {
+        "id": request.id,
+        "project": request.project,
+        "state": str(request.state),
+        "round": request.round,
+        "created": request.created.isoformat(),
+        "updated": request.updated.isoformat(),
+        "justification": request.justification,
+        "files": [
+            {
+                "path": f.path,
+                "sha256": f.sha256,
+                "size": f.size,
+                "type": f.content_type,
+                "description": f.description,
+            }
+            for f in request.current_files()
+        ],
+        "checks": {f.path: f.checks for f in request.current_files()},
+        "comments": [
+            {"author": c.author, "text": c.text, "time": c.time.isoformat(), "file": c.file}
+            for c in comments
+        ],
+    }
+
+
+def dumps(data: object) -> str:
+    """Compact JSON for API answers."""
+    return json.dumps(data, separators=(",", ":"), default=str)
+
+
 T = TypeVar("T")
 
 PAGE_CSP = (
@@ -226,13 +261,13 @@ class ApiRequestsHandler(AirlockHandlerMixin):
             raise BadRequest("metadata.justification must be a string")
         uploads = self._uploads(meta)
         if request_id is not None:
-            # The same token rule as a submission: only the workspace of this project.
-            perm.check_can_submit(actor, project)
-            existing = await self.run(self.airlock.storage.get_request, request_id)
-            if existing.project != project or existing.author != actor.username:
-                raise NotFound(f"no request {request_id} of yours in project {project!r}")
             request = await self.run(
-                self.airlock.resubmit, actor, request_id, justification or None, uploads
+                self.airlock.resubmit_from_workspace,
+                actor,
+                request_id,
+                project,
+                justification,
+                uploads,
             )
             self.set_status(200)
         else:
@@ -604,6 +639,3 @@ def api_routes(prefix: str) -> list[tuple[str, type[web.RequestHandler]]]:
         (prefix + r"api/v1/requests/([0-9a-f]{16})/resubmit", ApiRequestsHandler),
         (prefix + "health", HealthHandler),
     ]
-
-
-__all__ = ["HubOAuth", "api_routes", "page_routes"]
