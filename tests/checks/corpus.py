@@ -98,6 +98,7 @@ def build_corpus(df: pd.DataFrame) -> list[Sample]:
         Sample("model_summary.txt", _statsmodels_like(len(df) - 3), True),
         Sample("plot.png", plot, True),
         Sample("photo.jpg", builders.jpeg(), True),
+        Sample("crosstab_printed.txt", str(crosstab).encode(), True),
         Sample("linreg.pkl", pickle.dumps(linreg), True),
         Sample("logit.pkl", pickle.dumps(logit, protocol=2), True),
         Sample("tree.pkl", pickle.dumps(tree), True),
@@ -304,5 +305,23 @@ def build_corpus(df: pd.DataFrame) -> list[Sample]:
         ),
         Sample("big_tensor.onnx", builders.onnx({"memory": [len(df), 3]}), False, Verdict.REVIEW),
         Sample("unknown.bin", bytes(range(256)) * 4, False, Verdict.REVIEW),
+        Sample("to_string.txt", sample20[sensors].to_string().encode(), False),
+        Sample(
+            "grade_counts.txt",
+            str(df.groupby(["material_grade", "defect_type"]).size().rename("n")).encode(),
+            False,
+        ),
+        Sample(
+            "print_head.ipynb",
+            builders.notebook(
+                [
+                    {
+                        "source": "print(df[sensors].head())",
+                        "outputs": [builders.stream_output(str(head[sensors]))],
+                    }
+                ]
+            ),
+            False,
+        ),
     ]
     return safe + unsafe

@@ -142,3 +142,15 @@ def test_ragged_csv_falls_back_to_text(bare_context: CheckContext) -> None:
     data = b'a,b\n1,2\n3,4,5,6\n"unterminated,7\n'
     report = check_bytes(data, "r.csv", bare_context)
     assert report.verdict >= Verdict.REVIEW
+
+
+def test_printed_frames_are_tables(source_frame: pd.DataFrame, context: CheckContext) -> None:
+    from cleanroom.checks.text_tables import tables_in_text
+
+    printed = str(source_frame[["force_kn", "temperature_c", "oil_pressure_bar"]].head(8))
+    frames = tables_in_text("Some words first.\n\n" + printed + "\n\nand after.")
+    assert len(frames) == 1 and len(frames[0]) == 8
+    report = check_bytes(printed.encode(), "out.txt", context)
+    assert rules(report.findings)["table.source_rows"] is Verdict.FAIL
+    prose = b"The press ran for 12 hours on 3 shifts.\nNothing else to report today.\n"
+    assert tables_in_text(prose.decode()) == []

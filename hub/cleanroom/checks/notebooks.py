@@ -18,6 +18,7 @@ import nbformat
 from cleanroom.checks.html_tables import parse_html
 from cleanroom.checks.tables import check_frame
 from cleanroom.checks.text import check_text
+from cleanroom.checks.text_tables import check_text_tables
 from cleanroom.checks.types import CheckContext, CheckReport, Finding, Verdict
 
 #: Checks decoded bytes (an image in an output): (bytes, name) -> report.
@@ -86,7 +87,9 @@ def check_notebook(
             where = at(f"cell {i} output {j}")
             kind = output.get("output_type")
             if kind == "stream":
-                findings += check_text(_as_text(output.get("text", "")), context, location=where)
+                text = _as_text(output.get("text", ""))
+                findings += check_text(text, context, location=where)
+                findings += check_text_tables(text, context, location=where)
             elif kind == "error":
                 text = "\n".join(_as_text(t) for t in output.get("traceback", []))
                 findings += check_text(text, context, location=where)
@@ -150,6 +153,9 @@ def _bundle(
             findings += check_text(text, context, location=where)
         elif mime in _TEXT_MIMES or mime.startswith("text/"):
             findings += check_text(_as_text(value), context, location=where)
+            if mime == "text/plain" and "text/html" not in bundle:
+                # A frame shown without HTML (print, to_string) is still a table.
+                findings += check_text_tables(_as_text(value), context, location=where)
         else:
             findings.append(
                 Finding(

@@ -21,6 +21,7 @@ from cleanroom.checks.notebooks import check_notebook
 from cleanroom.checks.pickles import check_pickle
 from cleanroom.checks.tables import check_frame, read_table_bytes
 from cleanroom.checks.text import check_text
+from cleanroom.checks.text_tables import check_text_tables
 from cleanroom.checks.types import CheckContext, CheckReport, Finding, Verdict
 
 # Compression layers (gzip around tar around ...) beyond this are refused outright;
@@ -185,6 +186,8 @@ def _tables(data: bytes, kind: str, context: CheckContext) -> list[Finding]:
 def _text(data: bytes, kind: str, context: CheckContext) -> list[Finding]:
     text = data.decode("utf-8", errors="replace")
     findings = check_text(text, context)
+    if kind == detect.TEXT:
+        findings += check_text_tables(text, context)
     if kind == detect.HTML:
         frames, _visible = parse_html(text)
         for k, frame in enumerate(frames, start=1):

@@ -1,0 +1,60 @@
+"""Tables printed as text: ``print(df.head())``, ``value_counts()``, fixed-width reports.
+
+A frame printed to a notebook's output or saved with ``to_string`` is as disclosive as
+the same frame saved as CSV, so blocks of text that line up in columns are parsed back
+into tables and go through the table checks.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import warnings
+
+import pandas as pd
+
+from cleanroom.checks.tables import check_frame
+from cleanroom.checks.types import CheckContext, Finding, Verdict
+
+# pandas' footers: "Name: count, dtype: int64", "dtype: float64", "[5 rows x 6 columns]".
+_FOOTER = re.compile(r"^\s*(Name: .*dtype: \S+|dtype: \S+|\[\d+ rows x \d+ columns\])\s*$")
+_NUMBER = re.compile(r"(?<![\w.])-?\d+(\.\d+)?(e[+-]?\d+)?(?![\w.])")
+_MAX_TEXT = 5_000_000
+_MAX_BLOCK_LINES = 200_000
+
+
+def tables_in_text(text: str) -> list[pd.DataFrame]:
+    """Blocks of ``text`` that parse as fixed-width tables with numbers in them."""
+    if len(text) > _MAX_TEXT:
+        text = text[:_MAX_TEXT]
+    frames = []
+    for block in re.split(r"\n\s*\n", text):
+        lines = [ln.rstrip() for ln in block.splitlines() if ln.strip() and not _FOOTER.match(ln)]
+        if len(lines) < 2 or len(lines) > _MAX_BLOCK_LINES:
+            continue
+        body = lines[1:]
+        columnar = sum(len(ln.split()) >= 2 for ln in body)
+        numeric = sum(bool(_NUMBER.search(ln)) for ln in body)
+        if columnar < 0.8 * len(body) or numeric < 0.8 * len(body):
+            continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                frame = pd.read_fwf(io.StringIO("\n".join(lines)), infer_nrows=500)
+        except Exception:  # read_fwf raises many kinds on text that is not a table
+            continue
+        frame = frame.dropna(axis=1, how="all")
+        if frame.shape[1] >= 2 and len(frame):
+            frames.append(frame)
+    return frames
+
+
+def check_text_tables(text: str, context: CheckContext, *, location: str = "") -> list[Finding]:
+    """Table findings (review and fail only) for the tables printed in ``text``."""
+    findings: list[Finding] = []
+    for k, frame in enumerate(tables_in_text(text), start=1):
+        where = f"{location} / text table {k}" if location else f"text table {k}"
+        findings += [
+            f for f in check_frame(frame, context, location=where) if f.verdict > Verdict.PASS
+        ]
+    return findings
