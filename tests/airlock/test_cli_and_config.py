@@ -76,3 +76,18 @@ def test_role_scopes_for_managed_roles() -> None:
     assert OFFICER_SCOPE in scopes["cleanroom-officer"]
     assert OPERATOR_SCOPE in scopes["cleanroom-operator"]
     assert "access:services!service=airlock" in scopes["user"]
+
+
+def test_verify_refuses_a_missing_database(tmp_path: Path, capsys) -> None:
+    missing = f"sqlite:///{tmp_path / 'nope.sqlite'}"
+    assert audit_main(["--db", missing, "verify"]) == 2
+    assert "no airlock database" in capsys.readouterr().err
+    assert not (tmp_path / "nope.sqlite").exists()
+
+
+def test_verify_refuses_a_foreign_database(tmp_path: Path, capsys) -> None:
+    import sqlite3
+
+    sqlite3.connect(tmp_path / "other.sqlite").execute("CREATE TABLE x (a)").connection.commit()
+    assert audit_main(["--db", f"sqlite:///{tmp_path / 'other.sqlite'}", "verify"]) == 2
+    assert "not an airlock database" in capsys.readouterr().err

@@ -11,12 +11,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from .app import AirlockSettings
 from .audit import verify
 from .blobs import BlobStore
-from .database import open_storage
-from .exceptions import AirlockError
-from .storage import SqlStorage
+from .exceptions import AirlockError, Misconfigured
+from .storage import SqlStorage, make_engine
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -41,8 +42,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args_list = args_list[1:]
     args = _parser().parse_args(args_list)
     settings = AirlockSettings()
+    url = args.db or settings.db_url
     try:
-        storage = open_storage(args.db or settings.db_url)
+        storage = _open_existing(url)
         if args.verb == "verify":
             result = verify(storage.audit_records(), storage.audit_head())
             if args.blobs:
@@ -71,6 +73,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AirlockError as exc:
         print(f"cleanroom audit: {exc}", file=sys.stderr)
         return 2
+
+
+def _open_existing(url: str) -> SqlStorage:
+    """Storage on an existing airlock database, read as it is: never created, never migrated.
+
+    Verifying must not change what it verifies, nor report an empty new database as intact.
+    """
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        raise Misconfigured(f"no airlock database at {url}")
+    storage = SqlStorage(make_engine(url))
+    try:
+        storage.audit_head()
+    except SQLAlchemyError as exc:
+        raise Misconfigured(f"{url} is not an airlock database: {exc.__class__.__name__}") from exc
+    return storage
 
 
 def _check_blobs(storage: SqlStorage, blobs: BlobStore) -> list[str]:

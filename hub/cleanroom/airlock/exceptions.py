@@ -63,6 +63,12 @@ class PolicyError(AirlockError):
     status = 500
 
 
+class Misconfigured(AirlockError):
+    """A setting points at something missing or wrong (a database, a folder)."""
+
+    status = 500
+
+
 class IntegrityFailure(AirlockError):
     """Stored bytes or the audit chain do not match their recorded hashes."""
 
