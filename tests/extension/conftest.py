@@ -171,7 +171,7 @@ def settings() -> Settings:
     return Settings()
 
 
-@pytest.fixture
+@pytest.fixture  # type: ignore[no-redef]  # replaces pytest-jupyter's fixture
 def jp_server_config(workspace: Workspace, settings: Settings) -> dict[str, Any]:
     """Server config: the extension (and terminals) on the workspace root."""
     return {

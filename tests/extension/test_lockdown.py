@@ -6,6 +6,7 @@ import glob
 import importlib.util
 import json
 import os
+import sys
 import tomllib
 from pathlib import Path
 from types import SimpleNamespace
@@ -110,7 +111,7 @@ def test_disabled_plugin_ids_exist_in_this_jupyterlab() -> None:
 
     static = Path(jupyterlab.__file__).parent / "static"
     if not static.exists():
-        static = Path(os.sys.prefix) / "share" / "jupyter" / "lab" / "static"
+        static = Path(sys.prefix) / "share" / "jupyter" / "lab" / "static"
     core = "".join(Path(p).read_text(errors="replace") for p in glob.glob(str(static / "*.js")))
     page = json.loads(PAGE_CONFIG.read_text())
     for plugin in page["disabledExtensions"]:
@@ -175,7 +176,6 @@ def test_hub_scopes_are_checked_after_the_rules(granted: set[str], allowed: bool
 def test_image_environment_reads_no_config_from_home(tmp_path: Path) -> None:
     """With the image's variables, no Jupyter config or labextension path is under home."""
     import subprocess
-    import sys
 
     home = tmp_path / "home"
     home.mkdir()
