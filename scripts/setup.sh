@@ -125,8 +125,9 @@ cmd_up() {
   else
     mkdir -p "$STATE"
     say "starting JupyterHub (log: $STATE/hub.log)"
-    (cd "$STATE" && setsid "$VENV/bin/jupyterhub" -f "$ROOT/hub/jupyterhub_config.py" \
-      >>"$STATE/hub.log" 2>&1 < /dev/null &)
+    # exec: no shell may linger holding this script's output open.
+    (cd "$STATE" && exec setsid "$VENV/bin/jupyterhub" -f "$ROOT/hub/jupyterhub_config.py") \
+      >>"$STATE/hub.log" 2>&1 < /dev/null &
     for _ in $(seq 1 90); do
       curl -fsS -o /dev/null http://127.0.0.1:8000/hub/api 2>/dev/null && break
       sleep 1
