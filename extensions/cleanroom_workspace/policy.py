@@ -66,6 +66,7 @@ class ReleaseRules:
 
     max_files: int
     max_file_bytes: int
+    max_request_bytes: int
     max_justification_chars: int
     max_description_chars: int
 
@@ -188,6 +189,7 @@ def parse_policy(data: Any, source: str = "<memory>") -> WorkspacePolicy:
         releases = ReleaseRules(
             max_files=r.positive_int("max_files"),
             max_file_bytes=r.positive_int("max_file_bytes"),
+            max_request_bytes=r.positive_int("max_request_bytes"),
             max_justification_chars=r.positive_int("max_justification_chars"),
             max_description_chars=r.positive_int("max_description_chars"),
         )

@@ -101,8 +101,16 @@ class ReleaseService:
         paths, justification, descriptions = self.parse(body)
         loop = IOLoop.current()
         files = []
+        total = 0
         for path in paths:
             data = await loop.run_in_executor(None, self.read, path)
+            total += len(data)
+            if total > self.rules.max_request_bytes:
+                raise Refused(
+                    413,
+                    f"these files together are over the limit of {self.rules.max_request_bytes} "
+                    "bytes for one release request: split it into several",
+                )
             files.append(ReleaseFile(path, descriptions[path], data))
         submission = Submission(self.project, justification, tuple(files))
         sizes = {f.path: len(f.data) for f in files}

@@ -208,3 +208,28 @@ class TestAirlockDown:
         response = fetch(*RELEASES, method="POST", body=request_body(["work/table.csv"]))
         assert response.code == 502
         assert "cannot be reached" in message(response)
+
+
+class TestSmallRequestLimit:
+    """Files that pass one by one can still be too much together."""
+
+    @pytest.fixture
+    def settings(self, airlock: Any, tmp_path: Path) -> Settings:
+        text = (Path(__file__).parents[2] / "policies" / "workspace.yaml").read_text()
+        text = text.replace("max_request_bytes: 262144000", "max_request_bytes: 30")
+        policies = tmp_path / "policies"
+        policies.mkdir()
+        (policies / "workspace.yaml").write_text(text)
+        return Settings(airlock_url=airlock.url, policies_dir=str(policies))
+
+    def test_request_over_the_total_limit(
+        self, fetch: Any, workspace: Workspace, airlock: Any
+    ) -> None:
+        one = fetch(*RELEASES, method="POST", body=request_body(["work/table.csv"]))
+        assert one.code == 201
+        both = fetch(
+            *RELEASES, method="POST", body=request_body(["work/table.csv", "work/notes.txt"])
+        )
+        assert both.code == 413
+        assert "split it" in message(both)
+        assert len(airlock.received) == 1
