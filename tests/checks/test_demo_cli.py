@@ -94,3 +94,12 @@ def test_bad_inputs_exit_3(
     assert main(["check", str(files["pass"]), "--policy", str(bad)]) == 3
     assert "tables.min_cell_count" in capsys.readouterr().err
     assert main(["check"]) == 3
+
+
+def test_load_context(index_dir: Path) -> None:
+    from cleanroom.checks import load_context
+
+    context = load_context([index_dir], ["press-line"])
+    assert context.sources[0].rows == 20_000
+    assert context.policy.models.tensor_rows_fraction == 0.25
+    assert context.policy.datasets_applied == ("press-line",)

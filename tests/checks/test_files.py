@@ -278,3 +278,46 @@ def test_pathological_text_is_linear(bare_context: CheckContext) -> None:
     report = check_bytes(data, "x.txt", bare_context)
     assert report.verdict is Verdict.REVIEW
     assert time.monotonic() - start < 30
+
+
+def test_excel_comments_and_hidden_sheets(bare_context: CheckContext) -> None:
+    import io
+
+    from openpyxl import Workbook
+    from openpyxl.comments import Comment
+
+    wb = Workbook()
+    ws = wb.active
+    ws.append(["grade", "n"])
+    ws.append(["a", 40])
+    ws["B2"].comment = Comment("ask jo.bloggs@example.com", "analyst")
+    hidden = wb.create_sheet("scratch")
+    hidden.append(["grade", "n"])
+    hidden.append(["b", 50])
+    hidden.sheet_state = "hidden"
+    buf = io.BytesIO()
+    wb.save(buf)
+    report = check_bytes(buf.getvalue(), "book.xlsx", bare_context)
+    found = rules(report)
+    assert found["identifiers.personal"] is Verdict.FAIL
+    assert found["table.hidden_sheets"] is Verdict.REVIEW
+    assert {f.location for f in report.findings if f.rule == "table.checked"} == {
+        "sheet Sheet",
+        "sheet scratch",
+    }
+
+
+def test_parquet_custom_metadata(bare_context: CheckContext) -> None:
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({"grade": ["a"], "n": [40]}).replace_schema_metadata(
+        {"note": "from +44 20 7946 0958"}
+    )
+    buf = io.BytesIO()
+    pq.write_table(table, buf)
+    report = check_bytes(buf.getvalue(), "t.parquet", bare_context)
+    hit = next(f for f in report.findings if f.rule == "identifiers.personal")
+    assert hit.location == "parquet metadata"

@@ -7,7 +7,7 @@ See docs/disclosure-checks.md.
 """
 
 from cleanroom.checks.policy import DisclosurePolicy, PolicyError
-from cleanroom.checks.runner import check_bytes, check_file
+from cleanroom.checks.runner import check_bytes, check_file, load_context
 from cleanroom.checks.source_index import (
     SourceIndex,
     SourceIndexInfo,
@@ -35,5 +35,6 @@ __all__ = [
     "build_source_index",
     "check_bytes",
     "check_file",
+    "load_context",
     "load_source_index",
 ]

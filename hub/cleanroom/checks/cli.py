@@ -11,10 +11,9 @@ import json
 import sys
 from pathlib import Path
 
-from cleanroom.checks.policy import DisclosurePolicy, PolicyError
-from cleanroom.checks.runner import check_file
-from cleanroom.checks.source_index import load_source_index
-from cleanroom.checks.types import CheckContext, CheckInputError, CheckReport, Verdict
+from cleanroom.checks.policy import PolicyError
+from cleanroom.checks.runner import check_file, load_context
+from cleanroom.checks.types import CheckInputError, CheckReport, Verdict
 
 EXIT_BAD_INPUT = 3
 
@@ -73,15 +72,13 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # argparse exits 2 on bad usage; ours is 3
         return 0 if exc.code == 0 else EXIT_BAD_INPUT
     try:
-        policy = DisclosurePolicy.load(args.policy, datasets=args.dataset)
-        sources = [load_source_index(d) for d in args.index]
+        context = load_context(args.index, args.dataset, args.policy)
         for file in args.files:
             if not file.is_file():
                 raise CheckInputError(f"{file}: no such file")
     except (PolicyError, CheckInputError) as exc:
         print(f"cleanroom check: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    context = CheckContext(policy=policy, sources=sources)
     reports = [check_file(f, context) for f in args.files]
     if args.json:
         out = {

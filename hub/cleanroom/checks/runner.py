@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import io
+import re
 import traceback
+import zipfile
+from collections.abc import Iterable
 from pathlib import Path
 
 from cleanroom.checks import detect
@@ -19,6 +23,8 @@ from cleanroom.checks.images import check_jpeg, check_other_image, check_png
 from cleanroom.checks.models import check_tensors
 from cleanroom.checks.notebooks import check_notebook
 from cleanroom.checks.pickles import check_pickle
+from cleanroom.checks.policy import DisclosurePolicy
+from cleanroom.checks.source_index import load_source_index
 from cleanroom.checks.tables import check_frame, read_table_bytes
 from cleanroom.checks.text import check_text
 from cleanroom.checks.text_tables import check_text_tables
@@ -150,11 +156,27 @@ def _dispatch(
     ]
 
 
+def load_context(
+    indexes: Iterable[str | Path] = (),
+    datasets: Iterable[str] = (),
+    policy_path: str | Path | None = None,
+) -> CheckContext:
+    """The context for a project's outputs: the policy with its datasets' overrides and
+    the source index of each dataset version (raises ``PolicyError`` or
+    ``CheckInputError`` with a clear message)."""
+    policy = DisclosurePolicy.load(policy_path, datasets=list(datasets))
+    return CheckContext(policy=policy, sources=[load_source_index(Path(d)) for d in indexes])
+
+
 def _tables(data: bytes, kind: str, context: CheckContext) -> list[Finding]:
+    extra: list[Finding] = []
     if kind == detect.EXCEL:
         refused = check_zip_budget(data, context)
         if refused:
             return refused
+        extra = _excel_parts(data, context)
+    elif kind == detect.PARQUET:
+        extra = _parquet_metadata(data, context)
     try:
         tables = read_table_bytes(data, kind)
     except Exception as exc:
@@ -177,10 +199,58 @@ def _tables(data: bytes, kind: str, context: CheckContext) -> list[Finding]:
             )
         )
         return fallback
-    findings: list[Finding] = []
+    findings: list[Finding] = extra
     for location, frame in tables.items():
         findings += check_frame(frame, context, location=location)
     return findings
+
+
+# Parts of a workbook that hold text outside the cells: comments, notes, properties.
+_EXCEL_TEXT_PARTS = re.compile(
+    r"^(xl/comments[^/]*\.xml|xl/comments/.+\.xml|xl/threadedComments/.+\.xml|xl/persons/.+\.xml"
+    r"|xl/drawings/.+\.(xml|vml)|docProps/.+\.xml)$"
+)
+
+
+def _excel_parts(data: bytes, context: CheckContext) -> list[Finding]:
+    findings: list[Finding] = []
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        for name in zf.namelist():
+            if _EXCEL_TEXT_PARTS.match(name):
+                text = re.sub(r"<[^>]{0,2000}>", " ", zf.read(name).decode("utf-8", "replace"))
+                findings += check_text(text, context, location=name)
+        workbook = (
+            zf.read("xl/workbook.xml").decode("utf-8", "replace")
+            if "xl/workbook.xml" in zf.namelist()
+            else ""
+        )
+    hidden = re.findall(
+        r'<sheet [^>]{0,2000}?name="([^"]{0,200})"[^>]{0,2000}?state="(?:very)?[hH]idden"', workbook
+    )
+    if hidden:
+        findings.append(
+            Finding(
+                "table.hidden_sheets",
+                Verdict.REVIEW,
+                f"the workbook has hidden sheets: {', '.join(hidden)} (checked like the others)",
+                {"sheets": hidden},
+            )
+        )
+    return findings
+
+
+def _parquet_metadata(data: bytes, context: CheckContext) -> list[Finding]:
+    import pyarrow.parquet as pq
+
+    meta = pq.read_metadata(io.BytesIO(data)).metadata or {}
+    # The "pandas" and "ARROW:schema" entries describe the schema; anything else is
+    # free text a writer chose to add.
+    text = "\n".join(
+        v.decode("utf-8", "replace")
+        for k, v in meta.items()
+        if k not in (b"pandas", b"ARROW:schema")
+    )
+    return check_text(text, context, location="parquet metadata") if text else []
 
 
 def _text(data: bytes, kind: str, context: CheckContext) -> list[Finding]:
