@@ -269,3 +269,52 @@ def test_direct_download_url_is_refused_in_the_browser(lab: str, browser: Any) -
     assert "blocked by the clean room" in body
     assert "Request release" in body
     assert "12.8" not in body
+
+
+def test_panel_lists_requests_with_officer_comments(lab: str, browser: Any, airlock: Any) -> None:
+    from selenium.webdriver.common.by import By
+
+    airlock.requests.append(
+        {
+            "id": "r-1",
+            "project": PROJECT,
+            "state": "returned",
+            "created": "2026-11-20T09:00:00Z",
+            "updated": "2026-11-21T10:00:00Z",
+            "justification": "Figure 3 of the paper.",
+            "files": [{"path": "work/fig3.png", "sha256": "0" * 64, "size": 10}],
+            "comments": [
+                {
+                    "author": "officer-olga",
+                    "text": "Cells under 10 <b>must</b> be suppressed.",
+                    "time": "2026-11-21T10:00:00Z",
+                    "file": "work/fig3.png",
+                }
+            ],
+        }
+    )
+    browser.get(f"{lab}/lab/tree/work?token={TOKEN}")
+    tab = _wait(
+        browser,
+        lambda d: next(
+            iter(
+                d.find_elements(
+                    By.CSS_SELECTOR, '.jp-SideBar [data-id="cleanroom-release-requests"]'
+                )
+            ),
+            None,
+        ),
+    )
+    tab.click()
+    comment = _wait(
+        browser,
+        lambda d: next(iter(d.find_elements(By.CSS_SELECTOR, ".cr-Comment-text")), None),
+        timeout=30,
+    )
+    # Officers' comments are shown as text, never interpreted as HTML.
+    assert comment.text == "Cells under 10 <b>must</b> be suppressed."
+    assert not comment.find_elements(By.TAG_NAME, "b")
+    panel = browser.find_element(By.CSS_SELECTOR, ".cr-RequestsPanel")
+    assert "returned" in panel.text.lower()
+    assert "officer-olga on work/fig3.png" in panel.text
+    assert "Figure 3 of the paper." in panel.text
