@@ -8,8 +8,9 @@
 #    npm registry is the only thing fetched) and JupyterLab's builder, unless its
 #    sources are unchanged since the last build.
 # 3. Builds the wheel with the Python of $PYTHON (default: the repository's .venv, which
-#    has jupyterlab, setuptools and wheel), unless its inputs are unchanged; a wheel for
-#    the same inputs is reused from extensions/dist/.
+#    has jupyterlab), unless its inputs are unchanged; a wheel for the same inputs is
+#    reused from extensions/dist/. The venv's setuptools is used when it can build
+#    wheels; otherwise pip fetches setuptools from the package index.
 #
 # Installing the wheel needs no node: the built front end is inside it.
 set -euo pipefail
@@ -58,7 +59,20 @@ cache=dist/wheel-$wheel_hash
 if ! ls "$cache"/cleanroom_workspace-*.whl >/dev/null 2>&1; then
     rm -rf dist build
     mkdir -p "$cache"
-    "$python" -m pip wheel --quiet --no-deps --no-build-isolation --wheel-dir "$cache" .
+    # Build with the venv's own setuptools when it can make wheels (setuptools >= 70.1,
+    # or older with the `wheel` package); else let pip fetch them from the package index.
+    isolation=--no-build-isolation
+    if ! "$python" - <<'PY'
+import importlib.util, sys
+import setuptools
+major, minor = (int(x) for x in setuptools.__version__.split(".")[:2])
+ok = (major, minor) >= (70, 1) or (major >= 61 and importlib.util.find_spec("wheel"))
+sys.exit(0 if ok else 1)
+PY
+    then
+        isolation=
+    fi
+    "$python" -m pip wheel --quiet --no-deps $isolation --wheel-dir "$cache" .
     # setuptools' scratch folders
     rm -rf build cleanroom_workspace.egg-info
 else
