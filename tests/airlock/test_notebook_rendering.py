@@ -18,7 +18,7 @@ import nbformat
 import pytest
 from cleanroom.airlock.render import notebook_html, sanitise
 
-from .hub import PROJECT, Hub
+from .hub import PROJECT, Hub, chromium
 from .test_hub_api import submit
 
 
@@ -186,26 +186,12 @@ def test_officer_page_serves_the_notebook_inert(hub: Hub, canary: Canary) -> Non
 
 @pytest.mark.browser
 def test_chromium_runs_nothing_from_the_notebook(hub: Hub, canary: Canary) -> None:
-    from selenium import webdriver
     from selenium.common.exceptions import NoAlertPresentException
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
 
     rid = _submit_notebook(hub, canary)
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-    ):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    driver = chromium()
     try:
-        driver.set_page_load_timeout(30)
         driver.get(f"{hub.url}/hub/login")
         driver.find_element(By.NAME, "username").send_keys("olga")
         driver.find_element(By.NAME, "password").send_keys("any")
