@@ -51,12 +51,14 @@ def test_export_to_file(db: str, tmp_path: Path) -> None:
     assert lines[0]["seq"] == 1 and lines[-1]["action"] == "release"
 
 
-def test_service_config_pieces() -> None:
+def test_service_config_pieces(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLEANROOM_REGISTRY_URL", "sqlite:////srv/registry.sqlite")
     pieces = airlock_service_config(port=9000, submit_bind="0.0.0.0:9001", officers=["olga"])
     (service,) = pieces["services"]
     assert service["url"] == "http://127.0.0.1:9000"
     assert service["command"][1:] == ["-m", "cleanroom.airlock"]
     assert service["environment"]["CLEANROOM_AIRLOCK_SUBMIT_BIND"] == "0.0.0.0:9001"
+    assert service["environment"]["CLEANROOM_REGISTRY_URL"] == "sqlite:////srv/registry.sqlite"
     assert set(service["oauth_client_allowed_scopes"]) == {
         OFFICER_SCOPE,
         OPERATOR_SCOPE,

@@ -7,6 +7,7 @@ roles are managed by the authenticator, merges ``role_scopes()`` into its own ro
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -69,12 +70,16 @@ def airlock_service_config(
     """The hub config pieces that run the airlock.
 
     Returns ``{"services": [...], "custom_scopes": {...}, "load_roles": [...],
-    "server_token_scopes": [...]}``. ``environment`` adds ``CLEANROOM_*`` settings for
-    the service (database URL, blob folder, policy file, membership source, state dir).
+    "server_token_scopes": [...]}``. The service gets the hub's ``CLEANROOM_*`` variables;
+    ``environment`` adds or overrides settings (database URL, blob folder, policy file,
+    membership source, state dir).
     ``officers`` and ``operators`` fill the role members for hubs whose authenticator
     does not manage roles; leave them out when it does.
     """
-    env = {"CLEANROOM_AIRLOCK_SUBMIT_BIND": submit_bind, **(environment or {})}
+    # A managed service inherits almost nothing of the hub's environment: forward the
+    # hub's CLEANROOM_* settings (state folder, registry URL, policies) explicitly.
+    inherited = {k: v for k, v in os.environ.items() if k.startswith("CLEANROOM_")}
+    env = {**inherited, "CLEANROOM_AIRLOCK_SUBMIT_BIND": submit_bind, **(environment or {})}
     service = {
         "name": name,
         "url": f"http://127.0.0.1:{port}",
