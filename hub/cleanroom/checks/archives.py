@@ -145,7 +145,16 @@ def check_archive(
         return [_finding("archive.expansion", Verdict.FAIL, f"the archive {exc}", {}, location)]
     except _Refused as exc:
         return exc.findings
-    except (zipfile.BadZipFile, tarfile.TarError, OSError, ValueError, EOFError, zlib.error) as exc:
+    except (
+        zipfile.BadZipFile,
+        tarfile.TarError,
+        OSError,
+        ValueError,
+        EOFError,
+        zlib.error,
+        lzma.LZMAError,
+        NotImplementedError,  # zip compression methods Python lacks
+    ) as exc:
         return [
             _finding(
                 "archive.malformed", Verdict.FAIL, f"cannot read the archive: {exc}", {}, location

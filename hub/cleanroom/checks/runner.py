@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import io
+import lzma
 import re
 import traceback
 import zipfile
+import zlib
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -174,10 +176,13 @@ def _tables(data: bytes, kind: str, context: CheckContext) -> list[Finding]:
         refused = check_zip_budget(data, context)
         if refused:
             return refused
-        extra = _excel_parts(data, context)
-    elif kind == detect.PARQUET:
-        extra = _parquet_metadata(data, context)
+    if kind not in (detect.EXCEL, detect.PARQUET):
+        data = _valid_utf8(data)
     try:
+        if kind == detect.EXCEL:
+            extra = _excel_parts(data, context)
+        elif kind == detect.PARQUET:
+            extra = _parquet_metadata(data, context)
         tables = read_table_bytes(data, kind)
     except Exception as exc:
         if kind == detect.EXCEL or kind == detect.PARQUET:
@@ -210,6 +215,16 @@ _EXCEL_TEXT_PARTS = re.compile(
     r"^(xl/comments[^/]*\.xml|xl/comments/.+\.xml|xl/threadedComments/.+\.xml|xl/persons/.+\.xml"
     r"|xl/drawings/.+\.(xml|vml)|docProps/.+\.xml)$"
 )
+
+
+def _valid_utf8(data: bytes) -> bytes:
+    # Readers choke on stray bytes in different ways; a replacement character keeps the
+    # file checkable and the officer sees it.
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("utf-8", errors="replace").encode("utf-8")
+    return data
 
 
 def _excel_parts(data: bytes, context: CheckContext) -> list[Finding]:
@@ -302,7 +317,7 @@ def _compressed(
                 {"compressed": len(data), "threshold": limits.max_expansion_ratio},
             )
         ]
-    except (OSError, ValueError, EOFError) as exc:
+    except (OSError, ValueError, EOFError, zlib.error, lzma.LZMAError) as exc:
         return [Finding("archive.malformed", Verdict.FAIL, f"bad {kind} stream: {exc}", {})]
     name = filename.rsplit(".", 1)[0] if "." in filename else f"{filename} (expanded)"
     # One compression layer around a file or a tar is one archive level, not two.
