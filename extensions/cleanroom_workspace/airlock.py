@@ -144,6 +144,8 @@ class HttpAirlockClient:
             headers={**self._headers(), "Content-Type": content_type},
             body=body,
             request_timeout=self.timeout,
+            # The hub token goes to the configured airlock only, never to a redirect target.
+            follow_redirects=False,
         )
         return await self._fetch(request)
 
@@ -154,6 +156,7 @@ class HttpAirlockClient:
             f"{self.base_url}/api/v1/requests?{query}",
             headers=self._headers(),
             request_timeout=self.timeout,
+            follow_redirects=False,
         )
         return await self._fetch(request)
 

@@ -132,9 +132,13 @@ class WorkspaceGuard:
             raise blocked(f"Only kernel logos are served from kernel specs, not {resource!r}.")
         try:
             spec = handler.kernel_spec_manager.get_kernel_spec(name)  # type: ignore[attr-defined]
-            resource_dir = os.path.realpath(spec.resource_dir)
-        except Exception:
-            return  # unknown kernel: the handler answers 404
+        except KeyError:
+            return  # unknown kernel (NoSuchKernel): the handler answers 404
+        resource_dir = getattr(spec, "resource_dir", None)
+        if not isinstance(resource_dir, str):
+            # A kernel spec manager that does not say where its files are: fail closed.
+            raise blocked(f"Files of kernel spec {name!r} cannot be checked, so are not served.")
+        resource_dir = os.path.realpath(resource_dir)
         for root in self.user_writable_roots:
             if resource_dir == root or resource_dir.startswith(root.rstrip(os.sep) + os.sep):
                 # A kernel spec the researcher wrote could carry any bytes as its "logo".
