@@ -214,6 +214,8 @@ def test_submission_refusals(hub: Hub, case: str, status: int, needle: str) -> N
         r = submit(hub.submit_url, token, files, project=project)
     assert r.status_code == status, r.text
     assert needle in r.json()["error"]
+    if status == 413:
+        assert r.json()["limit"] == needle  # the client can tell which limit refused it
 
 
 def test_submission_listener_serves_only_the_api(hub: Hub) -> None:

@@ -27,7 +27,14 @@ from tornado.ioloop import IOLoop
 
 from . import permissions as perm
 from .domain import AWAITING_REVIEW, Actor, Comment, Decision, FileUpload, ReleaseRequest, State
-from .exceptions import AirlockError, BadRequest, NotAuthenticated, NotFound, PermissionDenied
+from .exceptions import (
+    AirlockError,
+    BadRequest,
+    LimitExceeded,
+    NotAuthenticated,
+    NotFound,
+    PermissionDenied,
+)
 from .render import (
     check_summary,
     finding_rows,
@@ -39,6 +46,7 @@ from .render import (
 from .service import Airlock
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def summary(request: ReleaseRequest, comments: Sequence[Comment]) -> dict:
@@ -73,8 +81,6 @@ def dumps(data: object) -> str:
     """Compact JSON for API answers."""
     return json.dumps(data, separators=(",", ":"), default=str)
 
-
-T = TypeVar("T")
 
 PAGE_CSP = (
     "default-src 'none'; style-src 'self'; img-src 'self' data:; frame-src 'self'; "
@@ -128,8 +134,8 @@ class AirlockHandlerMixin(web.RequestHandler):
         if self.wants_json():
             self.set_header("Content-Type", "application/json")
             body: dict[str, Any] = {"error": message}
-            if getattr(exc, "limit", None):
-                body["limit"] = getattr(exc, "limit")  # noqa: B009
+            if isinstance(exc, LimitExceeded):
+                body["limit"] = exc.limit
             self.finish(dumps(body))
             return
         actor = getattr(self, "_actor", None) or Actor(username="")
