@@ -580,16 +580,32 @@ class SourceIndex:
                 if not valid.any():
                     continue
                 query = combine_keys([k for k, _v in parts])
-                # Probe with sorted needles (they walk the index in order, several times
-                # faster than random probes), then locate the few hits in the output.
+                # Probe with sorted needles: they walk the index in order, several times
+                # faster than random probes. Most outputs stop here with no hit.
                 ordered = np.sort(query)
                 known = sorted_contains(hashes, ordered)
-                if not known.any():
+                n_known = int(np.count_nonzero(known))
+                if n_known == 0:
                     continue
-                hit = valid & sorted_contains(np.unique(ordered[known]), query)
-                if hit.any():
+                if n_known <= len(query) // 16:
+                    # A few hits (chance or a pasted sample): find them by value.
+                    values = ordered[known]  # sorted, so duplicates are adjacent
+                    values = values[np.r_[True, values[1:] != values[:-1]]]
+                    hit = valid & sorted_contains(values, query)
                     out_rows = np.flatnonzero(hit)
                     pos = np.searchsorted(hashes, query[out_rows])
+                else:
+                    # Many hits (a dump): one argsort maps the sorted probe back.
+                    order = np.argsort(query)
+                    pos_sorted = np.searchsorted(hashes, query[order])
+                    pos_sorted[pos_sorted >= len(hashes)] = len(hashes) - 1
+                    hit = np.empty(len(query), dtype=bool)
+                    hit[order] = np.asarray(hashes[pos_sorted]) == query[order]
+                    out_rows = np.flatnonzero(hit & valid)
+                    pos_all = np.empty(len(query), dtype=np.int64)
+                    pos_all[order] = pos_sorted
+                    pos = pos_all[out_rows]
+                if len(out_rows):
                     found.append(RowMatch(table.name, columns, out_rows, np.asarray(rows[pos])))
         return found
 

@@ -327,25 +327,29 @@ class _Table:
             matches = source.match_rows(self.frame)
             if not matches:
                 continue
-            rows = np.unique(np.concatenate([m.output_rows for m in matches]))
+            matched = np.zeros(len(self.frame), dtype=bool)
+            for m in matches:
+                matched[m.output_rows] = True
+            rows = np.flatnonzero(matched)
             if len(rows) < self.policy.min_source_row_matches:
                 continue
             first = matches[0]
-            pairs = sorted(
-                {
-                    (int(o) + 1, int(s) + 1)
-                    for m in matches
-                    for o, s in zip(m.output_rows, m.source_rows, strict=True)
-                }
-            )
+            shown = rows[: self.policy.max_evidence_items]
+            # The source row behind each shown output row, from the first combination
+            # that matched it (numpy all the way: a full dump matches a million rows).
+            behind: dict[int, int] = {}
+            for m in matches:
+                keep = np.isin(m.output_rows, shown)
+                for o, s in zip(m.output_rows[keep], m.source_rows[keep], strict=True):
+                    behind.setdefault(int(o), int(s))
             self.add(
                 "table.source_rows",
                 Verdict.FAIL,
                 f"{len(rows)} of {len(self.frame)} rows reproduce records of dataset "
                 f"{source.name!r} (matched on {', '.join(first.columns)})",
-                rows=self.cap(int(r) + 1 for r in rows),
+                rows=[int(r) + 1 for r in shown],
                 matched_rows=len(rows),
-                source_rows=self.cap(s for _o, s in pairs),
+                source_rows=[behind[int(r)] + 1 for r in shown],
                 matched_on=[m.columns for m in matches],
                 source_table=first.table,
                 dataset=source.name,
