@@ -164,6 +164,18 @@ def main(argv: list[str] | None = None) -> int:
             f"{entry['baseline_peak_rss_mb']:.0f} MB)",
             flush=True,
         )
+    # The worst case for the row lookup: the source itself submitted as an output.
+    dump = args.work / f"source_{args.source_rows}.parquet"
+    if dump.exists():
+        runs_dump = [_run_worker("check", dump, index) for _ in range(max(1, args.repeat // 2))]
+        result["dump_check_seconds"] = statistics.median(r["seconds"] for r in runs_dump)
+        result["dump_check_peak_rss_mb"] = max(r["peak_rss_mb"] for r in runs_dump)
+        print(
+            f"dump     the {args.source_rows}-row source itself: check "
+            f"{result['dump_check_seconds']:.2f} s, peak RSS "
+            f"{result['dump_check_peak_rss_mb']:.0f} MB",
+            flush=True,
+        )
     print(
         f"index: {result['index_mb']:.0f} MB for {args.source_rows} rows, "
         f"{result['small_index_mb']:.0f} MB for {args.small_source_rows}"
