@@ -17,7 +17,7 @@ venv:
 check: venv
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
-	.venv/bin/mypy hub extensions/cleanroom_workspace benchmarks
+	.venv/bin/mypy hub tests benchmarks extensions/cleanroom_workspace
 
 images: venv
 	@scripts/setup.sh engine

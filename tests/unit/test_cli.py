@@ -28,6 +28,7 @@ def test_every_verb_has_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert ("members", "remove") in verbs and ("datasets", "register") in verbs
     assert {("check",), ("audit",), ("images",)} <= set(verbs)
     for verb in verbs:
+        code: int | str | None
         try:
             code = cli.main([*verb, "--help"])
         except SystemExit as done:
