@@ -17,7 +17,7 @@ from cleanroom.airlock.service import Airlock
 from cleanroom.airlock.storage import Storage
 from sqlalchemy import text
 
-from .factories import PROJECT, actor, engine_of, request_in, review, submit
+from .factories import PROJECT, actor, csv_file, engine_of, request_in, review, submit
 
 READS = ("get_", "list_", "find_", "count_", "audit_")
 
@@ -240,4 +240,30 @@ def test_officers_finishing_together_still_decide(db_url: str, make_airlock) -> 
         for t in threads:
             t.join()
         assert airlock.storage.get_request(rid).state is State.APPROVED
+    assert airlock.verify_audit().ok
+
+
+@pytest.mark.parametrize("with_key", [True, False])
+def test_racing_identical_submissions_make_one_request(
+    db_url: str, make_airlock, with_key: bool
+) -> None:
+    airlock = make_airlock(db_url)
+    alice = actor(airlock, "alice", PROJECT)
+    barrier = threading.Barrier(4)
+    results: list[str] = []
+
+    def send() -> None:
+        barrier.wait()
+        done = airlock.submit(
+            alice, PROJECT, "double click", [csv_file()], "key-1" if with_key else None
+        )
+        results.append(done.request.id)
+
+    threads = [threading.Thread(target=send) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 4 and len(set(results)) == 1
+    assert len(airlock.storage.list_requests()) == 1
     assert airlock.verify_audit().ok

@@ -42,7 +42,7 @@ from .domain import (
 from .exceptions import AirlockError, BadRequest, InvalidTransition, NotFound
 from .membership import Membership
 from .policy import Policy
-from .storage import DuplicateKey, StaleRequest, Storage, one_day_before
+from .storage import StaleRequest, Storage, one_day_before
 
 MAX_JUSTIFICATION = 10_000
 MAX_COMMENT = 10_000
@@ -204,16 +204,17 @@ class Airlock:
                 )
                 for f in files
             ]
-            try:
-                self.storage.add_request(
-                    request, idempotency_key=idempotency_key or None, digest=digest, audit=events
-                )
-            except DuplicateKey:
-                # A concurrent retry with the same key won the race: answer with its request.
-                found = self.storage.find_by_idempotency_key(actor.username, idempotency_key or "")
-                if not found:
-                    raise
-                return Submitted(self._load(found), created=False)
+            # The checks above were a fast path; storage repeats them inside the
+            # transaction, so a retry racing its original still makes one request.
+            twin = self.storage.add_request(
+                request,
+                idempotency_key=idempotency_key or None,
+                digest=digest,
+                duplicate_since=since,
+                audit=events,
+            )
+            if twin is not None:
+                return Submitted(self._load(twin), created=False)
             return Submitted(self._load(request.id), created=True)
 
     def _snapshot(

@@ -15,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import Engine, create_engine, event, func, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from . import audit as audit_chain
@@ -48,8 +47,8 @@ class StaleRequest(InvalidTransition):
     """The request changed between reading it and writing; reload and decide again."""
 
 
-class DuplicateKey(Exception):
-    """Another request already holds this author's idempotency key (a racing retry)."""
+class _Twin(Exception):
+    """Internal: the submission repeats request ``args[0]``; roll back, write nothing."""
 
 
 class Storage(Protocol):
@@ -61,9 +60,15 @@ class Storage(Protocol):
         *,
         idempotency_key: str | None,
         digest: str,
+        duplicate_since: datetime,
         audit: Audit,
-    ) -> None:
-        """Store a new request with its files; raise ``DuplicateKey`` on a key clash."""
+    ) -> str | None:
+        """Store a new request with its files, unless it repeats an earlier one.
+
+        Returns ``None`` when stored; else the id of the author's request with the same
+        idempotency key, or with the same ``digest`` created since ``duplicate_since``
+        (then nothing is written). The check and the insert are one transaction.
+        """
 
     def get_request(self, request_id: str) -> ReleaseRequest:
         """One request with everything recorded about it; ``NotFound`` if absent."""
@@ -225,31 +230,67 @@ class SqlStorage:
         *,
         idempotency_key: str | None,
         digest: str,
+        duplicate_since: datetime,
+        audit: Audit,
+    ) -> str | None:
+        """Store a new request with its files, unless it repeats an earlier one.
+
+        The audit head is locked first: submissions are serialised, so two identical
+        uploads racing each other (a double click) cannot both find no earlier twin.
+        """
+        try:
+            self._add_request(request, idempotency_key, digest, duplicate_since, audit)
+        except _Twin as twin:
+            return str(twin.args[0])
+        return None
+
+    def _add_request(
+        self,
+        request: ReleaseRequest,
+        idempotency_key: str | None,
+        digest: str,
+        duplicate_since: datetime,
         audit: Audit,
     ) -> None:
-        """Store a new request with its files; raise ``DuplicateKey`` on a key clash."""
-        try:
-            with self._write(audit) as s:
-                s.add(
-                    RequestRow(
-                        id=request.id,
-                        project=request.project,
-                        author=request.author,
-                        justification=request.justification,
-                        state=str(request.state),
-                        round=request.round,
-                        created=request.created,
-                        updated=request.updated,
-                        idempotency_key=idempotency_key,
-                        digest=digest,
+        with self._write(audit) as s:
+            s.execute(select(AuditHeadRow.id).where(AuditHeadRow.id == 1).with_for_update())
+            twin = None
+            if idempotency_key:
+                twin = s.execute(
+                    select(RequestRow.id).where(
+                        RequestRow.author == request.author,
+                        RequestRow.idempotency_key == idempotency_key,
                     )
+                ).scalar_one_or_none()
+            if twin is None:
+                twin = s.execute(
+                    select(RequestRow.id)
+                    .where(
+                        RequestRow.author == request.author,
+                        RequestRow.digest == digest,
+                        RequestRow.created >= duplicate_since,
+                    )
+                    .order_by(RequestRow.created)
+                    .limit(1)
+                ).scalar_one_or_none()
+            if twin is not None:
+                raise _Twin(twin)
+            s.add(
+                RequestRow(
+                    id=request.id,
+                    project=request.project,
+                    author=request.author,
+                    justification=request.justification,
+                    state=str(request.state),
+                    round=request.round,
+                    created=request.created,
+                    updated=request.updated,
+                    idempotency_key=idempotency_key,
+                    digest=digest,
                 )
-                s.flush()
-                self._add_files(s, request.id, request.files)
-        except IntegrityError as exc:
-            if idempotency_key and self.find_by_idempotency_key(request.author, idempotency_key):
-                raise DuplicateKey(idempotency_key) from exc
-            raise
+            )
+            s.flush()
+            self._add_files(s, request.id, request.files)
 
     def _add_files(self, s: Session, request_id: str, files: Sequence[RequestFile]) -> None:
         for f in files:
