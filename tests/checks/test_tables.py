@@ -154,3 +154,23 @@ def test_printed_frames_are_tables(source_frame: pd.DataFrame, context: CheckCon
     assert rules(report.findings)["table.source_rows"] is Verdict.FAIL
     prose = b"The press ran for 12 hours on 3 shifts.\nNothing else to report today.\n"
     assert tables_in_text(prose.decode()) == []
+
+
+def _untimed_combo(context: CheckContext) -> list[str]:
+    table = context.sources[0].tables[0]
+    return next(c for c, _h, _r in table.combos if "timestamp" not in c and "stroke_id" not in c)
+
+
+def test_json_and_markdown_tables(source_frame: pd.DataFrame, context: CheckContext) -> None:
+    cols = _untimed_combo(context)
+    head = source_frame[cols].head(4)
+    for orient in ("records", "columns", "split", "index"):
+        report = check_bytes(head.to_json(orient=orient).encode(), "h.json", context)
+        assert rules(report.findings).get("table.source_rows") is Verdict.FAIL, orient
+    lines = ["| | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    lines += [f"| {i} | " + " | ".join(str(v) for v in row) + " |" for i, row in head.iterrows()]
+    report = check_bytes("\n".join(lines).encode(), "h.md", context)
+    assert report.detected_type == "text"
+    assert rules(report.findings)["table.source_rows"] is Verdict.FAIL
+    crosstab = pd.crosstab(source_frame["shift"], source_frame["defect_type"])
+    assert check_bytes(crosstab.to_json().encode(), "c.json", context).verdict is Verdict.REVIEW

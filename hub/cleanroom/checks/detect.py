@@ -160,6 +160,8 @@ def _delimited_kind(text: str) -> str | None:
         lines = lines[:-1]  # the last sniffed line may be cut
     if len(lines) < 2:
         return None
+    if lines[0].lstrip().startswith("|"):
+        return None  # a Markdown pipe table: the text checks parse those
     for sep, kind in (("\t", TSV), (",", CSV), (";", "csv;"), ("|", "csv|")):
         counts = [_count_outside_quotes(ln, sep) for ln in lines]
         if counts[0] >= 1 and sum(c == counts[0] for c in counts) >= 0.9 * len(counts):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import lzma
 import re
 import traceback
@@ -11,6 +12,8 @@ import zipfile
 import zlib
 from collections.abc import Iterable
 from pathlib import Path
+
+import pandas as pd
 
 from cleanroom.checks import detect
 from cleanroom.checks.archives import (
@@ -273,6 +276,8 @@ def _text(data: bytes, kind: str, context: CheckContext) -> list[Finding]:
     findings = check_text(text, context)
     if kind == detect.TEXT:
         findings += check_text_tables(text, context)
+    if kind == detect.JSON:
+        findings += _json_tables(data, context)
     if kind == detect.HTML:
         frames, _visible = parse_html(text)
         for k, frame in enumerate(frames, start=1):
@@ -289,6 +294,36 @@ def _text(data: bytes, kind: str, context: CheckContext) -> list[Finding]:
             {"characters": len(text), "lines": text.count("\n") + 1},
         )
     )
+    return findings
+
+
+def _json_tables(data: bytes, context: CheckContext) -> list[Finding]:
+    """A frame written with ``to_json`` (records, split, columns or index) is a table."""
+    try:
+        doc = json.loads(data)
+    except (ValueError, RecursionError):
+        return []
+    if isinstance(doc, list) and doc and all(isinstance(r, dict) for r in doc[:100]):
+        orient = "records"
+    elif isinstance(doc, dict) and {"columns", "data"} <= set(doc):
+        orient = "split"
+    elif isinstance(doc, dict) and doc and all(isinstance(v, dict) for v in doc.values()):
+        orient = "columns"
+    else:
+        return []
+    try:
+        frame = pd.read_json(io.BytesIO(data), orient=orient)
+    except Exception:  # pandas raises many kinds on JSON that is not quite a table
+        return []
+    if frame.shape[0] == 0 or frame.shape[1] == 0:
+        return []
+    findings = check_frame(frame, context, location="JSON table")
+    if orient == "columns":
+        # {"a": {"x": 1}} is columns of rows or rows of columns (orient="index"); both
+        # readings are checked and the worse one kept.
+        other = check_frame(frame.T, context, location="JSON table")
+        if max(f.verdict for f in other) > max(f.verdict for f in findings):
+            return other
     return findings
 
 

@@ -1,4 +1,4 @@
-"""Tables printed as text: ``print(df.head())``, ``value_counts()``, fixed-width reports.
+"""Tables printed as text: ``print(df.head())``, ``value_counts()``, ``to_markdown()``.
 
 A frame printed to a notebook's output or saved with ``to_string`` is as disclosive as
 the same frame saved as CSV, so blocks of text that line up in columns are parsed back
@@ -32,6 +32,11 @@ def tables_in_text(text: str) -> list[pd.DataFrame]:
         lines = [ln.rstrip() for ln in block.splitlines() if ln.strip() and not _FOOTER.match(ln)]
         if len(lines) < 2 or len(lines) > _MAX_BLOCK_LINES:
             continue
+        if sum(ln.lstrip().startswith("|") for ln in lines) >= 0.8 * len(lines):
+            markdown = _markdown_table(lines)
+            if markdown is not None:
+                frames.append(markdown)
+            continue
         body = lines[1:]
         columnar = sum(len(ln.split()) >= 2 for ln in body)
         numeric = sum(bool(_NUMBER.search(ln)) for ln in body)
@@ -47,6 +52,26 @@ def tables_in_text(text: str) -> list[pd.DataFrame]:
         if frame.shape[1] >= 2 and len(frame):
             frames.append(frame)
     return frames
+
+
+def _markdown_table(lines: list[str]) -> pd.DataFrame | None:
+    """A pipe table (``df.to_markdown()``) as a frame, numbers converted."""
+    rows = [
+        [cell.strip() for cell in ln.strip().strip("|").split("|")]
+        for ln in lines
+        if not re.fullmatch(r"[\s|:+-]*", ln)  # the |---|:--:| rule under the header
+    ]
+    if len(rows) < 2:
+        return None
+    width = len(rows[0])
+    body = [r for r in rows[1:] if len(r) == width]
+    header = [h or f"column_{i}" for i, h in enumerate(rows[0])]
+    frame = pd.DataFrame(body, columns=header).loc[:, lambda f: ~f.columns.duplicated()]
+    for column in frame.columns:
+        converted = pd.to_numeric(frame[column].str.replace(",", ""), errors="coerce")
+        if converted.notna().all():
+            frame[column] = converted
+    return frame if frame.shape[1] >= 2 else None
 
 
 def check_text_tables(text: str, context: CheckContext, *, location: str = "") -> list[Finding]:
