@@ -19,6 +19,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from tornado.ioloop import IOLoop
 from traitlets import Integer, Unicode, default
 from traitlets.config import Configurable
 
+from . import render
 from .blobs import BlobStore
 from .database import open_storage
 from .membership import Membership, StaticMembership
@@ -212,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = AirlockSettings()
     airlock = build_airlock(settings)
     airlock.warm_up()
+    # nbconvert's first conversion takes seconds; do it off the start-up path.
+    threading.Thread(target=render.warm_up, name="warm-nbconvert", daemon=True).start()
     hub_auth = HubOAuth(
         api_token=os.environ["JUPYTERHUB_API_TOKEN"],
         cache_max_age=60,

@@ -194,6 +194,13 @@ def finding_rows(checks: dict[str, Any]) -> list[FindingRow]:
     return rows
 
 
+def warm_up() -> None:
+    """Load nbconvert and its templates now, so an officer's first notebook is quick."""
+    import nbformat
+
+    notebook_html(nbformat.writes(nbformat.v4.new_notebook()).encode())
+
+
 def check_summary(checks: dict[str, Any]) -> str:
     """A one-word summary of a file's check result for the queue."""
     if checks.get("unavailable"):
