@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 import uuid
+import weakref
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -289,9 +290,9 @@ class _Planner:
     def extension_wheel(self) -> Path | None:
         """The workspace extension's wheel, built by ``extensions/build-wheel.sh``.
 
-        The wheel is cached under ``build/images/extension/`` by a hash of the
-        extension's source files (those git tracks or does not ignore), so an
-        unchanged extension is not rebuilt.
+        The script is run every time: it keeps its own cache (front end and wheel) and
+        returns at once when nothing changed, so the extension can never be stale. The
+        wheel lands in a folder of this planner's own, removed with the planner.
         """
         if not self._extension_looked_for:
             self._extension_wheel = self._build_extension_wheel()
@@ -306,58 +307,25 @@ class _Planner:
                 "notebook image WITHOUT the workspace extension (no download blocking)"
             )
             return None
-        key = _source_hash(self.root, "extensions")[:16]
-        cache = self.root / "build" / "images" / "extension" / key
-        wheels = sorted(cache.glob("*.whl")) if cache.is_dir() else []
-        if len(wheels) == 1:
-            self.progress(f"[notebook] extension wheel unchanged, reusing {wheels[0].name}")
-            return wheels[0]
-        self.progress(
-            "[notebook] building the workspace extension wheel (extensions/build-wheel.sh)"
+        outdir = Path(tempfile.mkdtemp(prefix="cleanroom-extension-"))
+        weakref.finalize(self, shutil.rmtree, outdir, ignore_errors=True)
+        self.progress("[notebook] extensions/build-wheel.sh (the workspace extension's wheel)")
+        _stream(
+            "notebook",
+            "extensions/build-wheel.sh",
+            ["bash", str(script), str(outdir)],
+            self.progress,
+            cwd=self.root,
         )
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix="building-", dir=cache.parent))
-        try:
-            _stream(
+        built = sorted(outdir.glob("*.whl"))
+        if len(built) != 1:
+            raise ImageBuildFailed(
                 "notebook",
                 "extensions/build-wheel.sh",
-                ["bash", str(script), str(staging)],
-                self.progress,
-                cwd=self.root,
+                [f"expected exactly one wheel in {outdir}, found {len(built)}"],
+                None,
             )
-            built = sorted(staging.glob("*.whl"))
-            if len(built) != 1:
-                raise ImageBuildFailed(
-                    "notebook",
-                    "extensions/build-wheel.sh",
-                    [f"expected exactly one wheel in its output folder, found {len(built)}"],
-                    None,
-                )
-            shutil.rmtree(cache, ignore_errors=True)
-            staging.rename(cache)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        return cache / built[0].name
-
-
-def _source_hash(root: Path, folder: str) -> str:
-    """Hash the files git tracks or does not ignore below ``folder``."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", folder],
-        cwd=root,
-        capture_output=True,
-        check=False,
-    )
-    if listed.returncode == 0:
-        names = sorted({n for n in listed.stdout.decode().split("\0") if n})
-    else:  # not a git checkout: every file, which only costs extra rebuilds
-        names = sorted(p.relative_to(root).as_posix() for p in (root / folder).rglob("*"))
-    digest = hashlib.sha256()
-    for name in names:
-        path = root / name
-        if path.is_file():
-            digest.update(name.encode() + b"\0" + _sha256_file(path).encode())
-    return digest.hexdigest()
+        return built[0]
 
 
 @functools.cache

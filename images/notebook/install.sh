@@ -24,6 +24,13 @@ done
 "$VENV/bin/pip" install "$@"
 "$VENV/bin/pip" check
 
+# The test suites shipped inside the big scientific packages are about 130 MB and are
+# never imported at run time.
+SITE="$VENV/lib/python3.11/site-packages"
+for package in numpy scipy pandas sklearn pyarrow matplotlib; do
+    find "$SITE/$package" -depth -type d -name tests -exec rm -rf {} +
+done
+
 # Jupyter reads its configuration from here (JUPYTER_CONFIG_DIR): root-owned, so code
 # running as the researcher cannot switch the extension off through config files.
 install -d -m 0755 -o root -g root /etc/cleanroom/jupyter

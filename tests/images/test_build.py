@@ -71,24 +71,32 @@ def test_wheel_hash_ignores_zip_timestamps(tmp_path: Path) -> None:
 @pytest.mark.docker
 def test_images_carry_their_labels_and_tags(workspace_images: dict[str, str]) -> None:
     for name, tag in workspace_images.items():
-        expected = images.inputs_hash(name)
-        assert tag == f"cleanroom/{name}:{expected[:12]}"
-        config = _inspect(tag)
-        assert config["Config"]["Labels"]["cleanroom.image"] == name
-        assert config["Config"]["Labels"]["cleanroom.inputs-hash"] == expected
-        assert config["Id"] == _inspect(f"cleanroom/{name}:latest")["Id"]
-    listed = {(info.name, info.inputs_hash) for info in images.list_images()}
-    assert {(n, images.inputs_hash(n)) for n in workspace_images} <= listed
+        labels = _inspect(tag)["Config"]["Labels"]
+        assert labels["cleanroom.image"] == name
+        assert tag == f"cleanroom/{name}:{labels['cleanroom.inputs-hash'][:12]}"
+        assert len(labels["cleanroom.inputs-hash"]) == 64
+    listed = {info.tag for info in images.list_images()}
+    assert set(workspace_images.values()) <= listed
 
 
 @pytest.mark.docker
-def test_second_build_is_skipped(workspace_images: dict[str, str]) -> None:
+def test_second_build_is_skipped_and_labels_hold_the_inputs_hash(
+    workspace_images: dict[str, str],
+) -> None:
+    # Built twice here, not against the session fixture: others may edit the extension
+    # (an input of the notebook image) while the suite runs.
+    first = images.build_images(("notebook",), progress=lambda _line: None)
     lines: list[str] = []
-    built = images.build_images(("notebook",), progress=lines.append)
-    assert [image.name for image in built] == ["base", "notebook"]
-    assert all(image.skipped for image in built)
-    assert {image.tag for image in built} == set(workspace_images.values())
+    second = images.build_images(("notebook",), progress=lines.append)
+    assert [image.name for image in second] == ["base", "notebook"]
+    assert all(image.skipped for image in second)
+    assert [image.tag for image in second] == [image.tag for image in first]
     assert any("build skipped" in line for line in lines)
+    for image in second:
+        assert image.inputs_hash == images.inputs_hash(image.name)
+        config = _inspect(image.tag)
+        assert config["Config"]["Labels"]["cleanroom.inputs-hash"] == image.inputs_hash
+        assert config["Id"] == _inspect(f"cleanroom/{image.name}:latest")["Id"]
 
 
 @pytest.mark.docker
@@ -102,6 +110,9 @@ def test_notebook_image_contract(workspace_images: dict[str, str]) -> None:
     assert env["PATH"].startswith("/opt/cleanroom/venv/bin:")
     assert env["JUPYTER_CONFIG_DIR"] == "/etc/cleanroom/jupyter"
     assert env["JUPYTER_PREFER_ENV_PATH"] == "1"
+    lab_state = "/home/researcher/.local/share/cleanroom/lab/"
+    assert env["JUPYTERLAB_SETTINGS_DIR"] == lab_state + "user-settings"
+    assert env["JUPYTERLAB_WORKSPACES_DIR"] == lab_state + "workspaces"
 
 
 def _pins(path: Path) -> dict[str, str]:
@@ -135,7 +146,7 @@ MAKE_WHEEL = (
 )
 
 
-def test_extension_wheel_is_built_once_and_counts_in_the_hash(
+def test_extension_wheel_counts_in_the_hash(
     scratch_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MAKE_WHEEL", MAKE_WHEEL)
@@ -146,12 +157,19 @@ def test_extension_wheel_is_built_once_and_counts_in_the_hash(
     (extensions / "source.txt").write_text("first")
     with_wheel = images.inputs_hash("notebook")
     assert with_wheel != without
-    # Unchanged sources: the cached wheel is reused, the script does not run again.
-    (extensions / "runs.log").unlink()
+    # The script runs every time (it caches on its own); the same wheel, the same hash.
     assert images.inputs_hash("notebook") == with_wheel
-    assert not (extensions / "runs.log").exists()
+    assert (extensions / "runs.log").read_text() == "run\nrun\n"
     (extensions / "source.txt").write_text("second")
     assert images.inputs_hash("notebook") not in {with_wheel, without}
+
+
+def test_extension_script_must_leave_one_wheel(scratch_root: Path) -> None:
+    extensions = scratch_root / "extensions"
+    extensions.mkdir()
+    (extensions / "build-wheel.sh").write_text("#!/bin/sh\necho built nothing\n")
+    with pytest.raises(images.ImageBuildFailed, match="exactly one wheel"):
+        images.inputs_hash("notebook")
 
 
 def test_missing_extension_script_warns(scratch_root: Path) -> None:

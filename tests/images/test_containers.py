@@ -32,6 +32,8 @@ print(json.dumps({
     "data_link": os.readlink(home + "/data"),
     "project_link": os.readlink(home + "/project"),
     "mount_points": [os.path.isdir(p) for p in ("/data", "/project")],
+    "user_site": __import__("site").ENABLE_USER_SITE,
+    "system_site": open(sys.prefix + "/pyvenv.cfg").read(),
 }))
 """
 
@@ -69,6 +71,17 @@ def test_home_layout(probe: dict) -> None:
     assert probe["data_link"] == "/data"
     assert probe["project_link"] == "/project"
     assert probe["mount_points"] == [True, True]
+
+
+def test_no_user_or_system_site_packages(probe: dict) -> None:
+    # Python's user site would make ~/.local a place for code and Jupyter config.
+    assert probe["user_site"] is False
+    assert "include-system-site-packages = false" in probe["system_site"]
+
+
+def test_no_language_server_is_installed(probe: dict) -> None:
+    names = {re.sub(r"[-_.]+", "-", name).lower() for name in probe["distributions"]}
+    assert not names & {"python-lsp-server", "jedi-language-server", "pyright", "pylsp"}
 
 
 def test_no_port_proxy_is_installed(probe: dict) -> None:
