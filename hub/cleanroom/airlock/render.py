@@ -13,6 +13,8 @@ import contextlib
 import io
 import json
 import math
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -145,6 +147,25 @@ def sanitise(html: str) -> str:
         url_relative="deny",
         link_rel="noopener noreferrer nofollow",
     )
+
+
+_NOTEBOOK_CACHE: OrderedDict[str, str] = OrderedDict()
+_NOTEBOOK_CACHE_SIZE = 32
+_cache_lock = threading.Lock()
+
+
+def notebook_html_cached(sha256: str, data: bytes) -> str:
+    """``notebook_html``, remembered by content hash (the bytes behind a hash never change)."""
+    with _cache_lock:
+        if sha256 in _NOTEBOOK_CACHE:
+            _NOTEBOOK_CACHE.move_to_end(sha256)
+            return _NOTEBOOK_CACHE[sha256]
+    html = notebook_html(data)
+    with _cache_lock:
+        _NOTEBOOK_CACHE[sha256] = html
+        while len(_NOTEBOOK_CACHE) > _NOTEBOOK_CACHE_SIZE:
+            _NOTEBOOK_CACHE.popitem(last=False)
+    return html
 
 
 def notebook_html(data: bytes) -> str:

@@ -39,7 +39,7 @@ from .render import (
     check_summary,
     finding_rows,
     kind_of,
-    notebook_html,
+    notebook_html_cached,
     table_page,
     text_preview,
 )
@@ -501,7 +501,7 @@ class NotebookHandler(PageHandler):
         )
         if kind_of(f.content_type) != "notebook":
             raise BadRequest(f"{f.path} is not a notebook")
-        body = await self.run(notebook_html, data)
+        body = await self.run(notebook_html_cached, f.sha256, data)
         self.page("notebook.html", body=body)
 
 
