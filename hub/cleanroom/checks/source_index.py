@@ -18,8 +18,10 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import os
 import re
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +44,7 @@ MAX_GROUP_CARDINALITY = 60
 #: Decimals kept for numbers: enough for sensor readings, few enough to survive CSV.
 MAX_DECIMALS = 6
 _MAX_PAIRS_FROM = 10
+_THREADS = max(1, min(4, os.cpu_count() or 1))
 _MAX_COMBOS = 12
 
 _NAME_ID_HINTS = ("company", "supplier", "customer", "operator", "employee", "person", "name")
@@ -505,6 +508,46 @@ class RowMatch:
     source_rows: np.ndarray
 
 
+def _probe(
+    name: str,
+    columns: list[str],
+    hashes: np.ndarray,
+    rows: np.ndarray,
+    parts: list[tuple[np.ndarray, np.ndarray]],
+) -> RowMatch | None:
+    valid = np.logical_and.reduce([v for _k, v in parts])
+    if not valid.any():
+        return None
+    query = combine_keys([k for k, _v in parts])
+    # Probe with sorted needles: they walk the index in order, several times faster
+    # than random probes. Most outputs stop here with no hit.
+    ordered = np.sort(query)
+    known = sorted_contains(hashes, ordered)
+    n_known = int(np.count_nonzero(known))
+    if n_known == 0:
+        return None
+    if n_known <= len(query) // 16:
+        # A few hits (chance or a pasted sample): find them by value.
+        values = ordered[known]  # sorted, so duplicates are adjacent
+        values = values[np.r_[True, values[1:] != values[:-1]]]
+        out_rows = np.flatnonzero(valid & sorted_contains(values, query))
+        pos = np.searchsorted(hashes, query[out_rows])
+    else:
+        # Many hits (a dump): one argsort maps the sorted probe back.
+        order = np.argsort(query)
+        pos_sorted = np.searchsorted(hashes, query[order])
+        pos_sorted[pos_sorted >= len(hashes)] = len(hashes) - 1
+        hit = np.empty(len(query), dtype=bool)
+        hit[order] = np.asarray(hashes[pos_sorted]) == query[order]
+        out_rows = np.flatnonzero(hit & valid)
+        pos_all = np.empty(len(query), dtype=np.int64)
+        pos_all[order] = pos_sorted
+        pos = pos_all[out_rows]
+    if not len(out_rows):
+        return None
+    return RowMatch(name, columns, out_rows, np.asarray(rows[pos]))
+
+
 @dataclass
 class _Table:
     name: str
@@ -564,50 +607,29 @@ class SourceIndex:
 
     def match_rows(self, frame: pd.DataFrame) -> list[RowMatch]:
         """Rows of ``frame`` (columns already normalised) that match source records."""
-        found: list[RowMatch] = []
         present = set(frame.columns)
-        for table in self.tables:
-            # A column takes part in several combinations; normalise it once.
-            cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        jobs: list[tuple[_Table, list[str], np.ndarray, np.ndarray]] = []
+        keys: dict[tuple[int, str], tuple[np.ndarray, np.ndarray]] = {}
+        for t, table in enumerate(self.tables):
             for columns, hashes, rows in table.combos:
-                if not set(columns) <= present or len(hashes) == 0:
-                    continue
-                for c in columns:
-                    if c not in cache:
-                        cache[c] = table.specs[c].keys(frame[c])
-                parts = [cache[c] for c in columns]
-                valid = np.logical_and.reduce([v for _k, v in parts])
-                if not valid.any():
-                    continue
-                query = combine_keys([k for k, _v in parts])
-                # Probe with sorted needles: they walk the index in order, several times
-                # faster than random probes. Most outputs stop here with no hit.
-                ordered = np.sort(query)
-                known = sorted_contains(hashes, ordered)
-                n_known = int(np.count_nonzero(known))
-                if n_known == 0:
-                    continue
-                if n_known <= len(query) // 16:
-                    # A few hits (chance or a pasted sample): find them by value.
-                    values = ordered[known]  # sorted, so duplicates are adjacent
-                    values = values[np.r_[True, values[1:] != values[:-1]]]
-                    hit = valid & sorted_contains(values, query)
-                    out_rows = np.flatnonzero(hit)
-                    pos = np.searchsorted(hashes, query[out_rows])
-                else:
-                    # Many hits (a dump): one argsort maps the sorted probe back.
-                    order = np.argsort(query)
-                    pos_sorted = np.searchsorted(hashes, query[order])
-                    pos_sorted[pos_sorted >= len(hashes)] = len(hashes) - 1
-                    hit = np.empty(len(query), dtype=bool)
-                    hit[order] = np.asarray(hashes[pos_sorted]) == query[order]
-                    out_rows = np.flatnonzero(hit & valid)
-                    pos_all = np.empty(len(query), dtype=np.int64)
-                    pos_all[order] = pos_sorted
-                    pos = pos_all[out_rows]
-                if len(out_rows):
-                    found.append(RowMatch(table.name, columns, out_rows, np.asarray(rows[pos])))
-        return found
+                if set(columns) <= present and len(hashes):
+                    jobs.append((table, columns, hashes, rows))
+                    # A column takes part in several combinations; normalise it once.
+                    for c in columns:
+                        if (t, c) not in keys:
+                            keys[(t, c)] = table.specs[c].keys(frame[c])
+        if not jobs:
+            return []
+        index_of = {id(table): t for t, table in enumerate(self.tables)}
+
+        def probe(job: tuple[_Table, list[str], np.ndarray, np.ndarray]) -> RowMatch | None:
+            table, columns, hashes, rows = job
+            parts = [keys[(index_of[id(table)], c)] for c in columns]
+            return _probe(table.name, columns, hashes, rows, parts)
+
+        # numpy sorts and searches release the GIL: two threads use both cores.
+        with ThreadPoolExecutor(max_workers=_THREADS) as pool:
+            return [m for m in pool.map(probe, jobs) if m is not None]
 
     def identifier_hits(self, normalised: np.ndarray) -> np.ndarray:
         """Mask of normalised strings that are values of a source identifier column."""
