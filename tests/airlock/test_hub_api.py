@@ -244,3 +244,26 @@ def test_refusals_at_the_edge_are_audited(hub: Hub) -> None:
     last = json.loads(export.stdout.splitlines()[-1])
     assert (last["action"], last["actor"]) == ("refusal", "alice")
     assert "metadata" in last["detail"]["reason"]
+
+
+async def test_the_workspace_extension_client_submits(hub: Hub) -> None:
+    """The extension's own HTTP client, against the real service: the shapes agree."""
+    ext = pytest.importorskip("cleanroom_workspace.airlock")
+    token = hub.workspace_token("bob", PROJECT)
+    client = ext.HttpAirlockClient(hub.submit_url.removesuffix("/api/v1/requests"), token)
+    data = b"line,mean\nA,3.5\nB,4.25\n"
+    made = await client.submit(
+        ext.Submission(
+            project=PROJECT,
+            justification="means by line, from the extension's client",
+            files=(ext.ReleaseFile("work/out/means näive.csv", "means", data),),
+        )
+    )
+    assert made["state"] == "submitted"
+    assert made["files"][0]["path"] == "work/out/means näive.csv"
+    assert made["files"][0]["sha256"] == hashlib.sha256(data).hexdigest()
+    listed = await client.list_requests(PROJECT)
+    assert made["id"] in [r["id"] for r in listed["requests"]]
+    refused = ext.HttpAirlockClient(hub.submit_url.removesuffix("/api/v1/requests"), "bad")
+    with pytest.raises(Exception, match="does not recognise"):
+        await refused.list_requests(PROJECT)
