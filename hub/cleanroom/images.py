@@ -731,7 +731,8 @@ def list_images() -> list[ImageInfo]:
 def prune_images(*, progress: Progress = print) -> list[str]:
     """Remove cleanroom images that ``:latest`` no longer points at and no container uses.
 
-    Only images labelled ``cleanroom.image`` are considered; returns the removed tags.
+    Only images labelled ``cleanroom.image`` are considered; returns the removed tags
+    (and the ids of removed untagged images).
     """
     with _build_lock(progress):
         in_use = set(_docker("ps", "--all", "--no-trunc", "--format", "{{.Image}}").split())
@@ -744,6 +745,15 @@ def prune_images(*, progress: Progress = print) -> list[str]:
                 _docker("rmi", tag)
                 removed.append(tag)
                 progress(f"removed {tag}")
+            if not info.tags:
+                # Untagged (a forced rebuild took its tag): removable unless another
+                # image still builds on it, which Docker refuses and we leave be.
+                done = subprocess.run(
+                    ["docker", "rmi", info.image_id], capture_output=True, check=False
+                )
+                if done.returncode == 0:
+                    removed.append(info.image_id)
+                    progress(f"removed untagged {info.name} image {info.image_id[7:19]}")
     return removed
 
 
