@@ -95,6 +95,16 @@ class Hub:
         r = self.api("POST", f"/users/{user}/tokens", json={"scopes": scopes, "note": "test"})
         return str(r.json()["token"])
 
+    def server_token(self, user: str, project: str) -> str:
+        """Start the named server ``user/project`` and return the token the hub gave it."""
+        path = self.root / f"{user}-{project}.token"
+        if not path.exists():
+            self.api("POST", f"/users/{user}/servers/{project}", json={})
+            deadline = time.monotonic() + 30
+            while not path.exists() and time.monotonic() < deadline:
+                time.sleep(0.2)
+        return path.read_text()
+
     def workspace_token(self, user: str, project: str) -> str:
         """A token shaped like a workspace's server token for ``user``/``project``."""
         return self.token(
@@ -182,11 +192,19 @@ def start_hub(
         "    {'name': 'test-admin', 'api_token': cfg['admin_token']}]\n"
         "c.JupyterHub.load_roles = cfg['pieces']['load_roles'] + [{\n"
         "    'name': 'test-admin', 'services': ['test-admin'],\n"
-        "    'scopes': ['admin:users', 'tokens', 'list:users', 'read:users']}]\n"
+        "    'scopes': ['admin:users', 'admin:servers', 'tokens', 'list:users',"
+        " 'read:users']}]\n"
         "c.Spawner.server_token_scopes = cfg['pieces']['server_token_scopes']\n"
+        "c.JupyterHub.spawner_class = 'tests.airlock.token_spawner.TokenRecordingSpawner'\n"
+        "c.TokenRecordingSpawner.token_dir = cfg['root']\n"
     )
     log_path = root / "hub.log"
-    env = {**os.environ, "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}"}
+    env = {
+        **os.environ,
+        "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}",
+        # The hub imports the test spawner from this checkout.
+        "PYTHONPATH": f"{REPO}:{os.environ.get('PYTHONPATH', '')}",
+    }
     proc = subprocess.Popen(
         [str(VENV_BIN / "jupyterhub"), "-f", str(root / "jupyterhub_config.py")],
         cwd=root,

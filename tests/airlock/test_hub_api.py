@@ -267,3 +267,17 @@ async def test_the_workspace_extension_client_submits(hub: Hub) -> None:
     refused = ext.HttpAirlockClient(hub.submit_url.removesuffix("/api/v1/requests"), "bad")
     with pytest.raises(Exception, match="does not recognise"):
         await refused.list_requests(PROJECT)
+
+
+def test_a_genuine_server_token_submits_for_its_project_only(hub: Hub) -> None:
+    """The token the hub gives a named server (scopes from ``server_token_scopes``)."""
+    token = hub.server_token("alice", PROJECT)
+    whoami = requests.get(
+        f"{hub.hub_api}/user", headers={"Authorization": f"token {token}"}, timeout=30
+    ).json()
+    assert f"access:servers!server=alice/{PROJECT}" in whoami["scopes"]
+    assert "custom:cleanroom:researcher" in whoami["scopes"]
+    r = submit(hub.submit_url, token, {"work/out/server.csv": TABLE + b"D,7\n"})
+    assert r.status_code == 201, r.text
+    r = submit(hub.submit_url, token, {"work/out/server.csv": TABLE}, project="furnace")
+    assert r.status_code == 403
