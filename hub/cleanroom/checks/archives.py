@@ -165,8 +165,9 @@ def check_archive(
     for name, content in members:
         names.append(name)
         report = check_member(content, name, depth + 1)
-        where = f"{location} / {name}" if location else name
-        findings += [f.within(where) if not location else f.within(name) for f in report.findings]
+        findings += [
+            f.within(f"{location} / {name}" if location else name) for f in report.findings
+        ]
     findings.append(
         _finding(
             "archive.listing",
