@@ -36,3 +36,13 @@ def test_file_membership(tmp_path: Path) -> None:
 def test_bad_membership_spec() -> None:
     with pytest.raises(SystemExit, match="registry, file:<path> or module:callable"):
         load_membership("nonsense")
+
+
+@pytest.mark.parametrize("content", ["", "[1]", '{"p": "alice"}'])
+def test_bad_membership_file(tmp_path: Path, content: str) -> None:
+    from cleanroom.airlock.exceptions import Misconfigured
+
+    path = tmp_path / "members.json"
+    path.write_text(content)
+    with pytest.raises(Misconfigured, match="membership file"):
+        load_membership(f"file:{path}")

@@ -35,6 +35,7 @@ from traitlets.config import Configurable
 from . import render
 from .blobs import BlobStore
 from .database import open_storage
+from .exceptions import AirlockError, Misconfigured
 from .membership import Membership, StaticMembership
 from .policy import Policy, load_policy
 from .service import Airlock
@@ -139,7 +140,12 @@ class AirlockSettings(Configurable):
 def load_membership(spec: str) -> Membership:
     """A ``Membership`` from a settings string (see ``AirlockSettings.membership``)."""
     if spec.startswith("file:"):
-        data = json.loads(Path(spec[5:]).read_text(encoding="utf-8"))
+        try:
+            data = json.loads(Path(spec[5:]).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise Misconfigured(f"membership file {spec[5:]}: {exc}") from exc
+        if not isinstance(data, dict) or not all(isinstance(v, list) for v in data.values()):
+            raise Misconfigured(f"membership file {spec[5:]}: expected {{project: [users]}}")
         return StaticMembership(data)
     if spec == "registry":
         from .membership import RegistryMembership
@@ -155,11 +161,14 @@ def load_membership(spec: str) -> Membership:
 
 def build_airlock(settings: AirlockSettings, policy: Policy | None = None) -> Airlock:
     """The service object from settings (also used by the command line)."""
+    # Cheapest and most likely to be wrong first: the policy, then membership, then storage.
+    policy = policy or load_policy(Path(settings.policy_file))
+    membership = load_membership(settings.membership)
     return Airlock(
         storage=open_storage(settings.db_url),
         blobs=BlobStore(Path(settings.blob_dir)),
-        membership=load_membership(settings.membership),
-        policy=policy or load_policy(Path(settings.policy_file)),
+        membership=membership,
+        policy=policy,
     )
 
 
@@ -212,7 +221,16 @@ def main(argv: list[str] | None = None) -> int:
         format="[airlock %(levelname)1.1s %(asctime)s %(name)s] %(message)s",
     )
     settings = AirlockSettings()
-    airlock = build_airlock(settings)
+    if not os.environ.get("JUPYTERHUB_API_TOKEN"):
+        raise SystemExit(
+            "cleanroom airlock: JUPYTERHUB_API_TOKEN is not set; run it as a JupyterHub "
+            "service (see cleanroom.airlock.hub_config.airlock_service_config)"
+        )
+    try:
+        airlock = build_airlock(settings)
+    except AirlockError as exc:
+        # A bad policy or setting stops the service with its message, not a traceback.
+        raise SystemExit(f"cleanroom airlock: {exc}") from None
     airlock.warm_up()
     # nbconvert's first conversion takes seconds; do it off the start-up path.
     threading.Thread(target=render.warm_up, name="warm-nbconvert", daemon=True).start()
