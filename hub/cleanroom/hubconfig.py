@@ -23,14 +23,28 @@ def template_projects(user: Any) -> list[Any]:
     return Registry().projects_of(user.name) if user is not None else []
 
 
-def _merge_airlock_scopes(c: Any) -> None:
-    """The airlock's custom scopes, which cleanroom's hub roles refer to."""
-    try:
-        from cleanroom.airlock.hub_config import CUSTOM_SCOPES, server_token_scopes
-    except ImportError:
-        return
-    c.JupyterHub.custom_scopes = dict(CUSTOM_SCOPES)
-    c.Spawner.server_token_scopes = server_token_scopes()
+def _add_airlock(c: Any, settings: Settings) -> None:
+    """Run the airlock as a hub-managed service, with its scopes and listeners.
+
+    Roles are managed by the authenticator (``cleanroom.auth``), which merges the
+    airlock's role scopes itself, so ``load_roles`` from the airlock is not used.
+    """
+    from cleanroom.airlock.hub_config import airlock_service_config
+
+    pieces = airlock_service_config(
+        port=settings.airlock_port,
+        submit_bind=f"0.0.0.0:{settings.airlock_submit_port}",
+        environment={
+            "CLEANROOM_STATE_DIR": str(paths.state_dir()),
+            "CLEANROOM_ROOT": str(paths.repo_root()),
+            "CLEANROOM_POLICIES_DIR": str(paths.policies_dir()),
+        },
+        python=sys.executable,
+    )
+    c.JupyterHub.services.extend(pieces["services"])
+    c.JupyterHub.custom_scopes = pieces["custom_scopes"]
+    # The workspace's token may submit release requests for its own user and project.
+    c.Spawner.server_token_scopes = pieces["server_token_scopes"]
 
 
 def configure(c: Any, settings: Settings | None = None, *, install_firewall: bool = True) -> None:
@@ -79,7 +93,7 @@ def configure(c: Any, settings: Settings | None = None, *, install_firewall: boo
         }
     ]
 
-    _merge_airlock_scopes(c)
+    _add_airlock(c, settings)
 
     if install_firewall:
         HostFirewall(settings.firewall_ports, settings.instance).install()

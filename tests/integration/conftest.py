@@ -47,6 +47,8 @@ def _seed(env: dict[str, str], tmp: Path) -> None:
         ["users", "add", "bob", "--password-env", "TEST_PASSWORD"],
         ["users", "add", "carol", "--password-env", "TEST_PASSWORD"],
         ["users", "add", "dave", "--password-env", "TEST_PASSWORD"],
+        ["users", "add", "olga", "--role", "officer", "--password-env", "TEST_PASSWORD"],
+        ["users", "add", "otto", "--role", "officer", "--password-env", "TEST_PASSWORD"],
         ["projects", "create", PROJECT, "--title", "Alpha study"],
         ["projects", "create", OTHER_PROJECT, "--title", "Beta study"],
         ["members", "add", PROJECT, "alice"],

@@ -178,6 +178,34 @@ class Hub:
             **kwargs,
         )
 
+    @property
+    def airlock_url(self) -> str:
+        """The airlock's pages and API behind the proxy."""
+        return f"{self.public_url}/services/airlock/"
+
+    def login(self, user: str) -> requests.Session:
+        """A browser-like session logged in through the hub's real login form."""
+        session = requests.Session()
+        page = session.get(f"{self.public_url}/hub/login", timeout=30)
+        xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page.text)
+        data = {"username": user, "password": self.env["TEST_PASSWORD"]}
+        if xsrf:
+            data["_xsrf"] = xsrf.group(1)
+        # Not following the redirect: it would land on the home page, which is fine, but
+        # a 302 is the clear sign the password was accepted.
+        reply = session.post(
+            f"{self.public_url}/hub/login", data=data, timeout=30, allow_redirects=False
+        )
+        assert reply.status_code == 302, reply.text[:500]
+        return session
+
+    def airlock_session(self, user: str) -> requests.Session:
+        """A logged-in session that has also been through the airlock's OAuth."""
+        session = self.login(user)
+        reply = session.get(self.airlock_url + "requests", timeout=60)
+        assert reply.status_code == 200, reply.text[:500]
+        return session
+
     # -- containers ------------------------------------------------------------------
     def container(self, user: str, project: str) -> Container:
         """The running workspace container of ``user`` on ``project``."""

@@ -105,27 +105,15 @@ def test_unknown_project_and_image_are_refused(hub: Hub) -> None:
     assert "not allowed for project" in reply.text
 
 
-def _login(hub: Hub, user: str) -> requests.Session:
-    session = requests.Session()
-    page = session.get(f"{hub.public_url}/hub/login", timeout=30)
-    xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page.text)
-    data = {"username": user, "password": hub.env["TEST_PASSWORD"]}
-    if xsrf:
-        data["_xsrf"] = xsrf.group(1)
-    reply = session.post(f"{hub.public_url}/hub/login", data=data, timeout=30)
-    assert reply.status_code == 200, reply.text[:500]
-    return session
-
-
 def test_home_page_lists_only_approved_projects(hub: Hub) -> None:
-    session = _login(hub, "alice")
+    session = hub.login("alice")
     home = session.get(f"{hub.public_url}/hub/home", timeout=30)
     assert f'id="project-{PROJECT}"' in home.text
     assert OTHER_PROJECT not in home.text
 
 
 def test_non_member_is_refused_through_the_form(hub: Hub) -> None:
-    session = _login(hub, "alice")
+    session = hub.login("alice")
     page = session.get(f"{hub.public_url}/hub/spawn/alice/{OTHER_PROJECT}", timeout=60)
     assert page.status_code == 403
     assert "not a member of project" in page.text
