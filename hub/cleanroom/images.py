@@ -777,7 +777,9 @@ def _image_ids(references: set[str]) -> set[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m cleanroom.images build [NAMES] [--force]``, ``... list``, ``... prune``."""
-    parser = argparse.ArgumentParser(prog="cleanroom images", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="cleanroom images", description="Build and list the workspace images."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     build = commands.add_parser("build", help="build images whose inputs changed")
     build.add_argument("names", nargs="*", metavar="NAME", help=f"any of {', '.join(IMAGE_NAMES)}")
