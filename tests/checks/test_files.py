@@ -321,3 +321,18 @@ def test_parquet_custom_metadata(bare_context: CheckContext) -> None:
     report = check_bytes(buf.getvalue(), "t.parquet", bare_context)
     hit = next(f for f in report.findings if f.rule == "identifiers.personal")
     assert hit.location == "parquet metadata"
+
+
+def test_joblib_files_explained(bare_context: CheckContext) -> None:
+    import io
+
+    import joblib
+    import numpy as np
+    from sklearn.linear_model import LinearRegression
+
+    X = np.arange(30, dtype=float).reshape(10, 3)
+    buf = io.BytesIO()
+    joblib.dump(LinearRegression().fit(X, X[:, 0]), buf)
+    report = check_bytes(buf.getvalue(), "m.joblib", bare_context)
+    assert rules(report) == {"pickle.joblib": Verdict.FAIL}
+    assert "sklearn.linear_model._base.LinearRegression" in str(report.findings[0].evidence)

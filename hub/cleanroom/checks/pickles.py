@@ -92,7 +92,20 @@ def check_pickle(data: bytes, context: CheckContext, location: str = "") -> list
     imported, payload, error = pickle_globals(data)
     unique = list(dict.fromkeys(imported))
     findings: list[Finding] = []
-    if error is not None:
+    if error is not None and "joblib.numpy_pickle.NumpyArrayWrapper" in unique:
+        findings.append(
+            Finding(
+                "pickle.joblib",
+                Verdict.FAIL,
+                "a joblib file: its arrays are written outside the pickle stream, so the rest "
+                "of the file cannot be read without running joblib. Save the model with "
+                "pickle.dump (or as safetensors/ONNX) to have it checked automatically",
+                {"error": error, "globals_before_first_array": unique},
+                location,
+            )
+        )
+        unique = [g for g in unique if g != "joblib.numpy_pickle.NumpyArrayWrapper"]
+    elif error is not None:
         findings.append(
             Finding(
                 "pickle.malformed",
