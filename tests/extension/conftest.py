@@ -95,6 +95,9 @@ class _RequestsHandler(web.RequestHandler):
             self.request.headers["Content-Type"], self.request.body, args, files
         )
         metadata = json.loads(args["metadata"][0])
+        if metadata["justification"] == "please redirect":
+            self.redirect("http://127.0.0.1:9/elsewhere")
+            return
         if metadata["justification"] == "please fail":
             self.set_status(422)
             self.finish({"error": "the airlock says no"})

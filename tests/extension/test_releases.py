@@ -153,6 +153,14 @@ def test_airlock_errors_are_passed_on(fetch: Any, workspace: Workspace, airlock:
     assert "the airlock says no" in message(response)
 
 
+def test_airlock_redirects_are_not_followed(fetch: Any, workspace: Workspace, airlock: Any) -> None:
+    # The hub token is for the configured airlock only.
+    body = request_body(["work/notes.txt"], justification="please redirect")
+    response = fetch(*RELEASES, method="POST", body=body)
+    assert response.code == 502
+    assert "airlock refused" in message(response)
+
+
 class TestSmallPolicy:
     """A policy with a small release size limit, from CLEANROOM_POLICIES_DIR-style config."""
 
