@@ -11,6 +11,7 @@ import gzip
 import io
 import pickle
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -33,8 +34,8 @@ class Sample:
     expect: Verdict = Verdict.FAIL  # for unsafe samples: the least verdict required
 
 
-def _csv(frame: pd.DataFrame, **kw: object) -> bytes:
-    return frame.to_csv(**kw).encode("utf-8")  # type: ignore[arg-type]
+def _csv(frame: pd.DataFrame | pd.Series, **kw: Any) -> bytes:
+    return frame.to_csv(**kw).encode("utf-8")
 
 
 def _xlsx(frames: dict[str, pd.DataFrame], index: bool = True) -> bytes:
