@@ -175,14 +175,14 @@ cmd_test() {
   ensure_venv
   export PATH="$VENV/bin:$PATH"
   if [ -x scripts/postgres.sh ]; then
-    CLEANROOM_TEST_POSTGRES_URL="$(scripts/postgres.sh start "$ROOT/build/postgres")"
+    CLEANROOM_TEST_POSTGRES_URL="$(scripts/postgres.sh start)"
     export CLEANROOM_TEST_POSTGRES_URL
   fi
   set +e
   "$VENV/bin/python" -m pytest -ra -p no:cacheprovider "$@"
   local rc=$?
   set -e
-  [ -x scripts/postgres.sh ] && scripts/postgres.sh stop "$ROOT/build/postgres" >/dev/null 2>&1 || true
+  [ -x scripts/postgres.sh ] && scripts/postgres.sh stop >/dev/null 2>&1 || true
   return $rc
 }
 
