@@ -1,0 +1,1 @@
+"""Repeatable performance measurements of the clean room (``python -m benchmarks``)."""

@@ -1,0 +1,225 @@
+"""The two hubs compared, started side by side: cleanroom's and a plain DockerSpawner's.
+
+Both run as real processes (hub + proxy, and for cleanroom whatever its configuration
+adds, such as the airlock service) with their own throwaway state folders, free ports
+and deployment names, through the integration suite's ``Hub`` harness. Users are
+created in bulk and given API tokens through the hub's REST API with the command line's
+service token, so a benchmark with 50 users does not start 100 command-line processes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import docker
+import requests
+from cleanroom.paths import repo_root
+from cleanroom.registry import Registry
+from docker.errors import APIError, NotFound
+
+from tests.integration.harness import Hub, free_port
+
+HERE = Path(__file__).resolve().parent
+PLAIN_CONFIG = HERE / "plain_hub_config.py"
+DATASET = "press-line"
+PASSWORD = "benchmark-password"
+PROVIDER = "Benchmark"
+# Names of the deployments on the engine: networks, firewall chain, container labels.
+CLEANROOM_INSTANCE = "bench"
+PLAIN_INSTANCE = "benchplain"
+PLAIN_LABEL = "cleanroom.bench"
+
+
+class PlainHub(Hub):
+    """The harness's ``Hub`` started from another configuration file."""
+
+    config_file: Path = PLAIN_CONFIG
+
+    def start(self) -> None:
+        """Start the hub from ``config_file`` and wait until its API answers."""
+        log = open(self.state / "hub.log", "ab")  # noqa: SIM115  (closed with the process)
+        self.process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "jupyterhub"), "-f", str(self.config_file)],
+            cwd=self.state,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the plain hub exited early:\n{self.log_tail()}")
+            try:
+                if requests.get(f"{self.public_url}/hub/api", timeout=2).ok:
+                    return
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.5)
+        raise RuntimeError(f"the plain hub did not answer within 90 s:\n{self.log_tail()}")
+
+
+@dataclass
+class Deployment:
+    """One hub under test: its kind, the harness handle and the users made so far."""
+
+    kind: str  # "cleanroom" or "plain"
+    hub: Hub
+    instance: str
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def registry(self) -> Registry:
+        """The cleanroom registry of this deployment's state folder."""
+        return Registry(f"sqlite:///{self.hub.state / 'registry.sqlite'}")
+
+    def add_users(self, names: list[str], project: str) -> None:
+        """Create ``names`` (registry members of ``project`` for cleanroom) with tokens."""
+        if self.kind == "cleanroom":
+            reg = self.registry
+            known = {p.name for p in reg.list_projects()}
+            if project not in known:
+                reg.create_project(project, f"benchmark {project}", created_by="benchmark")
+                _mount_dataset(reg, project)
+            users = {u.name for u in reg.list_users()}
+            for name in names:
+                if name not in users:
+                    reg.add_user(name, ["researcher"])
+                reg.add_member(project, name, added_by="benchmark")
+        for name in names:
+            if name in self.tokens:
+                continue
+            reply = self.hub.api("POST", f"/users/{name}")
+            if reply.status_code not in (201, 409):
+                raise RuntimeError(f"{self.kind}: creating hub user {name}: {reply.text}")
+            reply = self.hub.api("POST", f"/users/{name}/tokens", json={"note": "benchmark"})
+            if reply.status_code != 201:
+                raise RuntimeError(f"{self.kind}: token of {name}: {reply.text}")
+            self.tokens[name] = str(reply.json()["token"])
+
+    def process_ids(self) -> dict[str, int]:
+        """The hub's own process and its children (proxy, managed services) by role."""
+        import psutil
+
+        assert self.hub.process is not None
+        hub = psutil.Process(self.hub.process.pid)
+        found = {"hub": hub.pid}
+        for child in hub.children(recursive=True):
+            try:
+                cmd = " ".join(child.cmdline())
+            except psutil.Error:
+                continue
+            if "configurable-http-proxy" in cmd:
+                found["proxy"] = child.pid
+            elif "cleanroom.airlock" in cmd:
+                found["airlock"] = child.pid
+        return found
+
+
+def _mount_dataset(reg: Registry, project: str) -> None:
+    """Attach the demo dataset to ``project``, approved by its provider where needed.
+
+    Where the registry's provider approval is not available, the project mounts no
+    dataset: a workspace then starts without the read-only ``/data`` bind mount.
+    """
+    reg.attach_dataset(project, DATASET)
+    if not hasattr(reg, "unapproved_datasets") or not reg.unapproved_datasets(project):
+        return
+    try:
+        from cleanroom.registry.governance import Governance
+
+        gov = Governance(reg)
+        if "benchprovider" not in {u.name for u in reg.list_users()}:
+            reg.add_user("benchprovider", ["provider"])
+            gov.add_provider_account(PROVIDER, "benchprovider", actor="benchmark")
+        gov.approve_dataset_use(project, DATASET, by="benchprovider")
+    except Exception as exc:  # the governance API is optional for a benchmark
+        print(f"   (no dataset for {project}: {exc})", flush=True)
+        reg.detach_dataset(project, DATASET)
+
+
+def _env(state: Path, instance: str) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "CLEANROOM_STATE_DIR": str(state),
+        "CLEANROOM_INSTANCE": instance,
+        "CLEANROOM_HUB_PORT": str(free_port()),
+        "CLEANROOM_PROXY_API_PORT": str(free_port()),
+        "CLEANROOM_AIRLOCK_PORT": str(free_port()),
+        "CLEANROOM_AIRLOCK_SUBMIT_PORT": str(free_port()),
+        "BENCH_PASSWORD": PASSWORD,
+        # The hub's children (the airlock service) must import the benchmark's checkout.
+        "CLEANROOM_ROOT": str(repo_root()),
+    }
+    env["CLEANROOM_PUBLIC_URL"] = f"http://127.0.0.1:{free_port()}"
+    env.pop("CLEANROOM_REGISTRY_URL", None)
+    env.pop("CLEANROOM_POLICIES_DIR", None)
+    return env
+
+
+def _hub(cls: type[Hub], state: Path, env: dict[str, str]) -> Hub:
+    return cls(
+        state=state,
+        env=env,
+        public_url=env["CLEANROOM_PUBLIC_URL"],
+        hub_port=int(env["CLEANROOM_HUB_PORT"]),
+        airlock_submit_port=int(env["CLEANROOM_AIRLOCK_SUBMIT_PORT"]),
+    )
+
+
+def _seed_dataset(hub: Hub, work: Path) -> None:
+    """Register the demo dataset once, as an operator would (every project mounts it)."""
+    from cleanroom.demo.press_line import write_press_line
+
+    source = work / "press-line-source"
+    source.mkdir(parents=True, exist_ok=True)
+    write_press_line(source, rows=5_000, seed=11)
+    done = hub.cli(
+        "datasets", "register", str(source), "--name", DATASET, "--version", "v1",
+        "--provider", PROVIDER,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise RuntimeError(f"registering the dataset failed: {done.stderr}")
+
+
+def start_cleanroom(root: Path) -> Deployment:
+    """A cleanroom hub (deployment ``bench``) with the demo dataset registered."""
+    state = root / "cleanroom-state"
+    state.mkdir(parents=True)
+    hub = _hub(Hub, state, _env(state, CLEANROOM_INSTANCE))
+    _seed_dataset(hub, root)
+    hub.start()
+    return Deployment("cleanroom", hub, CLEANROOM_INSTANCE)
+
+
+def start_plain(root: Path) -> Deployment:
+    """The baseline hub with stock DockerSpawner."""
+    state = root / "plain-state"
+    state.mkdir(parents=True)
+    hub = _hub(PlainHub, state, _env(state, PLAIN_INSTANCE))
+    hub.start()
+    return Deployment("plain", hub, PLAIN_INSTANCE)
+
+
+def stop(deployment: Deployment) -> None:
+    """Stop the hub, then remove every container, network and firewall rule it made."""
+    deployment.hub.stop()
+    client = docker.from_env()
+    if deployment.kind == "cleanroom":
+        label = f"cleanroom.instance={deployment.instance}"
+    else:
+        label = f"{PLAIN_LABEL}={deployment.instance}"
+    for container in client.containers.list(all=True, filters={"label": label}):
+        with contextlib.suppress(NotFound, APIError):
+            container.remove(force=True)
+    if deployment.kind == "cleanroom":
+        deployment.hub.cli("firewall", "remove")
+        for network in client.networks.list(filters={"label": label}):
+            with contextlib.suppress(NotFound, APIError):
+                network.remove()

@@ -1,0 +1,85 @@
+"""JupyterHub configuration of the baseline: stock ``dockerspawner.DockerSpawner``.
+
+Started by the benchmarks (``jupyterhub -f benchmarks/plain_hub_config.py``) beside a
+cleanroom hub on the same machine. To make the comparison about the spawner and nothing
+else, everything hub-side is the same as cleanroom's (``cleanroom.hubconfig``): ports and
+state folder from the same ``CLEANROOM_*`` variables, SQLite, the same proxy, named
+servers, the same start/HTTP timeouts and poll interval, and the same service token for
+the benchmark driver. What differs is exactly what a stock DockerSpawner does:
+
+- the same image (``cleanroom/notebook:latest``) run as it is: the image's own user
+  (1000), no capability drop, no pid, memory or CPU limit, no mounts;
+- Docker's default bridge network, the container's port published on 127.0.0.1;
+- ``remove=False`` (DockerSpawner's default): a stopped server's container is kept and
+  started again next time;
+- the dummy authenticator (the benchmarks authenticate with API tokens only).
+
+The only addition is a label on each container (``cleanroom.bench=<instance>``) so the
+benchmark can remove everything it created.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+import docker
+from cleanroom import paths
+from cleanroom.settings import Settings, secret, secret_file
+
+CLI_SERVICE = "cleanroom-cli"
+IMAGE = "cleanroom/notebook:latest"
+# On every container this hub creates (value: the instance), so the benchmark removes them.
+LABEL = "cleanroom.bench"
+
+
+def _docker0_gateway() -> str:
+    """The host's address on Docker's default bridge (where containers reach the hub)."""
+    cfg = docker.from_env().networks.get("bridge").attrs["IPAM"]["Config"][0]
+    if cfg.get("Gateway"):
+        return str(cfg["Gateway"])
+    # The default bridge often lists only its subnet; the gateway is its first address.
+    return str(next(ipaddress.ip_network(cfg["Subnet"]).hosts()))
+
+
+def configure(c: Any) -> None:
+    """Fill the traitlets config ``c`` of the plain hub."""
+    settings = Settings.from_env()
+    state = paths.state_dir()
+    state.mkdir(parents=True, exist_ok=True)
+
+    c.JupyterHub.bind_url = settings.public_url
+    c.JupyterHub.hub_bind_url = f"http://0.0.0.0:{settings.hub_port}"
+    c.JupyterHub.hub_connect_url = f"http://{_docker0_gateway()}:{settings.hub_port}"
+    c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{settings.proxy_api_port}"
+    c.ConfigurableHTTPProxy.should_start = True
+    c.ConfigurableHTTPProxy.auth_token = secret("proxy-auth-token")
+    c.JupyterHub.db_url = f"sqlite:///{state / 'jupyterhub.sqlite'}"
+    c.JupyterHub.cookie_secret_file = str(secret_file("jupyterhub-cookie-secret"))
+    c.JupyterHub.pid_file = str(state / "jupyterhub.pid")
+    c.JupyterHub.authenticator_class = "dummy"
+    c.Authenticator.allow_all = True
+    c.JupyterHub.allow_named_servers = True
+    c.JupyterHub.named_server_limit_per_user = 0
+    c.JupyterHub.redirect_to_server = False
+
+    c.JupyterHub.spawner_class = "dockerspawner.DockerSpawner"
+    c.DockerSpawner.image = IMAGE
+    c.DockerSpawner.prefix = f"cleanroom-plain-{settings.instance}"
+    c.DockerSpawner.extra_create_kwargs = {"labels": {LABEL: settings.instance}}
+    # The same hub-side timeouts as cleanroom.hubconfig, so neither side gives up sooner.
+    c.Spawner.start_timeout = 180
+    c.Spawner.http_timeout = 120
+    c.Spawner.poll_interval = 15
+
+    c.JupyterHub.services = [{"name": CLI_SERVICE, "api_token": secret("cli-service-token")}]
+    c.JupyterHub.load_roles = [
+        {
+            "name": CLI_SERVICE,
+            "scopes": ["admin:servers", "admin:users", "tokens", "list:users", "read:users"],
+            "services": [CLI_SERVICE],
+        }
+    ]
+
+
+configure(get_config())  # type: ignore[name-defined]  # noqa: F821  (injected by JupyterHub)

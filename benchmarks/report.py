@@ -1,0 +1,164 @@
+"""The Markdown tables of a benchmark run, written into ``docs/benchmarks.md``.
+
+Only the part between the two markers is replaced, so the hand-written notes around
+it (method, what profiling found, what changed) survive every run.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+START = "<!-- benchmark-results:start -->"
+END = "<!-- benchmark-results:end -->"
+
+
+def _s(value: Any, digits: int = 2) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _table(head: list[str], rows: list[list[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(_s(c) for c in row) + " |" for row in rows]
+    return [*lines, ""]
+
+
+def _machine(m: dict[str, Any]) -> list[str]:
+    rows = [[k.replace("_", " "), v] for k, v in m.items()]
+    return ["### Machine", "", *_table(["", ""], rows)]
+
+
+def _spawn(spawn: dict[str, Any]) -> list[str]:
+    rows = []
+    for phase in ("cold", "warm"):
+        found = spawn.get(phase) or {}
+        for kind in ("cleanroom", "plain"):
+            if kind in found:
+                r = found[kind]
+                rows.append([phase, kind, r["n"], r["p50"], r["p95"], r["max"], r["failures"]])
+        rows.append([phase, "ratio cleanroom / plain", "", found.get("ratio_p50"),
+                     found.get("ratio_p95"), "", ""])  # fmt: skip
+    head = ["spawn", "hub", "n", "p50 s", "p95 s", "max s", "failures"]
+    return [
+        "### Spawn latency (REST request until JupyterLab answers through the proxy)",
+        "",
+        *_table(head, rows),
+    ]
+
+
+def _memory(mem: dict[str, Any]) -> list[str]:
+    rows = []
+    for kind in ("cleanroom", "plain"):
+        entry = mem.get(kind)
+        if not entry:
+            continue
+        ws = entry.get("workspace") or {}
+        rows.append([kind, "idle workspace container", ws.get("used_mib"), ws.get("rss_mib")])
+        for role, m in entry.get("processes", {}).items():
+            rows.append([kind, f"{role} process", m["rss_mib"], m["uss_mib"]])
+    head = ["hub", "what", "MiB (container: used; process: RSS)", "MiB (rss / USS)"]
+    return [
+        f"### Memory (after {_s(mem.get('idle_seconds'), 0)} s idle)",
+        "",
+        *_table(head, rows),
+    ]
+
+
+def _concurrency(conc: dict[str, Any]) -> list[str]:
+    rows = []
+    for level, found in conc.items():
+        for kind in ("cleanroom", "plain"):
+            if kind in found:
+                r = found[kind]
+                rows.append(
+                    [level, kind, r["all_ready_seconds"], r["p50"], r["max"], r["failures"],
+                     r["retries_429"]]
+                )  # fmt: skip
+    head = ["users at once", "hub", "all ready s", "p50 s", "slowest s", "failures", "429s"]
+    return ["### Concurrent spawns", "", *_table(head, rows)]
+
+
+def _airlock(air: dict[str, Any]) -> list[str]:
+    lines = ["### Airlock", ""]
+    if air.get("missing"):
+        lines += [f"Not measured: {air['missing']}", ""]
+        return lines
+    rows = [
+        [f"submit {size} MB file (to queued)", r["p50"], r["p95"], r["n"]]
+        for size, r in (air.get("submit") or {}).items()
+    ]
+    for page, r in (air.get("pages") or {}).items():
+        rows.append([f"{page} page, {air.get('requests_in_store')} requests in store",
+                     r["p50"], r["p95"], r["n"]])  # fmt: skip
+    lines += _table(["what", "p50 s", "p95 s", "n"], rows)
+    if air.get("seed_seconds") is not None:
+        lines += [
+            f"Seeding {air.get('requests_in_store')} requests through the airlock's domain "
+            f"took {_s(air['seed_seconds'], 0)} s.",
+            "",
+        ]
+    return lines
+
+
+def _checks(checks: dict[str, Any]) -> list[str]:
+    if checks.get("missing"):
+        return ["### Disclosure checks", "", f"Not measured: {checks['missing']}", ""]
+    rows = []
+    for fmt, r in (checks.get("formats") or {}).items():
+        rows.append(
+            [fmt, checks.get("rows"), r["check_seconds"], r.get("rows_per_second"),
+             r["baseline_seconds"], r["ratio_check_to_baseline"], r["check_peak_rss_mb"]]
+        )  # fmt: skip
+    head = ["format", "rows", "check s", "rows/s", "read-only s", "ratio", "peak MB"]
+    return [
+        f"### Disclosure checks (a table checked against a {checks.get('source_rows')}-row "
+        "source index; `benchmarks/bench_checks.py`)",
+        "",
+        *_table(head, rows),
+    ]
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The tables of one run."""
+    lines = [
+        f"Run {result.get('started')} to {result.get('finished')}; "
+        f"arguments: `{_arguments(result.get('arguments') or {})}`.",
+        "",
+    ]
+    lines += _machine(result.get("machine") or {})
+    if "spawn" in result:
+        lines += _spawn(result["spawn"])
+    if "memory" in result:
+        lines += _memory(result["memory"])
+    if "concurrency" in result:
+        lines += _concurrency(result["concurrency"])
+    if "airlock" in result:
+        lines += _airlock(result["airlock"])
+    if "checks" in result:
+        lines += _checks(result["checks"])
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _arguments(args: dict[str, Any]) -> str:
+    keep = ("spawns", "concurrency", "idle_seconds", "airlock_requests", "check_rows", "quick")
+    return " ".join(f"{k}={args[k]}" for k in keep if k in args)
+
+
+def write(path: Path, tables: str) -> None:
+    """Put ``tables`` between the markers of ``path`` (created with them if missing)."""
+    block = f"{START}\n{tables}{END}"
+    if path.exists() and START in (text := path.read_text(encoding="utf-8")) and END in text:
+        head, rest = text.split(START, 1)
+        _, tail = rest.split(END, 1)
+        path.write_text(head + block + tail, encoding="utf-8")
+        return
+    path.write_text(
+        "# Benchmarks\n\nMeasured with `python -m benchmarks` (`make bench`); see "
+        "`benchmarks/__main__.py` for what each number means.\n\n" + block + "\n",
+        encoding="utf-8",
+    )
