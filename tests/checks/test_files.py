@@ -323,16 +323,59 @@ def test_parquet_custom_metadata(bare_context: CheckContext) -> None:
     assert hit.location == "parquet metadata"
 
 
-def test_joblib_files_explained(bare_context: CheckContext) -> None:
+def test_joblib_files_are_walked(bare_context: CheckContext) -> None:
     import io
 
     import joblib
     import numpy as np
+    from sklearn.ensemble import RandomForestClassifier
     from sklearn.linear_model import LinearRegression
+    from sklearn.svm import SVC
 
-    X = np.arange(30, dtype=float).reshape(10, 3)
+    X = np.random.default_rng(0).random((60, 3))
+    y = (X[:, 0] > 0.5).astype(int)
+
+    def dump(obj: object, **kw: object) -> bytes:
+        buf = io.BytesIO()
+        joblib.dump(obj, buf, **kw)
+        return buf.getvalue()
+
+    # Raw arrays between the opcodes (plain and structured dtypes) are stepped over.
+    for model in (LinearRegression().fit(X, y), RandomForestClassifier(3, max_depth=3).fit(X, y)):
+        for kw in ({}, {"protocol": 2}, {"compress": 3}):
+            report = check_bytes(dump(model, **kw), "m.joblib", bare_context)
+            assert report.verdict is Verdict.PASS, (
+                model,
+                kw,
+                [f.to_dict() for f in report.findings],
+            )
+    assert (
+        rules(check_bytes(dump(SVC().fit(X, y)), "m.joblib", bare_context))["model.training_rows"]
+        is Verdict.FAIL
+    )
+    # An object array is a whole pickle inside joblib's stream; a global hidden in it is found.
+    hidden = dump({"a": np.arange(3), "b": np.array([print], dtype=object)})
+    report = check_bytes(hidden, "m.joblib", bare_context)
+    assert "builtins.print" in report.findings[0].evidence["denied"]
+    # Data after the final STOP is refused: a loader reading on would see it.
+    assert (
+        rules(check_bytes(dump(np.arange(3)) + b"tail", "m.joblib", bare_context))[
+            "pickle.malformed"
+        ]
+        is Verdict.FAIL
+    )
+
+
+@pytest.mark.parametrize("shape_op", [b"K\xff", b"J\x00\x00\x00\xf0", b"J\xff\xff\xff\xff"])
+def test_joblib_hostile_shapes(shape_op: bytes, bare_context: CheckContext) -> None:
+    import io
+
+    import joblib
+    import numpy as np
+
     buf = io.BytesIO()
-    joblib.dump(LinearRegression().fit(X, X[:, 0]), buf)
-    report = check_bytes(buf.getvalue(), "m.joblib", bare_context)
-    assert rules(report) == {"pickle.joblib": Verdict.FAIL}
-    assert "sklearn.linear_model._base.LinearRegression" in str(report.findings[0].evidence)
+    joblib.dump(np.arange(3), buf)
+    data = buf.getvalue()
+    at = data.index(b"K\x03", data.index(b"shape"))
+    report = check_bytes(data[:at] + shape_op + data[at + 2 :], "x.joblib", bare_context)
+    assert rules(report)["pickle.malformed"] is Verdict.FAIL

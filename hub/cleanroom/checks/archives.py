@@ -43,8 +43,8 @@ def decompress_stream(data: bytes, kind: str, budget: int) -> bytes:
     out = bytearray()
     rest = data
     while rest:
-        if kind == "gzip":
-            zdec = zlib.decompressobj(wbits=47)
+        if kind in ("gzip", "zlib"):
+            zdec = zlib.decompressobj(wbits=47 if kind == "gzip" else 15)
             buf = rest
             while not zdec.eof:
                 piece = zdec.decompress(buf, _CHUNK)
@@ -56,6 +56,8 @@ def decompress_stream(data: bytes, kind: str, budget: int) -> bytes:
                     raise ValueError("the compressed stream is truncated")
             # gzip files may be padded with zeros after the last member.
             rest = zdec.unused_data.lstrip(b"\x00")
+            if kind == "zlib" and rest:
+                raise ValueError(f"{len(rest)} bytes follow the zlib stream")
             continue
         dec = bz2.BZ2Decompressor() if kind == "bzip2" else lzma.LZMADecompressor()
         buf = rest

@@ -18,11 +18,11 @@ PNG, JPEG, GIF, SVG, PDF = "png", "jpeg", "gif", "svg", "pdf"
 CSV, TSV, EXCEL, PARQUET = "csv", "tsv", "excel", "parquet"
 NOTEBOOK, JSON, TEXT, HTML = "notebook", "json", "text", "html"
 PICKLE, SAFETENSORS, ONNX, TORCH = "pickle", "safetensors", "onnx", "torch"
-ZIP, TAR, GZIP, BZIP2, XZ = "zip", "tar", "gzip", "bzip2", "xz"
+ZIP, TAR, GZIP, BZIP2, XZ, ZLIB = "zip", "tar", "gzip", "bzip2", "xz", "zlib"
 EMPTY, BINARY = "empty", "binary"
 
 TABLE_TYPES = {CSV, TSV, EXCEL, PARQUET, "csv;", "csv|"}
-ARCHIVE_TYPES = {ZIP, TAR, GZIP, BZIP2, XZ}
+ARCHIVE_TYPES = {ZIP, TAR, GZIP, BZIP2, XZ, ZLIB}
 
 _SNIFF = 65_536
 
@@ -52,6 +52,8 @@ def detect(data: bytes) -> str:
         return XZ
     if len(data) > 262 and data[257:262] == b"ustar":
         return TAR
+    if _is_zlib(head):
+        return ZLIB
     if _is_safetensors(head):
         return SAFETENSORS
     if head[:1] == b"\x80" and len(head) > 1 and 2 <= head[1] <= 5:
@@ -111,6 +113,13 @@ def _zip_kind(data: bytes) -> str:
     if any(n.endswith("data.pkl") for n in names) and any("/data/" in n for n in names):
         return TORCH
     return ZIP
+
+
+def _is_zlib(head: bytes) -> bool:
+    # A bare zlib stream (joblib's compress=...): deflate method, 32K window, and the
+    # header check that makes the first two bytes a multiple of 31. Text never starts
+    # with 0x78 0x9c / 0x78 0x01 / 0x78 0xda / 0x78 0x5e.
+    return len(head) > 2 and head[0] == 0x78 and head[1] in (0x01, 0x5E, 0x9C, 0xDA)
 
 
 def _is_safetensors(head: bytes) -> bool:

@@ -147,7 +147,7 @@ def _dispatch(
                 )
             )
         return findings
-    if kind in (detect.GZIP, detect.BZIP2, detect.XZ):
+    if kind in (detect.GZIP, detect.BZIP2, detect.XZ, detect.ZLIB):
         return _compressed(data, kind, filename, context, depth, layers)
     if kind in (detect.TEXT, detect.JSON, detect.HTML):
         return _text(data, kind, context)
