@@ -63,6 +63,14 @@ def _statsmodels_like(dof: int) -> bytes:
     ).encode()
 
 
+def _joblib(obj: object, **kw: Any) -> bytes:
+    import joblib
+
+    buf = io.BytesIO()
+    joblib.dump(obj, buf, **kw)
+    return buf.getvalue()
+
+
 def build_corpus(df: pd.DataFrame) -> list[Sample]:
     """Every sample, generated from the demo frame ``df`` (deterministic)."""
     rng = np.random.default_rng(3)
@@ -100,6 +108,8 @@ def build_corpus(df: pd.DataFrame) -> list[Sample]:
         Sample("plot.png", plot, True),
         Sample("photo.jpg", builders.jpeg(), True),
         Sample("crosstab_printed.txt", str(crosstab).encode(), True),
+        Sample("tree.joblib", _joblib(tree), True),
+        Sample("logit.joblib.z", _joblib(logit, compress=3), True),
         Sample("linreg.pkl", pickle.dumps(linreg), True),
         Sample("logit.pkl", pickle.dumps(logit, protocol=2), True),
         Sample("tree.pkl", pickle.dumps(tree), True),
@@ -238,6 +248,7 @@ def build_corpus(df: pd.DataFrame) -> list[Sample]:
         Sample("knn.pkl", pickle.dumps(KNeighborsClassifier(3).fit(X[:200], y[:200])), False),
         Sample("svm.pkl", pickle.dumps(SVC().fit(X[:200], y[:200])), False),
         Sample("frame.pkl", pickle.dumps(head), False),
+        Sample("knn.joblib", _joblib(KNeighborsClassifier(3).fit(X[:200], y[:200])), False),
         Sample("evil.pkl", b"cos\nsystem\n(S'echo pwned'\ntR.", False),
         Sample(
             "evil_stack_global.pkl",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 import pickle
+import zlib
 
 import pandas as pd
 import pytest
@@ -39,6 +40,7 @@ def _parquet() -> bytes:
         (builders.zip_of({"a.txt": b"x"}), "zip"),
         (builders.tar_of({"a.txt": b"x"}), "tar"),
         (gzip.compress(b"x"), "gzip"),
+        (zlib.compress(b"x"), "zlib"),
         (builders.safetensors({"w": [2, 2]}), "safetensors"),
         (builders.onnx({"w": [2, 2]}), "onnx"),
         (builders.notebook([{"source": "1"}]), "notebook"),

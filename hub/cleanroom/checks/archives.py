@@ -84,7 +84,7 @@ def check_zip_budget(data: bytes, context: CheckContext, location: str = "") -> 
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
             infos = zf.infolist()
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
         return [
             _finding("archive.malformed", Verdict.FAIL, f"not a readable zip: {exc}", {}, location)
         ]

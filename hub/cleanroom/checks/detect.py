@@ -106,7 +106,7 @@ def _zip_kind(data: bytes) -> str:
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
             names = set(zf.namelist())
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError):
         return ZIP  # the archive check reports it as malformed
     if "[Content_Types].xml" in names and any(n.startswith("xl/") for n in names):
         return EXCEL

@@ -76,7 +76,13 @@ def _too_large(size: int, limit: int) -> Finding:
 def _check(
     data: bytes, filename: str, context: CheckContext, *, depth: int, layers: int
 ) -> CheckReport:
-    kind = detect.detect(data)
+    try:
+        kind = detect.detect(data)
+    except Exception as exc:  # a detector bug must not let the file through unchecked
+        kind = detect.BINARY
+        detect_error: Exception | None = exc
+    else:
+        detect_error = None
     report = CheckReport(
         filename=filename,
         detected_type=kind,
@@ -85,6 +91,16 @@ def _check(
     )
     if len(data) > context.policy.limits.max_file_bytes:
         report.findings.append(_too_large(len(data), context.policy.limits.max_file_bytes))
+        return report
+    if detect_error is not None:
+        report.findings.append(
+            Finding(
+                "check.error",
+                Verdict.FAIL,
+                f"the file's type could not be detected: {type(detect_error).__name__}: "
+                f"{str(detect_error)[:300]}",
+            )
+        )
         return report
     try:
         report.findings.extend(_dispatch(data, kind, filename, context, depth, layers))
