@@ -10,6 +10,7 @@ import base64
 import binascii
 import json
 import re
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -54,7 +55,11 @@ def check_notebook(
 ) -> list[Finding]:
     """Findings for a ``.ipynb`` file."""
     try:
-        nb = nbformat.reads(data.decode("utf-8"), as_version=4)
+        with warnings.catch_warnings():
+            # nbformat warns (missing or duplicate cell ids) on notebooks it repairs;
+            # the notebook is read either way, and the warnings would flood the log.
+            warnings.simplefilter("ignore")
+            nb = nbformat.reads(data.decode("utf-8"), as_version=4)
     except Exception as exc:  # nbformat raises many kinds on hostile JSON
         return [
             Finding(
