@@ -10,13 +10,15 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import docker
 from dockerspawner import DockerSpawner
 from tornado import web
-from traitlets import Bool, Integer, Unicode, default, validate
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError
+from traitlets import Bool, Float, Integer, Unicode, default, validate
 
 from cleanroom import paths, quotas
 from cleanroom.errors import CleanroomError
@@ -40,6 +42,17 @@ def _registry(url: str) -> Registry:
 @functools.cache
 def _engine() -> docker.DockerClient:
     return docker.from_env()
+
+
+_start_queues: dict[tuple[asyncio.AbstractEventLoop, int], asyncio.Semaphore] = {}
+
+
+def _start_queue(slots: int) -> asyncio.Semaphore:
+    """The queue of starting workspaces of this hub process (one per event loop)."""
+    key = (asyncio.get_running_loop(), slots)
+    if key not in _start_queues:
+        _start_queues[key] = asyncio.Semaphore(slots)
+    return _start_queues[key]
 
 
 def http_error(status: int, message: str) -> web.HTTPError:
@@ -109,6 +122,30 @@ class CleanroomSpawner(DockerSpawner):
         Only switch this off for tests that do not touch the network wall.""",
     ).tag(config=True)
 
+    docker_threads = Integer(
+        8,
+        help="""Threads for calls to the Docker engine, shared by every workspace of the hub.
+        DockerSpawner uses one, so each start waited behind every other start's and
+        stop's engine calls (a ``docker stop`` alone takes a second or more).""",
+    ).tag(config=True)
+
+    max_concurrent_starts = Integer(
+        0,
+        help="""How many workspace containers may be starting at once (from ``docker
+        start`` until their server answers); the others wait their turn, in order.
+        0: twice the host's CPUs. JupyterLab's start is CPU-bound, so many at once on a
+        small host slow each other (and the hub) towards the start timeout; queued,
+        they finish batch after batch.""",
+    ).tag(config=True)
+
+    readiness_poll_interval = Float(
+        0.05,
+        help="""Seconds between checks whether a starting server answers. JupyterHub's own
+        check backs off exponentially with jitter (up to 5 s between tries) and found
+        servers 0.1-3 s after they answered; this check is one local HTTP request, so the
+        hub's own check that follows succeeds at its first try.""",
+    ).tag(config=True)
+
     @default("registry_url")
     def _default_registry_url(self) -> str:
         return paths.registry_url()
@@ -127,6 +164,18 @@ class CleanroomSpawner(DockerSpawner):
         if not proposal.value:
             raise ValueError("CleanroomSpawner.remove must stay True")
         return True
+
+    @validate("docker_threads", "readiness_poll_interval")
+    def _positive(self, proposal: Any) -> Any:
+        if proposal.value <= 0:
+            raise ValueError(f"CleanroomSpawner.{proposal.trait.name} must be > 0")
+        return proposal.value
+
+    @validate("max_concurrent_starts")
+    def _not_negative(self, proposal: Any) -> int:
+        if proposal.value < 0:
+            raise ValueError("CleanroomSpawner.max_concurrent_starts must be >= 0 (0: automatic)")
+        return int(proposal.value)
 
     @validate("workspace_uid")
     def _never_root(self, proposal: Any) -> int:
@@ -150,6 +199,55 @@ class CleanroomSpawner(DockerSpawner):
     def registry(self) -> Registry:
         """The registry, shared by all spawners of this hub."""
         return _registry(self.registry_url)
+
+    # -- engine calls and start-up speed -----------------------------------------------
+    _docker_pool: ThreadPoolExecutor | None = None
+
+    @property
+    def executor(self) -> ThreadPoolExecutor:
+        """The threads for engine calls, shared by all workspaces (see docker_threads)."""
+        cls = type(self)
+        if cls._docker_pool is None:
+            cls._docker_pool = ThreadPoolExecutor(
+                self.docker_threads, thread_name_prefix="cleanroom-docker"
+            )
+        return cls._docker_pool
+
+    def start_slots(self) -> int:
+        """How many containers may be starting at once (see max_concurrent_starts)."""
+        if self.max_concurrent_starts:
+            return int(self.max_concurrent_starts)
+        return 2 * len(os.sched_getaffinity(0))
+
+    async def start_object(self) -> None:
+        """Start the container when its turn comes, and return once its server answers."""
+        async with _start_queue(self.start_slots()):
+            await super().start_object()
+            if not self.internal_ssl:
+                ip, port = await self.get_ip_and_port()
+                await self._wait_until_answering(ip, port)
+
+    async def _wait_until_answering(self, ip: str, port: int) -> None:
+        base = self.server.base_url if self.server is not None else "/"
+        url = f"http://{ip}:{port}{base}api"
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.http_timeout
+        client = AsyncHTTPClient()
+        checks = 0
+        while loop.time() < deadline:
+            try:
+                reply = await client.fetch(
+                    url, raise_error=False, follow_redirects=False, request_timeout=5
+                )
+                if reply.code < 500:
+                    return
+            except (OSError, HTTPClientError):
+                pass  # not listening yet
+            checks += 1
+            # A server that died while starting never answers: leave it to the hub.
+            if checks % 20 == 0 and await self.poll() is not None:
+                return
+            await asyncio.sleep(self.readiness_poll_interval)
 
     # -- start ---------------------------------------------------------------------
     async def start(self) -> Any:
