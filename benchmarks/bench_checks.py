@@ -20,6 +20,7 @@ import argparse
 import json
 import platform
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -86,9 +87,11 @@ def _prepare(work: Path, rows: int, source_rows: int) -> tuple[Path, Path, Path,
     source = work / f"source_{source_rows}.parquet"
     index = work / f"index_{source_rows}"
     build_seconds = float("nan")
-    if not (index / "index.json").exists():
+    if not _index_current(index):
         print(f"generating a {source_rows}-row source and building its index ...", flush=True)
-        generate_press_line(source_rows, seed=7).to_parquet(source, index=False)
+        if not source.exists():
+            generate_press_line(source_rows, seed=7).to_parquet(source, index=False)
+        shutil.rmtree(index, ignore_errors=True)
         start = time.perf_counter()
         build_source_index([source], index, identifier_columns=IDENTIFIER_COLUMNS)
         build_seconds = time.perf_counter() - start
@@ -185,6 +188,15 @@ def main(argv: list[str] | None = None) -> int:
     out.write_text(json.dumps(result, indent=2))
     print(f"written to {out}")
     return 0
+
+
+def _index_current(index: Path) -> bool:
+    from cleanroom.checks.source_index import INDEX_VERSION
+
+    try:
+        return json.loads((index / "index.json").read_text())["version"] == INDEX_VERSION
+    except (OSError, ValueError, KeyError):
+        return False
 
 
 def _cpus() -> int:

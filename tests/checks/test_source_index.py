@@ -33,6 +33,11 @@ def test_index_is_compact_and_deduplicates_formats(index_dir: Path, source_dir: 
     # Hashes, not data: no source value appears in the index files.
     blob = b"".join(p.read_bytes() for p in index_dir.iterdir())
     assert b"LOT-24-00001" not in blob and b"Nordstahl" not in blob
+    # Rare values (one record's reading) are stored mixed, not as the rounded number.
+    rare = (index_dir / "t0_rare_vibration_rms.npy").read_bytes()
+    frame = pd.read_parquet(source_dir / "press_line.parquet")
+    biggest = int(round(frame["vibration_rms"].max() * 1000))
+    assert biggest.to_bytes(8, "little") not in rare
 
 
 def test_loads_without_source(index_dir: Path, tmp_path: Path, source_frame: pd.DataFrame) -> None:

@@ -31,7 +31,7 @@ import pandas as pd
 
 from cleanroom.checks.types import CheckInputError
 
-INDEX_VERSION = 1
+INDEX_VERSION = 2
 META_FILE = "index.json"
 
 #: Share of distinct combinations among source rows that makes a combination "near-unique"
@@ -372,7 +372,9 @@ def build_source_index(
                 continue
             keys, valid = spec.keys(frame[c])
             uniq, counts = np.unique(keys[valid], return_counts=True)
-            np.save(out_dir / f"t{t}_rare_{c}.npy", uniq[counts < RARE_VALUE_ROWS])
+            # Stored mixed, like every other key, so that no value sits in the clear.
+            rare_keys = np.sort(_mix(uniq[counts < RARE_VALUE_ROWS]))
+            np.save(out_dir / f"t{t}_rare_{c}.npy", rare_keys)
             table["rare_values"].append(c)
         ids = _identifier_columns(frame, specs, wanted_ids)
         for c in ids:
@@ -647,7 +649,7 @@ class SourceIndex:
                 if column is not None and c != column:
                     continue
                 keys, valid = table.specs[c].keys(series)
-                mask = valid & sorted_contains(rare, keys)
+                mask = valid & sorted_contains(rare, _mix(keys))
                 if mask.any():
                     hits[c] = mask
         return hits
@@ -686,7 +688,10 @@ def load_source_index(out_dir: Path) -> SourceIndex:
     except (OSError, ValueError) as exc:
         raise CheckInputError(f"{path}: not a source index ({exc})") from exc
     if meta.get("version") != INDEX_VERSION:
-        raise CheckInputError(f"{path}: index version {meta.get('version')!r} is not understood")
+        raise CheckInputError(
+            f"{path}: index version {meta.get('version')!r} is not {INDEX_VERSION}: rebuild it "
+            "with build_source_index"
+        )
     try:
         return SourceIndex(path, meta)
     except (OSError, KeyError, ValueError) as exc:
