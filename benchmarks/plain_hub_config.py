@@ -10,8 +10,10 @@ the benchmark driver. What differs is exactly what a stock DockerSpawner does:
 - the same image (``cleanroom/notebook:latest``) run as it is: the image's own user
   (1000), no capability drop, no pid, memory or CPU limit, no mounts;
 - Docker's default bridge network, the container's port published on 127.0.0.1;
-- ``remove=False`` (DockerSpawner's default): a stopped server's container is kept and
-  started again next time;
+- ``remove=True``, as cleanroom: every start creates a fresh container. DockerSpawner's
+  default (``False``: restart the stopped container) failed every restart on this
+  JupyterHub: the restarted server carries the API token JupyterHub revoked when it
+  stopped (a 500 after 11 s in our runs; see jupyterhub/jupyterhub#901 and #1343);
 - the dummy authenticator (the benchmarks authenticate with API tokens only).
 
 The only addition is a label on each container (``cleanroom.bench=<instance>``) so the
@@ -65,6 +67,7 @@ def configure(c: Any) -> None:
 
     c.JupyterHub.spawner_class = "dockerspawner.DockerSpawner"
     c.DockerSpawner.image = IMAGE
+    c.DockerSpawner.remove = True
     c.DockerSpawner.prefix = f"cleanroom-plain-{settings.instance}"
     c.DockerSpawner.extra_create_kwargs = {"labels": {LABEL: settings.instance}}
     # The same hub-side timeouts as cleanroom.hubconfig, so neither side gives up sooner.

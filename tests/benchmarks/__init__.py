@@ -1,0 +1,1 @@
+"""Smoke tests of the benchmark code (correctness at tiny sizes, never timing)."""

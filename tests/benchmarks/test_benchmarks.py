@@ -1,0 +1,78 @@
+"""The benchmarks run end to end at tiny sizes and write what they promise.
+
+Correctness only: every spawn succeeds and every table is there. No number is compared
+with a time; benchmarks report, they never fail on a slow machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from benchmarks import report
+from benchmarks.__main__ import main
+from benchmarks.stats import percentile, summary
+
+
+def test_percentiles_interpolate_between_ranks() -> None:
+    assert percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.5
+    assert percentile([5.0], 95) == 5.0
+    assert summary([])["n"] == 0
+
+
+def test_report_replaces_only_the_marked_block(tmp_path: Path) -> None:
+    doc = tmp_path / "benchmarks.md"
+    report.write(doc, "first tables\n")
+    text = doc.read_text()
+    assert report.START in text and "first tables" in text
+    doc.write_text("# Notes above\n\n" + text + "\n## Notes below\n")
+    report.write(doc, "second tables\n")
+    text = doc.read_text()
+    assert "second tables" in text and "first tables" not in text
+    assert text.startswith("# Notes above") and text.rstrip().endswith("## Notes below")
+
+
+def _require_root() -> None:
+    if os.geteuid() != 0:
+        message = "the cleanroom hub installs firewall rules and needs root"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.mark.docker
+def test_every_part_runs_at_tiny_sizes(tmp_path: Path) -> None:
+    _require_root()
+    out = tmp_path / "result.json"
+    args = [
+        "--spawns", "1",
+        "--concurrency", "2",
+        "--idle-seconds", "1",
+        "--airlock-requests", "20",
+        "--airlock-sizes-mb", "1",
+        "--page-loads", "1",
+        "--check-rows", "2000",
+        "--no-docs",
+        "--out", str(out),
+    ]  # fmt: skip
+    assert main(args) == 0
+    result = json.loads(out.read_text())
+
+    for phase in ("cold", "warm"):
+        for kind in ("cleanroom", "plain"):
+            found = result["spawn"][phase][kind]
+            assert found["count"] == 1 and found["failures"] == 0, found["errors"]
+    for kind in ("cleanroom", "plain"):
+        assert result["memory"][kind]["workspace"]["used_mib"] > 0
+        assert {"hub", "proxy"} <= result["memory"][kind]["processes"].keys()
+        level = result["concurrency"]["2"][kind]
+        assert level["count"] == 2 and level["failures"] == 0, level["errors"]
+    assert result["airlock"]["submit"]["1"]["n"] > 0
+    assert result["airlock"]["pages"]["queue"]["n"] == 1
+    assert "missing" not in result["checks"], result["checks"].get("missing")
+    tables = report.markdown(result)
+    for heading in ("Spawn latency", "Memory", "Concurrent spawns", "Airlock", "checks"):
+        assert heading in tables
