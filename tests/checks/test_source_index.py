@@ -36,7 +36,7 @@ def test_index_is_compact_and_deduplicates_formats(index_dir: Path, source_dir: 
     # Rare values (one record's reading) are stored mixed, not as the rounded number.
     rare = (index_dir / "t0_rare_vibration_rms.npy").read_bytes()
     frame = pd.read_parquet(source_dir / "press_line.parquet")
-    biggest = int(round(frame["vibration_rms"].max() * 1000))
+    biggest = round(float(frame["vibration_rms"].max()) * 1000)
     assert biggest.to_bytes(8, "little") not in rare
 
 
