@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from cleanroom.errors import CleanroomError, InvalidInput
+from cleanroom.operations import commands as ops
 from cleanroom.registry import Registry
 
 Handler = Callable[[argparse.Namespace, Registry], Any]
@@ -327,6 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("user")
     p = verb(members, "list", "list a project's members", members_list)
     p.add_argument("project")
+    ops.add_end_verbs(projects, members, verb)
 
     datasets = verb(verbs, "datasets", "manage the data library").add_subparsers(
         dest="action", required=True, metavar="ACTION"
@@ -343,6 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("project")
     p.add_argument("dataset")
     p.add_argument("--version", help="default: the newest version")
+    ops.add_dataset_verbs(datasets, verb)
 
     p = verb(verbs, "token", "issue an API token for a user (operators only)", token)
     p.add_argument("user")
@@ -355,10 +358,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = verb(verbs, "demo", "seed demo users, projects and the press-line dataset", demo)
     p.add_argument("--rows", type=int, default=300_000)
 
+    ops.add_verbs(verbs, verb)
+
     for name, help_text in [
         ("check", "run the disclosure checks on files (see cleanroom check --help)"),
         ("audit", "verify or export the airlock's audit log (see cleanroom audit --help)"),
-        ("images", "build or list workspace images (see cleanroom images --help)"),
+        (
+            "images",
+            "build, list, allow or retire workspace images (cleanroom images allow|retire "
+            "--help; cleanroom images --help for the rest)",
+        ),
     ]:
         # Their own parsers own --help, so it passes through.
         sub = verbs.add_parser(name, help=help_text, description=help_text, add_help=False)
@@ -379,6 +388,9 @@ def _delegate(verb: str, rest: list[str]) -> int:
         from cleanroom.airlock.cli import main as audit_main
 
         return int(audit_main(rest))
+    ours = ops.images_main(rest)
+    if ours is not None:
+        return ours
     from cleanroom.images import main as images_main
 
     return int(images_main(rest))
@@ -409,7 +421,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if argv and argv[0] in DELEGATED:
             return _delegate(argv[0], argv[1:])
         args = parser.parse_args(argv)
-        args.handler(args, Registry())
+        registry = Registry()
+        args.handler(args, registry)
+        ops.journal_change(args, registry)
     except CleanroomError as exc:
         print(f"cleanroom: error: {exc}", file=sys.stderr)
         return 2

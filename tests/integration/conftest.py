@@ -11,6 +11,7 @@ from pathlib import Path
 
 import docker
 import pytest
+from cleanroom.storage_quota import release_all
 
 from tests.integration.harness import INSTANCE, Hub, free_port
 
@@ -68,6 +69,11 @@ def _seed(env: dict[str, str], tmp: Path) -> None:
         ],
         ["datasets", "attach", PROJECT, DATASET],
         ["datasets", "attach", OTHER_PROJECT, DATASET],
+        # The dataset's provider approves both projects' use (refused at spawn otherwise).
+        ["users", "add", "pat", "--role", "provider"],
+        ["providers", "add-user", "Acme", "pat"],
+        ["datasets", "approve", PROJECT, DATASET, "--by", "pat"],
+        ["datasets", "approve", OTHER_PROJECT, DATASET, "--by", "pat"],
     ]
     for step in steps:
         done = subprocess.run(
@@ -134,4 +140,6 @@ def _teardown(running: Hub) -> None:
     )
     for network in client.networks.list(filters={"label": f"cleanroom.instance={INSTANCE}"}):
         network.remove()
+    # Quota'd folders: their volume records and loop devices go before their files.
+    release_all(client, INSTANCE, running.state / "workspaces")
     shutil.rmtree(running.state / "workspaces", ignore_errors=True)

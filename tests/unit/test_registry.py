@@ -7,6 +7,7 @@ from datetime import date, timedelta
 import pytest
 from cleanroom.errors import Conflict, Forbidden, InvalidInput, NotFound
 from cleanroom.registry import DatasetInfo, Registry
+from cleanroom.registry.governance import Governance
 
 
 def _project_with_member(registry: Registry) -> None:
@@ -20,6 +21,12 @@ def test_member_gets_a_plan_with_images_and_datasets(registry: Registry) -> None
     _project_with_member(registry)
     registry.add_dataset(DatasetInfo("press-line", "v1", "Acme", "/lib/press-line/v1", None, 3))
     registry.attach_dataset("press-quality", "press-line")
+    with pytest.raises(Forbidden, match="until its provider approves"):
+        registry.workspace_plan("alice", "press-quality")
+    registry.add_user("pat", ["provider"])
+    governance = Governance(registry)
+    governance.add_provider_account("Acme", "pat", actor="op")
+    governance.approve_dataset_use("press-quality", "press-line", by="pat")
     plan = registry.workspace_plan("alice", "press-quality")
     assert plan.images == ("notebook",)
     assert [(d.name, d.version) for d in plan.datasets] == [("press-line", "v1")]

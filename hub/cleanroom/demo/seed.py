@@ -18,6 +18,7 @@ from cleanroom.errors import NotFound
 from cleanroom.registry import Registry
 from cleanroom.registry.passwords import generate_password
 
+PROVIDER = "Acme Stamping Works (demo)"
 DEMO_USERS: dict[str, tuple[str, ...]] = {
     "alice": ("researcher",),
     "bob": ("researcher",),
@@ -79,9 +80,20 @@ def _ensure_dataset(reg: Registry, rows: int) -> None:
             Path(tmp),
             name=DATASET,
             version=DATASET_VERSION,
-            provider="Acme Stamping Works (demo)",
+            provider=PROVIDER,
             registered_by="demo",
         )
+
+
+def _provider_approves(reg: Registry, project: str) -> None:
+    """Paul, for the demo dataset's provider, approves the project's use of it."""
+    from cleanroom.registry.governance import Governance
+
+    governance = Governance(reg)
+    if PROVIDER not in governance.providers_of("paul"):
+        governance.add_provider_account(PROVIDER, "paul", actor="demo")
+    if reg.unapproved_datasets(project):
+        governance.approve_dataset_use(project, DATASET, DATASET_VERSION, by="paul")
 
 
 def seed_demo(reg: Registry, rows: int = 300_000) -> DemoResult:
@@ -109,6 +121,7 @@ def seed_demo(reg: Registry, rows: int = 300_000) -> DemoResult:
                 reg.add_member(project, member, added_by="demo")
         if not current.datasets:
             reg.attach_dataset(project, DATASET, DATASET_VERSION)
+        _provider_approves(reg, project)
     return DemoResult(
         passwords=passwords,
         roles=dict(DEMO_USERS),

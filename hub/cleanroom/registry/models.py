@@ -160,3 +160,116 @@ class ProjectImage(Base):
     image: Mapped[str] = mapped_column(String(40))
 
     project: Mapped[Project] = relationship(back_populates="images")
+
+
+# -- governance: applications, provider approvals, images, runs, ingress, journal --------
+class Application(Base):
+    """An application for a project: what a team asks for, and the operator's decision."""
+
+    __tablename__ = "applications"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    purpose: Mapped[str] = mapped_column(Text)
+    datasets: Mapped[str] = mapped_column(Text, default="")  # comma-separated names
+    members: Mapped[str] = mapped_column(Text, default="")  # comma-separated user names
+    starts_on: Mapped[date | None] = mapped_column(Date)
+    ends_on: Mapped[date] = mapped_column(Date)
+    pledge_signed_by: Mapped[str] = mapped_column(Text, default="")  # members who signed
+    applicant: Mapped[str] = mapped_column(String(32))
+    submitted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    decided_by: Mapped[str | None] = mapped_column(String(32))
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    project_name: Mapped[str | None] = mapped_column(String(40))
+
+
+class ProviderAccount(Base):
+    """A user who acts for a data provider (the provider named on dataset versions)."""
+
+    __tablename__ = "provider_accounts"
+    __table_args__ = (UniqueConstraint("provider", "user_name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider: Mapped[str] = mapped_column(String(100))
+    user_name: Mapped[str] = mapped_column(ForeignKey("users.name", ondelete="CASCADE"))
+    added_by: Mapped[str] = mapped_column(String(32), default="")
+    added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class DatasetApproval(Base):
+    """A provider's approval that a project may use one dataset version (or its revocation)."""
+
+    __tablename__ = "dataset_approvals"
+    __table_args__ = (UniqueConstraint("project_name", "dataset_name", "dataset_version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_name: Mapped[str] = mapped_column(ForeignKey("projects.name", ondelete="CASCADE"))
+    dataset_name: Mapped[str] = mapped_column(String(40))
+    dataset_version: Mapped[str] = mapped_column(String(32))
+    approved_by: Mapped[str] = mapped_column(String(32))
+    approved_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_by: Mapped[str | None] = mapped_column(String(32))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ImageState(Base):
+    """The deployment's decision on an image name: allowed (default) or retired."""
+
+    __tablename__ = "image_states"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    status: Mapped[str] = mapped_column(String(20), default="allowed")
+    changed_by: Mapped[str] = mapped_column(String(32), default="")
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    reason: Mapped[str] = mapped_column(Text, default="")
+
+
+class WorkspaceRun(Base):
+    """One workspace that started: who, which project, and the exact image digest."""
+
+    __tablename__ = "workspace_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_name: Mapped[str] = mapped_column(String(32))
+    project_name: Mapped[str] = mapped_column(String(40))
+    image: Mapped[str] = mapped_column(String(200))
+    image_digest: Mapped[str] = mapped_column(String(200))
+    datasets: Mapped[str] = mapped_column(Text, default="")
+    container_id: Mapped[str] = mapped_column(String(80), default="")
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class IngressRequest(Base):
+    """A file a member asks to bring into a project's shared folder, and its review."""
+
+    __tablename__ = "ingress_requests"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_name: Mapped[str] = mapped_column(ForeignKey("projects.name", ondelete="CASCADE"))
+    requester: Mapped[str] = mapped_column(String(32))
+    filename: Mapped[str] = mapped_column(String(200))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    submitted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    decided_by: Mapped[str | None] = mapped_column(String(32))
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    decision_reason: Mapped[str] = mapped_column(Text, default="")
+
+
+class JournalEntry(Base):
+    """One operator, provider or ingress act; each entry hashes the one before it."""
+
+    __tablename__ = "journal"
+
+    seq: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    time: Mapped[str] = mapped_column(String(40))
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(200), default="")
+    detail: Mapped[str] = mapped_column(Text, default="{}")
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))

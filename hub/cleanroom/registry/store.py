@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, event, select
+from sqlalchemy import create_engine, event, inspect, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
@@ -24,7 +24,9 @@ from cleanroom.registry import names
 from cleanroom.registry.models import (
     Base,
     Dataset,
+    DatasetApproval,
     DatasetFile,
+    ImageState,
     Membership,
     Project,
     ProjectDataset,
@@ -105,8 +107,40 @@ class Registry:
         self.engine = create_engine(self.url, future=True)
         if self.engine.dialect.name == "sqlite":
             _enable_sqlite_pragmas(self.engine)
+        had_approvals = inspect(self.engine).has_table("dataset_approvals")
         Base.metadata.create_all(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        if not had_approvals:
+            self._grandfather_dataset_links()
+
+    def _grandfather_dataset_links(self) -> None:
+        """Upgrade step, run once when provider approvals are introduced.
+
+        Links made before providers approved each use were made by an operator on the
+        provider's behalf; recording them as approved (by ``upgrade``, visibly) keeps a
+        running deployment's workspaces starting, while every new link needs a provider.
+        """
+        from cleanroom.registry import journal
+
+        with self.session() as s:
+            links = list(s.scalars(select(ProjectDataset)))
+            for link in links:
+                s.add(
+                    DatasetApproval(
+                        project_name=link.project_name,
+                        dataset_name=link.dataset_name,
+                        dataset_version=link.dataset_version,
+                        approved_by="upgrade",
+                    )
+                )
+            if links:
+                journal.append(
+                    s,
+                    "upgrade",
+                    "dataset.approvals.grandfathered",
+                    "registry",
+                    links=[f"{x.project_name}:{x.dataset_name}@{x.dataset_version}" for x in links],
+                )
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -347,7 +381,47 @@ class Registry:
             raise Forbidden(f"project {project!r} is {info.status}, not approved")
         if not info.is_open():
             raise Forbidden(f"project {project!r} ended on {info.ends_on}")
-        return info
+        unapproved = self.unapproved_datasets(project)
+        if unapproved:
+            raise Forbidden(
+                f"project {project!r} may not use "
+                + ", ".join(f"dataset {d.name} version {d.version}" for d in unapproved)
+                + " until its provider approves (cleanroom datasets approve)"
+            )
+        retired = self.retired_images()
+        usable = tuple(i for i in info.images if i not in retired)
+        if not usable:
+            raise Forbidden(
+                f"every image project {project!r} allows is retired "
+                f"({', '.join(info.images)}); an operator must allow a current one"
+            )
+        return replace(info, images=usable)
+
+    def unapproved_datasets(self, project: str) -> list[DatasetMount]:
+        """The dataset versions ``project`` mounts without a current provider approval."""
+        with self.session() as s:
+            links = s.scalars(select(ProjectDataset).where(ProjectDataset.project_name == project))
+            approved = {
+                (a.dataset_name, a.dataset_version)
+                for a in s.scalars(
+                    select(DatasetApproval).where(
+                        DatasetApproval.project_name == project,
+                        DatasetApproval.revoked_at.is_(None),
+                    )
+                )
+            }
+            return [
+                DatasetMount(
+                    d.dataset.name, d.dataset.version, d.dataset.location, d.dataset.index_location
+                )
+                for d in sorted(links, key=lambda link: link.dataset_name)
+                if (d.dataset_name, d.dataset_version) not in approved
+            ]
+
+    def retired_images(self) -> set[str]:
+        """Image names no new workspace may run."""
+        with self.session() as s:
+            return set(s.scalars(select(ImageState.name).where(ImageState.status == "retired")))
 
     # -- helpers -------------------------------------------------------------------
     @staticmethod

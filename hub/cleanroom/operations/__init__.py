@@ -1,0 +1,1 @@
+"""Operations around running workspaces: enforcement of end dates, status, hub wiring."""

@@ -1,0 +1,508 @@
+"""The operators', providers' and ingress verbs of the ``cleanroom`` command.
+
+Kept apart from :mod:`cleanroom.cli` (which calls :func:`add_verbs`) so the governance
+verbs read as one piece. Every verb that changes something names who does it (``--by``,
+default ``$CLEANROOM_ACTOR``, then the login name) and is journaled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, is_dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from cleanroom.errors import InvalidInput
+from cleanroom.registry import Registry
+from cleanroom.registry.governance import Governance
+
+
+def _out(args: argparse.Namespace, value: Any, text: str | None = None) -> None:
+    """JSON with ``--json``, else the text (the backbone's verbs print the same way)."""
+    if getattr(args, "json", False):
+        print(json.dumps(_jsonable(value), indent=2, default=str))
+    elif text is not None:
+        print(text)
+
+
+def _jsonable(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return _jsonable(asdict(value))
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def default_actor() -> str:
+    """Who acts when ``--by`` is not given: ``$CLEANROOM_ACTOR``, ``$SUDO_USER`` or login."""
+    return os.environ.get("CLEANROOM_ACTOR") or os.environ.get("SUDO_USER") or getpass.getuser()
+
+
+def _by(args: argparse.Namespace) -> str:
+    return str(getattr(args, "by", None) or default_actor())
+
+
+def _date(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date (YYYY-MM-DD)") from exc
+
+
+def _end_date(args: argparse.Namespace) -> date | None:
+    if args.never == bool(args.on):
+        raise InvalidInput("give either --on YYYY-MM-DD or --never")
+    return None if args.never else args.on
+
+
+# -- applications ----------------------------------------------------------------------
+def applications_submit(args: argparse.Namespace, reg: Registry) -> None:
+    app = Governance(reg).submit_application(
+        title=args.title,
+        purpose=args.purpose,
+        datasets=args.dataset or [],
+        members=args.member or [],
+        pledge_signed_by=args.signed or [],
+        starts_on=args.starts,
+        ends_on=args.ends,
+        applicant=_by(args),
+    )
+    _out(args, app, f"application {app.id} submitted ({app.title})")
+
+
+def applications_list(args: argparse.Namespace, reg: Registry) -> None:
+    apps = Governance(reg).list_applications(args.status)
+    _out(
+        args,
+        apps,
+        "\n".join(
+            f"{a.id}\t{a.status}\t{a.ends_on}\t{a.applicant}\t{a.project or '-'}\t{a.title}"
+            for a in apps
+        ),
+    )
+
+
+def applications_show(args: argparse.Namespace, reg: Registry) -> None:
+    a = Governance(reg).get_application(args.id)
+    decided = f"{a.status} by {a.decided_by} at {a.decided_at}" if a.decided_by else a.status
+    _out(
+        args,
+        a,
+        "\n".join(
+            [
+                f"application: {a.id} ({decided})",
+                f"title:       {a.title}",
+                f"purpose:     {a.purpose}",
+                f"members:     {', '.join(a.members)}",
+                f"pledge:      {', '.join(a.pledge_signed_by) or '-'}",
+                f"datasets:    {', '.join(a.datasets) or '-'}",
+                f"period:      {a.starts_on or 'approval'} to {a.ends_on}",
+                f"applicant:   {a.applicant} at {a.submitted_at}",
+                f"reason:      {a.reason or '-'}",
+                f"project:     {a.project or '-'}",
+            ]
+        ),
+    )
+
+
+def applications_approve(args: argparse.Namespace, reg: Registry) -> None:
+    a = Governance(reg).approve_application(
+        args.id,
+        project=args.project,
+        actor=_by(args),
+        quota_tier=args.tier,
+        images=tuple(args.image or ["notebook"]),
+        reason=args.reason or "",
+    )
+    waiting = reg.unapproved_datasets(args.project)
+    _out(
+        args,
+        a,
+        f"application {a.id} approved: project {a.project} created"
+        + (
+            "; waiting for the providers' approval of "
+            + ", ".join(f"{d.name}@{d.version}" for d in waiting)
+            if waiting
+            else ""
+        ),
+    )
+
+
+def applications_decline(args: argparse.Namespace, reg: Registry) -> None:
+    a = Governance(reg).decline_application(args.id, actor=_by(args), reason=args.reason)
+    _out(args, a, f"application {a.id} declined: {a.reason}")
+
+
+# -- end dates -------------------------------------------------------------------------
+def projects_end(args: argparse.Namespace, reg: Registry) -> None:
+    Governance(reg).set_project_end(args.name, _end_date(args), actor=_by(args))
+    p = reg.get_project(args.name)
+    _out(args, p, f"project {p.name} ends {p.ends_on or 'never'}")
+
+
+def members_end(args: argparse.Namespace, reg: Registry) -> None:
+    ends = _end_date(args)
+    Governance(reg).set_member_end(args.project, args.user, ends, actor=_by(args))
+    _out(
+        args,
+        {"project": args.project, "user": args.user, "ends_on": ends},
+        f"{args.user}'s membership of {args.project} ends {ends or 'never'}",
+    )
+
+
+# -- providers -------------------------------------------------------------------------
+def providers_add_user(args: argparse.Namespace, reg: Registry) -> None:
+    Governance(reg).add_provider_account(args.provider, args.user, actor=_by(args))
+    _out(
+        args,
+        {"provider": args.provider, "user": args.user},
+        f"{args.user} acts for {args.provider}",
+    )
+
+
+def providers_usage(args: argparse.Namespace, reg: Registry) -> None:
+    from cleanroom.operations.releases import releases_of_projects
+
+    usage = Governance(reg).provider_usage(args.provider)
+    usage["releases"] = releases_of_projects(usage["projects"])
+    lines = [f"provider: {usage['provider']}"]
+    for d in usage["datasets"]:
+        current = [a.project for a in d["approvals"] if a.current]
+        lines.append(
+            f"  {d['name']}@{d['version']}: mounted by {', '.join(d['mounted_by']) or '-'}; "
+            f"approved for {', '.join(current) or '-'}; {len(d['runs'])} workspace starts"
+        )
+    lines.append(f"projects: {', '.join(usage['projects']) or '-'}")
+    lines.append(f"release requests: {len(usage['releases'])}")
+    for r in usage["releases"]:
+        lines.append(f"  {r['id']}\t{r['project']}\t{r['author']}\t{r['state']}")
+    _out(args, usage, "\n".join(lines))
+
+
+def datasets_approve(args: argparse.Namespace, reg: Registry) -> None:
+    a = Governance(reg).approve_dataset_use(args.project, args.dataset, args.version, by=args.by)
+    _out(args, a, f"{a.project} may use {a.dataset}@{a.version} (approved by {a.approved_by})")
+
+
+def datasets_revoke(args: argparse.Namespace, reg: Registry) -> None:
+    rows = Governance(reg).revoke_dataset_use(args.project, args.dataset, args.version, by=args.by)
+    _out(
+        args,
+        rows,
+        f"{args.project} may no longer use "
+        + ", ".join(f"{a.dataset}@{a.version}" for a in rows)
+        + "; running workspaces stop at the next enforcement round",
+    )
+
+
+def datasets_approvals(args: argparse.Namespace, reg: Registry) -> None:
+    rows = Governance(reg).approvals(args.project)
+    _out(
+        args,
+        rows,
+        "\n".join(
+            f"{a.project}\t{a.dataset}@{a.version}\t"
+            + (f"approved by {a.approved_by}" if a.current else f"revoked by {a.revoked_by}")
+            for a in rows
+        ),
+    )
+
+
+# -- images, runs ----------------------------------------------------------------------
+def _known_image(name: str) -> None:
+    from cleanroom.images import IMAGE_NAMES
+
+    if name not in IMAGE_NAMES:
+        raise InvalidInput(f"unknown image {name!r}; known: {', '.join(IMAGE_NAMES)}")
+
+
+def images_allow(args: argparse.Namespace, reg: Registry) -> None:
+    _known_image(args.name)
+    g = Governance(reg)
+    if args.project:
+        g.allow_project_image(args.project, args.name, actor=_by(args))
+        _out(args, reg.get_project(args.project), f"{args.project} may run {args.name}")
+    else:
+        g.set_image_state(args.name, "allowed", actor=_by(args), reason=args.reason or "")
+        _out(args, {"image": args.name, "status": "allowed"}, f"image {args.name} is allowed")
+
+
+def images_retire(args: argparse.Namespace, reg: Registry) -> None:
+    _known_image(args.name)
+    Governance(reg).set_image_state(args.name, "retired", actor=_by(args), reason=args.reason)
+    _out(
+        args,
+        {"image": args.name, "status": "retired"},
+        f"image {args.name} is retired: no new workspace runs it",
+    )
+
+
+def runs(args: argparse.Namespace, reg: Registry) -> None:
+    found = Governance(reg).runs(args.project, args.user)
+    _out(
+        args,
+        found,
+        "\n".join(
+            f"{r.started_at:%Y-%m-%d %H:%M}\t{r.project}\t{r.user}\t{r.image}\t{r.image_digest}"
+            for r in found
+        ),
+    )
+
+
+# -- ingress ---------------------------------------------------------------------------
+def ingress_request(args: argparse.Namespace, reg: Registry) -> None:
+    r = Governance(reg).request_ingress(
+        args.project, Path(args.file), requester=args.by, reason=args.reason
+    )
+    _out(args, r, f"ingress request {r.id}: {r.filename} waits for review")
+
+
+def ingress_list(args: argparse.Namespace, reg: Registry) -> None:
+    rows = Governance(reg).ingress_requests(args.project, args.status)
+    _out(
+        args,
+        rows,
+        "\n".join(
+            f"{r.id}\t{r.status}\t{r.project}\t{r.requester}\t{r.filename}\t{r.size} bytes"
+            for r in rows
+        ),
+    )
+
+
+def ingress_approve(args: argparse.Namespace, reg: Registry) -> None:
+    r = Governance(reg).decide_ingress(
+        args.id, actor=args.by, approve=True, reason=args.reason or ""
+    )
+    _out(args, r, f"{r.filename} is now in {r.project}'s /project/incoming")
+
+
+def ingress_decline(args: argparse.Namespace, reg: Registry) -> None:
+    r = Governance(reg).decide_ingress(args.id, actor=args.by, approve=False, reason=args.reason)
+    _out(args, r, f"ingress request {r.id} declined")
+
+
+# -- running workspaces, journal -------------------------------------------------------
+def enforce(args: argparse.Namespace, reg: Registry) -> None:
+    from cleanroom.operations.enforce import enforce_forever, enforce_once
+    from cleanroom.settings import Settings
+
+    instance = Settings.from_env().instance
+    if args.every:
+        enforce_forever(reg, instance, args.every)
+    stopped = enforce_once(reg, instance)
+    _out(
+        args,
+        stopped,
+        "\n".join(f"stopped {s.user}/{s.project}: {s.reason}" for s in stopped)
+        or "nothing to stop",
+    )
+
+
+def status(args: argparse.Namespace, reg: Registry) -> None:
+    from cleanroom.operations.status import describe, running_workspaces
+    from cleanroom.settings import Settings
+
+    rows = running_workspaces(Settings.from_env().instance)
+    _out(args, rows, describe(rows))
+
+
+def journal_list(args: argparse.Namespace, reg: Registry) -> None:
+    entries = Governance(reg).journal_entries(args.subject)
+    _out(
+        args,
+        entries,
+        "\n".join(
+            f"{e.seq}\t{e.time}\t{e.actor}\t{e.action}\t{e.subject}\t{e.detail}" for e in entries
+        ),
+    )
+
+
+def journal_verify(args: argparse.Namespace, reg: Registry) -> None:
+    result = Governance(reg).verify_journal()
+    _out(
+        args,
+        {"ok": result.ok, "count": result.count, "problems": result.problems},
+        f"journal verifies: {result.count} entries"
+        if result.ok
+        else "journal BROKEN:\n" + "\n".join(f"  - {p}" for p in result.problems),
+    )
+    if not result.ok:
+        raise SystemExit(1)
+
+
+# -- journaling the command line's other changes ---------------------------------------
+JOURNALED = {
+    ("users", "add"): "user.add",
+    ("users", "passwd"): "user.password",
+    ("projects", "create"): "project.create",
+    ("projects", "status"): "project.status",
+    ("projects", "allow-image"): "project.allow_image",
+    ("members", "add"): "member.add",
+    ("members", "remove"): "member.remove",
+    ("datasets", "register"): "dataset.register",
+    ("datasets", "attach"): "dataset.attach",
+    ("token",): "token.issue",
+    ("firewall",): "firewall",
+}
+_NOT_JOURNALED = {"handler", "json", "password_env", "verb", "action"}
+
+
+def journal_change(args: argparse.Namespace, reg: Registry) -> None:
+    """Journal a change made by one of the backbone's verbs (after it succeeded)."""
+    key: tuple[str, ...] = (args.verb, str(getattr(args, "action", "")))
+    action = JOURNALED.get(key) or JOURNALED.get((args.verb,))
+    if action is None or (args.verb == "firewall" and args.action == "status"):
+        return
+    detail = {k: v for k, v in vars(args).items() if k not in _NOT_JOURNALED}
+    subject = str(detail.get("project") or detail.get("name") or detail.get("user") or "")
+    Governance(reg).record(default_actor(), action, subject, **detail)
+
+
+# -- the parser ------------------------------------------------------------------------
+def add_verbs(verbs: Any, verb: Callable[..., Any]) -> None:
+    """Add the governance verbs to the ``cleanroom`` parser (``verb`` makes one)."""
+
+    def by(p: Any, required: bool = False, what: str = "who does this") -> None:
+        p.add_argument("--by", metavar="USER", required=required, help=what)
+
+    apps = verb(verbs, "applications", "project applications and their decisions")
+    apps = apps.add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = verb(apps, "submit", "apply for a project", applications_submit)
+    p.add_argument("--title", required=True)
+    p.add_argument("--purpose", required=True, help="what the project will find out, and why")
+    p.add_argument("--dataset", action="append", help="dataset wanted (repeat)")
+    p.add_argument("--member", action="append", required=True, help="named analyst (repeat)")
+    p.add_argument("--signed", action="append", help="member who signed the pledge (repeat)")
+    p.add_argument("--starts", type=_date, help="start of the period, YYYY-MM-DD")
+    p.add_argument("--ends", type=_date, required=True, help="end of the period, YYYY-MM-DD")
+    by(p, what="the applicant (default: $CLEANROOM_ACTOR or your login)")
+    p = verb(apps, "list", "list applications", applications_list)
+    p.add_argument("--status", choices=["pending", "approved", "declined"])
+    p = verb(apps, "show", "show one application", applications_show)
+    p.add_argument("id", type=int)
+    p = verb(apps, "approve", "approve: create the project and its members", applications_approve)
+    p.add_argument("id", type=int)
+    p.add_argument("--project", required=True, help="name of the project to create")
+    p.add_argument("--tier", default="standard", help="quota tier from policies/quotas.yaml")
+    p.add_argument("--image", action="append", help="allowed image (repeat; default notebook)")
+    p.add_argument("--reason", help="note recorded with the decision")
+    by(p, what="the operator deciding")
+    p = verb(apps, "decline", "decline, with a reason", applications_decline)
+    p.add_argument("id", type=int)
+    p.add_argument("--reason", required=True)
+    by(p, what="the operator deciding")
+
+    providers = verb(verbs, "providers", "data providers: accounts and how their data is used")
+    providers = providers.add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = verb(
+        providers, "add-user", "let a user (role provider) act for a provider", providers_add_user
+    )
+    p.add_argument("provider", help="the provider as named on its datasets")
+    p.add_argument("user")
+    by(p)
+    p = verb(
+        providers,
+        "usage",
+        "projects using a provider's datasets, their workspaces and release requests",
+        providers_usage,
+    )
+    p.add_argument("provider")
+
+    p = verb(verbs, "runs", "workspaces that ran, with their image digests", runs)
+    p.add_argument("--project")
+    p.add_argument("--user")
+
+    ingress = verb(verbs, "ingress", "bring a file into a project, after review")
+    ingress = ingress.add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = verb(ingress, "request", "ask to bring a file into a project", ingress_request)
+    p.add_argument("project")
+    p.add_argument("file")
+    p.add_argument("--reason", required=True, help="what the file is and why it is needed")
+    by(p, required=True, what="the member asking")
+    p = verb(ingress, "list", "list ingress requests", ingress_list)
+    p.add_argument("--project")
+    p.add_argument("--status", choices=["pending", "approved", "declined"])
+    p = verb(ingress, "approve", "let the file into /project/incoming", ingress_approve)
+    p.add_argument("id", type=int)
+    p.add_argument("--reason")
+    by(p, required=True, what="an operator, or a provider of the project's data")
+    p = verb(ingress, "decline", "refuse the file, with a reason", ingress_decline)
+    p.add_argument("id", type=int)
+    p.add_argument("--reason", required=True)
+    by(p, required=True, what="an operator, or a provider of the project's data")
+
+    p = verb(verbs, "enforce", "stop workspaces past their project's or membership's end", enforce)
+    p.add_argument(
+        "--every", type=float, metavar="SECONDS", help="repeat forever (the hub's service does)"
+    )
+    verb(verbs, "status", "running workspaces: project, user, image, CPU, memory", status)
+
+    journal = verb(verbs, "journal", "the operators' and providers' hash-chained journal")
+    journal = journal.add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = verb(journal, "list", "list journal entries", journal_list)
+    p.add_argument("--subject", help="only entries about this, e.g. project:press-quality")
+    verb(journal, "verify", "check every entry's hash and link", journal_verify)
+
+
+def add_dataset_verbs(datasets: Any, verb: Callable[..., Any]) -> None:
+    """``datasets approve|revoke|approvals``: providers' decisions on dataset use."""
+    for name, help_text, handler in [
+        ("approve", "as the dataset's provider, let a project use it", datasets_approve),
+        ("revoke", "as the dataset's provider, withdraw a project's use", datasets_revoke),
+    ]:
+        p = verb(datasets, name, help_text, handler)
+        p.add_argument("project")
+        p.add_argument("dataset")
+        p.add_argument("--version", help="default: the version the project mounts")
+        p.add_argument("--by", metavar="USER", required=True, help="a user acting for the provider")
+    p = verb(datasets, "approvals", "list providers' approvals", datasets_approvals)
+    p.add_argument("--project")
+
+
+def add_end_verbs(projects: Any, members: Any, verb: Callable[..., Any]) -> None:
+    """``projects end`` and ``members end``: move end dates (journaled)."""
+    p = verb(projects, "end", "set a project's end date", projects_end)
+    p.add_argument("name")
+    p.add_argument("--on", type=_date, help="YYYY-MM-DD")
+    p.add_argument("--never", action="store_true", help="no end date")
+    p.add_argument("--by", metavar="USER", help="who decides")
+    p = verb(members, "end", "set a membership's end date", members_end)
+    p.add_argument("project")
+    p.add_argument("user")
+    p.add_argument("--on", type=_date, help="YYYY-MM-DD")
+    p.add_argument("--never", action="store_true", help="no end date")
+    p.add_argument("--by", metavar="USER", help="who decides")
+
+
+IMAGE_VERBS = ("allow", "retire")
+
+
+def images_main(rest: Sequence[str]) -> int | None:
+    """``cleanroom images allow|retire``; None for the image module's own verbs."""
+    if not rest or rest[0] not in IMAGE_VERBS:
+        return None
+    parser = argparse.ArgumentParser(prog="cleanroom images")
+    sub = parser.add_subparsers(dest="action", required=True)
+    p = sub.add_parser("allow", help="allow an image (for the deployment, or one project)")
+    p.add_argument("name")
+    p.add_argument("--project", help="let this project run it")
+    p.add_argument("--reason")
+    p.add_argument("--by", metavar="USER")
+    p.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    p.set_defaults(handler=images_allow)
+    p = sub.add_parser("retire", help="retire an image: no new workspace runs it")
+    p.add_argument("name")
+    p.add_argument("--reason", required=True)
+    p.add_argument("--by", metavar="USER")
+    p.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    p.set_defaults(handler=images_retire)
+    args = parser.parse_args(list(rest))
+    args.handler(args, Registry())
+    return 0

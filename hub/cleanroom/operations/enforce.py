@@ -1,0 +1,81 @@
+"""Stop every running workspace that would no longer be allowed to start.
+
+A workspace runs only while it could start: its project approved and not past its end
+date, its user a current member, each mounted dataset version approved by its provider.
+The spawner refuses starts; this stops what is already running when one of those ends.
+It runs as a hub-managed service (``cleanroom enforce --every 60``) and can be run by
+hand. Each stop is journaled with its reason, logged, and the reason is what the
+person sees when they try to start the workspace again.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+
+from cleanroom.errors import CleanroomError, Forbidden, NotFound
+from cleanroom.registry import Registry
+from cleanroom.registry.governance import Governance
+
+
+@dataclass(frozen=True)
+class Stopped:
+    """One workspace stopped, and why."""
+
+    user: str
+    project: str
+    reason: str
+
+
+def overdue(registry: Registry, instance: str) -> list[tuple[str, str, str]]:
+    """(user, project, reason) for every running workspace that may no longer run."""
+    from cleanroom.spawner import LABEL_PROJECT, LABEL_USER
+    from cleanroom.workspaces import workspace_containers
+
+    found: dict[tuple[str, str], str] = {}
+    for container in workspace_containers(instance=instance):
+        user = container.labels.get(LABEL_USER, "")
+        project = container.labels.get(LABEL_PROJECT, "")
+        try:
+            registry.workspace_plan(user, project)
+        except (Forbidden, NotFound) as exc:
+            found[(user, project)] = str(exc)
+    return [(u, p, r) for (u, p), r in sorted(found.items())]
+
+
+def enforce_once(registry: Registry, instance: str) -> list[Stopped]:
+    """Stop every overdue workspace through the hub and, whatever it says, by label."""
+    from cleanroom.hubapi import HubAPI
+    from cleanroom.workspaces import stop_workspace_containers
+
+    governance = Governance(registry)
+    stopped = []
+    for user, project, reason in overdue(registry, instance):
+        try:
+            HubAPI().stop_server(user, project)
+        except CleanroomError as exc:
+            print(f"cleanroom enforce: hub did not stop {user}/{project}: {exc}", file=sys.stderr)
+        stop_workspace_containers(user, project, instance)
+        governance.record(
+            "enforcer", "workspace.stop", f"project:{project}", user=user, reason=reason
+        )
+        print(
+            f"cleanroom enforce: stopped workspace {user}/{project}: {reason}",
+            file=sys.stderr,
+            flush=True,
+        )
+        stopped.append(Stopped(user, project, reason))
+    return stopped
+
+
+def enforce_forever(registry: Registry, instance: str, every: float) -> None:
+    """Enforce every ``every`` seconds until interrupted; one failed round is logged."""
+    while True:
+        try:
+            enforce_once(registry, instance)
+        except CleanroomError as exc:
+            print(f"cleanroom enforce: round failed: {exc}", file=sys.stderr, flush=True)
+        except Exception as exc:  # the engine or database hiccuped: try again next round
+            print(f"cleanroom enforce: round failed: {exc!r}", file=sys.stderr, flush=True)
+        time.sleep(every)

@@ -1,0 +1,818 @@
+"""Governance over the registry: applications and decisions, provider approvals of
+dataset use, end dates, image states, workspace runs and ingress requests.
+
+Every method that changes something takes the ``actor`` and writes a journal entry in
+the same transaction, so no change exists without its record (who, when, why) and no
+record describes a change that did not happen. Every refusal raises before any write.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cleanroom import paths
+from cleanroom.errors import Conflict, Forbidden, InvalidInput, NotFound
+from cleanroom.quotas import tier as known_tier
+from cleanroom.registry import journal, names
+from cleanroom.registry.models import (
+    Application,
+    Dataset,
+    DatasetApproval,
+    ImageState,
+    IngressRequest,
+    JournalEntry,
+    Membership,
+    Project,
+    ProjectDataset,
+    ProjectImage,
+    ProviderAccount,
+    User,
+    WorkspaceRun,
+)
+from cleanroom.registry.store import Registry
+
+INGRESS_MAX_BYTES = 50 * 1024**2
+"""Ingress is for code and reference tables, not data sets: bigger files are refused."""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class ApplicationInfo:
+    """An application for a project and, once made, its decision."""
+
+    id: int
+    title: str
+    purpose: str
+    datasets: tuple[str, ...]
+    members: tuple[str, ...]
+    pledge_signed_by: tuple[str, ...]
+    starts_on: date | None
+    ends_on: date
+    applicant: str
+    submitted_at: datetime
+    status: str
+    decided_by: str | None
+    decided_at: datetime | None
+    reason: str
+    project: str | None
+
+
+@dataclass(frozen=True)
+class ApprovalInfo:
+    """A provider's approval of one project's use of one dataset version."""
+
+    project: str
+    dataset: str
+    version: str
+    approved_by: str
+    approved_at: datetime
+    revoked_by: str | None
+    revoked_at: datetime | None
+
+    @property
+    def current(self) -> bool:
+        """True while not revoked."""
+        return self.revoked_at is None
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """One workspace start, with the exact image it ran."""
+
+    user: str
+    project: str
+    image: str
+    image_digest: str
+    datasets: str
+    container_id: str
+    started_at: datetime
+
+
+@dataclass(frozen=True)
+class IngressInfo:
+    """A request to bring one file into a project, and its review."""
+
+    id: int
+    project: str
+    requester: str
+    filename: str
+    sha256: str
+    size: int
+    reason: str
+    submitted_at: datetime
+    status: str
+    decided_by: str | None
+    decided_at: datetime | None
+    decision_reason: str
+
+
+def _split(value: str) -> tuple[str, ...]:
+    return tuple(v for v in value.split(",") if v)
+
+
+def _application_info(a: Application) -> ApplicationInfo:
+    return ApplicationInfo(
+        id=a.id,
+        title=a.title,
+        purpose=a.purpose,
+        datasets=_split(a.datasets),
+        members=_split(a.members),
+        pledge_signed_by=_split(a.pledge_signed_by),
+        starts_on=a.starts_on,
+        ends_on=a.ends_on,
+        applicant=a.applicant,
+        submitted_at=a.submitted_at,
+        status=a.status,
+        decided_by=a.decided_by,
+        decided_at=a.decided_at,
+        reason=a.reason,
+        project=a.project_name,
+    )
+
+
+def _approval_info(a: DatasetApproval) -> ApprovalInfo:
+    return ApprovalInfo(
+        a.project_name,
+        a.dataset_name,
+        a.dataset_version,
+        a.approved_by,
+        a.approved_at,
+        a.revoked_by,
+        a.revoked_at,
+    )
+
+
+def _ingress_info(r: IngressRequest) -> IngressInfo:
+    return IngressInfo(
+        r.id,
+        r.project_name,
+        r.requester,
+        r.filename,
+        r.sha256,
+        r.size,
+        r.reason,
+        r.submitted_at,
+        r.status,
+        r.decided_by,
+        r.decided_at,
+        r.decision_reason,
+    )
+
+
+def _actor(value: str) -> str:
+    if not value or not value.strip():
+        raise InvalidInput("every act needs an actor (who does it)")
+    return value.strip()
+
+
+class Governance:
+    """The governed acts around projects, on top of a :class:`Registry`."""
+
+    def __init__(self, registry: Registry | None = None) -> None:
+        self.registry = registry or Registry()
+
+    # -- helpers -------------------------------------------------------------------
+    @staticmethod
+    def _user(s: Session, name: str) -> User:
+        user = s.get(User, name)
+        if user is None:
+            raise NotFound(f"there is no user {name!r}")
+        return user
+
+    @staticmethod
+    def _project(s: Session, name: str) -> Project:
+        project = s.get(Project, name)
+        if project is None:
+            raise NotFound(f"there is no project {name!r}")
+        return project
+
+    @staticmethod
+    def _dataset(s: Session, name: str, version: str | None) -> Dataset:
+        query = select(Dataset).where(Dataset.name == name)
+        if version is not None:
+            query = query.where(Dataset.version == version)
+        found = s.scalars(query.order_by(Dataset.registered_at.desc())).first()
+        if found is None:
+            raise NotFound(
+                f"there is no dataset {name}" + (f" version {version}" if version else "")
+            )
+        return found
+
+    # -- applications and decisions ------------------------------------------------
+    def submit_application(
+        self,
+        *,
+        title: str,
+        purpose: str,
+        ends_on: date,
+        applicant: str,
+        members: list[str],
+        datasets: list[str] | None = None,
+        pledge_signed_by: list[str] | None = None,
+        starts_on: date | None = None,
+    ) -> ApplicationInfo:
+        """Record an application: title, purpose, datasets wanted, members, period."""
+        applicant = _actor(applicant)
+        if not title.strip() or not purpose.strip():
+            raise InvalidInput("an application needs a title and a purpose")
+        if not members:
+            raise InvalidInput("an application names at least one member")
+        today = date.today()
+        if ends_on < today:
+            raise InvalidInput(f"the period must end in the future, not on {ends_on}")
+        if starts_on and starts_on > ends_on:
+            raise InvalidInput(f"the period starts ({starts_on}) after it ends ({ends_on})")
+        datasets = list(dict.fromkeys(datasets or []))
+        members = list(dict.fromkeys(members))
+        signed = list(dict.fromkeys(pledge_signed_by or []))
+        stray = set(signed) - set(members)
+        if stray:
+            raise InvalidInput(f"only named members sign the pledge: {', '.join(sorted(stray))}")
+        with self.registry.session() as s:
+            for member in members:
+                self._user(s, member)
+            for name in datasets:
+                self._dataset(s, name, None)
+            row = Application(
+                title=title.strip(),
+                purpose=purpose.strip(),
+                datasets=",".join(datasets),
+                members=",".join(members),
+                pledge_signed_by=",".join(signed),
+                starts_on=starts_on,
+                ends_on=ends_on,
+                applicant=applicant,
+            )
+            s.add(row)
+            s.flush()
+            journal.append(
+                s,
+                applicant,
+                "application.submit",
+                f"application:{row.id}",
+                title=row.title,
+                members=members,
+                datasets=datasets,
+                ends_on=ends_on,
+            )
+            return _application_info(row)
+
+    def list_applications(self, status: str | None = None) -> list[ApplicationInfo]:
+        """Applications, oldest first, optionally in one status."""
+        with self.registry.session() as s:
+            query = select(Application).order_by(Application.id)
+            if status:
+                query = query.where(Application.status == status)
+            return [_application_info(a) for a in s.scalars(query)]
+
+    def get_application(self, application_id: int) -> ApplicationInfo:
+        """One application by number."""
+        with self.registry.session() as s:
+            return _application_info(self._application(s, application_id))
+
+    @staticmethod
+    def _application(s: Session, application_id: int) -> Application:
+        row = s.get(Application, application_id)
+        if row is None:
+            raise NotFound(f"there is no application {application_id}")
+        return row
+
+    def approve_application(
+        self,
+        application_id: int,
+        *,
+        project: str,
+        actor: str,
+        quota_tier: str = "standard",
+        images: tuple[str, ...] = ("notebook",),
+        reason: str = "",
+    ) -> ApplicationInfo:
+        """Approve: create the project, its members (ending with the period) and dataset
+        links (which still wait for each provider's approval)."""
+        actor = _actor(actor)
+        names.project_name(project)
+        known_tier(quota_tier)  # an unknown tier is refused before anything is written
+        with self.registry.session() as s:
+            app = self._application(s, application_id)
+            if app.status != "pending":
+                raise Conflict(f"application {application_id} is {app.status} already")
+            missing = set(_split(app.members)) - set(_split(app.pledge_signed_by))
+            if missing:
+                raise Forbidden(f"not every member signed the pledge: {', '.join(sorted(missing))}")
+            if s.get(Project, project) is not None:
+                raise Conflict(f"project {project!r} exists already")
+            row = Project(
+                name=project,
+                title=app.title,
+                quota_tier=quota_tier,
+                ends_on=app.ends_on,
+                created_by=actor,
+            )
+            row.images = [ProjectImage(image=i) for i in dict.fromkeys(images)]
+            row.memberships = [
+                Membership(user_name=m, added_by=actor, ends_on=app.ends_on)
+                for m in _split(app.members)
+            ]
+            row.datasets = [
+                ProjectDataset(dataset_name=d.name, dataset_version=d.version)
+                for d in (self._dataset(s, n, None) for n in _split(app.datasets))
+            ]
+            s.add(row)
+            app.status, app.decided_by, app.decided_at = "approved", actor, _now()
+            app.reason, app.project_name = reason, project
+            journal.append(
+                s,
+                actor,
+                "application.approve",
+                f"application:{application_id}",
+                project=project,
+                tier=quota_tier,
+                images=list(images),
+                reason=reason,
+            )
+            return _application_info(app)
+
+    def decline_application(
+        self, application_id: int, *, actor: str, reason: str
+    ) -> ApplicationInfo:
+        """Decline, with a reason the applicant can read."""
+        actor = _actor(actor)
+        if not reason.strip():
+            raise InvalidInput("declining an application needs a reason")
+        with self.registry.session() as s:
+            app = self._application(s, application_id)
+            if app.status != "pending":
+                raise Conflict(f"application {application_id} is {app.status} already")
+            app.status, app.decided_by, app.decided_at = "declined", actor, _now()
+            app.reason = reason.strip()
+            journal.append(
+                s, actor, "application.decline", f"application:{application_id}", reason=reason
+            )
+            return _application_info(app)
+
+    # -- end dates -----------------------------------------------------------------
+    def set_project_end(self, project: str, ends_on: date | None, *, actor: str) -> None:
+        """Move a project's end date (None: no end). Enforcement stops what outlives it."""
+        actor = _actor(actor)
+        with self.registry.session() as s:
+            p = self._project(s, project)
+            before = p.ends_on
+            p.ends_on = ends_on
+            journal.append(
+                s, actor, "project.end_date", f"project:{project}", before=before, after=ends_on
+            )
+
+    def set_member_end(self, project: str, user: str, ends_on: date | None, *, actor: str) -> None:
+        """Move one membership's end date."""
+        actor = _actor(actor)
+        with self.registry.session() as s:
+            m = s.scalar(
+                select(Membership).where(
+                    Membership.project_name == project, Membership.user_name == user
+                )
+            )
+            if m is None:
+                raise NotFound(f"{user!r} is not a member of {project!r}")
+            before = m.ends_on
+            m.ends_on = ends_on
+            journal.append(
+                s,
+                actor,
+                "member.end_date",
+                f"project:{project}",
+                user=user,
+                before=before,
+                after=ends_on,
+            )
+
+    # -- data providers ------------------------------------------------------------
+    def add_provider_account(self, provider: str, user: str, *, actor: str) -> None:
+        """Let ``user`` (role provider) act for ``provider``."""
+        actor = _actor(actor)
+        if not provider.strip():
+            raise InvalidInput("a provider needs a name")
+        with self.registry.session() as s:
+            u = self._user(s, user)
+            if "provider" not in u.role_set:
+                raise Forbidden(f"{user!r} does not have the provider role")
+            exists = s.scalar(
+                select(ProviderAccount).where(
+                    ProviderAccount.provider == provider, ProviderAccount.user_name == user
+                )
+            )
+            if exists is not None:
+                raise Conflict(f"{user!r} acts for {provider!r} already")
+            s.add(ProviderAccount(provider=provider, user_name=user, added_by=actor))
+            journal.append(s, actor, "provider.account", f"provider:{provider}", user=user)
+
+    def providers_of(self, user: str) -> list[str]:
+        """The providers ``user`` acts for."""
+        with self.registry.session() as s:
+            return sorted(
+                s.scalars(select(ProviderAccount.provider).where(ProviderAccount.user_name == user))
+            )
+
+    def _check_provider(self, s: Session, user: str, dataset: Dataset) -> None:
+        account = s.scalar(
+            select(ProviderAccount).where(
+                ProviderAccount.provider == dataset.provider, ProviderAccount.user_name == user
+            )
+        )
+        if account is None:
+            raise Forbidden(
+                f"{user!r} does not act for {dataset.provider!r}, the provider of dataset "
+                f"{dataset.name} version {dataset.version}"
+            )
+
+    def approve_dataset_use(
+        self, project: str, dataset: str, version: str | None = None, *, by: str
+    ) -> ApprovalInfo:
+        """The provider ``by`` approves ``project``'s use of a dataset version (default: the
+        version the project mounts, else the newest)."""
+        by = _actor(by)
+        with self.registry.session() as s:
+            self._project(s, project)
+            if version is None:
+                link = s.scalar(
+                    select(ProjectDataset).where(
+                        ProjectDataset.project_name == project,
+                        ProjectDataset.dataset_name == dataset,
+                    )
+                )
+                version = link.dataset_version if link else None
+            d = self._dataset(s, dataset, version)
+            self._check_provider(s, by, d)
+            row = s.scalar(
+                select(DatasetApproval).where(
+                    DatasetApproval.project_name == project,
+                    DatasetApproval.dataset_name == d.name,
+                    DatasetApproval.dataset_version == d.version,
+                )
+            )
+            if row is not None and row.revoked_at is None:
+                raise Conflict(f"{project!r} may use {d.name} version {d.version} already")
+            if row is None:
+                row = DatasetApproval(
+                    project_name=project, dataset_name=d.name, dataset_version=d.version
+                )
+                s.add(row)
+            row.approved_by, row.approved_at = by, _now()
+            row.revoked_by, row.revoked_at = None, None
+            s.flush()
+            journal.append(
+                s,
+                by,
+                "dataset.approve_use",
+                f"project:{project}",
+                dataset=d.name,
+                version=d.version,
+                provider=d.provider,
+            )
+            return _approval_info(row)
+
+    def revoke_dataset_use(
+        self, project: str, dataset: str, version: str | None = None, *, by: str
+    ) -> list[ApprovalInfo]:
+        """Withdraw approvals (of one version, or all versions of ``dataset``)."""
+        by = _actor(by)
+        with self.registry.session() as s:
+            query = select(DatasetApproval).where(
+                DatasetApproval.project_name == project,
+                DatasetApproval.dataset_name == dataset,
+                DatasetApproval.revoked_at.is_(None),
+            )
+            if version:
+                query = query.where(DatasetApproval.dataset_version == version)
+            rows = list(s.scalars(query))
+            if not rows:
+                raise NotFound(f"{project!r} has no current approval to use {dataset}")
+            for row in rows:
+                self._check_provider(s, by, self._dataset(s, dataset, row.dataset_version))
+                row.revoked_by, row.revoked_at = by, _now()
+            journal.append(
+                s,
+                by,
+                "dataset.revoke_use",
+                f"project:{project}",
+                dataset=dataset,
+                versions=[r.dataset_version for r in rows],
+            )
+            return [_approval_info(r) for r in rows]
+
+    def approvals(self, project: str | None = None) -> list[ApprovalInfo]:
+        """Approvals (current and revoked), optionally of one project."""
+        with self.registry.session() as s:
+            query = select(DatasetApproval).order_by(
+                DatasetApproval.project_name, DatasetApproval.dataset_name
+            )
+            if project:
+                query = query.where(DatasetApproval.project_name == project)
+            return [_approval_info(a) for a in s.scalars(query)]
+
+    def provider_usage(self, provider: str) -> dict[str, Any]:
+        """What a provider's datasets are used for: per dataset version, the projects
+        that mount or were approved to use it, and the workspaces that ran with it."""
+        with self.registry.session() as s:
+            datasets = list(
+                s.scalars(
+                    select(Dataset)
+                    .where(Dataset.provider == provider)
+                    .order_by(Dataset.name, Dataset.version)
+                )
+            )
+            if not datasets:
+                raise NotFound(f"provider {provider!r} has no registered dataset")
+            out: dict[str, Any] = {"provider": provider, "datasets": [], "projects": []}
+            projects: set[str] = set()
+            for d in datasets:
+                links = s.scalars(
+                    select(ProjectDataset.project_name).where(
+                        ProjectDataset.dataset_name == d.name,
+                        ProjectDataset.dataset_version == d.version,
+                    )
+                )
+                grants = s.scalars(
+                    select(DatasetApproval).where(
+                        DatasetApproval.dataset_name == d.name,
+                        DatasetApproval.dataset_version == d.version,
+                    )
+                )
+                mounted_by = sorted(links)
+                approvals = [_approval_info(g) for g in grants]
+                runs = s.scalars(
+                    select(WorkspaceRun).where(
+                        WorkspaceRun.datasets.contains(f"{d.name}@{d.version}")
+                    )
+                )
+                run_list = [(r.project_name, r.user_name, r.started_at) for r in runs]
+                projects.update(mounted_by)
+                projects.update(a.project for a in approvals)
+                projects.update(r[0] for r in run_list)
+                out["datasets"].append(
+                    {
+                        "name": d.name,
+                        "version": d.version,
+                        "mounted_by": mounted_by,
+                        "approvals": approvals,
+                        "runs": [
+                            {"project": p, "user": u, "started_at": t} for p, u, t in run_list
+                        ],
+                    }
+                )
+            out["projects"] = sorted(projects)
+            return out
+
+    # -- images --------------------------------------------------------------------
+    def set_image_state(self, image: str, status: str, *, actor: str, reason: str = "") -> None:
+        """Allow or retire an image name for the whole deployment."""
+        actor = _actor(actor)
+        if status not in {"allowed", "retired"}:
+            raise InvalidInput(f"unknown image status {status!r}: use allowed or retired")
+        with self.registry.session() as s:
+            row = s.get(ImageState, image)
+            if row is None:
+                row = ImageState(name=image)
+                s.add(row)
+            row.status, row.changed_by, row.changed_at, row.reason = status, actor, _now(), reason
+            journal.append(s, actor, f"image.{status}", f"image:{image}", reason=reason)
+
+    def allow_project_image(self, project: str, image: str, *, actor: str) -> None:
+        """Let one project's workspaces run ``image`` (refused while it is retired)."""
+        actor = _actor(actor)
+        with self.registry.session() as s:
+            p = self._project(s, project)
+            state = s.get(ImageState, image)
+            if state is not None and state.status == "retired":
+                raise Forbidden(f"image {image!r} is retired; allow it again first")
+            if image in {i.image for i in p.images}:
+                raise Conflict(f"{project!r} may run {image!r} already")
+            p.images.append(ProjectImage(image=image))
+            journal.append(s, actor, "project.allow_image", f"project:{project}", image=image)
+
+    def image_states(self) -> dict[str, str]:
+        """Every image name with a recorded decision, and that decision."""
+        with self.registry.session() as s:
+            return {row.name: row.status for row in s.scalars(select(ImageState))}
+
+    # -- workspace runs ------------------------------------------------------------
+    def record_run(
+        self,
+        *,
+        user: str,
+        project: str,
+        image: str,
+        image_digest: str,
+        datasets: str,
+        container_id: str,
+    ) -> None:
+        """Record a workspace that started and the exact image it runs (reproducibility)."""
+        with self.registry.session() as s:
+            s.add(
+                WorkspaceRun(
+                    user_name=user,
+                    project_name=project,
+                    image=image,
+                    image_digest=image_digest,
+                    datasets=datasets,
+                    container_id=container_id,
+                )
+            )
+
+    def runs(self, project: str | None = None, user: str | None = None) -> list[RunInfo]:
+        """Workspace starts, newest first."""
+        with self.registry.session() as s:
+            query = select(WorkspaceRun).order_by(WorkspaceRun.id.desc())
+            if project:
+                query = query.where(WorkspaceRun.project_name == project)
+            if user:
+                query = query.where(WorkspaceRun.user_name == user)
+            return [
+                RunInfo(
+                    r.user_name,
+                    r.project_name,
+                    r.image,
+                    r.image_digest,
+                    r.datasets,
+                    r.container_id,
+                    r.started_at,
+                )
+                for r in s.scalars(query)
+            ]
+
+    # -- ingress -------------------------------------------------------------------
+    @staticmethod
+    def ingress_dir() -> Path:
+        """Where files wait for review, outside every workspace."""
+        return paths.state_dir() / "ingress"
+
+    def request_ingress(
+        self, project: str, source: Path, *, requester: str, reason: str
+    ) -> IngressInfo:
+        """A member asks to bring ``source`` into ``project``; the bytes are held for review."""
+        requester = _actor(requester)
+        if not reason.strip():
+            raise InvalidInput("say what the file is and why the project needs it")
+        if source.is_symlink() or not source.is_file():
+            raise InvalidInput(f"{source} is not a regular file")
+        size = source.stat().st_size
+        if size > INGRESS_MAX_BYTES:
+            raise InvalidInput(
+                f"{source.name} has {size} bytes; ingress takes files up to "
+                f"{INGRESS_MAX_BYTES} bytes (data sets are registered by providers)"
+            )
+        filename = source.name
+        if filename.startswith(".") or "/" in filename:
+            raise InvalidInput(f"{filename!r} is not an acceptable file name")
+        if not self.registry.is_member(requester, project):
+            raise Forbidden(f"{requester!r} is not a current member of {project!r}")
+        folder = self.ingress_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        os.chmod(folder, 0o700)
+        digest = hashlib.sha256()
+        tmp = folder / f".incoming-{os.getpid()}"
+        with source.open("rb") as src, tmp.open("wb") as dst:
+            while chunk := src.read(1 << 20):
+                digest.update(chunk)
+                dst.write(chunk)
+        held = folder / digest.hexdigest()
+        os.replace(tmp, held)
+        os.chmod(held, 0o400)
+        with self.registry.session() as s:
+            self._project(s, project)
+            row = IngressRequest(
+                project_name=project,
+                requester=requester,
+                filename=filename,
+                sha256=digest.hexdigest(),
+                size=size,
+                reason=reason.strip(),
+            )
+            s.add(row)
+            s.flush()
+            journal.append(
+                s,
+                requester,
+                "ingress.request",
+                f"project:{project}",
+                ingress=row.id,
+                filename=filename,
+                sha256=row.sha256,
+                size=size,
+            )
+            return _ingress_info(row)
+
+    def decide_ingress(
+        self, request_id: int, *, actor: str, approve: bool, reason: str = ""
+    ) -> IngressInfo:
+        """An operator, or a provider of one of the project's datasets, decides. An approved
+        file is copied (exactly the reviewed bytes) into the project's incoming folder."""
+        actor = _actor(actor)
+        with self.registry.session() as s:
+            row = s.get(IngressRequest, request_id)
+            if row is None:
+                raise NotFound(f"there is no ingress request {request_id}")
+            if row.status != "pending":
+                raise Conflict(f"ingress request {request_id} is {row.status} already")
+            if actor == row.requester:
+                raise Forbidden("nobody decides on their own ingress request")
+            user = s.get(User, actor)
+            roles = user.role_set if user else set()
+            if "operator" not in roles:
+                providers = set(
+                    s.scalars(
+                        select(ProviderAccount.provider).where(ProviderAccount.user_name == actor)
+                    )
+                )
+                used = set(
+                    s.scalars(
+                        select(Dataset.provider)
+                        .join(
+                            ProjectDataset,
+                            (ProjectDataset.dataset_name == Dataset.name)
+                            & (ProjectDataset.dataset_version == Dataset.version),
+                        )
+                        .where(ProjectDataset.project_name == row.project_name)
+                    )
+                )
+                if not providers & used:
+                    raise Forbidden(
+                        f"{actor!r} is neither an operator nor a provider of "
+                        f"{row.project_name!r}'s data"
+                    )
+            if not approve and not reason.strip():
+                raise InvalidInput("declining an ingress request needs a reason")
+            if approve:
+                self._deliver(row)
+            row.status = "approved" if approve else "declined"
+            row.decided_by, row.decided_at, row.decision_reason = actor, _now(), reason
+            journal.append(
+                s,
+                actor,
+                f"ingress.{row.status[:-1]}",
+                f"project:{row.project_name}",
+                ingress=row.id,
+                filename=row.filename,
+                sha256=row.sha256,
+                reason=reason,
+            )
+            return _ingress_info(row)
+
+    def _deliver(self, row: IngressRequest) -> None:
+        held = self.ingress_dir() / row.sha256
+        data = held.read_bytes()
+        if hashlib.sha256(data).hexdigest() != row.sha256:
+            raise Conflict(f"the held copy of ingress request {row.id} changed; refused")
+        target_dir = incoming_dir(row.project_name)
+        target_dir.mkdir(parents=True, exist_ok=True)
+        target = target_dir / row.filename
+        if target.exists():
+            raise Conflict(f"{row.filename} exists in {row.project_name}'s incoming folder")
+        tmp = target_dir / f".{row.filename}.part"
+        shutil.copyfile(held, tmp)
+        os.chmod(tmp, 0o444)
+        os.replace(tmp, target)
+
+    def ingress_requests(
+        self, project: str | None = None, status: str | None = None
+    ) -> list[IngressInfo]:
+        """Ingress requests, oldest first."""
+        with self.registry.session() as s:
+            query = select(IngressRequest).order_by(IngressRequest.id)
+            if project:
+                query = query.where(IngressRequest.project_name == project)
+            if status:
+                query = query.where(IngressRequest.status == status)
+            return [_ingress_info(r) for r in s.scalars(query)]
+
+    # -- the journal ---------------------------------------------------------------
+    def record(self, actor: str, action: str, subject: str = "", **detail: Any) -> None:
+        """Journal an act whose change another component wrote (e.g. a stopped workspace)."""
+        with self.registry.session() as s:
+            journal.append(s, _actor(actor), action, subject, **detail)
+
+    def journal_entries(self, subject: str | None = None) -> list[journal.Entry]:
+        """Journal entries, oldest first."""
+        with self.registry.session() as s:
+            return journal.entries(s, subject=subject)
+
+    def verify_journal(self) -> journal.Verification:
+        """Check every entry's hash and link."""
+        with self.registry.session() as s:
+            return journal.verify(s.scalars(select(JournalEntry).order_by(JournalEntry.seq)))
+
+
+def incoming_dir(project: str) -> Path:
+    """Host folder of a project's approved inbound files, mounted read-only in workspaces."""
+    return paths.workspaces_dir() / project / "incoming"

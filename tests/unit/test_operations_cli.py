@@ -1,0 +1,158 @@
+"""The governance verbs of the cleanroom command: JSON for scripts, one-line errors that
+change nothing, and every change journaled with who did it."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+from cleanroom import cli
+from cleanroom.registry import DatasetInfo, Registry
+from cleanroom.registry.governance import Governance
+
+NEXT_YEAR = (date.today() + timedelta(days=365)).isoformat()
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = cli.main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.fixture
+def seeded(state: Path, monkeypatch: pytest.MonkeyPatch) -> Registry:
+    monkeypatch.setenv("CLEANROOM_ACTOR", "olga")
+    reg = Registry()
+    for name, roles in [("alice", ["researcher"]), ("olga", ["operator"]), ("pat", ["provider"])]:
+        reg.add_user(name, roles)
+    reg.add_dataset(DatasetInfo("press-line", "v1", "Acme", "/lib/press-line/v1", None, 3))
+    return reg
+
+
+def test_application_to_running_project_through_the_command(
+    seeded: Registry, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = _run(
+        capsys,
+        "--json",
+        "applications",
+        "submit",
+        "--title",
+        "Defects",
+        "--purpose",
+        "Find defect drivers",
+        "--member",
+        "alice",
+        "--signed",
+        "alice",
+        "--dataset",
+        "press-line",
+        "--ends",
+        NEXT_YEAR,
+        "--by",
+        "alice",
+    )
+    assert code == 0, err
+    app = json.loads(out)
+    assert app["status"] == "pending" and app["members"] == ["alice"]
+    code, out, err = _run(capsys, "applications", "approve", str(app["id"]), "--project", "defects")
+    assert code == 0, err
+    assert "waiting for the providers' approval of press-line@v1" in out
+    assert _run(capsys, "providers", "add-user", "Acme", "pat")[0] == 0
+    code, out, err = _run(
+        capsys, "--json", "datasets", "approve", "defects", "press-line", "--by", "pat"
+    )
+    assert code == 0, err
+    assert json.loads(out)["approved_by"] == "pat"
+    assert [d.name for d in seeded.workspace_plan("alice", "defects").datasets] == ["press-line"]
+    code, out, _ = _run(capsys, "--json", "providers", "usage", "Acme")
+    assert json.loads(out)["projects"] == ["defects"]
+    code, out, _ = _run(capsys, "--json", "journal", "list")
+    actions = [(e["actor"], e["action"]) for e in json.loads(out)]
+    assert ("alice", "application.submit") in actions
+    assert ("olga", "application.approve") in actions
+    assert ("pat", "dataset.approve_use") in actions
+    assert _run(capsys, "journal", "verify")[1].startswith("journal verifies")
+
+
+def test_backbone_verbs_are_journaled_too(
+    seeded: Registry, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _run(capsys, "projects", "create", "defects", "--title", "Defects")[0] == 0
+    assert _run(capsys, "members", "add", "defects", "alice")[0] == 0
+    entries = Governance(seeded).journal_entries("defects")
+    assert [(e.actor, e.action) for e in entries] == [
+        ("olga", "project.create"),
+        ("olga", "member.add"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["applications", "approve", "99", "--project", "x-project"], "no application 99"),
+        (["datasets", "approve", "nope", "press-line", "--by", "pat"], "no project 'nope'"),
+        (["providers", "add-user", "Acme", "alice"], "does not have the provider role"),
+        (["projects", "end", "nope", "--never"], "no project 'nope'"),
+        (["members", "end", "defects", "alice", "--on", NEXT_YEAR, "--never"], "either --on"),
+        (["ingress", "approve", "7", "--by", "olga"], "no ingress request 7"),
+        (["images", "retire", "nope", "--reason", "x"], "unknown image 'nope'"),
+        (["images", "allow", "nope"], "unknown image 'nope'"),
+        (["applications", "decline", "1", "--reason", "x"], "no application 1"),
+    ],
+)
+def test_bad_input_is_one_line_and_changes_nothing(
+    seeded: Registry, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    before = Governance(seeded).journal_entries()
+    code, _, err = _run(capsys, *argv)
+    assert code == 2
+    assert err.startswith("cleanroom: error: ") and message in err and err.count("\n") == 1
+    assert Governance(seeded).journal_entries() == before
+
+
+def test_images_allow_and_retire(seeded: Registry, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run(capsys, "projects", "create", "defects", "--title", "D")[0] == 0
+    code, out, err = _run(capsys, "images", "retire", "pytorch", "--reason", "old torch", "--json")
+    assert code == 0, err
+    assert json.loads(out)["status"] == "retired"
+    code, _, err = _run(capsys, "images", "allow", "pytorch", "--project", "defects")
+    assert code == 2 and "retired" in err
+    assert _run(capsys, "images", "allow", "pytorch")[0] == 0
+    assert _run(capsys, "images", "allow", "pytorch", "--project", "defects")[0] == 0
+    assert seeded.get_project("defects").images == ("notebook", "pytorch")
+
+
+def test_ingress_through_the_command(
+    seeded: Registry, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert _run(capsys, "projects", "create", "defects", "--title", "D")[0] == 0
+    assert _run(capsys, "members", "add", "defects", "alice")[0] == 0
+    table = tmp_path / "codes.csv"
+    table.write_text("a,b\n")
+    code, out, err = _run(
+        capsys,
+        "--json",
+        "ingress",
+        "request",
+        "defects",
+        str(table),
+        "--by",
+        "alice",
+        "--reason",
+        "code list",
+    )
+    assert code == 0, err
+    request_id = str(json.loads(out)["id"])
+    code, out, err = _run(capsys, "ingress", "approve", request_id, "--by", "olga")
+    assert code == 0, err
+    assert "incoming" in out
+    assert (
+        Path(seeded.url.removeprefix("sqlite:///")).parent
+        / "workspaces"
+        / "defects"
+        / "incoming"
+        / "codes.csv"
+    ).read_text() == "a,b\n"
