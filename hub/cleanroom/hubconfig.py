@@ -12,6 +12,7 @@ from typing import Any
 
 from cleanroom import paths
 from cleanroom.isolation.firewall import HostFirewall
+from cleanroom.operations.services import configure_operations
 from cleanroom.registry import Registry
 from cleanroom.settings import Settings, secret, secret_file
 
@@ -94,6 +95,8 @@ def configure(c: Any, settings: Settings | None = None, *, install_firewall: boo
     ]
 
     _add_airlock(c, settings)
+    # The enforcer of end dates, the idle culler and the metrics reader.
+    configure_operations(c, settings)
 
     if install_firewall:
         HostFirewall(settings.firewall_ports, settings.instance).install()

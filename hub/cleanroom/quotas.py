@@ -1,4 +1,10 @@
-"""Quota tiers from ``policies/quotas.yaml``, validated at load with clear errors."""
+"""Quota tiers from ``policies/quotas.yaml``, validated at load with clear errors.
+
+A tier sets per-workspace limits the container engine enforces (CPU, memory, processes,
+GPUs), the size of each work folder and of the project's shared folder (filesystems of
+that size, so a full folder refuses writes), and how many workspaces may run at once
+for the project and for one user.
+"""
 
 from __future__ import annotations
 
@@ -26,14 +32,53 @@ def parse_size(value: Any, key: str) -> int:
     return int(float(match.group(1)) * _UNITS[match.group(2).upper()])
 
 
+_KEYS = {
+    "cpu",
+    "memory",
+    "pids",
+    "gpus",
+    "storage",
+    "project_storage",
+    "workspaces",
+    "workspaces_per_user",
+}
+
+
 @dataclass(frozen=True)
 class QuotaTier:
-    """Per-workspace limits."""
+    """Per-workspace limits, folder sizes and concurrency of one tier.
+
+    ``storage_bytes``/``project_storage_bytes`` of None keep plain folders (no size
+    limit); ``max_workspaces``/``max_workspaces_per_user`` of None mean no limit.
+    """
 
     name: str
     cpu: float
     memory_bytes: int
     pids: int
+    gpus: int = 0
+    storage_bytes: int | None = None
+    project_storage_bytes: int | None = None
+    max_workspaces: int | None = None
+    max_workspaces_per_user: int | None = None
+
+
+def _count(spec: dict[str, Any], key: str, where: str, minimum: int) -> int | None:
+    if key not in spec:
+        return None
+    value = spec[key]
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise InvalidInput(f"{where}.{key}: {value!r} must be a whole number >= {minimum}")
+    return value
+
+
+def _size(spec: dict[str, Any], key: str, where: str) -> int | None:
+    if key not in spec:
+        return None
+    size = parse_size(spec[key], f"{where}.{key}")
+    if size < 16 * 1024**2:
+        raise InvalidInput(f"{where}.{key}: {spec[key]!r} is too small (at least 16M)")
+    return size
 
 
 def load_tiers(path: Path | None = None) -> dict[str, QuotaTier]:
@@ -51,7 +96,7 @@ def load_tiers(path: Path | None = None) -> dict[str, QuotaTier]:
         where = f"{path}: tiers.{name}"
         if not isinstance(spec, dict):
             raise InvalidInput(f"{where} must be a mapping")
-        unknown = set(spec) - {"cpu", "memory", "pids"}
+        unknown = set(spec) - _KEYS
         if unknown:
             raise InvalidInput(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
         try:
@@ -61,7 +106,17 @@ def load_tiers(path: Path | None = None) -> dict[str, QuotaTier]:
             raise InvalidInput(f"{where}: cpu and pids are required numbers ({exc})") from exc
         if cpu <= 0 or pids < 16:
             raise InvalidInput(f"{where}: cpu must be > 0 and pids at least 16")
-        loaded[name] = QuotaTier(name, cpu, parse_size(spec.get("memory"), f"{where}.memory"), pids)
+        loaded[name] = QuotaTier(
+            name,
+            cpu,
+            parse_size(spec.get("memory"), f"{where}.memory"),
+            pids,
+            gpus=_count(spec, "gpus", where, 0) or 0,
+            storage_bytes=_size(spec, "storage", where),
+            project_storage_bytes=_size(spec, "project_storage", where),
+            max_workspaces=_count(spec, "workspaces", where, 1),
+            max_workspaces_per_user=_count(spec, "workspaces_per_user", where, 1),
+        )
     return loaded
 
 

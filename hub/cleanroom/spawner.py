@@ -20,8 +20,8 @@ from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 from traitlets import Bool, Float, Integer, Unicode, default, validate
 
-from cleanroom import paths, quotas
-from cleanroom.errors import CleanroomError
+from cleanroom import culling, metrics, paths, quotas, storage_quota
+from cleanroom.errors import CleanroomError, Conflict
 from cleanroom.isolation.firewall import HostFirewall
 from cleanroom.isolation.networks import ProjectNetwork, ProjectNetworks
 from cleanroom.registry import ProjectInfo, Registry
@@ -260,24 +260,37 @@ class CleanroomSpawner(DockerSpawner):
             )
         except CleanroomError as exc:
             self.log.warning("Refused workspace %s/%s: %s", self.user.name, project, exc)
+            metrics.SPAWN_REFUSALS.labels(metrics.refusal_reason(exc)).inc()
             raise refuse(exc) from exc
 
         self._choose_image(plan)
         self._network = network
         self._plan = plan
+        self._tier = tier
+        self._oom_seen = 0
         self.network_name = network.name
         self.use_internal_ip = True
         self.mem_limit = tier.memory_bytes
         self.cpu_limit = tier.cpu
-        self.volumes = self._mounts(plan)
+        try:
+            # Quota'd folders need losetup and the engine: off the event loop too.
+            self.volumes = await asyncio.get_running_loop().run_in_executor(
+                None, self._mounts, plan, tier
+            )
+        except CleanroomError as exc:
+            self.log.error("Workspace folders of %s/%s: %s", self.user.name, project, exc)
+            raise refuse(exc) from exc
         self.extra_create_kwargs = self._create_kwargs(plan)
-        self.extra_host_config = self._host_config(network, tier.pids)
-        return await super().start()
+        self.extra_host_config = self._host_config(network, tier.pids, tier)
+        started = await super().start()
+        await asyncio.get_running_loop().run_in_executor(None, self._record_run, plan)
+        return started
 
     def _decide(self, project: str) -> tuple[ProjectInfo, quotas.QuotaTier, ProjectNetwork]:
         plan = self.registry.workspace_plan(self.user.name, project)
         self._check_firewall()
         tier = quotas.tier(plan.quota_tier)
+        self._check_concurrency(project, tier)
         network = ProjectNetworks(
             _engine(),
             instance=self.instance,
@@ -285,6 +298,31 @@ class CleanroomSpawner(DockerSpawner):
             prefix=self.network_prefix,
         ).ensure(project)
         return plan, tier, network
+
+    def _check_concurrency(self, project: str, tier: quotas.QuotaTier) -> None:
+        """Refuse a start beyond the tier's concurrent workspaces (project, user).
+
+        Counted from the engine's running containers, the ground truth. Two starts at
+        the same instant may both pass; the limit is for fair sharing, not a wall.
+        """
+        running = _engine().containers.list(
+            filters={"label": [f"{LABEL_KIND}=workspace", f"{LABEL_INSTANCE}={self.instance}"]}
+        )
+        me = self.user.name
+        pairs = {(c.labels.get(LABEL_USER), c.labels.get(LABEL_PROJECT)) for c in running}
+        pairs.discard((me, project))
+        in_project = sum(1 for _, p in pairs if p == project)
+        of_user = sum(1 for u, _ in pairs if u == me)
+        if tier.max_workspaces is not None and in_project >= tier.max_workspaces:
+            raise Conflict(
+                f"project {project!r} runs {in_project} workspaces, the most its quota tier "
+                f"{tier.name!r} allows at once; try again when one stops"
+            )
+        if tier.max_workspaces_per_user is not None and of_user >= tier.max_workspaces_per_user:
+            raise Conflict(
+                f"{me!r} runs {of_user} workspaces in other projects, the most quota tier "
+                f"{tier.name!r} allows at once; stop one first"
+            )
 
     def _requested_project(self) -> str:
         if not self.name:
@@ -344,13 +382,53 @@ class CleanroomSpawner(DockerSpawner):
             os.chown(path, self.workspace_uid, self.workspace_uid)
         return str(path)
 
-    def _mounts(self, plan: ProjectInfo) -> dict[str, dict[str, str]]:
+    def _folder(self, size: int | None, *parts: str, mode: int) -> str:
+        """A plain host folder, or (with a size) a volume of a filesystem of that size.
+
+        Files are never stranded: a folder that has a filesystem keeps it even if the
+        tier drops its size, and a plain folder another running workspace still mounts
+        is not migrated now (its later writes would land beside the copy).
+        """
+        folder = Path(self.workspaces_root, *parts)
+        image_file = folder.with_name(folder.name + ".ext4")
+        if image_file.exists():
+            size = max(size or 0, image_file.stat().st_size)
+        elif size is None or self._mounted_elsewhere(folder):
+            return self._host_dir(*parts, mode=mode)
+        return storage_quota.ensure_folder_volume(
+            _engine(),
+            image_file=image_file,
+            size=size,
+            uid=self.workspace_uid,
+            instance=self.instance,
+            labels={LABEL_PROJECT: parts[0]},
+            legacy=folder,
+        )
+
+    def _mounts_of_running(self) -> set[str]:
+        running = _engine().containers.list(
+            filters={"label": [f"{LABEL_KIND}=workspace", f"{LABEL_INSTANCE}={self.instance}"]}
+        )
+        return {m.get("Source", "") for c in running for m in c.attrs.get("Mounts") or []}
+
+    def _mounted_elsewhere(self, folder: Path) -> bool:
+        return folder.is_dir() and str(folder.resolve()) in self._mounts_of_running()
+
+    def _mounts(
+        self, plan: ProjectInfo, tier: quotas.QuotaTier | None = None
+    ) -> dict[str, dict[str, str]]:
+        work_size = tier.storage_bytes if tier else None
+        shared_size = tier.project_storage_bytes if tier else None
+        work = self._folder(work_size, plan.name, "users", self.user.name, mode=0o700)
+        shared = self._folder(shared_size, plan.name, "shared", mode=0o770)
         mounts = {
-            self._host_dir(plan.name, "users", self.user.name, mode=0o700): {
-                "bind": f"{WORKSPACE_HOME}/work",
-                "mode": "rw",
+            work: {"bind": f"{WORKSPACE_HOME}/work", "mode": "rw"},
+            shared: {"bind": "/project", "mode": "rw"},
+            # Files an operator or provider let in (ingress), read-only in every workspace.
+            self._host_dir(plan.name, "incoming", mode=0o755): {
+                "bind": "/project/incoming",
+                "mode": "ro",
             },
-            self._host_dir(plan.name, "shared", mode=0o770): {"bind": "/project", "mode": "rw"},
         }
         for ds in plan.datasets:
             mounts[ds.location] = {"bind": f"/data/{ds.name}", "mode": "ro"}
@@ -370,8 +448,16 @@ class CleanroomSpawner(DockerSpawner):
         uid = self.workspace_uid
         return {"user": f"{uid}:{uid}", "labels": self._labels(plan)}
 
-    def _host_config(self, network: ProjectNetwork, pids: int) -> dict[str, Any]:
-        return {
+    def _host_config(
+        self, network: ProjectNetwork, pids: int, tier: quotas.QuotaTier | None = None
+    ) -> dict[str, Any]:
+        extra: dict[str, Any] = {}
+        if tier is not None:
+            # Swap counts against the limit: a hog is stopped, not left thrashing the host.
+            extra["memswap_limit"] = tier.memory_bytes
+            if tier.gpus:
+                extra["device_requests"] = [{"count": tier.gpus, "capabilities": [["gpu"]]}]
+        return extra | {
             "cap_drop": ["ALL"],
             "security_opt": ["no-new-privileges:true"],
             "pids_limit": pids,
@@ -384,6 +470,75 @@ class CleanroomSpawner(DockerSpawner):
             "sysctls": {"net.ipv6.conf.all.disable_ipv6": "1"},
             "init": False,
         }
+
+    # -- after the start: reproducibility, health -----------------------------------
+    def _record_run(self, plan: ProjectInfo) -> None:
+        """Record the exact image (content digest) this workspace runs."""
+        from cleanroom.registry.governance import Governance
+
+        try:
+            container = _engine().containers.get(self.container_id)
+            image = container.attrs.get("Image", "")
+            tag = self.image
+            digests = _engine().images.get(image).attrs.get("RepoDigests") or []
+            Governance(self.registry).record_run(
+                user=self.user.name,
+                project=plan.name,
+                image=tag,
+                image_digest=digests[0] if digests else image,
+                datasets=",".join(f"{d.name}@{d.version}" for d in plan.datasets),
+                container_id=self.container_id,
+            )
+        except Exception:
+            # The workspace runs; a missing record must be seen, not stop the researcher.
+            self.log.exception("Could not record the image of %s/%s", self.user.name, plan.name)
+
+    async def poll(self) -> Any:
+        """DockerSpawner's poll, plus: say so when the memory limit killed something."""
+        container = await self.get_object()
+        if container:
+            self._note_oom(container)
+        return await super().poll()
+
+    def _note_oom(self, container: dict[str, Any]) -> None:
+        """Log and journal each process the kernel's OOM killer ended at the memory limit.
+
+        The usual victim is the kernel that grew, while the server keeps running; the
+        count comes from the container's memory cgroup (``State.OOMKilled`` alone only
+        covers the main process).
+        """
+        from cleanroom.operations.oom import oom_kills
+
+        kills = oom_kills(container.get("Id", ""))
+        if kills is None:
+            kills = 1 if container.get("State", {}).get("OOMKilled") else 0
+        seen = getattr(self, "_oom_seen", 0)
+        if kills <= seen:
+            return
+        self._oom_seen = kills
+        limit = container.get("HostConfig", {}).get("Memory") or 0
+        labels = (container.get("Config") or {}).get("Labels") or {}
+        user = labels.get(LABEL_USER) or self.user.name
+        project = labels.get(LABEL_PROJECT) or self.name
+        self.log.warning("%s", out_of_memory_message(user, project, limit, kills - seen))
+        metrics.OOM_KILLS.labels(project).inc(kills - seen)
+        from cleanroom.registry.governance import Governance
+
+        try:
+            Governance(self.registry).record(
+                "hub",
+                "workspace.out_of_memory",
+                f"project:{project}",
+                user=user,
+                memory_limit=limit,
+                processes_killed=kills - seen,
+            )
+        except Exception:  # the warning above is what matters; the journal may be busy
+            self.log.exception("Could not journal the out-of-memory event")
+
+    def get_args(self) -> list[str]:
+        """The server's arguments, plus kernel culling from the culling policy."""
+        return [*super().get_args(), *culling.kernel_args(culling.load_policy())]
 
     # -- environment ---------------------------------------------------------------
     def get_env(self) -> dict[str, str]:
@@ -406,3 +561,13 @@ class CleanroomSpawner(DockerSpawner):
             env["CLEANROOM_DATASETS"] = ",".join(d.name for d in plan.datasets)
         env["CLEANROOM_USER"] = self.user.name
         return env
+
+
+def out_of_memory_message(user: str, project: str, limit: int, processes: int = 1) -> str:
+    """What the hub says when a workspace hit its memory limit."""
+    what = "a process" if processes == 1 else f"{processes} processes"
+    return (
+        f"workspace {user}/{project}: out of memory: the kernel's OOM killer ended {what} "
+        f"at the workspace's memory limit of {limit // 2**20} MiB (quota tier); "
+        "use less memory or ask an operator for a larger tier"
+    )

@@ -1,0 +1,56 @@
+"""The hub-side services of operations: the enforcer, the idle culler, metrics access.
+
+Called from :func:`cleanroom.hubconfig.configure`; kept apart so that the hub config's
+other parts (airlock, roles) and these can change independently.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+from cleanroom import culling, paths
+from cleanroom.settings import Settings, secret
+
+ENFORCER_SERVICE = "cleanroom-enforcer"
+METRICS_SERVICE = "prometheus"
+
+
+def _forwarded_env() -> dict[str, str]:
+    """Managed services start with a minimal environment: hand them our settings."""
+    env = {k: v for k, v in os.environ.items() if k.startswith("CLEANROOM_")}
+    env.setdefault("CLEANROOM_STATE_DIR", str(paths.state_dir()))
+    return env
+
+
+def configure_operations(c: Any, settings: Settings) -> None:
+    """Add the enforcer, the idle culler and the metrics reader to the hub config ``c``."""
+    services = list(c.JupyterHub.services or [])
+    roles = list(c.JupyterHub.load_roles or [])
+
+    every = os.environ.get("CLEANROOM_ENFORCE_EVERY", "60")
+    services.append(
+        {
+            "name": ENFORCER_SERVICE,
+            # The enforcer stops workspaces through the hub with the command line's own
+            # service token (read from the state folder), so it needs no role of its own.
+            "command": [sys.executable, "-m", "cleanroom.cli", "enforce", "--every", every],
+            "environment": _forwarded_env(),
+        }
+    )
+
+    policy = culling.load_policy()
+    culler = culling.culler_service(policy)
+    if culler is not None:
+        services.append(culler)
+        roles.append(culling.culler_role())
+
+    # Prometheus scrapes /hub/metrics with this service's token (state/secrets/).
+    services.append({"name": METRICS_SERVICE, "api_token": secret("metrics-token")})
+    roles.append(
+        {"name": METRICS_SERVICE, "scopes": ["read:metrics"], "services": [METRICS_SERVICE]}
+    )
+
+    c.JupyterHub.services = services
+    c.JupyterHub.load_roles = roles

@@ -1,0 +1,109 @@
+"""Quota tiers (storage, GPUs, concurrency) and the culling policy: load, validate,
+and become the right container and service settings."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from cleanroom import culling, quotas
+from cleanroom.errors import InvalidInput
+
+
+def test_default_tiers_limit_storage_and_concurrency() -> None:
+    tiers = quotas.load_tiers()
+    standard = tiers["standard"]
+    assert standard.storage_bytes == 10 * 1024**3
+    assert standard.project_storage_bytes == 20 * 1024**3
+    assert (standard.max_workspaces, standard.max_workspaces_per_user) == (10, 3)
+    assert standard.gpus == 0 and tiers["gpu"].gpus == 1
+
+
+def test_a_tier_without_the_new_keys_keeps_plain_folders(tmp_path: Path) -> None:
+    path = tmp_path / "quotas.yaml"
+    path.write_text("tiers: {a: {cpu: 1, pids: 64, memory: 1G}}")
+    tier = quotas.load_tiers(path)["a"]
+    assert tier.storage_bytes is None and tier.max_workspaces is None and tier.gpus == 0
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("storage: 1M", "too small"),
+        ("storage: lots", "tiers.a.storage"),
+        ("gpus: -1", "gpus"),
+        ("workspaces: 0", "workspaces: 0 must be a whole number >= 1"),
+        ("workspaces_per_user: yes", "workspaces_per_user"),
+    ],
+)
+def test_bad_new_keys_name_the_problem(tmp_path: Path, extra: str, message: str) -> None:
+    path = tmp_path / "quotas.yaml"
+    path.write_text(f"tiers: {{a: {{cpu: 1, pids: 64, memory: 1G, {extra}}}}}")
+    with pytest.raises(InvalidInput, match=message):
+        quotas.load_tiers(path)
+
+
+def test_culling_policy_and_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
+    policy = culling.load_policy()
+    assert policy.server_idle_timeout == 14400 and not policy.cull_busy
+    monkeypatch.setenv("CLEANROOM_CULL_IDLE_TIMEOUT", "5")
+    monkeypatch.setenv("CLEANROOM_KERNEL_CULL_TIMEOUT", "0")
+    policy = culling.load_policy()
+    assert policy.server_idle_timeout == 5
+    assert culling.kernel_args(policy) == []
+    service = culling.culler_service(policy)
+    assert service is not None and service["command"][:3] == [
+        sys.executable,
+        "-m",
+        "jupyterhub_idle_culler",
+    ]
+    assert "--timeout=5" in service["command"]
+    assert set(culling.culler_role()["scopes"]) == {
+        "list:users",
+        "read:users:activity",
+        "read:servers",
+        "delete:servers",
+    }
+    monkeypatch.setenv("CLEANROOM_CULL_IDLE_TIMEOUT", "soon")
+    with pytest.raises(InvalidInput, match="CLEANROOM_CULL_IDLE_TIMEOUT"):
+        culling.load_policy()
+
+
+def test_kernel_culling_arguments() -> None:
+    args = culling.kernel_args(culling.CullingPolicy(kernel_idle_timeout=600))
+    assert "--MappingKernelManager.cull_idle_timeout=600" in args
+    assert "--MappingKernelManager.cull_busy=False" in args
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("servers: {idle_timeout: -1}", "idle_timeout"),
+        ("kernels: {cull_busy: maybe}", "true or false"),
+        ("servers: {timeout: 1}", "unknown key"),
+        ("users: {}", "only 'servers' and 'kernels'"),
+    ],
+)
+def test_bad_culling_policies(tmp_path: Path, body: str, message: str) -> None:
+    path = tmp_path / "culling.yaml"
+    path.write_text(body)
+    with pytest.raises(InvalidInput, match=message):
+        culling.load_policy(path)
+
+
+def test_hub_config_adds_enforcer_culler_and_metrics(state: Path) -> None:
+    from cleanroom.operations.services import configure_operations
+    from cleanroom.settings import Settings
+    from traitlets.config import Config
+
+    c = Config()
+    c.JupyterHub.services = [{"name": "cleanroom-cli", "api_token": "x"}]
+    c.JupyterHub.load_roles = []
+    configure_operations(c, Settings.from_env())
+    services = {s["name"]: s for s in c.JupyterHub.services}
+    assert {"cleanroom-cli", "cleanroom-enforcer", "idle-culler", "prometheus"} <= set(services)
+    assert services["cleanroom-enforcer"]["command"][-3:] == ["enforce", "--every", "60"]
+    assert services["cleanroom-enforcer"]["environment"]["CLEANROOM_STATE_DIR"] == str(state)
+    roles = {r["name"]: r for r in c.JupyterHub.load_roles}
+    assert roles["prometheus"]["scopes"] == ["read:metrics"]

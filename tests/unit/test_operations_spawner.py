@@ -1,0 +1,76 @@
+"""The spawner's quota settings: memory with swap, GPU device requests, kernel culling."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from cleanroom import quotas
+from cleanroom.isolation.networks import ProjectNetwork
+from cleanroom.spawner import CleanroomSpawner, out_of_memory_message
+
+NETWORK = ProjectNetwork("cleanroom-test-p", "crx-p", "10.213.5.0/24", "10.213.5.1")
+
+
+def test_memory_limit_includes_swap_and_gpus_become_device_requests() -> None:
+    spawner = CleanroomSpawner()
+    tier = quotas.load_tiers()["gpu"]
+    host = spawner._host_config(NETWORK, tier.pids, tier)
+    assert host["memswap_limit"] == tier.memory_bytes
+    assert host["device_requests"] == [{"count": 1, "capabilities": [["gpu"]]}]
+    assert host["cap_drop"] == ["ALL"]
+    plain = spawner._host_config(NETWORK, 512, quotas.load_tiers()["standard"])
+    assert "device_requests" not in plain
+
+
+def test_kernel_culling_reaches_the_server_arguments(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLEANROOM_KERNEL_CULL_TIMEOUT", "900")
+    args = CleanroomSpawner().get_args()
+    assert "--MappingKernelManager.cull_idle_timeout=900" in args
+
+
+def test_out_of_memory_message_names_the_limit() -> None:
+    message = out_of_memory_message("erin", "p-gamma", 256 * 2**20)
+    assert "erin/p-gamma: out of memory" in message and "256 MiB" in message
+
+
+def test_oom_is_reported_once(tmp_path: Path) -> None:
+    spawner = CleanroomSpawner(registry_url=f"sqlite:///{tmp_path / 'r.sqlite'}")
+    container = {
+        "State": {"OOMKilled": True},
+        "HostConfig": {"Memory": 256 * 2**20},
+        "Config": {"Labels": {"cleanroom.user": "erin", "cleanroom.project": "p-gamma"}},
+    }
+    from prometheus_client import REGISTRY
+
+    def kills() -> float:
+        value = REGISTRY.get_sample_value(
+            "cleanroom_workspace_oom_kills_total", {"project": "p-gamma"}
+        )
+        return value or 0.0
+
+    before = kills()
+    spawner._note_oom(container)
+    spawner._note_oom(container)
+    assert kills() == before + 1
+    from cleanroom.registry import Registry
+    from cleanroom.registry.governance import Governance
+
+    entries = Governance(Registry(spawner.registry_url)).journal_entries()
+    assert [(e.action, e.subject) for e in entries] == [
+        ("workspace.out_of_memory", "project:p-gamma")
+    ]
+
+
+def test_oom_kills_are_read_from_the_memory_cgroup(tmp_path: Path) -> None:
+    from cleanroom.operations.oom import oom_kills
+
+    v1 = tmp_path / "memory" / "docker" / "abc" / "memory.oom_control"
+    v1.parent.mkdir(parents=True)
+    v1.write_text("oom_kill_disable 0\nunder_oom 0\noom_kill 2\n")
+    assert oom_kills("abc", tmp_path) == 2
+    v2 = tmp_path / "system.slice" / "docker-def.scope" / "memory.events"
+    v2.parent.mkdir(parents=True)
+    v2.write_text("low 0\nhigh 0\nmax 5\noom 1\noom_kill 1\n")
+    assert oom_kills("def", tmp_path) == 1
+    assert oom_kills("nope", tmp_path) is None
