@@ -21,31 +21,55 @@ def unavailable(reason: str) -> dict[str, Any]:
     return {"verdict": "review", "unavailable": f"checks unavailable: {reason}", "findings": []}
 
 
+def project_datasets(project: str) -> tuple[tuple[str, str, str | None], ...]:
+    """(name, version, index folder) of each dataset version the project mounts.
+
+    A project the registry does not know has no sources (the policy alone applies);
+    membership, checked before, refuses such submissions anyway.
+    """
+    from cleanroom.errors import NotFound
+    from cleanroom.registry import Registry
+
+    try:
+        found = Registry().get_project(project).datasets
+    except NotFound:
+        return ()
+    return tuple((d.name, d.version, d.index_location) for d in found)
+
+
 class DisclosureChecks:
-    """Runs ``cleanroom.checks.check_bytes`` with the disclosure policy, never raising."""
+    """Runs ``cleanroom.checks.check_bytes`` against the project's sources, never raising.
 
-    def __init__(self) -> None:
-        self._loaded: tuple[Any, Any] | None = None
-        self._load_error: str | None = None
+    The context (policy with the datasets' stricter overrides, and the source indexes of
+    the dataset versions the project mounts) is built once per project and version set.
+    """
 
-    def _load(self) -> tuple[Any, Any]:
-        if self._loaded is None:
+    def __init__(
+        self,
+        datasets_of: Callable[[str], tuple[tuple[str, str, str | None], ...]] = project_datasets,
+    ) -> None:
+        self._datasets_of = datasets_of
+        self._contexts: dict[tuple[Any, ...], tuple[Any, Any]] = {}
+
+    def _load(self, project: str) -> tuple[Any, Any]:
+        datasets = self._datasets_of(project)
+        key = (project, datasets)
+        if key not in self._contexts:
             # Imported here, not at module import: the service must start, and take
             # submissions, even when the checks package is absent or broken.
-            from cleanroom.checks import check_bytes
-            from cleanroom.checks.policy import DisclosurePolicy
-            from cleanroom.checks.types import CheckContext
+            from cleanroom.checks import check_bytes, load_context
 
-            context = CheckContext(policy=DisclosurePolicy.load())
-            self._loaded = (check_bytes, context)
-        return self._loaded
+            indexes = [index for _, _, index in datasets if index]
+            context = load_context(indexes, datasets=[name for name, _, _ in datasets])
+            self._contexts[key] = (check_bytes, context)
+        return self._contexts[key]
 
     def __call__(self, data: bytes, filename: str, project: str) -> dict[str, Any]:
         """The check report as a JSON-safe dict, or an "unavailable" result."""
         try:
-            check_bytes, context = self._load()
+            check_bytes, context = self._load(project)
         except Exception as exc:
-            log.warning("automatic checks unavailable: %s", exc)
+            log.warning("automatic checks unavailable for %s: %s", project, exc)
             return unavailable(f"{type(exc).__name__}: {exc}")
         try:
             report = check_bytes(data, filename, context)
