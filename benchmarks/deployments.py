@@ -208,7 +208,7 @@ def start_plain(root: Path) -> Deployment:
 
 
 def stop(deployment: Deployment) -> None:
-    """Stop the hub, then remove every container, network and firewall rule it made."""
+    """Stop the hub, then remove every container, volume, network and rule it made."""
     deployment.hub.stop()
     client = docker.from_env()
     if deployment.kind == "cleanroom":
@@ -218,8 +218,24 @@ def stop(deployment: Deployment) -> None:
     for container in client.containers.list(all=True, filters={"label": label}):
         with contextlib.suppress(NotFound, APIError):
             container.remove(force=True)
-    if deployment.kind == "cleanroom":
-        deployment.hub.cli("firewall", "remove")
-        for network in client.networks.list(filters={"label": label}):
-            with contextlib.suppress(NotFound, APIError):
-                network.remove()
+    if deployment.kind != "cleanroom":
+        return
+    _release_folders(client, deployment)
+    deployment.hub.cli("firewall", "remove")
+    for network in client.networks.list(filters={"label": label}):
+        with contextlib.suppress(NotFound, APIError):
+            network.remove()
+
+
+def _release_folders(client: docker.DockerClient, deployment: Deployment) -> None:
+    """Detach the loop devices and volumes of size-limited work folders, where made."""
+    try:
+        from cleanroom import storage_quota
+    except ImportError:
+        return  # work folders are plain folders: nothing outside the state folder
+    storage_quota.release_all(client, deployment.instance, deployment.hub.state / "workspaces")
+    for volume in client.volumes.list(
+        filters={"label": f"cleanroom.instance={deployment.instance}"}
+    ):
+        with contextlib.suppress(NotFound, APIError):
+            volume.remove()

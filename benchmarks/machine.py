@@ -7,6 +7,7 @@ import platform
 import shutil
 import subprocess
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -39,6 +40,20 @@ def _proxy_version() -> str:
     return done.stdout.strip() or "-"
 
 
+def _source() -> str:
+    """The commit measured, and whether the working tree differed from it."""
+    root = Path(__file__).resolve().parents[1]
+    head = subprocess.run(
+        ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+        capture_output=True, text=True, check=False,
+    ).stdout.strip()  # fmt: skip
+    dirty = subprocess.run(
+        ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+        capture_output=True, text=True, check=False,
+    ).stdout.strip()  # fmt: skip
+    return f"{head or '-'}{' + uncommitted changes' if dirty else ''}"
+
+
 def describe(image: str) -> dict[str, Any]:
     """The machine and software versions, for the report."""
     client = docker.from_env()
@@ -61,5 +76,6 @@ def describe(image: str) -> dict[str, Any]:
         "cgroup": client.info().get("CgroupVersion", "-"),
         "configurable_http_proxy": _proxy_version(),
         "image": f"{image} ({image_id})",
+        "source": _source(),
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
     }

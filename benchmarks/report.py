@@ -10,6 +10,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+PHASES = ("prepare", "boot", "detect")
 START = "<!-- benchmark-results:start -->"
 END = "<!-- benchmark-results:end -->"
 
@@ -44,11 +45,25 @@ def _spawn(spawn: dict[str, Any]) -> list[str]:
         rows.append([phase, "ratio cleanroom / plain", "", found.get("ratio_p50"),
                      found.get("ratio_p95"), "", ""])  # fmt: skip
     head = ["spawn", "hub", "n", "p50 s", "p95 s", "max s", "failures"]
-    return [
+    lines = [
         "### Spawn latency (REST request until JupyterLab answers through the proxy)",
         "",
         *_table(head, rows),
     ]
+    found = spawn.get("phases") or {}
+    rows = []
+    for phase in ("cold", "warm"):
+        for kind, parts in (found.get(phase) or {}).items():
+            rows.append([phase, kind, *(parts[p]["p50"] for p in PHASES)])
+    if rows:
+        lines += [
+            "Where the time goes (p50 seconds, from the hub's log): *prepare* is hub-side "
+            "work until `docker start`, *boot* the container and JupyterLab until the server "
+            "reports to the hub, *detect* until the hub declares it ready.",
+            "",
+            *_table(["spawn", "hub", *PHASES], rows),
+        ]
+    return lines
 
 
 def _memory(mem: dict[str, Any]) -> list[str]:
@@ -75,11 +90,13 @@ def _concurrency(conc: dict[str, Any]) -> list[str]:
         for kind in ("cleanroom", "plain"):
             if kind in found:
                 r = found[kind]
+                parts = r.get("phases") or {}
                 rows.append(
                     [level, kind, r["all_ready_seconds"], r["p50"], r["max"], r["failures"],
-                     r["retries_429"]]
+                     r["retries_429"], *((parts.get(p) or {}).get("p50") for p in PHASES)]
                 )  # fmt: skip
     head = ["users at once", "hub", "all ready s", "p50 s", "slowest s", "failures", "429s"]
+    head += [f"{p} p50 s" for p in PHASES]
     return ["### Concurrent spawns", "", *_table(head, rows)]
 
 

@@ -157,16 +157,25 @@ async def sequential(
     return results
 
 
-async def concurrent(
-    dep: Deployment, users: list[str], server: str
-) -> tuple[float, list[Spawn], float]:
-    """Start every user's server at once; (seconds until all ready, spawns, stop seconds)."""
-    async with _client(4 * len(users) + 10) as client:
+async def prime(dep: Deployment, pairs: list[tuple[str, str]]) -> None:
+    """Spawn and stop each (user, server) once, untimed, so its project exists fully."""
+    async with _client() as client:
+        for user, server in pairs:
+            await spawn(client, dep, user, server)
+            await stop(client, dep, user, server)
+
+
+async def concurrent(dep: Deployment, servers: dict[str, str]) -> tuple[float, list[Spawn], float]:
+    """Start every user's server at once; (seconds until all ready, spawns, stop seconds).
+
+    ``servers`` maps each user to the server (project) they start.
+    """
+    async with _client(4 * len(servers) + 10) as client:
         began = time.monotonic()
-        spawns = await asyncio.gather(*(spawn(client, dep, u, server) for u in users))
+        spawns = await asyncio.gather(*(spawn(client, dep, u, s) for u, s in servers.items()))
         all_ready = time.monotonic() - began
         began = time.monotonic()
-        await asyncio.gather(*(stop(client, dep, u, server) for u in users))
+        await asyncio.gather(*(stop(client, dep, u, s) for u, s in servers.items()))
         stopped = time.monotonic() - began
     return all_ready, list(spawns), stopped
 
