@@ -493,6 +493,20 @@ class CleanroomSpawner(DockerSpawner):
             # The workspace runs; a missing record must be seen, not stop the researcher.
             self.log.exception("Could not record the image of %s/%s", self.user.name, plan.name)
 
+    async def stop(self, now: bool = False) -> None:
+        """Stop the workspace, then detach its work folder's loop device if it had one
+        (only this workspace mounts it; the next start attaches it again)."""
+        await super().stop(now=now)
+        work = Path(self.workspaces_root, self.name, "users", f"{self.user.name}.ext4")
+        try:
+            await asyncio.get_running_loop().run_in_executor(
+                None, storage_quota.detach_unused, work
+            )
+        except CleanroomError as exc:
+            self.log.warning(
+                "Work folder of %s/%s stays attached: %s", self.user.name, self.name, exc
+            )
+
     async def poll(self) -> Any:
         """DockerSpawner's poll, plus: say so when the memory limit killed something."""
         container = await self.get_object()

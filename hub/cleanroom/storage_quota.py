@@ -21,11 +21,14 @@ filesystem and the old folder is kept beside it, renamed, never deleted.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import docker
@@ -115,6 +118,23 @@ def _grow(image_file: Path, size: int) -> None:
     _run("resize2fs", str(image_file))
 
 
+@contextmanager
+def _locked(image_file: Path) -> Iterator[None]:
+    """Serialise every change to one folder's file, loop device and volume.
+
+    Two members starting at once must not each attach the shared folder's file to a
+    loop device of their own: two mounts of one ext4 through two devices corrupt it.
+    A lock file works across the hub's threads and across processes.
+    """
+    lock_path = image_file.with_name(image_file.name + ".lock")
+    with lock_path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def ensure_folder_volume(
     client: docker.DockerClient,
     *,
@@ -131,30 +151,52 @@ def ensure_folder_volume(
     the folder is renamed ``<name>.migrated-<time>``, kept for the operator to remove.
     """
     image_file.parent.mkdir(parents=True, exist_ok=True)
+    with _locked(image_file):
+        if not image_file.exists():
+            _make_filesystem(image_file, size, uid, legacy)
+            if legacy is not None and legacy.exists():
+                stamp = time.strftime("%Y%m%dT%H%M%S")
+                legacy.rename(legacy.with_name(f"{legacy.name}.migrated-{stamp}"))
+        else:
+            _grow(image_file, size)
+        os.chmod(image_file, 0o600)
+        name = volume_name(instance, image_file)
+        opts = {"type": "ext4", "device": _attach(image_file)}
+        try:
+            existing = client.volumes.get(name)
+            if (existing.attrs.get("Options") or {}) == opts:
+                return name
+            existing.remove()
+        except DockerNotFound:
+            pass
+        except docker.errors.APIError as exc:
+            raise StorageError(
+                f"the volume of {image_file} names another loop device and is in use: {exc}"
+            ) from exc
+        client.volumes.create(
+            name=name,
+            driver="local",
+            driver_opts=opts,
+            labels={**labels, "cleanroom.kind": "folder", "cleanroom.instance": instance},
+        )
+        return name
+
+
+def detach_unused(image_file: Path) -> int:
+    """Detach the loop devices of ``image_file`` that nothing mounts; how many.
+
+    Called when a member's workspace stops, for their work folder (only that workspace
+    mounts it), so loop devices exist only while workspaces run.
+    """
     if not image_file.exists():
-        _make_filesystem(image_file, size, uid, legacy)
-        if legacy is not None and legacy.exists():
-            stamp = time.strftime("%Y%m%dT%H%M%S")
-            legacy.rename(legacy.with_name(f"{legacy.name}.migrated-{stamp}"))
-    else:
-        _grow(image_file, size)
-    os.chmod(image_file, 0o600)
-    name = volume_name(instance, image_file)
-    opts = {"type": "ext4", "device": _attach(image_file)}
-    try:
-        existing = client.volumes.get(name)
-        if (existing.attrs.get("Options") or {}) == opts:
-            return name
-        existing.remove()
-    except DockerNotFound:
-        pass
-    client.volumes.create(
-        name=name,
-        driver="local",
-        driver_opts=opts,
-        labels={**labels, "cleanroom.kind": "folder", "cleanroom.instance": instance},
-    )
-    return name
+        return 0
+    detached = 0
+    with _locked(image_file):
+        for device in _loop_devices(image_file):
+            if not _is_mounted(device):
+                _run("losetup", "-d", device)
+                detached += 1
+    return detached
 
 
 def release_folder(client: docker.DockerClient, instance: str, image_file: Path) -> bool:
