@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -146,6 +147,9 @@ def run(root: Path, count: int, sizes_mb: list[int], loads: int) -> dict[str, An
         officer = hub.browser(OFFICER)
         ids = _request_ids(db_url, loads)
         queue = [_time_get(officer, hub.service_url + "queue") for _ in range(loads)]
+        # The page must list the store, or its latency means nothing.
+        listed = officer.get(hub.service_url + "queue", timeout=600).text
+        out["queue_rows"] = len(set(re.findall(r"requests/([0-9a-f]{16})", listed)))
         pages = [_time_get(officer, f"{hub.service_url}requests/{rid}") for rid in ids]
         out["pages"] = {"queue": summary(queue), "request": summary(pages)}
         out["airlock_process_rss_mib"] = _airlock_rss(hub.proc.pid)

@@ -72,6 +72,7 @@ def test_every_part_runs_at_tiny_sizes(tmp_path: Path) -> None:
         assert level["count"] == 2 and level["failures"] == 0, level["errors"]
     assert result["airlock"]["submit"]["1"]["n"] > 0
     assert result["airlock"]["pages"]["queue"]["n"] == 1
+    assert result["airlock"]["queue_rows"] > 0
     assert "missing" not in result["checks"], result["checks"].get("missing")
     tables = report.markdown(result)
     for heading in ("Spawn latency", "Memory", "Concurrent spawns", "Airlock", "checks"):
