@@ -187,9 +187,7 @@ def run_concurrency(deps: list[Deployment], levels: list[int]) -> dict[str, Any]
         servers = {u: f"bench-c{level}p{i // PROJECT_SIZE}" for i, u in enumerate(users)}
         out[str(level)] = {}
         # One member of each project starts once first (untimed), so the burst starts
-        # workspaces of existing projects, as on any day but a project's first: the
-        # first starts of one new project at once race on its shared folder (reported
-        # apart, see docs/benchmarks.md).
+        # workspaces of existing projects, as on any day but a project's first.
         firsts = {s: u for u, s in reversed(servers.items())}
         for dep in deps:
             for user, server in servers.items():
