@@ -238,6 +238,14 @@ def test_project_end_stops_the_running_workspace(gamma: Hub) -> None:
     assert again.status_code == 403 and "ended on" in again.text
 
 
+def test_hub_runs_the_enforcer_and_the_culler(hub: Hub) -> None:
+    log = (hub.state / "hub.log").read_text(errors="replace")
+    assert "Starting service 'cleanroom-enforcer'" in log
+    assert "Starting service 'idle-culler'" in log
+    # The culler's scopes are enough to list users and their servers' activity.
+    assert "200 GET /hub/api/users?state=[secret] (idle-culler@" in log
+
+
 def test_idle_culler_stops_an_idle_workspace(hub: Hub) -> None:
     """The culler the hub runs, with a five-second timeout, run beside the hub for the
     test (the hub's own has the policy's hours)."""
