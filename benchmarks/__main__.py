@@ -264,6 +264,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             shutil.rmtree(root, ignore_errors=True)
     result["finished"] = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    # Another build during the run would have changed what later spawns ran.
+    result["machine"]["image_at_end"] = machine.describe(IMAGE)["image"]
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = args.out or RESULTS / f"{started}.json"
     out.write_text(json.dumps(result, indent=2, default=str))
