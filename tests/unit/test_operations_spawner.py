@@ -74,3 +74,67 @@ def test_oom_kills_are_read_from_the_memory_cgroup(tmp_path: Path) -> None:
     v2.write_text("low 0\nhigh 0\nmax 5\noom 1\noom_kill 1\n")
     assert oom_kills("def", tmp_path) == 1
     assert oom_kills("nope", tmp_path) is None
+
+
+class _Container:
+    def __init__(self, user: str, project: str) -> None:
+        self.labels = {"cleanroom.user": user, "cleanroom.project": project}
+
+
+class _Engine:
+    def __init__(self, running: list[_Container]) -> None:
+        self.containers = self
+        self.running = running
+
+    def list(self, filters: dict[str, object]) -> list[_Container]:
+        return self.running
+
+
+def _spawner_of(user: str) -> CleanroomSpawner:
+    from jupyterhub.objects import Hub
+
+    class _User:
+        name = user
+        url = f"/user/{user}/"
+
+    return CleanroomSpawner(user=_User(), hub=Hub())
+
+
+@pytest.mark.parametrize(
+    ("running", "message"),
+    [
+        ([("bob", "p-gamma")], "project 'p-gamma' runs 1 workspaces"),
+        ([("erin", "p-x"), ("erin", "p-y")], "'erin' runs 2 workspaces in other projects"),
+    ],
+)
+def test_concurrency_limits_of_the_tier(
+    monkeypatch: pytest.MonkeyPatch, running: list[tuple[str, str]], message: str
+) -> None:
+    from cleanroom import spawner as spawner_module
+    from cleanroom.errors import Conflict
+
+    engine = _Engine([_Container(u, p) for u, p in running])
+    monkeypatch.setattr(spawner_module, "_engine", lambda: engine)
+    tier = quotas.load_tiers()["tiny"]  # one workspace per project, two per person
+    with pytest.raises(Conflict, match=message):
+        _spawner_of("erin")._check_concurrency("p-gamma", tier)
+    # A restart of one's own workspace is never counted against oneself.
+    engine.running = [_Container("erin", "p-gamma"), _Container("erin", "p-x")]
+    _spawner_of("erin")._check_concurrency("p-gamma", tier)
+
+
+def test_status_arithmetic() -> None:
+    from cleanroom.operations.status import _cpu_percent, _memory
+
+    stats = {
+        "cpu_stats": {
+            "cpu_usage": {"total_usage": 300},
+            "system_cpu_usage": 2000,
+            "online_cpus": 2,
+        },
+        "precpu_stats": {"cpu_usage": {"total_usage": 100}, "system_cpu_usage": 1000},
+        "memory_stats": {"usage": 500, "stats": {"total_inactive_file": 100}},
+    }
+    assert _cpu_percent(stats) == 40.0
+    assert _memory(stats) == 400
+    assert _cpu_percent({}) == 0.0
