@@ -134,9 +134,13 @@ def test_release_from_workspace_to_download(workspace: Hub) -> None:
 _TRACE = """
 import ctypes, os
 libc = ctypes.CDLL(None, use_errno=True)
-server = next(int(p) for p in os.listdir("/proc") if p.isdigit()
-              and b"jupyterhub-singleuser" in open(f"/proc/{p}/cmdline", "rb").read()
-              and int(p) != os.getpid())
+def is_server(pid):
+    # tini (PID 1) carries the server's command line too; the server is its child.
+    comm = open(f"/proc/{pid}/comm").read().strip()
+    cmd = open(f"/proc/{pid}/cmdline", "rb").read()
+    return comm != "tini" and b"jupyterhub-singleuser" in cmd
+server = next(int(p) for p in os.listdir("/proc")
+              if p.isdigit() and int(p) not in (1, os.getpid()) and is_server(p))
 attached = libc.ptrace(16, server, 0, 0)  # PTRACE_ATTACH
 errno = ctypes.get_errno()
 try:
