@@ -2,6 +2,8 @@
 # they need on Debian as root), `make check` lints and type-checks.
 .PHONY: up down test check venv images demo bench clean-state
 
+PY_SOURCES := hub tests benchmarks extensions/cleanroom_workspace
+
 up:
 	@scripts/setup.sh up
 
@@ -15,9 +17,10 @@ venv:
 	@scripts/setup.sh venv
 
 check: venv
-	.venv/bin/ruff check .
-	.venv/bin/ruff format --check .
-	.venv/bin/mypy hub tests benchmarks extensions/cleanroom_workspace
+	.venv/bin/ruff check $(PY_SOURCES)
+	.venv/bin/ruff format --check $(PY_SOURCES)
+	.venv/bin/mypy $(PY_SOURCES)
+	.venv/bin/python -m cleanroom.airlock.diagram --check
 
 images: venv
 	@scripts/setup.sh engine
