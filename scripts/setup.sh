@@ -120,6 +120,8 @@ cmd_up() {
   cleanroom images build
   say "seeding the demo (kept when present)"
   cleanroom demo >/dev/null
+  # Indexes built by an older release of the checks are rebuilt from the library copy.
+  cleanroom datasets reindex --stale >/dev/null
   if pid="$(hub_pid)"; then
     say "the hub is already running (pid $pid)"
   else

@@ -16,7 +16,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from cleanroom.errors import CleanroomError, InvalidInput
+from cleanroom.errors import CleanroomError, InvalidInput, NotFound
 from cleanroom.operations import commands as ops
 from cleanroom.registry import Registry
 
@@ -219,6 +219,25 @@ def datasets_list(args: argparse.Namespace, reg: Registry) -> None:
     )
 
 
+def datasets_reindex(args: argparse.Namespace, reg: Registry) -> None:
+    from cleanroom.library import index_is_current, reindex_dataset
+
+    targets = [
+        d
+        for d in reg.list_datasets()
+        if (args.name in (None, d.name)) and (args.version in (None, d.version))
+    ]
+    if args.name and not targets:
+        raise NotFound(f"there is no dataset {args.name} {args.version or ''}".strip())
+    done = []
+    for d in targets:
+        if args.stale and index_is_current(d.index_location):
+            continue
+        print(f"rebuilding the index of {d.name} {d.version}", file=sys.stderr)
+        done.append(reindex_dataset(reg, d.name, d.version))
+    _out(args, done, f"rebuilt {len(done)} index(es)")
+
+
 def datasets_attach(args: argparse.Namespace, reg: Registry) -> None:
     reg.attach_dataset(args.project, args.dataset, args.version)
     _out(
@@ -341,6 +360,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", required=True)
     p.add_argument("--provider", required=True)
     verb(datasets, "list", "list dataset versions", datasets_list)
+    p = verb(
+        datasets,
+        "reindex",
+        "rebuild disclosure-check indexes (after an upgrade of the checks)",
+        datasets_reindex,
+    )
+    p.add_argument("name", nargs="?", help="one dataset (default: all)")
+    p.add_argument("--version", help="one version (default: all)")
+    p.add_argument("--stale", action="store_true", help="only indexes that no longer load")
     p = verb(datasets, "attach", "let a project mount a dataset", datasets_attach)
     p.add_argument("project")
     p.add_argument("dataset")

@@ -171,3 +171,35 @@ def _build_index(staging: Path, files: list[Path], name: str, version: str) -> P
         files, out, name=name, progress=lambda msg: print(f"  index: {msg}", file=sys.stderr)
     )
     return out
+
+
+def index_is_current(location: str | None) -> bool:
+    """True when the index at ``location`` loads with this version of the checks."""
+    from cleanroom.checks import CheckInputError, load_source_index
+
+    if not location:
+        return False
+    try:
+        load_source_index(Path(location))
+    except CheckInputError:
+        return False
+    return True
+
+
+def reindex_dataset(registry: Registry, name: str, version: str) -> DatasetInfo:
+    """Rebuild a registered version's index from the library copy, then swap it in.
+
+    The old index keeps serving until the new one is complete, so a failure changes
+    nothing; the library copy itself is read, never written.
+    """
+    info = registry.get_dataset(name, version)
+    files = [Path(info.location) / path for path, _, _ in info.files]
+    final = paths.index_dir() / name / version
+    fresh = _build_index(Path(info.location), files, name, f"{version}.rebuilding")
+    old = final.with_name(f"{version}.old")
+    if final.exists():
+        os.rename(final, old)
+    os.rename(fresh, final)
+    shutil.rmtree(old, ignore_errors=True)
+    registry.set_index_location(name, version, str(final))
+    return registry.get_dataset(name, version)

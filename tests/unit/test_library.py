@@ -134,3 +134,26 @@ def test_registration_builds_the_disclosure_index(registry: Registry, tmp_path: 
     index_dir = Path(info.index_location)
     assert index_dir.is_dir() and not index_dir.is_relative_to(Path(info.location))
     load_source_index(index_dir)  # loads without the source data
+
+
+def test_stale_indexes_are_found_and_rebuilt(registry: Registry, tmp_path: Path) -> None:
+    import json
+
+    from cleanroom.demo.press_line import write_press_line
+
+    src = tmp_path / "press"
+    src.mkdir()
+    write_press_line(src, rows=300, seed=4)
+    info = library.register_dataset(registry, src, name="press-line", version="v1", provider="Acme")
+    assert library.index_is_current(info.index_location)
+    meta_file = next(Path(str(info.index_location)).glob("*.json"))
+    meta = json.loads(meta_file.read_text())
+    meta["version"] = -1  # as an index from an older release of the checks
+    meta_file.write_text(json.dumps(meta))
+    assert not library.index_is_current(info.index_location)
+    rebuilt = library.reindex_dataset(registry, "press-line", "v1")
+    assert rebuilt.index_location == info.index_location
+    assert library.index_is_current(rebuilt.index_location)
+    assert not any(
+        p.name.endswith((".old", ".rebuilding")) for p in meta_file.parent.parent.iterdir()
+    )

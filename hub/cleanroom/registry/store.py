@@ -323,6 +323,11 @@ class Registry:
             )
         return dataset
 
+    def set_index_location(self, name: str, version: str, location: str) -> None:
+        """Record where a dataset version's disclosure-check index lives."""
+        with self.session() as s:
+            self._dataset(s, name, version).index_location = location
+
     def dataset_exists(self, name: str, version: str) -> bool:
         """True when that dataset version is registered."""
         with self.session() as s:
