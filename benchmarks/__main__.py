@@ -27,6 +27,7 @@ import shutil
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -101,10 +102,14 @@ def _quick(args: argparse.Namespace) -> None:
 
 
 def _step(name: str, fn: Callable[[], Any]) -> Any:
+    """Run one part; a part that breaks is reported as such and the run goes on."""
     print(f"== {name}", flush=True)
     began = time.monotonic()
     try:
         return fn()
+    except Exception as exc:
+        traceback.print_exc()
+        return {"error": f"{type(exc).__name__}: {exc}"[:2000]}
     finally:
         print(f"   {name}: {time.monotonic() - began:.0f} s", flush=True)
 
@@ -229,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         if needs_hubs and not args.skip_build:
             _step("images", _build_images)
         if needs_hubs:
-            deps = _step("hubs", lambda: [start_cleanroom(root), start_plain(root)])
+            deps = _start_hubs(root)
         if "spawn" in args.parts:
             result["spawn"] = _step("spawn latency", lambda: run_spawns(deps, args.spawns))
         if "memory" in args.parts:
@@ -276,6 +281,19 @@ def main(argv: list[str] | None = None) -> int:
         report.write(DOCS, markdown)
         print(f"tables: {DOCS}")
     return 0
+
+
+def _start_hubs(root: Path) -> list[Deployment]:
+    print("== hubs", flush=True)
+    deps: list[Deployment] = []
+    try:
+        deps.append(start_cleanroom(root))
+        deps.append(start_plain(root))
+    except Exception:
+        for dep in deps:
+            stop(dep)
+        raise
+    return deps
 
 
 def _build_images() -> None:

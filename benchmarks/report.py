@@ -150,16 +150,20 @@ def markdown(result: dict[str, Any]) -> str:
         "",
     ]
     lines += _machine(result.get("machine") or {})
-    if "spawn" in result:
-        lines += _spawn(result["spawn"])
-    if "memory" in result:
-        lines += _memory(result["memory"])
-    if "concurrency" in result:
-        lines += _concurrency(result["concurrency"])
-    if "airlock" in result:
-        lines += _airlock(result["airlock"])
-    if "checks" in result:
-        lines += _checks(result["checks"])
+    parts = {
+        "spawn": _spawn,
+        "memory": _memory,
+        "concurrency": _concurrency,
+        "airlock": _airlock,
+        "checks": _checks,
+    }
+    for name, table in parts.items():
+        if name not in result:
+            continue
+        if "error" in result[name]:
+            lines += [f"### {name}", "", f"This part failed: `{result[name]['error']}`", ""]
+        else:
+            lines += table(result[name])
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -60,6 +60,8 @@ def test_every_part_runs_at_tiny_sizes(tmp_path: Path) -> None:
     ]  # fmt: skip
     assert main(args) == 0
     result = json.loads(out.read_text())
+    for part in ("spawn", "memory", "concurrency", "airlock", "checks"):
+        assert "error" not in result[part], result[part]
 
     for phase in ("cold", "warm"):
         for kind in ("cleanroom", "plain"):
