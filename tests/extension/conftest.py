@@ -10,8 +10,11 @@ submission listener and records what it receives.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import hashlib
 import json
+import shutil
+import tempfile
 import threading
 import uuid
 from collections.abc import Iterator
@@ -27,6 +30,13 @@ from pytest_jupyter.jupyter_server import *  # noqa: F403
 from tornado import httputil, web
 from tornado.httpserver import HTTPServer
 from tornado.testing import bind_unused_port
+
+# The guard counts the temp folder among the researcher's writable folders and serves
+# no kernel-spec file from there. A checkout (and its .venv, holding the kernel spec)
+# may itself live under /tmp, as CI's fresh clones can: give these tests a temp folder
+# of their own, so that only what a test puts there counts as the researcher's.
+tempfile.tempdir = tempfile.mkdtemp(prefix="cleanroom-extension-tests-")
+atexit.register(shutil.rmtree, tempfile.tempdir, True)
 
 HUB_TOKEN = "test-hub-token"
 PROJECT = "press-line"
