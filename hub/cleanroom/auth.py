@@ -9,8 +9,7 @@ from jupyterhub.auth import Authenticator
 from traitlets import Unicode, default
 
 from cleanroom import paths
-from cleanroom.registry import Registry
-from cleanroom.spawner import _registry
+from cleanroom.registry import Registry, shared_registry
 
 # Registry role -> hub role. Researchers get JupyterHub's own "user" role only.
 _HUB_ROLE = {
@@ -86,7 +85,7 @@ class CleanroomAuthenticator(Authenticator):
     @property
     def registry(self) -> Registry:
         """The shared registry."""
-        return _registry(self.registry_url)
+        return shared_registry(self.registry_url)
 
     @default("manage_roles")
     def _default_manage_roles(self) -> bool:

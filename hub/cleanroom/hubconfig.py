@@ -13,7 +13,7 @@ from typing import Any
 from cleanroom import paths
 from cleanroom.isolation.firewall import HostFirewall
 from cleanroom.operations.services import configure_operations
-from cleanroom.registry import Registry
+from cleanroom.registry import shared_registry
 from cleanroom.settings import Settings, secret, secret_file
 
 CLI_SERVICE = "cleanroom-cli"
@@ -21,7 +21,7 @@ CLI_SERVICE = "cleanroom-cli"
 
 def template_projects(user: Any) -> list[Any]:
     """The projects a user may start, for the home page."""
-    return Registry().projects_of(user.name) if user is not None else []
+    return shared_registry().projects_of(user.name) if user is not None else []
 
 
 def _add_airlock(c: Any, settings: Settings) -> None:

@@ -24,7 +24,7 @@ from cleanroom import culling, metrics, paths, quotas, storage_quota
 from cleanroom.errors import CleanroomError, Conflict
 from cleanroom.isolation.firewall import HostFirewall
 from cleanroom.isolation.networks import ProjectNetwork, ProjectNetworks
-from cleanroom.registry import ProjectInfo, Registry
+from cleanroom.registry import ProjectInfo, Registry, shared_registry
 
 WORKSPACE_HOME = "/home/researcher"
 LABEL_USER = "cleanroom.user"
@@ -32,11 +32,6 @@ LABEL_PROJECT = "cleanroom.project"
 LABEL_IMAGE = "cleanroom.image"
 LABEL_KIND = "cleanroom.kind"
 LABEL_INSTANCE = "cleanroom.instance"
-
-
-@functools.cache
-def _registry(url: str) -> Registry:
-    return Registry(url)
 
 
 @functools.cache
@@ -198,7 +193,7 @@ class CleanroomSpawner(DockerSpawner):
     @property
     def registry(self) -> Registry:
         """The registry, shared by all spawners of this hub."""
-        return _registry(self.registry_url)
+        return shared_registry(self.registry_url)
 
     # -- engine calls and start-up speed -----------------------------------------------
     _docker_pool: ThreadPoolExecutor | None = None

@@ -28,10 +28,10 @@ def project_datasets(project: str) -> tuple[tuple[str, str, str | None], ...]:
     membership, checked before, refuses such submissions anyway.
     """
     from cleanroom.errors import NotFound
-    from cleanroom.registry import Registry
+    from cleanroom.registry import shared_registry
 
     try:
-        found = Registry().get_project(project).datasets
+        found = shared_registry().get_project(project).datasets
     except NotFound:
         return ()
     return tuple((d.name, d.version, d.index_location) for d in found)

@@ -6,6 +6,7 @@ from cleanroom.registry.store import (
     ProjectInfo,
     Registry,
     UserInfo,
+    shared_registry,
 )
 
-__all__ = ["DatasetInfo", "DatasetMount", "ProjectInfo", "Registry", "UserInfo"]
+__all__ = ["DatasetInfo", "DatasetMount", "ProjectInfo", "Registry", "UserInfo", "shared_registry"]

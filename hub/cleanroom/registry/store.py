@@ -7,6 +7,7 @@ changes nothing on a refusal.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -491,3 +492,13 @@ class Registry:
             total_bytes=d.total_bytes,
             files=tuple((f.path, f.size, f.sha256) for f in d.files),
         )
+
+
+@functools.cache
+def _shared(url: str) -> Registry:
+    return Registry(url)
+
+
+def shared_registry(url: str | None = None) -> Registry:
+    """One registry (and so one connection pool) per URL for a long-running process."""
+    return _shared(url or paths.registry_url())
