@@ -79,7 +79,7 @@ def seed(db_url: str, blob_dir: Path, policy_file: Path, count: int) -> float:
     began = time.monotonic()
     for i in range(count):
         author = RESEARCHERS[i % len(RESEARCHERS)]
-        actor = airlock.actor(author, {RESEARCHER_SCOPE, server_scope(author, PROJECT)})
+        actor = airlock.actor(author, frozenset({RESEARCHER_SCOPE, server_scope(author, PROJECT)}))
         body = f"line,defects\nA,{100 + i}\nB,{i % 97}\n".encode()
         upload = FileUpload(f"out/table-{i}.csv", body, "defects by line")
         airlock.submit(actor, PROJECT, f"seeded request {i} for the benchmark", [upload])
