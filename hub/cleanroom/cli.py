@@ -7,38 +7,22 @@ and exits non-zero. ``--json`` gives machine-readable output for scripts.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, is_dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 from cleanroom.errors import CleanroomError, InvalidInput, NotFound
 from cleanroom.operations import commands as ops
+from cleanroom.output import emit
 from cleanroom.registry import Registry
 
 Handler = Callable[[argparse.Namespace, Registry], Any]
 
 
-def _out(args: argparse.Namespace, value: Any, text: str | None = None) -> None:
-    if getattr(args, "json", False):
-        print(json.dumps(_jsonable(value), indent=2, default=str))
-    elif text is not None:
-        print(text)
-
-
-def _jsonable(value: Any) -> Any:
-    if is_dataclass(value) and not isinstance(value, type):
-        return _jsonable(asdict(value))
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        items = [_jsonable(v) for v in value]
-        return sorted(items) if isinstance(value, set | frozenset) else items
-    return value
+_out = emit
 
 
 def _date(value: str) -> date:

@@ -9,35 +9,18 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import json
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, is_dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 from cleanroom.errors import InvalidInput
+from cleanroom.output import emit
 from cleanroom.registry import Registry
 from cleanroom.registry.governance import Governance
 
-
-def _out(args: argparse.Namespace, value: Any, text: str | None = None) -> None:
-    """JSON with ``--json``, else the text (the backbone's verbs print the same way)."""
-    if getattr(args, "json", False):
-        print(json.dumps(_jsonable(value), indent=2, default=str))
-    elif text is not None:
-        print(text)
-
-
-def _jsonable(value: Any) -> Any:
-    if is_dataclass(value) and not isinstance(value, type):
-        return _jsonable(asdict(value))
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [_jsonable(v) for v in value]
-    return value
+_out = emit
 
 
 def default_actor() -> str:

@@ -38,7 +38,7 @@ from cleanroom.registry.models import (
     User,
     WorkspaceRun,
 )
-from cleanroom.registry.store import Registry
+from cleanroom.registry.store import Registry, dataset_row, project_row, user_row
 
 INGRESS_MAX_BYTES = 50 * 1024**2
 """Ingress is for code and reference tables, not data sets: bigger files are refused."""
@@ -184,31 +184,9 @@ class Governance:
         self.registry = registry or Registry()
 
     # -- helpers -------------------------------------------------------------------
-    @staticmethod
-    def _user(s: Session, name: str) -> User:
-        user = s.get(User, name)
-        if user is None:
-            raise NotFound(f"there is no user {name!r}")
-        return user
-
-    @staticmethod
-    def _project(s: Session, name: str) -> Project:
-        project = s.get(Project, name)
-        if project is None:
-            raise NotFound(f"there is no project {name!r}")
-        return project
-
-    @staticmethod
-    def _dataset(s: Session, name: str, version: str | None) -> Dataset:
-        query = select(Dataset).where(Dataset.name == name)
-        if version is not None:
-            query = query.where(Dataset.version == version)
-        found = s.scalars(query.order_by(Dataset.registered_at.desc())).first()
-        if found is None:
-            raise NotFound(
-                f"there is no dataset {name}" + (f" version {version}" if version else "")
-            )
-        return found
+    _user = staticmethod(user_row)
+    _project = staticmethod(project_row)
+    _dataset = staticmethod(dataset_row)
 
     # -- applications and decisions ------------------------------------------------
     def submit_application(

@@ -98,6 +98,34 @@ def _enable_sqlite_pragmas(engine: Engine) -> None:
         cursor.close()
 
 
+def user_row(s: Session, name: str) -> User:
+    """The user's row, or NotFound."""
+    user = s.get(User, name)
+    if user is None:
+        raise NotFound(f"there is no user {name!r}")
+    return user
+
+
+def project_row(s: Session, name: str) -> Project:
+    """The project's row, or NotFound."""
+    project = s.get(Project, name)
+    if project is None:
+        raise NotFound(f"there is no project {name!r}")
+    return project
+
+
+def dataset_row(s: Session, name: str, version: str | None) -> Dataset:
+    """A dataset version's row (the newest registered when ``version`` is None)."""
+    query = select(Dataset).where(Dataset.name == name)
+    if version is not None:
+        query = query.where(Dataset.version == version)
+    found = s.scalars(query.order_by(Dataset.registered_at.desc())).first()
+    if found is None:
+        label = f"{name} version {version}" if version else name
+        raise NotFound(f"there is no dataset {label}")
+    return found
+
+
 class Registry:
     """Projects, memberships, users, datasets and allowed images."""
 
@@ -438,30 +466,9 @@ class Registry:
             selectinload(Project.datasets).selectinload(ProjectDataset.dataset),
         )
 
-    @staticmethod
-    def _user(s: Session, name: str) -> User:
-        user = s.get(User, name)
-        if user is None:
-            raise NotFound(f"there is no user {name!r}")
-        return user
-
-    @staticmethod
-    def _project(s: Session, name: str) -> Project:
-        project = s.get(Project, name)
-        if project is None:
-            raise NotFound(f"there is no project {name!r}")
-        return project
-
-    @staticmethod
-    def _dataset(s: Session, name: str, version: str | None) -> Dataset:
-        query = select(Dataset).where(Dataset.name == name)
-        if version is not None:
-            query = query.where(Dataset.version == version)
-        found = s.scalars(query.order_by(Dataset.registered_at.desc())).first()
-        if found is None:
-            label = f"{name} version {version}" if version else name
-            raise NotFound(f"there is no dataset {label}")
-        return found
+    _user = staticmethod(user_row)
+    _project = staticmethod(project_row)
+    _dataset = staticmethod(dataset_row)
 
     @staticmethod
     def _project_info(p: Project) -> ProjectInfo:
