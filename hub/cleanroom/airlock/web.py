@@ -22,11 +22,22 @@ from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from jupyterhub.services.auth import HubAuth, HubOAuthenticated
+from prometheus_client import CONTENT_TYPE_LATEST
 from tornado import web
 from tornado.ioloop import IOLoop
 
+from . import metrics
 from . import permissions as perm
-from .domain import AWAITING_REVIEW, Actor, Comment, Decision, FileUpload, ReleaseRequest, State
+from .domain import (
+    AWAITING_REVIEW,
+    OPERATOR_SCOPE,
+    Actor,
+    Comment,
+    Decision,
+    FileUpload,
+    ReleaseRequest,
+    State,
+)
 from .exceptions import (
     AirlockError,
     BadRequest,
@@ -193,15 +204,20 @@ class ApiRequestsHandler(AirlockHandlerMixin):
     def check_xsrf_cookie(self) -> None:
         """Token-authenticated: no cookie is ever consulted, so no cross-site risk."""
 
-    async def token_actor(self) -> Actor:
-        """The user who owns the ``Authorization: token ...`` token, with its scopes."""
+    async def token_model(self, what: str = "the workspace token") -> dict[str, Any]:
+        """The hub's model of the ``Authorization: token ...`` token's owner, with scopes."""
         header = self.request.headers.get("Authorization", "")
         match = re.match(r"^(?:token|bearer)\s+(\S+)\s*$", header, re.IGNORECASE)
         if not match:
-            raise NotAuthenticated("send the workspace token as 'Authorization: token <token>'")
+            raise NotAuthenticated(f"send {what} as 'Authorization: token <token>'")
         model = await self.hub_auth.user_for_token(match[1], sync=False)
         if not model:
             raise NotAuthenticated("the hub does not recognise this token")
+        return dict(model)
+
+    async def token_actor(self) -> Actor:
+        """The user who owns the ``Authorization: token ...`` token, with its scopes."""
+        model = await self.token_model()
         if model.get("kind", "user") != "user":
             raise PermissionDenied("only a user's workspace token may use this API")
         self._actor = await self.run(self.airlock.actor, model["name"], model.get("scopes") or [])
@@ -285,6 +301,22 @@ class ApiRequestsHandler(AirlockHandlerMixin):
                 self.set_header("X-Airlock-Duplicate", "true")
         self.set_header("Content-Type", "application/json")
         self.finish(dumps(summary(request, self.airlock.visible_comments(actor, request))))
+
+
+class MetricsHandler(ApiRequestsHandler):
+    """``GET /metrics``: Prometheus metrics, for tokens with ``read:metrics`` or operators."""
+
+    async def get(self) -> None:
+        """Queue depth and time in each state, computed from storage now."""
+        model = await self.token_model("a token with read:metrics")
+        scopes = set(model.get("scopes") or [])
+        if "read:metrics" not in scopes and OPERATOR_SCOPE not in scopes:
+            raise PermissionDenied("metrics need the read:metrics scope or the operator role")
+        body = await self.run(
+            lambda: metrics.render(self.airlock.storage.list_requests(), self.airlock.clock())
+        )
+        self.set_header("Content-Type", CONTENT_TYPE_LATEST)
+        self.finish(body)
 
 
 class HealthHandler(web.RequestHandler):
@@ -635,6 +667,7 @@ def page_routes(prefix: str) -> list[tuple[str, type[web.RequestHandler]]]:
         ),
         (prefix + "audit", AuditHandler),
         (prefix + "audit/export", AuditExportHandler),
+        (prefix + "metrics", MetricsHandler),
     ]
 
 
