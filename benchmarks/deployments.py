@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import subprocess
-import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import docker
-import requests
 from cleanroom.paths import repo_root
 from cleanroom.registry import Registry
 from docker.errors import APIError, NotFound
@@ -39,30 +36,7 @@ PLAIN_LABEL = "cleanroom.bench"
 class PlainHub(Hub):
     """The harness's ``Hub`` started from another configuration file."""
 
-    config_file: Path = PLAIN_CONFIG
-
-    def start(self) -> None:
-        """Start the hub from ``config_file`` and wait until its API answers."""
-        log = open(self.state / "hub.log", "ab")  # noqa: SIM115  (closed with the process)
-        self.process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "jupyterhub"), "-f", str(self.config_file)],
-            cwd=self.state,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the plain hub exited early:\n{self.log_tail()}")
-            try:
-                if requests.get(f"{self.public_url}/hub/api", timeout=2).ok:
-                    return
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.5)
-        raise RuntimeError(f"the plain hub did not answer within 90 s:\n{self.log_tail()}")
+    config_file: ClassVar[Path] = PLAIN_CONFIG
 
 
 @dataclass

@@ -26,8 +26,8 @@ import ipaddress
 from typing import Any
 
 import docker
-from cleanroom import paths
-from cleanroom.settings import Settings, secret, secret_file
+from cleanroom.hubconfig import configure_hub_process
+from cleanroom.settings import Settings, secret
 
 CLI_SERVICE = "cleanroom-cli"
 IMAGE = "cleanroom/notebook:latest"
@@ -47,18 +47,9 @@ def _docker0_gateway() -> str:
 def configure(c: Any) -> None:
     """Fill the traitlets config ``c`` of the plain hub."""
     settings = Settings.from_env()
-    state = paths.state_dir()
-    state.mkdir(parents=True, exist_ok=True)
-
-    c.JupyterHub.bind_url = settings.public_url
-    c.JupyterHub.hub_bind_url = f"http://0.0.0.0:{settings.hub_port}"
+    configure_hub_process(c, settings)
+    # Plain containers sit on docker0 and reach the hub through its gateway.
     c.JupyterHub.hub_connect_url = f"http://{_docker0_gateway()}:{settings.hub_port}"
-    c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{settings.proxy_api_port}"
-    c.ConfigurableHTTPProxy.should_start = True
-    c.ConfigurableHTTPProxy.auth_token = secret("proxy-auth-token")
-    c.JupyterHub.db_url = f"sqlite:///{state / 'jupyterhub.sqlite'}"
-    c.JupyterHub.cookie_secret_file = str(secret_file("jupyterhub-cookie-secret"))
-    c.JupyterHub.pid_file = str(state / "jupyterhub.pid")
     c.JupyterHub.authenticator_class = "dummy"
     c.Authenticator.allow_all = True
     c.JupyterHub.allow_named_servers = True

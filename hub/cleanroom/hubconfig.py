@@ -48,12 +48,14 @@ def _add_airlock(c: Any, settings: Settings) -> None:
     c.Spawner.server_token_scopes = pieces["server_token_scopes"]
 
 
-def configure(c: Any, settings: Settings | None = None, *, install_firewall: bool = True) -> None:
-    """Fill the traitlets config ``c`` of a cleanroom hub."""
-    settings = settings or Settings.from_env()
+def configure_hub_process(c: Any, settings: Settings) -> Path:
+    """Ports, proxy, database and secrets of a hub process; returns the state folder.
+
+    Shared with the benchmarks' plain DockerSpawner hub, so the two differ only in what
+    the comparison is about.
+    """
     state = paths.state_dir()
     state.mkdir(parents=True, exist_ok=True)
-
     c.JupyterHub.bind_url = settings.public_url
     # Workspaces reach the hub API through their project's gateway, so the hub listens on
     # all addresses; the host firewall lets project bridges reach only this port.
@@ -65,6 +67,13 @@ def configure(c: Any, settings: Settings | None = None, *, install_firewall: boo
     c.JupyterHub.db_url = f"sqlite:///{state / 'jupyterhub.sqlite'}"
     c.JupyterHub.cookie_secret_file = str(secret_file("jupyterhub-cookie-secret"))
     c.JupyterHub.pid_file = str(state / "jupyterhub.pid")
+    return state
+
+
+def configure(c: Any, settings: Settings | None = None, *, install_firewall: bool = True) -> None:
+    """Fill the traitlets config ``c`` of a cleanroom hub."""
+    settings = settings or Settings.from_env()
+    state = configure_hub_process(c, settings)
     c.JupyterHub.cleanup_servers = False  # make down keeps state; restarts reconnect
     c.JupyterHub.cleanup_proxy = True
 

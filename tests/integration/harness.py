@@ -15,7 +15,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import docker
 import requests
@@ -43,6 +43,8 @@ class Hub:
     airlock_submit_port: int
     process: subprocess.Popen[bytes] | None = None
     tokens: dict[str, str] = field(default_factory=dict)
+    # The configuration the hub starts from; the benchmarks' plain hub names another.
+    config_file: ClassVar[Path] = repo_root() / "hub" / "jupyterhub_config.py"
     docker: docker.DockerClient = field(default_factory=docker.from_env)
 
     # -- lifecycle -------------------------------------------------------------------
@@ -50,11 +52,7 @@ class Hub:
         """Start the hub (and, through it, the proxy) and wait until it answers."""
         log = open(self.state / "hub.log", "ab")  # noqa: SIM115  (closed with the process)
         self.process = subprocess.Popen(
-            [
-                str(Path(sys.executable).parent / "jupyterhub"),
-                "-f",
-                str(repo_root() / "hub" / "jupyterhub_config.py"),
-            ],
+            [str(Path(sys.executable).parent / "jupyterhub"), "-f", str(self.config_file)],
             cwd=self.state,
             env=self.env,
             stdout=log,
@@ -64,14 +62,18 @@ class Hub:
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"the hub exited early:\n{self.log_tail()}")
+                raise RuntimeError(
+                    f"the hub ({self.config_file.name}) exited early:\n{self.log_tail()}"
+                )
             try:
                 if requests.get(f"{self.public_url}/hub/api", timeout=2).ok:
                     return
             except requests.ConnectionError:
                 pass
             time.sleep(0.5)
-        raise RuntimeError(f"the hub did not answer within 90 s:\n{self.log_tail()}")
+        raise RuntimeError(
+            f"the hub ({self.config_file.name}) did not answer within 90 s:\n{self.log_tail()}"
+        )
 
     def stop(self) -> None:
         """Stop the hub and proxy (workspaces are stopped by the caller first)."""
