@@ -146,12 +146,22 @@ def run(root: Path, count: int, sizes_mb: list[int], loads: int) -> dict[str, An
             out["submit"][str(size)] = summary(seconds)
         officer = hub.browser(OFFICER)
         ids = _request_ids(db_url, loads)
-        queue = [_time_get(officer, hub.service_url + "queue") for _ in range(loads)]
-        # The page must list the store, or its latency means nothing.
-        listed = officer.get(hub.service_url + "queue", timeout=600).text
+        queue_url = hub.service_url + "queue"
+        queue = [_time_get(officer, queue_url) for _ in range(loads)]
+        # The queue must hold the store, or the page's latency means nothing; it shows 50
+        # requests a page and says how many there are in all.
+        listed = officer.get(queue_url, timeout=600).text
         out["queue_rows"] = len(set(re.findall(r"requests/([0-9a-f]{16})", listed)))
+        total = re.search(r"of (\d+), oldest first", listed)
+        out["queue_total"] = int(total.group(1)) if total else None
+        last_page = -(-(out["queue_total"] or 1) // 50)
+        deepest = [_time_get(officer, f"{queue_url}?page={last_page}") for _ in range(loads)]
         pages = [_time_get(officer, f"{hub.service_url}requests/{rid}") for rid in ids]
-        out["pages"] = {"queue": summary(queue), "request": summary(pages)}
+        out["pages"] = {
+            "queue (first)": summary(queue),
+            "queue (last)": summary(deepest),
+            "request": summary(pages),
+        }
         out["airlock_process_rss_mib"] = _airlock_rss(hub.proc.pid)
         return out
     finally:

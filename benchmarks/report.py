@@ -113,7 +113,9 @@ def _airlock(air: dict[str, Any]) -> list[str]:
         rows.append([f"{page} page, {air.get('requests_in_store')} requests in store",
                      r["p50"], r["p95"], r["n"]])  # fmt: skip
     lines += _table(["what", "p50 s", "p95 s", "n"], rows)
-    if air.get("queue_rows") is not None:
+    if air.get("queue_total") is not None:
+        lines += [f"The queue held {air['queue_total']} requests, {air['queue_rows']} a page.", ""]
+    elif air.get("queue_rows") is not None:
         lines += [f"The queue page listed {air['queue_rows']} requests.", ""]
     if air.get("seed_seconds") is not None:
         lines += [

@@ -113,6 +113,16 @@ def test_queue_filters_and_roles(hub: Hub) -> None:
     # A researcher has no queue; a member-officer does not see their project's requests.
     assert hub.browser("bob").get(f"{hub.service_url}queue").status_code == 403
     assert rid not in hub.browser("otto").get(f"{hub.service_url}queue").text
+    # Pages of 50, oldest first: the header counts the whole queue; bad page numbers are refused.
+    first = olga.get(f"{hub.service_url}queue", params={"state": "all"}).text
+    total = int(re.search(r"Requests 1&ndash;\d+ of (\d+)", first).group(1))  # type: ignore[union-attr]
+    assert ('rel="next"' in first) == (total > 50) and 'rel="prev"' not in first
+    beyond = olga.get(f"{hub.service_url}queue", params={"state": "all", "page": "99"}).text
+    assert "Nothing here" in beyond and rid not in beyond
+    last_page = -(-total // 50)
+    assert f'rel="prev" href="/services/airlock/queue?state=all&amp;page={last_page}"' in beyond
+    for bad in ("0", "-1", "two", "1e3"):
+        assert olga.get(f"{hub.service_url}queue", params={"page": bad}).status_code == 400
     # Project members see the request on their page; outsiders do not.
     assert rid in hub.browser("bob").get(f"{hub.service_url}requests").text
     eve = hub.browser("eve")

@@ -252,8 +252,10 @@ def test_visibility_by_role(airlock: Airlock) -> None:
     rid = submit(airlock).id
     assert airlock.view(actor(airlock, "bob"), rid)  # a member
     assert airlock.view(actor(airlock, "pat"), rid)  # an operator
-    assert [r.id for r in airlock.queue(actor(airlock, "olga"))] == [rid]
-    assert airlock.queue(actor(airlock, "otto")) == []  # member-officer: not in their queue
+    assert [r.id for r in airlock.queue(actor(airlock, "olga")).requests] == [rid]
+    # A member-officer: not in their queue.
+    assert airlock.queue(actor(airlock, "otto")).requests == []
+    assert airlock.queue(actor(airlock, "otto")).total == 0
     with pytest.raises(PermissionDenied):
         airlock.queue(actor(airlock, "bob"))
     assert [r.id for r in airlock.project_requests(actor(airlock, "bob"))] == [rid]
@@ -435,3 +437,19 @@ def test_every_act_is_audited_and_the_chain_verifies(airlock: Airlock) -> None:
     } <= actions
     result = airlock.verify_audit()
     assert result.ok, result.problems
+
+
+def test_queue_pages_hold_what_each_reader_may_see(airlock: Airlock) -> None:
+    ids = [submit(airlock, "alice" if i % 2 else "bob").id for i in range(7)]
+    other = airlock.submit(
+        actor(airlock, "eve", OTHER_PROJECT), OTHER_PROJECT, "furnace figures", [csv_file()]
+    ).request.id
+    for reader, expected in (("olga", [*ids, other]), ("otto", [other]), ("pat", [*ids, other])):
+        who = actor(airlock, reader)
+        pages = [airlock.queue(who, limit=3, offset=o) for o in (0, 3, 6, 9)]
+        assert [r.id for p in pages for r in p.requests] == expected, reader
+        assert {p.total for p in pages} == {len(expected)}
+    olga = actor(airlock, "olga")
+    assert [r.id for r in airlock.queue(olga, author="alice").requests] == ids[1::2]
+    assert airlock.queue(olga, project=OTHER_PROJECT).total == 1
+    assert airlock.queue(olga, [State.RELEASED]).total == 0

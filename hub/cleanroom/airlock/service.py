@@ -42,10 +42,19 @@ from .domain import (
 from .exceptions import AirlockError, BadRequest, InvalidTransition, NotFound
 from .membership import Membership
 from .policy import Policy
-from .storage import StaleRequest, Storage, one_day_before
+from .storage import Independence, StaleRequest, Storage, one_day_before
 
 MAX_JUSTIFICATION = 10_000
 MAX_COMMENT = 10_000
+
+
+@dataclass(frozen=True)
+class QueuePage:
+    """One page of the officers' queue and how long the whole queue is."""
+
+    requests: list[ReleaseRequest]
+    total: int
+    offset: int
 
 
 @dataclass(frozen=True)
@@ -290,19 +299,50 @@ class Airlock:
         )
         return sorted(found, key=lambda r: r.created, reverse=True)
 
-    def queue(self, actor: Actor, states: Sequence[State] | None = None) -> list[ReleaseRequest]:
-        """Requests for the officers' queue, oldest first.
+    def queue(
+        self,
+        actor: Actor,
+        states: Sequence[State] | None = None,
+        *,
+        project: str | None = None,
+        author: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> QueuePage:
+        """Requests for the officers' queue, oldest first, ``limit`` of them from ``offset``.
 
-        Officers see only requests they are independent of; operators see every request.
+        Officers see only requests they are independent of, never drafts; operators see
+        every request. Storage filters (so a page of 50 reads 50 requests, however long the
+        queue); the permission rules are applied again to what it returns.
         """
         if not actor.is_officer:
             perm.check_can_operate(actor)
         wanted = list(states) if states else None
-        return [
-            r
-            for r in self.storage.list_requests(states=wanted)
-            if perm.can_view(actor, r) and (actor.is_operator or perm.is_independent(actor, r))
-        ]
+        independent_of = None
+        if not actor.is_operator:
+            wanted = [s for s in (wanted or State) if s is not State.DRAFT]
+            independent_of = Independence(actor.username, frozenset(actor.projects))
+        project, author = project or None, author or None
+        found = self.storage.list_requests(
+            project=project,
+            author=author,
+            states=wanted,
+            independent_of=independent_of,
+            limit=limit,
+            offset=offset,
+        )
+        total = self.storage.count_requests(
+            project=project, author=author, states=wanted, independent_of=independent_of
+        )
+        return QueuePage(
+            requests=[
+                r
+                for r in found
+                if perm.can_view(actor, r) and (actor.is_operator or perm.is_independent(actor, r))
+            ],
+            total=total,
+            offset=offset,
+        )
 
     def file_content(self, actor: Actor, request_id: str, path: str) -> tuple[RequestFile, bytes]:
         """An unreleased file's verified bytes for an officer's review, audited."""

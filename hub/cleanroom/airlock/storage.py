@@ -11,10 +11,11 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import Engine, create_engine, event, func, select, update
+from sqlalchemy import Engine, Select, create_engine, event, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from . import audit as audit_chain
@@ -41,6 +42,35 @@ from .models import (
 )
 
 Audit = AuditEvent | Sequence[AuditEvent]
+_Query = TypeVar("_Query", bound=Select[Any])
+
+
+@dataclass(frozen=True)
+class Independence:
+    """Leave out what ``username`` wrote and the requests of ``projects`` (theirs)."""
+
+    username: str
+    projects: frozenset[str] = frozenset()
+
+
+def _filtered(
+    query: _Query,
+    project: str | None,
+    author: str | None,
+    states: Sequence[State] | None,
+    independent_of: Independence | None,
+) -> _Query:
+    if project is not None:
+        query = query.where(RequestRow.project == project)
+    if author is not None:
+        query = query.where(RequestRow.author == author)
+    if states is not None:
+        query = query.where(RequestRow.state.in_([str(st) for st in states]))
+    if independent_of is not None:
+        query = query.where(RequestRow.author != independent_of.username)
+        if independent_of.projects:
+            query = query.where(RequestRow.project.not_in(sorted(independent_of.projects)))
+    return query
 
 
 class StaleRequest(InvalidTransition):
@@ -79,8 +109,21 @@ class Storage(Protocol):
         project: str | None = None,
         author: str | None = None,
         states: Sequence[State] | None = None,
+        independent_of: Independence | None = None,
+        limit: int | None = None,
+        offset: int = 0,
     ) -> list[ReleaseRequest]:
-        """Requests matching every given filter, oldest first."""
+        """Requests matching every given filter, oldest first; ``limit`` of them from ``offset``."""
+
+    def count_requests(
+        self,
+        *,
+        project: str | None = None,
+        author: str | None = None,
+        states: Sequence[State] | None = None,
+        independent_of: Independence | None = None,
+    ) -> int:
+        """How many requests ``list_requests`` would return with these filters and no limit."""
 
     def find_by_idempotency_key(self, author: str, key: str) -> str | None:
         """The id of the author's request submitted with this key."""
@@ -462,17 +505,39 @@ class SqlStorage:
         project: str | None = None,
         author: str | None = None,
         states: Sequence[State] | None = None,
+        independent_of: Independence | None = None,
+        limit: int | None = None,
+        offset: int = 0,
     ) -> list[ReleaseRequest]:
-        """Requests matching every given filter, oldest first."""
-        query = select(RequestRow).order_by(RequestRow.created, RequestRow.id)
-        if project is not None:
-            query = query.where(RequestRow.project == project)
-        if author is not None:
-            query = query.where(RequestRow.author == author)
-        if states is not None:
-            query = query.where(RequestRow.state.in_([str(st) for st in states]))
+        """Requests matching every given filter, oldest first; ``limit`` of them from ``offset``."""
+        query = _filtered(
+            select(RequestRow).order_by(RequestRow.created, RequestRow.id),
+            project,
+            author,
+            states,
+            independent_of,
+        )
+        if limit is not None:
+            query = query.limit(limit)
+        if offset:
+            query = query.offset(offset)
         with self._sessions() as s:
             return self._load(s, list(s.execute(query).scalars()))
+
+    def count_requests(
+        self,
+        *,
+        project: str | None = None,
+        author: str | None = None,
+        states: Sequence[State] | None = None,
+        independent_of: Independence | None = None,
+    ) -> int:
+        """How many requests ``list_requests`` would return with these filters and no limit."""
+        query = _filtered(
+            select(func.count()).select_from(RequestRow), project, author, states, independent_of
+        )
+        with self._sessions() as s:
+            return int(s.execute(query).scalar_one())
 
     def _load(self, s: Session, rows: list[RequestRow]) -> list[ReleaseRequest]:
         """Domain objects for ``rows``, one query per child table however many rows."""

@@ -384,8 +384,11 @@ def _age(moment: datetime) -> str:
     return f"{seconds // 86400} d"
 
 
+QUEUE_PAGE_SIZE = 50
+
+
 class QueueHandler(PageHandler):
-    """The officers' queue, oldest first, with filters."""
+    """The officers' queue, oldest first, with filters, 50 requests a page."""
 
     @web.authenticated
     async def get(self) -> None:
@@ -403,11 +406,22 @@ class QueueHandler(PageHandler):
                 raise BadRequest(f"unknown state {state!r}") from exc
         else:
             states = [*sorted(AWAITING_REVIEW), State.IN_REVIEW, State.APPROVED]
-        found = await self.run(self.airlock.queue, actor, states)
+        number = self.get_query_argument("page", "1")
+        if not number.isdecimal() or not 1 <= int(number) <= 1_000_000:
+            raise BadRequest(f"page must be a whole number from 1, not {number!r}")
+        offset = (int(number) - 1) * QUEUE_PAGE_SIZE
+        found = await self.run(
+            lambda: self.airlock.queue(
+                actor,
+                states,
+                project=project,
+                author=author,
+                limit=QUEUE_PAGE_SIZE,
+                offset=offset,
+            )
+        )
         rows = []
-        for r in found:
-            if (project and r.project != project) or (author and r.author != author):
-                continue
+        for r in found.requests:
             verdicts = Counter(check_summary(f.checks) for f in r.current_files())
             mine = (
                 "finished"
@@ -422,11 +436,24 @@ class QueueHandler(PageHandler):
                     "mine": mine,
                 }
             )
+        filters = {"state": state, "project": project, "author": author}
+        last = max(1, -(-found.total // QUEUE_PAGE_SIZE))
+
+        def link(page: int) -> str:
+            kept = {k: v for k, v in filters.items() if v}
+            return self.prefix + "queue?" + urlencode({**kept, "page": page})
+
         self.page(
             "queue.html",
             rows=rows,
             states=[str(s) for s in State],
-            filters={"state": state, "project": project, "author": author},
+            filters=filters,
+            total=found.total,
+            first=offset + 1,
+            last_shown=offset + len(rows),
+            # Past the end, "previous" leads back to the last page that has requests.
+            previous=link(min(int(number) - 1, last)) if int(number) > 1 else "",
+            next=link(int(number) + 1) if int(number) < last else "",
         )
 
 
