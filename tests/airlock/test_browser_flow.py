@@ -35,13 +35,26 @@ def browsers(tmp_path: Path) -> Iterator:
 
 def press(driver, element, key: str) -> None:
     """Press ``key`` on ``element`` and wait for the page it leads to."""
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
     page = driver.find_element(By.TAG_NAME, "html")
+
+    def left(_driver) -> bool:
+        try:
+            page.is_enabled()
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as exc:
+            # Chromium sometimes reports the old page's node this way while it unloads.
+            if "does not belong to the document" in str(exc):
+                return True
+            raise
+        return False
+
     element.send_keys(key)
-    WebDriverWait(driver, 15).until(ec.staleness_of(page))
+    WebDriverWait(driver, 15).until(left)
 
 
 def login(browsers, hub: Hub, user: str):
