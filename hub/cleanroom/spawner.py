@@ -24,14 +24,21 @@ from cleanroom import culling, metrics, paths, quotas, storage_quota
 from cleanroom.errors import CleanroomError, Conflict
 from cleanroom.isolation.firewall import HostFirewall
 from cleanroom.isolation.networks import ProjectNetwork, ProjectNetworks
+from cleanroom.labels import LABEL_IMAGE, LABEL_INSTANCE, LABEL_KIND, LABEL_PROJECT, LABEL_USER
+from cleanroom.operations import oom
 from cleanroom.registry import ProjectInfo, Registry, shared_registry
+from cleanroom.workspace_folders import WORKSPACE_HOME, WorkspaceFolders
 
-WORKSPACE_HOME = "/home/researcher"
-LABEL_USER = "cleanroom.user"
-LABEL_PROJECT = "cleanroom.project"
-LABEL_IMAGE = "cleanroom.image"
-LABEL_KIND = "cleanroom.kind"
-LABEL_INSTANCE = "cleanroom.instance"
+__all__ = [
+    "LABEL_IMAGE",
+    "LABEL_INSTANCE",
+    "LABEL_KIND",
+    "LABEL_PROJECT",
+    "LABEL_USER",
+    "CleanroomSpawner",
+    "http_error",
+    "refuse",
+]
 
 
 @functools.cache
@@ -270,7 +277,7 @@ class CleanroomSpawner(DockerSpawner):
         try:
             # Quota'd folders need losetup and the engine: off the event loop too.
             self.volumes = await asyncio.get_running_loop().run_in_executor(
-                None, self._mounts, plan, tier
+                None, self.folders.mounts, plan, self.user.name, tier
             )
         except CleanroomError as exc:
             self.log.error("Workspace folders of %s/%s: %s", self.user.name, project, exc)
@@ -369,65 +376,12 @@ class CleanroomSpawner(DockerSpawner):
                 return name
         return self.image
 
-    def _host_dir(self, *parts: str, mode: int) -> str:
-        path = Path(self.workspaces_root, *parts)
-        path.mkdir(parents=True, exist_ok=True)
-        os.chmod(path, mode)
-        if os.geteuid() == 0:
-            os.chown(path, self.workspace_uid, self.workspace_uid)
-        return str(path)
-
-    def _folder(self, size: int | None, *parts: str, mode: int) -> str:
-        """A plain host folder, or (with a size) a volume of a filesystem of that size.
-
-        Files are never stranded: a folder that has a filesystem keeps it even if the
-        tier drops its size, and a plain folder another running workspace still mounts
-        is not migrated now (its later writes would land beside the copy).
-        """
-        folder = Path(self.workspaces_root, *parts)
-        image_file = folder.with_name(folder.name + ".ext4")
-        if image_file.exists():
-            size = max(size or 0, image_file.stat().st_size)
-        elif size is None or self._mounted_elsewhere(folder):
-            return self._host_dir(*parts, mode=mode)
-        return storage_quota.ensure_folder_volume(
-            _engine(),
-            image_file=image_file,
-            size=size,
-            uid=self.workspace_uid,
-            instance=self.instance,
-            labels={LABEL_PROJECT: parts[0]},
-            legacy=folder,
+    @property
+    def folders(self) -> WorkspaceFolders:
+        """This hub's workspace folders (see workspaces_root)."""
+        return WorkspaceFolders(
+            Path(self.workspaces_root), self.workspace_uid, self.instance, _engine
         )
-
-    def _mounts_of_running(self) -> set[str]:
-        running = _engine().containers.list(
-            filters={"label": [f"{LABEL_KIND}=workspace", f"{LABEL_INSTANCE}={self.instance}"]}
-        )
-        return {m.get("Source", "") for c in running for m in c.attrs.get("Mounts") or []}
-
-    def _mounted_elsewhere(self, folder: Path) -> bool:
-        return folder.is_dir() and str(folder.resolve()) in self._mounts_of_running()
-
-    def _mounts(
-        self, plan: ProjectInfo, tier: quotas.QuotaTier | None = None
-    ) -> dict[str, dict[str, str]]:
-        work_size = tier.storage_bytes if tier else None
-        shared_size = tier.project_storage_bytes if tier else None
-        work = self._folder(work_size, plan.name, "users", self.user.name, mode=0o700)
-        shared = self._folder(shared_size, plan.name, "shared", mode=0o770)
-        mounts = {
-            work: {"bind": f"{WORKSPACE_HOME}/work", "mode": "rw"},
-            shared: {"bind": "/project", "mode": "rw"},
-            # Files an operator or provider let in (ingress), read-only in every workspace.
-            self._host_dir(plan.name, "incoming", mode=0o755): {
-                "bind": "/project/incoming",
-                "mode": "ro",
-            },
-        }
-        for ds in plan.datasets:
-            mounts[ds.location] = {"bind": f"/data/{ds.name}", "mode": "ro"}
-        return mounts
 
     def _labels(self, plan: ProjectInfo) -> dict[str, str]:
         return {
@@ -492,7 +446,7 @@ class CleanroomSpawner(DockerSpawner):
         """Stop the workspace, then detach its work folder's loop device if it had one
         (only this workspace mounts it; the next start attaches it again)."""
         await super().stop(now=now)
-        work = Path(self.workspaces_root, self.name, "users", f"{self.user.name}.ext4")
+        work = self.folders.work_filesystem(self.name, self.user.name)
         try:
             await asyncio.get_running_loop().run_in_executor(
                 None, storage_quota.detach_unused, work
@@ -516,34 +470,14 @@ class CleanroomSpawner(DockerSpawner):
         count comes from the container's memory cgroup (``State.OOMKilled`` alone only
         covers the main process).
         """
-        from cleanroom.operations.oom import oom_kills
-
-        kills = oom_kills(container.get("Id", ""))
-        if kills is None:
-            kills = 1 if container.get("State", {}).get("OOMKilled") else 0
-        seen = getattr(self, "_oom_seen", 0)
-        if kills <= seen:
-            return
-        self._oom_seen = kills
-        limit = container.get("HostConfig", {}).get("Memory") or 0
-        labels = (container.get("Config") or {}).get("Labels") or {}
-        user = labels.get(LABEL_USER) or self.user.name
-        project = labels.get(LABEL_PROJECT) or self.name
-        self.log.warning("%s", out_of_memory_message(user, project, limit, kills - seen))
-        metrics.OOM_KILLS.labels(project).inc(kills - seen)
-        from cleanroom.registry.governance import Governance
-
-        try:
-            Governance(self.registry).record(
-                "hub",
-                "workspace.out_of_memory",
-                f"project:{project}",
-                user=user,
-                memory_limit=limit,
-                processes_killed=kills - seen,
-            )
-        except Exception:  # the warning above is what matters; the journal may be busy
-            self.log.exception("Could not journal the out-of-memory event")
+        self._oom_seen = oom.report_new_kills(
+            container,
+            getattr(self, "_oom_seen", 0),
+            self.registry,
+            self.log,
+            user=self.user.name if self.user else "",
+            project=self.name,
+        )
 
     def get_args(self) -> list[str]:
         """The server's arguments, plus kernel culling from the culling policy."""
@@ -570,13 +504,3 @@ class CleanroomSpawner(DockerSpawner):
             env["CLEANROOM_DATASETS"] = ",".join(d.name for d in plan.datasets)
         env["CLEANROOM_USER"] = self.user.name
         return env
-
-
-def out_of_memory_message(user: str, project: str, limit: int, processes: int = 1) -> str:
-    """What the hub says when a workspace hit its memory limit."""
-    what = "a process" if processes == 1 else f"{processes} processes"
-    return (
-        f"workspace {user}/{project}: out of memory: the kernel's OOM killer ended {what} "
-        f"at the workspace's memory limit of {limit // 2**20} MiB (quota tier); "
-        "use less memory or ask an operator for a larger tier"
-    )

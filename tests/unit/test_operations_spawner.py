@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from cleanroom import quotas
 from cleanroom.isolation.networks import ProjectNetwork
-from cleanroom.spawner import CleanroomSpawner, out_of_memory_message
+from cleanroom.operations.oom import out_of_memory_message
+from cleanroom.spawner import CleanroomSpawner
 
 NETWORK = ProjectNetwork("cleanroom-test-p", "crx-p", "10.213.5.0/24", "10.213.5.1")
 

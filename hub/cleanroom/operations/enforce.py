@@ -30,7 +30,7 @@ class Stopped:
 
 def overdue(registry: Registry, instance: str) -> list[tuple[str, str, str]]:
     """(user, project, reason) for every running workspace that may no longer run."""
-    from cleanroom.spawner import LABEL_PROJECT, LABEL_USER
+    from cleanroom.labels import LABEL_PROJECT, LABEL_USER
     from cleanroom.workspaces import workspace_containers
 
     found: dict[tuple[str, str], str] = {}

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from cleanroom.spawner import LABEL_IMAGE, LABEL_PROJECT, LABEL_USER
+from cleanroom.labels import LABEL_IMAGE, LABEL_PROJECT, LABEL_USER
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,96 @@
+"""A workspace's host folders: its work folder, the project's shared and incoming folders.
+
+Where a quota tier sets a size, a folder is a volume of an ext4 filesystem of that size
+(``storage_quota``), so a full workspace gets ENOSPC instead of filling the host.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+
+from cleanroom import quotas, storage_quota
+from cleanroom.labels import LABEL_INSTANCE, LABEL_KIND, LABEL_PROJECT
+from cleanroom.registry import ProjectInfo
+
+WORKSPACE_HOME = "/home/researcher"
+Mounts = dict[str, dict[str, str]]
+
+
+@dataclass(frozen=True)
+class WorkspaceFolders:
+    """The folders under ``root`` (``<project>/users/<user>``, ``<project>/shared``,
+    ``<project>/incoming``), owned by the workspace's ``uid``."""
+
+    root: Path
+    uid: int
+    instance: str
+    engine: Callable[[], docker.DockerClient]
+
+    def mounts(self, plan: ProjectInfo, user: str, tier: quotas.QuotaTier | None = None) -> Mounts:
+        """Create what is missing and say where each folder goes in the container."""
+        work_size = tier.storage_bytes if tier else None
+        shared_size = tier.project_storage_bytes if tier else None
+        work = self.folder(work_size, plan.name, "users", user, mode=0o700)
+        shared = self.folder(shared_size, plan.name, "shared", mode=0o770)
+        mounts = {
+            work: {"bind": f"{WORKSPACE_HOME}/work", "mode": "rw"},
+            shared: {"bind": "/project", "mode": "rw"},
+            # Files an operator or provider let in (ingress), read-only in every workspace.
+            self.host_dir(plan.name, "incoming", mode=0o755): {
+                "bind": "/project/incoming",
+                "mode": "ro",
+            },
+        }
+        for ds in plan.datasets:
+            mounts[ds.location] = {"bind": f"/data/{ds.name}", "mode": "ro"}
+        return mounts
+
+    def work_filesystem(self, project: str, user: str) -> Path:
+        """The file holding a work folder's filesystem, when it has one."""
+        return Path(self.root, project, "users", f"{user}.ext4")
+
+    def host_dir(self, *parts: str, mode: int) -> str:
+        """A plain folder, created when missing, owned by the workspace's uid."""
+        path = Path(self.root, *parts)
+        path.mkdir(parents=True, exist_ok=True)
+        os.chmod(path, mode)
+        if os.geteuid() == 0:
+            os.chown(path, self.uid, self.uid)
+        return str(path)
+
+    def folder(self, size: int | None, *parts: str, mode: int) -> str:
+        """A plain host folder, or (with a size) a volume of a filesystem of that size.
+
+        Files are never stranded: a folder that has a filesystem keeps it even if the
+        tier drops its size, and a plain folder another running workspace still mounts
+        is not migrated now (its later writes would land beside the copy).
+        """
+        folder = Path(self.root, *parts)
+        image_file = folder.with_name(folder.name + ".ext4")
+        if image_file.exists():
+            size = max(size or 0, image_file.stat().st_size)
+        elif size is None or self._mounted_elsewhere(folder):
+            return self.host_dir(*parts, mode=mode)
+        return storage_quota.ensure_folder_volume(
+            self.engine(),
+            image_file=image_file,
+            size=size,
+            uid=self.uid,
+            instance=self.instance,
+            labels={LABEL_PROJECT: parts[0]},
+            legacy=folder,
+        )
+
+    def _mounted_elsewhere(self, folder: Path) -> bool:
+        if not folder.is_dir():
+            return False
+        running = self.engine().containers.list(
+            filters={"label": [f"{LABEL_KIND}=workspace", f"{LABEL_INSTANCE}={self.instance}"]}
+        )
+        sources = {m.get("Source", "") for c in running for m in c.attrs.get("Mounts") or []}
+        return str(folder.resolve()) in sources
