@@ -139,7 +139,7 @@ def members_add(args: argparse.Namespace, reg: Registry) -> None:
 
 
 def members_remove(args: argparse.Namespace, reg: Registry) -> None:
-    reg.remove_member(args.project, args.user)
+    reg.remove_member(args.project, args.user, removed_by="cli")
     stopped = _stop_workspace(args.user, args.project)
     _out(
         args,

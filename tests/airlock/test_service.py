@@ -26,6 +26,7 @@ from cleanroom.airlock.exceptions import (
     NotFound,
     PermissionDenied,
 )
+from cleanroom.airlock.membership import StaticMembership
 from cleanroom.airlock.policy import Limits, Policy
 from cleanroom.airlock.service import Airlock
 
@@ -453,3 +454,21 @@ def test_queue_pages_hold_what_each_reader_may_see(airlock: Airlock) -> None:
     assert [r.id for r in airlock.queue(olga, author="alice").requests] == ids[1::2]
     assert airlock.queue(olga, project=OTHER_PROJECT).total == 1
     assert airlock.queue(olga, [State.RELEASED]).total == 0
+
+
+def test_former_members_are_not_independent(airlock: Airlock) -> None:
+    rid = request_in(airlock, State.SUBMITTED).id
+    membership = airlock.membership
+    assert isinstance(membership, StaticMembership)
+    membership.add("omar", PROJECT)
+    membership.remove("omar", PROJECT)  # omar, an officer, left the project
+    omar = actor(airlock, "omar")
+    assert PROJECT not in omar.projects and PROJECT in omar.affiliations
+    with pytest.raises(PermissionDenied, match="were a member"):
+        airlock.vote(omar, rid, "out/table.csv", Decision.APPROVE)
+    with pytest.raises(PermissionDenied):
+        airlock.file_content(omar, rid, "out/table.csv")
+    page = airlock.queue(omar)
+    assert rid not in [r.id for r in page.requests] and page.total == 0
+    # Another officer, never a member, reviews as before.
+    assert [r.id for r in airlock.queue(actor(airlock, "olga")).requests] == [rid]

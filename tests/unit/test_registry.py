@@ -72,6 +72,23 @@ def test_removed_member_loses_access_at_once(registry: Registry) -> None:
         registry.remove_member("press-quality", "alice")
 
 
+def test_former_members_stay_affiliated(registry: Registry) -> None:
+    """Removed, ended and closed memberships all count against reviewing independence."""
+    _project_with_member(registry)
+    registry.remove_member("press-quality", "alice", removed_by="olive")
+    registry.create_project("old-study", "Old", ends_on=date.today() - timedelta(days=1))
+    registry.add_member("old-study", "alice")
+    registry.create_project("paused", "Paused")
+    registry.add_member("paused", "alice", ends_on=date.today() - timedelta(days=30))
+    registry.set_project_status("paused", "suspended")
+    assert registry.projects_of("alice") == []
+    assert registry.affiliations_of("alice") == {"press-quality", "old-study", "paused"}
+    assert registry.affiliations_of("nobody") == set()
+    # Added again after removal: a member now, and still one before.
+    registry.add_member("press-quality", "alice")
+    assert "press-quality" in registry.affiliations_of("alice")
+
+
 def test_duplicates_conflict_and_change_nothing(registry: Registry) -> None:
     _project_with_member(registry)
     with pytest.raises(Conflict):

@@ -123,12 +123,19 @@ class Actor:
     """Someone acting on the airlock, as identified by JupyterHub.
 
     ``scopes`` are the JupyterHub scopes of the token that identified them;
-    ``projects`` the projects they are a member of, from the registry.
+    ``projects`` the projects they are a member of now, from the registry;
+    ``affiliations`` every project they are or ever were a member of (it includes
+    ``projects``): they are not independent of those projects' requests.
     """
 
     username: str
     scopes: frozenset[str] = frozenset()
     projects: frozenset[str] = frozenset()
+    affiliations: frozenset[str] = frozenset()
+
+    def is_affiliated(self, project: str) -> bool:
+        """Is or was a member of ``project``."""
+        return project in self.projects or project in self.affiliations
 
     @property
     def is_officer(self) -> bool:

@@ -1,7 +1,7 @@
 """Who belongs to which project: the small interface the airlock needs from the registry.
 
 The registry (``cleanroom.registry``) supplies the real implementation; the airlock only
-asks these two questions, so tests and the demo use ``StaticMembership``.
+asks these questions, so tests and the demo use ``StaticMembership``.
 """
 
 from __future__ import annotations
@@ -19,16 +19,25 @@ class Membership(Protocol):
     def projects_of(self, user: str) -> set[str]:
         """The projects ``user`` is an approved member of now."""
 
+    def affiliations_of(self, user: str) -> set[str]:
+        """The projects ``user`` is or ever was a member of (ended, closed, removed)."""
+
 
 class StaticMembership:
     """Membership from a fixed mapping of project to members (tests, demos, config)."""
 
     def __init__(self, members: Mapping[str, Iterable[str]] | None = None) -> None:
         self._members = {p: set(users) for p, users in (members or {}).items()}
+        self._former: dict[str, set[str]] = {}
 
     def add(self, user: str, project: str) -> None:
         """Make ``user`` a member of ``project``."""
         self._members.setdefault(project, set()).add(user)
+
+    def remove(self, user: str, project: str) -> None:
+        """End ``user``'s membership of ``project`` (they stay a former member)."""
+        self._members.get(project, set()).discard(user)
+        self._former.setdefault(project, set()).add(user)
 
     def is_member(self, user: str, project: str) -> bool:
         """Whether ``user`` is a member of ``project``."""
@@ -37,6 +46,11 @@ class StaticMembership:
     def projects_of(self, user: str) -> set[str]:
         """Every project ``user`` is a member of."""
         return {p for p, users in self._members.items() if user in users}
+
+    def affiliations_of(self, user: str) -> set[str]:
+        """Every project ``user`` is or was a member of."""
+        former = {p for p, users in self._former.items() if user in users}
+        return self.projects_of(user) | former
 
 
 class RegistryMembership:
@@ -58,3 +72,7 @@ class RegistryMembership:
             return {p.name for p in self._registry.projects_of(user)}
         except Exception:  # an unknown user belongs to nothing
             return set()
+
+    def affiliations_of(self, user: str) -> set[str]:
+        """Every registry project ``user`` is or ever was a member of."""
+        return set(self._registry.affiliations_of(user))

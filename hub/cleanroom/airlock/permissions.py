@@ -79,12 +79,17 @@ def _is_involved(actor: Actor, request: ReleaseRequest) -> bool:
 
 
 def check_is_independent(actor: Actor, request: ReleaseRequest) -> None:
-    """Nobody reviews a request they wrote or one from a project they belong to."""
+    """Nobody reviews a request they wrote or one from a project they belong to, or once
+    belonged to (a membership that ended, of a project since closed, or removed)."""
     if actor.username == request.author:
         raise PermissionDenied("you may not review your own request")
     if request.project in actor.projects:
         raise PermissionDenied(
             f"you are a member of project {request.project!r} and may not review its requests"
+        )
+    if actor.is_affiliated(request.project):
+        raise PermissionDenied(
+            f"you were a member of project {request.project!r} and may not review its requests"
         )
 
 

@@ -101,10 +101,12 @@ class Airlock:
 
     def actor(self, username: str, scopes: Sequence[str] | frozenset[str]) -> Actor:
         """The ``Actor`` for a hub-identified user, with their memberships looked up now."""
+        projects = frozenset(self.membership.projects_of(username))
         return Actor(
             username=username,
             scopes=frozenset(scopes),
-            projects=frozenset(self.membership.projects_of(username)),
+            projects=projects,
+            affiliations=projects | self.membership.affiliations_of(username),
         )
 
     @contextmanager
@@ -321,7 +323,7 @@ class Airlock:
         independent_of = None
         if not actor.is_operator:
             wanted = [s for s in (wanted or State) if s is not State.DRAFT]
-            independent_of = Independence(actor.username, frozenset(actor.projects))
+            independent_of = Independence(actor.username, actor.projects | actor.affiliations)
         project, author = project or None, author or None
         found = self.storage.list_requests(
             project=project,

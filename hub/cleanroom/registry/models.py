@@ -86,6 +86,23 @@ class Membership(Base):
     project: Mapped[Project] = relationship(back_populates="memberships")
 
 
+class FormerMembership(Base):
+    """A membership that was removed: kept, because a former member is not independent.
+
+    The airlock refuses former members as reviewers of the project's requests; names
+    are plain strings so the record outlives the rows it names.
+    """
+
+    __tablename__ = "former_memberships"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_name: Mapped[str] = mapped_column(String(64), index=True)
+    user_name: Mapped[str] = mapped_column(String(64), index=True)
+    added_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    removed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    removed_by: Mapped[str] = mapped_column(String(32), default="")
+
+
 class Dataset(Base):
     """One registered, immutable version of a dataset in the library."""
 

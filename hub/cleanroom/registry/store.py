@@ -28,6 +28,7 @@ from cleanroom.registry.models import (
     DatasetApproval,
     DatasetFile,
     ImageState,
+    FormerMembership,
     Membership,
     Project,
     ProjectDataset,
@@ -299,14 +300,32 @@ class Registry:
                 raise Conflict(f"{user!r} is a member of {project!r} already")
             p.memberships.append(Membership(user_name=user, added_by=added_by, ends_on=ends_on))
 
-    def remove_member(self, project: str, user: str) -> None:
-        """End ``user``'s membership of ``project``."""
+    def remove_member(self, project: str, user: str, *, removed_by: str = "") -> None:
+        """End ``user``'s membership of ``project``, remembering that they were one."""
         with self.session() as s:
             p = self._project(s, project)
-            kept = [m for m in p.memberships if m.user_name != user]
-            if len(kept) == len(p.memberships):
+            gone = [m for m in p.memberships if m.user_name == user]
+            if not gone:
                 raise NotFound(f"{user!r} is not a member of {project!r}")
-            p.memberships = kept
+            p.memberships = [m for m in p.memberships if m.user_name != user]
+            s.add(
+                FormerMembership(
+                    project_name=project,
+                    user_name=user,
+                    added_at=gone[0].added_at,
+                    removed_by=removed_by,
+                )
+            )
+
+    def affiliations_of(self, user: str) -> set[str]:
+        """Every project ``user`` is or ever was a member of: current, ended, of closed
+        projects, removed. Whoever is in one is not independent of its requests."""
+        with self.session() as s:
+            current = s.scalars(select(Membership.project_name).where(Membership.user_name == user))
+            former = s.scalars(
+                select(FormerMembership.project_name).where(FormerMembership.user_name == user)
+            )
+            return set(current) | set(former)
 
     def is_member(self, user: str, project: str) -> bool:
         """True when ``user`` has a current membership of ``project``."""
