@@ -10,6 +10,7 @@ import sys
 from dataclasses import replace
 
 import pytest
+from cleanroom.airlock import permissions as perm
 from cleanroom.airlock.domain import (
     OFFICER_SCOPE,
     RESEARCHER_SCOPE,
@@ -472,3 +473,13 @@ def test_former_members_are_not_independent(airlock: Airlock) -> None:
     assert rid not in [r.id for r in page.requests] and page.total == 0
     # Another officer, never a member, reviews as before.
     assert [r.id for r in airlock.queue(actor(airlock, "olga")).requests] == [rid]
+
+
+def test_operators_who_review_may_not_export_the_votes(airlock: Airlock) -> None:
+    pat = actor(airlock, "pat")
+    perm.check_can_export_audit(pat)
+    both = replace(pat, scopes=pat.scopes | {OFFICER_SCOPE})
+    with pytest.raises(PermissionDenied, match="officer role too"):
+        perm.check_can_export_audit(both)
+    with pytest.raises(PermissionDenied, match="operator role"):
+        perm.check_can_export_audit(actor(airlock, "olga"))

@@ -252,6 +252,22 @@ def can_operate(actor: Actor) -> bool:
     return _answer(check_can_operate, actor)
 
 
+def check_can_export_audit(actor: Actor) -> None:
+    """Export the audit log from the pages: operators who are not also officers.
+
+    The log holds every vote as it is cast, so an operator who also reviews would see
+    other officers' decisions of rounds still under review: the blind review would be
+    gone. They export from the host (``cleanroom audit export``) or ask another operator.
+    """
+    check_can_operate(actor)
+    if actor.is_officer:
+        raise PermissionDenied(
+            "you hold the officer role too: the export shows the votes of reviews in "
+            "progress, which officers must not see; ask another operator, or run "
+            "`cleanroom audit export` on the host"
+        )
+
+
 def is_awaiting_review(request: ReleaseRequest) -> bool:
     """Whether the request waits for an officer's first look in this round."""
     return request.state in AWAITING_REVIEW

@@ -667,7 +667,7 @@ class AuditExportHandler(PageHandler):
     async def get(self) -> None:
         """Stream the export."""
         actor = await self.actor()
-        perm.check_can_operate(actor)
+        perm.check_can_export_audit(actor)
         lines = await self.run(lambda: list(self.airlock.export_audit()))
         self.set_header("Content-Type", "application/x-ndjson")
         self.set_header("Content-Disposition", 'attachment; filename="airlock-audit.jsonl"')
