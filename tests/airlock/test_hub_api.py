@@ -19,6 +19,11 @@ from .hub import PROJECT, Hub
 TABLE = b"line,defects\nA,120\nB,95\nC,143\n"
 
 
+def auth(token: str) -> dict[str, str]:
+    """The header a workspace sends its server token in."""
+    return {"Authorization": f"token {token}"}
+
+
 def submit(
     url: str,
     token: str,
@@ -217,6 +222,24 @@ def test_submission_refusals(hub: Hub, case: str, status: int, needle: str) -> N
     assert needle in r.json()["error"]
     if status == 413:
         assert r.json()["limit"] == needle  # the client can tell which limit refused it
+
+
+def test_a_body_far_over_the_limit_gets_a_json_answer_and_changes_nothing(hub: Hub) -> None:
+    """The test policy takes 4 MiB a request: 25 MiB is refused before the domain sees it."""
+    token = hub.workspace_token("alice", PROJECT)
+    before = requests.get(
+        hub.submit_url, params={"project": PROJECT}, headers=auth(token), timeout=30
+    ).json()["requests"]
+    r = submit(hub.submit_url, token, {"huge.csv": b"1,2\n" * (25 * 1024**2 // 4)})
+    assert r.status_code == 413, r.text
+    assert r.json()["limit"] == "bytes_per_request"
+    assert "the airlock takes at most" in r.json()["error"]
+    after = requests.get(
+        hub.submit_url, params={"project": PROJECT}, headers=auth(token), timeout=30
+    ).json()["requests"]
+    assert after == before
+    # The listener still answers on with a normal submission.
+    assert submit(hub.submit_url, token, {"small.csv": TABLE}, why="after huge").status_code == 201
 
 
 def test_submission_listener_serves_only_the_api(hub: Hub) -> None:

@@ -40,6 +40,7 @@ from .membership import Membership, StaticMembership
 from .policy import Policy, load_policy
 from .service import Airlock
 from .web import api_routes, page_routes
+from .web import max_body as web_max_body
 
 log = logging.getLogger("cleanroom.airlock")
 HERE = Path(__file__).resolve().parent
@@ -172,12 +173,6 @@ def build_airlock(settings: AirlockSettings, policy: Policy | None = None) -> Ai
     )
 
 
-def _max_body(policy: Policy) -> int:
-    # Room for multipart framing and metadata above the largest allowed request, so
-    # the domain (not tornado) refuses oversize submissions, naming the limit.
-    return policy.limits.bytes_per_request + 16 * 1024**2
-
-
 def make_apps(
     settings: AirlockSettings, airlock: Airlock, hub_auth: HubOAuth
 ) -> tuple[web.Application, web.Application]:
@@ -240,9 +235,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     public, submit = make_apps(settings, airlock, hub_auth)
     url = urlparse(settings.public_url)
-    max_body = _max_body(airlock.policy)
-    # tornado holds a body in memory up to max_buffer_size (100 MB by default): both
-    # limits follow the policy so the domain, not tornado, names the limit it hit.
+    max_body = web_max_body(airlock.policy)
+    # The submission handler sets each request's body limit itself (it streams the
+    # body); these are the limits for every other handler.
     HTTPServer(public, xheaders=True, max_body_size=max_body, max_buffer_size=max_body).listen(
         url.port or 80, url.hostname or "127.0.0.1"
     )

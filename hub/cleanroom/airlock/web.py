@@ -18,12 +18,13 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import urlencode
 
 from jupyterhub.services.auth import HubAuth, HubOAuthenticated
 from prometheus_client import CONTENT_TYPE_LATEST
-from tornado import web
+from tornado import httputil, web
+from tornado.http1connection import HTTP1Connection
 from tornado.ioloop import IOLoop
 
 from . import metrics
@@ -46,6 +47,7 @@ from .exceptions import (
     NotFound,
     PermissionDenied,
 )
+from .policy import Policy
 from .render import (
     check_summary,
     finding_rows,
@@ -186,16 +188,70 @@ class AirlockHandlerMixin(web.RequestHandler):
 # -- the submission API ------------------------------------------------------------------
 
 
+def max_body(policy: Policy) -> int:
+    """The largest submission body taken: the policy's largest request plus room for the
+    multipart framing and metadata, so the domain (not tornado) names the limit hit."""
+    return policy.limits.bytes_per_request + 16 * 1024**2
+
+
+# A body over max_body is still read (and thrown away) up to this many times max_body, so
+# the client, which sends its whole body before it reads an answer, gets the JSON 413.
+# Beyond that the connection is closed without reading it.
+DRAIN_FACTOR = 4
+
+
+@web.stream_request_body
 class ApiRequestsHandler(AirlockHandlerMixin):
     """``POST /api/v1/requests`` (submit) and ``GET /api/v1/requests?project=P`` (list)."""
 
     hub_auth: HubAuth
     _actor: Actor | None = None
+    _too_big: LimitExceeded | None = None
 
     def initialize(self, airlock: Airlock, executor: ThreadPoolExecutor, **kw: Any) -> None:
         """Also receive the ``HubAuth`` used to identify tokens."""
         super().initialize(airlock, executor)
         self.hub_auth = kw["hub_auth"]
+        self._chunks: list[bytes] = []
+
+    def prepare(self) -> None:
+        """Before any body arrives: refuse a body the policy could never take."""
+        limit = max_body(self.airlock.policy)
+        declared = self.request.headers.get("Content-Length", "")
+        size = int(declared) if declared.isdecimal() else None
+        connection = cast(HTTP1Connection, self.request.connection)
+        if size is not None and size > limit:
+            self._too_big = LimitExceeded(
+                "bytes_per_request",
+                f"the request body is {size} bytes; the airlock takes at most {limit} "
+                f"(bytes_per_request {self.airlock.policy.limits.bytes_per_request} plus "
+                "room for the form)",
+            )
+            if size > DRAIN_FACTOR * limit:
+                raise self._too_big
+            connection.set_max_body_size(size)
+        else:
+            # A chunked body has no declared size: tornado cuts it at the limit.
+            connection.set_max_body_size(limit)
+
+    def data_received(self, chunk: bytes) -> None:
+        """Keep the body's chunks (or drop them, when the body is refused anyway)."""
+        if self._too_big is None:
+            self._chunks.append(chunk)
+
+    def _parse_body(self) -> None:
+        """The form fields and files of the streamed body, as tornado would have parsed."""
+        if self._too_big is not None:
+            raise self._too_big
+        body, self._chunks = b"".join(self._chunks), []
+        self.request.body = body
+        httputil.parse_body_arguments(
+            self.request.headers.get("Content-Type", ""),
+            body,
+            self.request.body_arguments,
+            self.request.files,
+            self.request.headers,
+        )
 
     def wants_json(self) -> bool:
         """Always JSON."""
@@ -273,6 +329,7 @@ class ApiRequestsHandler(AirlockHandlerMixin):
 
     async def post(self, request_id: str | None = None) -> None:
         """Submit a request, or (``/<id>/resubmit``) resubmit one returned for changes."""
+        self._parse_body()
         actor = await self.token_actor()
         meta = self._metadata()
         project = meta.get("project")
