@@ -124,7 +124,10 @@ def test_queue_filters_and_roles(hub: Hub) -> None:
     for bad in ("0", "-1", "two", "1e3"):
         assert olga.get(f"{hub.service_url}queue", params={"page": bad}).status_code == 400
     # Project members see the request on their page; outsiders do not.
-    assert rid in hub.browser("bob").get(f"{hub.service_url}requests").text
+    mine = hub.browser("bob").get(f"{hub.service_url}requests").text
+    assert rid in mine and re.search(r"Requests 1&ndash;\d+ of \d+, newest first", mine)
+    refused = hub.browser("bob").get(f"{hub.service_url}requests", params={"page": "0"})
+    assert refused.status_code == 400
     eve = hub.browser("eve")
     assert rid not in eve.get(f"{hub.service_url}requests").text
     assert eve.get(f"{hub.service_url}requests/{rid}").status_code == 404

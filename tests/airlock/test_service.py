@@ -260,8 +260,8 @@ def test_visibility_by_role(airlock: Airlock) -> None:
     assert airlock.queue(actor(airlock, "otto")).total == 0
     with pytest.raises(PermissionDenied):
         airlock.queue(actor(airlock, "bob"))
-    assert [r.id for r in airlock.project_requests(actor(airlock, "bob"))] == [rid]
-    assert airlock.project_requests(actor(airlock, "eve")) == []
+    assert [r.id for r in airlock.project_requests(actor(airlock, "bob")).requests] == [rid]
+    assert airlock.project_requests(actor(airlock, "eve")).total == 0
 
 
 def test_comments(airlock: Airlock) -> None:
@@ -483,3 +483,22 @@ def test_operators_who_review_may_not_export_the_votes(airlock: Airlock) -> None
         perm.check_can_export_audit(both)
     with pytest.raises(PermissionDenied, match="operator role"):
         perm.check_can_export_audit(actor(airlock, "olga"))
+
+
+def test_researchers_page_their_projects_requests_newest_first(airlock: Airlock) -> None:
+    ids = [submit(airlock, "alice" if i % 2 else "bob").id for i in range(5)]
+    other = airlock.submit(
+        actor(airlock, "eve", OTHER_PROJECT), OTHER_PROJECT, "furnace figures", [csv_file()]
+    ).request.id
+    bob = actor(airlock, "bob")
+    pages = [airlock.project_requests(bob, limit=2, offset=o) for o in (0, 2, 4)]
+    assert [r.id for p in pages for r in p.requests] == ids[::-1]
+    assert {p.total for p in pages} == {5}
+    eve = actor(airlock, "eve")
+    assert [r.id for r in airlock.project_requests(eve).requests] == [other]
+    # One's own requests stay visible after leaving the project.
+    membership = airlock.membership
+    assert isinstance(membership, StaticMembership)
+    membership.remove("bob", PROJECT)
+    mine = airlock.project_requests(actor(airlock, "bob"))
+    assert [r.id for r in mine.requests] == ids[0::2][::-1] and mine.total == 3

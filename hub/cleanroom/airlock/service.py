@@ -42,15 +42,15 @@ from .domain import (
 from .exceptions import AirlockError, BadRequest, InvalidTransition, NotFound
 from .membership import Membership
 from .policy import Policy
-from .storage import Independence, StaleRequest, Storage, one_day_before
+from .storage import Independence, Readable, StaleRequest, Storage, one_day_before
 
 MAX_JUSTIFICATION = 10_000
 MAX_COMMENT = 10_000
 
 
 @dataclass(frozen=True)
-class QueuePage:
-    """One page of the officers' queue and how long the whole queue is."""
+class RequestPage:
+    """One page of a list of requests and how long the whole list is."""
 
     requests: list[ReleaseRequest]
     total: int
@@ -289,17 +289,23 @@ class Airlock:
             perm.check_can_submit(actor, project)
             return self.storage.list_requests(project=project, author=actor.username)
 
-    def project_requests(self, actor: Actor) -> list[ReleaseRequest]:
-        """Every request of every project the actor belongs to (the researcher's page)."""
-        found = []
-        for project in sorted(actor.projects):
-            if perm.can_list_project(actor, project):
-                found.extend(self.storage.list_requests(project=project))
-        mine = {r.id for r in found}
-        found.extend(
-            r for r in self.storage.list_requests(author=actor.username) if r.id not in mine
+    def project_requests(
+        self, actor: Actor, *, limit: int | None = None, offset: int = 0
+    ) -> RequestPage:
+        """The requests of every project the actor belongs to, and their own (the
+        researcher's page), newest first, ``limit`` of them from ``offset``."""
+        readable = Readable(
+            actor.username,
+            frozenset(p for p in actor.projects if perm.can_list_project(actor, p)),
         )
-        return sorted(found, key=lambda r: r.created, reverse=True)
+        found = self.storage.list_requests(
+            readable_by=readable, newest_first=True, limit=limit, offset=offset
+        )
+        return RequestPage(
+            requests=found,
+            total=self.storage.count_requests(readable_by=readable),
+            offset=offset,
+        )
 
     def queue(
         self,
@@ -310,7 +316,7 @@ class Airlock:
         author: str | None = None,
         limit: int | None = None,
         offset: int = 0,
-    ) -> QueuePage:
+    ) -> RequestPage:
         """Requests for the officers' queue, oldest first, ``limit`` of them from ``offset``.
 
         Officers see only requests they are independent of, never drafts; operators see
@@ -336,7 +342,7 @@ class Airlock:
         total = self.storage.count_requests(
             project=project, author=author, states=wanted, independent_of=independent_of
         )
-        return QueuePage(
+        return RequestPage(
             requests=[
                 r
                 for r in found

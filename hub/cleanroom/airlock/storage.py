@@ -53,12 +53,21 @@ class Independence:
     projects: frozenset[str] = frozenset()
 
 
+@dataclass(frozen=True)
+class Readable:
+    """Only the requests of ``projects`` and those ``author`` wrote (a researcher's view)."""
+
+    author: str
+    projects: frozenset[str] = frozenset()
+
+
 def _filtered(
     query: _Query,
     project: str | None,
     author: str | None,
     states: Sequence[State] | None,
     independent_of: Independence | None,
+    readable_by: Readable | None = None,
 ) -> _Query:
     if project is not None:
         query = query.where(RequestRow.project == project)
@@ -70,6 +79,11 @@ def _filtered(
         query = query.where(RequestRow.author != independent_of.username)
         if independent_of.projects:
             query = query.where(RequestRow.project.not_in(sorted(independent_of.projects)))
+    if readable_by is not None:
+        query = query.where(
+            (RequestRow.author == readable_by.author)
+            | RequestRow.project.in_(sorted(readable_by.projects))
+        )
     return query
 
 
@@ -110,10 +124,13 @@ class Storage(Protocol):
         author: str | None = None,
         states: Sequence[State] | None = None,
         independent_of: Independence | None = None,
+        readable_by: Readable | None = None,
+        newest_first: bool = False,
         limit: int | None = None,
         offset: int = 0,
     ) -> list[ReleaseRequest]:
-        """Requests matching every given filter, oldest first; ``limit`` of them from ``offset``."""
+        """Requests matching every given filter, oldest (or newest) first; ``limit`` of them
+        from ``offset``."""
 
     def count_requests(
         self,
@@ -122,6 +139,7 @@ class Storage(Protocol):
         author: str | None = None,
         states: Sequence[State] | None = None,
         independent_of: Independence | None = None,
+        readable_by: Readable | None = None,
     ) -> int:
         """How many requests ``list_requests`` would return with these filters and no limit."""
 
@@ -506,16 +524,25 @@ class SqlStorage:
         author: str | None = None,
         states: Sequence[State] | None = None,
         independent_of: Independence | None = None,
+        readable_by: Readable | None = None,
+        newest_first: bool = False,
         limit: int | None = None,
         offset: int = 0,
     ) -> list[ReleaseRequest]:
-        """Requests matching every given filter, oldest first; ``limit`` of them from ``offset``."""
+        """Requests matching every given filter, oldest (or newest) first; ``limit`` of them
+        from ``offset``."""
+        order = (
+            (RequestRow.created.desc(), RequestRow.id.desc())
+            if newest_first
+            else (RequestRow.created, RequestRow.id)
+        )
         query = _filtered(
-            select(RequestRow).order_by(RequestRow.created, RequestRow.id),
+            select(RequestRow).order_by(*order),
             project,
             author,
             states,
             independent_of,
+            readable_by,
         )
         if limit is not None:
             query = query.limit(limit)
@@ -531,10 +558,16 @@ class SqlStorage:
         author: str | None = None,
         states: Sequence[State] | None = None,
         independent_of: Independence | None = None,
+        readable_by: Readable | None = None,
     ) -> int:
         """How many requests ``list_requests`` would return with these filters and no limit."""
         query = _filtered(
-            select(func.count()).select_from(RequestRow), project, author, states, independent_of
+            select(func.count()).select_from(RequestRow),
+            project,
+            author,
+            states,
+            independent_of,
+            readable_by,
         )
         with self._sessions() as s:
             return int(s.execute(query).scalar_one())

@@ -56,7 +56,7 @@ from .render import (
     table_page,
     text_preview,
 )
-from .service import Airlock
+from .service import Airlock, RequestPage
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -416,10 +416,38 @@ class PageHandler(HubOAuthenticated, AirlockHandlerMixin):
         self.set_header("Content-Type", "text/html; charset=utf-8")
         self.finish(self.render_string(template, actor=self._actor, **ns))
 
+    def page_number(self) -> int:
+        """The ``?page=`` argument: a whole number from 1 (400 otherwise)."""
+        number = self.get_query_argument("page", "1")
+        if not number.isdecimal() or not 1 <= int(number) <= 1_000_000:
+            raise BadRequest(f"page must be a whole number from 1, not {number!r}")
+        return int(number)
+
     def back_to(self, request_id: str, notice: str = "") -> None:
         """After a form: back to the request page (POST, redirect, GET)."""
         suffix = "?" + urlencode({"notice": notice}) if notice else ""
         self.redirect(f"{self.prefix}requests/{request_id}{suffix}")
+
+
+PAGE_SIZE = 50
+
+
+def paging(found: RequestPage, number: int, url: str, kept: dict[str, str]) -> dict[str, Any]:
+    """What ``paging.html`` shows for page ``number`` of ``found``: the range shown, the
+    whole count and links to the neighbouring pages (keeping the filters in ``kept``)."""
+    last = max(1, -(-found.total // PAGE_SIZE))
+
+    def link(page: int) -> str:
+        return url + "?" + urlencode({**{k: v for k, v in kept.items() if v}, "page": page})
+
+    return {
+        "total": found.total,
+        "first": found.offset + 1,
+        "last_shown": found.offset + len(found.requests),
+        # Past the end, "previous" leads back to the last page that has requests.
+        "previous": link(min(number - 1, last)) if number > 1 else "",
+        "next": link(number + 1) if number < last else "",
+    }
 
 
 class HomeHandler(PageHandler):
@@ -441,9 +469,6 @@ def _age(moment: datetime) -> str:
     return f"{seconds // 86400} d"
 
 
-QUEUE_PAGE_SIZE = 50
-
-
 class QueueHandler(PageHandler):
     """The officers' queue, oldest first, with filters, 50 requests a page."""
 
@@ -463,18 +488,15 @@ class QueueHandler(PageHandler):
                 raise BadRequest(f"unknown state {state!r}") from exc
         else:
             states = [*sorted(AWAITING_REVIEW), State.IN_REVIEW, State.APPROVED]
-        number = self.get_query_argument("page", "1")
-        if not number.isdecimal() or not 1 <= int(number) <= 1_000_000:
-            raise BadRequest(f"page must be a whole number from 1, not {number!r}")
-        offset = (int(number) - 1) * QUEUE_PAGE_SIZE
+        number = self.page_number()
         found = await self.run(
             lambda: self.airlock.queue(
                 actor,
                 states,
                 project=project,
                 author=author,
-                limit=QUEUE_PAGE_SIZE,
-                offset=offset,
+                limit=PAGE_SIZE,
+                offset=(number - 1) * PAGE_SIZE,
             )
         )
         rows = []
@@ -494,23 +516,12 @@ class QueueHandler(PageHandler):
                 }
             )
         filters = {"state": state, "project": project, "author": author}
-        last = max(1, -(-found.total // QUEUE_PAGE_SIZE))
-
-        def link(page: int) -> str:
-            kept = {k: v for k, v in filters.items() if v}
-            return self.prefix + "queue?" + urlencode({**kept, "page": page})
-
         self.page(
             "queue.html",
             rows=rows,
             states=[str(s) for s in State],
             filters=filters,
-            total=found.total,
-            first=offset + 1,
-            last_shown=offset + len(rows),
-            # Past the end, "previous" leads back to the last page that has requests.
-            previous=link(min(int(number) - 1, last)) if int(number) > 1 else "",
-            next=link(int(number) + 1) if int(number) < last else "",
+            **paging(found, number, self.prefix + "queue", filters),
         )
 
 
@@ -519,10 +530,19 @@ class RequestsHandler(PageHandler):
 
     @web.authenticated
     async def get(self) -> None:
-        """List them, newest first."""
+        """List them, newest first, 50 a page."""
         actor = await self.actor()
-        found = await self.run(self.airlock.project_requests, actor)
-        self.page("requests.html", requests=found)
+        number = self.page_number()
+        found = await self.run(
+            lambda: self.airlock.project_requests(
+                actor, limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE
+            )
+        )
+        self.page(
+            "requests.html",
+            requests=found.requests,
+            **paging(found, number, self.prefix + "requests", {}),
+        )
 
 
 class RequestHandler(PageHandler):
