@@ -19,11 +19,8 @@ Measured:
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -31,7 +28,7 @@ from typing import Any
 import requests
 
 from benchmarks.stats import summary
-from tests.airlock.hub import Hub, free_port, wait_http
+from tests.airlock.hub import start_hub, stop_hub
 
 PROJECT = "press-line"
 OFFICER = "olga"
@@ -44,10 +41,9 @@ def _fake_checks(data: bytes, filename: str, project: str) -> dict[str, Any]:
     return {"verdict": "pass", "findings": [], "filename": filename}
 
 
-def _policy(root: Path, biggest_mb: int) -> Path:
+def _policy(biggest_mb: int) -> str:
     size = max(biggest_mb, 1) * MB + 1024 * 1024
-    path = root / "airlock.yaml"
-    path.write_text(
+    return (
         "approvals_required: 2\n"
         "duplicate_window_seconds: 600\n"
         "limits:\n"
@@ -56,7 +52,6 @@ def _policy(root: Path, biggest_mb: int) -> Path:
         f"  bytes_per_request: {size}\n"
         "  requests_per_user_per_day: 1000000\n"
     )
-    return path
 
 
 def seed(db_url: str, blob_dir: Path, policy_file: Path, count: int) -> float:
@@ -124,14 +119,19 @@ def _time_get(session: requests.Session, url: str) -> float:
 
 def run(root: Path, count: int, sizes_mb: list[int], loads: int) -> dict[str, Any]:
     """Start a hub with the airlock on a store of ``count`` requests and time it."""
-    from tests.airlock.hub import stop_hub
-
     root.mkdir(parents=True, exist_ok=True)
-    policy_file = _policy(root, max(sizes_mb))
+    policy = _policy(max(sizes_mb))
+    policy_file = root / "airlock.yaml"
+    policy_file.write_text(policy)
     db_url = f"sqlite:///{root / 'airlock.sqlite'}"
     seed_seconds = seed(db_url, root / "blobs", policy_file, count)
     print(f"   seeded {count} requests in {seed_seconds:.0f} s", flush=True)
-    hub = _start(root, policy_file, db_url)
+    # The airlock test suite's hub, with this benchmark's policy and store.
+    hub = start_hub(
+        root, {PROJECT: RESEARCHERS}, [OFFICER], [], policy=policy, db_url=db_url, timeout=120
+    )
+    for user in [*RESEARCHERS[:2], OFFICER]:
+        hub.add_user(user)
     try:
         out: dict[str, Any] = {"requests_in_store": count, "seed_seconds": seed_seconds}
         tokens = {u: hub.workspace_token(u, PROJECT) for u in RESEARCHERS[:2]}
@@ -185,96 +185,3 @@ def _airlock_rss(hub_pid: int) -> float | None:
         except psutil.Error:
             continue
     return None
-
-
-def _start(root: Path, policy_file: Path, db_url: str) -> Hub:
-    """The airlock test suite's kind of hub, with this benchmark's policy and store."""
-    from cleanroom.airlock.hub_config import airlock_service_config
-
-    repo = Path(__file__).resolve().parents[1]
-    venv_bin = Path(sys.executable).parent
-    public, hub_port, proxy_api, airlock_port, submit_port = (free_port() for _ in range(5))
-    admin_token = secrets.token_hex(16)
-    members_file = root / "members.json"
-    members_file.write_text(json.dumps({PROJECT: RESEARCHERS}))
-    env = {
-        "CLEANROOM_AIRLOCK_DB_URL": db_url,
-        "CLEANROOM_AIRLOCK_BLOB_DIR": str(root / "blobs"),
-        "CLEANROOM_AIRLOCK_MEMBERSHIP": f"file:{members_file}",
-        "CLEANROOM_AIRLOCK_POLICY": str(policy_file),
-        "CLEANROOM_STATE_DIR": str(root / "state"),
-        "CLEANROOM_POLICIES_DIR": str(repo / "policies"),
-        "PYTHONPATH": str(repo / "hub"),
-    }
-    pieces = airlock_service_config(
-        port=airlock_port,
-        submit_bind=f"127.0.0.1:{submit_port}",
-        environment=env,
-        officers=[OFFICER],
-        operators=[],
-    )
-    config = {
-        "public": public,
-        "hub_port": hub_port,
-        "proxy_api": proxy_api,
-        "root": str(root),
-        "admin_token": admin_token,
-        "pieces": pieces,
-    }
-    (root / "config.json").write_text(json.dumps(config))
-    (root / "jupyterhub_config.py").write_text(CONFIG.format(config=str(root / "config.json")))
-    log_path = root / "hub.log"
-    proc = subprocess.Popen(
-        [str(venv_bin / "jupyterhub"), "-f", str(root / "jupyterhub_config.py")],
-        cwd=root,
-        stdout=log_path.open("wb"),
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "PATH": f"{venv_bin}:{os.environ.get('PATH', '')}"},
-        start_new_session=True,
-    )
-    hub = Hub(
-        root=root,
-        url=f"http://127.0.0.1:{public}",
-        hub_api=f"http://127.0.0.1:{public}/hub/api",
-        admin_token=admin_token,
-        submit_url=f"http://127.0.0.1:{submit_port}/api/v1/requests",
-        members_file=members_file,
-        proc=proc,
-        log_path=log_path,
-        airlock_env=env,
-    )
-    try:
-        wait_http(f"{hub.hub_api}/", timeout=120, proc=proc)
-        wait_http(f"http://127.0.0.1:{submit_port}/health", timeout=120, proc=proc)
-        wait_http(f"{hub.service_url}health", timeout=120, proc=proc)
-        for user in [*RESEARCHERS[:2], OFFICER]:
-            hub.add_user(user)
-    except Exception:
-        proc.kill()
-        raise RuntimeError("the airlock hub did not start:\n" + hub.log_tail()) from None
-    return hub
-
-
-# The hub configuration: dummy log-in (the benchmark logs in through the real form), the
-# airlock's service, scopes and roles, and an admin service for users and tokens.
-CONFIG = """\
-import json
-cfg = json.load(open({config!r}))
-c = get_config()  # noqa: F821
-c.JupyterHub.bind_url = f"http://127.0.0.1:{{cfg['public']}}"
-c.JupyterHub.hub_bind_url = f"http://127.0.0.1:{{cfg['hub_port']}}"
-c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{{cfg['proxy_api']}}"
-c.JupyterHub.db_url = f"sqlite:///{{cfg['root']}}/jupyterhub.sqlite"
-c.JupyterHub.cookie_secret_file = f"{{cfg['root']}}/cookie_secret"
-c.JupyterHub.pid_file = f"{{cfg['root']}}/jupyterhub.pid"
-c.JupyterHub.authenticator_class = "dummy"
-c.Authenticator.allow_all = True
-c.JupyterHub.default_url = "/services/airlock/"
-c.JupyterHub.custom_scopes = cfg["pieces"]["custom_scopes"]
-c.JupyterHub.services = cfg["pieces"]["services"] + [
-    {{"name": "bench-admin", "api_token": cfg["admin_token"]}}]
-c.JupyterHub.load_roles = cfg["pieces"]["load_roles"] + [{{
-    "name": "bench-admin", "services": ["bench-admin"],
-    "scopes": ["admin:users", "tokens", "list:users", "read:users"]}}]
-c.Spawner.server_token_scopes = cfg["pieces"]["server_token_scopes"]
-"""

@@ -132,10 +132,27 @@ class Hub:
         return self.log_path.read_text(errors="replace")[-6000:]
 
 
+TEST_POLICY = (
+    "approvals_required: 2\nlimits:\n  files_per_request: 3\n  bytes_per_file: 2 MiB\n"
+    "  bytes_per_request: 4 MiB\n  requests_per_user_per_day: 50\n"
+)
+
+
 def start_hub(
-    root: Path, members: dict[str, list[str]], officers: list[str], operators: list[str]
+    root: Path,
+    members: dict[str, list[str]],
+    officers: list[str],
+    operators: list[str],
+    *,
+    policy: str = TEST_POLICY,
+    db_url: str | None = None,
+    timeout: float = 60,
 ) -> Hub:
-    """Start JupyterHub with the airlock as a managed service and wait until both answer."""
+    """Start JupyterHub with the airlock as a managed service and wait until both answer.
+
+    ``policy`` is the airlock policy's YAML; ``db_url`` its store (default: a SQLite file
+    in ``root``). The benchmarks start this same hub with their own policy and store.
+    """
     if shutil.which("configurable-http-proxy") is None:
         raise RuntimeError("configurable-http-proxy is not installed (npm install -g ...)")
     root.mkdir(parents=True, exist_ok=True)
@@ -144,7 +161,7 @@ def start_hub(
     members_file = root / "members.json"
     members_file.write_text(json.dumps(members))
     airlock_env = {
-        "CLEANROOM_AIRLOCK_DB_URL": f"sqlite:///{root / 'airlock.sqlite'}",
+        "CLEANROOM_AIRLOCK_DB_URL": db_url or f"sqlite:///{root / 'airlock.sqlite'}",
         "CLEANROOM_AIRLOCK_BLOB_DIR": str(root / "blobs"),
         "CLEANROOM_AIRLOCK_MEMBERSHIP": f"file:{members_file}",
         "CLEANROOM_AIRLOCK_POLICY": str(root / "airlock.yaml"),
@@ -152,10 +169,7 @@ def start_hub(
         "CLEANROOM_POLICIES_DIR": str(REPO / "policies"),
         "PYTHONPATH": str(REPO / "hub"),
     }
-    (root / "airlock.yaml").write_text(
-        "approvals_required: 2\nlimits:\n  files_per_request: 3\n  bytes_per_file: 2 MiB\n"
-        "  bytes_per_request: 4 MiB\n  requests_per_user_per_day: 50\n"
-    )
+    (root / "airlock.yaml").write_text(policy)
     pieces = airlock_service_config(
         port=airlock_port,
         submit_bind=f"127.0.0.1:{submit_port}",
@@ -225,9 +239,9 @@ def start_hub(
         airlock_env=airlock_env,
     )
     try:
-        wait_http(f"{hub.hub_api}/", proc=proc)
-        wait_http(f"http://127.0.0.1:{submit_port}/health", proc=proc)
-        wait_http(f"{hub.service_url}health", proc=proc)
+        wait_http(f"{hub.hub_api}/", timeout=timeout, proc=proc)
+        wait_http(f"http://127.0.0.1:{submit_port}/health", timeout=timeout, proc=proc)
+        wait_http(f"{hub.service_url}health", timeout=timeout, proc=proc)
     except Exception:
         stop_hub(hub)
         raise RuntimeError("hub did not start:\n" + hub.log_tail()) from None
@@ -243,32 +257,3 @@ def stop_hub(hub: Hub) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(hub.proc.pid, signal.SIGKILL)
             hub.proc.wait()
-
-
-def chromium(download_dir: Path | None = None):
-    """A headless Debian Chromium driven through chromedriver, isolated from the network."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-    ):
-        options.add_argument(arg)
-    if download_dir is not None:
-        options.add_experimental_option(
-            "prefs",
-            {
-                "download.default_directory": str(download_dir),
-                "download.prompt_for_download": False,
-            },
-        )
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-    driver.set_page_load_timeout(30)
-    return driver

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from .hub import PROJECT, Hub, chromium
+from tests.chromium import chromium
+
+from .hub import PROJECT, Hub
 from .test_hub_api import submit
 
 pytestmark = pytest.mark.browser

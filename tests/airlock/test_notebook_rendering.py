@@ -18,7 +18,9 @@ import nbformat
 import pytest
 from cleanroom.airlock.render import notebook_html, sanitise
 
-from .hub import PROJECT, Hub, chromium
+from tests.chromium import chromium
+
+from .hub import PROJECT, Hub
 from .test_hub_api import submit
 
 

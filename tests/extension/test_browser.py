@@ -20,6 +20,8 @@ from typing import Any
 
 import pytest
 
+from tests.chromium import chromium
+
 from .conftest import HUB_TOKEN, PROJECT, USER
 
 pytestmark = pytest.mark.browser
@@ -133,25 +135,9 @@ def lab(tmp_path: Path, airlock: Any) -> Iterator[str]:
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[Any]:
     """Headless Debian Chromium driven by Debian's chromedriver; nothing is downloaded."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    os.environ["SE_OFFLINE"] = "true"  # Selenium Manager must never fetch a browser
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--window-size=1400,900",
-        f"--user-data-dir={tmp_path / 'chromium-profile'}",
-    ):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-    driver.set_page_load_timeout(60)
+    driver = chromium(
+        profile_dir=tmp_path / "chromium-profile", window=(1400, 900), page_load_timeout=60
+    )
     try:
         yield driver
     finally:
