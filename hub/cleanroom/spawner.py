@@ -28,6 +28,7 @@ from cleanroom.labels import LABEL_IMAGE, LABEL_INSTANCE, LABEL_KIND, LABEL_PROJ
 from cleanroom.operations import oom
 from cleanroom.registry import ProjectInfo, Registry, shared_registry
 from cleanroom.workspace_folders import WORKSPACE_HOME, WorkspaceFolders
+from cleanroom.workspaces import workspace_containers
 
 __all__ = [
     "LABEL_IMAGE",
@@ -307,9 +308,7 @@ class CleanroomSpawner(DockerSpawner):
         Counted from the engine's running containers, the ground truth. Two starts at
         the same instant may both pass; the limit is for fair sharing, not a wall.
         """
-        running = _engine().containers.list(
-            filters={"label": [f"{LABEL_KIND}=workspace", f"{LABEL_INSTANCE}={self.instance}"]}
-        )
+        running = workspace_containers(instance=self.instance, client=_engine())
         me = self.user.name
         pairs = {(c.labels.get(LABEL_USER), c.labels.get(LABEL_PROJECT)) for c in running}
         pairs.discard((me, project))
@@ -456,12 +455,13 @@ class CleanroomSpawner(DockerSpawner):
                 "Work folder of %s/%s stays attached: %s", self.user.name, self.name, exc
             )
 
-    async def poll(self) -> Any:
-        """DockerSpawner's poll, plus: say so when the memory limit killed something."""
-        container = await self.get_object()
+    async def get_object(self) -> Any:
+        """DockerSpawner's inspection of the container (what ``poll`` reads), plus: say so
+        when the memory limit killed something, from the same inspection."""
+        container = await super().get_object()
         if container:
             self._note_oom(container)
-        return await super().poll()
+        return container
 
     def _note_oom(self, container: dict[str, Any]) -> None:
         """Log and journal each process the kernel's OOM killer ended at the memory limit.

@@ -14,8 +14,9 @@ from pathlib import Path
 import docker
 
 from cleanroom import quotas, storage_quota
-from cleanroom.labels import LABEL_INSTANCE, LABEL_KIND, LABEL_PROJECT
+from cleanroom.labels import LABEL_PROJECT
 from cleanroom.registry import ProjectInfo
+from cleanroom.workspaces import workspace_containers
 
 WORKSPACE_HOME = "/home/researcher"
 Mounts = dict[str, dict[str, str]]
@@ -89,8 +90,6 @@ class WorkspaceFolders:
     def _mounted_elsewhere(self, folder: Path) -> bool:
         if not folder.is_dir():
             return False
-        running = self.engine().containers.list(
-            filters={"label": [f"{LABEL_KIND}=workspace", f"{LABEL_INSTANCE}={self.instance}"]}
-        )
+        running = workspace_containers(instance=self.instance, client=self.engine())
         sources = {m.get("Source", "") for c in running for m in c.attrs.get("Mounts") or []}
         return str(folder.resolve()) in sources

@@ -10,15 +10,20 @@ from cleanroom.labels import LABEL_INSTANCE, LABEL_KIND, LABEL_PROJECT, LABEL_US
 
 
 def workspace_containers(
-    user: str | None = None, project: str | None = None, instance: str = "main"
+    user: str | None = None,
+    project: str | None = None,
+    instance: str = "main",
+    client: docker.DockerClient | None = None,
 ) -> list[Container]:
-    """Running workspace containers of a deployment, optionally of one user and/or project."""
+    """Running workspace containers of a deployment, optionally of one user and/or project
+    (through ``client``, else a new client of the local engine)."""
     filters = [f"{LABEL_KIND}=workspace", f"{LABEL_INSTANCE}={instance}"]
     if user:
         filters.append(f"{LABEL_USER}={user}")
     if project:
         filters.append(f"{LABEL_PROJECT}={project}")
-    found: list[Container] = docker.from_env().containers.list(filters={"label": filters})
+    engine = client or docker.from_env()
+    found: list[Container] = engine.containers.list(filters={"label": filters})
     return found
 
 
