@@ -27,9 +27,8 @@ from typing import Any
 
 import docker
 from cleanroom.hubconfig import configure_hub_process
-from cleanroom.settings import Settings, secret
+from cleanroom.settings import Settings
 
-CLI_SERVICE = "cleanroom-cli"
 IMAGE = "cleanroom/notebook:latest"
 # On every container this hub creates (value: the instance), so the benchmark removes them.
 LABEL = "cleanroom.bench"
@@ -47,33 +46,18 @@ def _docker0_gateway() -> str:
 def configure(c: Any) -> None:
     """Fill the traitlets config ``c`` of the plain hub."""
     settings = Settings.from_env()
+    # Named servers, timeouts and the benchmark driver's service token as cleanroom's.
     configure_hub_process(c, settings)
     # Plain containers sit on docker0 and reach the hub through its gateway.
     c.JupyterHub.hub_connect_url = f"http://{_docker0_gateway()}:{settings.hub_port}"
     c.JupyterHub.authenticator_class = "dummy"
     c.Authenticator.allow_all = True
-    c.JupyterHub.allow_named_servers = True
-    c.JupyterHub.named_server_limit_per_user = 0
-    c.JupyterHub.redirect_to_server = False
 
     c.JupyterHub.spawner_class = "dockerspawner.DockerSpawner"
     c.DockerSpawner.image = IMAGE
     c.DockerSpawner.remove = True
     c.DockerSpawner.prefix = f"cleanroom-plain-{settings.instance}"
     c.DockerSpawner.extra_create_kwargs = {"labels": {LABEL: settings.instance}}
-    # The same hub-side timeouts as cleanroom.hubconfig, so neither side gives up sooner.
-    c.Spawner.start_timeout = 180
-    c.Spawner.http_timeout = 120
-    c.Spawner.poll_interval = 15
-
-    c.JupyterHub.services = [{"name": CLI_SERVICE, "api_token": secret("cli-service-token")}]
-    c.JupyterHub.load_roles = [
-        {
-            "name": CLI_SERVICE,
-            "scopes": ["admin:servers", "admin:users", "tokens", "list:users", "read:users"],
-            "services": [CLI_SERVICE],
-        }
-    ]
 
 
 configure(get_config())  # type: ignore[name-defined]  # noqa: F821  (injected by JupyterHub)

@@ -49,7 +49,8 @@ def _add_airlock(c: Any, settings: Settings) -> None:
 
 
 def configure_hub_process(c: Any, settings: Settings) -> Path:
-    """Ports, proxy, database and secrets of a hub process; returns the state folder.
+    """Ports, proxy, database, secrets, named servers, start timeouts and the command
+    line's service of a hub process; returns the state folder.
 
     Shared with the benchmarks' plain DockerSpawner hub, so the two differ only in what
     the comparison is about.
@@ -67,6 +68,22 @@ def configure_hub_process(c: Any, settings: Settings) -> Path:
     c.JupyterHub.db_url = f"sqlite:///{state / 'jupyterhub.sqlite'}"
     c.JupyterHub.cookie_secret_file = str(secret_file("jupyterhub-cookie-secret"))
     c.JupyterHub.pid_file = str(state / "jupyterhub.pid")
+    # One named server per project; the hub page lists them, no redirect to one.
+    c.JupyterHub.allow_named_servers = True
+    c.JupyterHub.named_server_limit_per_user = 0
+    c.JupyterHub.redirect_to_server = False
+    c.Spawner.start_timeout = 180
+    c.Spawner.http_timeout = 120
+    c.Spawner.poll_interval = 15
+    # The command line's own service: stop workspaces of removed members, issue tokens.
+    c.JupyterHub.services = [{"name": CLI_SERVICE, "api_token": secret("cli-service-token")}]
+    c.JupyterHub.load_roles = [
+        {
+            "name": CLI_SERVICE,
+            "scopes": ["admin:servers", "admin:users", "tokens", "list:users", "read:users"],
+            "services": [CLI_SERVICE],
+        }
+    ]
     return state
 
 
@@ -79,9 +96,6 @@ def configure(c: Any, settings: Settings | None = None, *, install_firewall: boo
 
     c.JupyterHub.authenticator_class = "cleanroom.auth.CleanroomAuthenticator"
     c.JupyterHub.spawner_class = "cleanroom.spawner.CleanroomSpawner"
-    c.JupyterHub.allow_named_servers = True
-    c.JupyterHub.named_server_limit_per_user = 0
-    c.JupyterHub.redirect_to_server = False
     c.JupyterHub.template_paths = [str(Path(__file__).resolve().parents[1] / "templates")]
     c.JupyterHub.template_vars = {"cleanroom_projects": template_projects}
 
@@ -89,19 +103,6 @@ def configure(c: Any, settings: Settings | None = None, *, install_firewall: boo
     c.CleanroomSpawner.prefix = f"cleanroom-{settings.instance}"
     c.CleanroomSpawner.hub_api_port = settings.hub_port
     c.CleanroomSpawner.airlock_submit_port = settings.airlock_submit_port
-    c.Spawner.start_timeout = 180
-    c.Spawner.http_timeout = 120
-    c.Spawner.poll_interval = 15
-
-    # The command line's own service: stop workspaces of removed members, issue tokens.
-    c.JupyterHub.services = [{"name": CLI_SERVICE, "api_token": secret("cli-service-token")}]
-    c.JupyterHub.load_roles = [
-        {
-            "name": CLI_SERVICE,
-            "scopes": ["admin:servers", "admin:users", "tokens", "list:users", "read:users"],
-            "services": [CLI_SERVICE],
-        }
-    ]
 
     _add_airlock(c, settings)
     # The enforcer of end dates, the idle culler and the metrics reader.
