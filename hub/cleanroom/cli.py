@@ -16,7 +16,7 @@ from typing import Any
 
 from cleanroom.errors import CleanroomError, InvalidInput, NotFound
 from cleanroom.operations import commands as ops
-from cleanroom.output import emit
+from cleanroom.output import emit, emit_rows
 from cleanroom.registry import Registry
 
 Handler = Callable[[argparse.Namespace, Registry], Any]
@@ -62,7 +62,7 @@ def users_add(args: argparse.Namespace, reg: Registry) -> None:
 
 def users_list(args: argparse.Namespace, reg: Registry) -> None:
     users = reg.list_users()
-    _out(args, users, "\n".join(f"{u.name}\t{','.join(sorted(u.roles))}" for u in users))
+    emit_rows(args, users, lambda u: f"{u.name}\t{','.join(sorted(u.roles))}")
 
 
 def users_passwd(args: argparse.Namespace, reg: Registry) -> None:
@@ -88,13 +88,12 @@ def projects_create(args: argparse.Namespace, reg: Registry) -> None:
 
 def projects_list(args: argparse.Namespace, reg: Registry) -> None:
     projects = reg.list_projects()
-    _out(
+    emit_rows(
         args,
         projects,
-        "\n".join(
+        lambda p: (
             f"{p.name}\t{p.status}\t{len(p.members)} members\t"
             f"{','.join(d.name for d in p.datasets) or '-'}\t{p.title}"
-            for p in projects
         ),
     )
 
@@ -166,7 +165,7 @@ def _stop_workspace(user: str, project: str) -> bool:
 
 def members_list(args: argparse.Namespace, reg: Registry) -> None:
     p = reg.get_project(args.project)
-    _out(args, list(p.members), "\n".join(p.members))
+    emit_rows(args, list(p.members), str)
 
 
 # -- datasets --------------------------------------------------------------------------
@@ -193,12 +192,11 @@ def datasets_register(args: argparse.Namespace, reg: Registry) -> None:
 
 def datasets_list(args: argparse.Namespace, reg: Registry) -> None:
     found = reg.list_datasets()
-    _out(
+    emit_rows(
         args,
         found,
-        "\n".join(
+        lambda d: (
             f"{d.name}\t{d.version}\t{d.provider}\t{len(d.files)} files\t{d.total_bytes} bytes"
-            for d in found
         ),
     )
 

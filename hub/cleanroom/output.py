@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, is_dataclass
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 def emit(args: argparse.Namespace, value: Any, text: str | None = None) -> None:
@@ -14,6 +17,11 @@ def emit(args: argparse.Namespace, value: Any, text: str | None = None) -> None:
         print(json.dumps(jsonable(value), indent=2, default=str))
     elif text is not None:
         print(text)
+
+
+def emit_rows(args: argparse.Namespace, rows: Sequence[T], line: Callable[[T], str]) -> None:
+    """Print ``rows`` as a JSON list with ``--json``, else one ``line`` of text each."""
+    emit(args, rows, "\n".join(line(r) for r in rows))
 
 
 def jsonable(value: Any) -> Any:

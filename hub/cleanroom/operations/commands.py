@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from cleanroom.errors import InvalidInput
-from cleanroom.output import emit
+from cleanroom.output import emit, emit_rows
 from cleanroom.registry import Registry
 from cleanroom.registry.governance import Governance
 
@@ -62,13 +62,10 @@ def applications_submit(args: argparse.Namespace, reg: Registry) -> None:
 
 def applications_list(args: argparse.Namespace, reg: Registry) -> None:
     apps = Governance(reg).list_applications(args.status)
-    _out(
+    emit_rows(
         args,
         apps,
-        "\n".join(
-            f"{a.id}\t{a.status}\t{a.ends_on}\t{a.applicant}\t{a.project or '-'}\t{a.title}"
-            for a in apps
-        ),
+        lambda a: f"{a.id}\t{a.status}\t{a.ends_on}\t{a.applicant}\t{a.project or '-'}\t{a.title}",
     )
 
 
@@ -187,13 +184,12 @@ def datasets_revoke(args: argparse.Namespace, reg: Registry) -> None:
 
 def datasets_approvals(args: argparse.Namespace, reg: Registry) -> None:
     rows = Governance(reg).approvals(args.project)
-    _out(
+    emit_rows(
         args,
         rows,
-        "\n".join(
+        lambda a: (
             f"{a.project}\t{a.dataset}@{a.version}\t"
             + (f"approved by {a.approved_by}" if a.current else f"revoked by {a.revoked_by}")
-            for a in rows
         ),
     )
 
@@ -229,12 +225,11 @@ def images_retire(args: argparse.Namespace, reg: Registry) -> None:
 
 def runs(args: argparse.Namespace, reg: Registry) -> None:
     found = Governance(reg).runs(args.project, args.user)
-    _out(
+    emit_rows(
         args,
         found,
-        "\n".join(
+        lambda r: (
             f"{r.started_at:%Y-%m-%d %H:%M}\t{r.project}\t{r.user}\t{r.image}\t{r.image_digest}"
-            for r in found
         ),
     )
 
@@ -249,13 +244,10 @@ def ingress_request(args: argparse.Namespace, reg: Registry) -> None:
 
 def ingress_list(args: argparse.Namespace, reg: Registry) -> None:
     rows = Governance(reg).ingress_requests(args.project, args.status)
-    _out(
+    emit_rows(
         args,
         rows,
-        "\n".join(
-            f"{r.id}\t{r.status}\t{r.project}\t{r.requester}\t{r.filename}\t{r.size} bytes"
-            for r in rows
-        ),
+        lambda r: f"{r.id}\t{r.status}\t{r.project}\t{r.requester}\t{r.filename}\t{r.size} bytes",
     )
 
 
@@ -298,12 +290,10 @@ def status(args: argparse.Namespace, reg: Registry) -> None:
 
 def journal_list(args: argparse.Namespace, reg: Registry) -> None:
     entries = Governance(reg).journal_entries(args.subject)
-    _out(
+    emit_rows(
         args,
         entries,
-        "\n".join(
-            f"{e.seq}\t{e.time}\t{e.actor}\t{e.action}\t{e.subject}\t{e.detail}" for e in entries
-        ),
+        lambda e: f"{e.seq}\t{e.time}\t{e.actor}\t{e.action}\t{e.subject}\t{e.detail}",
     )
 
 
