@@ -20,7 +20,8 @@ class Membership(Protocol):
         """The projects ``user`` is an approved member of now."""
 
     def affiliations_of(self, user: str) -> set[str]:
-        """The projects ``user`` is or ever was a member of (ended, closed, removed)."""
+        """The projects ``user`` is or ever was a member of: the current ones and those
+        whose membership ended, was removed or belongs to a closed project."""
 
 
 class StaticMembership:

@@ -101,12 +101,12 @@ class Airlock:
 
     def actor(self, username: str, scopes: Sequence[str] | frozenset[str]) -> Actor:
         """The ``Actor`` for a hub-identified user, with their memberships looked up now."""
-        projects = frozenset(self.membership.projects_of(username))
         return Actor(
             username=username,
             scopes=frozenset(scopes),
-            projects=projects,
-            affiliations=projects | self.membership.affiliations_of(username),
+            projects=frozenset(self.membership.projects_of(username)),
+            # Includes the current projects (Membership.affiliations_of says so).
+            affiliations=frozenset(self.membership.affiliations_of(username)),
         )
 
     @contextmanager
