@@ -6,6 +6,7 @@ from typing import Any
 
 import docker
 import psutil
+from cleanroom.operations.status import used_memory
 
 MIB = 1024 * 1024
 
@@ -17,13 +18,9 @@ def container_memory(container_id: str) -> dict[str, float]:
     the kernel's OOM decisions count); ``rss`` is anonymous memory only.
     """
     stats = docker.from_env().api.stats(container_id, stream=False)
-    mem = stats.get("memory_stats") or {}
-    detail = mem.get("stats") or {}
-    usage = float(mem.get("usage") or 0)
-    # cgroup v1 names it total_inactive_file, v2 inactive_file.
-    inactive = float(detail.get("total_inactive_file", detail.get("inactive_file", 0)))
+    detail = (stats.get("memory_stats") or {}).get("stats") or {}
     rss = float(detail.get("total_rss", detail.get("anon", 0)))
-    return {"used_mib": (usage - inactive) / MIB, "rss_mib": rss / MIB}
+    return {"used_mib": used_memory(stats) / MIB, "rss_mib": rss / MIB}
 
 
 def process_memory(pid: int) -> dict[str, float]:

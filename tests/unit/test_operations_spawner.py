@@ -125,7 +125,7 @@ def test_concurrency_limits_of_the_tier(
 
 
 def test_status_arithmetic() -> None:
-    from cleanroom.operations.status import _cpu_percent, _memory
+    from cleanroom.operations.status import _cpu_percent, used_memory
 
     stats = {
         "cpu_stats": {
@@ -137,5 +137,5 @@ def test_status_arithmetic() -> None:
         "memory_stats": {"usage": 500, "stats": {"total_inactive_file": 100}},
     }
     assert _cpu_percent(stats) == 40.0
-    assert _memory(stats) == 400
+    assert used_memory(stats) == 400
     assert _cpu_percent({}) == 0.0

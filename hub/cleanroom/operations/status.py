@@ -44,10 +44,12 @@ def _cpu_percent(stats: dict[str, Any]) -> float:
     return round(used / system * cpus * 100.0, 1)
 
 
-def _memory(stats: dict[str, Any]) -> int:
+def used_memory(stats: dict[str, Any]) -> int:
+    """A container's memory in bytes from one engine stats sample, as ``docker stats``
+    shows it: the cgroup's usage less inactive page cache (reclaimable)."""
     mem = stats.get("memory_stats") or {}
     inner = mem.get("stats") or {}
-    # Page cache is reclaimable; docker stats leaves it out too.
+    # cgroup v1 names it total_inactive_file, v2 inactive_file.
     cache = inner.get("total_inactive_file", inner.get("inactive_file", 0))
     return max(0, int(mem.get("usage", 0)) - int(cache))
 
@@ -74,7 +76,7 @@ def running_workspaces(instance: str) -> list[WorkspaceStatus]:
                 cpu_percent=_cpu_percent(stats),
                 cpu_limit=(host.get("NanoCpus") or 0) / 1e9
                 or (host.get("CpuQuota") or 0) / (host.get("CpuPeriod") or 100_000),
-                memory_bytes=_memory(stats),
+                memory_bytes=used_memory(stats),
                 memory_limit=int(host.get("Memory") or 0),
                 out_of_memory=bool(kills or state.get("OOMKilled")),
                 oom_kills=kills,
