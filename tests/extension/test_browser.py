@@ -145,9 +145,14 @@ def browser(tmp_path: Path) -> Iterator[Any]:
 
 
 def _wait(driver: Any, condition: Any, timeout: float = 60) -> Any:
+    """Until ``condition`` holds. JupyterLab re-renders lists (the file browser) while a
+    condition reads them; an element gone stale means "not yet", so try again."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout).until(condition)
+    return WebDriverWait(
+        driver, timeout, ignored_exceptions=(StaleElementReferenceException,)
+    ).until(condition)
 
 
 def _visible_menu_labels(driver: Any) -> list[str]:
@@ -161,19 +166,24 @@ def _open_file_context_menu(driver: Any, name: str) -> list[str]:
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
 
-    item = _wait(
-        driver,
-        lambda d: next(
+    def right_clicked(d: Any) -> bool:
+        # Found, selected and right-clicked in one try: a re-render in between makes the
+        # element stale, and _wait tries again.
+        item = next(
             (
                 e
                 for e in d.find_elements(By.CSS_SELECTOR, ".jp-DirListing-item")
                 if e.get_attribute("title") and name in e.text
             ),
             None,
-        ),
-    )
-    item.click()
-    ActionChains(driver).context_click(item).perform()
+        )
+        if item is None:
+            return False
+        item.click()
+        ActionChains(d).context_click(item).perform()
+        return True
+
+    _wait(driver, right_clicked)
     return list(_wait(driver, lambda d: _visible_menu_labels(d) or None, timeout=20))
 
 
