@@ -297,7 +297,7 @@ def _start_hubs(root: Path) -> list[Deployment]:
 
 
 def _build_images() -> None:
-    from cleanroom.images import build_images
+    from cleanroom.images.build import build_images
 
     build_images(("base", "notebook"), progress=lambda line: None)
 

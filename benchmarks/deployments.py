@@ -204,7 +204,7 @@ def stop(deployment: Deployment) -> None:
 def _release_folders(client: docker.DockerClient, deployment: Deployment) -> None:
     """Detach the loop devices and volumes of size-limited work folders, where made."""
     try:
-        from cleanroom import storage_quota
+        from cleanroom.workspace import storage_quota
     except ImportError:
         return  # work folders are plain folders: nothing outside the state folder
     storage_quota.release_all(client, deployment.instance, deployment.hub.state / "workspaces")

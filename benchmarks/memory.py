@@ -6,7 +6,7 @@ from typing import Any
 
 import docker
 import psutil
-from cleanroom.operations.status import used_memory
+from cleanroom.workspace.status import used_memory
 
 MIB = 1024 * 1024
 

@@ -2,7 +2,7 @@
 
 Started by the benchmarks (``jupyterhub -f benchmarks/plain_hub_config.py``) beside a
 cleanroom hub on the same machine. To make the comparison about the spawner and nothing
-else, everything hub-side is the same as cleanroom's (``cleanroom.hubconfig``): ports and
+else, everything hub-side is the same as cleanroom's (``cleanroom.hub.config``): ports and
 state folder from the same ``CLEANROOM_*`` variables, SQLite, the same proxy, named
 servers, the same start/HTTP timeouts and poll interval, and the same service token for
 the benchmark driver. What differs is exactly what a stock DockerSpawner does:
@@ -26,7 +26,7 @@ import ipaddress
 from typing import Any
 
 import docker
-from cleanroom.hubconfig import configure_hub_process
+from cleanroom.hub.config import configure_hub_process
 from cleanroom.settings import Settings
 
 IMAGE = "cleanroom/notebook:latest"

@@ -1,5 +1,5 @@
-"""JupyterHub configuration of the clean room (see cleanroom.hubconfig)."""
+"""JupyterHub configuration of the clean room (see cleanroom.hub.config)."""
 
-from cleanroom.hubconfig import configure
+from cleanroom.hub.config import configure
 
 configure(c)  # type: ignore[name-defined]  # noqa: F821  (c is injected by JupyterHub)

@@ -10,7 +10,7 @@ import subprocess
 from collections.abc import Sequence
 
 import pytest
-from cleanroom import images
+from cleanroom.images import build as images
 
 # How tests run a workspace container: the hardened settings the spawner uses.
 HARDENED = (

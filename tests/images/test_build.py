@@ -9,7 +9,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from cleanroom import images
+from cleanroom.images import build as images
 
 
 def _inspect(tag: str) -> dict:

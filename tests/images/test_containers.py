@@ -7,7 +7,7 @@ import re
 import tomllib
 
 import pytest
-from cleanroom import images
+from cleanroom.images import build as images
 
 from .conftest import run_in
 

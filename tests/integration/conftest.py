@@ -11,7 +11,7 @@ from pathlib import Path
 
 import docker
 import pytest
-from cleanroom.storage_quota import release_all
+from cleanroom.workspace.storage_quota import release_all
 
 from tests.integration.harness import INSTANCE, Hub, free_port
 
@@ -31,7 +31,7 @@ def _require_root() -> None:
 @pytest.fixture(scope="session")
 def workspace_images() -> list[str]:
     """The workspace images, built once (and skipped when their inputs are unchanged)."""
-    from cleanroom.images import build_images
+    from cleanroom.images.build import build_images
 
     built = build_images(("base", "notebook"), progress=lambda line: print(line, flush=True))
     return [image.tag for image in built]
@@ -77,7 +77,7 @@ def _seed(env: dict[str, str], tmp: Path) -> None:
     ]
     for step in steps:
         done = subprocess.run(
-            [sys.executable, "-m", "cleanroom.cli", *step],
+            [sys.executable, "-m", "cleanroom.cli.main", *step],
             env=env,
             capture_output=True,
             text=True,
@@ -133,7 +133,7 @@ def _teardown(running: Hub) -> None:
     print("--- end of the hub log ---")
     print(running.log_tail(40))
     subprocess.run(
-        [sys.executable, "-m", "cleanroom.cli", "firewall", "remove"],
+        [sys.executable, "-m", "cleanroom.cli.main", "firewall", "remove"],
         env=running.env,
         capture_output=True,
         check=False,

@@ -22,7 +22,8 @@ import requests
 from cleanroom.paths import repo_root
 from docker.models.containers import Container
 
-INSTANCE = "test"
+# Parallel runs on one engine (two checkouts) each name their own deployment.
+INSTANCE = os.environ.get("CLEANROOM_TEST_INSTANCE", "test")
 
 
 def free_port() -> int:
@@ -96,7 +97,7 @@ class Hub:
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         """Run the ``cleanroom`` command against this deployment."""
         return subprocess.run(
-            [sys.executable, "-m", "cleanroom.cli", *args],
+            [sys.executable, "-m", "cleanroom.cli.main", *args],
             env=self.env,
             capture_output=True,
             text=True,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import docker
 import pytest
-from cleanroom import storage_quota
+from cleanroom.workspace import storage_quota
 
 pytestmark = pytest.mark.docker
 

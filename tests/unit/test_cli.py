@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from cleanroom import cli
+from cleanroom.cli import main as cli
 from cleanroom.registry import Registry
 
 
@@ -69,7 +69,7 @@ def test_register_shows_progress(state: Path, tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "cleanroom.cli",
+            "cleanroom.cli.main",
             "datasets",
             "register",
             str(src),

@@ -8,8 +8,8 @@ import stat
 from pathlib import Path
 
 import pytest
-from cleanroom import library
 from cleanroom.errors import Conflict, InvalidInput
+from cleanroom.library import register as library
 from cleanroom.registry import Registry
 
 

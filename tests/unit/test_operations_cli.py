@@ -8,7 +8,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-from cleanroom import cli
+from cleanroom.cli import main as cli
 from cleanroom.registry import DatasetInfo, Registry
 from cleanroom.registry.governance import Governance
 

@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from cleanroom import culling, quotas
 from cleanroom.errors import InvalidInput
+from cleanroom.workspace import culling, quotas
 
 
 def test_default_tiers_limit_storage_and_concurrency() -> None:
@@ -93,7 +93,7 @@ def test_bad_culling_policies(tmp_path: Path, body: str, message: str) -> None:
 
 
 def test_hub_config_adds_enforcer_culler_and_metrics(state: Path) -> None:
-    from cleanroom.operations.services import configure_operations
+    from cleanroom.hub.services import configure_operations
     from cleanroom.settings import Settings
     from traitlets.config import Config
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from cleanroom import quotas
 from cleanroom.isolation.networks import ProjectNetwork
-from cleanroom.operations.oom import out_of_memory_message
-from cleanroom.spawner import CleanroomSpawner
+from cleanroom.workspace import quotas
+from cleanroom.workspace.oom import out_of_memory_message
+from cleanroom.workspace.spawner import CleanroomSpawner
 
 NETWORK = ProjectNetwork("cleanroom-test-p", "crx-p", "10.213.5.0/24", "10.213.5.1")
 
@@ -64,7 +64,7 @@ def test_oom_is_reported_once(tmp_path: Path) -> None:
 
 
 def test_oom_kills_are_read_from_the_memory_cgroup(tmp_path: Path) -> None:
-    from cleanroom.operations.oom import oom_kills
+    from cleanroom.workspace.oom import oom_kills
 
     v1 = tmp_path / "memory" / "docker" / "abc" / "memory.oom_control"
     v1.parent.mkdir(parents=True)
@@ -111,8 +111,8 @@ def _spawner_of(user: str) -> CleanroomSpawner:
 def test_concurrency_limits_of_the_tier(
     monkeypatch: pytest.MonkeyPatch, running: list[tuple[str, str]], message: str
 ) -> None:
-    from cleanroom import spawner as spawner_module
     from cleanroom.errors import Conflict
+    from cleanroom.workspace import spawner as spawner_module
 
     engine = _Engine([_Container(u, p) for u, p in running])
     monkeypatch.setattr(spawner_module, "_engine", lambda: engine)
@@ -125,7 +125,7 @@ def test_concurrency_limits_of_the_tier(
 
 
 def test_status_arithmetic() -> None:
-    from cleanroom.operations.status import _cpu_percent, used_memory
+    from cleanroom.workspace.status import _cpu_percent, used_memory
 
     stats = {
         "cpu_stats": {

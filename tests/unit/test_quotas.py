@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from cleanroom import quotas
 from cleanroom.errors import InvalidInput, NotFound
+from cleanroom.workspace import quotas
 
 
 def test_default_policy_loads() -> None:

@@ -7,7 +7,7 @@ import stat
 from pathlib import Path
 
 from cleanroom.registry import DatasetMount, ProjectInfo
-from cleanroom.workspace_folders import WorkspaceFolders
+from cleanroom.workspace.folders import WorkspaceFolders
 
 
 def no_engine() -> None:

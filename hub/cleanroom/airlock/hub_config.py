@@ -1,6 +1,6 @@
 """What the hub's configuration merges in to run the airlock as a managed service.
 
-``airlock_service_config`` returns the pieces; the hub config (``cleanroom.hubconfig``)
+``airlock_service_config`` returns the pieces; the hub config (``cleanroom.hub.config``)
 appends ``services``, updates ``custom_scopes``, and either appends ``load_roles`` or, where
 roles are managed by the authenticator, merges ``role_scopes()`` into its own roles.
 """

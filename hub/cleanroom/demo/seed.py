@@ -70,7 +70,7 @@ def _ensure_dataset(reg: Registry, rows: int) -> None:
     if reg.dataset_exists(DATASET, DATASET_VERSION):
         return
     from cleanroom.demo.press_line import write_press_line
-    from cleanroom.library import register_dataset
+    from cleanroom.library.register import register_dataset
 
     with tempfile.TemporaryDirectory(prefix="press-line-") as tmp:
         print(f"generating the demo press-line dataset ({rows} rows)", flush=True)

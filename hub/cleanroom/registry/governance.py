@@ -21,7 +21,6 @@ from sqlalchemy.orm import Session
 
 from cleanroom import paths
 from cleanroom.errors import Conflict, Forbidden, InvalidInput, NotFound
-from cleanroom.quotas import tier as known_tier
 from cleanroom.registry import journal, names
 from cleanroom.registry.models import (
     Application,
@@ -39,6 +38,7 @@ from cleanroom.registry.models import (
     WorkspaceRun,
 )
 from cleanroom.registry.store import Registry, dataset_row, project_row, user_row
+from cleanroom.workspace.quotas import tier as known_tier
 
 INGRESS_MAX_BYTES = 50 * 1024**2
 """Ingress is for code and reference tables, not data sets: bigger files are refused."""

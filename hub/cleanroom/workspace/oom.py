@@ -13,10 +13,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from cleanroom import metrics
-from cleanroom.labels import LABEL_PROJECT, LABEL_USER
+from cleanroom.hub import metrics
 from cleanroom.registry import Registry
 from cleanroom.registry.governance import Governance
+from cleanroom.workspace.labels import LABEL_PROJECT, LABEL_USER
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 

@@ -12,7 +12,7 @@ labelled with ``cleanroom.image`` and ``cleanroom.inputs-hash``: the sha256 of a
 inputs (its folder under ``images/``, its build arguments, its parent's hash, the wheels
 it installs). A build whose hash matches an existing image is skipped.
 
-Command line: ``python -m cleanroom.images build [NAMES] [--force]`` and ``... list``.
+Command line: ``python -m cleanroom.images.build build [NAMES] [--force]`` and ``... list``.
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from cleanroom import paths
 
 REPOSITORY = "cleanroom"
 IMAGE_NAMES = ("base", "notebook", "pytorch")
@@ -136,8 +138,7 @@ def image_tag(name: str, inputs_hash: str) -> str:
 
 def repo_root() -> Path:
     """The checkout holding ``images/``: ``$CLEANROOM_ROOT`` or this package's checkout."""
-    configured = os.environ.get("CLEANROOM_ROOT")
-    root = Path(configured) if configured else Path(__file__).resolve().parents[2]
+    root = paths.repo_root()
     if not (root / "images" / "base").is_dir():
         raise ImageError(f"{root} holds no images/base folder; set CLEANROOM_ROOT to the checkout")
     return root
@@ -776,7 +777,7 @@ def _image_ids(references: set[str]) -> set[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m cleanroom.images build [NAMES] [--force]``, ``... list``, ``... prune``."""
+    """``python -m cleanroom.images.build build [NAMES] [--force]``, ``... list``, ``... prune``."""
     parser = argparse.ArgumentParser(
         prog="cleanroom images", description="Build and list the workspace images."
     )

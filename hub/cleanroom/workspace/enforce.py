@@ -30,8 +30,8 @@ class Stopped:
 
 def overdue(registry: Registry, instance: str) -> list[tuple[str, str, str]]:
     """(user, project, reason) for every running workspace that may no longer run."""
-    from cleanroom.labels import LABEL_PROJECT, LABEL_USER
-    from cleanroom.workspaces import workspace_containers
+    from cleanroom.workspace.containers import workspace_containers
+    from cleanroom.workspace.labels import LABEL_PROJECT, LABEL_USER
 
     found: dict[tuple[str, str], str] = {}
     for container in workspace_containers(instance=instance):
@@ -46,8 +46,8 @@ def overdue(registry: Registry, instance: str) -> list[tuple[str, str, str]]:
 
 def enforce_once(registry: Registry, instance: str) -> list[Stopped]:
     """Stop every overdue workspace through the hub and, whatever it says, by label."""
-    from cleanroom.hubapi import HubAPI
-    from cleanroom.workspaces import stop_workspace_containers
+    from cleanroom.hub.api import HubAPI
+    from cleanroom.workspace.containers import stop_workspace_containers
 
     governance = Governance(registry)
     stopped = []

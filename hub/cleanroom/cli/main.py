@@ -14,9 +14,9 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from cleanroom.cli import commands as ops
+from cleanroom.cli.output import emit, emit_rows
 from cleanroom.errors import CleanroomError, InvalidInput, NotFound
-from cleanroom.operations import commands as ops
-from cleanroom.output import emit, emit_rows
 from cleanroom.registry import Registry
 
 Handler = Callable[[argparse.Namespace, Registry], Any]
@@ -150,9 +150,9 @@ def members_remove(args: argparse.Namespace, reg: Registry) -> None:
 
 def _stop_workspace(user: str, project: str) -> bool:
     """Stop a removed member's workspace through the hub, or directly when it is down."""
-    from cleanroom.hubapi import HubAPI
+    from cleanroom.hub.api import HubAPI
     from cleanroom.settings import Settings
-    from cleanroom.workspaces import stop_workspace_containers
+    from cleanroom.workspace.containers import stop_workspace_containers
 
     try:
         stopped = HubAPI().stop_server(user, project)
@@ -170,7 +170,7 @@ def members_list(args: argparse.Namespace, reg: Registry) -> None:
 
 # -- datasets --------------------------------------------------------------------------
 def datasets_register(args: argparse.Namespace, reg: Registry) -> None:
-    from cleanroom.library import register_dataset
+    from cleanroom.library.register import register_dataset
 
     print(f"registering {args.path} as {args.name} {args.version}", file=sys.stderr)
     info = register_dataset(
@@ -202,7 +202,7 @@ def datasets_list(args: argparse.Namespace, reg: Registry) -> None:
 
 
 def datasets_reindex(args: argparse.Namespace, reg: Registry) -> None:
-    from cleanroom.library import index_is_current, reindex_dataset
+    from cleanroom.library.register import index_is_current, reindex_dataset
 
     targets = [
         d
@@ -231,7 +231,7 @@ def datasets_attach(args: argparse.Namespace, reg: Registry) -> None:
 
 # -- hub, firewall, demo ---------------------------------------------------------------
 def token(args: argparse.Namespace, reg: Registry) -> None:
-    from cleanroom.hubapi import HubAPI
+    from cleanroom.hub.api import HubAPI
 
     reg.get_user(args.user)
     value = HubAPI().new_token(args.user, args.note, args.expires_in)
@@ -401,7 +401,7 @@ def _delegate(verb: str, rest: list[str]) -> int:
     ours = ops.images_main(rest)
     if ours is not None:
         return ours
-    from cleanroom.images import main as images_main
+    from cleanroom.images.build import main as images_main
 
     return int(images_main(rest))
 

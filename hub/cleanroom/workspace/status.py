@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from cleanroom.labels import LABEL_IMAGE, LABEL_PROJECT, LABEL_USER
+from cleanroom.workspace.labels import LABEL_IMAGE, LABEL_PROJECT, LABEL_USER
 
 
 @dataclass(frozen=True)
@@ -56,8 +56,8 @@ def used_memory(stats: dict[str, Any]) -> int:
 
 def running_workspaces(instance: str) -> list[WorkspaceStatus]:
     """Every running workspace of the deployment, by project then user."""
-    from cleanroom.operations.oom import oom_kills
-    from cleanroom.workspaces import workspace_containers
+    from cleanroom.workspace.containers import workspace_containers
+    from cleanroom.workspace.oom import oom_kills
 
     found = []
     for c in workspace_containers(instance=instance):

@@ -1,6 +1,6 @@
 """The hub-side services of operations: the enforcer, the idle culler, metrics access.
 
-Called from :func:`cleanroom.hubconfig.configure`; kept apart so that the hub config's
+Called from :func:`cleanroom.hub.config.configure`; kept apart so that the hub config's
 other parts (airlock, roles) and these can change independently.
 """
 
@@ -10,8 +10,9 @@ import os
 import sys
 from typing import Any
 
-from cleanroom import culling, paths
+from cleanroom import paths
 from cleanroom.settings import Settings, secret
+from cleanroom.workspace import culling
 
 ENFORCER_SERVICE = "cleanroom-enforcer"
 METRICS_SERVICE = "prometheus"
@@ -35,7 +36,7 @@ def configure_operations(c: Any, settings: Settings) -> None:
             "name": ENFORCER_SERVICE,
             # The enforcer stops workspaces through the hub with the command line's own
             # service token (read from the state folder), so it needs no role of its own.
-            "command": [sys.executable, "-m", "cleanroom.cli", "enforce", "--every", every],
+            "command": [sys.executable, "-m", "cleanroom.cli.main", "enforce", "--every", every],
             "environment": _forwarded_env(),
         }
     )

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import docker
 
-from cleanroom import quotas, storage_quota
-from cleanroom.labels import LABEL_PROJECT
 from cleanroom.registry import ProjectInfo
-from cleanroom.workspaces import workspace_containers
+from cleanroom.workspace import quotas, storage_quota
+from cleanroom.workspace.containers import workspace_containers
+from cleanroom.workspace.labels import LABEL_PROJECT
 
 WORKSPACE_HOME = "/home/researcher"
 Mounts = dict[str, dict[str, str]]

@@ -1,6 +1,6 @@
 """The operators', providers' and ingress verbs of the ``cleanroom`` command.
 
-Kept apart from :mod:`cleanroom.cli` (which calls :func:`add_verbs`) so the governance
+Kept apart from :mod:`cleanroom.cli.main` (which calls :func:`add_verbs`) so the governance
 verbs read as one piece. Every verb that changes something names who does it (``--by``,
 default ``$CLEANROOM_ACTOR``, then the login name) and is journaled.
 """
@@ -15,8 +15,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from cleanroom.cli.output import emit, emit_rows
 from cleanroom.errors import InvalidInput
-from cleanroom.output import emit, emit_rows
 from cleanroom.registry import Registry
 from cleanroom.registry.governance import Governance
 
@@ -148,7 +148,7 @@ def providers_add_user(args: argparse.Namespace, reg: Registry) -> None:
 
 
 def providers_usage(args: argparse.Namespace, reg: Registry) -> None:
-    from cleanroom.operations.releases import releases_of_projects
+    from cleanroom.cli.releases import releases_of_projects
 
     usage = Governance(reg).provider_usage(args.provider)
     usage["releases"] = releases_of_projects(usage["projects"])
@@ -196,7 +196,7 @@ def datasets_approvals(args: argparse.Namespace, reg: Registry) -> None:
 
 # -- images, runs ----------------------------------------------------------------------
 def _known_image(name: str) -> None:
-    from cleanroom.images import IMAGE_NAMES
+    from cleanroom.images.build import IMAGE_NAMES
 
     if name not in IMAGE_NAMES:
         raise InvalidInput(f"unknown image {name!r}; known: {', '.join(IMAGE_NAMES)}")
@@ -265,8 +265,8 @@ def ingress_decline(args: argparse.Namespace, reg: Registry) -> None:
 
 # -- running workspaces, journal -------------------------------------------------------
 def enforce(args: argparse.Namespace, reg: Registry) -> None:
-    from cleanroom.operations.enforce import enforce_forever, enforce_once
     from cleanroom.settings import Settings
+    from cleanroom.workspace.enforce import enforce_forever, enforce_once
 
     instance = Settings.from_env().instance
     if args.every:
@@ -281,8 +281,8 @@ def enforce(args: argparse.Namespace, reg: Registry) -> None:
 
 
 def status(args: argparse.Namespace, reg: Registry) -> None:
-    from cleanroom.operations.status import describe, running_workspaces
     from cleanroom.settings import Settings
+    from cleanroom.workspace.status import describe, running_workspaces
 
     rows = running_workspaces(Settings.from_env().instance)
     _out(args, rows, describe(rows))

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from cleanroom import paths
+from cleanroom.hub.services import configure_operations
 from cleanroom.isolation.firewall import HostFirewall
-from cleanroom.operations.services import configure_operations
 from cleanroom.registry import shared_registry
 from cleanroom.settings import Settings, secret, secret_file
 
@@ -27,7 +27,7 @@ def template_projects(user: Any) -> list[Any]:
 def _add_airlock(c: Any, settings: Settings) -> None:
     """Run the airlock as a hub-managed service, with its scopes and listeners.
 
-    Roles are managed by the authenticator (``cleanroom.auth``), which merges the
+    Roles are managed by the authenticator (``cleanroom.hub.auth``), which merges the
     airlock's role scopes itself, so ``load_roles`` from the airlock is not used.
     """
     from cleanroom.airlock.hub_config import airlock_service_config
@@ -94,9 +94,9 @@ def configure(c: Any, settings: Settings | None = None, *, install_firewall: boo
     c.JupyterHub.cleanup_servers = False  # make down keeps state; restarts reconnect
     c.JupyterHub.cleanup_proxy = True
 
-    c.JupyterHub.authenticator_class = "cleanroom.auth.CleanroomAuthenticator"
-    c.JupyterHub.spawner_class = "cleanroom.spawner.CleanroomSpawner"
-    c.JupyterHub.template_paths = [str(Path(__file__).resolve().parents[1] / "templates")]
+    c.JupyterHub.authenticator_class = "cleanroom.hub.auth.CleanroomAuthenticator"
+    c.JupyterHub.spawner_class = "cleanroom.workspace.spawner.CleanroomSpawner"
+    c.JupyterHub.template_paths = [str(paths.repo_root() / "hub" / "templates")]
     c.JupyterHub.template_vars = {"cleanroom_projects": template_projects}
 
     c.CleanroomSpawner.instance = settings.instance

@@ -20,15 +20,22 @@ from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 from traitlets import Bool, Float, Integer, Unicode, default, validate
 
-from cleanroom import culling, metrics, paths, quotas, storage_quota
+from cleanroom import paths
 from cleanroom.errors import CleanroomError, Conflict
+from cleanroom.hub import metrics
 from cleanroom.isolation.firewall import HostFirewall
 from cleanroom.isolation.networks import ProjectNetwork, ProjectNetworks
-from cleanroom.labels import LABEL_IMAGE, LABEL_INSTANCE, LABEL_KIND, LABEL_PROJECT, LABEL_USER
-from cleanroom.operations import oom
 from cleanroom.registry import ProjectInfo, Registry, shared_registry
-from cleanroom.workspace_folders import WORKSPACE_HOME, WorkspaceFolders
-from cleanroom.workspaces import workspace_containers
+from cleanroom.workspace import culling, oom, quotas, storage_quota
+from cleanroom.workspace.containers import workspace_containers
+from cleanroom.workspace.folders import WORKSPACE_HOME, WorkspaceFolders
+from cleanroom.workspace.labels import (
+    LABEL_IMAGE,
+    LABEL_INSTANCE,
+    LABEL_KIND,
+    LABEL_PROJECT,
+    LABEL_USER,
+)
 
 __all__ = [
     "LABEL_IMAGE",

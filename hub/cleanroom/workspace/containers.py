@@ -6,7 +6,7 @@ import docker
 from docker.errors import APIError, NotFound
 from docker.models.containers import Container
 
-from cleanroom.labels import LABEL_INSTANCE, LABEL_KIND, LABEL_PROJECT, LABEL_USER
+from cleanroom.workspace.labels import LABEL_INSTANCE, LABEL_KIND, LABEL_PROJECT, LABEL_USER
 
 
 def workspace_containers(

@@ -1,0 +1,1 @@
+"""The ``cleanroom`` command: operators', providers' and officers' verbs."""

@@ -1,0 +1,1 @@
+"""Workspace images: their definitions live in ``images/`` at the top of the repository."""

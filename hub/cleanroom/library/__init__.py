@@ -1,0 +1,1 @@
+"""The data library: immutable, checksummed, read-only dataset versions."""

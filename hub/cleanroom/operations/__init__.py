@@ -1,1 +1,0 @@
-"""Operations around running workspaces: enforcement of end dates, status, hub wiring."""

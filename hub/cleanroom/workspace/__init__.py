@@ -1,0 +1,1 @@
+"""A workspace's lifecycle: spawner, labels, folders and quotas, culling, enforcement, status."""
