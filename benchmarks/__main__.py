@@ -32,6 +32,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from cleanroom.settings import image_repository
+
 from benchmarks import report
 from benchmarks.deployments import Deployment, start_cleanroom, start_plain, stop
 from benchmarks.stats import ratio
@@ -39,7 +41,7 @@ from benchmarks.stats import ratio
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 DOCS = HERE.parent / "docs" / "benchmarks.md"
-IMAGE = "cleanroom/notebook:latest"
+IMAGE = f"{image_repository()}/notebook:latest"
 PARTS = ("spawn", "memory", "concurrency", "airlock", "checks")
 PROJECT_SIZE = 10
 

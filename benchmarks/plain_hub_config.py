@@ -27,9 +27,9 @@ from typing import Any
 
 import docker
 from cleanroom.hub.config import configure_hub_process
-from cleanroom.settings import Settings
+from cleanroom.settings import Settings, image_repository
 
-IMAGE = "cleanroom/notebook:latest"
+IMAGE = f"{image_repository()}/notebook:latest"
 # On every container this hub creates (value: the instance), so the benchmark removes them.
 LABEL = "cleanroom.bench"
 

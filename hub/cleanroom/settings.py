@@ -53,6 +53,20 @@ class Settings:
         return [self.hub_port, self.airlock_submit_port]
 
 
+def image_repository() -> str:
+    """Repository of the workspace images: ``$CLEANROOM_IMAGE_REPOSITORY`` or ``cleanroom``.
+
+    A second checkout on the same engine (a developer's branch) names its own, so that its
+    builds never move the ``:latest`` tags the first one runs.
+    """
+    name = os.environ.get("CLEANROOM_IMAGE_REPOSITORY", "cleanroom")
+    if not re.match(r"^[a-z0-9][a-z0-9._-]{0,62}$", name):
+        raise SystemExit(
+            f"CLEANROOM_IMAGE_REPOSITORY={name!r}: use lowercase letters, digits, . _ -"
+        )
+    return name
+
+
 def secret_file(name: str, nbytes: int = 32) -> Path:
     """A generated secret in the state folder, created once with mode 0600."""
     folder = paths.secrets_dir()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from cleanroom.images import build as images
+from cleanroom.settings import image_repository
 
 
 def _inspect(tag: str) -> dict:
@@ -73,7 +74,7 @@ def test_images_carry_their_labels_and_tags(workspace_images: dict[str, str]) ->
     for name, tag in workspace_images.items():
         labels = _inspect(tag)["Config"]["Labels"]
         assert labels["cleanroom.image"] == name
-        assert tag == f"cleanroom/{name}:{labels['cleanroom.inputs-hash'][:12]}"
+        assert tag == f"{image_repository()}/{name}:{labels['cleanroom.inputs-hash'][:12]}"
         assert len(labels["cleanroom.inputs-hash"]) == 64
     listed = {info.tag for info in images.list_images()}
     assert set(workspace_images.values()) <= listed
@@ -96,7 +97,7 @@ def test_second_build_is_skipped_and_labels_hold_the_inputs_hash(
         assert image.inputs_hash == images.inputs_hash(image.name)
         config = _inspect(image.tag)
         assert config["Config"]["Labels"]["cleanroom.inputs-hash"] == image.inputs_hash
-        assert config["Id"] == _inspect(f"cleanroom/{image.name}:latest")["Id"]
+        assert config["Id"] == _inspect(f"{image_repository()}/{image.name}:latest")["Id"]
 
 
 @pytest.mark.docker

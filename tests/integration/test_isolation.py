@@ -15,6 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 import requests
+from cleanroom.settings import image_repository
 from docker.models.containers import Container
 
 from tests.integration.conftest import OTHER_PROJECT, PROJECT
@@ -149,7 +150,7 @@ def other_project_canary(hub: Hub, workspace_images: list[str]) -> Iterator[Cont
 
     network = ProjectNetworks(hub.docker, instance=INSTANCE).ensure(OTHER_PROJECT)
     canary = hub.docker.containers.run(
-        "cleanroom/notebook:latest",
+        f"{image_repository()}/notebook:latest",
         ["python3", "-m", "http.server", "8000"],
         detach=True,
         network=network.name,

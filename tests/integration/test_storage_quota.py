@@ -10,6 +10,7 @@ from pathlib import Path
 
 import docker
 import pytest
+from cleanroom.settings import image_repository
 from cleanroom.workspace import storage_quota
 
 pytestmark = pytest.mark.docker
@@ -61,7 +62,7 @@ def test_racing_starts_share_one_loop_device(
         ]
         (name,) = names
         out = client.containers.run(
-            "cleanroom/notebook:latest",
+            f"{image_repository()}/notebook:latest",
             ["cat", "/f/notes.txt"],
             entrypoint=[],
             user="1000:1000",

@@ -39,8 +39,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cleanroom import paths
+from cleanroom.settings import image_repository
 
-REPOSITORY = "cleanroom"
 IMAGE_NAMES = ("base", "notebook", "pytorch")
 PARENTS: dict[str, str | None] = {"base": None, "notebook": "base", "pytorch": "notebook"}
 LABEL_IMAGE = "cleanroom.image"
@@ -128,12 +128,12 @@ class ImageInfo:
     @property
     def latest(self) -> bool:
         """Whether ``cleanroom/<name>:latest`` points at this image."""
-        return f"{REPOSITORY}/{self.name}:latest" in self.tags
+        return f"{image_repository()}/{self.name}:latest" in self.tags
 
 
 def image_tag(name: str, inputs_hash: str) -> str:
     """The immutable tag of image ``name`` built from inputs with hash ``inputs_hash``."""
-    return f"{REPOSITORY}/{name}:{inputs_hash[:12]}"
+    return f"{image_repository()}/{name}:{inputs_hash[:12]}"
 
 
 def repo_root() -> Path:
@@ -666,7 +666,7 @@ def build_images(
             existing = _image_with_hash(name, plan.inputs_hash)
             if existing and not (force and name in names):
                 progress(f"[{name}] inputs unchanged ({plan.tag}): build skipped")
-                _docker("tag", existing, f"{REPOSITORY}/{name}:latest")
+                _docker("tag", existing, f"{image_repository()}/{name}:latest")
                 results.append(BuiltImage(name, plan.tag, plan.inputs_hash, existing, True, 0.0))
                 continue
             log = logs / f"{name}-{plan.inputs_hash[:12]}.log"
@@ -675,7 +675,7 @@ def build_images(
             with tempfile.TemporaryDirectory(prefix=f"cleanroom-{name}-", dir="/var/tmp") as tmp:
                 build = _build_base if name == "base" else _build_child
                 image_id = build(plan, Path(tmp), progress, log)
-            _docker("tag", plan.tag, f"{REPOSITORY}/{name}:latest")
+            _docker("tag", plan.tag, f"{image_repository()}/{name}:latest")
             seconds = time.monotonic() - started
             progress(f"[{name}] built {plan.tag} in {seconds:.0f} s")
             results.append(BuiltImage(name, plan.tag, plan.inputs_hash, image_id, False, seconds))

@@ -26,6 +26,7 @@ from cleanroom.hub import metrics
 from cleanroom.isolation.firewall import HostFirewall
 from cleanroom.isolation.networks import ProjectNetwork, ProjectNetworks
 from cleanroom.registry import ProjectInfo, Registry, shared_registry
+from cleanroom.settings import image_repository
 from cleanroom.workspace import culling, oom, quotas, storage_quota
 from cleanroom.workspace.containers import workspace_containers
 from cleanroom.workspace.folders import WORKSPACE_HOME, WorkspaceFolders
@@ -118,9 +119,12 @@ class CleanroomSpawner(DockerSpawner):
     ).tag(config=True)
 
     image_repository = Unicode(
-        "cleanroom/",
         help="Repository prefix of images: ``notebook`` runs ``cleanroom/notebook:latest``.",
     ).tag(config=True)
+
+    @default("image_repository")
+    def _default_image_repository(self) -> str:
+        return f"{image_repository()}/"
 
     workspace_uid = Integer(
         1000, help="Numeric user (and group) the workspace runs as; never 0."
