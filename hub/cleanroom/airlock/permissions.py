@@ -136,16 +136,17 @@ def can_review(actor: Actor, request: ReleaseRequest) -> bool:
 
 
 def check_can_view_content(actor: Actor, request: ReleaseRequest) -> None:
-    """See a file's bytes before release: independent officers and operators only.
+    """See a file's bytes before release: independent officers and operators only
+    (an operator who wrote the request or is or was a member of its project is not).
 
     Researchers (the author included) only ever get released bytes, through
     ``check_can_download``.
     """
-    if actor.is_operator:
-        return
-    if not actor.is_officer:
-        raise PermissionDenied("only officers see files before they are released")
+    # Independence first, whatever the role: an operator who is (or was) a member of the
+    # project, or wrote the request, must not read its unreleased bytes either.
     check_is_independent(actor, request)
+    if not (actor.is_officer or actor.is_operator):
+        raise PermissionDenied("only officers see files before they are released")
 
 
 def can_view_content(actor: Actor, request: ReleaseRequest) -> bool:
@@ -158,12 +159,15 @@ def check_can_see_votes_of_others(actor: Actor, request: ReleaseRequest) -> None
 
     The author and members see the review comments once the round is decided.
     """
-    if actor.is_operator and not actor.is_officer:
-        return
-    if actor.is_officer and not _is_involved(actor, request):
-        if request.has_reviewed(actor.username) or request.state not in REVIEWABLE_STATES:
+    # Each role's shortcut holds only for someone independent of the request: an operator
+    # or officer who is (or was) a member of its project is a member here, like any other.
+    if is_independent(actor, request):
+        if actor.is_operator and not actor.is_officer:
             return
-        raise PermissionDenied("finish your own review before seeing other officers' votes")
+        if actor.is_officer:
+            if request.has_reviewed(actor.username) or request.state not in REVIEWABLE_STATES:
+                return
+            raise PermissionDenied("finish your own review before seeing other officers' votes")
     if _is_involved(actor, request) and request.state not in REVIEWABLE_STATES:
         return
     raise PermissionDenied("votes are hidden until the round is decided")
@@ -253,13 +257,23 @@ def can_operate(actor: Actor) -> bool:
 
 
 def check_can_export_audit(actor: Actor) -> None:
-    """Export the audit log from the pages: operators who are not also officers.
+    """Export the audit log from the pages: operators who are neither officers nor
+    (former) members of any project.
 
     The log holds every vote as it is cast, so an operator who also reviews would see
     other officers' decisions of rounds still under review: the blind review would be
     gone. They export from the host (``cleanroom audit export``) or ask another operator.
     """
     check_can_operate(actor)
+    if actor.affiliations or actor.projects:
+        # The same reason holds for an operator who is or was a member of a project: the
+        # export would show them the votes on their own project's requests under review.
+        projects = ", ".join(sorted(actor.projects | actor.affiliations))
+        raise PermissionDenied(
+            f"you are or were a member of project(s) {projects}: the export shows the votes "
+            "of reviews in progress, which members must not see before the round is "
+            "decided; ask another operator, or run `cleanroom audit export` on the host"
+        )
     if actor.is_officer:
         raise PermissionDenied(
             "you hold the officer role too: the export shows the votes of reviews in "
