@@ -57,6 +57,16 @@ class LimitExceeded(AirlockError):
         self.status = status
 
 
+class Unavailable(AirlockError):
+    """Something the answer depends on (the registry's membership) cannot be read now.
+
+    The airlock fails closed: it refuses to answer rather than guess (an empty
+    membership would make a member look independent of their own project).
+    """
+
+    status = 503
+
+
 class PolicyError(AirlockError):
     """The airlock policy file is missing a value or holds a bad one."""
 

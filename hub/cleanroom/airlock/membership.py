@@ -6,8 +6,14 @@ asks these questions, so tests and the demo use ``StaticMembership``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Protocol
+from collections.abc import Callable, Iterable, Mapping
+from typing import Protocol, TypeVar
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from .exceptions import Unavailable
+
+T = TypeVar("T")
 
 
 class Membership(Protocol):
@@ -63,17 +69,37 @@ class RegistryMembership:
 
         self._registry = Registry(url)
 
+    @staticmethod
+    def _ask(question: str, fn: Callable[[], T]) -> T:
+        # A registry that cannot answer must never read as "a member of nothing": that
+        # would let a member review (and read the unreleased bytes of) their own
+        # project's requests. Fail closed with a 503 that says why.
+        try:
+            return fn()
+        except SQLAlchemyError as exc:
+            raise Unavailable(
+                f"the registry cannot say {question} now ({type(exc).__name__}); nothing "
+                "was done: try again, or ask an operator to check the registry database"
+            ) from exc
+
     def is_member(self, user: str, project: str) -> bool:
         """Whether ``user`` is a member of ``project`` in the registry."""
-        return bool(self._registry.is_member(user, project))
+        return self._ask(
+            f"whether {user} is a member of {project}",
+            lambda: bool(self._registry.is_member(user, project)),
+        )
 
     def projects_of(self, user: str) -> set[str]:
-        """The names of the registry projects ``user`` belongs to."""
-        try:
-            return {p.name for p in self._registry.projects_of(user)}
-        except Exception:  # an unknown user belongs to nothing
-            return set()
+        """The names of the registry projects ``user`` belongs to (none for an unknown
+        user: the registry answers an empty list, no error)."""
+        return self._ask(
+            f"which projects {user} belongs to",
+            lambda: {p.name for p in self._registry.projects_of(user)},
+        )
 
     def affiliations_of(self, user: str) -> set[str]:
         """Every registry project ``user`` is or ever was a member of."""
-        return set(self._registry.affiliations_of(user))
+        return self._ask(
+            f"which projects {user} is or was a member of",
+            lambda: set(self._registry.affiliations_of(user)),
+        )

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 from jupyterhub.auth import Authenticator
 from traitlets import Unicode, default
 
 from cleanroom import paths
+from cleanroom.airlock.hub_config import role_scopes
+from cleanroom.errors import NotFound
 from cleanroom.registry import Registry, shared_registry
 
 # Registry role -> hub role. Researchers get JupyterHub's own "user" role only.
@@ -57,11 +58,9 @@ def role_definitions() -> list[dict[str, Any]]:
             "description": "provides datasets and sees how they are used",
         },
     ]
-    try:
-        hub_config = importlib.import_module("cleanroom.airlock.hub_config")
-    except ImportError:
-        return roles
-    extra: dict[str, list[str]] = getattr(hub_config, "role_scopes", dict)()
+    # Imported at the top, never behind an ImportError fallback: a hub without the
+    # airlock's scopes would silently lock every role out of the airlock.
+    extra = role_scopes()
     for role in roles:
         name = str(role["name"])
         role["scopes"] = sorted(set(role["scopes"]) | set(extra.get(name, [])))
@@ -118,8 +117,10 @@ class CleanroomAuthenticator(Authenticator):
 
     def check_allowed(self, username: str, authentication: Any = None) -> bool:
         """Only users in the registry are allowed."""
+        # Only "no such user" means not allowed; a registry that cannot answer is a
+        # fault to see (the log-in fails loudly), not a silent refusal.
         try:
             self.registry.get_user(username)
-        except Exception:
+        except NotFound:
             return False
         return True
