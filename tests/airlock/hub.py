@@ -67,6 +67,9 @@ class Hub:
     proc: subprocess.Popen
     log_path: Path
     airlock_env: dict[str, str] = field(default_factory=dict)
+    # The airlock's public listener itself, behind the proxy (tests that must send it
+    # URLs the proxy would refuse before the airlock sees them).
+    airlock_url: str = ""
 
     @property
     def service_url(self) -> str:
@@ -114,6 +117,8 @@ class Hub:
     def browser(self, user: str) -> requests.Session:
         """A session logged in to the hub (real login form) and then to the airlock (OAuth)."""
         s = requests.Session()
+        # Like a browser on our pages: every form it posts carries the pages' origin.
+        s.headers["Origin"] = self.url
         page = s.get(f"{self.url}/hub/login", timeout=30)
         xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page.text)
         data = {"username": user, "password": "any"}
@@ -167,6 +172,8 @@ def start_hub(
         "CLEANROOM_AIRLOCK_POLICY": str(root / "airlock.yaml"),
         "CLEANROOM_STATE_DIR": str(root / "state"),
         "CLEANROOM_POLICIES_DIR": str(REPO / "policies"),
+        # The origin the airlock's forms must come from (the proxy's public address).
+        "CLEANROOM_PUBLIC_URL": f"http://127.0.0.1:{public}",
         "PYTHONPATH": str(REPO / "hub"),
     }
     (root / "airlock.yaml").write_text(policy)
@@ -237,6 +244,7 @@ def start_hub(
         proc=proc,
         log_path=log_path,
         airlock_env=airlock_env,
+        airlock_url=f"http://127.0.0.1:{airlock_port}",
     )
     try:
         wait_http(f"{hub.hub_api}/", timeout=timeout, proc=proc)

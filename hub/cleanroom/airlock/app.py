@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from cleanroom.hub.cookies import cookie_options
 from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler
 from tornado import web
 from tornado.httpserver import HTTPServer
@@ -39,7 +40,7 @@ from .exceptions import AirlockError, Misconfigured
 from .membership import Membership, StaticMembership
 from .policy import Policy, load_policy
 from .service import Airlock
-from .web import api_routes, page_routes
+from .web import NoRouteHandler, api_routes, page_routes
 from .web import max_body as web_max_body
 
 log = logging.getLogger("cleanroom.airlock")
@@ -133,6 +134,19 @@ class AirlockSettings(Configurable):
     def _default_submit_bind(self) -> str:
         return os.environ.get("CLEANROOM_AIRLOCK_SUBMIT_BIND", "")
 
+    browser_url = Unicode(
+        help="""The deployment's public URL as browsers see it ($CLEANROOM_PUBLIC_URL, else
+        $JUPYTERHUB_PUBLIC_URL; the hub's configuration passes it on).
+
+        Forms that change a request (votes, release, withdraw, comments) are accepted
+        only with this Origin; cookies are marked Secure when it is https. Empty: the
+        origin each request was addressed to (its Host header) is taken instead.""",
+    ).tag(config=True)
+
+    @default("browser_url")
+    def _default_browser_url(self) -> str:
+        return os.environ.get("CLEANROOM_PUBLIC_URL") or os.environ.get("JUPYTERHUB_PUBLIC_URL", "")
+
     threads = Integer(
         4, help="Worker threads for database, disk and check work off the event loop."
     ).tag(config=True)
@@ -154,10 +168,16 @@ def load_membership(spec: str) -> Membership:
         return RegistryMembership()
     module, _, attr = spec.partition(":")
     if not attr:
-        raise SystemExit(
+        raise Misconfigured(
             f"CLEANROOM_AIRLOCK_MEMBERSHIP={spec!r}: use registry, file:<path> or module:callable"
         )
-    return getattr(importlib.import_module(module), attr)()
+    try:
+        make = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise Misconfigured(
+            f"CLEANROOM_AIRLOCK_MEMBERSHIP={spec!r}: {module}:{attr} cannot be loaded ({exc})"
+        ) from exc
+    return make()
 
 
 def build_airlock(settings: AirlockSettings, policy: Policy | None = None) -> Airlock:
@@ -173,6 +193,15 @@ def build_airlock(settings: AirlockSettings, policy: Policy | None = None) -> Ai
     )
 
 
+class OAuthCallbackHandler(HubOAuthCallbackHandler):
+    """The hub's OAuth callback, with the service's own ``HubOAuth`` (and its cookie
+    options), not the process-wide instance the handler would make for itself."""
+
+    def initialize(self, hub_auth: HubOAuth) -> None:
+        """Receive the service's ``HubOAuth``."""
+        self.hub_auth = hub_auth
+
+
 def make_apps(
     settings: AirlockSettings, airlock: Airlock, hub_auth: HubOAuth
 ) -> tuple[web.Application, web.Application]:
@@ -180,13 +209,18 @@ def make_apps(
     executor = ThreadPoolExecutor(settings.threads, thread_name_prefix="airlock")
     shared = {"airlock": airlock, "executor": executor, "hub_auth": hub_auth}
     prefix = settings.prefix
+    cookies = cookie_options(settings.browser_url)
+    # The OAuth state and token cookies (set by HubOAuth) and the XSRF cookie alike.
+    hub_auth.cookie_options = {**hub_auth.cookie_options, **cookies}
     common: dict[str, Any] = {
         "template_path": str(HERE / "templates"),
         "airlock_prefix": prefix,
+        "airlock_origin": settings.browser_url,
         "cookie_secret": os.urandom(32),
+        "xsrf_cookie_kwargs": dict(cookies),
     }
     public_routes: list[Any] = [
-        (prefix + "oauth_callback", HubOAuthCallbackHandler, {}),
+        (prefix + "oauth_callback", OAuthCallbackHandler, {"hub_auth": hub_auth}),
         (
             prefix + "static/(.*)",
             web.StaticFileHandler,
@@ -198,9 +232,16 @@ def make_apps(
         public_routes,
         xsrf_cookies=True,
         login_url=hub_auth.login_url,
+        default_handler_class=NoRouteHandler,
+        default_handler_args={**shared, "json": False},
         **common,
     )
-    submit = web.Application([(r, h, shared) for r, h in api_routes("/")], **common)
+    submit = web.Application(
+        [(r, h, shared) for r, h in api_routes("/")],
+        default_handler_class=NoRouteHandler,
+        default_handler_args={**shared, "json": True},
+        **common,
+    )
     return public, submit
 
 

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from jupyterhub.services.auth import HubAuth, HubOAuthenticated
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -127,7 +127,9 @@ class AirlockHandlerMixin(web.RequestHandler):
         """Security headers on every answer."""
         self.set_header("Content-Security-Policy", PAGE_CSP)
         self.set_header("X-Content-Type-Options", "nosniff")
-        self.set_header("Referrer-Policy", "no-referrer")
+        # Not "no-referrer": under it browsers send "Origin: null" with our own forms,
+        # and the decision endpoints check Origin. Nothing goes to other origins still.
+        self.set_header("Referrer-Policy", "same-origin")
         self.set_header("X-Frame-Options", "DENY")
         self.set_header("Cache-Control", "no-store")
 
@@ -161,7 +163,11 @@ class AirlockHandlerMixin(web.RequestHandler):
 
     def _handle_request_exception(self, e: BaseException) -> None:
         # Domain refusals answer with their own status and message and are not logged as
-        # server errors; anything else goes to tornado (logged, a bare 500).
+        # server errors; malformed input that a library refused is one of them (400);
+        # anything else goes to tornado (logged, a bare 500).
+        translated = input_error(e)
+        if translated is not None:
+            e = translated
         if isinstance(e, AirlockError) and not self._finished:
             log.info("%s %s refused: %s", self.request.method, self.request.path, e)
             actor = getattr(self, "_actor", None)
@@ -183,6 +189,71 @@ class AirlockHandlerMixin(web.RequestHandler):
         ns = super().get_template_namespace()
         ns.update(prefix=self.prefix, check_summary=check_summary)
         return ns
+
+
+def input_error(e: BaseException) -> BadRequest | None:
+    """The 400 for an exception that only malformed input raises, else None.
+
+    Libraries under the handlers (tornado's body parser, the JSON and text decoders)
+    refuse bad bytes with their own exception types; each is a client's mistake, so it
+    is answered like any other ``BadRequest``, with the library's message, instead of a
+    500. Nothing else is translated: an unexpected fault stays a logged 500.
+    """
+    if isinstance(e, httputil.HTTPInputError):
+        return BadRequest(f"malformed request: {e}")
+    if isinstance(e, UnicodeError):
+        return BadRequest(f"malformed request: the text is not valid UTF-8 ({e})")
+    return None
+
+
+def same_origin(handler: web.RequestHandler, expected: str) -> None:
+    """Refuse (403) a state-changing request that did not come from our own pages.
+
+    Browsers send ``Origin`` with every POST; where one does not, ``Referer`` stands in.
+    ``expected`` is the deployment's public origin (``scheme://host[:port]``); when it is
+    empty, the origin the request was addressed to (its ``Host``, as the proxy passes it
+    on) is taken. A request with neither header is refused: our forms always send one.
+
+    It raises an ``HTTPError``, not a ``PermissionDenied``: JupyterHub's cookie check
+    calls it again while the error page is rendered, and there takes an ``HTTPError``
+    to mean "no user" (anything else would turn the refusal into a 500).
+    """
+    sent = handler.request.headers.get("Origin")
+    source = "Origin"
+    if sent is None:
+        sent = handler.request.headers.get("Referer")
+        source = "Referer"
+    if sent is None:
+        raise web.HTTPError(
+            403,
+            "%s",
+            "this form must be sent from the airlock's own pages (the request carries "
+            "neither Origin nor Referer)",
+        )
+    allowed = origin_of(expected or f"{handler.request.protocol}://{handler.request.host}")
+    if allowed == "null" or origin_of(sent) != allowed:
+        raise web.HTTPError(
+            403,
+            "%s",
+            f"cross-site request refused: {source} {sent[:200]!r} is not the airlock's "
+            f"own origin {allowed!r}",
+        )
+
+
+def origin_of(url: str) -> str:
+    """``scheme://host[:port]`` of a URL, lower-cased, default ports left out; "null"
+    for anything that has no such origin."""
+    try:
+        parsed = urlsplit(url.strip())
+        host, port = (parsed.hostname or ""), parsed.port
+    except ValueError:  # an unclosed IPv6 bracket, a port that is not a number
+        return "null"
+    scheme = parsed.scheme.lower()
+    if scheme not in ("http", "https") or not host:
+        return "null"
+    default = {"http": 80, "https": 443}[scheme]
+    suffix = f":{port}" if port is not None and port != default else ""
+    return f"{scheme}://{host}{suffix}"
 
 
 # -- the submission API ------------------------------------------------------------------
@@ -245,13 +316,22 @@ class ApiRequestsHandler(AirlockHandlerMixin):
             raise self._too_big
         body, self._chunks = b"".join(self._chunks), []
         self.request.body = body
-        httputil.parse_body_arguments(
-            self.request.headers.get("Content-Type", ""),
-            body,
-            self.request.body_arguments,
-            self.request.files,
-            self.request.headers,
-        )
+        content_type = self.request.headers.get("Content-Type", "")
+        if not content_type.lower().startswith("multipart/form-data"):
+            raise BadRequest(
+                "send the release request as multipart/form-data (a 'metadata' JSON part "
+                f"and one part per file), not {content_type[:100] or 'no Content-Type'!r}"
+            )
+        try:
+            httputil.parse_body_arguments(
+                content_type,
+                body,
+                self.request.body_arguments,
+                self.request.files,
+                self.request.headers,
+            )
+        except httputil.HTTPInputError as exc:
+            raise BadRequest(f"the multipart body is malformed: {exc}") from exc
 
     def wants_json(self) -> bool:
         """Always JSON."""
@@ -303,8 +383,10 @@ class ApiRequestsHandler(AirlockHandlerMixin):
             raise BadRequest("multipart part 'metadata' (JSON) is missing")
         try:
             meta = json.loads(raw)
-        except ValueError as exc:
+        except ValueError as exc:  # includes bad UTF-8 (UnicodeDecodeError)
             raise BadRequest(f"part 'metadata' is not valid JSON: {exc}") from exc
+        except RecursionError as exc:
+            raise BadRequest("part 'metadata' is nested too deeply to be read") from exc
         if not isinstance(meta, dict):
             raise BadRequest("part 'metadata' must be a JSON object")
         return meta
@@ -376,15 +458,34 @@ class MetricsHandler(ApiRequestsHandler):
         self.finish(body)
 
 
-class HealthHandler(web.RequestHandler):
+class HealthHandler(AirlockHandlerMixin):
     """``GET /health``: answers when the service is up (no data, no login)."""
 
-    def initialize(self, **_: Any) -> None:
-        """Takes the shared objects like every route, and needs none of them."""
+    def wants_json(self) -> bool:
+        """Always JSON (a wrong method gets a JSON 405)."""
+        return True
 
     def get(self) -> None:
         """Say so."""
         self.finish({"ok": True})
+
+
+class NoRouteHandler(AirlockHandlerMixin):
+    """Whatever no route matches: a 404 in the listener's own language (JSON on the
+    submission listener, a page on the public one), never tornado's bare HTML."""
+
+    def initialize(self, airlock: Airlock, executor: ThreadPoolExecutor, **kw: Any) -> None:
+        """Also receive whether this listener speaks JSON."""
+        super().initialize(airlock, executor)
+        self._json = bool(kw.get("json", True))
+
+    def wants_json(self) -> bool:
+        """As the listener says."""
+        return self._json
+
+    def prepare(self) -> None:
+        """Refuse every method on every unknown path."""
+        raise NotFound(f"nothing is served at {self.request.path[:200]!r}")
 
 
 # -- pages -------------------------------------------------------------------------------
@@ -410,6 +511,12 @@ class PageHandler(HubOAuthenticated, AirlockHandlerMixin):
                 self.airlock.actor, model["name"], model.get("scopes") or []
             )
         return self._actor
+
+    def check_xsrf_cookie(self) -> None:
+        """Before the hub's XSRF token check: a form must come from our own origin."""
+        if self.request.method not in ("GET", "HEAD", "OPTIONS"):
+            same_origin(self, str(self.settings.get("airlock_origin", "")))
+        super().check_xsrf_cookie()
 
     def page(self, template: str, **ns: Any) -> None:
         """Render a page for the current actor."""
@@ -586,7 +693,7 @@ class FileHandler(PageHandler):
         table = text = preview_error = None
         try:
             if kind == "table":
-                page = int(self.get_query_argument("page", "1") or 1)
+                page = self.page_number()
                 sort = self.get_query_argument("sort", "") or None
                 desc = self.get_query_argument("desc", "") == "1"
                 table = await self.run(table_page, data, f.content_type, page, sort, desc)

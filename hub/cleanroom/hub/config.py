@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from cleanroom import paths
+from cleanroom.hub.cookies import cookie_options
 from cleanroom.hub.services import configure_operations
 from cleanroom.isolation.firewall import HostFirewall
 from cleanroom.registry import shared_registry
@@ -39,6 +40,8 @@ def _add_airlock(c: Any, settings: Settings) -> None:
             "CLEANROOM_STATE_DIR": str(paths.state_dir()),
             "CLEANROOM_ROOT": str(paths.repo_root()),
             "CLEANROOM_POLICIES_DIR": str(paths.policies_dir()),
+            # The only Origin the airlock's forms are accepted from.
+            "CLEANROOM_PUBLIC_URL": settings.public_url,
         },
         python=sys.executable,
     )
@@ -68,6 +71,10 @@ def configure_hub_process(c: Any, settings: Settings) -> Path:
     c.JupyterHub.db_url = f"sqlite:///{state / 'jupyterhub.sqlite'}"
     c.JupyterHub.cookie_secret_file = str(secret_file("jupyterhub-cookie-secret"))
     c.JupyterHub.pid_file = str(state / "jupyterhub.pid")
+    # Every cookie the hub sets (log-in, XSRF, and through the spawner the workspaces'
+    # own) carries SameSite, and Secure behind https.
+    # (JupyterHub derives its XSRF cookie's attributes from these.)
+    c.JupyterHub.tornado_settings = {"cookie_options": cookie_options(settings.public_url)}
     # One named server per project; the hub page lists them, no redirect to one.
     c.JupyterHub.allow_named_servers = True
     c.JupyterHub.named_server_limit_per_user = 0
