@@ -28,7 +28,7 @@ from tornado.web import RequestHandler
 
 from .audit import AuditLog
 from .errors import Refused, blocked
-from .paths import Area, WorkspacePaths
+from .paths import Area, WorkspacePaths, check_api_path
 from .policy import WorkspacePolicy
 
 # Kernel logos as JupyterLab asks for them (logo-32x32.png, logo-64x64.png, logo-svg.svg).
@@ -77,6 +77,54 @@ def _is_text(data: bytes, *, first: bool, final: bool) -> bool:
     except UnicodeDecodeError:
         return False
     return True
+
+
+_MODEL_CHOICES = {
+    "type": ("file", "notebook", "directory"),
+    "format": ("text", "base64", "json"),
+}
+_MODEL_CONTENT = {"file": (str,), "notebook": (dict,), "directory": ()}
+
+
+def contents_model(body: bytes) -> dict[str, Any]:
+    """The contents-API model of a write (PUT, POST, PATCH), checked for shape.
+
+    Jupyter's own handlers trust the model's types (a list as ``path``, a dict as
+    ``type``, bytes that are not UTF-8) and answer such input with a 500; the guard sees
+    every write first, so it refuses a malformed model with a 400 that says what is wrong.
+    An empty body is an empty model (Jupyter makes a new untitled file of it).
+    """
+    if not body.strip():
+        return {}
+    try:
+        model = json.loads(body.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise Refused(400, "the request body is not UTF-8 text") from None
+    except (ValueError, RecursionError):
+        raise Refused(400, "the request body is not valid JSON") from None
+    if not isinstance(model, dict):
+        raise Refused(400, "the request body must be a JSON object (a contents model)")
+    for key in ("path", "copy_from", "name", "ext"):
+        value = model.get(key)
+        if value is not None and not isinstance(value, str):
+            raise Refused(400, f"'{key}' must be a string")
+        if isinstance(value, str) and key in ("path", "copy_from"):
+            check_api_path(value)
+    for key, allowed in _MODEL_CHOICES.items():
+        value = model.get(key)
+        if value not in (None, "", *allowed):
+            raise Refused(400, f"'{key}' must be one of {', '.join(allowed)}")
+    chunk = model.get("chunk")
+    if chunk is not None and (type(chunk) is not int or not (chunk == -1 or 1 <= chunk < 2**31)):
+        raise Refused(400, "'chunk' must be a whole number from 1, or -1 for the last")
+    content = model.get("content")
+    kinds = _MODEL_CONTENT.get(str(model.get("type") or "file"), (str,))
+    if content is not None and not isinstance(content, kinds):
+        wanted = " or ".join({str: "a string", dict: "a JSON object"}[k] for k in kinds)
+        raise Refused(
+            400, f"the content of a {model.get('type') or 'file'} must be {wanted or 'absent'}"
+        )
+    return model
 
 
 class WorkspaceGuard:
@@ -199,32 +247,32 @@ class WorkspaceGuard:
                 "not through the browser."
             )
 
-    def _json_body(self, handler: RequestHandler) -> dict[str, Any] | None:
-        if not handler.request.body:
-            return None
-        try:
-            body = json.loads(handler.request.body)
-        except ValueError:
-            return None  # the handler itself answers 400
-        return body if isinstance(body, dict) else None
-
     def _check_contents_write(self, handler: RequestHandler, method: str) -> None:
         path = _route_arg(handler, "path", 0)
-        model = self._json_body(handler) or {}
+        model = contents_model(handler.request.body)
         copy_from = model.get("copy_from")
         if isinstance(copy_from, str) and copy_from:
             self._refuse_data_source(copy_from)
         self._refuse_data_change(path, "written")
+        # PUT names the file, POST the folder a new file goes into: that folder must be
+        # there (Jupyter's own handler answers a 500 when it is not).
+        self._require_folder(os.path.dirname(path.strip("/")) if method == "PUT" else path)
         if method == "PUT" and model.get("content") is not None:
             self._check_upload(handler, path, model)
 
     def _check_rename(self, handler: RequestHandler) -> None:
         path = _route_arg(handler, "path", 0)
         self._refuse_data_change(path, "moved")
-        model = self._json_body(handler) or {}
+        model = contents_model(handler.request.body)
         new_path = model.get("path")
-        if isinstance(new_path, str):
-            self._refuse_data_change(new_path, "written")
+        if not isinstance(new_path, str) or not new_path.strip("/"):
+            raise Refused(400, "a rename needs the new 'path' (a string)")
+        self._refuse_data_change(new_path, "written")
+        self._require_folder(os.path.dirname(new_path.strip("/")))
+
+    def _require_folder(self, api_path: str) -> None:
+        if not os.path.isdir(self.paths.real(api_path)):
+            raise Refused(404, f"{api_path or '/'}: no such folder")
 
     def _check_upload(self, handler: RequestHandler, path: str, model: dict[str, Any]) -> None:
         existed = os.path.exists(self.paths.real(path))

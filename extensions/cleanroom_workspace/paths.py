@@ -45,7 +45,13 @@ class WorkspacePaths:
         return os.path.join(self.root_dir, path)
 
     def real(self, api_path: str) -> str:
-        """The real path of a contents-API path (which need not exist)."""
+        """The real path of a contents-API path (which need not exist).
+
+        A path no file system could hold (a NUL byte, a name or path over the kernel's
+        limits) is refused here with a 400, so no caller meets ``ValueError`` or
+        ``ENAMETOOLONG`` further on.
+        """
+        check_api_path(api_path)
         return os.path.realpath(os.path.join(self.root_dir, api_path.strip("/")))
 
     @staticmethod
@@ -71,6 +77,7 @@ class WorkspacePaths:
         between a check and the read. Returns the open descriptor (the caller closes
         it) and the work folder.
         """
+        check_api_path(api_path)
         parts = [p for p in api_path.split("/") if p not in ("", ".")]
         if any(p == ".." for p in parts):
             raise Refused(400, f"{api_path}: '..' is not allowed in a release path")
@@ -113,6 +120,28 @@ class WorkspacePaths:
             os.close(fd)
             raise
         return fd, folder
+
+
+# Linux's limits (NAME_MAX, PATH_MAX): longer names make every file call fail with
+# ENAMETOOLONG, so they are refused as malformed input before any is made.
+NAME_MAX = 255
+PATH_MAX = 4096
+
+
+def check_api_path(api_path: str) -> None:
+    """Refuse (400) a path that no file could have: NUL bytes, surrogates that have no
+    UTF-8 encoding, a name over NAME_MAX bytes or a path over PATH_MAX bytes."""
+    shown = api_path[:80] + ("..." if len(api_path) > 80 else "")
+    if "\x00" in api_path:
+        raise Refused(400, f"{shown!r}: a path cannot contain a NUL byte")
+    try:
+        encoded = os.fsencode(api_path)
+    except UnicodeError:
+        raise Refused(400, f"{shown!r}: the path is not valid text") from None
+    if len(encoded) > PATH_MAX:
+        raise Refused(400, f"{shown!r}: the path is longer than {PATH_MAX} bytes")
+    if any(len(part) > NAME_MAX for part in encoded.split(b"/")):
+        raise Refused(400, f"{shown!r}: a name in the path is longer than {NAME_MAX} bytes")
 
 
 def _open_error(api_path: str, e: OSError) -> tuple[int, str]:
