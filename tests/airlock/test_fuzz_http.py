@@ -15,6 +15,9 @@ import re
 import secrets
 from urllib.parse import quote, urlsplit
 
+import pytest
+import requests
+
 from tests.fuzzing import (
     NASTY_BYTES,
     NASTY_TEXT,
@@ -273,3 +276,38 @@ def _request(hub: Hub) -> str:
     r = submit(hub.submit_url, hub.workspace_token("alice", PROJECT), {"out/table.csv": TABLE})
     assert r.status_code == 201, r.text
     return str(r.json()["id"])
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "says"),
+    [
+        ("multipart/form-data", b"--x\r\n\r\nabc\r\n--x--\r\n", "boundary"),
+        (
+            "multipart/form-data; boundary=x",
+            b'--x\r\nContent-Disposition: form-data; name="metadata"\r\n\r\n{}\r\n',
+            "final boundary",
+        ),
+        ("application/json", b'{"project": "press-line"}', "multipart/form-data"),
+        (
+            "multipart/form-data; boundary=x",
+            b'--x\r\nContent-Disposition: form-data; name="metadata"\r\n\r\n'
+            + b"[" * 100_000
+            + b"\r\n--x--\r\n",
+            "nested too deeply",
+        ),
+    ],
+)
+def test_malformed_submissions_are_named(
+    hub: Hub, content_type: str, body: bytes, says: str
+) -> None:
+    """Each kind the fuzz found, with its 400 and the JSON message that says why."""
+    r = requests.post(
+        hub.submit_url,
+        data=body,
+        headers={
+            "Authorization": f"token {hub.workspace_token('alice', PROJECT)}",
+            "Content-Type": content_type,
+        },
+        timeout=30,
+    )
+    assert r.status_code == 400 and says in r.json()["error"], r.text
