@@ -63,12 +63,13 @@ def login(browsers, hub: Hub, user: str):
     """A browser logged in through the hub's form, by keyboard, then OAuth to the airlock."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
 
     driver = browsers()
     driver.get(f"{hub.url}/hub/login")
     driver.find_element(By.NAME, "username").send_keys(user)
     driver.find_element(By.NAME, "password").send_keys("any" + Keys.ENTER)
-    time.sleep(0.5)
+    WebDriverWait(driver, 30).until(lambda d: "/hub/login" not in d.current_url)
     driver.get(hub.service_url)
     return driver
 

@@ -11,8 +11,10 @@ import sys
 from pathlib import Path
 from urllib.parse import unquote
 
+import cleanroom_workspace.airlock as ext
 import pytest
 import requests
+from cleanroom_workspace.errors import Refused
 
 from .hub import PROJECT, Hub
 
@@ -271,7 +273,6 @@ def test_refusals_at_the_edge_are_audited(hub: Hub) -> None:
 
 async def test_the_workspace_extension_client_submits(hub: Hub) -> None:
     """The extension's own HTTP client, against the real service: the shapes agree."""
-    ext = pytest.importorskip("cleanroom_workspace.airlock")
     token = hub.workspace_token("bob", PROJECT)
     client = ext.HttpAirlockClient(hub.submit_url.removesuffix("/api/v1/requests"), token)
     data = b"line,mean\nA,3.5\nB,4.25\n"
@@ -288,8 +289,9 @@ async def test_the_workspace_extension_client_submits(hub: Hub) -> None:
     listed = await client.list_requests(PROJECT)
     assert made["id"] in [r["id"] for r in listed["requests"]]
     refused = ext.HttpAirlockClient(hub.submit_url.removesuffix("/api/v1/requests"), "bad")
-    with pytest.raises(Exception, match="does not recognise"):
+    with pytest.raises(Refused, match="does not recognise") as failed:
         await refused.list_requests(PROJECT)
+    assert failed.value.status == 401
 
 
 def test_a_genuine_server_token_submits_for_its_project_only(hub: Hub) -> None:

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from html.parser import HTMLParser
+from typing import Any
 
 import nbformat
 import pytest
@@ -186,44 +187,71 @@ def test_officer_page_serves_the_notebook_inert(hub: Hub, canary: Canary) -> Non
     assert hub.browser("alice").get(f"{base}/notebook?path=work/analysis.ipynb").status_code == 403
 
 
-@pytest.mark.browser
-def test_chromium_runs_nothing_from_the_notebook(hub: Hub, canary: Canary) -> None:
+def _payload_ran(driver: Any) -> bool:
+    """Whether any payload of the hostile notebook ran: its flag, or an alert."""
     from selenium.common.exceptions import NoAlertPresentException
     from selenium.webdriver.common.by import By
 
+    try:
+        _ = driver.switch_to.alert.text
+        return True
+    except NoAlertPresentException:
+        pass
+    return driver.find_element(By.TAG_NAME, "html").get_attribute("data-pwned") is not None
+
+
+def _nothing_runs(driver: Any) -> None:
+    """Watch the loaded page for a moment: the check ends at once if a payload runs.
+
+    That nothing happens can only be observed for a while; the wait is on the condition
+    (a payload's flag or alert), so a page that runs one fails at once, not at the end.
+    """
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    with pytest.raises(TimeoutException):
+        WebDriverWait(driver, 1.5, poll_frequency=0.1).until(_payload_ran)
+
+
+@pytest.mark.browser
+def test_chromium_runs_nothing_from_the_notebook(hub: Hub, canary: Canary) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
     rid = _submit_notebook(hub, canary)
     driver = chromium()
+    wait = WebDriverWait(driver, 30)
     try:
         driver.get(f"{hub.url}/hub/login")
         driver.find_element(By.NAME, "username").send_keys("olga")
         driver.find_element(By.NAME, "password").send_keys("any")
         driver.find_element(By.CSS_SELECTOR, "form").submit()
-        time.sleep(1)
+        wait.until(lambda d: "/hub/login" not in d.current_url)
         # The first visit to the airlock runs the OAuth dance and lands on the home page.
         driver.get(hub.service_url)
-        time.sleep(1)
-        for url in (
-            f"{hub.service_url}requests/{rid}/file?path=work/analysis.ipynb",
-            f"{hub.service_url}requests/{rid}/notebook?path=work/analysis.ipynb",
-        ):
-            driver.get(url)
-            time.sleep(1.5)  # give any payload that could run the chance to
-            assert "Results" in driver.page_source or "notebook" in driver.page_source
-            assert driver.find_element(By.TAG_NAME, "html").get_attribute("data-pwned") is None
-            with pytest.raises(NoAlertPresentException):
-                _ = driver.switch_to.alert.text
+        wait.until(ec.text_to_be_present_in_element((By.TAG_NAME, "header"), "cleanroom airlock"))
+        # The review page: the notebook is framed, sandboxed.
+        driver.get(f"{hub.service_url}requests/{rid}/file?path=work/analysis.ipynb")
+        frame = wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "iframe.notebook")))
+        assert frame.get_attribute("sandbox") is not None
+        _nothing_runs(driver)
+        # The rendering opened on its own: its text is there, its scripts never ran.
+        driver.get(f"{hub.service_url}requests/{rid}/notebook?path=work/analysis.ipynb")
+        heading = wait.until(ec.presence_of_element_located((By.TAG_NAME, "h1")))
+        assert heading.text.strip().startswith("Results")
+        _nothing_runs(driver)
         # Inside the sandboxed frame, too: the harmless content rendered, the flag never set.
         driver.get(f"{hub.service_url}requests/{rid}/file?path=work/analysis.ipynb")
-        frame = driver.find_element(By.CSS_SELECTOR, "iframe.notebook")
+        frame = wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "iframe.notebook")))
         driver.switch_to.frame(frame)
-        assert "hover" in driver.find_element(By.TAG_NAME, "body").text
+        wait.until(ec.text_to_be_present_in_element((By.TAG_NAME, "body"), "hover"))
         assert driver.find_element(By.TAG_NAME, "html").get_attribute("data-pwned") is None
         links = driver.find_elements(By.LINK_TEXT, "link")
         for link in links:  # a stripped javascript: link goes nowhere when clicked
             link.click()
         driver.switch_to.default_content()
-        time.sleep(0.5)
-        assert driver.find_element(By.TAG_NAME, "html").get_attribute("data-pwned") is None
+        _nothing_runs(driver)
     finally:
         driver.quit()
     assert canary.hits == [], f"a payload reached the canary: {canary.hits}"

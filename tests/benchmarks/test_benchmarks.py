@@ -15,6 +15,7 @@ import pytest
 from benchmarks import report
 from benchmarks.__main__ import main
 from benchmarks.stats import percentile, summary
+from tests.ci import skip_or_fail
 
 
 def test_percentiles_interpolate_between_ranks() -> None:
@@ -37,10 +38,7 @@ def test_report_replaces_only_the_marked_block(tmp_path: Path) -> None:
 
 def _require_root() -> None:
     if os.geteuid() != 0:
-        message = "the cleanroom hub installs firewall rules and needs root"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        skip_or_fail("the cleanroom hub installs firewall rules and needs root")
 
 
 @pytest.mark.docker

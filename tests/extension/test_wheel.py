@@ -13,14 +13,15 @@ from pathlib import Path
 import pytest
 from cleanroom_workspace import _jupyter_labextension_paths, _jupyter_server_extension_points
 
+from tests.ci import skip_or_fail
+
 EXTENSIONS = Path(__file__).parents[2] / "extensions"
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if shutil.which("npm") is None and not IN_CI:
-        pytest.skip("npm is not installed: the front end cannot be built")
+    if shutil.which("npm") is None:
+        skip_or_fail("npm is not installed: the front end cannot be built")
     out = tmp_path_factory.mktemp("wheels")
     (out / "cleanroom_workspace-0.0.1-py3-none-any.whl").write_bytes(b"stale")
     subprocess.run(

@@ -13,6 +13,7 @@ import docker
 import pytest
 from cleanroom.workspace.storage_quota import release_all
 
+from tests.ci import skip_or_fail
 from tests.integration.harness import INSTANCE, Hub, free_port
 
 PROJECT = "p-alpha"
@@ -22,10 +23,7 @@ DATASET = "press-line"
 
 def _require_root() -> None:
     if os.geteuid() != 0:
-        message = "the integration suite installs firewall rules and needs root"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        skip_or_fail("the integration suite installs firewall rules and needs root")
 
 
 @pytest.fixture(scope="session")

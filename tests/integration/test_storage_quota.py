@@ -13,6 +13,8 @@ import pytest
 from cleanroom.settings import image_repository
 from cleanroom.workspace import storage_quota
 
+from tests.ci import skip_or_fail
+
 pytestmark = pytest.mark.docker
 
 INSTANCE = "testfs"
@@ -21,7 +23,7 @@ INSTANCE = "testfs"
 @pytest.fixture
 def client() -> docker.DockerClient:
     if os.geteuid() != 0:
-        pytest.skip("loop devices need root")
+        skip_or_fail("loop devices need root")
     return docker.from_env()
 
 
