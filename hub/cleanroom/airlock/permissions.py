@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .domain import (
-    AWAITING_REVIEW,
     OFFICER_SCOPE,
     RESEARCHER_SCOPE,
     REVIEWABLE_STATES,
@@ -280,8 +279,3 @@ def check_can_export_audit(actor: Actor) -> None:
             "progress, which officers must not see; ask another operator, or run "
             "`cleanroom audit export` on the host"
         )
-
-
-def is_awaiting_review(request: ReleaseRequest) -> bool:
-    """Whether the request waits for an officer's first look in this round."""
-    return request.state in AWAITING_REVIEW
