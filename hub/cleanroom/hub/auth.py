@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from jupyterhub.auth import Authenticator
+from jupyterhub.handlers.login import LoginHandler
 from traitlets import Unicode, default
 
 from cleanroom import paths
@@ -67,8 +68,32 @@ def role_definitions() -> list[dict[str, Any]]:
     return roles
 
 
+class CleanroomLoginHandler(LoginHandler):
+    """JupyterHub's log-in form, refusing a form without both fields with a 400.
+
+    JupyterHub's own handler reads the username of a failed log-in without checking it
+    was sent, so a form without one got a 500.
+    """
+
+    async def post(self) -> None:
+        """Log in, once the form carries a username and a password."""
+        missing = [f for f in ("username", "password") if f not in self.request.body_arguments]
+        if missing:
+            self.set_status(400)
+            html = await self._render(
+                login_error=f"Give your {' and '.join(missing)} to log in.", username=""
+            )
+            self.finish(html)
+            return
+        await super().post()
+
+
 class CleanroomAuthenticator(Authenticator):
     """Users and passwords live in the registry; only registered users may log in."""
+
+    def get_handlers(self, app: Any) -> list[tuple[str, type]]:
+        """The log-in form, with cleanroom's check of its fields."""
+        return [("/login", CleanroomLoginHandler)]
 
     registry_url = Unicode(help="SQLAlchemy URL of the cleanroom registry.").tag(config=True)
 
