@@ -271,8 +271,12 @@ class WorkspaceGuard:
         self._require_folder(os.path.dirname(new_path.strip("/")))
 
     def _require_folder(self, api_path: str) -> None:
-        if not os.path.isdir(self.paths.real(api_path)):
-            raise Refused(404, f"{api_path or '/'}: no such folder")
+        real = self.paths.real(api_path)
+        if os.path.isdir(real):
+            return
+        if os.path.exists(real):
+            raise Refused(400, f"{api_path}: a file, not a folder (save a file with PUT)")
+        raise Refused(404, f"{api_path or '/'}: no such folder")
 
     def _check_upload(self, handler: RequestHandler, path: str, model: dict[str, Any]) -> None:
         existed = os.path.exists(self.paths.real(path))

@@ -190,6 +190,7 @@ def test_no_malformed_request_gets_a_5xx(raw: Raw, workspace: Workspace, airlock
         ("PATCH", "/api/contents/work/notes.txt", {}, 400, "new 'path'"),
         ("POST", "/api/contents/work", {"copy_from": ["data/press/cycles.csv"]}, 400, "string"),
         ("POST", "/api/contents/work/none-such", {"type": "file"}, 404, "no such folder"),
+        ("POST", "/api/contents/work/notes.txt", {"type": "file"}, 400, "not a folder"),
     ],
 )
 def test_malformed_input_is_named(

@@ -189,6 +189,9 @@ class Hub:
     def login(self, user: str) -> requests.Session:
         """A browser-like session logged in through the hub's real login form."""
         session = requests.Session()
+        # Like a browser on our pages: its forms carry the pages' origin (the airlock's
+        # decision forms refuse any other).
+        session.headers["Origin"] = self.public_url
         page = session.get(f"{self.public_url}/hub/login", timeout=30)
         xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page.text)
         data = {"username": user, "password": self.env["TEST_PASSWORD"]}
