@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 
@@ -48,6 +49,14 @@ def test_container_is_labelled_and_hardened(alice_workspace: Hub) -> None:
     assert (code, out.strip()) == (0, "1000")
     code, out = run_in(container, "sh", "-c", "grep CapEff /proc/self/status")
     assert out.split()[-1] == "0000000000000000"
+
+
+def test_the_workspace_sets_its_cookies_samesite(alice_workspace: Hub) -> None:
+    """The hub hands its cookie options to every workspace (JUPYTERHUB_COOKIE_OPTIONS),
+    whose own log-in and XSRF cookies then carry SameSite too."""
+    container = alice_workspace.container("alice", PROJECT)
+    env = dict(item.split("=", 1) for item in container.attrs["Config"]["Env"])
+    assert json.loads(env["JUPYTERHUB_COOKIE_OPTIONS"]) == {"samesite": "Lax"}
 
 
 def test_data_is_read_only_and_work_is_writable(alice_workspace: Hub) -> None:
