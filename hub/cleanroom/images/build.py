@@ -666,6 +666,9 @@ def build_images(
             existing = _image_with_hash(name, plan.inputs_hash)
             if existing and not (force and name in names):
                 progress(f"[{name}] inputs unchanged ({plan.tag}): build skipped")
+                # Found by its label, perhaps under another repository: children build
+                # FROM plan.tag, so that tag must exist here too.
+                _docker("tag", existing, plan.tag)
                 _docker("tag", existing, f"{image_repository()}/{name}:latest")
                 results.append(BuiltImage(name, plan.tag, plan.inputs_hash, existing, True, 0.0))
                 continue
