@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
+from cleanroom.chain import Head
 from sqlalchemy import Engine, Select, create_engine, event, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -29,7 +30,7 @@ from .domain import (
     State,
     Vote,
 )
-from .exceptions import InvalidTransition, NotFound
+from .exceptions import IntegrityFailure, InvalidTransition, NotFound
 from .models import (
     AuditHeadRow,
     AuditRow,
@@ -197,8 +198,8 @@ class Storage(Protocol):
     def audit_records(self) -> Iterator[AuditRecord]:
         """Every audit entry in sequence order."""
 
-    def audit_head(self) -> tuple[int, str]:
-        """The recorded last entry of the chain: (sequence, hash)."""
+    def audit_head(self) -> Head | None:
+        """The recorded last entry of the chain; ``None`` when the head record is gone."""
 
 
 AuditRecord = audit_chain.AuditRecord
@@ -258,7 +259,10 @@ class SqlStorage:
     def _append(self, session: Session, events: Sequence[AuditEvent]) -> None:
         head = session.execute(
             select(AuditHeadRow).where(AuditHeadRow.id == 1).with_for_update()
-        ).scalar_one()
+        ).scalar_one_or_none()
+        if head is None:
+            # Never start a new chain over a lost head: that would hide the loss.
+            raise IntegrityFailure("the audit head record is missing; run cleanroom audit verify")
         seq, prev = head.seq, head.hash
         for ev in events:
             seq += 1
@@ -693,11 +697,11 @@ class SqlStorage:
                     hash=r.hash,
                 )
 
-    def audit_head(self) -> tuple[int, str]:
-        """The recorded last entry of the chain: (sequence, hash)."""
+    def audit_head(self) -> Head | None:
+        """The recorded last entry of the chain; ``None`` when the head record is gone."""
         with self._sessions() as s:
             head = s.get(AuditHeadRow, 1)
-            return (head.seq, head.hash) if head else (0, audit_chain.GENESIS)
+            return Head(head.seq, head.hash) if head else None
 
 
 def one_day_before(moment: datetime) -> datetime:
