@@ -13,10 +13,12 @@ def test_registry_membership(tmp_path: Path) -> None:
     registry_mod = pytest.importorskip("cleanroom.registry")
     url = f"sqlite:///{tmp_path / 'registry.sqlite'}"
     registry = registry_mod.Registry(url)
-    registry.add_user("alice")
-    registry.add_user("olga", roles=["officer"])
-    registry.create_project("press-line", "Press line defects")
-    registry.add_member("press-line", "alice")
+    from cleanroom.registry.governance import Governance
+
+    Governance(registry).add_user("alice", actor="op")
+    Governance(registry).add_user("olga", roles=["officer"], actor="op")
+    Governance(registry).create_project("press-line", "Press line defects", actor="op")
+    Governance(registry).add_member("press-line", "alice", actor="op")
     from cleanroom.airlock.membership import RegistryMembership
 
     members = RegistryMembership(url)

@@ -2,7 +2,8 @@
 
 Kept apart from :mod:`cleanroom.cli.main` (which calls :func:`add_verbs`) so the governance
 verbs read as one piece. Every verb that changes something names who does it (``--by``,
-default ``$CLEANROOM_ACTOR``, then the login name) and is journaled.
+default ``$CLEANROOM_ACTOR``, then the login name) and goes through the registry's one
+writer, which journals it in the same transaction.
 """
 
 from __future__ import annotations
@@ -28,8 +29,12 @@ def default_actor() -> str:
     return os.environ.get("CLEANROOM_ACTOR") or os.environ.get("SUDO_USER") or getpass.getuser()
 
 
-def _by(args: argparse.Namespace) -> str:
+def by(args: argparse.Namespace) -> str:
+    """Who does what ``args`` asks: ``--by``, else :func:`default_actor`."""
     return str(getattr(args, "by", None) or default_actor())
+
+
+_by = by
 
 
 def _date(value: str) -> date:
@@ -55,7 +60,7 @@ def applications_submit(args: argparse.Namespace, reg: Registry) -> None:
         pledge_signed_by=args.signed or [],
         starts_on=args.starts,
         ends_on=args.ends,
-        applicant=_by(args),
+        actor=_by(args),
     )
     _out(args, app, f"application {app.id} submitted ({app.title})")
 
@@ -167,12 +172,14 @@ def providers_usage(args: argparse.Namespace, reg: Registry) -> None:
 
 
 def datasets_approve(args: argparse.Namespace, reg: Registry) -> None:
-    a = Governance(reg).approve_dataset_use(args.project, args.dataset, args.version, by=args.by)
+    a = Governance(reg).approve_dataset_use(args.project, args.dataset, args.version, actor=args.by)
     _out(args, a, f"{a.project} may use {a.dataset}@{a.version} (approved by {a.approved_by})")
 
 
 def datasets_revoke(args: argparse.Namespace, reg: Registry) -> None:
-    rows = Governance(reg).revoke_dataset_use(args.project, args.dataset, args.version, by=args.by)
+    rows = Governance(reg).revoke_dataset_use(
+        args.project, args.dataset, args.version, actor=args.by
+    )
     _out(
         args,
         rows,
@@ -195,7 +202,8 @@ def datasets_approvals(args: argparse.Namespace, reg: Registry) -> None:
 
 
 # -- images, runs ----------------------------------------------------------------------
-def _known_image(name: str) -> None:
+def known_image(name: str) -> None:
+    """Refuse an image name the build does not know, naming those it does."""
     from cleanroom.images.build import IMAGE_NAMES
 
     if name not in IMAGE_NAMES:
@@ -203,7 +211,7 @@ def _known_image(name: str) -> None:
 
 
 def images_allow(args: argparse.Namespace, reg: Registry) -> None:
-    _known_image(args.name)
+    known_image(args.name)
     g = Governance(reg)
     if args.project:
         g.allow_project_image(args.project, args.name, actor=_by(args))
@@ -214,7 +222,7 @@ def images_allow(args: argparse.Namespace, reg: Registry) -> None:
 
 
 def images_retire(args: argparse.Namespace, reg: Registry) -> None:
-    _known_image(args.name)
+    known_image(args.name)
     Governance(reg).set_image_state(args.name, "retired", actor=_by(args), reason=args.reason)
     _out(
         args,
@@ -237,7 +245,7 @@ def runs(args: argparse.Namespace, reg: Registry) -> None:
 # -- ingress ---------------------------------------------------------------------------
 def ingress_request(args: argparse.Namespace, reg: Registry) -> None:
     r = Governance(reg).request_ingress(
-        args.project, Path(args.file), requester=args.by, reason=args.reason
+        args.project, Path(args.file), actor=args.by, reason=args.reason
     )
     _out(args, r, f"ingress request {r.id}: {r.filename} waits for review")
 
@@ -308,34 +316,6 @@ def journal_verify(args: argparse.Namespace, reg: Registry) -> None:
     )
     if not result.ok:
         raise SystemExit(1)
-
-
-# -- journaling the command line's other changes ---------------------------------------
-JOURNALED = {
-    ("users", "add"): "user.add",
-    ("users", "passwd"): "user.password",
-    ("projects", "create"): "project.create",
-    ("projects", "status"): "project.status",
-    ("projects", "allow-image"): "project.allow_image",
-    ("members", "add"): "member.add",
-    ("members", "remove"): "member.remove",
-    ("datasets", "register"): "dataset.register",
-    ("datasets", "attach"): "dataset.attach",
-    ("token",): "token.issue",
-    ("firewall",): "firewall",
-}
-_NOT_JOURNALED = {"handler", "json", "password_env", "verb", "action"}
-
-
-def journal_change(args: argparse.Namespace, reg: Registry) -> None:
-    """Journal a change made by one of the backbone's verbs (after it succeeded)."""
-    key: tuple[str, ...] = (args.verb, str(getattr(args, "action", "")))
-    action = JOURNALED.get(key) or JOURNALED.get((args.verb,))
-    if action is None or (args.verb == "firewall" and args.action == "status"):
-        return
-    detail = {k: v for k, v in vars(args).items() if k not in _NOT_JOURNALED}
-    subject = str(detail.get("project") or detail.get("name") or detail.get("user") or "")
-    Governance(reg).record(default_actor(), action, subject, **detail)
 
 
 # -- the parser ------------------------------------------------------------------------
