@@ -157,9 +157,17 @@ class Storage(Protocol):
         """Move a request from ``src`` to ``dst``; ``InvalidTransition`` if it is not in ``src``."""
 
     def open_review(
-        self, request_id: str, round_: int, officer: str, move: bool, *, audit: Audit
+        self,
+        request_id: str,
+        round_: int,
+        officer: str,
+        move_from: State | None,
+        *,
+        audit: Audit,
     ) -> None:
-        """Record that an officer opened a round; ``move`` also moves it to in review."""
+        """Record that an officer opened a round; with ``move_from`` (the state the move was
+        checked from) also move it to in review, ``InvalidTransition`` if it is no longer
+        in that state."""
 
     def record_vote(self, request_id: str, vote: Vote, *, audit: Audit) -> None:
         """Record (or replace) an officer's decision on one file in one round."""
@@ -389,15 +397,20 @@ class SqlStorage:
             self._move(s, request_id, src, dst)
 
     def open_review(
-        self, request_id: str, round_: int, officer: str, move: bool, *, audit: Audit
+        self,
+        request_id: str,
+        round_: int,
+        officer: str,
+        move_from: State | None,
+        *,
+        audit: Audit,
     ) -> None:
-        """Record that an officer opened a round; ``move`` also moves it to in review."""
+        """Record that an officer opened a round; with ``move_from`` (the state the move was
+        checked from) also move it to in review, ``InvalidTransition`` if it is no longer
+        in that state."""
         with self._write(audit) as s:
-            if move:
-                current = s.get(RequestRow, request_id)
-                if current is None:
-                    raise NotFound(f"no request {request_id}")
-                self._move(s, request_id, State(current.state), State.IN_REVIEW)
+            if move_from is not None:
+                self._move(s, request_id, move_from, State.IN_REVIEW)
             seen = s.execute(
                 select(OpenRow.id).where(
                     OpenRow.request_id == request_id,
