@@ -139,5 +139,7 @@ def test_every_policy_is_read_from_the_one_policies_folder_by_the_one_loader(
         load()
     (tmp_path / name).unlink()
     if name != "culling.yaml":  # culling's defaults are a complete policy
-        with pytest.raises(CleanroomErrors, match=re.escape(f"cannot read {what} {tmp_path / name}")):
+        with pytest.raises(
+            CleanroomErrors, match=re.escape(f"cannot read {what} {tmp_path / name}")
+        ):
             load()

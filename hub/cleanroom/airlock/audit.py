@@ -14,7 +14,6 @@ from dataclasses import asdict, dataclass
 
 from cleanroom import chain
 
-GENESIS = chain.GENESIS
 VerifyResult = chain.Verification
 canonical_detail = chain.canonical
 

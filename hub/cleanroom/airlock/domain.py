@@ -151,11 +151,6 @@ class Actor:
         """Holds the operator role."""
         return OPERATOR_SCOPE in self.scopes
 
-    @property
-    def is_researcher(self) -> bool:
-        """Holds the researcher role."""
-        return RESEARCHER_SCOPE in self.scopes
-
 
 OFFICER_SCOPE = "custom:cleanroom:officer"
 OPERATOR_SCOPE = "custom:cleanroom:operator"

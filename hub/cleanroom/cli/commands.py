@@ -29,12 +29,9 @@ def default_actor() -> str:
     return os.environ.get("CLEANROOM_ACTOR") or os.environ.get("SUDO_USER") or getpass.getuser()
 
 
-def by(args: argparse.Namespace) -> str:
+def actor_of(args: argparse.Namespace) -> str:
     """Who does what ``args`` asks: ``--by``, else :func:`default_actor`."""
     return str(getattr(args, "by", None) or default_actor())
-
-
-_by = by
 
 
 def _date(value: str) -> date:
@@ -60,7 +57,7 @@ def applications_submit(args: argparse.Namespace, reg: Registry) -> None:
         pledge_signed_by=args.signed or [],
         starts_on=args.starts,
         ends_on=args.ends,
-        actor=_by(args),
+        actor=actor_of(args),
     )
     _out(args, app, f"application {app.id} submitted ({app.title})")
 
@@ -101,7 +98,7 @@ def applications_approve(args: argparse.Namespace, reg: Registry) -> None:
     a = Governance(reg).approve_application(
         args.id,
         project=args.project,
-        actor=_by(args),
+        actor=actor_of(args),
         quota_tier=args.tier,
         images=tuple(args.image or ["notebook"]),
         reason=args.reason or "",
@@ -121,20 +118,20 @@ def applications_approve(args: argparse.Namespace, reg: Registry) -> None:
 
 
 def applications_decline(args: argparse.Namespace, reg: Registry) -> None:
-    a = Governance(reg).decline_application(args.id, actor=_by(args), reason=args.reason)
+    a = Governance(reg).decline_application(args.id, actor=actor_of(args), reason=args.reason)
     _out(args, a, f"application {a.id} declined: {a.reason}")
 
 
 # -- end dates -------------------------------------------------------------------------
 def projects_end(args: argparse.Namespace, reg: Registry) -> None:
-    Governance(reg).set_project_end(args.name, _end_date(args), actor=_by(args))
+    Governance(reg).set_project_end(args.name, _end_date(args), actor=actor_of(args))
     p = reg.get_project(args.name)
     _out(args, p, f"project {p.name} ends {p.ends_on or 'never'}")
 
 
 def members_end(args: argparse.Namespace, reg: Registry) -> None:
     ends = _end_date(args)
-    Governance(reg).set_member_end(args.project, args.user, ends, actor=_by(args))
+    Governance(reg).set_member_end(args.project, args.user, ends, actor=actor_of(args))
     _out(
         args,
         {"project": args.project, "user": args.user, "ends_on": ends},
@@ -144,7 +141,7 @@ def members_end(args: argparse.Namespace, reg: Registry) -> None:
 
 # -- providers -------------------------------------------------------------------------
 def providers_add_user(args: argparse.Namespace, reg: Registry) -> None:
-    Governance(reg).add_provider_account(args.provider, args.user, actor=_by(args))
+    Governance(reg).add_provider_account(args.provider, args.user, actor=actor_of(args))
     _out(
         args,
         {"provider": args.provider, "user": args.user},
@@ -214,16 +211,16 @@ def images_allow(args: argparse.Namespace, reg: Registry) -> None:
     known_image(args.name)
     g = Governance(reg)
     if args.project:
-        g.allow_project_image(args.project, args.name, actor=_by(args))
+        g.allow_project_image(args.project, args.name, actor=actor_of(args))
         _out(args, reg.get_project(args.project), f"{args.project} may run {args.name}")
     else:
-        g.set_image_state(args.name, "allowed", actor=_by(args), reason=args.reason or "")
+        g.set_image_state(args.name, "allowed", actor=actor_of(args), reason=args.reason or "")
         _out(args, {"image": args.name, "status": "allowed"}, f"image {args.name} is allowed")
 
 
 def images_retire(args: argparse.Namespace, reg: Registry) -> None:
     known_image(args.name)
-    Governance(reg).set_image_state(args.name, "retired", actor=_by(args), reason=args.reason)
+    Governance(reg).set_image_state(args.name, "retired", actor=actor_of(args), reason=args.reason)
     _out(
         args,
         {"image": args.name, "status": "retired"},

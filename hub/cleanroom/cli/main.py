@@ -59,7 +59,7 @@ def users_add(args: argparse.Namespace, reg: Registry) -> None:
     if args.password_env and not password:
         raise InvalidInput(f"environment variable {args.password_env} is empty or unset")
     user = Governance(reg).add_user(
-        args.name, args.role or ["researcher"], password, actor=ops.by(args)
+        args.name, args.role or ["researcher"], password, actor=ops.actor_of(args)
     )
     _out(args, user, f"added user {user.name} ({', '.join(sorted(user.roles))})")
 
@@ -73,7 +73,7 @@ def users_passwd(args: argparse.Namespace, reg: Registry) -> None:
     password = os.environ.get(args.password_env, "")
     if not password:
         raise InvalidInput(f"environment variable {args.password_env} is empty or unset")
-    Governance(reg).set_password(args.name, password, actor=ops.by(args))
+    Governance(reg).set_password(args.name, password, actor=ops.actor_of(args))
     _out(args, {"user": args.name}, f"password of {args.name} changed")
 
 
@@ -85,7 +85,7 @@ def projects_create(args: argparse.Namespace, reg: Registry) -> None:
         images=tuple(args.image or ["notebook"]),
         quota_tier=args.tier,
         ends_on=args.ends,
-        actor=ops.by(args),
+        actor=ops.actor_of(args),
     )
     project = reg.get_project(args.name)
     _out(args, project, f"created project {project.name}")
@@ -123,7 +123,7 @@ def projects_show(args: argparse.Namespace, reg: Registry) -> None:
 
 
 def projects_status(args: argparse.Namespace, reg: Registry) -> None:
-    Governance(reg).set_project_status(args.name, args.status, actor=ops.by(args))
+    Governance(reg).set_project_status(args.name, args.status, actor=ops.actor_of(args))
     p = reg.get_project(args.name)
     _out(args, p, f"project {p.name} is {p.status}")
 
@@ -131,13 +131,13 @@ def projects_status(args: argparse.Namespace, reg: Registry) -> None:
 def projects_allow_image(args: argparse.Namespace, reg: Registry) -> None:
     # The same act as ``images allow --project``: refused while the image is retired.
     ops.known_image(args.image)
-    Governance(reg).allow_project_image(args.project, args.image, actor=ops.by(args))
+    Governance(reg).allow_project_image(args.project, args.image, actor=ops.actor_of(args))
     _out(args, reg.get_project(args.project), f"{args.project} may run {args.image}")
 
 
 # -- members ---------------------------------------------------------------------------
 def members_add(args: argparse.Namespace, reg: Registry) -> None:
-    Governance(reg).add_member(args.project, args.user, actor=ops.by(args), ends_on=args.ends)
+    Governance(reg).add_member(args.project, args.user, actor=ops.actor_of(args), ends_on=args.ends)
     _out(
         args,
         {"project": args.project, "user": args.user},
@@ -146,7 +146,7 @@ def members_add(args: argparse.Namespace, reg: Registry) -> None:
 
 
 def members_remove(args: argparse.Namespace, reg: Registry) -> None:
-    Governance(reg).remove_member(args.project, args.user, actor=ops.by(args))
+    Governance(reg).remove_member(args.project, args.user, actor=ops.actor_of(args))
     stopped = _stop_workspace(args.user, args.project)
     _out(
         args,
@@ -187,7 +187,7 @@ def datasets_register(args: argparse.Namespace, reg: Registry) -> None:
         name=args.name,
         version=args.version,
         provider=args.provider,
-        actor=ops.by(args),
+        actor=ops.actor_of(args),
         progress=_Progress(),
     )
     _out(
@@ -224,12 +224,14 @@ def datasets_reindex(args: argparse.Namespace, reg: Registry) -> None:
         if args.stale and index_is_current(d.index_location):
             continue
         print(f"rebuilding the index of {d.name} {d.version}", file=sys.stderr)
-        done.append(reindex_dataset(reg, d.name, d.version, actor=ops.by(args)))
+        done.append(reindex_dataset(reg, d.name, d.version, actor=ops.actor_of(args)))
     _out(args, done, f"rebuilt {len(done)} index(es)")
 
 
 def datasets_attach(args: argparse.Namespace, reg: Registry) -> None:
-    Governance(reg).attach_dataset(args.project, args.dataset, args.version, actor=ops.by(args))
+    Governance(reg).attach_dataset(
+        args.project, args.dataset, args.version, actor=ops.actor_of(args)
+    )
     _out(
         args,
         reg.get_project(args.project),
@@ -243,7 +245,7 @@ def token(args: argparse.Namespace, reg: Registry) -> None:
 
     reg.get_user(args.user)
     value = HubAPI().new_token(args.user, args.note, args.expires_in)
-    actor = ops.by(args)
+    actor = ops.actor_of(args)
     Governance(reg).record(
         TokenIssued(actor=actor, user=args.user, note=args.note, expires_in=args.expires_in),
         actor=actor,
@@ -262,7 +264,7 @@ def firewall(args: argparse.Namespace, reg: Registry) -> None:
             fw.install()
         else:
             fw.remove()
-        actor = ops.by(args)
+        actor = ops.actor_of(args)
         Governance(reg).record(
             FirewallChanged(actor=actor, instance=settings.instance, action=args.action),
             actor=actor,
@@ -274,7 +276,7 @@ def firewall(args: argparse.Namespace, reg: Registry) -> None:
 def demo(args: argparse.Namespace, reg: Registry) -> None:
     from cleanroom.demo.seed import seed_demo
 
-    result = seed_demo(reg, rows=args.rows, actor=ops.by(args))
+    result = seed_demo(reg, rows=args.rows, actor=ops.actor_of(args))
     _out(args, result, result.describe())
 
 
