@@ -161,9 +161,11 @@ def verify(entries: Iterable[E], head: Head | None, digest: Callable[[E], str]) 
             )
         if digest(entry) != entry.hash:
             result.problems.append(
-                Problem(seq, ProblemKind.EDITED, "content does not match its hash (edited)")
+                Problem(seq, ProblemKind.EDITED, "content does not match its hash")
             )
-        prev_hash, expected, last = entry.hash, seq + 1, seq
+        # After an entry that goes back, carry on from the highest one seen, so that one
+        # misplaced entry is reported once, not as a gap after it too.
+        prev_hash, expected, last = entry.hash, max(expected, seq + 1), max(last, seq)
     result.problems.extend(_head_problems(head, last, prev_hash, result.count))
     return result
 
