@@ -143,3 +143,21 @@ def test_every_policy_is_read_from_the_one_policies_folder_by_the_one_loader(
             CleanroomErrors, match=re.escape(f"cannot read {what} {tmp_path / name}")
         ):
             load()
+
+
+def test_the_hub_resolves_the_registry_url_once_and_hands_it_on(
+    state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cleanroom.hub.config import configure
+    from cleanroom.settings import Settings
+    from traitlets.config import Config
+
+    url = f"sqlite:///{state / 'elsewhere.sqlite'}"
+    monkeypatch.setenv("CLEANROOM_REGISTRY_URL", url)
+    c = Config()
+    configure(c, Settings.from_env(), install_firewall=False)
+    (airlock,) = [s for s in c.JupyterHub.services if s["name"] == "airlock"]
+    assert c.CleanroomSpawner.registry_url == url
+    assert c.CleanroomAuthenticator.registry_url == url
+    assert airlock["environment"]["CLEANROOM_REGISTRY_URL"] == url
+    assert c.JupyterHub.template_vars["cleanroom_projects"].keywords == {"registry_url": url}

@@ -135,3 +135,20 @@ def test_make_down_stops_only_its_own_instances_workspaces(tmp_path: Path) -> No
     assert "label=cleanroom.kind=workspace" in ps
     assert "label=cleanroom.instance=otherone" in ps
     assert [c for c in calls if c.startswith("stop")] == ["stop -t 10 c0ffee"]
+
+
+def test_an_unknown_image_is_refused_by_every_verb(
+    registry: Registry, capsys: pytest.CaptureFixture[str]
+) -> None:
+    Governance(registry).create_project("defects", "Defects", actor="op")
+    journal_before = Governance(registry).journal_entries()
+    for argv in [
+        ("projects", "create", "other", "--title", "O", "--image", "nope"),
+        ("projects", "allow-image", "defects", "nope"),
+        ("images", "allow", "nope", "--project", "defects"),
+        ("images", "retire", "nope", "--reason", "x"),
+    ]:
+        code, _, err = _run(capsys, *argv)
+        assert code == 2 and "unknown image 'nope'; known: base, notebook, pytorch" in err, argv
+    assert [p.name for p in registry.list_projects()] == ["defects"]
+    assert Governance(registry).journal_entries() == journal_before

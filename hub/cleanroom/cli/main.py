@@ -130,7 +130,6 @@ def projects_status(args: argparse.Namespace, reg: Registry) -> None:
 
 def projects_allow_image(args: argparse.Namespace, reg: Registry) -> None:
     # The same act as ``images allow --project``: refused while the image is retired.
-    ops.known_image(args.image)
     Governance(reg).allow_project_image(args.project, args.image, actor=ops.actor_of(args))
     _out(args, reg.get_project(args.project), f"{args.project} may run {args.image}")
 

@@ -55,10 +55,21 @@ def check_tier(name: str) -> None:
         raise InvalidInput(f"unknown quota tier {name!r}; known tiers: {', '.join(sorted(tiers))}")
 
 
+def check_known_image(name: str) -> None:
+    """Refuse an image name the image build does not define, naming those it does."""
+    from cleanroom.images.build import IMAGE_NAMES
+
+    if name not in IMAGE_NAMES:
+        raise InvalidInput(f"unknown image {name!r}; known: {', '.join(IMAGE_NAMES)}")
+
+
 def check_images_usable(s: Session, images: tuple[str, ...] | list[str]) -> None:
-    """Refuse giving a project an image the deployment retired (``images retire``)."""
+    """Refuse giving a project an unknown image, or one the deployment retired
+    (``images retire``): no workspace of it could start."""
     if not images:
         raise InvalidInput("a project needs at least one image")
+    for name in images:
+        check_known_image(name)
     retired = set(s.scalars(select(ImageState.name).where(ImageState.status == "retired")))
     hit = [i for i in images if i in retired]
     if hit:

@@ -29,6 +29,7 @@ from cleanroom.registry.backbone import (
     BackboneWrites,
     actor_name,
     check_images_usable,
+    check_known_image,
     check_tier,
     membership_row,
 )
@@ -584,6 +585,7 @@ class Governance(BackboneWrites):
         actor = _actor(actor)
         if status not in {"allowed", "retired"}:
             raise InvalidInput(f"unknown image status {status!r}: use allowed or retired")
+        check_known_image(image)
         with self.db.write() as tx:
             row = tx.session.get(ImageState, image)
             if row is None:
