@@ -152,3 +152,22 @@ def test_an_unknown_image_is_refused_by_every_verb(
         assert code == 2 and "unknown image 'nope'; known: base, notebook, pytorch" in err, argv
     assert [p.name for p in registry.list_projects()] == ["defects"]
     assert Governance(registry).journal_entries() == journal_before
+
+
+def test_users_roles_replaces_the_roles_journaled(
+    registry: Registry, capsys: pytest.CaptureFixture[str]
+) -> None:
+    Governance(registry).add_user("alice", actor="op")
+    code, out, _ = _run(capsys, "users", "roles", "alice", "--role", "officer", "--by", "olga")
+    assert code == 0 and "officer" in out
+    assert registry.get_user("alice").roles == frozenset({"officer"})
+    last = Governance(registry).journal_entries("user:alice")[-1]
+    assert (last.actor, last.action, last.detail["before"], last.detail["after"]) == (
+        "olga",
+        "user.roles",
+        ["researcher"],
+        ["officer"],
+    )
+    code, _, err = _run(capsys, "users", "roles", "alice", "--role", "admin")
+    assert code == 2 and "unknown role" in err
+    assert registry.get_user("alice").roles == frozenset({"officer"})

@@ -69,6 +69,11 @@ def users_list(args: argparse.Namespace, reg: Registry) -> None:
     emit_rows(args, users, lambda u: f"{u.name}\t{','.join(sorted(u.roles))}")
 
 
+def users_roles(args: argparse.Namespace, reg: Registry) -> None:
+    user = Governance(reg).set_roles(args.name, args.role, actor=ops.actor_of(args))
+    _out(args, user, f"{user.name} now has the roles {', '.join(sorted(user.roles))}")
+
+
 def users_passwd(args: argparse.Namespace, reg: Registry) -> None:
     password = os.environ.get(args.password_env, "")
     if not password:
@@ -283,6 +288,7 @@ def demo(args: argparse.Namespace, reg: Registry) -> None:
 WRITES: tuple[Handler, ...] = (
     users_add,
     users_passwd,
+    users_roles,
     projects_create,
     projects_status,
     projects_allow_image,
@@ -339,6 +345,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--password-env", metavar="VAR", help="read the password from this variable")
     verb(users, "list", "list users", users_list)
+    p = verb(users, "roles", "replace a user's roles (effective at their next log-in)", users_roles)
+    p.add_argument("name")
+    p.add_argument(
+        "--role", action="append", required=True, help="researcher, officer, operator or provider"
+    )
     p = verb(users, "passwd", "set a user's password", users_passwd)
     p.add_argument("name")
     p.add_argument("--password-env", metavar="VAR", required=True)

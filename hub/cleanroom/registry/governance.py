@@ -190,7 +190,6 @@ READS = (
     "approvals",
     "providers_of",
     "provider_usage",
-    "image_states",
     "runs",
     "ingress_",
     "journal_",
@@ -605,11 +604,6 @@ class Governance(BackboneWrites):
                 raise Conflict(f"{project!r} may run {image!r} already")
             p.images.append(ProjectImage(image=image))
             tx.journal(events.ProjectImageAllowed(actor=actor, project=project, image=image))
-
-    def image_states(self) -> dict[str, str]:
-        """Every image name with a recorded decision, and that decision."""
-        with self.db.read() as s:
-            return {row.name: row.status for row in s.scalars(select(ImageState))}
 
     # -- workspace runs ------------------------------------------------------------
     def record_run(
