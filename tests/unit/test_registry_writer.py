@@ -21,7 +21,7 @@ from cleanroom.registry.database import JournalMissing, ReadOnly
 from cleanroom.registry.events import WorkspaceStopped, all_events
 from cleanroom.registry.governance import READS, Governance
 from cleanroom.registry.models import Base, User
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 NEXT_YEAR = date.today() + timedelta(days=365)
 
@@ -54,6 +54,15 @@ def test_a_read_transaction_cannot_write(registry: Registry) -> None:
     with pytest.raises(ReadOnly, match="through Governance"), registry.session() as s:
         s.add(User(name="mallory", roles="operator"))
     assert registry.list_users() == []
+
+
+def test_a_statement_level_write_is_held_to_the_same_rules(registry: Registry) -> None:
+    Governance(registry).add_user("alice", actor="op")
+    with pytest.raises(ReadOnly), registry.session() as s:
+        s.execute(update(User).values(roles="operator"))
+    with pytest.raises(JournalMissing), registry.db.write() as tx:
+        tx.session.execute(update(User).values(roles="operator"))
+    assert registry.get_user("alice").roles == frozenset({"researcher"})
 
 
 def test_a_change_without_its_journal_entry_is_refused(registry: Registry) -> None:

@@ -3,7 +3,7 @@
 Two kinds of transaction, and only two:
 
 - :meth:`RegistryDatabase.read` gives a session that cannot write: a flush carrying any
-  change raises :class:`ReadOnly`. :class:`cleanroom.registry.Registry` reads through it.
+  change, or an INSERT/UPDATE/DELETE statement, raises :class:`ReadOnly`. :class:`cleanroom.registry.Registry` reads through it.
 - :meth:`RegistryDatabase.write` gives a :class:`Write`; its changes commit only together
   with at least one journal entry (:meth:`Write.journal`), or not at all
   (:class:`JournalMissing`). :class:`cleanroom.registry.governance.Governance`, the
@@ -25,7 +25,7 @@ from typing import Any
 
 from sqlalchemy import create_engine, event, inspect, select
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
 from cleanroom import paths
 from cleanroom.errors import CleanroomError
@@ -70,6 +70,16 @@ def _before_flush(session: Session, _context: Any, _instances: Any) -> None:
             f"(tried to change {type(changed[0]).__name__})"
         )
     session.info[_CHANGED] = True
+
+
+def _on_execute(state: ORMExecuteState) -> None:
+    # Statement-level writes (session.execute(update(...))) never reach a flush: the same
+    # rules apply to them. The journal's own tables are written by the ORM only.
+    if not (state.is_insert or state.is_update or state.is_delete):
+        return
+    if not state.session.info.get(_WRITER):
+        raise ReadOnly("registry reads never write; make changes through Governance")
+    state.session.info[_CHANGED] = True
 
 
 def _before_commit(session: Session) -> None:
@@ -138,6 +148,7 @@ class RegistryDatabase:
         for maker in (self._reads, self._writes):
             event.listen(maker, "before_flush", _before_flush)
             event.listen(maker, "before_commit", _before_commit)
+            event.listen(maker, "do_orm_execute", _on_execute)
         self._upgrade()
 
     @contextmanager
