@@ -3,7 +3,8 @@
 Two kinds of transaction, and only two:
 
 - :meth:`RegistryDatabase.read` gives a session that cannot write: a flush carrying any
-  change, or an INSERT/UPDATE/DELETE statement, raises :class:`ReadOnly`. :class:`cleanroom.registry.Registry` reads through it.
+  change, or an INSERT/UPDATE/DELETE statement, raises :class:`ReadOnly`.
+  :class:`cleanroom.registry.Registry` reads through it.
 - :meth:`RegistryDatabase.write` gives a :class:`Write`; its changes commit only together
   with at least one journal entry (:meth:`Write.journal`), or not at all
   (:class:`JournalMissing`). :class:`cleanroom.registry.governance.Governance`, the
