@@ -56,16 +56,19 @@ class Deployment:
     def add_users(self, names: list[str], project: str) -> None:
         """Create ``names`` (registry members of ``project`` for cleanroom) with tokens."""
         if self.kind == "cleanroom":
+            from cleanroom.registry.governance import Governance
+
             reg = self.registry
+            writer = Governance(reg)
             known = {p.name for p in reg.list_projects()}
             if project not in known:
-                reg.create_project(project, f"benchmark {project}", created_by="benchmark")
+                writer.create_project(project, f"benchmark {project}", actor="benchmark")
                 _mount_dataset(reg, project)
             users = {u.name for u in reg.list_users()}
             for name in names:
                 if name not in users:
-                    reg.add_user(name, ["researcher"])
-                reg.add_member(project, name, added_by="benchmark")
+                    writer.add_user(name, ["researcher"], actor="benchmark")
+                writer.add_member(project, name, actor="benchmark")
         for name in names:
             if name in self.tokens:
                 continue
@@ -102,20 +105,20 @@ def _mount_dataset(reg: Registry, project: str) -> None:
     Where the registry's provider approval is not available, the project mounts no
     dataset: a workspace then starts without the read-only ``/data`` bind mount.
     """
-    reg.attach_dataset(project, DATASET)
-    if not hasattr(reg, "unapproved_datasets") or not reg.unapproved_datasets(project):
+    from cleanroom.registry.governance import Governance
+
+    gov = Governance(reg)
+    gov.attach_dataset(project, DATASET, actor="benchmark")
+    if not reg.unapproved_datasets(project):
         return
     try:
-        from cleanroom.registry.governance import Governance
-
-        gov = Governance(reg)
         if "benchprovider" not in {u.name for u in reg.list_users()}:
-            reg.add_user("benchprovider", ["provider"])
+            gov.add_user("benchprovider", ["provider"], actor="benchmark")
             gov.add_provider_account(PROVIDER, "benchprovider", actor="benchmark")
-        gov.approve_dataset_use(project, DATASET, by="benchprovider")
-    except Exception as exc:  # the governance API is optional for a benchmark
+        gov.approve_dataset_use(project, DATASET, actor="benchprovider")
+    except Exception as exc:  # a benchmark measures workspaces, with or without data
         print(f"   (no dataset for {project}: {exc})", flush=True)
-        reg.detach_dataset(project, DATASET)
+        gov.detach_dataset(project, DATASET, actor="benchmark")
 
 
 def _env(state: Path, instance: str) -> dict[str, str]:

@@ -156,9 +156,12 @@ cmd_down() {
   fi
   if engine_answers; then
     local ids
-    ids="$(docker ps -q --filter label=cleanroom.kind=workspace)"
+    # Only this deployment's workspaces: others (another checkout's tests, another
+    # instance) share the engine.
+    ids="$(docker ps -q --filter label=cleanroom.kind=workspace \
+      --filter "label=cleanroom.instance=${CLEANROOM_INSTANCE:-main}")"
     if [ -n "$ids" ]; then
-      say "stopping workspaces (their work folders stay on disk)"
+      say "stopping workspaces of instance ${CLEANROOM_INSTANCE:-main} (their work folders stay on disk)"
       # shellcheck disable=SC2086
       docker stop -t 10 $ids >/dev/null
     fi

@@ -31,6 +31,7 @@ class Settings:
     proxy_api_port: int
     airlock_port: int
     airlock_submit_port: int
+    enforce_every: int = 60
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -45,6 +46,7 @@ class Settings:
             proxy_api_port=_int("CLEANROOM_PROXY_API_PORT", 8001),
             airlock_port=_int("CLEANROOM_AIRLOCK_PORT", 8090),
             airlock_submit_port=_int("CLEANROOM_AIRLOCK_SUBMIT_PORT", 8082),
+            enforce_every=_int("CLEANROOM_ENFORCE_EVERY", 60),
         )
 
     @property

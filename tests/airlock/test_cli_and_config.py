@@ -32,7 +32,19 @@ def test_verify_finds_tampering(db: str, airlock: Airlock, capsys) -> None:
         conn.execute(text("UPDATE airlock_audit SET detail = '{}' WHERE seq = 1"))
     assert audit_main(["verify"]) == 1
     err = capsys.readouterr().err
-    assert "BROKEN" in err and "entry 1" in err
+    assert "BROKEN" in err and "entry 1: content does not match its hash (edited)" in err
+
+
+def test_verify_names_a_deleted_last_entry(db: str, airlock: Airlock, capsys) -> None:
+    last = airlock.verify_audit().count
+    with engine_of(airlock).begin() as conn:
+        conn.execute(text(f"DELETE FROM airlock_audit WHERE seq = {last}"))
+    assert audit_main(["verify"]) == 1
+    err = capsys.readouterr().err
+    assert (
+        f"entry {last}: the head names entry {last} but the chain ends at entry {last - 1}" in err
+    )
+    assert "(truncated)" in err
 
 
 def test_verify_blobs(db: str, airlock: Airlock, monkeypatch, capsys) -> None:

@@ -16,15 +16,17 @@ from cleanroom.airlock.membership import RegistryMembership
 from cleanroom.airlock.policy import Policy
 from cleanroom.airlock.service import Airlock
 from cleanroom.registry import Registry
+from cleanroom.registry.governance import Governance
 
 
 def _registry(tmp_path: Path) -> str:
     url = f"sqlite:///{tmp_path / 'registry.sqlite'}"
     registry = Registry(url)
-    registry.add_user("alice")
-    registry.add_user("olga", roles=["officer"])
-    registry.create_project("press-line", "Press line defects")
-    registry.add_member("press-line", "alice")
+    governance = Governance(registry)
+    governance.add_user("alice", actor="op")
+    governance.add_user("olga", roles=["officer"], actor="op")
+    governance.create_project("press-line", "Press line defects", actor="op")
+    governance.add_member("press-line", "alice", actor="op")
     return url
 
 

@@ -53,6 +53,33 @@ def test_every_state_is_reached_through_the_real_logic(airlock: Airlock) -> None
     assert len(TRANSITIONS) == 13
 
 
+MOVES = {
+    State.WITHDRAWN: lambda a, rid: a.withdraw(actor(a, "alice"), rid),
+    State.RESUBMITTED: lambda a, rid: a.resubmit(actor(a, "alice"), rid, "changed"),
+    State.RELEASED: lambda a, rid: a.release(actor(a, "olga"), rid),
+}
+
+
+@pytest.mark.parametrize("state", [s for s in State if s is not State.DRAFT])
+@pytest.mark.parametrize("dst", list(MOVES))
+def test_moves_the_table_does_not_allow_are_refused_from_every_state(
+    airlock: Airlock, state: State, dst: State
+) -> None:
+    """Every act that moves a request, from every state: refused where the table says no,
+    changing nothing but the refusal's audit entry."""
+    if (state, dst) in TRANSITIONS:
+        return  # allowed moves are exercised by the tests of each act
+    rid = request_in(airlock, state).id
+    before = airlock.storage.get_request(rid)
+    entries = airlock.verify_audit().count
+    with pytest.raises(InvalidTransition):
+        MOVES[dst](airlock, rid)
+    after = airlock.storage.get_request(rid)
+    assert (after.state, after.round, after.files) == (state, before.round, before.files)
+    assert airlock.verify_audit().count == entries + 1
+    assert last_action(airlock)[0] == Action.REFUSAL
+
+
 @pytest.mark.parametrize(
     "state", [State.SUBMITTED, State.IN_REVIEW, State.RETURNED, State.RESUBMITTED]
 )

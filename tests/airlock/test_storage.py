@@ -17,6 +17,7 @@ from cleanroom.airlock.service import Airlock
 from cleanroom.airlock.storage import Storage
 from sqlalchemy import text
 
+from ..tamper import TAMPERS, Chain, Tamper
 from .factories import PROJECT, actor, csv_file, engine_of, request_in, review, submit
 
 READS = ("get_", "list_", "find_", "count_", "audit_")
@@ -133,32 +134,37 @@ def _sql(airlock: Airlock, statement: str) -> None:
         conn.execute(text(statement))
 
 
-def test_edited_entry_is_found(audited: Airlock) -> None:
-    _sql(audited, "UPDATE airlock_audit SET actor = 'mallory' WHERE seq = 2")
+AUDIT_CHAIN = Chain(
+    "airlock_audit",
+    ("seq", "time", "actor", "action", "request_id", "file_sha256", "detail", "prev_hash", "hash"),
+    "airlock_audit_head",
+)
+
+
+@pytest.mark.parametrize("tamper", TAMPERS, ids=lambda t: t.name)
+def test_every_kind_of_tampering_is_found(audited: Airlock, tamper: Tamper) -> None:
+    n = audited.verify_audit().count
+    assert n >= 4  # enough entries for a first, a middle and a last one
+    for statement in tamper.statements(AUDIT_CHAIN, n):
+        _sql(audited, statement)
     result = audited.verify_audit()
     assert not result.ok
-    assert any("entry 2" in p and "edited" in p for p in result.problems)
+    assert (tamper.at(n), tamper.kind) in [(p.seq, p.kind) for p in result.problems]
 
 
-def test_deleted_middle_entry_is_found(audited: Airlock) -> None:
-    _sql(audited, "DELETE FROM airlock_audit WHERE seq = 3")
-    assert any("entry 4" in p for p in audited.verify_audit().problems)
+def test_an_untouched_chain_reports_nothing(audited: Airlock) -> None:
+    result = audited.verify_audit()
+    assert result.ok and result.problems == []
+    head = audited.storage.audit_head()
+    assert head is not None and head.seq == result.count
 
 
-def test_deleted_tail_entry_is_found(audited: Airlock) -> None:
-    _sql(audited, "DELETE FROM airlock_audit WHERE seq = (SELECT MAX(seq) FROM airlock_audit)")
-    assert any("recorded head" in p for p in audited.verify_audit().problems)
-
-
-def test_inserted_entry_is_found(audited: Airlock) -> None:
-    last = list(audited.storage.audit_records())[-1]
-    _sql(
-        audited,
-        "INSERT INTO airlock_audit (seq, time, actor, action, request_id, file_sha256, detail,"
-        f" prev_hash, hash) VALUES ({last.seq + 1}, '{last.time}', 'mallory', 'release', NULL,"
-        f" NULL, '{{}}', '{last.hash}', '{'0' * 64}')",
-    )
-    assert not audited.verify_audit().ok
+def test_no_entry_is_appended_over_a_lost_head(audited: Airlock) -> None:
+    _sql(audited, "DELETE FROM airlock_audit_head")
+    before = audited.verify_audit().count
+    with pytest.raises(IntegrityFailure, match="head record is missing"):
+        submit(audited)
+    assert audited.verify_audit().count == before
 
 
 def test_export_is_json_lines(audited: Airlock) -> None:

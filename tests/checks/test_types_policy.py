@@ -114,5 +114,5 @@ def test_bad_policy_names_the_key(tmp_path: Path, text: str, key: str) -> None:
 
 
 def test_missing_policy_file(tmp_path: Path) -> None:
-    with pytest.raises(PolicyError, match="cannot read policy file"):
+    with pytest.raises(PolicyError, match=r"cannot read disclosure policy .*nope\.yaml"):
         DisclosurePolicy.load(tmp_path / "nope.yaml")

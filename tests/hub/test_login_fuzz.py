@@ -23,6 +23,7 @@ from urllib.parse import quote
 import pytest
 import requests
 from cleanroom.registry import Registry
+from cleanroom.registry.governance import Governance
 
 from tests.airlock.hub import free_port, wait_http
 from tests.fuzzing import NASTY_TEXT, SEED, Answer, Client, nasty_query_value, server_errors
@@ -52,9 +53,9 @@ def login_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoginHub]:
     }
     env.pop("CLEANROOM_REGISTRY_URL", None)
     state.mkdir()
-    registry = Registry(f"sqlite:///{state / 'registry.sqlite'}")
-    registry.add_user("alice", password=PASSWORD)
-    registry.add_user("olga", roles=["officer"], password=PASSWORD)
+    governance = Governance(Registry(f"sqlite:///{state / 'registry.sqlite'}"))
+    governance.add_user("alice", password=PASSWORD, actor="opal")
+    governance.add_user("olga", roles=["officer"], password=PASSWORD, actor="opal")
     config = root / "jupyterhub_config.py"
     config.write_text(
         "from cleanroom.hub.config import configure_hub_process\n"

@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 from cleanroom.registry import Registry
+from cleanroom.registry.governance import Governance
+
+from tests.postgres import fresh_database
 
 
 @pytest.fixture
@@ -22,3 +25,21 @@ def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 def registry(state: Path) -> Registry:
     """An empty registry in the state folder."""
     return Registry()
+
+
+@pytest.fixture
+def writer(registry: Registry) -> Governance:
+    """The registry's one writer, on the test's registry."""
+    return Governance(registry)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def any_registry(request: pytest.FixtureRequest, state: Path) -> Iterator[Registry]:
+    """An empty registry on SQLite and, marked ``postgres``, on a real PostgreSQL."""
+    if request.param == "sqlite":
+        yield Registry()
+        return
+    with fresh_database("registry_test") as url:
+        registry = Registry(url)
+        yield registry
+        registry.db.engine.dispose()

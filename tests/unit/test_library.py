@@ -29,6 +29,7 @@ def test_register_copies_hashes_and_locks(registry: Registry, tmp_path: Path) ->
         name="press-line",
         version="v1",
         provider="Acme",
+        actor="op",
         progress=lambda done, total, name: seen.append((done, total)),
         build_index=False,
     )
@@ -46,11 +47,23 @@ def test_register_copies_hashes_and_locks(registry: Registry, tmp_path: Path) ->
 def test_versions_are_immutable(registry: Registry, tmp_path: Path) -> None:
     src = _source(tmp_path)
     library.register_dataset(
-        registry, src, name="press-line", version="v1", provider="Acme", build_index=False
+        registry,
+        src,
+        name="press-line",
+        version="v1",
+        provider="Acme",
+        actor="op",
+        build_index=False,
     )
     with pytest.raises(Conflict, match="immutable"):
         library.register_dataset(
-            registry, src, name="press-line", version="v1", provider="Acme", build_index=False
+            registry,
+            src,
+            name="press-line",
+            version="v1",
+            provider="Acme",
+            actor="op",
+            build_index=False,
         )
 
 
@@ -59,7 +72,13 @@ def test_symlinks_are_refused_and_nothing_is_left(registry: Registry, tmp_path: 
     os.symlink("/etc/passwd", src / "sneaky.csv")
     with pytest.raises(InvalidInput, match="symbolic link"):
         library.register_dataset(
-            registry, src, name="press-line", version="v1", provider="Acme", build_index=False
+            registry,
+            src,
+            name="press-line",
+            version="v1",
+            provider="Acme",
+            actor="op",
+            build_index=False,
         )
     assert registry.list_datasets() == []
     lib = tmp_path / "state" / "library"
@@ -78,7 +97,13 @@ def test_bad_sources_are_refused(registry: Registry, tmp_path: Path, problem: st
         os.mkfifo(src / "pipe")
     with pytest.raises(InvalidInput):
         library.register_dataset(
-            registry, src, name="press-line", version="v1", provider="Acme", build_index=False
+            registry,
+            src,
+            name="press-line",
+            version="v1",
+            provider="Acme",
+            actor="op",
+            build_index=False,
         )
     assert registry.list_datasets() == []
 
@@ -100,6 +125,7 @@ def test_failure_mid_copy_leaves_nothing(
             name="press-line",
             version="v1",
             provider="Acme",
+            actor="op",
             progress=explode,
             build_index=False,
         )
@@ -117,7 +143,7 @@ def test_bad_names_are_refused_before_copying(
 ) -> None:
     with pytest.raises(InvalidInput):
         library.register_dataset(
-            registry, _source(tmp_path), name=name, version=version, provider=provider
+            registry, _source(tmp_path), name=name, version=version, provider=provider, actor="op"
         )
     assert not (tmp_path / "state" / "library").exists()
 
@@ -129,7 +155,9 @@ def test_registration_builds_the_disclosure_index(registry: Registry, tmp_path: 
     src = tmp_path / "press"
     src.mkdir()
     write_press_line(src, rows=500, seed=3)
-    info = library.register_dataset(registry, src, name="press-line", version="v1", provider="Acme")
+    info = library.register_dataset(
+        registry, src, name="press-line", version="v1", provider="Acme", actor="op"
+    )
     assert info.index_location is not None
     index_dir = Path(info.index_location)
     assert index_dir.is_dir() and not index_dir.is_relative_to(Path(info.location))
@@ -144,14 +172,16 @@ def test_stale_indexes_are_found_and_rebuilt(registry: Registry, tmp_path: Path)
     src = tmp_path / "press"
     src.mkdir()
     write_press_line(src, rows=300, seed=4)
-    info = library.register_dataset(registry, src, name="press-line", version="v1", provider="Acme")
+    info = library.register_dataset(
+        registry, src, name="press-line", version="v1", provider="Acme", actor="op"
+    )
     assert library.index_is_current(info.index_location)
     meta_file = next(Path(str(info.index_location)).glob("*.json"))
     meta = json.loads(meta_file.read_text())
     meta["version"] = -1  # as an index from an older release of the checks
     meta_file.write_text(json.dumps(meta))
     assert not library.index_is_current(info.index_location)
-    rebuilt = library.reindex_dataset(registry, "press-line", "v1")
+    rebuilt = library.reindex_dataset(registry, "press-line", "v1", actor="op")
     assert rebuilt.index_location == info.index_location
     assert library.index_is_current(rebuilt.index_location)
     assert not any(

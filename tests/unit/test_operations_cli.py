@@ -26,8 +26,10 @@ def seeded(state: Path, monkeypatch: pytest.MonkeyPatch) -> Registry:
     monkeypatch.setenv("CLEANROOM_ACTOR", "olga")
     reg = Registry()
     for name, roles in [("alice", ["researcher"]), ("olga", ["operator"]), ("pat", ["provider"])]:
-        reg.add_user(name, roles)
-    reg.add_dataset(DatasetInfo("press-line", "v1", "Acme", "/lib/press-line/v1", None, 3))
+        Governance(reg).add_user(name, roles, actor="op")
+    Governance(reg).add_dataset(
+        DatasetInfo("press-line", "v1", "Acme", "/lib/press-line/v1", None, 3), actor="op"
+    )
     return reg
 
 
@@ -82,7 +84,7 @@ def test_backbone_verbs_are_journaled_too(
 ) -> None:
     assert _run(capsys, "projects", "create", "defects", "--title", "Defects")[0] == 0
     assert _run(capsys, "members", "add", "defects", "alice")[0] == 0
-    entries = Governance(seeded).journal_entries("defects")
+    entries = Governance(seeded).journal_entries("project:defects")
     assert [(e.actor, e.action) for e in entries] == [
         ("olga", "project.create"),
         ("olga", "member.add"),

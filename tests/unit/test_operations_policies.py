@@ -3,12 +3,21 @@ and become the right container and service settings."""
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+from cleanroom.airlock import policy as airlock_policy
+from cleanroom.airlock.exceptions import PolicyError as AirlockPolicyError
+from cleanroom.checks.policy import DisclosurePolicy
+from cleanroom.checks.policy import PolicyError as ChecksPolicyError
 from cleanroom.errors import InvalidInput
 from cleanroom.workspace import culling, quotas
+
+# Each module raises its own error type for a bad policy.
+CleanroomErrors = (InvalidInput, AirlockPolicyError, ChecksPolicyError)
 
 
 def test_default_tiers_limit_storage_and_concurrency() -> None:
@@ -107,3 +116,48 @@ def test_hub_config_adds_enforcer_culler_and_metrics(state: Path) -> None:
     assert services["cleanroom-enforcer"]["environment"]["CLEANROOM_STATE_DIR"] == str(state)
     roles = {r["name"]: r for r in c.JupyterHub.load_roles}
     assert roles["prometheus"]["scopes"] == ["read:metrics"]
+
+
+@pytest.mark.parametrize(
+    ("load", "name", "what"),
+    [
+        (lambda: quotas.load_tiers(), "quotas.yaml", "quota policy"),
+        (lambda: culling.load_policy(), "culling.yaml", "culling policy"),
+        (lambda: airlock_policy.load_policy(), "airlock.yaml", "airlock policy"),
+        (lambda: DisclosurePolicy.load(), "disclosure.yaml", "disclosure policy"),
+    ],
+)
+def test_every_policy_is_read_from_the_one_policies_folder_by_the_one_loader(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, load: Any, name: str, what: str
+) -> None:
+    """Each policy file is found through CLEANROOM_POLICIES_DIR and refused alike when it
+    is not YAML: the message names the file."""
+    monkeypatch.setenv("CLEANROOM_POLICIES_DIR", str(tmp_path))
+    monkeypatch.delenv("CLEANROOM_AIRLOCK_POLICY", raising=False)
+    (tmp_path / name).write_text("tiers: [\n")
+    with pytest.raises(CleanroomErrors, match=re.escape(f"{tmp_path / name}: not valid YAML")):
+        load()
+    (tmp_path / name).unlink()
+    if name != "culling.yaml":  # culling's defaults are a complete policy
+        with pytest.raises(
+            CleanroomErrors, match=re.escape(f"cannot read {what} {tmp_path / name}")
+        ):
+            load()
+
+
+def test_the_hub_resolves_the_registry_url_once_and_hands_it_on(
+    state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cleanroom.hub.config import configure
+    from cleanroom.settings import Settings
+    from traitlets.config import Config
+
+    url = f"sqlite:///{state / 'elsewhere.sqlite'}"
+    monkeypatch.setenv("CLEANROOM_REGISTRY_URL", url)
+    c = Config()
+    configure(c, Settings.from_env(), install_firewall=False)
+    (airlock,) = [s for s in c.JupyterHub.services if s["name"] == "airlock"]
+    assert c.CleanroomSpawner.registry_url == url
+    assert c.CleanroomAuthenticator.registry_url == url
+    assert airlock["environment"]["CLEANROOM_REGISTRY_URL"] == url
+    assert c.JupyterHub.template_vars["cleanroom_projects"].keywords == {"registry_url": url}

@@ -30,7 +30,7 @@ def test_sizes(text: str | int, expected: int) -> None:
         ("tiers: {a: {cpu: 1, pids: 64, memory: lots}}", "tiers.a.memory"),
         ("tiers: {a: {cpu: 0, pids: 64, memory: 1G}}", "cpu must be > 0"),
         ("tiers: {a: {cpu: 1, pids: 64, memory: 1G, gpu: 1}}", "unknown key"),
-        ("tiers: [", "cannot read"),
+        ("tiers: [", "not valid YAML"),
     ],
 )
 def test_bad_policies_name_the_problem(tmp_path: Path, body: str, message: str) -> None:

@@ -11,22 +11,24 @@ from cleanroom.registry.governance import Governance
 
 
 def _project_with_member(registry: Registry) -> None:
-    registry.add_user("alice", ["researcher"], "correct horse battery")
-    registry.add_user("bob", ["researcher"])
-    registry.create_project("press-quality", "Press quality")
-    registry.add_member("press-quality", "alice")
+    Governance(registry).add_user("alice", ["researcher"], "correct horse battery", actor="op")
+    Governance(registry).add_user("bob", ["researcher"], actor="op")
+    Governance(registry).create_project("press-quality", "Press quality", actor="op")
+    Governance(registry).add_member("press-quality", "alice", actor="op")
 
 
 def test_member_gets_a_plan_with_images_and_datasets(registry: Registry) -> None:
     _project_with_member(registry)
-    registry.add_dataset(DatasetInfo("press-line", "v1", "Acme", "/lib/press-line/v1", None, 3))
-    registry.attach_dataset("press-quality", "press-line")
+    Governance(registry).add_dataset(
+        DatasetInfo("press-line", "v1", "Acme", "/lib/press-line/v1", None, 3), actor="op"
+    )
+    Governance(registry).attach_dataset("press-quality", "press-line", actor="op")
     with pytest.raises(Forbidden, match="until its provider approves"):
         registry.workspace_plan("alice", "press-quality")
-    registry.add_user("pat", ["provider"])
+    Governance(registry).add_user("pat", ["provider"], actor="op")
     governance = Governance(registry)
     governance.add_provider_account("Acme", "pat", actor="op")
-    governance.approve_dataset_use("press-quality", "press-line", by="pat")
+    governance.approve_dataset_use("press-quality", "press-line", actor="pat")
     plan = registry.workspace_plan("alice", "press-quality")
     assert plan.images == ("notebook",)
     assert [(d.name, d.version) for d in plan.datasets] == [("press-line", "v1")]
@@ -46,11 +48,13 @@ def test_unknown_project_is_not_found(registry: Registry) -> None:
 
 def test_closed_and_ended_projects_refuse_spawns(registry: Registry) -> None:
     _project_with_member(registry)
-    registry.set_project_status("press-quality", "suspended")
+    Governance(registry).set_project_status("press-quality", "suspended", actor="op")
     with pytest.raises(Forbidden, match="suspended"):
         registry.workspace_plan("alice", "press-quality")
-    registry.create_project("old-study", "Old", ends_on=date.today() - timedelta(days=1))
-    registry.add_member("old-study", "alice")
+    Governance(registry).create_project(
+        "old-study", "Old", ends_on=date.today() - timedelta(days=1), actor="op"
+    )
+    Governance(registry).add_member("old-study", "alice", actor="op")
     with pytest.raises(Forbidden, match="ended"):
         registry.workspace_plan("alice", "old-study")
     assert registry.projects_of("alice") == []
@@ -58,7 +62,9 @@ def test_closed_and_ended_projects_refuse_spawns(registry: Registry) -> None:
 
 def test_expired_membership_is_no_membership(registry: Registry) -> None:
     _project_with_member(registry)
-    registry.add_member("press-quality", "bob", ends_on=date.today() - timedelta(days=1))
+    Governance(registry).add_member(
+        "press-quality", "bob", ends_on=date.today() - timedelta(days=1), actor="op"
+    )
     assert not registry.is_member("bob", "press-quality")
     with pytest.raises(Forbidden):
         registry.workspace_plan("bob", "press-quality")
@@ -66,37 +72,41 @@ def test_expired_membership_is_no_membership(registry: Registry) -> None:
 
 def test_removed_member_loses_access_at_once(registry: Registry) -> None:
     _project_with_member(registry)
-    registry.remove_member("press-quality", "alice")
+    Governance(registry).remove_member("press-quality", "alice", actor="op")
     assert [p.name for p in registry.projects_of("alice")] == []
     with pytest.raises(NotFound):
-        registry.remove_member("press-quality", "alice")
+        Governance(registry).remove_member("press-quality", "alice", actor="op")
 
 
 def test_former_members_stay_affiliated(registry: Registry) -> None:
     """Removed, ended and closed memberships all count against reviewing independence."""
     _project_with_member(registry)
-    registry.remove_member("press-quality", "alice", removed_by="olive")
-    registry.create_project("old-study", "Old", ends_on=date.today() - timedelta(days=1))
-    registry.add_member("old-study", "alice")
-    registry.create_project("paused", "Paused")
-    registry.add_member("paused", "alice", ends_on=date.today() - timedelta(days=30))
-    registry.set_project_status("paused", "suspended")
+    Governance(registry).remove_member("press-quality", "alice", actor="olive")
+    Governance(registry).create_project(
+        "old-study", "Old", ends_on=date.today() - timedelta(days=1), actor="op"
+    )
+    Governance(registry).add_member("old-study", "alice", actor="op")
+    Governance(registry).create_project("paused", "Paused", actor="op")
+    Governance(registry).add_member(
+        "paused", "alice", ends_on=date.today() - timedelta(days=30), actor="op"
+    )
+    Governance(registry).set_project_status("paused", "suspended", actor="op")
     assert registry.projects_of("alice") == []
     assert registry.affiliations_of("alice") == {"press-quality", "old-study", "paused"}
     assert registry.affiliations_of("nobody") == set()
     # Added again after removal: a member now, and still one before.
-    registry.add_member("press-quality", "alice")
+    Governance(registry).add_member("press-quality", "alice", actor="op")
     assert "press-quality" in registry.affiliations_of("alice")
 
 
 def test_duplicates_conflict_and_change_nothing(registry: Registry) -> None:
     _project_with_member(registry)
     with pytest.raises(Conflict):
-        registry.create_project("press-quality", "Again")
+        Governance(registry).create_project("press-quality", "Again", actor="op")
     with pytest.raises(Conflict):
-        registry.add_member("press-quality", "alice")
+        Governance(registry).add_member("press-quality", "alice", actor="op")
     with pytest.raises(Conflict):
-        registry.add_user("alice")
+        Governance(registry).add_user("alice", actor="op")
     assert registry.get_project("press-quality").title == "Press quality"
     assert registry.get_project("press-quality").members == ("alice",)
 
@@ -104,13 +114,13 @@ def test_duplicates_conflict_and_change_nothing(registry: Registry) -> None:
 @pytest.mark.parametrize("name", ["", "A", "ab", "-bad", "bad-", "has space", "x" * 41, "../etc"])
 def test_bad_project_names_are_refused(registry: Registry, name: str) -> None:
     with pytest.raises(InvalidInput):
-        registry.create_project(name, "Title")
+        Governance(registry).create_project(name, "Title", actor="op")
     assert registry.list_projects() == []
 
 
 def test_unknown_role_is_refused(registry: Registry) -> None:
     with pytest.raises(InvalidInput, match="unknown role"):
-        registry.add_user("carol", ["admin"])
+        Governance(registry).add_user("carol", ["admin"], actor="op")
     assert registry.list_users() == []
 
 
@@ -121,16 +131,20 @@ def test_passwords_are_hashed_and_checked(registry: Registry) -> None:
     assert not registry.check_password("bob", "")  # no password set: no log-in
     assert not registry.check_password("nobody", "x")
     with pytest.raises(InvalidInput):
-        registry.set_password("alice", "short")
+        Governance(registry).set_password("alice", "short", actor="op")
 
 
 def test_attach_pins_the_newest_version_unless_told(registry: Registry) -> None:
     _project_with_member(registry)
-    registry.add_dataset(DatasetInfo("press-line", "v1", "Acme", "/lib/v1", None, 1))
-    registry.add_dataset(DatasetInfo("press-line", "v2", "Acme", "/lib/v2", None, 1))
-    registry.attach_dataset("press-quality", "press-line")
+    Governance(registry).add_dataset(
+        DatasetInfo("press-line", "v1", "Acme", "/lib/v1", None, 1), actor="op"
+    )
+    Governance(registry).add_dataset(
+        DatasetInfo("press-line", "v2", "Acme", "/lib/v2", None, 1), actor="op"
+    )
+    Governance(registry).attach_dataset("press-quality", "press-line", actor="op")
     assert registry.get_project("press-quality").datasets[0].version == "v2"
-    registry.attach_dataset("press-quality", "press-line", "v1")
+    Governance(registry).attach_dataset("press-quality", "press-line", "v1", actor="op")
     assert registry.get_project("press-quality").datasets[0].version == "v1"
     with pytest.raises(NotFound):
-        registry.attach_dataset("press-quality", "press-line", "v9")
+        Governance(registry).attach_dataset("press-quality", "press-line", "v9", actor="op")

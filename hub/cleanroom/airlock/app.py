@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from cleanroom import paths
 from cleanroom.hub.cookies import cookie_options
 from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler
 from tornado import web
@@ -48,8 +49,7 @@ HERE = Path(__file__).resolve().parent
 
 
 def _state_dir() -> Path:
-    env = os.environ.get("CLEANROOM_STATE_DIR")
-    return Path(env) if env else HERE.parents[2] / "state"
+    return paths.state_dir()
 
 
 class AirlockSettings(Configurable):

@@ -48,14 +48,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.verb == "verify":
             result = verify(storage.audit_records(), storage.audit_head())
             if args.blobs:
-                result.problems += _check_blobs(storage, BlobStore(Path(settings.blob_dir)))
-            if result.ok:
+                blob_problems = _check_blobs(storage, BlobStore(Path(settings.blob_dir)))
+            else:
+                blob_problems = []
+            if result.ok and not blob_problems:
+                head = storage.audit_head()
                 print(
-                    f"audit chain verifies: {result.count} entries, head {storage.audit_head()[1]}"
+                    f"audit chain verifies: {result.count} entries, "
+                    f"head {head.hash if head else '-'}"
                 )
                 return 0
             print(f"audit chain BROKEN ({result.count} entries checked):", file=sys.stderr)
-            for problem in result.problems:
+            for problem in [*map(str, result.problems), *blob_problems]:
                 print(f"  - {problem}", file=sys.stderr)
             return 1
         count = 0

@@ -8,8 +8,12 @@ same table.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
+
+from .exceptions import InvalidTransition
 
 
 class State(enum.StrEnum):
@@ -147,11 +151,6 @@ class Actor:
         """Holds the operator role."""
         return OPERATOR_SCOPE in self.scopes
 
-    @property
-    def is_researcher(self) -> bool:
-        """Holds the researcher role."""
-        return RESEARCHER_SCOPE in self.scopes
-
 
 OFFICER_SCOPE = "custom:cleanroom:officer"
 OPERATOR_SCOPE = "custom:cleanroom:operator"
@@ -268,3 +267,41 @@ class AuditEvent:
     request_id: str | None = None
     file_sha256: str | None = None
     detail: dict = field(default_factory=dict)
+
+
+def transition(
+    request: ReleaseRequest,
+    dst: State,
+    by: Owner,
+    actor: str,
+    *,
+    detail: dict[str, Any] | None = None,
+    files: Sequence[RequestFile] = (),
+    file_detail: Callable[[RequestFile], dict[str, Any]] | None = None,
+) -> list[AuditEvent]:
+    """The one way a request changes state: check the move against ``TRANSITIONS`` and
+    return the audit events it emits (action from ``STATE_ACTIONS``), for storage to write
+    with the move.
+
+    ``by`` is the party making the move; a move the table does not allow, or allows
+    someone else, raises ``InvalidTransition`` before anything is written. With ``files``
+    the move emits one event per file (naming its bytes), each with ``detail`` and
+    ``file_detail(file)``; else one event with ``detail``.
+    """
+    if owner_of(request.state, dst) is not by:
+        raise InvalidTransition(
+            f"request {request.id} is {request.state}; the {by} may not move it to {dst}"
+        )
+    action = STATE_ACTIONS[dst]
+    if not files:
+        return [AuditEvent(actor, action, request.id, detail=dict(detail or {}))]
+    return [
+        AuditEvent(
+            actor,
+            action,
+            request.id,
+            file_sha256=f.sha256,
+            detail={**(detail or {}), **(file_detail(f) if file_detail else {})},
+        )
+        for f in files
+    ]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
+from cleanroom.policy_files import load_yaml, policy_path
 
 from .exceptions import PolicyError
 
@@ -135,21 +135,11 @@ def default_policy_path() -> Path:
     env = os.environ.get("CLEANROOM_AIRLOCK_POLICY")
     if env:
         return Path(env)
-    policies = os.environ.get("CLEANROOM_POLICIES_DIR")
-    if policies:
-        return Path(policies) / "airlock.yaml"
-    return Path(__file__).resolve().parents[3] / "policies" / "airlock.yaml"
+    return policy_path("airlock.yaml")
 
 
 def load_policy(path: Path | None = None) -> Policy:
     """Read and validate the policy file; a missing or broken file is a clear error."""
     path = path or default_policy_path()
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise PolicyError(f"cannot read airlock policy {path}: {exc.strerror}") from exc
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise PolicyError(f"{path}: not valid YAML: {exc}") from exc
+    data = load_yaml(path, what="airlock policy", error=PolicyError)
     return policy_from_dict(data, str(path))

@@ -37,7 +37,7 @@ from .domain import (
     Review,
     State,
     Vote,
-    owner_of,
+    transition,
 )
 from .exceptions import AirlockError, BadRequest, InvalidTransition, NotFound
 from .membership import Membership
@@ -139,14 +139,6 @@ class Airlock:
     def _load(self, request_id: str) -> ReleaseRequest:
         return self.storage.get_request(request_id)
 
-    @staticmethod
-    def _check_move(request: ReleaseRequest, dst: State, owner: Owner) -> None:
-        """The state table, not the caller, decides whether ``owner`` may make this move."""
-        if owner_of(request.state, dst) is not owner:
-            raise InvalidTransition(
-                f"request {request.id} is {request.state}; the {owner} may not move it to {dst}"
-            )
-
     # -- submission --------------------------------------------------------------------
 
     def submit(
@@ -197,24 +189,21 @@ class Airlock:
                 updated=now,
                 files=files,
             )
-            self._check_move(request, State.SUBMITTED, Owner.AUTHOR)
+            events = transition(
+                request,
+                State.SUBMITTED,
+                Owner.AUTHOR,
+                actor.username,
+                detail={"project": project},
+                files=files,
+                file_detail=lambda f: {
+                    "path": f.path,
+                    "size": f.size,
+                    "type": f.content_type,
+                    "verdict": f.checks.get("verdict"),
+                },
+            )
             request.state = State.SUBMITTED
-            events = [
-                AuditEvent(
-                    actor=actor.username,
-                    action=Action.SUBMIT,
-                    request_id=request.id,
-                    file_sha256=f.sha256,
-                    detail={
-                        "project": project,
-                        "path": f.path,
-                        "size": f.size,
-                        "type": f.content_type,
-                        "verdict": f.checks.get("verdict"),
-                    },
-                )
-                for f in files
-            ]
             # The checks above were a fast path; storage repeats them inside the
             # transaction, so a retry racing its original still makes one request.
             twin = self.storage.add_request(
@@ -261,23 +250,25 @@ class Airlock:
                 move = request.state in AWAITING_REVIEW
                 events = [view]
                 if move:
-                    self._check_move(request, State.IN_REVIEW, Owner.OFFICER)
-                    events.append(
-                        AuditEvent(
-                            actor=actor.username,
-                            action=Action.OPEN_REVIEW,
-                            request_id=request_id,
-                            detail={"from": str(request.state), "round": request.round},
-                        )
+                    events += transition(
+                        request,
+                        State.IN_REVIEW,
+                        Owner.OFFICER,
+                        actor.username,
+                        detail={"from": str(request.state), "round": request.round},
                     )
                 try:
                     self.storage.open_review(
-                        request_id, request.round, actor.username, move, audit=events
+                        request_id,
+                        request.round,
+                        actor.username,
+                        request.state if move else None,
+                        audit=events,
                     )
                 except InvalidTransition:
-                    # Another officer opened it first: record this officer's look only.
+                    # Another officer opened it first (or it moved on): record this look only.
                     self.storage.open_review(
-                        request_id, request.round, actor.username, False, audit=view
+                        request_id, request.round, actor.username, None, audit=view
                     )
                 return self._load(request_id)
             self.storage.record(audit=view)
@@ -471,14 +462,12 @@ class Airlock:
                 )
             ]
             if decision is not None:
-                self._check_move(request, decision, Owner.OFFICER)
-                events.append(
-                    AuditEvent(
-                        actor=actor.username,
-                        action=Action.DECIDE,
-                        request_id=request_id,
-                        detail={"state": str(decision), "round": request.round},
-                    )
+                events += transition(
+                    request,
+                    decision,
+                    Owner.OFFICER,
+                    actor.username,
+                    detail={"state": str(decision), "round": request.round},
                 )
             self.storage.complete_review(
                 request_id,
@@ -494,18 +483,15 @@ class Airlock:
         with self._refusals_audited(actor, "release", request_id):
             request = self._load(request_id)
             perm.check_can_release(actor, request)
-            self._check_move(request, State.RELEASED, Owner.OFFICER)
-            events = [
-                AuditEvent(
-                    actor=actor.username,
-                    action=Action.RELEASE,
-                    request_id=request_id,
-                    file_sha256=f.sha256,
-                    detail={"path": f.path},
-                )
-                for f in request.current_files()
-            ]
-            self.storage.set_state(request_id, State.APPROVED, State.RELEASED, audit=events)
+            events = transition(
+                request,
+                State.RELEASED,
+                Owner.OFFICER,
+                actor.username,
+                files=request.current_files(),
+                file_detail=lambda f: {"path": f.path},
+            )
+            self.storage.set_state(request_id, request.state, State.RELEASED, audit=events)
             return self._load(request_id)
 
     # -- author ------------------------------------------------------------------------
@@ -515,18 +501,14 @@ class Airlock:
         with self._refusals_audited(actor, "withdraw", request_id):
             request = self._load(request_id)
             perm.check_can_withdraw(actor, request)
-            self._check_move(request, State.WITHDRAWN, Owner.AUTHOR)
-            self.storage.set_state(
-                request_id,
-                request.state,
+            events = transition(
+                request,
                 State.WITHDRAWN,
-                audit=AuditEvent(
-                    actor=actor.username,
-                    action=Action.WITHDRAW,
-                    request_id=request_id,
-                    detail={"from": str(request.state)},
-                ),
+                Owner.AUTHOR,
+                actor.username,
+                detail={"from": str(request.state)},
             )
+            self.storage.set_state(request_id, request.state, State.WITHDRAWN, audit=events)
             return self._load(request_id)
 
     def resubmit(
@@ -544,26 +526,28 @@ class Airlock:
         with self._refusals_audited(actor, "resubmit", request_id):
             request = self._load(request_id)
             perm.check_can_resubmit(actor, request)
-            self._check_move(request, State.RESUBMITTED, Owner.AUTHOR)
+            # Checked before the files are snapshotted: a refused move stores nothing.
+            transition(request, State.RESUBMITTED, Owner.AUTHOR, actor.username)
             text = (justification if justification is not None else request.justification).strip()
             if not text or len(text) > MAX_JUSTIFICATION:
-                raise BadRequest("a justification of at most 10000 characters is required")
+                raise BadRequest(
+                    f"a justification of at most {MAX_JUSTIFICATION} characters is required"
+                )
             new_round = request.round + 1
             if uploads:
                 rules.check_files(self.policy, uploads)
                 files = self._snapshot(uploads, request.project, new_round)
             else:
                 files = [replace(f, round=new_round) for f in request.current_files()]
-            events = [
-                AuditEvent(
-                    actor=actor.username,
-                    action=Action.RESUBMIT,
-                    request_id=request_id,
-                    file_sha256=f.sha256,
-                    detail={"path": f.path, "round": new_round},
-                )
-                for f in files
-            ]
+            events = transition(
+                request,
+                State.RESUBMITTED,
+                Owner.AUTHOR,
+                actor.username,
+                detail={"round": new_round},
+                files=files,
+                file_detail=lambda f: {"path": f.path},
+            )
             self.storage.resubmit(request_id, files, text, audit=events)
             return self._load(request_id)
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
+from cleanroom.chain import Head
 from sqlalchemy import Engine, Select, create_engine, event, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -29,7 +30,7 @@ from .domain import (
     State,
     Vote,
 )
-from .exceptions import InvalidTransition, NotFound
+from .exceptions import IntegrityFailure, InvalidTransition, NotFound
 from .models import (
     AuditHeadRow,
     AuditRow,
@@ -156,9 +157,17 @@ class Storage(Protocol):
         """Move a request from ``src`` to ``dst``; ``InvalidTransition`` if it is not in ``src``."""
 
     def open_review(
-        self, request_id: str, round_: int, officer: str, move: bool, *, audit: Audit
+        self,
+        request_id: str,
+        round_: int,
+        officer: str,
+        move_from: State | None,
+        *,
+        audit: Audit,
     ) -> None:
-        """Record that an officer opened a round; ``move`` also moves it to in review."""
+        """Record that an officer opened a round; with ``move_from`` (the state the move was
+        checked from) also move it to in review, ``InvalidTransition`` if it is no longer
+        in that state."""
 
     def record_vote(self, request_id: str, vote: Vote, *, audit: Audit) -> None:
         """Record (or replace) an officer's decision on one file in one round."""
@@ -197,8 +206,8 @@ class Storage(Protocol):
     def audit_records(self) -> Iterator[AuditRecord]:
         """Every audit entry in sequence order."""
 
-    def audit_head(self) -> tuple[int, str]:
-        """The recorded last entry of the chain: (sequence, hash)."""
+    def audit_head(self) -> Head | None:
+        """The recorded last entry of the chain; ``None`` when the head record is gone."""
 
 
 AuditRecord = audit_chain.AuditRecord
@@ -258,7 +267,10 @@ class SqlStorage:
     def _append(self, session: Session, events: Sequence[AuditEvent]) -> None:
         head = session.execute(
             select(AuditHeadRow).where(AuditHeadRow.id == 1).with_for_update()
-        ).scalar_one()
+        ).scalar_one_or_none()
+        if head is None:
+            # Never start a new chain over a lost head: that would hide the loss.
+            raise IntegrityFailure("the audit head record is missing; run cleanroom audit verify")
         seq, prev = head.seq, head.hash
         for ev in events:
             seq += 1
@@ -385,15 +397,20 @@ class SqlStorage:
             self._move(s, request_id, src, dst)
 
     def open_review(
-        self, request_id: str, round_: int, officer: str, move: bool, *, audit: Audit
+        self,
+        request_id: str,
+        round_: int,
+        officer: str,
+        move_from: State | None,
+        *,
+        audit: Audit,
     ) -> None:
-        """Record that an officer opened a round; ``move`` also moves it to in review."""
+        """Record that an officer opened a round; with ``move_from`` (the state the move was
+        checked from) also move it to in review, ``InvalidTransition`` if it is no longer
+        in that state."""
         with self._write(audit) as s:
-            if move:
-                current = s.get(RequestRow, request_id)
-                if current is None:
-                    raise NotFound(f"no request {request_id}")
-                self._move(s, request_id, State(current.state), State.IN_REVIEW)
+            if move_from is not None:
+                self._move(s, request_id, move_from, State.IN_REVIEW)
             seen = s.execute(
                 select(OpenRow.id).where(
                     OpenRow.request_id == request_id,
@@ -693,11 +710,11 @@ class SqlStorage:
                     hash=r.hash,
                 )
 
-    def audit_head(self) -> tuple[int, str]:
-        """The recorded last entry of the chain: (sequence, hash)."""
+    def audit_head(self) -> Head | None:
+        """The recorded last entry of the chain; ``None`` when the head record is gone."""
         with self._sessions() as s:
             head = s.get(AuditHeadRow, 1)
-            return (head.seq, head.hash) if head else (0, audit_chain.GENESIS)
+            return Head(head.seq, head.hash) if head else None
 
 
 def one_day_before(moment: datetime) -> datetime:

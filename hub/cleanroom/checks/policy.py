@@ -8,15 +8,14 @@ harsher verdict, a shorter allowlist). A looser override is an error naming the 
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from cleanroom import paths
 from cleanroom.checks.types import Verdict
+from cleanroom.policy_files import load_yaml
 
 POLICY_FILE = "disclosure.yaml"
 
@@ -117,11 +116,8 @@ _SECTIONS: dict[str, type] = {
 
 
 def default_policies_dir() -> Path:
-    """``$CLEANROOM_POLICIES_DIR`` if set, else the repository's ``policies/`` folder."""
-    env = os.environ.get("CLEANROOM_POLICIES_DIR")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[3] / "policies"
+    """The deployment's policies folder (:func:`cleanroom.paths.policies_dir`)."""
+    return paths.policies_dir()
 
 
 @dataclass(frozen=True)
@@ -146,14 +142,7 @@ class DisclosurePolicy:
         dataset without overrides is fine (most have none).
         """
         file = Path(path) if path is not None else default_policies_dir() / POLICY_FILE
-        try:
-            text = file.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise PolicyError(f"cannot read policy file {file}: {exc.strerror or exc}") from exc
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise PolicyError(f"{file}: not valid YAML: {exc}") from exc
+        data = load_yaml(file, what="disclosure policy", error=PolicyError)
         return cls.from_mapping(data, datasets=datasets, source=str(file))
 
     @classmethod

@@ -2,7 +2,8 @@
 
 Kept apart from :mod:`cleanroom.cli.main` (which calls :func:`add_verbs`) so the governance
 verbs read as one piece. Every verb that changes something names who does it (``--by``,
-default ``$CLEANROOM_ACTOR``, then the login name) and is journaled.
+default ``$CLEANROOM_ACTOR``, then the login name) and goes through the registry's one
+writer, which journals it in the same transaction.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ def default_actor() -> str:
     return os.environ.get("CLEANROOM_ACTOR") or os.environ.get("SUDO_USER") or getpass.getuser()
 
 
-def _by(args: argparse.Namespace) -> str:
+def actor_of(args: argparse.Namespace) -> str:
+    """Who does what ``args`` asks: ``--by``, else :func:`default_actor`."""
     return str(getattr(args, "by", None) or default_actor())
 
 
@@ -55,7 +57,7 @@ def applications_submit(args: argparse.Namespace, reg: Registry) -> None:
         pledge_signed_by=args.signed or [],
         starts_on=args.starts,
         ends_on=args.ends,
-        applicant=_by(args),
+        actor=actor_of(args),
     )
     _out(args, app, f"application {app.id} submitted ({app.title})")
 
@@ -96,7 +98,7 @@ def applications_approve(args: argparse.Namespace, reg: Registry) -> None:
     a = Governance(reg).approve_application(
         args.id,
         project=args.project,
-        actor=_by(args),
+        actor=actor_of(args),
         quota_tier=args.tier,
         images=tuple(args.image or ["notebook"]),
         reason=args.reason or "",
@@ -116,20 +118,20 @@ def applications_approve(args: argparse.Namespace, reg: Registry) -> None:
 
 
 def applications_decline(args: argparse.Namespace, reg: Registry) -> None:
-    a = Governance(reg).decline_application(args.id, actor=_by(args), reason=args.reason)
+    a = Governance(reg).decline_application(args.id, actor=actor_of(args), reason=args.reason)
     _out(args, a, f"application {a.id} declined: {a.reason}")
 
 
 # -- end dates -------------------------------------------------------------------------
 def projects_end(args: argparse.Namespace, reg: Registry) -> None:
-    Governance(reg).set_project_end(args.name, _end_date(args), actor=_by(args))
+    Governance(reg).set_project_end(args.name, _end_date(args), actor=actor_of(args))
     p = reg.get_project(args.name)
     _out(args, p, f"project {p.name} ends {p.ends_on or 'never'}")
 
 
 def members_end(args: argparse.Namespace, reg: Registry) -> None:
     ends = _end_date(args)
-    Governance(reg).set_member_end(args.project, args.user, ends, actor=_by(args))
+    Governance(reg).set_member_end(args.project, args.user, ends, actor=actor_of(args))
     _out(
         args,
         {"project": args.project, "user": args.user, "ends_on": ends},
@@ -139,7 +141,7 @@ def members_end(args: argparse.Namespace, reg: Registry) -> None:
 
 # -- providers -------------------------------------------------------------------------
 def providers_add_user(args: argparse.Namespace, reg: Registry) -> None:
-    Governance(reg).add_provider_account(args.provider, args.user, actor=_by(args))
+    Governance(reg).add_provider_account(args.provider, args.user, actor=actor_of(args))
     _out(
         args,
         {"provider": args.provider, "user": args.user},
@@ -167,12 +169,14 @@ def providers_usage(args: argparse.Namespace, reg: Registry) -> None:
 
 
 def datasets_approve(args: argparse.Namespace, reg: Registry) -> None:
-    a = Governance(reg).approve_dataset_use(args.project, args.dataset, args.version, by=args.by)
+    a = Governance(reg).approve_dataset_use(args.project, args.dataset, args.version, actor=args.by)
     _out(args, a, f"{a.project} may use {a.dataset}@{a.version} (approved by {a.approved_by})")
 
 
 def datasets_revoke(args: argparse.Namespace, reg: Registry) -> None:
-    rows = Governance(reg).revoke_dataset_use(args.project, args.dataset, args.version, by=args.by)
+    rows = Governance(reg).revoke_dataset_use(
+        args.project, args.dataset, args.version, actor=args.by
+    )
     _out(
         args,
         rows,
@@ -195,27 +199,18 @@ def datasets_approvals(args: argparse.Namespace, reg: Registry) -> None:
 
 
 # -- images, runs ----------------------------------------------------------------------
-def _known_image(name: str) -> None:
-    from cleanroom.images.build import IMAGE_NAMES
-
-    if name not in IMAGE_NAMES:
-        raise InvalidInput(f"unknown image {name!r}; known: {', '.join(IMAGE_NAMES)}")
-
-
 def images_allow(args: argparse.Namespace, reg: Registry) -> None:
-    _known_image(args.name)
     g = Governance(reg)
     if args.project:
-        g.allow_project_image(args.project, args.name, actor=_by(args))
+        g.allow_project_image(args.project, args.name, actor=actor_of(args))
         _out(args, reg.get_project(args.project), f"{args.project} may run {args.name}")
     else:
-        g.set_image_state(args.name, "allowed", actor=_by(args), reason=args.reason or "")
+        g.set_image_state(args.name, "allowed", actor=actor_of(args), reason=args.reason or "")
         _out(args, {"image": args.name, "status": "allowed"}, f"image {args.name} is allowed")
 
 
 def images_retire(args: argparse.Namespace, reg: Registry) -> None:
-    _known_image(args.name)
-    Governance(reg).set_image_state(args.name, "retired", actor=_by(args), reason=args.reason)
+    Governance(reg).set_image_state(args.name, "retired", actor=actor_of(args), reason=args.reason)
     _out(
         args,
         {"image": args.name, "status": "retired"},
@@ -237,7 +232,7 @@ def runs(args: argparse.Namespace, reg: Registry) -> None:
 # -- ingress ---------------------------------------------------------------------------
 def ingress_request(args: argparse.Namespace, reg: Registry) -> None:
     r = Governance(reg).request_ingress(
-        args.project, Path(args.file), requester=args.by, reason=args.reason
+        args.project, Path(args.file), actor=args.by, reason=args.reason
     )
     _out(args, r, f"ingress request {r.id}: {r.filename} waits for review")
 
@@ -308,34 +303,6 @@ def journal_verify(args: argparse.Namespace, reg: Registry) -> None:
     )
     if not result.ok:
         raise SystemExit(1)
-
-
-# -- journaling the command line's other changes ---------------------------------------
-JOURNALED = {
-    ("users", "add"): "user.add",
-    ("users", "passwd"): "user.password",
-    ("projects", "create"): "project.create",
-    ("projects", "status"): "project.status",
-    ("projects", "allow-image"): "project.allow_image",
-    ("members", "add"): "member.add",
-    ("members", "remove"): "member.remove",
-    ("datasets", "register"): "dataset.register",
-    ("datasets", "attach"): "dataset.attach",
-    ("token",): "token.issue",
-    ("firewall",): "firewall",
-}
-_NOT_JOURNALED = {"handler", "json", "password_env", "verb", "action"}
-
-
-def journal_change(args: argparse.Namespace, reg: Registry) -> None:
-    """Journal a change made by one of the backbone's verbs (after it succeeded)."""
-    key: tuple[str, ...] = (args.verb, str(getattr(args, "action", "")))
-    action = JOURNALED.get(key) or JOURNALED.get((args.verb,))
-    if action is None or (args.verb == "firewall" and args.action == "status"):
-        return
-    detail = {k: v for k, v in vars(args).items() if k not in _NOT_JOURNALED}
-    subject = str(detail.get("project") or detail.get("name") or detail.get("user") or "")
-    Governance(reg).record(default_actor(), action, subject, **detail)
 
 
 # -- the parser ------------------------------------------------------------------------

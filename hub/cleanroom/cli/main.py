@@ -18,6 +18,8 @@ from cleanroom.cli import commands as ops
 from cleanroom.cli.output import emit, emit_rows
 from cleanroom.errors import CleanroomError, InvalidInput, NotFound
 from cleanroom.registry import Registry
+from cleanroom.registry.events import FirewallChanged, TokenIssued
+from cleanroom.registry.governance import Governance
 
 Handler = Callable[[argparse.Namespace, Registry], Any]
 
@@ -56,7 +58,9 @@ def users_add(args: argparse.Namespace, reg: Registry) -> None:
     password = os.environ.get(args.password_env) if args.password_env else None
     if args.password_env and not password:
         raise InvalidInput(f"environment variable {args.password_env} is empty or unset")
-    user = reg.add_user(args.name, args.role or ["researcher"], password)
+    user = Governance(reg).add_user(
+        args.name, args.role or ["researcher"], password, actor=ops.actor_of(args)
+    )
     _out(args, user, f"added user {user.name} ({', '.join(sorted(user.roles))})")
 
 
@@ -65,24 +69,30 @@ def users_list(args: argparse.Namespace, reg: Registry) -> None:
     emit_rows(args, users, lambda u: f"{u.name}\t{','.join(sorted(u.roles))}")
 
 
+def users_roles(args: argparse.Namespace, reg: Registry) -> None:
+    user = Governance(reg).set_roles(args.name, args.role, actor=ops.actor_of(args))
+    _out(args, user, f"{user.name} now has the roles {', '.join(sorted(user.roles))}")
+
+
 def users_passwd(args: argparse.Namespace, reg: Registry) -> None:
     password = os.environ.get(args.password_env, "")
     if not password:
         raise InvalidInput(f"environment variable {args.password_env} is empty or unset")
-    reg.set_password(args.name, password)
+    Governance(reg).set_password(args.name, password, actor=ops.actor_of(args))
     _out(args, {"user": args.name}, f"password of {args.name} changed")
 
 
 # -- projects --------------------------------------------------------------------------
 def projects_create(args: argparse.Namespace, reg: Registry) -> None:
-    project = reg.create_project(
+    Governance(reg).create_project(
         args.name,
         args.title,
         images=tuple(args.image or ["notebook"]),
         quota_tier=args.tier,
         ends_on=args.ends,
-        created_by="cli",
+        actor=ops.actor_of(args),
     )
+    project = reg.get_project(args.name)
     _out(args, project, f"created project {project.name}")
 
 
@@ -118,18 +128,20 @@ def projects_show(args: argparse.Namespace, reg: Registry) -> None:
 
 
 def projects_status(args: argparse.Namespace, reg: Registry) -> None:
-    p = reg.set_project_status(args.name, args.status)
+    Governance(reg).set_project_status(args.name, args.status, actor=ops.actor_of(args))
+    p = reg.get_project(args.name)
     _out(args, p, f"project {p.name} is {p.status}")
 
 
 def projects_allow_image(args: argparse.Namespace, reg: Registry) -> None:
-    reg.allow_image(args.project, args.image)
+    # The same act as ``images allow --project``: refused while the image is retired.
+    Governance(reg).allow_project_image(args.project, args.image, actor=ops.actor_of(args))
     _out(args, reg.get_project(args.project), f"{args.project} may run {args.image}")
 
 
 # -- members ---------------------------------------------------------------------------
 def members_add(args: argparse.Namespace, reg: Registry) -> None:
-    reg.add_member(args.project, args.user, added_by="cli", ends_on=args.ends)
+    Governance(reg).add_member(args.project, args.user, actor=ops.actor_of(args), ends_on=args.ends)
     _out(
         args,
         {"project": args.project, "user": args.user},
@@ -138,7 +150,7 @@ def members_add(args: argparse.Namespace, reg: Registry) -> None:
 
 
 def members_remove(args: argparse.Namespace, reg: Registry) -> None:
-    reg.remove_member(args.project, args.user, removed_by="cli")
+    Governance(reg).remove_member(args.project, args.user, actor=ops.actor_of(args))
     stopped = _stop_workspace(args.user, args.project)
     _out(
         args,
@@ -179,7 +191,7 @@ def datasets_register(args: argparse.Namespace, reg: Registry) -> None:
         name=args.name,
         version=args.version,
         provider=args.provider,
-        registered_by="cli",
+        actor=ops.actor_of(args),
         progress=_Progress(),
     )
     _out(
@@ -216,12 +228,14 @@ def datasets_reindex(args: argparse.Namespace, reg: Registry) -> None:
         if args.stale and index_is_current(d.index_location):
             continue
         print(f"rebuilding the index of {d.name} {d.version}", file=sys.stderr)
-        done.append(reindex_dataset(reg, d.name, d.version))
+        done.append(reindex_dataset(reg, d.name, d.version, actor=ops.actor_of(args)))
     _out(args, done, f"rebuilt {len(done)} index(es)")
 
 
 def datasets_attach(args: argparse.Namespace, reg: Registry) -> None:
-    reg.attach_dataset(args.project, args.dataset, args.version)
+    Governance(reg).attach_dataset(
+        args.project, args.dataset, args.version, actor=ops.actor_of(args)
+    )
     _out(
         args,
         reg.get_project(args.project),
@@ -235,6 +249,11 @@ def token(args: argparse.Namespace, reg: Registry) -> None:
 
     reg.get_user(args.user)
     value = HubAPI().new_token(args.user, args.note, args.expires_in)
+    actor = ops.actor_of(args)
+    Governance(reg).record(
+        TokenIssued(actor=actor, user=args.user, note=args.note, expires_in=args.expires_in),
+        actor=actor,
+    )
     _out(args, {"user": args.user, "token": value}, value)
 
 
@@ -244,10 +263,16 @@ def firewall(args: argparse.Namespace, reg: Registry) -> None:
 
     settings = Settings.from_env()
     fw = HostFirewall(settings.firewall_ports, settings.instance)
-    if args.action == "install":
-        fw.install()
-    elif args.action == "remove":
-        fw.remove()
+    if args.action in ("install", "remove"):
+        if args.action == "install":
+            fw.install()
+        else:
+            fw.remove()
+        actor = ops.actor_of(args)
+        Governance(reg).record(
+            FirewallChanged(actor=actor, instance=settings.instance, action=args.action),
+            actor=actor,
+        )
     installed = fw.is_installed()
     _out(args, {"installed": installed}, "installed" if installed else "not installed")
 
@@ -255,11 +280,31 @@ def firewall(args: argparse.Namespace, reg: Registry) -> None:
 def demo(args: argparse.Namespace, reg: Registry) -> None:
     from cleanroom.demo.seed import seed_demo
 
-    result = seed_demo(reg, rows=args.rows)
+    result = seed_demo(reg, rows=args.rows, actor=ops.actor_of(args))
     _out(args, result, result.describe())
 
 
 # -- parser ----------------------------------------------------------------------------
+WRITES: tuple[Handler, ...] = (
+    users_add,
+    users_passwd,
+    users_roles,
+    projects_create,
+    projects_status,
+    projects_allow_image,
+    members_add,
+    members_remove,
+    datasets_register,
+    datasets_reindex,
+    datasets_attach,
+    token,
+    firewall,
+    demo,
+)
+"""Handlers of the verbs here that change something: each takes ``--by`` (the
+governance verbs in :mod:`cleanroom.cli.commands` declare their own)."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command's argument parser (every verb documented)."""
     parser = argparse.ArgumentParser(
@@ -280,6 +325,12 @@ def build_parser() -> argparse.ArgumentParser:
         )
         if handler:
             sub.set_defaults(handler=handler)
+            if handler in WRITES:
+                sub.add_argument(
+                    "--by",
+                    metavar="USER",
+                    help="who does this, for the journal (default: $CLEANROOM_ACTOR or your login)",
+                )
         return sub
 
     users = verb(verbs, "users", "manage people who can log in").add_subparsers(
@@ -294,6 +345,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--password-env", metavar="VAR", help="read the password from this variable")
     verb(users, "list", "list users", users_list)
+    p = verb(users, "roles", "replace a user's roles (effective at their next log-in)", users_roles)
+    p.add_argument("name")
+    p.add_argument(
+        "--role", action="append", required=True, help="researcher, officer, operator or provider"
+    )
     p = verb(users, "passwd", "set a user's password", users_passwd)
     p.add_argument("name")
     p.add_argument("--password-env", metavar="VAR", required=True)
@@ -433,7 +489,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
         registry = Registry()
         args.handler(args, registry)
-        ops.journal_change(args, registry)
     except CleanroomError as exc:
         print(f"cleanroom: error: {exc}", file=sys.stderr)
         return 2

@@ -66,7 +66,7 @@ def _passwords() -> dict[str, str]:
     return known
 
 
-def _ensure_dataset(reg: Registry, rows: int) -> None:
+def _ensure_dataset(reg: Registry, rows: int, actor: str) -> None:
     if reg.dataset_exists(DATASET, DATASET_VERSION):
         return
     from cleanroom.demo.press_line import write_press_line
@@ -81,31 +81,35 @@ def _ensure_dataset(reg: Registry, rows: int) -> None:
             name=DATASET,
             version=DATASET_VERSION,
             provider=PROVIDER,
-            registered_by="demo",
+            actor=actor,
         )
 
 
-def _provider_approves(reg: Registry, project: str) -> None:
+def _provider_approves(reg: Registry, project: str, actor: str) -> None:
     """Paul, for the demo dataset's provider, approves the project's use of it."""
     from cleanroom.registry.governance import Governance
 
     governance = Governance(reg)
     if PROVIDER not in governance.providers_of("paul"):
-        governance.add_provider_account(PROVIDER, "paul", actor="demo")
+        governance.add_provider_account(PROVIDER, "paul", actor=actor)
     if reg.unapproved_datasets(project):
-        governance.approve_dataset_use(project, DATASET, DATASET_VERSION, by="paul")
+        governance.approve_dataset_use(project, DATASET, DATASET_VERSION, actor="paul")
 
 
-def seed_demo(reg: Registry, rows: int = 300_000) -> DemoResult:
-    """Create (or complete) the demo content and return the log-in sheet."""
+def seed_demo(reg: Registry, rows: int = 300_000, *, actor: str = "demo") -> DemoResult:
+    """Create (or complete) the demo content and return the log-in sheet (every change
+    journaled as ``actor``'s)."""
+    from cleanroom.registry.governance import Governance
+
+    writer = Governance(reg)
     passwords = _passwords()
     existing = {u.name for u in reg.list_users()}
     for name, roles in DEMO_USERS.items():
         if name not in existing:
-            reg.add_user(name, roles, passwords[name])
+            writer.add_user(name, roles, passwords[name], actor=actor)
         else:
-            reg.set_password(name, passwords[name])
-    _ensure_dataset(reg, rows)
+            writer.set_password(name, passwords[name], actor=actor)
+    _ensure_dataset(reg, rows, actor)
     plans = {
         MAIN_PROJECT: ("Press line defect drivers", ["alice", "bob"]),
         OTHER_PROJECT: ("Supplier quality audit", ["bob"]),
@@ -114,14 +118,14 @@ def seed_demo(reg: Registry, rows: int = 300_000) -> DemoResult:
         try:
             reg.get_project(project)
         except NotFound:
-            reg.create_project(project, title, images=("notebook", "pytorch"), created_by="demo")
+            writer.create_project(project, title, images=("notebook", "pytorch"), actor=actor)
         current = reg.get_project(project)
         for member in members:
             if member not in current.members:
-                reg.add_member(project, member, added_by="demo")
+                writer.add_member(project, member, actor=actor)
         if not current.datasets:
-            reg.attach_dataset(project, DATASET, DATASET_VERSION)
-        _provider_approves(reg, project)
+            writer.attach_dataset(project, DATASET, DATASET_VERSION, actor=actor)
+        _provider_approves(reg, project, actor)
     return DemoResult(
         passwords=passwords,
         roles=dict(DEMO_USERS),

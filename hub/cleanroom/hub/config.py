@@ -6,6 +6,7 @@ ports and folders through the same code.
 
 from __future__ import annotations
 
+import functools
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,12 +21,12 @@ from cleanroom.settings import Settings, secret, secret_file
 CLI_SERVICE = "cleanroom-cli"
 
 
-def template_projects(user: Any) -> list[Any]:
-    """The projects a user may start, for the home page."""
-    return shared_registry().projects_of(user.name) if user is not None else []
+def template_projects(user: Any, registry_url: str | None = None) -> list[Any]:
+    """The projects a user may start, for the home page (from the hub's registry)."""
+    return shared_registry(registry_url).projects_of(user.name) if user is not None else []
 
 
-def _add_airlock(c: Any, settings: Settings) -> None:
+def _add_airlock(c: Any, settings: Settings, registry_url: str) -> None:
     """Run the airlock as a hub-managed service, with its scopes and listeners.
 
     Roles are managed by the authenticator (``cleanroom.hub.auth``), which merges the
@@ -42,6 +43,7 @@ def _add_airlock(c: Any, settings: Settings) -> None:
             "CLEANROOM_POLICIES_DIR": str(paths.policies_dir()),
             # The only Origin the airlock's forms are accepted from.
             "CLEANROOM_PUBLIC_URL": settings.public_url,
+            "CLEANROOM_REGISTRY_URL": registry_url,
         },
         python=sys.executable,
     )
@@ -104,14 +106,21 @@ def configure(c: Any, settings: Settings | None = None, *, install_firewall: boo
     c.JupyterHub.authenticator_class = "cleanroom.hub.auth.CleanroomAuthenticator"
     c.JupyterHub.spawner_class = "cleanroom.workspace.spawner.CleanroomSpawner"
     c.JupyterHub.template_paths = [str(paths.repo_root() / "hub" / "templates")]
-    c.JupyterHub.template_vars = {"cleanroom_projects": template_projects}
+    # The registry URL is resolved here, once, and handed to everything that reads the
+    # registry in the hub: the authenticator, the spawner, the home page and the airlock.
+    registry_url = paths.registry_url()
+    c.CleanroomAuthenticator.registry_url = registry_url
+    c.CleanroomSpawner.registry_url = registry_url
+    c.JupyterHub.template_vars = {
+        "cleanroom_projects": functools.partial(template_projects, registry_url=registry_url)
+    }
 
     c.CleanroomSpawner.instance = settings.instance
     c.CleanroomSpawner.prefix = f"cleanroom-{settings.instance}"
     c.CleanroomSpawner.hub_api_port = settings.hub_port
     c.CleanroomSpawner.airlock_submit_port = settings.airlock_submit_port
 
-    _add_airlock(c, settings)
+    _add_airlock(c, settings, registry_url)
     # The enforcer of end dates, the idle culler and the metrics reader.
     configure_operations(c, settings)
 

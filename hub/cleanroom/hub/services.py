@@ -30,7 +30,7 @@ def configure_operations(c: Any, settings: Settings) -> None:
     services = list(c.JupyterHub.services or [])
     roles = list(c.JupyterHub.load_roles or [])
 
-    every = os.environ.get("CLEANROOM_ENFORCE_EVERY", "60")
+    every = str(settings.enforce_every)
     services.append(
         {
             "name": ENFORCER_SERVICE,

@@ -19,6 +19,7 @@ from pathlib import Path
 from cleanroom import paths
 from cleanroom.errors import Conflict, InvalidInput
 from cleanroom.registry import DatasetInfo, Registry, names
+from cleanroom.registry.governance import Governance
 
 Progress = Callable[[int, int, str], None]
 """Called with (bytes done, bytes in all, file being copied)."""
@@ -95,7 +96,7 @@ def register_dataset(
     name: str,
     version: str,
     provider: str,
-    registered_by: str = "",
+    actor: str,
     progress: Progress | None = None,
     build_index: bool = True,
 ) -> DatasetInfo:
@@ -145,7 +146,7 @@ def register_dataset(
             index_location=str(index_path) if index_path else None,
         )
         try:
-            return registry.add_dataset(info, registered_by=registered_by)
+            return Governance(registry).add_dataset(info, actor=actor)
         except Exception:
             _make_writable(final)
             shutil.rmtree(final)
@@ -186,7 +187,7 @@ def index_is_current(location: str | None) -> bool:
     return True
 
 
-def reindex_dataset(registry: Registry, name: str, version: str) -> DatasetInfo:
+def reindex_dataset(registry: Registry, name: str, version: str, *, actor: str) -> DatasetInfo:
     """Rebuild a registered version's index from the library copy, then swap it in.
 
     The old index keeps serving until the new one is complete, so a failure changes
@@ -201,5 +202,5 @@ def reindex_dataset(registry: Registry, name: str, version: str) -> DatasetInfo:
         os.rename(final, old)
     os.rename(fresh, final)
     shutil.rmtree(old, ignore_errors=True)
-    registry.set_index_location(name, version, str(final))
+    Governance(registry).set_index_location(name, version, str(final), actor=actor)
     return registry.get_dataset(name, version)

@@ -1,9 +1,12 @@
-"""Governance over the registry: applications and decisions, provider approvals of
-dataset use, end dates, image states, workspace runs and ingress requests.
+"""The registry's one writer, and the governed acts around projects: applications and
+decisions, provider approvals of dataset use, end dates, image states, workspace runs and
+ingress requests (users, projects, members and datasets: :mod:`.backbone`).
 
-Every method that changes something takes the ``actor`` and writes a journal entry in
-the same transaction, so no change exists without its record (who, when, why) and no
-record describes a change that did not happen. Every refusal raises before any write.
+Every method that changes something takes the ``actor`` (keyword-only) and writes its
+typed journal event (:mod:`.events`) in the same transaction as the change, so no change
+exists without its record (who, when, why) and no record describes a change that did not
+happen; the database refuses to commit a change without one (:mod:`.database`). Every
+refusal raises before any write. Reads are named ``get_``, ``list_``, ... (``READS``).
 """
 
 from __future__ import annotations
@@ -21,7 +24,16 @@ from sqlalchemy.orm import Session
 
 from cleanroom import paths
 from cleanroom.errors import Conflict, Forbidden, InvalidInput, NotFound
-from cleanroom.registry import journal, names
+from cleanroom.registry import events, journal, names
+from cleanroom.registry.backbone import (
+    BackboneWrites,
+    actor_name,
+    check_images_usable,
+    check_known_image,
+    check_tier,
+    membership_row,
+)
+from cleanroom.registry.events import JournalEvent
 from cleanroom.registry.models import (
     Application,
     Dataset,
@@ -38,7 +50,6 @@ from cleanroom.registry.models import (
     WorkspaceRun,
 )
 from cleanroom.registry.store import Registry, dataset_row, project_row, user_row
-from cleanroom.workspace.quotas import tier as known_tier
 
 INGRESS_MAX_BYTES = 50 * 1024**2
 """Ingress is for code and reference tables, not data sets: bigger files are refused."""
@@ -171,17 +182,29 @@ def _ingress_info(r: IngressRequest) -> IngressInfo:
     )
 
 
-def _actor(value: str) -> str:
-    if not value or not value.strip():
-        raise InvalidInput("every act needs an actor (who does it)")
-    return value.strip()
+_actor = actor_name
+
+READS = (
+    "get_",
+    "list_",
+    "approvals",
+    "providers_of",
+    "provider_usage",
+    "runs",
+    "ingress_",
+    "journal_",
+    "verify_",
+)
+"""Prefixes of the public methods that only read; every other public method is a write
+and takes a keyword-only ``actor`` (a test holds every write to it)."""
 
 
-class Governance:
-    """The governed acts around projects, on top of a :class:`Registry`."""
+class Governance(BackboneWrites):
+    """The registry's one writer: every change, journaled in its own transaction."""
 
     def __init__(self, registry: Registry | None = None) -> None:
         self.registry = registry or Registry()
+        self.db = self.registry.db
 
     # -- helpers -------------------------------------------------------------------
     _user = staticmethod(user_row)
@@ -195,14 +218,15 @@ class Governance:
         title: str,
         purpose: str,
         ends_on: date,
-        applicant: str,
+        actor: str,
         members: list[str],
         datasets: list[str] | None = None,
         pledge_signed_by: list[str] | None = None,
         starts_on: date | None = None,
     ) -> ApplicationInfo:
-        """Record an application: title, purpose, datasets wanted, members, period."""
-        applicant = _actor(applicant)
+        """Record an application by ``actor`` (the applicant): title, purpose, datasets
+        wanted, members, period."""
+        applicant = _actor(actor)
         if not title.strip() or not purpose.strip():
             raise InvalidInput("an application needs a title and a purpose")
         if not members:
@@ -218,7 +242,8 @@ class Governance:
         stray = set(signed) - set(members)
         if stray:
             raise InvalidInput(f"only named members sign the pledge: {', '.join(sorted(stray))}")
-        with self.registry.session() as s:
+        with self.db.write() as tx:
+            s = tx.session
             for member in members:
                 self._user(s, member)
             for name in datasets:
@@ -235,21 +260,21 @@ class Governance:
             )
             s.add(row)
             s.flush()
-            journal.append(
-                s,
-                applicant,
-                "application.submit",
-                f"application:{row.id}",
-                title=row.title,
-                members=members,
-                datasets=datasets,
-                ends_on=ends_on,
+            tx.journal(
+                events.ApplicationSubmitted(
+                    actor=applicant,
+                    application=row.id,
+                    title=row.title,
+                    members=tuple(members),
+                    datasets=tuple(datasets),
+                    ends_on=ends_on,
+                )
             )
             return _application_info(row)
 
     def list_applications(self, status: str | None = None) -> list[ApplicationInfo]:
         """Applications, oldest first, optionally in one status."""
-        with self.registry.session() as s:
+        with self.db.read() as s:
             query = select(Application).order_by(Application.id)
             if status:
                 query = query.where(Application.status == status)
@@ -257,7 +282,7 @@ class Governance:
 
     def get_application(self, application_id: int) -> ApplicationInfo:
         """One application by number."""
-        with self.registry.session() as s:
+        with self.db.read() as s:
             return _application_info(self._application(s, application_id))
 
     @staticmethod
@@ -281,8 +306,10 @@ class Governance:
         links (which still wait for each provider's approval)."""
         actor = _actor(actor)
         names.project_name(project)
-        known_tier(quota_tier)  # an unknown tier is refused before anything is written
-        with self.registry.session() as s:
+        check_tier(quota_tier)  # an unknown tier is refused before anything is written
+        images = tuple(dict.fromkeys(images))
+        with self.db.write() as tx:
+            s = tx.session
             app = self._application(s, application_id)
             if app.status != "pending":
                 raise Conflict(f"application {application_id} is {app.status} already")
@@ -291,6 +318,7 @@ class Governance:
                 raise Forbidden(f"not every member signed the pledge: {', '.join(sorted(missing))}")
             if s.get(Project, project) is not None:
                 raise Conflict(f"project {project!r} exists already")
+            check_images_usable(s, images)
             row = Project(
                 name=project,
                 title=app.title,
@@ -298,7 +326,7 @@ class Governance:
                 ends_on=app.ends_on,
                 created_by=actor,
             )
-            row.images = [ProjectImage(image=i) for i in dict.fromkeys(images)]
+            row.images = [ProjectImage(image=i) for i in images]
             row.memberships = [
                 Membership(user_name=m, added_by=actor, ends_on=app.ends_on)
                 for m in _split(app.members)
@@ -310,15 +338,15 @@ class Governance:
             s.add(row)
             app.status, app.decided_by, app.decided_at = "approved", actor, _now()
             app.reason, app.project_name = reason, project
-            journal.append(
-                s,
-                actor,
-                "application.approve",
-                f"application:{application_id}",
-                project=project,
-                tier=quota_tier,
-                images=list(images),
-                reason=reason,
+            tx.journal(
+                events.ApplicationApproved(
+                    actor=actor,
+                    application=application_id,
+                    project=project,
+                    tier=quota_tier,
+                    images=images,
+                    reason=reason,
+                )
             )
             return _application_info(app)
 
@@ -329,14 +357,16 @@ class Governance:
         actor = _actor(actor)
         if not reason.strip():
             raise InvalidInput("declining an application needs a reason")
-        with self.registry.session() as s:
-            app = self._application(s, application_id)
+        with self.db.write() as tx:
+            app = self._application(tx.session, application_id)
             if app.status != "pending":
                 raise Conflict(f"application {application_id} is {app.status} already")
             app.status, app.decided_by, app.decided_at = "declined", actor, _now()
             app.reason = reason.strip()
-            journal.append(
-                s, actor, "application.decline", f"application:{application_id}", reason=reason
+            tx.journal(
+                events.ApplicationDeclined(
+                    actor=actor, application=application_id, reason=reason.strip()
+                )
             )
             return _application_info(app)
 
@@ -344,35 +374,25 @@ class Governance:
     def set_project_end(self, project: str, ends_on: date | None, *, actor: str) -> None:
         """Move a project's end date (None: no end). Enforcement stops what outlives it."""
         actor = _actor(actor)
-        with self.registry.session() as s:
-            p = self._project(s, project)
+        with self.db.write() as tx:
+            p = self._project(tx.session, project)
             before = p.ends_on
             p.ends_on = ends_on
-            journal.append(
-                s, actor, "project.end_date", f"project:{project}", before=before, after=ends_on
+            tx.journal(
+                events.ProjectEndSet(actor=actor, project=project, before=before, after=ends_on)
             )
 
     def set_member_end(self, project: str, user: str, ends_on: date | None, *, actor: str) -> None:
         """Move one membership's end date."""
         actor = _actor(actor)
-        with self.registry.session() as s:
-            m = s.scalar(
-                select(Membership).where(
-                    Membership.project_name == project, Membership.user_name == user
-                )
-            )
-            if m is None:
-                raise NotFound(f"{user!r} is not a member of {project!r}")
+        with self.db.write() as tx:
+            m = membership_row(tx.session, project, user)
             before = m.ends_on
             m.ends_on = ends_on
-            journal.append(
-                s,
-                actor,
-                "member.end_date",
-                f"project:{project}",
-                user=user,
-                before=before,
-                after=ends_on,
+            tx.journal(
+                events.MemberEndSet(
+                    actor=actor, project=project, user=user, before=before, after=ends_on
+                )
             )
 
     # -- data providers ------------------------------------------------------------
@@ -381,7 +401,8 @@ class Governance:
         actor = _actor(actor)
         if not provider.strip():
             raise InvalidInput("a provider needs a name")
-        with self.registry.session() as s:
+        with self.db.write() as tx:
+            s = tx.session
             u = self._user(s, user)
             if "provider" not in u.role_set:
                 raise Forbidden(f"{user!r} does not have the provider role")
@@ -393,11 +414,11 @@ class Governance:
             if exists is not None:
                 raise Conflict(f"{user!r} acts for {provider!r} already")
             s.add(ProviderAccount(provider=provider, user_name=user, added_by=actor))
-            journal.append(s, actor, "provider.account", f"provider:{provider}", user=user)
+            tx.journal(events.ProviderAccountAdded(actor=actor, provider=provider, user=user))
 
     def providers_of(self, user: str) -> list[str]:
         """The providers ``user`` acts for."""
-        with self.registry.session() as s:
+        with self.db.read() as s:
             return sorted(
                 s.scalars(select(ProviderAccount.provider).where(ProviderAccount.user_name == user))
             )
@@ -415,12 +436,13 @@ class Governance:
             )
 
     def approve_dataset_use(
-        self, project: str, dataset: str, version: str | None = None, *, by: str
+        self, project: str, dataset: str, version: str | None = None, *, actor: str
     ) -> ApprovalInfo:
-        """The provider ``by`` approves ``project``'s use of a dataset version (default: the
-        version the project mounts, else the newest)."""
-        by = _actor(by)
-        with self.registry.session() as s:
+        """The provider's user ``actor`` approves ``project``'s use of a dataset version
+        (default: the version the project mounts, else the newest)."""
+        by = _actor(actor)
+        with self.db.write() as tx:
+            s = tx.session
             self._project(s, project)
             if version is None:
                 link = s.scalar(
@@ -449,23 +471,24 @@ class Governance:
             row.approved_by, row.approved_at = by, _now()
             row.revoked_by, row.revoked_at = None, None
             s.flush()
-            journal.append(
-                s,
-                by,
-                "dataset.approve_use",
-                f"project:{project}",
-                dataset=d.name,
-                version=d.version,
-                provider=d.provider,
+            tx.journal(
+                events.DatasetUseApproved(
+                    actor=by,
+                    project=project,
+                    dataset=d.name,
+                    version=d.version,
+                    provider=d.provider,
+                )
             )
             return _approval_info(row)
 
     def revoke_dataset_use(
-        self, project: str, dataset: str, version: str | None = None, *, by: str
+        self, project: str, dataset: str, version: str | None = None, *, actor: str
     ) -> list[ApprovalInfo]:
         """Withdraw approvals (of one version, or all versions of ``dataset``)."""
-        by = _actor(by)
-        with self.registry.session() as s:
+        by = _actor(actor)
+        with self.db.write() as tx:
+            s = tx.session
             query = select(DatasetApproval).where(
                 DatasetApproval.project_name == project,
                 DatasetApproval.dataset_name == dataset,
@@ -479,19 +502,19 @@ class Governance:
             for row in rows:
                 self._check_provider(s, by, self._dataset(s, dataset, row.dataset_version))
                 row.revoked_by, row.revoked_at = by, _now()
-            journal.append(
-                s,
-                by,
-                "dataset.revoke_use",
-                f"project:{project}",
-                dataset=dataset,
-                versions=[r.dataset_version for r in rows],
+            tx.journal(
+                events.DatasetUseRevoked(
+                    actor=by,
+                    project=project,
+                    dataset=dataset,
+                    versions=tuple(r.dataset_version for r in rows),
+                )
             )
             return [_approval_info(r) for r in rows]
 
     def approvals(self, project: str | None = None) -> list[ApprovalInfo]:
         """Approvals (current and revoked), optionally of one project."""
-        with self.registry.session() as s:
+        with self.db.read() as s:
             query = select(DatasetApproval).order_by(
                 DatasetApproval.project_name, DatasetApproval.dataset_name
             )
@@ -502,7 +525,7 @@ class Governance:
     def provider_usage(self, provider: str) -> dict[str, Any]:
         """What a provider's datasets are used for: per dataset version, the projects
         that mount or were approved to use it, and the workspaces that ran with it."""
-        with self.registry.session() as s:
+        with self.db.read() as s:
             datasets = list(
                 s.scalars(
                     select(Dataset)
@@ -529,12 +552,15 @@ class Governance:
                 )
                 mounted_by = sorted(links)
                 approvals = [_approval_info(g) for g in grants]
-                runs = s.scalars(
-                    select(WorkspaceRun).where(
-                        WorkspaceRun.datasets.contains(f"{d.name}@{d.version}")
-                    )
-                )
-                run_list = [(r.project_name, r.user_name, r.started_at) for r in runs]
+                # The query narrows by substring; the exact match is on whole items, or
+                # press-line@v1 would also match press-line@v10.
+                key = f"{d.name}@{d.version}"
+                runs = s.scalars(select(WorkspaceRun).where(WorkspaceRun.datasets.contains(key)))
+                run_list = [
+                    (r.project_name, r.user_name, r.started_at)
+                    for r in runs
+                    if key in r.datasets.split(",")
+                ]
                 projects.update(mounted_by)
                 projects.update(a.project for a in approvals)
                 projects.update(r[0] for r in run_list)
@@ -558,59 +584,70 @@ class Governance:
         actor = _actor(actor)
         if status not in {"allowed", "retired"}:
             raise InvalidInput(f"unknown image status {status!r}: use allowed or retired")
-        with self.registry.session() as s:
-            row = s.get(ImageState, image)
+        check_known_image(image)
+        with self.db.write() as tx:
+            row = tx.session.get(ImageState, image)
             if row is None:
                 row = ImageState(name=image)
-                s.add(row)
+                tx.session.add(row)
             row.status, row.changed_by, row.changed_at, row.reason = status, actor, _now(), reason
-            journal.append(s, actor, f"image.{status}", f"image:{image}", reason=reason)
+            kind = events.ImageAllowed if status == "allowed" else events.ImageRetired
+            tx.journal(kind(actor=actor, image=image, reason=reason))
 
     def allow_project_image(self, project: str, image: str, *, actor: str) -> None:
         """Let one project's workspaces run ``image`` (refused while it is retired)."""
         actor = _actor(actor)
-        with self.registry.session() as s:
-            p = self._project(s, project)
-            state = s.get(ImageState, image)
-            if state is not None and state.status == "retired":
-                raise Forbidden(f"image {image!r} is retired; allow it again first")
+        with self.db.write() as tx:
+            p = self._project(tx.session, project)
+            check_images_usable(tx.session, [image])
             if image in {i.image for i in p.images}:
                 raise Conflict(f"{project!r} may run {image!r} already")
             p.images.append(ProjectImage(image=image))
-            journal.append(s, actor, "project.allow_image", f"project:{project}", image=image)
-
-    def image_states(self) -> dict[str, str]:
-        """Every image name with a recorded decision, and that decision."""
-        with self.registry.session() as s:
-            return {row.name: row.status for row in s.scalars(select(ImageState))}
+            tx.journal(events.ProjectImageAllowed(actor=actor, project=project, image=image))
 
     # -- workspace runs ------------------------------------------------------------
     def record_run(
         self,
         *,
+        actor: str,
         user: str,
         project: str,
         image: str,
         image_digest: str,
-        datasets: str,
+        datasets: tuple[str, ...],
         container_id: str,
     ) -> None:
-        """Record a workspace that started and the exact image it runs (reproducibility)."""
-        with self.registry.session() as s:
-            s.add(
+        """Record a workspace that started and the exact image it runs (reproducibility).
+
+        ``datasets`` are ``name@version`` each.
+        """
+        actor = _actor(actor)
+        with self.db.write() as tx:
+            tx.session.add(
                 WorkspaceRun(
                     user_name=user,
                     project_name=project,
                     image=image,
                     image_digest=image_digest,
-                    datasets=datasets,
+                    datasets=",".join(datasets),
+                    container_id=container_id,
+                )
+            )
+            tx.journal(
+                events.WorkspaceStarted(
+                    actor=actor,
+                    user=user,
+                    project=project,
+                    image=image,
+                    image_digest=image_digest,
+                    datasets=tuple(datasets),
                     container_id=container_id,
                 )
             )
 
     def runs(self, project: str | None = None, user: str | None = None) -> list[RunInfo]:
         """Workspace starts, newest first."""
-        with self.registry.session() as s:
+        with self.db.read() as s:
             query = select(WorkspaceRun).order_by(WorkspaceRun.id.desc())
             if project:
                 query = query.where(WorkspaceRun.project_name == project)
@@ -636,10 +673,11 @@ class Governance:
         return paths.state_dir() / "ingress"
 
     def request_ingress(
-        self, project: str, source: Path, *, requester: str, reason: str
+        self, project: str, source: Path, *, actor: str, reason: str
     ) -> IngressInfo:
-        """A member asks to bring ``source`` into ``project``; the bytes are held for review."""
-        requester = _actor(requester)
+        """The member ``actor`` asks to bring ``source`` into ``project``; the bytes are held
+        for review."""
+        requester = _actor(actor)
         if not reason.strip():
             raise InvalidInput("say what the file is and why the project needs it")
         if source.is_symlink() or not source.is_file():
@@ -667,7 +705,8 @@ class Governance:
         held = folder / digest.hexdigest()
         os.replace(tmp, held)
         os.chmod(held, 0o400)
-        with self.registry.session() as s:
+        with self.db.write() as tx:
+            s = tx.session
             self._project(s, project)
             row = IngressRequest(
                 project_name=project,
@@ -679,15 +718,15 @@ class Governance:
             )
             s.add(row)
             s.flush()
-            journal.append(
-                s,
-                requester,
-                "ingress.request",
-                f"project:{project}",
-                ingress=row.id,
-                filename=filename,
-                sha256=row.sha256,
-                size=size,
+            tx.journal(
+                events.IngressRequested(
+                    actor=requester,
+                    project=project,
+                    ingress=row.id,
+                    filename=filename,
+                    sha256=row.sha256,
+                    size=size,
+                )
             )
             return _ingress_info(row)
 
@@ -697,7 +736,19 @@ class Governance:
         """An operator, or a provider of one of the project's datasets, decides. An approved
         file is copied (exactly the reviewed bytes) into the project's incoming folder."""
         actor = _actor(actor)
-        with self.registry.session() as s:
+        delivered: list[Path] = []
+        try:
+            return self._decide_ingress(request_id, actor, approve, reason, delivered)
+        except BaseException:
+            for path in delivered:  # the commit failed: nothing may stay delivered
+                path.unlink(missing_ok=True)
+            raise
+
+    def _decide_ingress(
+        self, request_id: int, actor: str, approve: bool, reason: str, delivered: list[Path]
+    ) -> IngressInfo:
+        with self.db.write() as tx:
+            s = tx.session
             row = s.get(IngressRequest, request_id)
             if row is None:
                 raise NotFound(f"there is no ingress request {request_id}")
@@ -731,23 +782,27 @@ class Governance:
                     )
             if not approve and not reason.strip():
                 raise InvalidInput("declining an ingress request needs a reason")
-            if approve:
-                self._deliver(row)
             row.status = "approved" if approve else "declined"
             row.decided_by, row.decided_at, row.decision_reason = actor, _now(), reason
-            journal.append(
-                s,
-                actor,
-                f"ingress.{row.status[:-1]}",
-                f"project:{row.project_name}",
-                ingress=row.id,
-                filename=row.filename,
-                sha256=row.sha256,
-                reason=reason,
+            decided = events.IngressApproved if approve else events.IngressDeclined
+            tx.journal(
+                decided(
+                    actor=actor,
+                    project=row.project_name,
+                    ingress=row.id,
+                    filename=row.filename,
+                    sha256=row.sha256,
+                    reason=reason,
+                )
             )
-            return _ingress_info(row)
+            # Last, after the journal entry: a refusal or a failed journal write delivers
+            # nothing; a failed commit takes the delivered file back (below).
+            if approve:
+                delivered.append(self._deliver(row))
+            info = _ingress_info(row)
+        return info
 
-    def _deliver(self, row: IngressRequest) -> None:
+    def _deliver(self, row: IngressRequest) -> Path:
         held = self.ingress_dir() / row.sha256
         data = held.read_bytes()
         if hashlib.sha256(data).hexdigest() != row.sha256:
@@ -761,12 +816,13 @@ class Governance:
         shutil.copyfile(held, tmp)
         os.chmod(tmp, 0o444)
         os.replace(tmp, target)
+        return target
 
     def ingress_requests(
         self, project: str | None = None, status: str | None = None
     ) -> list[IngressInfo]:
         """Ingress requests, oldest first."""
-        with self.registry.session() as s:
+        with self.db.read() as s:
             query = select(IngressRequest).order_by(IngressRequest.id)
             if project:
                 query = query.where(IngressRequest.project_name == project)
@@ -775,20 +831,24 @@ class Governance:
             return [_ingress_info(r) for r in s.scalars(query)]
 
     # -- the journal ---------------------------------------------------------------
-    def record(self, actor: str, action: str, subject: str = "", **detail: Any) -> None:
-        """Journal an act whose change another component wrote (e.g. a stopped workspace)."""
-        with self.registry.session() as s:
-            journal.append(s, _actor(actor), action, subject, **detail)
+    def record(self, event: JournalEvent, *, actor: str) -> None:
+        """Journal an act whose change another component made (a stopped workspace, an
+        issued token); ``actor`` must be the event's."""
+        if _actor(actor) != event.actor:
+            raise InvalidInput(f"the event's actor is {event.actor!r}, not {actor!r}")
+        with self.db.write() as tx:
+            tx.journal(event)
 
     def journal_entries(self, subject: str | None = None) -> list[journal.Entry]:
         """Journal entries, oldest first."""
-        with self.registry.session() as s:
+        with self.db.read() as s:
             return journal.entries(s, subject=subject)
 
     def verify_journal(self) -> journal.Verification:
         """Check every entry's hash and link."""
-        with self.registry.session() as s:
-            return journal.verify(s.scalars(select(JournalEntry).order_by(JournalEntry.seq)))
+        with self.db.read() as s:
+            rows = s.scalars(select(JournalEntry).order_by(JournalEntry.seq))
+            return journal.verify(rows, journal.head(s))
 
 
 def incoming_dir(project: str) -> Path:

@@ -290,3 +290,17 @@ class JournalEntry(Base):
     detail: Mapped[str] = mapped_column(Text, default="{}")
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class JournalHead(Base):
+    """The single row naming the journal's last entry (count and hash).
+
+    Written in the same transaction as every append, so deleting entries from the end of
+    the journal is found; locking it serialises appends.
+    """
+
+    __tablename__ = "journal_head"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))

@@ -15,10 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from cleanroom import paths
 from cleanroom.errors import InvalidInput
+from cleanroom.policy_files import load_yaml, policy_path
 
 CULLER_SERVICE = "idle-culler"
 
@@ -60,13 +58,9 @@ def _env(name: str, default: int) -> int:
 
 def load_policy(path: Path | None = None) -> CullingPolicy:
     """The culling policy, validated, with environment overrides applied."""
-    path = path or paths.policies_dir() / "culling.yaml"
-    data: dict[str, Any] = {}
-    if path.exists():
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise InvalidInput(f"cannot read culling policy {path}: {exc}") from exc
+    path = path or policy_path("culling.yaml")
+    # No file: the defaults below are a complete policy.
+    data = load_yaml(path, what="culling policy", error=InvalidInput, missing_ok=True) or {}
     if not isinstance(data, dict) or set(data) - {"servers", "kernels"}:
         raise InvalidInput(f"{path}: only 'servers' and 'kernels' sections are known")
     servers, kernels = data.get("servers") or {}, data.get("kernels") or {}

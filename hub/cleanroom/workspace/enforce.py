@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from cleanroom.errors import CleanroomError, Forbidden, NotFound
 from cleanroom.registry import Registry
+from cleanroom.registry.events import WorkspaceStopped
 from cleanroom.registry.governance import Governance
 
 
@@ -58,7 +59,8 @@ def enforce_once(registry: Registry, instance: str) -> list[Stopped]:
             print(f"cleanroom enforce: hub did not stop {user}/{project}: {exc}", file=sys.stderr)
         stop_workspace_containers(user, project, instance)
         governance.record(
-            "enforcer", "workspace.stop", f"project:{project}", user=user, reason=reason
+            WorkspaceStopped(actor="enforcer", project=project, user=user, reason=reason),
+            actor="enforcer",
         )
         print(
             f"cleanroom enforce: stopped workspace {user}/{project}: {reason}",

@@ -15,6 +15,7 @@ from typing import Any
 
 from cleanroom.hub import metrics
 from cleanroom.registry import Registry
+from cleanroom.registry.events import WorkspaceOutOfMemory
 from cleanroom.registry.governance import Governance
 from cleanroom.workspace.labels import LABEL_PROJECT, LABEL_USER
 
@@ -84,12 +85,14 @@ def report_new_kills(
     metrics.OOM_KILLS.labels(project).inc(new)
     try:
         Governance(registry).record(
-            "hub",
-            "workspace.out_of_memory",
-            f"project:{project}",
-            user=user,
-            memory_limit=limit,
-            processes_killed=new,
+            WorkspaceOutOfMemory(
+                actor="hub",
+                project=project,
+                user=user,
+                memory_limit=str(limit),
+                processes_killed=new,
+            ),
+            actor="hub",
         )
     except Exception:  # the warning above is what matters; the journal may be busy
         log.exception("Could not journal the out-of-memory event")

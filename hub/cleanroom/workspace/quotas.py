@@ -13,10 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from cleanroom import paths
 from cleanroom.errors import InvalidInput, NotFound
+from cleanroom.policy_files import load_yaml, policy_path
 
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([KMGT]?)i?B?$", re.IGNORECASE)
 _UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
@@ -83,11 +81,8 @@ def _size(spec: dict[str, Any], key: str, where: str) -> int | None:
 
 def load_tiers(path: Path | None = None) -> dict[str, QuotaTier]:
     """Every tier in the quota policy, validated."""
-    path = path or paths.policies_dir() / "quotas.yaml"
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise InvalidInput(f"cannot read quota policy {path}: {exc}") from exc
+    path = path or policy_path("quotas.yaml")
+    data = load_yaml(path, what="quota policy", error=InvalidInput)
     tiers = (data or {}).get("tiers")
     if not isinstance(tiers, dict) or not tiers:
         raise InvalidInput(f"{path}: 'tiers' must map tier names to limits")

@@ -441,11 +441,12 @@ class CleanroomSpawner(DockerSpawner):
             tag = self.image
             digests = _engine().images.get(image).attrs.get("RepoDigests") or []
             Governance(self.registry).record_run(
+                actor=self.user.name,
                 user=self.user.name,
                 project=plan.name,
                 image=tag,
                 image_digest=digests[0] if digests else image,
-                datasets=",".join(f"{d.name}@{d.version}" for d in plan.datasets),
+                datasets=tuple(f"{d.name}@{d.version}" for d in plan.datasets),
                 container_id=self.container_id,
             )
         except Exception:

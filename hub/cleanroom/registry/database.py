@@ -1,0 +1,216 @@
+"""The registry's database: engine, read-only and journaled write transactions, upgrades.
+
+Two kinds of transaction, and only two:
+
+- :meth:`RegistryDatabase.read` gives a session that cannot write: a flush carrying any
+  change, or an INSERT/UPDATE/DELETE statement, raises :class:`ReadOnly`.
+  :class:`cleanroom.registry.Registry` reads through it.
+- :meth:`RegistryDatabase.write` gives a :class:`Write`; its changes commit only together
+  with at least one journal entry (:meth:`Write.journal`), or not at all
+  (:class:`JournalMissing`). :class:`cleanroom.registry.governance.Governance`, the
+  registry's one writer, is its only caller.
+
+So no change exists without its journal record and no record describes a change that did
+not happen; a test proves it for every write (tests/unit/test_registry_writer.py).
+
+The schema is created with ``create_all`` plus idempotent upgrade steps (:meth:`_upgrade`),
+each run once, when what it introduces is missing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, event, inspect, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
+
+from cleanroom import paths
+from cleanroom.errors import CleanroomError
+from cleanroom.registry import journal
+from cleanroom.registry.events import ApprovalsGrandfathered, JournalEvent, JournalHeadBuilt
+from cleanroom.registry.models import (
+    Base,
+    DatasetApproval,
+    JournalEntry,
+    JournalHead,
+    ProjectDataset,
+)
+
+_WRITER = "cleanroom.registry.writer"
+_CHANGED = "cleanroom.registry.changed"
+_JOURNALED = "cleanroom.registry.journaled"
+_JOURNAL_TABLES = (JournalEntry, JournalHead)
+
+
+class ReadOnly(CleanroomError):
+    """A read transaction tried to change the registry (a programming error)."""
+
+
+class JournalMissing(CleanroomError):
+    """A write transaction changed the registry without a journal entry: rolled back."""
+
+
+def _changes(session: Session) -> list[Any]:
+    dirty = [o for o in session.dirty if session.is_modified(o)]
+    return [
+        o for o in (*session.new, *session.deleted, *dirty) if not isinstance(o, _JOURNAL_TABLES)
+    ]
+
+
+def _before_flush(session: Session, _context: Any, _instances: Any) -> None:
+    changed = _changes(session)
+    if not changed:
+        return
+    if not session.info.get(_WRITER):
+        raise ReadOnly(
+            "registry reads never write; make changes through Governance "
+            f"(tried to change {type(changed[0]).__name__})"
+        )
+    session.info[_CHANGED] = True
+
+
+def _on_execute(state: ORMExecuteState) -> None:
+    # Statement-level writes (session.execute(update(...))) never reach a flush: the same
+    # rules apply to them. The journal's own tables are written by the ORM only.
+    if not (state.is_insert or state.is_update or state.is_delete):
+        return
+    if not state.session.info.get(_WRITER):
+        raise ReadOnly("registry reads never write; make changes through Governance")
+    state.session.info[_CHANGED] = True
+
+
+def _before_commit(session: Session) -> None:
+    # Runs before the commit's own final flush, so count what is still pending too.
+    pending = _changes(session)
+    if pending and not session.info.get(_WRITER):
+        raise ReadOnly(
+            "registry reads never write; make changes through Governance "
+            f"(tried to change {type(pending[0]).__name__})"
+        )
+    changed = session.info.get(_CHANGED) or bool(pending)
+    if changed and not session.info.get(_JOURNALED):
+        raise JournalMissing("a registry change without its journal entry was refused")
+
+
+def _sqlite_transactions(engine: Engine) -> None:
+    """WAL (the hub reads while the command line writes), foreign keys, and write
+    transactions that take the write lock when they begin, so two writers queue instead
+    of one failing when it first writes after the other committed."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves, below
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        write = conn.get_execution_options().get(_WRITER, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+class Write:
+    """One write transaction: change rows through ``session``, then :meth:`journal` it."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def journal(self, event: JournalEvent) -> journal.Entry:
+        """Append ``event`` to the journal in this transaction."""
+        entry = journal.append(self.session, event)
+        self.session.info[_JOURNALED] = True
+        return entry
+
+
+class RegistryDatabase:
+    """The registry's engine and its two kinds of transaction."""
+
+    def __init__(self, url: str | None = None) -> None:
+        self.url = url or paths.registry_url()
+        if self.url.startswith("sqlite:///"):
+            Path(self.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        url = self.url
+        if url.startswith("postgresql://"):  # the driver we install is psycopg (3)
+            url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+        self.engine = create_engine(url, future=True)
+        if self.engine.dialect.name == "sqlite":
+            _sqlite_transactions(self.engine)
+        self._reads = sessionmaker(self.engine, expire_on_commit=False)
+        self._writes = sessionmaker(
+            self.engine.execution_options(**{_WRITER: True}), expire_on_commit=False
+        )
+        for maker in (self._reads, self._writes):
+            event.listen(maker, "before_flush", _before_flush)
+            event.listen(maker, "before_commit", _before_commit)
+            event.listen(maker, "do_orm_execute", _on_execute)
+        self._upgrade()
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A read-only transaction (any attempt to change a row raises :class:`ReadOnly`)."""
+        with self._reads() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def write(self) -> Iterator[Write]:
+        """A write transaction: committed with its journal entries, or rolled back whole."""
+        with self._writes() as session, session.begin():
+            session.info[_WRITER] = True
+            yield Write(session)
+
+    # -- upgrade steps -----------------------------------------------------------------
+    def _upgrade(self) -> None:
+        """Create missing tables, then run each upgrade step whose table was missing."""
+        existing = set(inspect(self.engine).get_table_names())
+        Base.metadata.create_all(self.engine)
+        if "journal_head" not in existing:
+            self._build_journal_head()
+        if "dataset_approvals" not in existing:
+            self._grandfather_dataset_links()
+
+    def _build_journal_head(self) -> None:
+        """Upgrade step, run once when the journal's head record is introduced.
+
+        The head is built from the last existing entry; the step itself is journaled, so
+        the journal says from which entry on truncation is detected.
+        """
+        with self.write() as tx:
+            last = journal.build_head(tx.session)
+            if last is not None:
+                tx.journal(JournalHeadBuilt(actor="upgrade", seq=last))
+
+    def _grandfather_dataset_links(self) -> None:
+        """Upgrade step, run once when provider approvals are introduced.
+
+        Links made before providers approved each use were made by an operator on the
+        provider's behalf; recording them as approved (by ``upgrade``, visibly) keeps a
+        running deployment's workspaces starting, while every new link needs a provider.
+        """
+        with self.write() as tx:
+            links = list(tx.session.scalars(select(ProjectDataset)))
+            if not links:
+                return
+            for link in links:
+                tx.session.add(
+                    DatasetApproval(
+                        project_name=link.project_name,
+                        dataset_name=link.dataset_name,
+                        dataset_version=link.dataset_version,
+                        approved_by="upgrade",
+                    )
+                )
+            tx.journal(
+                ApprovalsGrandfathered(
+                    actor="upgrade",
+                    links=tuple(
+                        f"{x.project_name}:{x.dataset_name}@{x.dataset_version}" for x in links
+                    ),
+                )
+            )

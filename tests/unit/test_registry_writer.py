@@ -1,0 +1,274 @@
+"""The registry has one writer: every change is journaled in its own transaction.
+
+Structural: every public method of ``Governance`` that is not a read takes a keyword-only
+``actor``; ``Registry`` offers reads only. Behavioural, for EVERY write (the recipes below
+must cover them all): it adds exactly one journal entry of its kind, and when the journal
+write fails, nothing of the change is left. The database itself refuses a change without
+a journal entry, and any write through a read transaction.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cleanroom.registry import DatasetInfo, Registry, journal
+from cleanroom.registry.database import JournalMissing, ReadOnly
+from cleanroom.registry.events import WorkspaceStopped, all_events
+from cleanroom.registry.governance import READS, Governance
+from cleanroom.registry.models import Base, User
+from sqlalchemy import select, update
+
+NEXT_YEAR = date.today() + timedelta(days=365)
+
+
+def _writes() -> list[str]:
+    return [
+        name
+        for name, _ in inspect.getmembers(Governance, inspect.isfunction)
+        if not name.startswith("_") and not name.startswith(READS)
+    ]
+
+
+def test_every_write_names_its_actor() -> None:
+    writes = _writes()
+    assert len(writes) > 20  # the writer has its writes at all
+    for name in writes:
+        params = inspect.signature(getattr(Governance, name)).parameters
+        assert "actor" in params, f"Governance.{name} writes without an actor"
+        assert params["actor"].kind is inspect.Parameter.KEYWORD_ONLY, name
+
+
+def test_the_registry_offers_reads_only() -> None:
+    public = [n for n, _ in inspect.getmembers(Registry, inspect.isfunction) if n[0] != "_"]
+    reads = ("get_", "list_", "is_", "projects_of", "affiliations_of", "check_", "dataset_")
+    others = {"session", "workspace_plan", "unapproved_datasets", "retired_images"}
+    assert [n for n in public if not n.startswith(reads) and n not in others] == []
+
+
+def test_a_read_transaction_cannot_write(registry: Registry) -> None:
+    with pytest.raises(ReadOnly, match="through Governance"), registry.session() as s:
+        s.add(User(name="mallory", roles="operator"))
+    assert registry.list_users() == []
+
+
+def test_a_statement_level_write_is_held_to_the_same_rules(registry: Registry) -> None:
+    Governance(registry).add_user("alice", actor="op")
+    with pytest.raises(ReadOnly), registry.session() as s:
+        s.execute(update(User).values(roles="operator"))
+    with pytest.raises(JournalMissing), registry.db.write() as tx:
+        tx.session.execute(update(User).values(roles="operator"))
+    assert registry.get_user("alice").roles == frozenset({"researcher"})
+
+
+def test_a_change_without_its_journal_entry_is_refused(registry: Registry) -> None:
+    with pytest.raises(JournalMissing), registry.db.write() as tx:
+        tx.session.add(User(name="mallory", roles="operator"))
+    assert registry.list_users() == []
+    assert Governance(registry).journal_entries() == []
+
+
+def test_every_event_kind_is_distinct_and_documented() -> None:
+    kinds = [cls.kind for cls in all_events()]
+    assert len(kinds) == len(set(kinds))
+    assert all(cls.__doc__ and len(cls.__doc__) > 20 for cls in all_events())
+
+
+# -- every write, for real ------------------------------------------------------------
+def _seed(gov: Governance, tmp_path: Path) -> None:
+    """Every precondition the recipes need, written through the writer."""
+    for name, roles in [
+        ("alice", ["researcher"]),
+        ("bob", ["researcher"]),
+        ("olga", ["operator"]),
+        ("pat", ["provider"]),
+    ]:
+        gov.add_user(name, roles, actor="seed")
+    for version in ("v1", "v2"):
+        gov.add_dataset(
+            DatasetInfo("press-line", version, "Acme", f"/lib/press-line/{version}", None, 3),
+            actor="seed",
+        )
+    gov.add_provider_account("Acme", "pat", actor="seed")
+    gov.create_project("defects", "Defects", actor="seed")
+    gov.add_member("defects", "alice", actor="seed")
+    gov.add_member("defects", "bob", actor="seed")
+    gov.attach_dataset("defects", "press-line", "v1", actor="seed")
+    gov.approve_dataset_use("defects", "press-line", "v1", actor="pat")
+    for title in ("First", "Second"):
+        gov.submit_application(
+            title=title,
+            purpose="find the drivers",
+            ends_on=NEXT_YEAR,
+            actor="alice",
+            members=["alice"],
+            pledge_signed_by=["alice"],
+        )
+    source = tmp_path / "lookup.csv"
+    source.write_text("code,name\n1,press\n")
+    gov.request_ingress("defects", source, actor="alice", reason="a lookup table")
+
+
+RECIPES: dict[str, tuple[str, Callable[[Governance, Path], Any]]] = {
+    "add_user": ("user.add", lambda g, _: g.add_user("carol", actor="olga")),
+    "set_password": (
+        "user.password",
+        lambda g, _: g.set_password("alice", "correct horse", actor="olga"),
+    ),
+    "set_roles": ("user.roles", lambda g, _: g.set_roles("bob", ["officer"], actor="olga")),
+    "create_project": ("project.create", lambda g, _: g.create_project("new", "N", actor="olga")),
+    "set_project_status": (
+        "project.status",
+        lambda g, _: g.set_project_status("defects", "suspended", actor="olga"),
+    ),
+    "add_member": ("member.add", lambda g, _: g.add_member("defects", "olga", actor="olga")),
+    "remove_member": (
+        "member.remove",
+        lambda g, _: g.remove_member("defects", "bob", actor="olga"),
+    ),
+    "add_dataset": (
+        "dataset.register",
+        lambda g, _: g.add_dataset(
+            DatasetInfo("gauges", "v1", "Acme", "/lib/g", None, 1), actor="o"
+        ),
+    ),
+    "set_index_location": (
+        "dataset.reindex",
+        lambda g, _: g.set_index_location("press-line", "v1", "/idx", actor="olga"),
+    ),
+    "attach_dataset": (
+        "dataset.attach",
+        lambda g, _: g.attach_dataset("defects", "press-line", "v2", actor="olga"),
+    ),
+    "detach_dataset": (
+        "dataset.detach",
+        lambda g, _: g.detach_dataset("defects", "press-line", actor="olga"),
+    ),
+    "submit_application": (
+        "application.submit",
+        lambda g, _: g.submit_application(
+            title="Third", purpose="p", ends_on=NEXT_YEAR, actor="bob", members=["bob"]
+        ),
+    ),
+    "approve_application": (
+        "application.approve",
+        lambda g, _: g.approve_application(1, project="first", actor="olga"),
+    ),
+    "decline_application": (
+        "application.decline",
+        lambda g, _: g.decline_application(2, actor="olga", reason="out of scope"),
+    ),
+    "set_project_end": (
+        "project.end_date",
+        lambda g, _: g.set_project_end("defects", NEXT_YEAR, actor="olga"),
+    ),
+    "set_member_end": (
+        "member.end_date",
+        lambda g, _: g.set_member_end("defects", "alice", NEXT_YEAR, actor="olga"),
+    ),
+    "add_provider_account": (
+        "provider.account",
+        lambda g, _: g.add_provider_account("Bolt", "pat", actor="olga"),
+    ),
+    "approve_dataset_use": (
+        "dataset.approve_use",
+        lambda g, _: g.approve_dataset_use("defects", "press-line", "v2", actor="pat"),
+    ),
+    "revoke_dataset_use": (
+        "dataset.revoke_use",
+        lambda g, _: g.revoke_dataset_use("defects", "press-line", actor="pat"),
+    ),
+    "set_image_state": (
+        "image.retired",
+        lambda g, _: g.set_image_state("pytorch", "retired", actor="olga", reason="CVE"),
+    ),
+    "allow_project_image": (
+        "project.allow_image",
+        lambda g, _: g.allow_project_image("defects", "pytorch", actor="olga"),
+    ),
+    "record_run": (
+        "workspace.start",
+        lambda g, _: g.record_run(
+            actor="alice",
+            user="alice",
+            project="defects",
+            image="cleanroom/notebook:latest",
+            image_digest="sha256:abc",
+            datasets=("press-line@v1",),
+            container_id="c1",
+        ),
+    ),
+    "request_ingress": (
+        "ingress.request",
+        lambda g, tmp: g.request_ingress(
+            "defects", tmp / "lookup.csv", actor="bob", reason="the same table"
+        ),
+    ),
+    "decide_ingress": (
+        "ingress.approve",
+        lambda g, _: g.decide_ingress(1, actor="olga", approve=True),
+    ),
+    "record": (
+        "workspace.stop",
+        lambda g, _: g.record(
+            WorkspaceStopped(actor="enforcer", project="defects", user="alice", reason="ended"),
+            actor="enforcer",
+        ),
+    ),
+}
+
+
+def test_the_recipes_cover_every_write() -> None:
+    assert sorted(RECIPES) == sorted(_writes())
+
+
+@pytest.fixture
+def seeded(writer: Governance, tmp_path: Path) -> Governance:
+    _seed(writer, tmp_path)
+    return writer
+
+
+def _everything(gov: Governance) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every registry table (what "nothing changed" is checked against)."""
+    with gov.db.read() as s:
+        return {
+            t.name: sorted((tuple(map(str, row)) for row in s.execute(select(t))), key=str)
+            for t in Base.metadata.sorted_tables
+        }
+
+
+@pytest.mark.parametrize("write", sorted(RECIPES))
+def test_every_write_journals_one_entry_of_its_kind(
+    seeded: Governance, tmp_path: Path, write: str
+) -> None:
+    kind, recipe = RECIPES[write]
+    before = seeded.journal_entries()
+    recipe(seeded, tmp_path)
+    after = seeded.journal_entries()
+    assert [e.action for e in after[len(before) :]] == [kind]
+    assert after[-1].actor and after[-1].subject
+    assert seeded.verify_journal().ok
+
+
+@pytest.mark.parametrize("write", sorted(RECIPES))
+def test_a_failing_journal_write_leaves_nothing_of_the_change(
+    seeded: Governance, tmp_path: Path, write: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, recipe = RECIPES[write]
+    before = _everything(seeded)
+    incoming = sorted(p.name for p in (tmp_path / "state").rglob("incoming/*"))
+
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(journal, "append", broken)
+    with pytest.raises(OSError, match="disk full"):
+        recipe(seeded, tmp_path)
+    monkeypatch.undo()
+    assert _everything(seeded) == before
+    # An approved ingress file is delivered only with its record.
+    assert sorted(p.name for p in (tmp_path / "state").rglob("incoming/*")) == incoming
