@@ -118,11 +118,16 @@ class ResearcherKernelManager(ServerKernelManager):
         """Write the connection file, readable by the researcher's group (the kernel)."""
         if self.launcher and self.connection_folder and not self._connection_file_written:
             # The server passes a path in its runtime folder; the kernel could not read it.
-            name = os.path.basename(self.connection_file)
-            self.connection_file = os.path.join(self.connection_folder, name)
-        folder = os.path.dirname(self.connection_file)
-        if self.launcher and folder:
-            os.makedirs(folder, mode=0o750, exist_ok=True)
+            try:
+                os.makedirs(self.connection_folder, mode=0o750, exist_ok=True)
+            except OSError as exc:
+                # Not the image's two-uid layout (no /run/cleanroom tmpfs, e.g. a plain
+                # `docker run --user 1000`): kernels then share the server's uid and read
+                # its runtime folder. In the two-uid layout they could not, and fail.
+                self.log.warning("cleanroom: kernel connection files stay put: %s", exc)
+            else:
+                name = os.path.basename(self.connection_file)
+                self.connection_file = os.path.join(self.connection_folder, name)
         super().write_connection_file(**kwargs)
         if self.launcher and os.path.exists(self.connection_file):
             os.chmod(self.connection_file, 0o640)

@@ -46,7 +46,8 @@ _KEYS = {
     "tmp",
 }
 # Sizes of the tmpfs mounts when a tier does not name them: room for caches, IPython's
-# history and matplotlib's fonts, and for ordinary temporary files.
+# history and matplotlib's fonts, and for ordinary temporary files; at most an eighth of
+# the tier's memory each (they are held in memory).
 DEFAULT_HOME_BYTES = 256 * 1024**2
 DEFAULT_TMP_BYTES = 256 * 1024**2
 
@@ -116,8 +117,8 @@ def load_tiers(path: Path | None = None) -> dict[str, QuotaTier]:
         if cpu <= 0 or pids < 16:
             raise InvalidInput(f"{where}: cpu must be > 0 and pids at least 16")
         memory = parse_size(spec.get("memory"), f"{where}.memory")
-        home = _size(spec, "home", where) or DEFAULT_HOME_BYTES
-        tmp = _size(spec, "tmp", where) or DEFAULT_TMP_BYTES
+        home = _size(spec, "home", where) or min(DEFAULT_HOME_BYTES, memory // 8)
+        tmp = _size(spec, "tmp", where) or min(DEFAULT_TMP_BYTES, memory // 8)
         # tmpfs pages count against the memory limit: a full tmpfs larger than the
         # memory would end in the OOM killer instead of "No space left on device".
         if home + 3 * tmp >= memory:
