@@ -114,6 +114,7 @@ class WorkspaceGuard:
             self._check_kernelspec_resource(handler)
         elif isinstance(handler, ContentsHandler):
             method = handler.request.method
+            self._refuse_outside(_route_arg(handler, "path", 0))
             if method == "GET":
                 self._check_contents_read(handler)
             elif method in ("PUT", "POST"):
@@ -186,6 +187,12 @@ class WorkspaceGuard:
                 "are shown in the browser."
             )
 
+    def _refuse_outside(self, path: str) -> None:
+        if not self.paths.inside(path):
+            raise blocked(
+                f"{path} points outside the workspace's folders (home, work, project, data)."
+            )
+
     # -- contents writes ----------------------------------------------------------------
 
     def _refuse_data_change(self, path: str, verb: str) -> None:
@@ -213,6 +220,7 @@ class WorkspaceGuard:
         model = self._json_body(handler) or {}
         copy_from = model.get("copy_from")
         if isinstance(copy_from, str) and copy_from:
+            self._refuse_outside(copy_from)
             self._refuse_data_source(copy_from)
         self._refuse_data_change(path, "written")
         if method == "PUT" and model.get("content") is not None:
@@ -224,6 +232,7 @@ class WorkspaceGuard:
         model = self._json_body(handler) or {}
         new_path = model.get("path")
         if isinstance(new_path, str):
+            self._refuse_outside(new_path)
             self._refuse_data_change(new_path, "written")
 
     def _check_upload(self, handler: RequestHandler, path: str, model: dict[str, Any]) -> None:
