@@ -146,3 +146,26 @@ def test_tmpfs_sizes_are_validated(tmp_path: Path) -> None:
     path.write_text("tiers: {a: {cpu: 1, pids: 64, memory: 512M}}")
     tier = quotas.load_tiers(path)["a"]
     assert tier.home_bytes == tier.tmp_bytes == 64 * 2**20  # an eighth of the memory
+
+
+def test_no_workspace_starts_on_an_engine_without_seccomp(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cleanroom.errors import CleanroomError
+    from cleanroom.workspace import spawner as spawner_module
+
+    class _Engine:
+        def __init__(self, options: list[str]) -> None:
+            self.options = options
+
+        def info(self) -> dict[str, Any]:
+            return {"SecurityOptions": self.options}
+
+    for options, refused in (([], True), (["name=seccomp,profile=default"], False)):
+        spawner_module._engine_has_seccomp.cache_clear()
+        engine = _Engine(options)
+        monkeypatch.setattr(spawner_module, "_engine", lambda engine=engine: engine)
+        if refused:
+            with pytest.raises(CleanroomError, match="does not support seccomp"):
+                spawner_module._check_engine_seccomp()
+        else:
+            spawner_module._check_engine_seccomp()
+    spawner_module._engine_has_seccomp.cache_clear()
