@@ -85,18 +85,30 @@ def test_activity_timestamps_cannot_carry_data(hub: Hub) -> None:
         assert datetime.fromisoformat(value.replace("Z", "+00:00")) <= now
 
 
-def test_a_killed_server_is_noticed_and_recorded(hub: Hub) -> None:
-    hub.ensure_running("dave", PROJECT)
-    container = hub.container("dave", PROJECT)
+@pytest.fixture(scope="module")
+def walter(hub: Hub) -> str:
+    """A member of this module's own (other tests remove members of the shared ones)."""
+    for step in (
+        ("users", "add", "walter", "--password-env", "TEST_PASSWORD"),
+        ("members", "add", PROJECT, "walter"),
+    ):
+        done = hub.cli(*step)
+        assert done.returncode == 0, f"{step}: {done.stderr}"
+    return "walter"
+
+
+def test_a_killed_server_is_noticed_and_recorded(hub: Hub, walter: str) -> None:
+    hub.ensure_running(walter, PROJECT)
+    container = hub.container(walter, PROJECT)
     # An operator's root exec may kill it (the researcher may not: see above).
     container.exec_run(["sh", "-c", "kill -KILL $(cat /proc/1/task/1/children)"], user="0:0")
-    _wait(lambda: not hub.is_ready("dave", PROJECT), 60, "the hub noticing the dead server")
+    _wait(lambda: not hub.is_ready(walter, PROJECT), 60, "the hub noticing the dead server")
 
     def recorded() -> bool:
         done = hub.cli("--json", "journal", "list", "--subject", f"project:{PROJECT}")
         entries = json.loads(done.stdout or "[]")
         return any(
-            e["action"] == "workspace.server_lost" and e["detail"]["user"] == "dave"
+            e["action"] == "workspace.server_lost" and e["detail"]["user"] == walter
             for e in entries
         )
 
