@@ -162,6 +162,7 @@ class WorkspaceGuard:
             self._check_kernelspec_resource(handler)
         elif isinstance(handler, ContentsHandler):
             method = handler.request.method
+            self._refuse_outside(_route_arg(handler, "path", 0))
             if method == "GET":
                 self._check_contents_read(handler)
             elif method in ("PUT", "POST"):
@@ -234,6 +235,12 @@ class WorkspaceGuard:
                 "are shown in the browser."
             )
 
+    def _refuse_outside(self, path: str) -> None:
+        if not self.paths.inside(path):
+            raise blocked(
+                f"{path} points outside the workspace's folders (home, work, project, data)."
+            )
+
     # -- contents writes ----------------------------------------------------------------
 
     def _refuse_data_change(self, path: str, verb: str) -> None:
@@ -252,6 +259,7 @@ class WorkspaceGuard:
         model = contents_model(handler.request.body)
         copy_from = model.get("copy_from")
         if isinstance(copy_from, str) and copy_from:
+            self._refuse_outside(copy_from)
             self._refuse_data_source(copy_from)
         self._refuse_data_change(path, "written")
         # PUT names the file, POST the folder a new file goes into: that folder must be
@@ -267,6 +275,7 @@ class WorkspaceGuard:
         new_path = model.get("path")
         if not isinstance(new_path, str) or not new_path.strip("/"):
             raise Refused(400, "a rename needs the new 'path' (a string)")
+        self._refuse_outside(new_path)
         self._refuse_data_change(new_path, "written")
         self._require_folder(os.path.dirname(new_path.strip("/")))
 

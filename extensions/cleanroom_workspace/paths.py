@@ -67,6 +67,15 @@ class WorkspacePaths:
             return Area.WORK
         return Area.OTHER
 
+    def inside(self, api_path: str) -> bool:
+        """Whether the real path of ``api_path`` lies in the root dir, a work folder or a
+        data mount. A symlink the kernel made to ``/proc/<server>/environ`` or to the
+        server's ``/run/cleanroom`` does not: the server (another uid than kernels) would
+        read what kernels may not, and hand it to the browser."""
+        real = self.real(api_path)
+        folders = [self.root_dir, *(w.real_path for w in self.work), *self.data_real]
+        return any(self._within(real, folder) for folder in folders)
+
     def open_work_file(self, api_path: str) -> tuple[int, WorkFolder]:
         """Open a regular file inside a work folder for reading, following no symlink.
 

@@ -47,5 +47,17 @@ fi
 install -d -m 0755 /opt/cleanroom
 install -m 0644 "$BUILD/verify_image.py" /opt/cleanroom/verify_image.py
 
+# The Jupyter server's own user: uid 1001 in the researcher's group (it saves files
+# kernels wrote), so that researcher code (uid 1000) cannot signal, trace or read it.
+# The entry point starts the server as this user; as-researcher starts kernels and
+# terminals as uid 1000. Both are root-owned and not writable by either user.
+if ! getent passwd 1001 >/dev/null; then
+    useradd --uid 1001 --gid 1000 --no-create-home --home-dir /home/researcher \
+        --shell /usr/sbin/nologin jupyter
+fi
+install -d -m 0755 -o root -g root /opt/cleanroom/bin /run/cleanroom
+install -m 0755 -o root -g root "$BUILD/bin/cleanroom-entrypoint" "$BUILD/bin/as-researcher" \
+    /opt/cleanroom/bin/
+
 rm -rf /root/.cache /tmp/* /var/tmp/*
 "$VENV/bin/python" /opt/cleanroom/verify_image.py

@@ -32,6 +32,8 @@ FORBIDDEN_PROGRAMS = ("code-server", "sudo")
 # by jsonschema's format extras) spends about 1.2 s and 15 MiB building parsers at import.
 SLOW_STARTUP_MODULES = ("rfc3987_syntax",)
 VENV = "/opt/cleanroom/venv"
+# The entry point and the launcher decide who runs what: root-owned, root-only writable.
+LAUNCHERS = ("/opt/cleanroom/bin/cleanroom-entrypoint", "/opt/cleanroom/bin/as-researcher")
 
 
 def _normalise(name: str) -> str:
@@ -74,6 +76,22 @@ def problems() -> list[str]:
                 continue
             if info.st_uid != 0 or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
                 found.append(f"not root-owned and root-only writable: {path}")
+    for path in (os.path.dirname(LAUNCHERS[0]), *LAUNCHERS):
+        try:
+            info = os.stat(path)
+        except OSError as exc:
+            found.append(f"missing: {path} ({exc.strerror})")
+            continue
+        if info.st_uid != 0 or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            found.append(f"not root-owned and root-only writable: {path}")
+    try:
+        import pwd
+
+        server = pwd.getpwuid(1001)
+        if server.pw_gid != 1000:
+            found.append("the server's user (uid 1001) must have the researcher's group 1000")
+    except KeyError:
+        found.append("no user with uid 1001 (the Jupyter server's user)")
     return found
 
 

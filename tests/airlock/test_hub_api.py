@@ -96,8 +96,10 @@ def test_submit_review_release_download(hub: Hub) -> None:
         "sha256": hashlib.sha256(TABLE).hexdigest(),
         "size": len(TABLE),
         "type": "text/csv",
-        "description": "about work/out/table.csv",
+        # The author's own free text does not come back before an officer read it.
+        "description": "(shown after review)",
     }
+    assert body["justification"] == "(shown after review)"
     assert "work/out/table.csv" in body["checks"]
 
     # A retry with the same key, through the public listener this time, is the same request.
@@ -115,8 +117,11 @@ def test_submit_review_release_download(hub: Hub) -> None:
     # Only this user's requests come back (other tests of the session may have added some).
     assert rid in [x["id"] for x in listed]
 
-    # The author cannot see unreleased bytes, nor download them.
+    # The author cannot see unreleased bytes, nor download them, nor (yet) their text.
     alice = hub.browser("alice")
+    own_page = alice.get(f"{hub.service_url}requests/{rid}").text
+    assert "(shown after review)" in own_page
+    assert "defect counts by line" not in own_page and "about work/out/table.csv" not in own_page
     assert (
         alice.get(f"{hub.service_url}requests/{rid}/raw?path=work/out/table.csv").status_code == 403
     )
@@ -133,6 +138,11 @@ def test_submit_review_release_download(hub: Hub) -> None:
     olga, oscar = hub.browser("olga"), hub.browser("oscar")
     queue = olga.get(f"{hub.service_url}queue").text
     assert rid in queue and "alice" in queue
+    # Officers read the free text with the text check's verdict beside it.
+    officer_page = olga.get(f"{hub.service_url}requests/{rid}").text
+    assert "defect counts by line for the paper" in officer_page
+    assert "Checks on the free text" in officer_page
+    assert "description of work/out/table.csv" in officer_page
     r = officer_approves(hub, olga, rid)
     assert "in_review" in r.text
     r = officer_approves(hub, oscar, rid)
@@ -159,6 +169,10 @@ def test_submit_review_release_download(hub: Hub) -> None:
         timeout=30,
     ).json()["requests"]
     assert {x["id"]: x["state"] for x in listed}[rid] == "released"
+    # Reviewed now: its author reads the text as the officers approved it.
+    mine = next(x for x in listed if x["id"] == rid)
+    assert mine["justification"] == "defect counts by line for the paper"
+    assert mine["files"][0]["description"] == "about work/out/table.csv"
     verified = subprocess.run(
         [sys.executable, "-m", "cleanroom.airlock.cli", "audit", "verify"],
         env={**hub.airlock_env, "PATH": ""},
@@ -306,3 +320,22 @@ def test_a_genuine_server_token_submits_for_its_project_only(hub: Hub) -> None:
     assert r.status_code == 201, r.text
     r = submit(hub.submit_url, token, {"work/out/server.csv": TABLE}, project="furnace")
     assert r.status_code == 403
+
+
+def test_free_text_beyond_the_policy_is_refused_and_changes_nothing(hub: Hub) -> None:
+    token = hub.workspace_token("alice", PROJECT)
+
+    def listed() -> list[str]:
+        reply = requests.get(
+            hub.submit_url,
+            params={"project": PROJECT},
+            headers={"Authorization": f"token {token}"},
+            timeout=30,
+        )
+        return [x["id"] for x in reply.json()["requests"]]
+
+    before = listed()
+    r = submit(hub.submit_url, token, {"work/out/long.csv": TABLE}, why="x" * 2001)
+    assert r.status_code == 400
+    assert "2,001 characters" in r.text and "limits.text_characters" in r.text
+    assert listed() == before

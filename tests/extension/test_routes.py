@@ -127,6 +127,27 @@ def test_contents_reads_that_are_refused(
     assert message(response)
 
 
+@pytest.mark.parametrize("target", ["/proc/self/environ", "/proc/self", "/etc/passwd"])
+def test_symlinks_out_of_the_workspace_are_refused(
+    fetch: Any, workspace: Workspace, target: str
+) -> None:
+    # The server runs as another uid than kernels: what it may read, they may not
+    # (its environment holds its hub token and the per-start server secret).
+    (workspace.work / "out").symlink_to(target)
+    response = fetch("api", "contents", "work", "out")
+    assert_blocked(response)
+    assert "outside the workspace's folders" in message(response)
+    assert b"JUPYTERHUB" not in response.body
+
+
+def test_copy_and_rename_out_of_the_workspace_are_refused(fetch: Any, workspace: Workspace) -> None:
+    (workspace.work / "env").symlink_to("/proc/self/environ")
+    copied = fetch(
+        "api", "contents", "work", method="POST", body=json.dumps({"copy_from": "work/env"})
+    )
+    assert_blocked(copied)
+
+
 def test_data_folder_refusal_says_to_use_the_kernel(fetch: Any, workspace: Workspace) -> None:
     response = fetch("api", "contents", "data", "press", "cycles.csv")
     assert "read-only data folder" in message(response)

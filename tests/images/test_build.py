@@ -104,8 +104,10 @@ def test_second_build_is_skipped_and_labels_hold_the_inputs_hash(
 def test_notebook_image_contract(workspace_images: dict[str, str]) -> None:
     config = _inspect(workspace_images["notebook"])["Config"]
     env = dict(item.split("=", 1) for item in config["Env"])
+    # Run plainly, the image runs as the researcher; the spawner starts it as root for
+    # the entry point, which drops the server to uid 1001 (tests/images/test_wall.py).
     assert config["User"] == "1000:1000"
-    assert config["Entrypoint"] == ["tini", "--"]
+    assert config["Entrypoint"] == ["tini", "--", "/opt/cleanroom/bin/cleanroom-entrypoint"]
     assert config["Cmd"] == ["jupyterhub-singleuser"]
     assert "8888/tcp" in config["ExposedPorts"]
     assert env["PATH"].startswith("/opt/cleanroom/venv/bin:")

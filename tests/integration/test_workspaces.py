@@ -8,6 +8,7 @@ import time
 
 import pytest
 import requests
+from cleanroom.workspace import spec
 
 from tests.integration.conftest import DATASET, OTHER_PROJECT, PROJECT
 from tests.integration.harness import Hub, run_in
@@ -37,8 +38,14 @@ def test_container_is_labelled_and_hardened(alice_workspace: Hub) -> None:
     assert labels["cleanroom.project"] == PROJECT
     assert labels["cleanroom.image"] == "notebook"
     host = container.attrs["HostConfig"]
-    assert container.attrs["Config"]["User"] == "1000:1000"
-    assert host["CapDrop"] == ["ALL"] and not host.get("CapAdd")
+    # Root only for the entry point, with the server's five capabilities (see
+    # cleanroom.workspace.spec); researcher processes hold none (below).
+    assert container.attrs["Config"]["User"] == "0:0"
+    assert host["CapDrop"] == ["ALL"]
+    assert sorted(c.removeprefix("CAP_") for c in host["CapAdd"]) == sorted(
+        spec.SERVER_CAPABILITIES
+    )
+    assert host["ReadonlyRootfs"] is True
     assert "no-new-privileges:true" in host["SecurityOpt"]
     assert host["PidsLimit"] == 512
     assert host["Memory"] == 2 * 1024**3
@@ -49,6 +56,8 @@ def test_container_is_labelled_and_hardened(alice_workspace: Hub) -> None:
     assert (code, out.strip()) == (0, "1000")
     code, out = run_in(container, "sh", "-c", "grep CapEff /proc/self/status")
     assert out.split()[-1] == "0000000000000000"
+    code, out = run_in(container, "sh", "-c", "grep Seccomp: /proc/self/status")
+    assert out.split()[-1] == "2"  # filtered
 
 
 def test_the_workspace_sets_its_cookies_samesite(alice_workspace: Hub) -> None:

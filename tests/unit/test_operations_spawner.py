@@ -1,27 +1,17 @@
-"""The spawner's quota settings: memory with swap, GPU device requests, kernel culling."""
+"""The spawner's operations: kernel culling, out-of-memory records, concurrency limits.
+
+What the container is (host config, labels, environment) is tested through the pure
+functions of ``cleanroom.workspace.spec`` in ``test_workspace_spec.py``.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from cleanroom.isolation.networks import ProjectNetwork
 from cleanroom.workspace import quotas
 from cleanroom.workspace.oom import out_of_memory_message
 from cleanroom.workspace.spawner import CleanroomSpawner
-
-NETWORK = ProjectNetwork("cleanroom-test-p", "crx-p", "10.213.5.0/24", "10.213.5.1")
-
-
-def test_memory_limit_includes_swap_and_gpus_become_device_requests() -> None:
-    spawner = CleanroomSpawner()
-    tier = quotas.load_tiers()["gpu"]
-    host = spawner._host_config(NETWORK, tier.pids, tier)
-    assert host["memswap_limit"] == tier.memory_bytes
-    assert host["device_requests"] == [{"count": 1, "capabilities": [["gpu"]]}]
-    assert host["cap_drop"] == ["ALL"]
-    plain = spawner._host_config(NETWORK, 512, quotas.load_tiers()["standard"])
-    assert "device_requests" not in plain
 
 
 def test_kernel_culling_reaches_the_server_arguments(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -30,6 +30,9 @@ class Limits:
     bytes_per_file: int = 50 * 1024**2
     bytes_per_request: int = 200 * 1024**2
     requests_per_user_per_day: int = 20
+    # The justification and each file's description: free text that reaches officers
+    # (and, after review, its author), so it is bounded and checked like a file.
+    text_characters: int = 2000
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,7 @@ def policy_from_dict(data: Any, source: str = "policy") -> Policy:
         "bytes_per_file",
         "bytes_per_request",
         "requests_per_user_per_day",
+        "text_characters",
     }
     _check_keys(limits_data, limit_keys, f"{source}: limits")
     d = Limits()
@@ -110,6 +114,9 @@ def policy_from_dict(data: Any, source: str = "policy") -> Policy:
         requests_per_user_per_day=_positive_int(
             limits_data.get("requests_per_user_per_day", d.requests_per_user_per_day),
             "limits.requests_per_user_per_day",
+        ),
+        text_characters=_positive_int(
+            limits_data.get("text_characters", d.text_characters), "limits.text_characters"
         ),
     )
     if limits.bytes_per_file > limits.bytes_per_request:

@@ -62,8 +62,37 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def summary(request: ReleaseRequest, comments: Sequence[Comment]) -> dict:
-    """The JSON shape of a request in the submission API."""
+# Shown to a request's author in place of their own free text until an officer has
+# reviewed it: text the workspace wrote must not come back out unreviewed (submit,
+# read back, withdraw, repeat).
+FREE_TEXT_HIDDEN = "(shown after review)"
+_REVIEWED = {State.APPROVED, State.REJECTED, State.RETURNED, State.RELEASED}
+
+
+def free_text_hidden(viewer: str, request: ReleaseRequest) -> bool:
+    """Whether ``viewer`` is the author of a request whose free text is not reviewed yet
+    (a withdrawn request never was, in its last round)."""
+    return viewer == request.author and request.state not in _REVIEWED
+
+
+def check_free_text(limit: int, justification: str, descriptions: Sequence[str]) -> None:
+    """Refuse free text beyond the policy's ``limits.text_characters``, naming which."""
+    if len(justification) > limit:
+        raise BadRequest(
+            f"the justification is {len(justification):,} characters; the airlock takes at "
+            f"most {limit:,} (limits.text_characters): shorten it"
+        )
+    for i, text in enumerate(descriptions):
+        if len(text) > limit:
+            raise BadRequest(
+                f"the description of file {i + 1} is {len(text):,} characters; the airlock "
+                f"takes at most {limit:,} (limits.text_characters): shorten it"
+            )
+
+
+def summary(request: ReleaseRequest, comments: Sequence[Comment], *, hide_text: bool) -> dict:
+    """The JSON shape of a request in the submission API (its author's view: the free
+    text is replaced with :data:`FREE_TEXT_HIDDEN` while ``hide_text``)."""
     return {
         "id": request.id,
         "project": request.project,
@@ -71,14 +100,14 @@ def summary(request: ReleaseRequest, comments: Sequence[Comment]) -> dict:
         "round": request.round,
         "created": request.created.isoformat(),
         "updated": request.updated.isoformat(),
-        "justification": request.justification,
+        "justification": FREE_TEXT_HIDDEN if hide_text else request.justification,
         "files": [
             {
                 "path": f.path,
                 "sha256": f.sha256,
                 "size": f.size,
                 "type": f.content_type,
-                "description": f.description,
+                "description": FREE_TEXT_HIDDEN if hide_text else f.description,
             }
             for f in request.current_files()
         ],
@@ -369,7 +398,16 @@ class ApiRequestsHandler(AirlockHandlerMixin):
         self.set_header("Content-Type", "application/json")
         self.finish(
             dumps(
-                {"requests": [summary(r, self.airlock.visible_comments(actor, r)) for r in found]}
+                {
+                    "requests": [
+                        summary(
+                            r,
+                            self.airlock.visible_comments(actor, r),
+                            hide_text=free_text_hidden(actor.username, r),
+                        )
+                        for r in found
+                    ]
+                }
             )
         )
 
@@ -421,6 +459,11 @@ class ApiRequestsHandler(AirlockHandlerMixin):
         if not isinstance(justification, str):
             raise BadRequest("metadata.justification must be a string")
         uploads = self._uploads(meta)
+        check_free_text(
+            self.airlock.policy.limits.text_characters,
+            justification,
+            [u.description for u in uploads],
+        )
         if request_id is not None:
             request = await self.run(
                 self.airlock.resubmit_from_workspace,
@@ -439,7 +482,9 @@ class ApiRequestsHandler(AirlockHandlerMixin):
             if not done.created:
                 self.set_header("X-Airlock-Duplicate", "true")
         self.set_header("Content-Type", "application/json")
-        self.finish(dumps(summary(request, self.airlock.visible_comments(actor, request))))
+        comments = self.airlock.visible_comments(actor, request)
+        hidden = free_text_hidden(actor.username, request)
+        self.finish(dumps(summary(request, comments, hide_text=hidden)))
 
 
 class MetricsHandler(ApiRequestsHandler):
@@ -661,9 +706,14 @@ class RequestHandler(PageHandler):
         actor = await self.actor()
         request = await self.run(self.airlock.view, actor, request_id)
         votes = self.airlock.visible_votes(actor, request)
+        hidden = free_text_hidden(actor.username, request)
+        text_checks = [] if hidden else await self.run(self._free_text_checks, request)
         self.page(
             "request.html",
             request=request,
+            free_text_hidden=hidden,
+            hidden_text=FREE_TEXT_HIDDEN,
+            text_checks=text_checks,
             notice=self.get_query_argument("notice", ""),
             votes=votes,
             show_votes=bool(votes),
@@ -677,6 +727,19 @@ class RequestHandler(PageHandler):
             can_comment=perm.can_comment(actor, request),
             can_download=perm.can_download(actor, request),
         )
+
+    def _free_text_checks(self, request: ReleaseRequest) -> list[tuple[str, dict[str, Any]]]:
+        """The disclosure checks' text check on the justification and each description,
+        for whoever reads them (officers see findings beside the text)."""
+        texts = [("justification", request.justification)] + [
+            (f"description of {f.path}", f.description)
+            for f in request.current_files()
+            if f.description
+        ]
+        return [
+            (label, self.airlock.checks(text.encode(), "free-text.txt", request.project))
+            for label, text in texts
+        ]
 
 
 class FileHandler(PageHandler):
@@ -815,9 +878,9 @@ class ActionHandler(PageHandler):
             await self.run(a.withdraw, actor, request_id)
             self.back_to(request_id, "Withdrawn.")
         elif action == "resubmit":
-            await self.run(
-                a.resubmit, actor, request_id, self.get_body_argument("justification", "")
-            )
+            justification = self.get_body_argument("justification", "")
+            check_free_text(a.policy.limits.text_characters, justification, [])
+            await self.run(a.resubmit, actor, request_id, justification)
             self.back_to(request_id, "Resubmitted for a new review round.")
         elif action == "comment":
             await self.run(

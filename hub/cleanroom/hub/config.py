@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from cleanroom import paths
+from cleanroom.hub import activity
 from cleanroom.hub.cookies import cookie_options
 from cleanroom.hub.services import configure_operations
 from cleanroom.isolation.firewall import HostFirewall
@@ -49,7 +50,10 @@ def _add_airlock(c: Any, settings: Settings, registry_url: str) -> None:
     )
     c.JupyterHub.services.extend(pieces["services"])
     c.JupyterHub.custom_scopes = pieces["custom_scopes"]
-    # The workspace's token may submit release requests for its own user and project.
+    # The workspace's token: what JupyterHub's server role holds (its own server's
+    # access, the user's activity: the idle culler reads it) and the researcher's
+    # custom scope, to submit release requests for its own user and project. Only the
+    # server holds it: kernels and terminals never see it (the image's launcher).
     c.Spawner.server_token_scopes = pieces["server_token_scopes"]
 
 
@@ -100,6 +104,8 @@ def configure(c: Any, settings: Settings | None = None, *, install_firewall: boo
     """Fill the traitlets config ``c`` of a cleanroom hub."""
     settings = settings or Settings.from_env()
     state = configure_hub_process(c, settings)
+    # Activity timestamps: never in the future, whole seconds (no covert channel).
+    activity.install()
     c.JupyterHub.cleanup_servers = False  # make down keeps state; restarts reconnect
     c.JupyterHub.cleanup_proxy = True
 

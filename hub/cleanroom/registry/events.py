@@ -337,6 +337,19 @@ class WorkspaceOutOfMemory(JournalEvent):
     processes_killed: int
 
 
+@dataclass(frozen=True, kw_only=True)
+class WorkspaceServerLost(JournalEvent):
+    """The hub found ``user``'s server of ``project`` gone (``reason``: ``exited`` or
+    ``unresponsive``; ``status``: what the poll saw) and stops the workspace."""
+
+    kind = "workspace.server_lost"
+    subject_template = "project:{project}"
+    project: str
+    user: str
+    reason: str
+    status: str
+
+
 # -- ingress ---------------------------------------------------------------------------
 @dataclass(frozen=True, kw_only=True)
 class IngressRequested(JournalEvent):

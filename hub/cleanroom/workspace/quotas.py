@@ -2,8 +2,9 @@
 
 A tier sets per-workspace limits the container engine enforces (CPU, memory, processes,
 GPUs), the size of each work folder and of the project's shared folder (filesystems of
-that size, so a full folder refuses writes), and how many workspaces may run at once
-for the project and for one user.
+that size, so a full folder refuses writes), the size of the home folder and of
+``/tmp``/``/var/tmp`` (tmpfs mounts: the root filesystem is read-only), and how many
+workspaces may run at once for the project and for one user.
 """
 
 from __future__ import annotations
@@ -39,7 +40,14 @@ _KEYS = {
     "project_storage",
     "workspaces",
     "workspaces_per_user",
+    "home",
+    "tmp",
 }
+# Sizes of the tmpfs mounts when a tier does not name them: room for caches, IPython's
+# history and matplotlib's fonts, and for ordinary temporary files; at most an eighth of
+# the tier's memory each (they are held in memory).
+DEFAULT_HOME_BYTES = 256 * 1024**2
+DEFAULT_TMP_BYTES = 256 * 1024**2
 
 
 @dataclass(frozen=True)
@@ -59,6 +67,8 @@ class QuotaTier:
     project_storage_bytes: int | None = None
     max_workspaces: int | None = None
     max_workspaces_per_user: int | None = None
+    home_bytes: int = DEFAULT_HOME_BYTES
+    tmp_bytes: int = DEFAULT_TMP_BYTES
 
 
 def _count(spec: dict[str, Any], key: str, where: str, minimum: int) -> int | None:
@@ -101,16 +111,29 @@ def load_tiers(path: Path | None = None) -> dict[str, QuotaTier]:
             raise InvalidInput(f"{where}: cpu and pids are required numbers ({exc})") from exc
         if cpu <= 0 or pids < 16:
             raise InvalidInput(f"{where}: cpu must be > 0 and pids at least 16")
+        memory = parse_size(spec.get("memory"), f"{where}.memory")
+        home = _size(spec, "home", where) or min(DEFAULT_HOME_BYTES, memory // 8)
+        tmp = _size(spec, "tmp", where) or min(DEFAULT_TMP_BYTES, memory // 8)
+        # tmpfs pages count against the memory limit: a full tmpfs larger than the
+        # memory would end in the OOM killer instead of "No space left on device".
+        if home + 3 * tmp >= memory:
+            raise InvalidInput(
+                f"{where}: home ({home // 1024**2} MiB) plus three times tmp "
+                f"({tmp // 1024**2} MiB, for /tmp, /var/tmp and /dev/shm) must stay below "
+                f"memory ({memory // 1024**2} MiB): they are held in memory"
+            )
         loaded[name] = QuotaTier(
             name,
             cpu,
-            parse_size(spec.get("memory"), f"{where}.memory"),
+            memory,
             pids,
             gpus=_count(spec, "gpus", where, 0) or 0,
             storage_bytes=_size(spec, "storage", where),
             project_storage_bytes=_size(spec, "project_storage", where),
             max_workspaces=_count(spec, "workspaces", where, 1),
             max_workspaces_per_user=_count(spec, "workspaces_per_user", where, 1),
+            home_bytes=home,
+            tmp_bytes=tmp,
         )
     return loaded
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
+import secrets
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from cleanroom.isolation.firewall import HostFirewall
 from cleanroom.isolation.networks import ProjectNetwork, ProjectNetworks
 from cleanroom.registry import ProjectInfo, Registry, shared_registry
 from cleanroom.settings import image_repository
-from cleanroom.workspace import culling, oom, quotas, storage_quota
+from cleanroom.workspace import culling, health, oom, quotas, spec, storage_quota
 from cleanroom.workspace.containers import workspace_containers
 from cleanroom.workspace.folders import WORKSPACE_HOME, WorkspaceFolders
 from cleanroom.workspace.labels import (
@@ -127,7 +128,22 @@ class CleanroomSpawner(DockerSpawner):
         return f"{image_repository()}/"
 
     workspace_uid = Integer(
-        1000, help="Numeric user (and group) the workspace runs as; never 0."
+        spec.RESEARCHER_UID,
+        help="""Numeric user (and group) that owns work folders: the researcher's uid in
+        the image (kernels and terminals run as it; the server as 1001); never 0.""",
+    ).tag(config=True)
+
+    health_timeout = Float(
+        10.0,
+        help="""Seconds the hub's poll waits for a running workspace's server to answer
+        its health request. A server that does not answer ``health_failures`` polls in a
+        row is treated as dead: the hub stops the workspace, logs, counts and journals it
+        (a stopped or wedged server must not keep the workspace looking healthy).""",
+    ).tag(config=True)
+
+    health_failures = Integer(
+        2,
+        help="Consecutive unanswered health requests after which the server counts as dead.",
     ).tag(config=True)
 
     require_firewall = Bool(
@@ -179,7 +195,7 @@ class CleanroomSpawner(DockerSpawner):
             raise ValueError("CleanroomSpawner.remove must stay True")
         return True
 
-    @validate("docker_threads", "readiness_poll_interval")
+    @validate("docker_threads", "readiness_poll_interval", "health_timeout", "health_failures")
     def _positive(self, proposal: Any) -> Any:
         if proposal.value <= 0:
             raise ValueError(f"CleanroomSpawner.{proposal.trait.name} must be > 0")
@@ -282,6 +298,26 @@ class CleanroomSpawner(DockerSpawner):
         self._plan = plan
         self._tier = tier
         self._oom_seen = 0
+        self._health = None
+        workspace = spec.WorkspacePlan(
+            user=self.user.name,
+            project=plan,
+            tier=tier,
+            network=network,
+            image=self._image_name(),
+            instance=self.instance,
+        )
+        self._workspace = workspace
+        host_config = spec.host_config(workspace)
+        try:
+            # Fail closed: no container without our seccomp profile and the rest.
+            spec.check_host_config(host_config)
+        except spec.SpecError as exc:
+            self.log.error("Workspace %s/%s: %s", self.user.name, project, exc)
+            raise refuse(exc) from exc
+        # Proof of the real server: see the gateway. Fresh at every start, kept in the
+        # spawner's state (the hub database), never in a label.
+        self.server_secret = secrets.token_urlsafe(32)
         self.network_name = network.name
         self.use_internal_ip = True
         self.mem_limit = tier.memory_bytes
@@ -294,15 +330,17 @@ class CleanroomSpawner(DockerSpawner):
         except CleanroomError as exc:
             self.log.error("Workspace folders of %s/%s: %s", self.user.name, project, exc)
             raise refuse(exc) from exc
-        self.extra_create_kwargs = self._create_kwargs(plan)
-        self.extra_host_config = self._host_config(network, tier.pids, tier)
+        self.extra_create_kwargs = spec.create_kwargs(workspace)
+        self.extra_host_config = host_config
         started = await super().start()
         await asyncio.get_running_loop().run_in_executor(None, self._record_run, plan)
+        self._health = health.HealthCheck(self.health_timeout, self.health_failures)
         return started
 
     def _decide(self, project: str) -> tuple[ProjectInfo, quotas.QuotaTier, ProjectNetwork]:
         plan = self.registry.workspace_plan(self.user.name, project)
         self._check_firewall()
+        _check_engine_seccomp()
         tier = quotas.tier(plan.quota_tier)
         self._check_concurrency(project, tier)
         network = ProjectNetworks(
@@ -393,43 +431,6 @@ class CleanroomSpawner(DockerSpawner):
             Path(self.workspaces_root), self.workspace_uid, self.instance, _engine
         )
 
-    def _labels(self, plan: ProjectInfo) -> dict[str, str]:
-        return {
-            LABEL_USER: self.user.name,
-            LABEL_PROJECT: plan.name,
-            LABEL_IMAGE: self._image_name(),
-            LABEL_KIND: "workspace",
-            LABEL_INSTANCE: self.instance,
-            "cleanroom.datasets": ",".join(f"{d.name}@{d.version}" for d in plan.datasets),
-        }
-
-    def _create_kwargs(self, plan: ProjectInfo) -> dict[str, Any]:
-        uid = self.workspace_uid
-        return {"user": f"{uid}:{uid}", "labels": self._labels(plan)}
-
-    def _host_config(
-        self, network: ProjectNetwork, pids: int, tier: quotas.QuotaTier | None = None
-    ) -> dict[str, Any]:
-        extra: dict[str, Any] = {}
-        if tier is not None:
-            # Swap counts against the limit: a hog is stopped, not left thrashing the host.
-            extra["memswap_limit"] = tier.memory_bytes
-            if tier.gpus:
-                extra["device_requests"] = [{"count": tier.gpus, "capabilities": [["gpu"]]}]
-        return extra | {
-            "cap_drop": ["ALL"],
-            "security_opt": ["no-new-privileges:true"],
-            "pids_limit": pids,
-            # The embedded resolver forwards to these servers from inside the workspace:
-            # the gateway, where the host firewall refuses port 53. No name leaves.
-            "dns": [network.gateway],
-            "dns_search": ["."],
-            "dns_opt": ["timeout:1", "attempts:1"],
-            # No IPv6: link-local addresses would be a second way to the host.
-            "sysctls": {"net.ipv6.conf.all.disable_ipv6": "1"},
-            "init": False,
-        }
-
     # -- after the start: reproducibility, health -----------------------------------
     def _record_run(self, plan: ProjectInfo) -> None:
         """Record the exact image (content digest) this workspace runs."""
@@ -456,6 +457,7 @@ class CleanroomSpawner(DockerSpawner):
     async def stop(self, now: bool = False) -> None:
         """Stop the workspace, then detach its work folder's loop device if it had one
         (only this workspace mounts it; the next start attaches it again)."""
+        self._health = None  # a stop the hub asked for is not a lost server
         await super().stop(now=now)
         work = self.folders.work_filesystem(self.name, self.user.name)
         try:
@@ -495,24 +497,91 @@ class CleanroomSpawner(DockerSpawner):
         """The server's arguments, plus kernel culling from the culling policy."""
         return [*super().get_args(), *culling.kernel_args(culling.load_policy())]
 
+    # -- state: the server secret survives a hub restart ---------------------------
+    server_secret: str = ""
+
+    def get_state(self) -> dict[str, Any]:
+        """DockerSpawner's state, plus this start's server secret (for the gateway)."""
+        state = dict(super().get_state())
+        if self.server_secret:
+            state["server_secret"] = self.server_secret
+        return state
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """DockerSpawner's state, plus the server secret of the running start."""
+        super().load_state(state)
+        self.server_secret = state.get("server_secret", "")
+        if self.object_id:
+            # A workspace that ran before the hub restarted is checked like a new one.
+            self._health = health.HealthCheck(self.health_timeout, self.health_failures)
+
+    def clear_state(self) -> None:
+        """Forget the container and its server secret (the next start makes a new one)."""
+        super().clear_state()
+        self.server_secret = ""
+
+    # -- poll: a lost server is noticed ------------------------------------------
+    async def poll(self) -> Any:
+        """DockerSpawner's poll (is the container running?), plus a health request to
+        the server of a running workspace; either way a lost server is recorded."""
+        status = await super().poll()
+        checker: health.HealthCheck | None = getattr(self, "_health", None)
+        if status is not None:
+            if checker is not None:
+                self._health = None
+                self._record_lost("exited", status)
+            return status
+        if checker is None:
+            return None  # starting (the start waits for it), or state from before a restart
+        ip, port = await self.get_ip_and_port()
+        base = self.server.base_url if self.server is not None else "/"
+        if await checker.dead(f"http://{ip}:{port}{base}api"):
+            self._health = None
+            self._record_lost("unresponsive", health.UNRESPONSIVE_STATUS)
+            return health.UNRESPONSIVE_STATUS
+        return None
+
+    def _record_lost(self, reason: str, status: object) -> None:
+        health.record_lost(
+            self.registry,
+            self.log,
+            user=self.user.name if self.user else "",
+            project=self.name,
+            reason=reason,
+            status=status,
+        )
+
     # -- environment ---------------------------------------------------------------
     def get_env(self) -> dict[str, str]:
-        """The server's environment: the hub API on the project gateway, our settings."""
+        """The server's environment: JupyterHub's, the hub API on the project gateway,
+        our settings and the per-start server secret (see ``spec.server_environment``)."""
         env = super().get_env()
-        network: ProjectNetwork | None = getattr(self, "_network", None)
-        plan: ProjectInfo | None = getattr(self, "_plan", None)
-        if network is not None:
-            hub = f"http://{network.gateway}:{self.hub_api_port}"
-            env["JUPYTERHUB_API_URL"] = f"{hub}{self.hub.base_url}api"
-            env["JUPYTERHUB_ACTIVITY_URL"] = (
-                f"{hub}{self.hub.base_url}api/users/{self.user.name}/activity"
-            )
-            if self.airlock_submit_port:
-                env["CLEANROOM_AIRLOCK_URL"] = (
-                    f"http://{network.gateway}:{self.airlock_submit_port}"
+        workspace: spec.WorkspacePlan | None = getattr(self, "_workspace", None)
+        if workspace is not None:
+            env.update(
+                spec.server_environment(
+                    workspace,
+                    hub_api_port=self.hub_api_port,
+                    hub_base_url=self.hub.base_url,
+                    airlock_submit_port=self.airlock_submit_port,
+                    server_secret=self.server_secret,
                 )
-        if plan is not None:
-            env["CLEANROOM_PROJECT"] = plan.name
-            env["CLEANROOM_DATASETS"] = ",".join(d.name for d in plan.datasets)
-        env["CLEANROOM_USER"] = self.user.name
+            )
+        else:
+            env["CLEANROOM_USER"] = self.user.name
         return env
+
+
+@functools.cache
+def _engine_has_seccomp() -> bool:
+    options = _engine().info().get("SecurityOptions") or []
+    return any("name=seccomp" in option for option in options)
+
+
+def _check_engine_seccomp() -> None:
+    """Refuse to start workspaces on an engine without seccomp (fail closed)."""
+    if not _engine_has_seccomp():
+        raise CleanroomError(
+            "the container engine does not support seccomp; workspaces need the "
+            "cleanroom seccomp profile, so none can start on this host"
+        )
