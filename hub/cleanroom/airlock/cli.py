@@ -13,7 +13,7 @@ from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from .app import AirlockSettings
+from .app import AirlockSettings, blob_store
 from .audit import verify
 from .blobs import BlobStore
 from .exceptions import AirlockError, Misconfigured
@@ -48,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.verb == "verify":
             result = verify(storage.audit_records(), storage.audit_head())
             if args.blobs:
-                result.problems += _check_blobs(storage, BlobStore(Path(settings.blob_dir)))
+                result.problems += _check_blobs(storage, blob_store(settings))
             if result.ok:
                 print(
                     f"audit chain verifies: {result.count} entries, head {storage.audit_head()[1]}"
@@ -96,7 +96,7 @@ def _check_blobs(storage: SqlStorage, blobs: BlobStore) -> list[str]:
     for request in storage.list_requests():
         for f in request.files:
             try:
-                blobs.get(f.sha256)
+                blobs.get(f.sha256, request.project)
             except AirlockError as exc:
                 problems.append(f"request {request.id} file {f.path}: {exc}")
     return problems
