@@ -45,7 +45,8 @@ def _run(client: docker.DockerClient, image: str, volume: str, script: str) -> b
         entrypoint=[],
         user="1000:1000",
         network_disabled=True,
-        volumes={volume: {"bind": "/f", "mode": "rw"}},
+        # /project exists in the image: the spawner's nocopy keeps it from being copied up.
+        volumes={volume: {"bind": "/project", "mode": "rw,nocopy"}},
         remove=True,
         labels={"cleanroom.instance": INSTANCE},
     )
@@ -80,8 +81,8 @@ def test_encrypted_folder_round_trip(
             client,
             base_image,
             volume,
-            f"for i in $(seq 200); do echo {MARKER}-$i; done > /f/{NAME} && cat /f/old-notes.txt"
-            f" && wc -l < /f/{NAME} && ls /f",
+            f"for i in $(seq 200); do echo {MARKER}-$i; done > /project/{NAME}"
+            f" && cat /project/old-notes.txt && wc -l < /project/{NAME} && ls /project",
         )
         assert out.decode().split() == [
             MARKER, "from", "before", "200", "old-notes.txt", NAME,
@@ -97,7 +98,8 @@ def test_encrypted_folder_round_trip(
         # Unlocked again: the same files, unchanged.
         volume = ensure(key)
         assert (
-            _run(client, base_image, volume, f"tail -n 1 /f/{NAME}") == f"{MARKER}-200\n".encode()
+            _run(client, base_image, volume, f"tail -n 1 /project/{NAME}")
+            == f"{MARKER}-200\n".encode()
         )
         storage_quota.detach_unused(image_file)
 

@@ -121,19 +121,25 @@ class BlobStore:
             raise IntegrityFailure(f"blob {sha256} does not match its hash; refusing to serve it")
         return data
 
-    def remove_project(self, project: str) -> int:
-        """Delete every blob of a project (retention); how many files were removed."""
+    def remove_project(self, project: str, keep: set[str] | frozenset[str] = frozenset()) -> int:
+        """Delete a project's blobs but those in ``keep`` (retention); how many went.
+
+        Only sealed stores are per project; blobs stored in clear before encryption was
+        switched on may be shared by several projects and are left alone.
+        """
         folder = self.root / project
         if self.keyring is None or not folder.is_dir():
             return 0
         removed = 0
-        for path in sorted(folder.rglob("*"), reverse=True):
-            if path.is_file():
+        for path in sorted(folder.glob("*/*")):
+            if path.is_file() and path.name not in keep:
                 path.unlink()
                 removed += 1
-            else:
-                path.rmdir()
-        folder.rmdir()
+        for sub in sorted(folder.iterdir()):
+            if sub.is_dir() and not any(sub.iterdir()):
+                sub.rmdir()
+        if not any(folder.iterdir()):
+            folder.rmdir()
         return removed
 
     def _matches(self, path: Path, digest: str, project: str) -> bool:

@@ -103,6 +103,7 @@ def unlock(image_file: Path, device: str, key: bytes, uid: int) -> Path:
         return prepare(mnt, key, uid)
     except BaseException:
         _run("umount", str(mnt))
+        mnt.rmdir()
         raise
 
 

@@ -29,6 +29,13 @@ Mounts = dict[str, dict[str, str]]
 UNSIZED_ENCRYPTED = 64 * 2**30  # sparse: takes only what is written
 
 
+def _rw(source: str) -> str:
+    """Read-write; for a volume also ``nocopy``: at a volume's first mount Docker copies
+    the image's folder at the mount point into it (its files, owner and mode) when the
+    volume is empty, as a new encrypted folder is, and would give it to root."""
+    return "rw" if source.startswith("/") else "rw,nocopy"
+
+
 @dataclass(frozen=True)
 class WorkspaceFolders:
     """The folders under ``root`` (``<project>/users/<user>``, ``<project>/shared``,
@@ -47,8 +54,8 @@ class WorkspaceFolders:
         work = self.folder(work_size, plan.name, "users", user, mode=0o700)
         shared = self.folder(shared_size, plan.name, "shared", mode=0o770)
         mounts = {
-            work: {"bind": f"{WORKSPACE_HOME}/work", "mode": "rw"},
-            shared: {"bind": "/project", "mode": "rw"},
+            work: {"bind": f"{WORKSPACE_HOME}/work", "mode": _rw(work)},
+            shared: {"bind": "/project", "mode": _rw(shared)},
             # Files an operator or provider let in (ingress), read-only in every workspace.
             self.host_dir(plan.name, "incoming", mode=0o755): {
                 "bind": "/project/incoming",
