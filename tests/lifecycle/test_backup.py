@@ -6,15 +6,26 @@ checksummed (a damaged chunk is found), fail closed (wrong key, non-empty target
 
 from __future__ import annotations
 
+import os
+import secrets
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cleanroom.airlock.blobs import BlobStore
 from cleanroom.airlock.cli import main as audit_cli
-from cleanroom.errors import Conflict
+from cleanroom.airlock.database import open_storage
+from cleanroom.airlock.domain import Decision, FileUpload
+from cleanroom.airlock.membership import StaticMembership
+from cleanroom.airlock.policy import Policy
+from cleanroom.airlock.service import Airlock
+from cleanroom.errors import Conflict, InvalidInput
 from cleanroom.lifecycle import backup
-from cleanroom.lifecycle.keys import KeySource
+from cleanroom.lifecycle.keys import Keyring, KeySource
 
+from tests.airlock.conftest import fake_checks
+from tests.airlock.factories import MEMBERS, review, submit
 from tests.lifecycle.deployment import MARKER, airlock_of, build, picture, run
 
 
@@ -109,3 +120,52 @@ def test_the_repository_may_not_lie_in_the_state(env: Path) -> None:
     with pytest.raises(Exception, match="must not lie inside"):
         backup.create(env, env / "backups")
     assert not (env / "backups").exists()
+
+
+@pytest.fixture
+def pg_databases() -> Iterator[tuple[str, str]]:
+    """Two fresh databases on the test PostgreSQL server: the live one, the restore target."""
+    import psycopg
+
+    base = os.environ["CLEANROOM_TEST_POSTGRES_URL"]
+    names = [f"life_{secrets.token_hex(4)}" for _ in range(2)]
+    with psycopg.connect(base, autocommit=True) as conn:
+        for name in names:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    head, _, _ = base.rpartition("/")
+    try:
+        yield f"{head}/{names[0]}", f"{head}/{names[1]}"
+    finally:
+        with psycopg.connect(base, autocommit=True) as conn:
+            for name in names:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.mark.postgres
+def test_a_postgresql_airlock_is_dumped_and_restored(
+    env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pg_databases: tuple[str, str]
+) -> None:
+    live, target = pg_databases
+    monkeypatch.setenv("CLEANROOM_AIRLOCK_DB_URL", live)
+    airlock = Airlock(
+        storage=open_storage(live),
+        blobs=BlobStore(env / "airlock" / "blobs", Keyring()),
+        membership=StaticMembership(MEMBERS),
+        policy=Policy(),
+        checks=fake_checks,
+    )
+    request = submit(airlock, files=[FileUpload("out/t.csv", b"group,count\n" + MARKER, "d")])
+    review(airlock, request.id, "olga", Decision.APPROVE)
+    before = [(r.id, str(r.state)) for r in airlock.storage.list_requests()]
+    head = airlock.storage.audit_head()
+    snap, _ = backup.create()
+    assert [d["kind"] for d in snap.databases] == ["postgresql"]
+    shutil.rmtree(env)
+    with pytest.raises(InvalidInput, match="CLEANROOM_AIRLOCK_DB_URL"):
+        backup.restore(snap.id, databases={"airlock": ""})
+    assert not env.exists()
+    backup.restore(snap.id, databases={"airlock": target})
+    restored = open_storage(target)
+    assert [(r.id, str(r.state)) for r in restored.list_requests()] == before
+    assert restored.audit_head() == head
+    assert audit_cli(["--db", target, "verify", "--blobs"]) == 0

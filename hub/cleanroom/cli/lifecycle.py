@@ -209,8 +209,32 @@ def retention_run(args: argparse.Namespace, reg: Any) -> None:
     )
 
 
-def add_verbs(verbs: Any, projects: Any, verb: Any) -> None:
-    """Add ``projects close`` and ``retention plan|run`` to the ``cleanroom`` parser."""
+def datasets_delete(args: argparse.Namespace, reg: Any) -> None:
+    """``cleanroom datasets delete NAME --version V --by USER``"""
+    from cleanroom.cli.output import emit
+    from cleanroom.lifecycle.datasets import request_deletion
+
+    pending = request_deletion(reg, args.name, args.version, actor=args.by)
+    if pending.waiting_for:
+        text = f"{args.name} {args.version} will be deleted once these projects end: " + ", ".join(
+            pending.waiting_for
+        )
+    else:
+        text = f"{args.name} {args.version} deleted from the library, its index and every project"
+    emit(args, pending.__dict__, text)
+
+
+def add_verbs(verbs: Any, projects: Any, datasets: Any, verb: Any) -> None:
+    """Add ``projects close``, ``datasets delete`` and ``retention plan|run``."""
+    p = verb(
+        datasets,
+        "delete",
+        "delete a dataset version (its provider or an operator), once no open project uses it",
+        datasets_delete,
+    )
+    p.add_argument("name")
+    p.add_argument("--version", required=True)
+    p.add_argument("--by", required=True, metavar="USER", help="the provider's account or operator")
     p = verb(
         projects,
         "close",

@@ -371,7 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
     ops.add_verbs(verbs, verb)
     from cleanroom.cli import lifecycle
 
-    lifecycle.add_verbs(verbs, projects, verb)
+    lifecycle.add_verbs(verbs, projects, datasets, verb)
 
     for name, help_text in [
         ("backup", "create, list, verify or restore backups (see cleanroom backup --help)"),

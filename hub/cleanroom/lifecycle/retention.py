@@ -289,9 +289,14 @@ def deployment_stores() -> Stores:
 
 
 def enforce_deployment(registry: Any, instance: str, now: datetime | None = None) -> list[Deleted]:
-    """One retention round over the whole deployment (the enforcer service's call)."""
+    """One retention round over the whole deployment (the enforcer service's call): the
+    data of ended projects, then the dataset versions whose deletion waits for that."""
+    from cleanroom.lifecycle.datasets import finish_deletions
+
     stores = deployment_stores()
-    return enforce_retention(
+    done = enforce_retention(
         registry, instance=instance, now=now, blobs=stores.blobs, airlock=stores.airlock,
         keyring=stores.keyring,
     )  # fmt: skip
+    finish_deletions(registry, (now or datetime.now(UTC)).date())
+    return done
