@@ -39,6 +39,21 @@ class _Progress:
         )
 
 
+def _warn_if_key_beside_state(state: Path) -> None:
+    """A backup restores only with the master key: say so when the key would be lost with
+    the machine (the default key file lies in the state folder)."""
+    from cleanroom.lifecycle.keys import KeySource
+
+    source = KeySource.from_env()
+    if source.command is None and state in source.file.resolve().parents:
+        print(
+            f"cleanroom: warning: the master key ({source.file}) lies in the state folder: "
+            "keep a copy elsewhere (or set CLEANROOM_KEY_COMMAND), a backup cannot be "
+            "restored without it",
+            file=sys.stderr,
+        )
+
+
 def _backup_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cleanroom backup",
@@ -74,6 +89,7 @@ def backup_main(argv: Sequence[str]) -> int:
     try:
         if args.action == "create":
             snap, written = backup.create(args.state, args.repository, progress=progress)
+            _warn_if_key_beside_state(Path(snap.state))
             out = {"id": snap.id, "size": snap.size, "written": written}
             text = (
                 f"backup {snap.id}: {snap.size / 2**20:.1f} MiB of state, "
