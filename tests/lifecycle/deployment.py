@@ -40,13 +40,13 @@ class Deployment:
     work_file: Path
 
 
-def airlock_of(state: Path) -> Airlock:
+def airlock_of(state: Path, policy: Policy | None = None) -> Airlock:
     """The airlock on this state folder's database and sealed blob store."""
     return Airlock(
         storage=open_storage(f"sqlite:///{state / 'airlock' / 'airlock.sqlite'}"),
         blobs=BlobStore(state / "airlock" / "blobs", Keyring()),
         membership=StaticMembership(MEMBERS),
-        policy=Policy(),
+        policy=policy or Policy(),
         checks=fake_checks,
     )
 
