@@ -6,9 +6,12 @@ checksummed (a damaged chunk is found), fail closed (wrong key, non-empty target
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -169,3 +172,31 @@ def test_a_postgresql_airlock_is_dumped_and_restored(
     assert [(r.id, str(r.state)) for r in restored.list_requests()] == before
     assert restored.audit_head() == head
     assert audit_cli(["--db", target, "verify", "--blobs"]) == 0
+
+
+def _cli(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cleanroom.cli.main", *argv],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=os.environ.copy(),
+    )
+
+
+def test_the_backup_verbs(env: Path, tmp_path: Path) -> None:
+    build(env, tmp_path / "source")
+    made = _cli("backup", "create", "--json")
+    assert made.returncode == 0, made.stderr
+    snap_id = json.loads(made.stdout)["id"]
+    assert "MiB" in made.stderr  # progress
+    listed = _cli("backup", "list", "--json")
+    assert [s["id"] for s in json.loads(listed.stdout)] == [snap_id]
+    assert _cli("backup", "verify").returncode == 0
+    bad = _cli("backup", "restore", "no-such-backup", "--into", str(tmp_path / "x"))
+    assert bad.returncode == 2 and "no backup 'no-such-backup'" in bad.stderr
+    full = _cli("backup", "restore", snap_id, "--into", str(env))
+    assert full.returncode == 2 and "not empty" in full.stderr
+    done = _cli("backup", "restore", snap_id, "--into", str(tmp_path / "fresh"))
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "fresh" / "registry.sqlite").exists()

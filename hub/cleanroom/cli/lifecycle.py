@@ -60,20 +60,27 @@ def _backup_parser() -> argparse.ArgumentParser:
         description="Encrypted, incremental, checksummed backups of the whole deployment "
         "(docs/lifecycle.md).",
     )
-    parser.add_argument(
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
         "--repository",
         type=Path,
         help="the backup repository (default $CLEANROOM_BACKUP_DIR or backups/ beside state/)",
     )
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
-    parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    common.add_argument("--json", action="store_true", help="machine-readable output")
+    common.add_argument("--quiet", action="store_true", help="no progress on stderr")
     verbs = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-    p = verbs.add_parser("create", help="back up the state folder and the databases")
+    p = verbs.add_parser(
+        "create", help="back up the state folder and the databases", parents=[common]
+    )
     p.add_argument("--state", type=Path, help="default: $CLEANROOM_STATE_DIR or state/")
-    verbs.add_parser("list", help="list the backups in the repository")
-    p = verbs.add_parser("verify", help="re-read backups: every chunk opened and re-hashed")
+    verbs.add_parser("list", help="list the backups in the repository", parents=[common])
+    p = verbs.add_parser(
+        "verify", help="re-read backups: every chunk opened and re-hashed", parents=[common]
+    )
     p.add_argument("id", nargs="?", help="one backup (default: all)")
-    p = verbs.add_parser("restore", help="restore a backup into an empty state folder")
+    p = verbs.add_parser(
+        "restore", help="restore a backup into an empty state folder", parents=[common]
+    )
     p.add_argument("id")
     p.add_argument("--into", type=Path, help="default: $CLEANROOM_STATE_DIR or state/")
     return parser
@@ -84,7 +91,7 @@ def backup_main(argv: Sequence[str]) -> int:
     from cleanroom.lifecycle import backup
 
     args = _backup_parser().parse_args(argv)
-    progress = _Progress(args.quiet or args.json)
+    progress = _Progress(args.quiet)
     out: Any
     try:
         if args.action == "create":
