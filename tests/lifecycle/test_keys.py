@@ -94,3 +94,12 @@ def test_shredding_destroys_the_key_for_good(keyring: Keyring, tmp_path: Path) -
 def test_bad_project_names_are_refused(keyring: Keyring) -> None:
     with pytest.raises(KeyUnavailable, match="not a project name"):
         keyring.project_key("../etc")
+
+
+def test_a_lost_check_file_does_not_let_a_wrong_key_in(keyring: Keyring, tmp_path: Path) -> None:
+    keyring.project_key("p-alpha")
+    (tmp_path / "keys" / "check").unlink()
+    keyring.source.file.write_text("22" * 32)
+    with pytest.raises(KeyUnavailable, match="does not open"):
+        Keyring(tmp_path / "keys", keyring.source).project_key("p-alpha")
+    assert not (tmp_path / "keys" / "check").exists()

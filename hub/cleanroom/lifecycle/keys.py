@@ -149,12 +149,30 @@ class Keyring:
                     "Restore the original key; see docs/lifecycle.md"
                 ) from exc
         else:
+            if self._has_project_keys():
+                self._check_against_a_project_key(key)
             self.root.mkdir(parents=True, exist_ok=True)
             os.chmod(self.root, 0o700)
             nonce = secrets.token_bytes(12)
             _write_atomic(check, nonce + AESGCM(key).encrypt(nonce, _CHECK_PLAINTEXT, b"check"))
         self._master = key
         return key
+
+    def _check_against_a_project_key(self, key: bytes) -> None:
+        """With the check file lost, a key is trusted only if it opens a project key."""
+        path = sorted((self.root / "projects").glob("*.key"))[0]
+        record = json.loads(path.read_text())
+        try:
+            AESGCM(key).decrypt(
+                bytes.fromhex(record["nonce"]),
+                bytes.fromhex(record["wrapped"]),
+                f"project:{path.stem}".encode(),
+            )
+        except (InvalidTag, KeyError, ValueError) as exc:
+            raise KeyUnavailable(
+                f"the master key from {self.source.describe()} does not open {path}: it is "
+                "not the key this deployment's data was encrypted with; nothing was opened"
+            ) from exc
 
     def _has_project_keys(self) -> bool:
         folder = self.root / "projects"
