@@ -90,11 +90,9 @@ class WorkspaceFolders:
         image_file = folder.with_name(folder.name + ".ext4")
         if image_file.exists():
             size = max(size or 0, image_file.stat().st_size)
-        elif self._mounted_elsewhere(folder):
+        elif (size is None and self.keyring is None) or self._mounted_elsewhere(folder):
             return self.host_dir(*parts, mode=mode)
         elif size is None:
-            if self.keyring is None:
-                return self.host_dir(*parts, mode=mode)
             size = UNSIZED_ENCRYPTED
         return storage_quota.ensure_folder_volume(
             self.engine(),
