@@ -117,8 +117,8 @@ def test_sigkill_mid_submission_leaves_whole_or_nothing(hub: Hub, tmp_path: Path
 
     storage = open_storage(f"sqlite:///{tmp_path / 'airlock.sqlite'}")
     # The airlock sealed them with its state folder's keys (docs/lifecycle.md).
-    keys = KeySource(None, tmp_path / "state" / "secrets" / "master.key")
-    blobs = BlobStore(tmp_path / "blobs", Keyring(tmp_path / "state" / "keys", keys))
+    source = KeySource(None, tmp_path / "state" / "secrets" / "master.key")
+    blobs = BlobStore(tmp_path / "blobs", Keyring(tmp_path / "state" / "keys", source))
     requests_ = storage.list_requests()
     assert len(requests_) == len(attempted)
     submits: dict[str, int] = {}
