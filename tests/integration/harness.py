@@ -69,8 +69,8 @@ class Hub:
             try:
                 if requests.get(f"{self.public_url}/hub/api", timeout=2).ok:
                     return
-            except requests.ConnectionError:
-                pass
+            except (requests.ConnectionError, requests.Timeout):
+                pass  # not up yet, or too busy to answer in 2 s (a loaded CI host)
             time.sleep(0.5)
         raise RuntimeError(
             f"the hub ({self.config_file.name}) did not answer within 90 s:\n{self.log_tail()}"

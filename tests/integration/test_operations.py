@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from tests.integration.conftest import DATASET
-from tests.integration.harness import Hub, run_in
+from tests.integration.harness import INSTANCE, Hub, run_in
 
 pytestmark = pytest.mark.docker
 
@@ -66,7 +66,7 @@ def gamma(hub: Hub) -> Iterator[Hub]:
     yield hub
     for user in ("erin", "frank"):
         for container in hub.docker.containers.list(
-            filters={"label": [f"cleanroom.user={user}", "cleanroom.instance=test"]}
+            filters={"label": [f"cleanroom.user={user}", f"cleanroom.instance={INSTANCE}"]}
         ):
             container.remove(force=True)
 
@@ -75,7 +75,9 @@ def test_dataset_needs_its_providers_approval(gamma: Hub) -> None:
     reply, _ = gamma.spawn("erin", PROJECT)
     assert reply.status_code == 403
     assert f"dataset {DATASET} version v1 until its provider approves" in reply.text
-    assert not gamma.docker.containers.list(filters={"label": "cleanroom.user=erin"})
+    assert not gamma.docker.containers.list(
+        filters={"label": ["cleanroom.user=erin", f"cleanroom.instance={INSTANCE}"]}
+    )
     done = gamma.cli("datasets", "approve", PROJECT, DATASET, "--by", "erin")
     assert done.returncode == 2 and "does not act for 'Acme'" in done.stderr
     _ok(gamma, "datasets", "approve", PROJECT, DATASET, "--by", "pat")
@@ -215,7 +217,11 @@ def test_membership_end_stops_the_running_workspace(gamma: Hub) -> None:
     _ok(gamma, "enforce")  # the hub's enforcer service may have been quicker: either stops it
     assert "not a member" in _stop_reason(gamma, "erin")
     _wait(
-        lambda: not gamma.docker.containers.list(filters={"label": "cleanroom.user=erin"}),
+        lambda: (
+            not gamma.docker.containers.list(
+                filters={"label": ["cleanroom.user=erin", f"cleanroom.instance={INSTANCE}"]}
+            )
+        ),
         30,
         "erin's workspace stopping",
     )
@@ -230,7 +236,11 @@ def test_project_end_stops_the_running_workspace(gamma: Hub) -> None:
     _ok(gamma, "enforce")
     assert "ended on" in _stop_reason(gamma, "frank")
     _wait(
-        lambda: not gamma.docker.containers.list(filters={"label": "cleanroom.user=frank"}),
+        lambda: (
+            not gamma.docker.containers.list(
+                filters={"label": ["cleanroom.user=frank", f"cleanroom.instance={INSTANCE}"]}
+            )
+        ),
         30,
         "frank's workspace stopping",
     )
@@ -278,4 +288,6 @@ def test_idle_culler_stops_an_idle_workspace(hub: Hub) -> None:
         culler.terminate()
         output = culler.communicate(timeout=30)[0].decode(errors="replace")
     assert "gina/p-delta" in output or "Culling server gina" in output, output
-    assert not hub.docker.containers.list(filters={"label": "cleanroom.user=gina"})
+    assert not hub.docker.containers.list(
+        filters={"label": ["cleanroom.user=gina", f"cleanroom.instance={INSTANCE}"]}
+    )

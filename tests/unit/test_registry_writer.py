@@ -115,6 +115,17 @@ def _seed(gov: Governance, tmp_path: Path) -> None:
 
 RECIPES: dict[str, tuple[str, Callable[[Governance, Path], Any]]] = {
     "add_user": ("user.add", lambda g, _: g.add_user("carol", actor="olga")),
+    "delete_dataset_version": (
+        "dataset.deleted",
+        lambda g, _: g.delete_dataset_version(
+            "press-line",
+            "v2",
+            actor="retention",
+            requested_by="pat",
+            detached_from=(),
+            bytes_freed=0,
+        ),
+    ),
     "set_password": (
         "user.password",
         lambda g, _: g.set_password("alice", "correct horse", actor="olga"),

@@ -224,7 +224,7 @@ class Airlock:
         files = []
         for up in uploads:
             path = rules.check_path(up.path)
-            sha = self.blobs.put(up.data)
+            sha = self.blobs.put(up.data, project)
             files.append(
                 RequestFile(
                     path=path,
@@ -350,7 +350,7 @@ class Airlock:
             perm.check_can_view(actor, request)
             perm.check_can_view_content(actor, request)
             f = self._file(request, path, any_round=True)
-            data = self.blobs.get(f.sha256)
+            data = self.blobs.get(f.sha256, request.project)
             self.storage.record(
                 audit=AuditEvent(
                     actor=actor.username,
@@ -368,7 +368,7 @@ class Airlock:
             request = self._load(request_id)
             perm.check_can_download(actor, request)
             f = self._file(request, path)
-            data = self.blobs.get(f.sha256)
+            data = self.blobs.get(f.sha256, request.project)
             self.storage.record(
                 audit=AuditEvent(
                     actor=actor.username,

@@ -425,8 +425,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rows", type=int, default=300_000)
 
     ops.add_verbs(verbs, verb)
+    from cleanroom.cli import lifecycle
+
+    lifecycle.add_verbs(verbs, projects, datasets, verb)
 
     for name, help_text in [
+        ("backup", "create, list, verify or restore backups (see cleanroom backup --help)"),
+        ("teardown", "remove what the deployment made on this host (cleanroom teardown --help)"),
         ("check", "run the disclosure checks on files (see cleanroom check --help)"),
         ("audit", "verify or export the airlock's audit log (see cleanroom audit --help)"),
         (
@@ -441,7 +446,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-DELEGATED = ("check", "audit", "images")
+DELEGATED = ("check", "audit", "images", "backup", "teardown")
 
 
 def _delegate(verb: str, rest: list[str]) -> int:
@@ -454,6 +459,10 @@ def _delegate(verb: str, rest: list[str]) -> int:
         from cleanroom.airlock.cli import main as audit_main
 
         return int(audit_main(rest))
+    if verb in ("backup", "teardown"):
+        from cleanroom.cli import lifecycle
+
+        return lifecycle.backup_main(rest) if verb == "backup" else lifecycle.teardown_main(rest)
     ours = ops.images_main(rest)
     if ours is not None:
         return ours

@@ -350,6 +350,63 @@ class WorkspaceServerLost(JournalEvent):
     status: str
 
 
+@dataclass(frozen=True, kw_only=True)
+class DatasetDeletionRequested(JournalEvent):
+    """``actor`` (the version's provider or an operator) asked to delete ``name``
+    ``version``; the enforcer deletes it once no open project uses it. ``location`` and
+    ``index_location``: what will be removed from the library and its indexes."""
+
+    kind = "dataset.delete.requested"
+    subject_template = "dataset:{name}@{version}"
+    name: str
+    version: str
+    location: str
+    index_location: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class DatasetDeleted(JournalEvent):
+    """A dataset version left the library, its indexes and every project
+    (``detached_from``: the ended projects that had mounted it; ``bytes``: freed)."""
+
+    kind = "dataset.deleted"
+    subject_template = "dataset:{name}@{version}"
+    name: str
+    version: str
+    requested_by: str
+    detached_from: tuple[str, ...]
+    bytes: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProjectClosed(JournalEvent):
+    """``project`` was closed: its workspaces ``stopped``, what the policy keeps in the
+    backup ``archive``, ``released`` folders, its network removed; ``was``: its status."""
+
+    kind = "project.close"
+    subject_template = "project:{project}"
+    project: str
+    stopped: tuple[str, ...]
+    archive: str | None
+    released: int
+    network_removed: bool
+    was: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetentionDeleted(JournalEvent):
+    """The retention policy's period for ``what`` (work folders, blobs, the project key...)
+    ran out for ``project`` (ended ``ended``): ``items`` were deleted."""
+
+    kind = "retention.delete"
+    subject_template = "project:{project}"
+    project: str
+    what: str
+    items: int
+    ended: str
+    period: str
+
+
 # -- ingress ---------------------------------------------------------------------------
 @dataclass(frozen=True, kw_only=True)
 class IngressRequested(JournalEvent):

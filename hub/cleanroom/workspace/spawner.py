@@ -26,6 +26,7 @@ from cleanroom.errors import CleanroomError, Conflict
 from cleanroom.hub import metrics
 from cleanroom.isolation.firewall import HostFirewall
 from cleanroom.isolation.networks import ProjectNetwork, ProjectNetworks
+from cleanroom.lifecycle.keys import Keyring
 from cleanroom.registry import ProjectInfo, Registry, shared_registry
 from cleanroom.settings import image_repository
 from cleanroom.workspace import culling, health, oom, quotas, spec, storage_quota
@@ -78,6 +79,12 @@ def http_error(status: int, message: str) -> web.HTTPError:
 def refuse(exc: CleanroomError) -> web.HTTPError:
     """Translate a domain refusal into the HTTP error JupyterHub shows the person."""
     return http_error(exc.status, str(exc))
+
+
+@functools.cache
+def _keyring() -> Keyring:
+    """The hub's keyring, opened once (the master key is read and checked on first use)."""
+    return Keyring()
 
 
 class CleanroomSpawner(DockerSpawner):
@@ -175,6 +182,16 @@ class CleanroomSpawner(DockerSpawner):
         servers 0.1-3 s after they answered; this check is one local HTTP request, so the
         hub's own check that follows succeeds at its first try.""",
     ).tag(config=True)
+
+    encrypt_folders = Bool(
+        help="""Encrypt work and project folders at rest (fscrypt, keys from the key source;
+        see docs/lifecycle.md). Default: on, unless $CLEANROOM_ENCRYPTION is ``off``.
+        Off only for hosts whose kernel lacks fscrypt: the files then lie in clear.""",
+    ).tag(config=True)
+
+    @default("encrypt_folders")
+    def _default_encrypt_folders(self) -> bool:
+        return os.environ.get("CLEANROOM_ENCRYPTION", "on") != "off"
 
     @default("registry_url")
     def _default_registry_url(self) -> str:
@@ -428,7 +445,11 @@ class CleanroomSpawner(DockerSpawner):
     def folders(self) -> WorkspaceFolders:
         """This hub's workspace folders (see workspaces_root)."""
         return WorkspaceFolders(
-            Path(self.workspaces_root), self.workspace_uid, self.instance, _engine
+            Path(self.workspaces_root),
+            self.workspace_uid,
+            self.instance,
+            _engine,
+            keyring=_keyring() if self.encrypt_folders else None,
         )
 
     # -- after the start: reproducibility, health -----------------------------------
