@@ -69,9 +69,10 @@ def test_deletion_waits_for_the_uses_to_end(reg: Registry) -> None:
     assert not Path(v1.index_location).exists()
     assert all(d.version != "v1" for d in reg.get_project("p-ending").datasets)
     assert reg.dataset_exists("press", "v2")  # the other version is untouched
+    # The version's own history: registered, then asked for and done.
     entries = Governance(reg).journal_entries("dataset:press@v1")
-    assert [e.action for e in entries] == [datasets.REQUESTED, datasets.DELETED]
-    assert entries[1].detail["detached_from"] == ["p-ending"]
+    assert [e.action for e in entries] == ["dataset.register", datasets.REQUESTED, datasets.DELETED]
+    assert entries[2].detail["detached_from"] == ["p-ending"]
     assert datasets.pending_deletions(reg) == {}
     run("journal", "verify")
 
