@@ -58,6 +58,26 @@ _AGG_WORDS = (
 _DOMINANCE_WORDS = ("sum", "total", "mean", "avg", "average")
 _EXTREME = re.compile(r"^(min|max|minimum|maximum|.+_(min|max)|(min|max)_.+)$")
 _DOF = re.compile(r"^(df_?resid(ual)?s?|residual_df|dof_resid(ual)?s?|resid_df)$")
+# Columns of statistics, not counts: p-values, test statistics, standard errors, bounds.
+_STATISTIC = re.compile(
+    r"^(p|pval|pvalue|p_value|p_values|p_t|p_z|p_chi2|prob|probability|t|z|f|chi2|chisq|"
+    r"t_stat|z_stat|t_value|z_value|f_stat|statistic|stat|coef|coefficient|coefficients|"
+    r"estimate|estimates|beta|std_err|std_error|stderr|se|ci|ci_low|ci_high|ci_lower|"
+    r"ci_upper|lower|upper|lower_ci|upper_ci|0_025|0_975|2_5|97_5|conf_low|conf_high|"
+    r"odds_ratio|or|hr|rr|r2|r_squared|adj_r2|aic|bic|llf|log_likelihood|vif|importance|"
+    r"feature_importance|weight|score|auc|accuracy|precision|recall|f1|loss|rmse|mae|mse|"
+    r"(.+_)?(pvalue|p_value|tstat|zscore|stderr|std_err|importance|score))$"
+)
+_MODEL_WORDS = ("coef", "coefficient", "estimate", "std_err", "stderr", "pvalue", "p_value")
+# Integer columns that label cells rather than count them.
+_LABEL_NAME = re.compile(
+    r"^(.+_)?(hour|hours|hr|week|weeks|month|months|year|years|yr|day|days|weekday|dow|"
+    r"quarter|qtr|minute|second|date|bin|bins|bucket|band|decile|quintile|quartile|"
+    r"percentile|id|code|no|num|number|index|idx|rank|level|group|class|category|cluster|"
+    r"line|shift|station|cavity|cavities|mould|mold|machine|press|lot|batch|cycle|step|"
+    r"stage|period|age|version|seed|fold|label|target|flag|grade)$"
+)
+_NOT_COUNT_ROLES = {"label", "time", "direct_identifier", "quasi_identifier", "contributor"}
 _STAT_ROWS = {"count", "mean", "std", "min", "max", "25", "50", "75", "unique", "top", "freq"}
 _PERSONAL_COLUMNS = {
     "email",
@@ -150,6 +170,42 @@ def _integer_like(series: pd.Series) -> bool:
     return False
 
 
+def _is_statistic(name: str) -> bool:
+    return bool(_STATISTIC.match(name))
+
+
+def _label_like_integers(name: str, series: pd.Series, roles: dict[str, str]) -> bool:
+    # An integer column leads a table as its label when its name or the source says
+    # so, or when its values rise as a groupby sorts them (hours, weeks, bins).
+    if _LABEL_NAME.match(name) or roles.get(name) in _NOT_COUNT_ROLES:
+        return True
+    vals = series.dropna().to_numpy(dtype="float64")
+    return len(vals) >= 3 and bool(np.all(np.diff(vals) > 0))
+
+
+def _key_columns(frame: pd.DataFrame, text_cols: list[str], roles: dict[str, str]) -> list[str]:
+    """The leading label columns that identify each row (a groupby's index, a
+    crosstab's rows); empty when the table has no such key (record-level data)."""
+    if len(frame) > 10_000 or frame.shape[1] < 2:
+        return []
+    key: list[str] = []
+    for c in list(frame.columns)[:-1]:
+        series = frame[c]
+        if _COUNT_NAME.match(c) or _is_statistic(c) or _has_word(c, _AGG_WORDS):
+            break
+        if not (
+            c in text_cols
+            or pd.api.types.is_bool_dtype(series.dtype)
+            or pd.api.types.is_datetime64_any_dtype(series.dtype)
+            or (_integer_like(series) and (key or _label_like_integers(c, series, roles)))
+        ):
+            break
+        key.append(c)
+        if not frame.duplicated(subset=key).any():
+            return key
+    return []
+
+
 def _has_word(name: str, words: Iterable[str]) -> bool:
     parts = set(name.split("_"))
     return any(w in parts for w in words)
@@ -173,10 +229,50 @@ class _Table:
             and not pd.api.types.is_bool_dtype(self.frame[c].dtype)
         ]
         source_numeric = set().union(*(s.numeric_columns() for s in context.sources))
-        self.count_cols = [c for c in self.numeric_cols if _COUNT_NAME.match(c)]
+        self.source_roles: dict[str, str] = {}
+        for source in context.sources:
+            for c, r in source.roles.items():
+                self.source_roles.setdefault(c, r)
+        self.stat_cols = [c for c in self.numeric_cols if _is_statistic(c)]
+        # A model summary (coefficients, standard errors, p-values) has no count cells
+        # except those named so ("n", "nobs"): a p-value printed 0.000 is not a zero count.
+        self.model_summary = any(_has_word(c, _MODEL_WORDS) for c in cols)
+        self.key_cols = _key_columns(self.frame, self.text_cols, self.source_roles)
         self.agg_cols = [
-            c for c in self.numeric_cols if c not in self.count_cols and _has_word(c, _AGG_WORDS)
+            c
+            for c in self.numeric_cols
+            if not _COUNT_NAME.match(c) and _has_word(c, _AGG_WORDS) and c not in self.stat_cols
         ]
+        self.label_cols = [
+            c
+            for c in self.numeric_cols
+            if c in self.key_cols
+            or _LABEL_NAME.match(c)
+            or self.source_roles.get(c) in _NOT_COUNT_ROLES
+        ]
+        named = [
+            c
+            for c in self.numeric_cols
+            if _COUNT_NAME.match(c) and c not in self.label_cols and not _DOF.match(c)
+        ]
+        # Counts by value, whatever their name ("deliveries", "defects", pandas' named
+        # aggregation): the non-negative integer value columns of an aggregate table.
+        aggregate_shaped = bool(self.key_cols) and len(self.frame) <= 10_000
+        valued = [
+            c
+            for c in self.numeric_cols
+            if aggregate_shaped
+            and not self.model_summary
+            and c not in named
+            and c not in self.label_cols
+            and c not in self.agg_cols
+            and c not in self.stat_cols
+            and not _DOF.match(c)
+            and not (c in source_numeric and self.source_roles.get(c) == "measure")
+            and _integer_like(self.frame[c])
+            and bool((self.frame[c].dropna() >= 0).all())
+        ]
+        self.count_cols = named + valued
         # describe()-style tables: statistics as row labels in the first text column.
         self.stat_label_col = next(
             (
@@ -194,11 +290,12 @@ class _Table:
             ),
             None,
         )
+        if self.stat_label_col is not None:
+            self.count_cols = [c for c in self.count_cols if c in named]
         # A cross-tabulation: label columns plus non-negative integer cells whose
         # column names are categories, not measurements.
         self.crosstab = (
-            not self.count_cols
-            and not self.agg_cols
+            not self.agg_cols
             and self.stat_label_col is None
             and bool(self.text_cols)
             and bool(self.numeric_cols)
@@ -208,10 +305,10 @@ class _Table:
                 and (self.frame[c].dropna() >= 0).all()
                 and c not in source_numeric
                 for c in self.numeric_cols
+                if c not in self.key_cols
             )
+            and set(self.numeric_cols) - set(self.key_cols) <= set(self.count_cols)
         )
-        if self.crosstab:
-            self.count_cols = list(self.numeric_cols)
 
     def add(self, rule: str, verdict: Verdict, message: str, **evidence: Any) -> None:
         """Record a finding at this table's location."""

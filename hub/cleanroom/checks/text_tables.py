@@ -48,10 +48,22 @@ def tables_in_text(text: str) -> list[pd.DataFrame]:
                 frame = pd.read_fwf(io.StringIO("\n".join(lines)), infer_nrows=500)
         except Exception:  # read_fwf raises many kinds on text that is not a table
             continue
-        frame = frame.dropna(axis=1, how="all")
+        frame = _fill_index_labels(frame.dropna(axis=1, how="all"))
         if frame.shape[1] >= 2 and len(frame):
             frames.append(frame)
     return frames
+
+
+def _fill_index_labels(frame: pd.DataFrame) -> pd.DataFrame:
+    """A printed MultiIndex leaves a label blank where it repeats the one above: fill
+    the leading label columns down, so that each row carries its whole key."""
+    for column in list(frame.columns)[:-1]:
+        series = frame[column]
+        if pd.api.types.is_numeric_dtype(series.dtype):
+            break
+        if series.isna().any() and series.notna().iloc[:1].all():
+            frame[column] = series.ffill()
+    return frame
 
 
 def _markdown_table(lines: list[str]) -> pd.DataFrame | None:
