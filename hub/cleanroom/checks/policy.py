@@ -53,6 +53,9 @@ class TablesPolicy:
     p_percent: float = field(default=0.10, metadata=_strict(HIGHER))
     nk_n: int = field(default=2, metadata=_strict(HIGHER))
     nk_k: float = field(default=0.9, metadata=_strict(LOWER))
+    #: Several (n, k) rules at once, e.g. ABS-style [[1, 0.5], [2, 0.67]]; empty means
+    #: the single rule (nk_n, nk_k).
+    nk_rules: list[list[float]] = field(default_factory=lambda: [], metadata=_strict(SUPERSET))
     negative_value_verdict: Verdict = field(default=Verdict.REVIEW, metadata=_strict(HARSHER))
     min_residual_dof: int = field(default=10, metadata=_strict(HIGHER))
     extreme_value_verdict: Verdict = field(default=Verdict.REVIEW, metadata=_strict(HARSHER))
@@ -225,7 +228,30 @@ def _coerce(kind: Any, value: Any, where: str) -> Any:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise PolicyError(f"{where}: must be a list of strings")
         return list(value)
+    if kind in (list[list[float]], "list[list[float]]"):
+        return _nk_rules(value, where)
     raise PolicyError(f"{where}: unsupported setting type {kind!r}")  # pragma: no cover
+
+
+def _nk_rules(value: Any, where: str) -> list[list[float]]:
+    if not isinstance(value, list):
+        raise PolicyError(f"{where}: must be a list of [n, k] pairs, e.g. [[1, 0.5], [2, 0.67]]")
+    rules: list[list[float]] = []
+    for item in value:
+        if (
+            not isinstance(item, list)
+            or len(item) != 2
+            or item[0] not in (1, 2)
+            or isinstance(item[1], bool)
+            or not isinstance(item[1], int | float)
+            or not 0 < item[1] <= 1
+        ):
+            raise PolicyError(
+                f"{where}: {item!r} is not an [n, k] pair with n 1 or 2 and k a share in "
+                "(0, 1], e.g. [2, 0.67]"
+            )
+        rules.append([int(item[0]), float(item[1])])
+    return rules
 
 
 def _build_section(kind: type, data: Any, where: str) -> Any:
@@ -273,8 +299,12 @@ def _is_stricter(direction: str, old: Any, new: Any) -> bool:
     if direction == HARSHER:
         return bool(new >= old)
     if direction == SUBSET:
-        return set(new) <= set(old)
-    return set(new) >= set(old)
+        return set(map(_hashable, new)) <= set(map(_hashable, old))
+    return set(map(_hashable, new)) >= set(map(_hashable, old))
+
+
+def _hashable(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
 
 
 def _apply_override(
@@ -295,8 +325,8 @@ def _apply_override(
             elif direction == LOWER:
                 merged[key] = min(old, value)
             elif direction == SUBSET:
-                merged[key] = [v for v in old if v in set(value)]
+                merged[key] = [v for v in old if v in value]
             else:
-                merged[key] = list(dict.fromkeys([*old, *value]))
+                merged[key] = [*old, *(v for v in value if v not in old)]
         out[section_name] = dataclasses.replace(section, **merged)
     return out

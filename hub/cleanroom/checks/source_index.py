@@ -789,6 +789,18 @@ class SourceIndex:
         table = self._table_with(group, measure)
         return None if table is None else tuple(table.specs[c] for c in group)
 
+    def group_specs(self, group: Sequence[str]) -> tuple[ColumnSpec, ...]:
+        """How each column of a grouping is normalised (from a table that has it)."""
+        table = self._table_with(group, None)
+        if table is None:
+            raise KeyError("|".join(group))
+        return tuple(table.specs[c] for c in group)
+
+    def tables_with(self, group: Sequence[str]) -> list[int]:
+        """The numbers of the tables that hold cell statistics for ``group``."""
+        name = "|".join(group)
+        return [t for t, table in enumerate(self.tables) if name in table.group_names]
+
     def _table_with(self, group: Sequence[str], measure: str | None) -> _Table | None:
         # The table must hold both the grouping and the measure: a multi-table source
         # may have the grouping column in several tables and the measure in one.
@@ -812,20 +824,22 @@ class SourceIndex:
         measure: str | None,
         keys: np.ndarray,
         contributor: str = "",
+        table: int | None = None,
     ) -> pd.DataFrame:
         """Count, sum, two largest and smallest contribution for each cell key.
 
         ``measure`` None gives the record counts (any measure's). With ``contributor``
         the count is of distinct contributors and the contributions are each
-        contributor's total in the cell.
+        contributor's total in the cell. ``table`` picks one table of the source
+        (default: the first that has both the grouping and the measure).
         """
-        table = self._table_with(group, measure)
+        found = self._table_with(group, measure) if table is None else self.tables[table]
         empty = pd.DataFrame(
             index=pd.Index(keys), columns=["count", "sum", "top1", "top2", "min"], dtype="float64"
         )
-        if table is None:
+        if found is None or (measure is not None and measure not in found.specs):
             return empty
-        g = self._groups(table)
+        g = self._groups(found)
         sel = (g["group"] == "|".join(group)) & (g["contributor"] == contributor)
         if measure is not None:
             sel &= g["measure"] == measure
@@ -836,12 +850,13 @@ class SourceIndex:
             sub = sub[sub["measure"] == sub["measure"].iloc[0]]
         return sub.set_index("key").reindex(pd.Index(keys.astype(np.uint64)))
 
-    def measures_of(self, group: Sequence[str]) -> list[str]:
-        """The measures with cell statistics for ``group`` (in the table that has it)."""
-        table = self._table_with(group, None)
-        if table is None:
+    def measures_of(self, group: Sequence[str], table: int | None = None) -> list[str]:
+        """The measures with cell statistics for ``group`` (in ``table``, or the first
+        table that has the grouping)."""
+        found = self._table_with(group, None) if table is None else self.tables[table]
+        if found is None:
             return []
-        g = self._groups(table)
+        g = self._groups(found)
         return sorted(g.loc[g["group"] == "|".join(group), "measure"].unique().tolist())
 
     def find_grouping(

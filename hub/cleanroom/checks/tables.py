@@ -13,12 +13,13 @@ import io
 import itertools
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from cleanroom.checks.source_index import SourceIndex, combine_keys, normalise_name
+from cleanroom.checks.source_index import SourceIndex, _decimals, combine_keys, normalise_name
 from cleanroom.checks.text import personal_hits
 from cleanroom.checks.types import CheckContext, Finding, Verdict
 
@@ -211,6 +212,31 @@ def _has_word(name: str, words: Iterable[str]) -> bool:
     return any(w in parts for w in words)
 
 
+def _matches(values: pd.Series, reference: pd.Series | np.ndarray) -> bool:
+    """Whether (almost) every cell of ``values`` equals ``reference`` at the resolution
+    the output prints it."""
+    out = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64")
+    ref = np.asarray(reference, dtype="float64")
+    ok = np.isfinite(out) & np.isfinite(ref)
+    if not ok.any() or ok.sum() < 0.8 * np.isfinite(out).sum():
+        return False
+    decimals = _decimals(out[ok])
+    tol = 0.5 * 10.0**-decimals + 1e-6 * np.abs(ref[ok])
+    return bool(np.mean(np.abs(out[ok] - ref[ok]) <= tol) >= 0.9)
+
+
+@dataclass
+class _CellMatch:
+    """An output's cells matched with a source grouping."""
+
+    source: SourceIndex
+    group: tuple[str, ...]
+    out_cols: tuple[str, ...]
+    keys: np.ndarray
+    #: value column -> (count | sum | mean, source measure, table number)
+    values: dict[str, tuple[str, str, int]] = field(default_factory=dict)
+
+
 class _Table:
     """A table under check, with the roles of its columns."""
 
@@ -335,6 +361,7 @@ class _Table:
         self.check_cell_size()
         self.check_identifiers()
         self.check_source_rows()
+        self.resolve_source_cells()
         self.check_shape()
         self.check_counts()
         self.check_dominance()
@@ -544,31 +571,85 @@ class _Table:
                     break
         return found
 
-    def check_dominance(self) -> None:
-        """Source-cell counts, p% and (n, k) rules on aggregates of source measures."""
+    def dominance_labels(self) -> list[str]:
+        """The columns that label the cells of the table."""
+        if self.key_cols:
+            return [c for c in self.key_cols if c != self.stat_label_col]
         labels = [c for c in self.text_cols if c != self.stat_label_col]
         labels += [
-            c for c in self.numeric_cols if c not in self.agg_cols and c not in self.count_cols
+            c
+            for c in self.numeric_cols
+            if c not in self.agg_cols and c not in self.count_cols and c not in self.stat_cols
         ]
-        p, k = self.policy.p_percent, self.policy.nk_k
+        return labels
+
+    def resolve_source_cells(self) -> None:
+        """Find the source grouping behind the table's cells, by name or by value, and
+        which value columns are record counts, sums or means of a source measure
+        (whatever the columns are called): the cells' true counts then come from the
+        index."""
+        self.cell_matches: list[_CellMatch] = []
+        labels = self.dominance_labels()
         for source in self.context.sources:
-            measures = self.measures(source)
-            # Other measures beside this one are values, not labels of the cells.
-            cell_labels = [c for c in labels if c not in {m[0] for m in measures}]
-            for col, measure, dominance in measures:
-                group = self.find_group(source, cell_labels, measure)
-                if group is None:
+            named = self.measures(source)
+            cell_labels = [c for c in labels if c not in {m[0] for m in named}]
+            found = source.find_grouping(self.frame, cell_labels)
+            if found is None:
+                continue
+            group, out_cols = found
+            specs = source.group_specs(group)
+            keys = combine_keys(
+                [spec.keys(self.frame[c])[0] for spec, c in zip(specs, out_cols, strict=True)]
+            )
+            match = _CellMatch(source, group, out_cols, keys)
+            values = [
+                c
+                for c in self.numeric_cols
+                if c not in out_cols and c not in self.stat_cols and not _DOF.match(c)
+            ]
+            for t in source.tables_with(group):
+                counts = source.cell_stats(group, None, keys, table=t)["count"]
+                for c in values:
+                    if c not in match.values and _integer_like(self.frame[c]):
+                        if _matches(self.frame[c], counts):
+                            match.values[c] = ("count", "", t)
+                for m in source.measures_of(group, table=t):
+                    stats = source.cell_stats(group, m, keys, table=t)
+                    for c in values:
+                        if c in match.values:
+                            continue
+                        if _matches(self.frame[c], stats["sum"]):
+                            match.values[c] = ("sum", m, t)
+                        elif _matches(self.frame[c], stats["sum"] / stats["count"]):
+                            match.values[c] = ("mean", m, t)
+            for c, (kind, _m, _t) in match.values.items():
+                if kind == "count" and c not in self.count_cols:
+                    self.count_cols.append(c)
+                elif kind != "count" and c in self.count_cols:
+                    self.count_cols.remove(c)
+            self.cell_matches.append(match)
+
+    def check_dominance(self) -> None:
+        """Source-cell counts, p% and (n, k) rules on aggregates of source measures.
+
+        With declared contributors (suppliers, customers, plants) the dominance rules
+        are computed on each contributor's total in the cell, across its records; a
+        cell that is one contributor's total fails outright.
+        """
+        for match in self.cell_matches:
+            source, group = match.source, match.group
+            measures: dict[str, tuple[str, bool, int | None]] = {
+                c: (m, dom, None) for c, m, dom in self.measures(source)
+            }
+            for c, (kind, m, t) in match.values.items():
+                if kind != "count":
+                    measures[c] = (m, True, t)
+            contributor_labels = [g for g in group if source.role(g) == "contributor"]
+            for col, (measure, dominance, t) in measures.items():
+                if col in match.out_cols or col in self.count_cols:
                     continue
-                specs = source.group_stats(group, measure)
-                assert specs is not None
-                parts = [spec.keys(self.frame[c]) for spec, c in zip(specs, group, strict=True)]
-                keys = combine_keys([kk for kk, _v in parts])
-                stats = source.cell_stats(group, measure, keys)
+                stats = source.cell_stats(group, measure, match.keys, table=t)
                 count = stats["count"].to_numpy(dtype="float64")
-                total = stats["sum"].to_numpy(dtype="float64")
-                top1 = stats["top1"].to_numpy(dtype="float64")
-                top2 = stats["top2"].to_numpy(dtype="float64")
-                low = stats["min"].to_numpy(dtype="float64")
                 known = np.isfinite(count)
                 small = known & (count < self.policy.min_cell_count)
                 self._cells_finding(
@@ -581,38 +662,35 @@ class _Table:
                     count,
                     threshold=self.policy.min_cell_count,
                     group=list(group),
+                    measure=measure,
                 )
                 if not dominance:
                     continue
-                with np.errstate(invalid="ignore"):
-                    # p% rule: the second largest contributor, subtracting its own value,
-                    # would estimate the largest within p percent.
-                    p_fail = known & (total - top1 - top2 < p * top1) & (top1 > 0) & ~small
-                    nk_fail = known & (top1 + top2 > k * total) & (total > 0) & ~small & ~p_fail
+                if contributor_labels:
+                    self._cells_finding(
+                        known & ~small,
+                        "table.dominance_nk",
+                        Verdict.FAIL,
+                        f"{{n}} cells of {col!r} are each the total of a single contributor "
+                        f"({', '.join(contributor_labels)}): one contributor holds 100% of "
+                        f"the cell, above the (n, k) rule's {self._nk_text()}",
+                        col,
+                        count,
+                        threshold=self._nk_threshold(),
+                        group=list(group),
+                        contributor=contributor_labels,
+                    )
+                    continue
+                self._dominance(col, stats, count, small, group, basis="records")
+                for contributor in sorted(source.contributors - set(group)):
+                    cstats = source.cell_stats(
+                        group, measure, match.keys, contributor=contributor, table=t
+                    )
+                    if not np.isfinite(cstats["count"].to_numpy(dtype="float64")).any():
+                        continue
+                    self._dominance(col, cstats, count, small, group, basis=contributor)
                 self._cells_finding(
-                    p_fail,
-                    "table.dominance_p_percent",
-                    Verdict.FAIL,
-                    f"{{n}} cells of {col!r} fail the p% rule (p = {p:.0%}): the two largest "
-                    "contributions leave less than p% of the largest",
-                    col,
-                    count,
-                    threshold=p,
-                    group=list(group),
-                )
-                self._cells_finding(
-                    nk_fail,
-                    "table.dominance_nk",
-                    Verdict.FAIL,
-                    f"{{n}} cells of {col!r} fail the (n, k) rule: the {self.policy.nk_n} "
-                    f"largest contributions exceed {k:.0%} of the total",
-                    col,
-                    count,
-                    threshold={"n": self.policy.nk_n, "k": k},
-                    group=list(group),
-                )
-                self._cells_finding(
-                    known & (low < 0),
+                    known & (stats["min"].to_numpy(dtype="float64") < 0),
                     "table.negative_values",
                     self.policy.negative_value_verdict,
                     f"{{n}} cells of {col!r} include negative contributions (dominance "
@@ -622,17 +700,86 @@ class _Table:
                     group=list(group),
                 )
 
-    def find_group(
-        self, source: SourceIndex, labels: list[str], measure: str
-    ) -> tuple[str, ...] | None:
-        # The cells are known only when every label column of the table is a grouping
-        # the index holds statistics for; a finer table (more labels) is not matched.
-        if not 1 <= len(labels) <= 2 or not set(labels) <= source.columns:
-            return None
-        for group in itertools.permutations(labels):
-            if source.group_stats(group, measure) is not None:
-                return group
-        return None
+    def _nk_rules(self) -> list[tuple[int, float]]:
+        # The single rule always applies; nk_rules add to it (ABS-style (1, 50%), (2, 67%)).
+        rules = [(self.policy.nk_n, self.policy.nk_k)]
+        rules += [(int(n), float(k)) for n, k in self.policy.nk_rules if (n, k) not in rules]
+        return rules
+
+    def _nk_text(self) -> str:
+        return ", ".join(f"(n = {n}, k = {k:.0%})" for n, k in self._nk_rules())
+
+    def _nk_threshold(self) -> list[dict[str, float]]:
+        return [{"n": n, "k": k} for n, k in self._nk_rules()]
+
+    def _dominance(
+        self,
+        col: str,
+        stats: pd.DataFrame,
+        count: np.ndarray,
+        small: np.ndarray,
+        group: tuple[str, ...],
+        basis: str,
+    ) -> None:
+        p = self.policy.p_percent
+        total = stats["sum"].to_numpy(dtype="float64")
+        top1 = stats["top1"].to_numpy(dtype="float64")
+        top2 = stats["top2"].to_numpy(dtype="float64")
+        known = np.isfinite(total)
+        who = "records" if basis == "records" else f"contributors (totals per {basis})"
+        failed_rule: dict[int, str] = {}
+        with np.errstate(invalid="ignore", divide="ignore"):
+            # p% rule: the second largest contributor, subtracting its own value,
+            # would estimate the largest within p percent.
+            p_fail = known & (total - top1 - top2 < p * top1) & (top1 > 0) & ~small
+            nk_fail = np.zeros(len(total), dtype=bool)
+            for n, k in self._nk_rules():
+                largest = top1 if n == 1 else top1 + top2
+                hit = known & (largest > k * total) & (total > 0) & ~small & ~p_fail & ~nk_fail
+                for r in np.flatnonzero(hit):
+                    failed_rule[int(r)] = f"n = {n}, k = {k:.0%}"
+                nk_fail |= hit
+        self._cells_finding(
+            p_fail,
+            "table.dominance_p_percent",
+            Verdict.FAIL,
+            f"{{n}} cells of {col!r} fail the p% rule (p = {p:.0%}) on {who}: the rest "
+            "of the cell, less the second largest contribution, is under p% of the largest",
+            col,
+            count,
+            threshold=p,
+            group=list(group),
+            basis=basis,
+            shares=self._shares(p_fail, top1, top2, total),
+        )
+        self._cells_finding(
+            nk_fail,
+            "table.dominance_nk",
+            Verdict.FAIL,
+            f"{{n}} cells of {col!r} fail the (n, k) rule on {who}: the largest "
+            f"contributions exceed k% of the total ({self._nk_text()})",
+            col,
+            count,
+            threshold=self._nk_threshold(),
+            group=list(group),
+            basis=basis,
+            shares=self._shares(nk_fail, top1, top2, total),
+            failed={str(r + 1): rule for r, rule in list(failed_rule.items())[:20]},
+        )
+
+    def _shares(
+        self, mask: np.ndarray, top1: np.ndarray, top2: np.ndarray, total: np.ndarray
+    ) -> list[dict[str, float]]:
+        return self.cap(
+            {
+                "row": int(r) + 1,
+                "largest_share": round(float(top1[r] / total[r]), 4) if total[r] else 1.0,
+                "two_largest_share": (
+                    round(float((top1[r] + top2[r]) / total[r]), 4) if total[r] else 1.0
+                ),
+            }
+            for r in np.flatnonzero(mask)
+        )
 
     def _cells_finding(
         self,
