@@ -41,11 +41,12 @@ def test_write_press_line(tmp_path: Path) -> None:
 def files(tmp_path: Path, source_frame: pd.DataFrame) -> dict[str, Path]:
     out = {
         "pass": tmp_path / "plot.png",
-        "review": tmp_path / "notes.txt",
+        "review": tmp_path / "blob.bin",
         "fail": tmp_path / "head.csv",
     }
     out["pass"].write_bytes(builders.png())
-    out["review"].write_text("the line ran well\n")
+    # A type the checks cannot read goes to an officer (text that reads clean passes).
+    out["review"].write_bytes(bytes(range(256)) * 4)
     out["fail"].write_text(source_frame.head().to_csv())
     return out
 

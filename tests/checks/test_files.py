@@ -247,7 +247,7 @@ def test_notebook_without_outputs_passes(bare_context: CheckContext) -> None:
 def test_notebook_malformed(bare_context: CheckContext) -> None:
     bad = b'{"cells": [{"cell_type": "code"}], "nbformat": 4, "nbformat_minor": 5, "metadata": {}'
     report = check_bytes(bad, "a.ipynb", bare_context)
-    assert report.verdict is Verdict.FAIL or report.verdict is Verdict.REVIEW
+    assert rules(report)["text.malformed_json"] is Verdict.REVIEW
     broken = b'{"cells": 5, "nbformat": 4, "nbformat_minor": 5, "metadata": {}}'
     assert rules(check_bytes(broken, "a.ipynb", bare_context))["notebook.malformed"] is Verdict.FAIL
 
@@ -264,9 +264,16 @@ def test_notebook_image_output_checked(bare_context: CheckContext) -> None:
 # -- everything else ---------------------------------------------------------------
 
 
-def test_unknown_and_text_are_reviewed_never_passed(bare_context: CheckContext) -> None:
+def test_unknown_is_reviewed_and_clean_text_passes_with_a_reason(
+    bare_context: CheckContext,
+) -> None:
     assert check_bytes(bytes(range(256)), "x.bin", bare_context).verdict is Verdict.REVIEW
-    assert check_bytes(b"a plain note\n", "x.txt", bare_context).verdict is Verdict.REVIEW
+    note = check_bytes(b"a plain note\n", "x.txt", bare_context)
+    assert rules(note)["text.checked"] is Verdict.PASS
+    assert note.verdict is Verdict.PASS
+    # A report that states a small count does not pass.
+    small = check_bytes(b"Only 3 operators worked the night shift.\n", "r.txt", bare_context)
+    assert rules(small)["text.small_counts"] is Verdict.FAIL
     assert check_bytes(b"GIF89a" + b"\x00" * 20, "x.gif", bare_context).verdict is Verdict.REVIEW
 
 

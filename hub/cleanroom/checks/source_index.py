@@ -478,7 +478,9 @@ def _group_stats(
     groupers = [
         c
         for c in frame.columns
-        if 1 < nunique[c] <= MAX_GROUP_CARDINALITY and specs[c].kind in {"str", "num"}
+        if 1 < nunique[c] <= MAX_GROUP_CARDINALITY
+        and specs[c].kind in {"str", "num"}
+        and roles.get(c) not in ("measure", "time")
     ]
     measures = [
         c

@@ -86,12 +86,20 @@ def _markdown_table(lines: list[str]) -> pd.DataFrame | None:
     return frame if frame.shape[1] >= 2 else None
 
 
-def check_text_tables(text: str, context: CheckContext, *, location: str = "") -> list[Finding]:
-    """Table findings (review and fail only) for the tables printed in ``text``."""
+def text_table_findings(
+    text: str, context: CheckContext, *, location: str = ""
+) -> tuple[int, list[Finding]]:
+    """How many tables ``text`` prints, and their findings (review and fail only)."""
     findings: list[Finding] = []
-    for k, frame in enumerate(tables_in_text(text), start=1):
+    frames = tables_in_text(text)
+    for k, frame in enumerate(frames, start=1):
         where = f"{location} / text table {k}" if location else f"text table {k}"
         findings += [
             f for f in check_frame(frame, context, location=where) if f.verdict > Verdict.PASS
         ]
-    return findings
+    return len(frames), findings
+
+
+def check_text_tables(text: str, context: CheckContext, *, location: str = "") -> list[Finding]:
+    """Table findings (review and fail only) for the tables printed in ``text``."""
+    return text_table_findings(text, context, location=location)[1]
