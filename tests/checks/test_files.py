@@ -11,7 +11,7 @@ import zipfile
 
 import pandas as pd
 import pytest
-from cleanroom.checks import CheckContext, Verdict, check_bytes
+from cleanroom.checks import CheckContext, DisclosurePolicy, Verdict, check_bytes
 from cleanroom.checks.pickles import pickle_globals
 
 from tests.checks import builders
@@ -69,9 +69,17 @@ def test_jpeg_variants(bare_context: CheckContext) -> None:
     assert rules(check_bytes(truncated, "j.jpg", bare_context))["image.malformed"] is Verdict.FAIL
 
 
-def test_svg_and_pdf_reviewed(bare_context: CheckContext) -> None:
+def test_svg_read_and_pdf_reviewed(bare_context: CheckContext) -> None:
     svg = b'<svg xmlns="http://www.w3.org/2000/svg"><text>ok</text></svg>'
-    assert check_bytes(svg, "f.svg", bare_context).verdict is Verdict.REVIEW
+    assert check_bytes(svg, "f.svg", bare_context).verdict is Verdict.PASS
+    handler = b'<svg xmlns="http://www.w3.org/2000/svg" onload="fetch(1)"></svg>'
+    assert rules(check_bytes(handler, "f.svg", bare_context))["image.active_content"] is (
+        Verdict.FAIL
+    )
+    linked = b'<svg xmlns="http://www.w3.org/2000/svg"><image href="https://x.example/a"/></svg>'
+    assert rules(check_bytes(linked, "f.svg", bare_context))["image.external_content"] is (
+        Verdict.REVIEW
+    )
     svg_mail = b'<svg xmlns="http://www.w3.org/2000/svg"><text>a@b.example.com</text></svg>'
     assert check_bytes(svg_mail, "f.svg", bare_context).verdict is Verdict.FAIL
     assert check_bytes(b"%PDF-1.4\n%%EOF", "f.pdf", bare_context).verdict is Verdict.REVIEW
@@ -216,10 +224,23 @@ def test_notebook_outputs_and_raw_display(
     ct = pd.crosstab(source_frame["shift"], source_frame["defect_type"])
     nb = builders.notebook([{"source": "ct", "outputs": [builders.html_output(ct.to_html())]}])
     report = check_bytes(nb, "a.ipynb", context)
-    assert report.verdict is Verdict.REVIEW
-    assert rules(report)["notebook.outputs"] is Verdict.REVIEW
-    assert rules(report)["notebook.raw_display"] is Verdict.REVIEW
+    # Its only output is a safe table, checked like a file: the notebook passes.
+    assert report.verdict is Verdict.PASS, [f.to_dict() for f in report.findings]
+    assert rules(report)["notebook.outputs"] is Verdict.PASS
     assert rules(report)["table.checked"] is Verdict.PASS
+    strict = DisclosurePolicy.from_mapping({"notebooks": {"outputs_verdict": "review"}})
+    again = check_bytes(nb, "a.ipynb", CheckContext(strict, context.sources))
+    assert rules(again)["notebook.outputs"] is Verdict.REVIEW
+    # Code that picks raw rows sends the notebook to an officer, with the code shown.
+    head = builders.notebook(
+        [{"source": "df.head(3)", "outputs": [builders.html_output(ct.to_html())]}]
+    )
+    shown = next(
+        f
+        for f in check_bytes(head, "h.ipynb", context).findings
+        if f.rule == ("notebook.raw_display")
+    )
+    assert shown.verdict is Verdict.REVIEW and shown.evidence["cells"][0]["code"] == ["df.head(3)"]
 
 
 def test_notebook_head_output_fails_with_location(

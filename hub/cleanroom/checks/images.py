@@ -2,11 +2,14 @@
 
 A figure can carry more than its pixels: text chunks (PNG tEXt/zTXt/iTXt/eXIf), Exif,
 XMP and comments (JPEG), or a whole file appended after the image's end marker, which
-viewers ignore. We parse the container, never decode pixels.
+viewers ignore. We parse the container; only a well-formed PNG or JPEG is decoded (by
+Pillow, with a pixel budget), to count the separate marks a figure draws: a scatter
+plot of many points shows individual records.
 """
 
 from __future__ import annotations
 
+import io
 import re
 import struct
 import zlib
@@ -17,6 +20,12 @@ from cleanroom.checks.types import CheckContext, Finding, Verdict
 
 _PNG_SIG = b"\x89PNG\r\n\x1a\n"
 _PNG_TEXT_CHUNKS = {b"tEXt", b"zTXt", b"iTXt", b"eXIf"}
+# Text chunks that plotting libraries write on every figure (Matplotlib, Pillow) and
+# that carry no data: a short "Software" or "Creation Time" passes.
+_HARMLESS_PNG_KEYS = {"Software", "Creation Time"}
+_HARMLESS_MAX_CHARS = 200
+#: Pixels decoded at most to count a figure's marks (a bigger image is not counted).
+MAX_DECODED_PIXELS = 40_000_000
 # JPEG segments that carry text or metadata: APP1 (Exif, XMP), APP13 (IPTC), COM.
 _JPEG_METADATA = {0xE1: "APP1 (Exif/XMP)", 0xED: "APP13 (IPTC)", 0xFE: "COM (comment)"}
 
@@ -40,7 +49,8 @@ def check_png(data: bytes, context: CheckContext, location: str = "") -> list[Fi
         if ctype == b"IHDR":
             width, height = struct.unpack(">II", body[:8])
         if ctype in _PNG_TEXT_CHUNKS:
-            metadata.append(ctype.decode("latin-1"))
+            if not _harmless_text_chunk(ctype, body):
+                metadata.append(ctype.decode("latin-1"))
         chunks += 1
         pos = body_end + 4
         if ctype == b"IEND":
@@ -60,8 +70,76 @@ def check_png(data: bytes, context: CheckContext, location: str = "") -> list[Fi
         )
     findings += _trailing(data, pos, location)
     if not findings:
+        findings += check_marks(data, "png", context, location)
         findings.append(_format_pass("png", width, height, context, location))
     return findings
+
+
+def _harmless_text_chunk(ctype: bytes, body: bytes) -> bool:
+    if ctype != b"tEXt":
+        return False
+    key, _sep, value = body.partition(b"\x00")
+    text = value.decode("latin-1")
+    return (
+        key.decode("latin-1") in _HARMLESS_PNG_KEYS
+        and len(text) <= _HARMLESS_MAX_CHARS
+        and not re.search(r"\d{5,}|@", re.sub(r"(version|v)?\d+(\.\d+)+", "", text))
+    )
+
+
+def count_marks(data: bytes) -> tuple[int, int] | None:
+    """(coloured marks, small dark marks) a raster figure draws: connected groups of
+    saturated pixels of at most 400 pixels, and of dark pixels of at most 200 (text
+    glyphs are dark too, so their bar is higher). None when it cannot be decoded."""
+    import numpy as np
+    from PIL import Image
+    from scipy import ndimage
+
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            if img.width * img.height > MAX_DECODED_PIXELS:
+                return None
+            pixels = np.asarray(img.convert("RGB"), dtype=np.int16)
+    except Exception:  # Pillow raises many kinds on odd files; the structure passed
+        return None
+    saturation = pixels.max(axis=2) - pixels.min(axis=2)
+    coloured, n_coloured = ndimage.label(saturation > 60)
+    dark, n_dark = ndimage.label(pixels.max(axis=2) < 100)
+    small_coloured = int((np.bincount(coloured.ravel())[1:] <= 400).sum()) if n_coloured else 0
+    small_dark = int((np.bincount(dark.ravel())[1:] <= 200).sum()) if n_dark else 0
+    return small_coloured, small_dark
+
+
+def check_marks(data: bytes, kind: str, context: CheckContext, location: str) -> list[Finding]:
+    """A figure that draws many separate small marks (a scatter of raw points) goes to
+    an officer, with the count and the policy's limit."""
+    limit = context.policy.images.max_plot_marks
+    if kind == "svg":
+        text = data.decode("utf-8", errors="replace")
+        marks = len(re.findall(r"<(use|circle|ellipse)\b", text))
+        if marks < limit:
+            return []
+        evidence = {"marks": marks, "threshold": limit}
+    else:
+        counted = count_marks(data)
+        if counted is None:
+            return []
+        coloured, dark = counted
+        # Text glyphs are small dark marks; a black scatter needs many more of them.
+        if coloured < limit and dark < 4 * limit:
+            return []
+        evidence = {"coloured_marks": coloured, "dark_marks": dark, "threshold": limit}
+    return [
+        Finding(
+            "image.scatter_points",
+            context.policy.images.scatter_verdict,
+            f"the figure draws {max(v for k, v in evidence.items() if k != 'threshold')} "
+            f"separate marks (policy: {limit}): a scatter of individual records shows each "
+            "record; an officer must confirm the points are not raw rows",
+            evidence,
+            location,
+        )
+    ]
 
 
 def check_jpeg(data: bytes, context: CheckContext, location: str = "") -> list[Finding]:
@@ -121,6 +199,7 @@ def check_jpeg(data: bytes, context: CheckContext, location: str = "") -> list[F
         )
     findings += _trailing(data, end, location)
     if not findings:
+        findings += check_marks(data, "jpeg", context, location)
         findings.append(_format_pass("jpeg", width, height, context, location))
     return findings
 
@@ -128,33 +207,51 @@ def check_jpeg(data: bytes, context: CheckContext, location: str = "") -> list[F
 def check_other_image(
     data: bytes, kind: str, context: CheckContext, location: str = ""
 ) -> list[Finding]:
-    """SVG, PDF, GIF: not parsed fully, so an officer looks; text in them is checked."""
-    findings = [
-        Finding(
-            "image.format",
-            context.policy.images.other_formats_verdict,
-            f"{kind.upper()} files can carry text, scripts and embedded data; an officer "
-            "must look at it",
-            {"format": kind, "passing_formats": context.policy.images.pass_formats},
-            location,
-        )
-    ]
+    """SVG, PDF, GIF. An SVG is read (scripts, external links, text, marks) and passes
+    when it is in the policy's passing formats and nothing is found; PDF and GIF are
+    not parsed fully, so an officer looks; text in them is checked."""
+    findings: list[Finding] = []
     if kind == detect.SVG:
         text = data.decode("utf-8", errors="replace")
-        if re.search(r"<script|javascript:|<foreignObject", text, re.IGNORECASE):
+        if re.search(r"<script|javascript:|<foreignObject|\bon\w{2,20}\s*=", text, re.IGNORECASE):
             findings.append(
                 Finding(
                     "image.active_content",
                     Verdict.FAIL,
-                    "the SVG contains scripts or embedded HTML",
+                    "the SVG contains scripts, event handlers or embedded HTML",
                     {},
+                    location,
+                )
+            )
+        external = re.findall(r"""(?:href|src)\s*=\s*["'](?:https?:|//|data:(?!image/png))""", text)
+        if external:
+            findings.append(
+                Finding(
+                    "image.external_content",
+                    Verdict.REVIEW,
+                    f"the SVG links or embeds {len(external)} resources from outside it",
+                    {"links": len(external)},
                     location,
                 )
             )
         visible = re.sub(r"<[^>]{0,10000}>", " ", text)
         findings += check_text(visible, context, location=location)
+        findings += check_marks(data, "svg", context, location)
     elif kind == detect.PDF:
         findings += check_text(data.decode("latin-1"), context, location=location)
+    ok = kind in context.policy.images.pass_formats
+    findings.append(
+        Finding(
+            "image.format",
+            Verdict.PASS if ok else context.policy.images.other_formats_verdict,
+            f"an SVG without scripts or external content; its text and marks were checked"
+            if ok and kind == detect.SVG
+            else f"{kind.upper()} files can carry text, scripts and embedded data; an "
+            "officer must look at it",
+            {"format": kind, "passing_formats": context.policy.images.pass_formats},
+            location,
+        )
+    )
     return findings
 
 

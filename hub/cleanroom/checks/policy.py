@@ -69,7 +69,7 @@ class TablesPolicy:
 class NotebooksPolicy:
     """How notebooks are treated beyond the checks on each output."""
 
-    outputs_verdict: Verdict = field(default=Verdict.REVIEW, metadata=_strict(HARSHER))
+    outputs_verdict: Verdict = field(default=Verdict.PASS, metadata=_strict(HARSHER))
     raw_display_verdict: Verdict = field(default=Verdict.REVIEW, metadata=_strict(HARSHER))
 
 
@@ -78,9 +78,11 @@ class ImagesPolicy:
     """Which image formats pass the format check."""
 
     pass_formats: list[str] = field(
-        default_factory=lambda: ["png", "jpeg"], metadata=_strict(SUBSET)
+        default_factory=lambda: ["png", "jpeg", "svg"], metadata=_strict(SUBSET)
     )
     other_formats_verdict: Verdict = field(default=Verdict.REVIEW, metadata=_strict(HARSHER))
+    max_plot_marks: int = field(default=80, metadata=_strict(LOWER))
+    scatter_verdict: Verdict = field(default=Verdict.REVIEW, metadata=_strict(HARSHER))
 
 
 @dataclass(frozen=True)

@@ -149,7 +149,9 @@ def infer_roles(frame: pd.DataFrame) -> dict[str, str]:
     return {str(c): infer_role(str(c), frame[c]) for c in frame.columns}
 
 
-def validate_roles(roles: Any, columns: set[str] | None = None, where: str = "roles") -> dict[str, str]:
+def validate_roles(
+    roles: Any, columns: set[str] | None = None, where: str = "roles"
+) -> dict[str, str]:
     """``roles`` as a clean ``{column: role}`` mapping, or :class:`RolesError`.
 
     ``columns``, when given, are the dataset's columns (normalised): a role for a column

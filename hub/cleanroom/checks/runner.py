@@ -385,7 +385,11 @@ def _unread_text(text: str, kind: str, tables: int) -> list[Finding]:
 
 def _worse_reading(frame: pd.DataFrame, context: CheckContext, location: str) -> list[Finding]:
     findings = check_frame(frame, context, location=location)
-    if 1 < frame.shape[0] <= 200 and frame.shape[1] > 1 and not isinstance(frame.index, pd.RangeIndex):
+    if (
+        1 < frame.shape[0] <= 200
+        and frame.shape[1] > 1
+        and not isinstance(frame.index, pd.RangeIndex)
+    ):
         # {"a": {"x": 1}} is columns of rows or rows of columns (orient="index"); both
         # readings are checked and the worse one kept.
         other = check_frame(frame.T, context, location=location)
@@ -460,8 +464,10 @@ def _as_frame(doc: Any) -> pd.DataFrame | None:
             frame = _records(doc)
         elif isinstance(doc, dict) and {"columns", "data"} <= set(doc):
             frame = pd.DataFrame(doc["data"], columns=doc["columns"], index=doc.get("index"))
-        elif isinstance(doc, dict) and len(doc) >= 2 and all(
-            isinstance(v, list) and all(_scalar(x) for x in v[:50]) for v in doc.values()
+        elif (
+            isinstance(doc, dict)
+            and len(doc) >= 2
+            and all(isinstance(v, list) and all(_scalar(x) for x in v[:50]) for v in doc.values())
         ):
             lengths = {len(v) for v in doc.values()}
             if len(lengths) == 1 and lengths != {0}:

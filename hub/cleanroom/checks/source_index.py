@@ -49,7 +49,6 @@ _THREADS = max(1, min(4, os.cpu_count() or 1))
 _MAX_COMBOS = 12
 
 
-
 def normalise_name(name: object) -> str:
     """A column name as checks compare it: lower case, words joined by ``_``."""
     return re.sub(r"[^0-9a-z]+", "_", str(name).strip().lower()).strip("_")
@@ -516,7 +515,9 @@ def _group_stats(
                 stats.insert(0, "group", "|".join(group))
                 parts.append(stats)
                 for c, corder in by_contributor.items():
-                    stats = _contributor_stats(key[corder], contributor_keys[c][corder], values[m][corder])
+                    stats = _contributor_stats(
+                        key[corder], contributor_keys[c][corder], values[m][corder]
+                    )
                     stats.insert(0, "contributor", c)
                     stats.insert(0, "measure", m)
                     stats.insert(0, "group", "|".join(group))
@@ -531,7 +532,9 @@ def _contributor_stats(cell: np.ndarray, contributor: np.ndarray, vals: np.ndarr
     cell, contributor, vals = cell[ok], contributor[ok], vals[ok]
     if len(cell) == 0:
         return pd.DataFrame(columns=["key", "count", "sum", "top1", "top2", "min"])
-    starts = np.flatnonzero(np.r_[True, (cell[1:] != cell[:-1]) | (contributor[1:] != contributor[:-1])])
+    starts = np.flatnonzero(
+        np.r_[True, (cell[1:] != cell[:-1]) | (contributor[1:] != contributor[:-1])]
+    )
     totals = np.add.reduceat(vals, starts)
     return _cell_stats(cell[starts], totals)
 
