@@ -369,7 +369,8 @@ def test_joblib_files_are_walked(bare_context: CheckContext) -> None:
         return buf.getvalue()
 
     # Raw arrays between the opcodes (plain and structured dtypes) are stepped over.
-    for model in (LinearRegression().fit(X, y), RandomForestClassifier(3, max_depth=3).fit(X, y)):
+    forest = RandomForestClassifier(3, max_depth=3, min_samples_leaf=5).fit(X, y)
+        for model in (LinearRegression().fit(X, y), forest):
         for kw in ({}, {"protocol": 2}, {"compress": 3}):
             report = check_bytes(dump(model, **kw), "m.joblib", bare_context)
             assert report.verdict is Verdict.PASS, (

@@ -98,6 +98,13 @@ class ModelsPolicy:
     """Tensor files (safetensors, ONNX) compared with the training data's row count."""
 
     tensor_rows_fraction: float = field(default=0.5, metadata=_strict(LOWER))
+    min_samples_leaf: int = field(default=5, metadata=_strict(HIGHER))
+    forest_without_bootstrap_verdict: Verdict = field(
+        default=Verdict.FAIL, metadata=_strict(HARSHER)
+    )
+    #: Membership-inference report thresholds (SACRO-ML's attack output).
+    max_attack_auc: float = field(default=0.65, metadata=_strict(LOWER))
+    max_attack_advantage: float = field(default=0.1, metadata=_strict(LOWER))
 
 
 @dataclass(frozen=True)
