@@ -370,7 +370,7 @@ def test_joblib_files_are_walked(bare_context: CheckContext) -> None:
 
     # Raw arrays between the opcodes (plain and structured dtypes) are stepped over.
     forest = RandomForestClassifier(3, max_depth=3, min_samples_leaf=5).fit(X, y)
-        for model in (LinearRegression().fit(X, y), forest):
+    for model in (LinearRegression().fit(X, y), forest):
         for kw in ({}, {"protocol": 2}, {"compress": 3}):
             report = check_bytes(dump(model, **kw), "m.joblib", bare_context)
             assert report.verdict is Verdict.PASS, (
