@@ -48,9 +48,8 @@ def check_png(data: bytes, context: CheckContext, location: str = "") -> list[Fi
             return [_malformed("png", "the first chunk is not IHDR", location)]
         if ctype == b"IHDR":
             width, height = struct.unpack(">II", body[:8])
-        if ctype in _PNG_TEXT_CHUNKS:
-            if not _harmless_text_chunk(ctype, body):
-                metadata.append(ctype.decode("latin-1"))
+        if ctype in _PNG_TEXT_CHUNKS and not _harmless_text_chunk(ctype, body):
+            metadata.append(ctype.decode("latin-1"))
         chunks += 1
         pos = body_end + 4
         if ctype == b"IEND":
@@ -244,7 +243,7 @@ def check_other_image(
         Finding(
             "image.format",
             Verdict.PASS if ok else context.policy.images.other_formats_verdict,
-            f"an SVG without scripts or external content; its text and marks were checked"
+            "an SVG without scripts or external content; its text and marks were checked"
             if ok and kind == detect.SVG
             else f"{kind.upper()} files can carry text, scripts and embedded data; an "
             "officer must look at it",

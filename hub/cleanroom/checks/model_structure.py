@@ -114,7 +114,7 @@ def load_stand_ins(data: bytes, joblib_arrays: bool) -> Any:
     if joblib_arrays:
         from joblib.numpy_pickle import NumpyUnpickler
 
-        class _JoblibStandIns(NumpyUnpickler):  # type: ignore[misc]
+        class _JoblibStandIns(NumpyUnpickler):
             def find_class(self, module: str, name: str) -> Any:
                 return _find_class(module, name)
 
@@ -188,7 +188,7 @@ def tree_findings(obj: Any, context: CheckContext, location: str = "") -> list[F
         )
         evidence = {
             "trees": len(sizes),
-            "leaves": int(len(leaves)),
+            "leaves": len(leaves),
             "smallest_leaf": int(leaves.min()) if len(leaves) else 0,
             "leaves_below_threshold": small,
             "threshold": threshold,

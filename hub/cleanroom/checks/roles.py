@@ -123,10 +123,10 @@ def infer_role(name: str, values: pd.Series) -> str:
     sample = values.dropna().astype("str").head(2000) if is_text else pd.Series([], dtype="str")
     if len(sample) and sample.str.match(_EMAIL.pattern).mean() > 0.5:
         return "direct_identifier"
-    if words & _PERSON_WORDS and is_text:
-        # "resin_name" or "grade_name" is a label; a name column of people is not.
-        if not words & {"resin", "grade", "product", "material", "part", "machine", "mould"}:
-            return "direct_identifier"
+    # "resin_name" or "grade_name" is a label; a name column of people is not.
+    things = {"resin", "grade", "product", "material", "part", "machine", "mould", "mold"}
+    if words & _PERSON_WORDS and is_text and not words & things:
+        return "direct_identifier"
     if words & _PERSON_NOUNS:
         return "direct_identifier" if is_text or words & {"id", "no", "number"} else "label"
     if words & _CONTRIBUTOR_NOUNS:

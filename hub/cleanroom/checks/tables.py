@@ -610,9 +610,12 @@ class _Table:
             for t in source.tables_with(group):
                 counts = source.cell_stats(group, None, keys, table=t)["count"]
                 for c in values:
-                    if c not in match.values and _integer_like(self.frame[c]):
-                        if _matches(self.frame[c], counts):
-                            match.values[c] = ("count", "", t)
+                    if (
+                        c not in match.values
+                        and _integer_like(self.frame[c])
+                        and _matches(self.frame[c], counts)
+                    ):
+                        match.values[c] = ("count", "", t)
                 for m in source.measures_of(group, table=t):
                     stats = source.cell_stats(group, m, keys, table=t)
                     for c in values:
@@ -641,9 +644,9 @@ class _Table:
             measures: dict[str, tuple[str, bool, int | None]] = {
                 c: (m, dom, None) for c, m, dom in self.measures(source)
             }
-            for c, (kind, m, t) in match.values.items():
+            for c, (kind, m, table_no) in match.values.items():
                 if kind != "count":
-                    measures[c] = (m, True, t)
+                    measures[c] = (m, True, table_no)
             contributor_labels = [g for g in group if source.role(g) == "contributor"]
             for col, (measure, dominance, t) in measures.items():
                 if col in match.out_cols or col in self.count_cols:
@@ -898,3 +901,32 @@ class _Table:
 def check_frame(frame: pd.DataFrame, context: CheckContext, *, location: str = "") -> list[Finding]:
     """All table findings for one DataFrame (a pass finding when nothing is wrong)."""
     return _Table(frame, context, location).run()
+
+
+def _label(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value).strip().lower()
+
+
+def cell_summary(
+    frame: pd.DataFrame, context: CheckContext
+) -> tuple[list[str], dict[str, dict[str, float]]] | None:
+    """The key columns and count cells of an aggregate table (None for other tables):
+    what the request-level differencing compares."""
+    table = _Table(frame, context, "")
+    if not table.key_cols:
+        return None
+    table.resolve_source_cells()
+    counts = [c for c in table.count_cols if c not in table.key_cols]
+    if not counts:
+        return None
+    labels = [
+        "|".join(_label(v) for v in row)
+        for row in table.frame[table.key_cols].itertuples(index=False, name=None)
+    ]
+    cells: dict[str, dict[str, float]] = {}
+    for c in counts:
+        values = pd.to_numeric(table.frame[c], errors="coerce").to_numpy(dtype="float64")
+        cells[c] = {k: float(v) for k, v in zip(labels, values, strict=True) if np.isfinite(v)}
+    return list(table.key_cols), cells
