@@ -14,6 +14,8 @@ import re
 import struct
 import zlib
 
+import numpy as np
+
 from cleanroom.checks import detect
 from cleanroom.checks.text import check_text
 from cleanroom.checks.types import CheckContext, Finding, Verdict
@@ -86,13 +88,38 @@ def _harmless_text_chunk(ctype: bytes, body: bytes) -> bool:
     )
 
 
-def count_marks(data: bytes) -> tuple[int, int] | None:
-    """(coloured marks, small dark marks) a raster figure draws: connected groups of
-    saturated pixels of at most 400 pixels, and of dark pixels of at most 200 (text
-    glyphs are dark too, so their bar is higher). None when it cannot be decoded."""
-    import numpy as np
-    from PIL import Image
+def _estimated_marks(mask: np.ndarray) -> int:
+    """How many marker-sized points a mask of ink draws: the typical mark is the median
+    round blob (a filled circle or square, 9-400 pixels); clumps of overlapping marks
+    count as their area over it. Lines, bars and text are not round blobs."""
     from scipy import ndimage
+
+    labels, n = ndimage.label(mask)
+    if not n:
+        return 0
+    boxes = ndimage.find_objects(labels)
+    areas = np.bincount(labels.ravel())[1:]
+    heights = np.array([b[0].stop - b[0].start for b in boxes])
+    widths = np.array([b[1].stop - b[1].start for b in boxes])
+    fill = areas / (heights * widths)
+    round_ = (
+        (areas >= 9)
+        & (areas <= 400)
+        & (heights <= 2 * widths)
+        & (widths <= 2 * heights)
+        & (fill >= 0.5)
+        & (fill <= 0.95)
+    )
+    if round_.sum() < 10:
+        return int(round_.sum())
+    typical = float(np.median(areas[round_]))
+    return int(np.round(areas[areas >= 0.5 * typical] / typical).sum())
+
+
+def count_marks(data: bytes) -> tuple[int, int] | None:
+    """(coloured marks, dark marks) that a raster figure draws (see
+    :func:`_estimated_marks`); None when it cannot be decoded."""
+    from PIL import Image
 
     try:
         with Image.open(io.BytesIO(data)) as img:
@@ -102,11 +129,7 @@ def count_marks(data: bytes) -> tuple[int, int] | None:
     except Exception:  # Pillow raises many kinds on odd files; the structure passed
         return None
     saturation = pixels.max(axis=2) - pixels.min(axis=2)
-    coloured, n_coloured = ndimage.label(saturation > 60)
-    dark, n_dark = ndimage.label(pixels.max(axis=2) < 100)
-    small_coloured = int((np.bincount(coloured.ravel())[1:] <= 400).sum()) if n_coloured else 0
-    small_dark = int((np.bincount(dark.ravel())[1:] <= 200).sum()) if n_dark else 0
-    return small_coloured, small_dark
+    return _estimated_marks(saturation > 60), _estimated_marks(pixels.max(axis=2) < 100)
 
 
 def check_marks(data: bytes, kind: str, context: CheckContext, location: str) -> list[Finding]:
@@ -115,7 +138,13 @@ def check_marks(data: bytes, kind: str, context: CheckContext, location: str) ->
     limit = context.policy.images.max_plot_marks
     if kind == "svg":
         text = data.decode("utf-8", errors="replace")
-        marks = len(re.findall(r"<(use|circle|ellipse)\b", text))
+        # Matplotlib draws text as <use> of glyphs ("#DejaVuSans-31"); markers are
+        # <use> of a marker path ("#m0c8d...") or circles.
+        marks = len(re.findall(r"<(?:circle|ellipse)\b", text)) + sum(
+            1
+            for href in re.findall(r"<use\b[^>]{0,500}?href=\"#([^\"]{1,200})\"", text)
+            if not re.fullmatch(r"[A-Za-z][\w]*-[0-9a-f]{1,6}", href)
+        )
         if marks < limit:
             return []
         evidence = {"marks": marks, "threshold": limit}
@@ -124,8 +153,8 @@ def check_marks(data: bytes, kind: str, context: CheckContext, location: str) ->
         if counted is None:
             return []
         coloured, dark = counted
-        # Text glyphs are small dark marks; a black scatter needs many more of them.
-        if coloured < limit and dark < 4 * limit:
+        # Some text glyphs ("o", "0") are round dark blobs; a black scatter needs more.
+        if coloured < limit and dark < 2 * limit:
             return []
         evidence = {"coloured_marks": coloured, "dark_marks": dark, "threshold": limit}
     return [

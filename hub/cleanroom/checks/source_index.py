@@ -125,9 +125,25 @@ def _to_datetime(values: pd.Series) -> np.ndarray:
             stamps = values.dt.tz_convert("UTC").dt.tz_localize(None)
         return stamps.to_numpy(dtype="datetime64[ns]")
     if pd.api.types.is_numeric_dtype(values.dtype):
-        return np.full(len(values), np.datetime64("NaT"), dtype="datetime64[ns]")
+        return _epoch(values)
     parsed = pd.to_datetime(values.astype("str"), errors="coerce", format="ISO8601", utc=True)
     return parsed.dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
+
+
+# Epoch numbers (pandas' to_json writes timestamps as epoch milliseconds by default):
+# the unit whose range the values fall in, 2001 to 2096.
+_EPOCH_UNITS = (("s", 1e9, 4e9), ("ms", 1e12, 4e12), ("us", 1e15, 4e15), ("ns", 1e18, 4e18))
+
+
+def _epoch(values: pd.Series) -> np.ndarray:
+    nums = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    finite = nums[np.isfinite(nums)]
+    if len(finite):
+        for unit, low, high in _EPOCH_UNITS:
+            if finite.min() >= low and finite.max() < high:
+                stamps = pd.to_datetime(nums, unit=unit, errors="coerce")
+                return np.asarray(stamps, dtype="datetime64[ns]")
+    return np.full(len(values), np.datetime64("NaT"), dtype="datetime64[ns]")
 
 
 def _infer_spec(name: str, values: pd.Series) -> ColumnSpec:

@@ -48,10 +48,30 @@ def tables_in_text(text: str) -> list[pd.DataFrame]:
                 frame = pd.read_fwf(io.StringIO("\n".join(lines)), infer_nrows=500)
         except Exception:  # read_fwf raises many kinds on text that is not a table
             continue
-        frame = _fill_index_labels(frame.dropna(axis=1, how="all"))
+        frame = _join_datetimes(_fill_index_labels(frame.dropna(axis=1, how="all")))
         if frame.shape[1] >= 2 and len(frame):
             frames.append(frame)
     return frames
+
+
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_TIME = re.compile(r"^\d{2}:\d{2}(:\d{2}(\.\d+)?)?$")
+
+
+def _join_datetimes(frame: pd.DataFrame) -> pd.DataFrame:
+    """A printed timestamp ("2025-03-03 08:47:54") splits into a date and a time
+    column at the space; join them back, under the header the pair had."""
+    columns = list(frame.columns)
+    for left, right in zip(columns, columns[1:], strict=False):
+        if left not in frame or right not in frame:
+            continue
+        a, b = frame[left].astype("str"), frame[right].astype("str")
+        if a.str.match(_DATE.pattern).all() and b.str.match(_TIME.pattern).all():
+            name = right if str(left).startswith("Unnamed") else left
+            joined = a + " " + b
+            frame = frame.drop(columns=[left, right]).assign(**{str(name): joined})
+            frame = frame[[c for c in columns if c in frame.columns or c == name]]
+    return frame
 
 
 def _fill_index_labels(frame: pd.DataFrame) -> pd.DataFrame:
