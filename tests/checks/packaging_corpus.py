@@ -174,11 +174,11 @@ def build(packs: pd.DataFrame, deliveries: pd.DataFrame) -> list[Sample]:
         f"(sd {packs['seal_temp_c'].std():.1f}). Line L1 ran the most packs.\n"
     ).encode()
     card = (
-        "# Model card: leak classifier\n\n"
-        "* Model: decision tree, depth 3, trained on 9,600 packs, tested on 2,400.\n"
-        "* Accuracy 0.97; AUC 0.61.\n"
-        "* Features: seal temperature, seal time, fill weight.\n"
-    ).encode()
+        b"# Model card: leak classifier\n\n"
+        b"* Model: decision tree, depth 3, trained on 9,600 packs, tested on 2,400.\n"
+        b"* Accuracy 0.97; AUC 0.61.\n"
+        b"* Features: seal temperature, seal time, fill weight.\n"
+    )
     metrics = json.dumps(
         {"model": "tree", "auc": 0.61, "accuracy": 0.97, "n_train": 9600, "n_test": 2400}
     ).encode()

@@ -8,6 +8,7 @@ into tables and go through the table checks.
 from __future__ import annotations
 
 import io
+import itertools
 import re
 import warnings
 
@@ -62,7 +63,7 @@ def _join_datetimes(frame: pd.DataFrame) -> pd.DataFrame:
     """A printed timestamp ("2025-03-03 08:47:54") splits into a date and a time
     column at the space; join them back, under the header the pair had."""
     columns = list(frame.columns)
-    for left, right in zip(columns, columns[1:], strict=False):
+    for left, right in itertools.pairwise(columns):
         if left not in frame or right not in frame:
             continue
         a, b = frame[left].astype("str"), frame[right].astype("str")
