@@ -47,6 +47,7 @@ MAX_DECIMALS = 6
 _MAX_PAIRS_FROM = 10
 _THREADS = max(1, min(4, os.cpu_count() or 1))
 _MAX_COMBOS = 12
+_MAX_TIME_PAIRS = 6
 
 
 def normalise_name(name: object) -> str:
@@ -305,6 +306,17 @@ def _choose_combos(frame: pd.DataFrame, specs: dict[str, ColumnSpec]) -> list[li
         scored.remove(best)
         combos.append(best[1])
         covered |= set(itertools.combinations(sorted(best[1]), 2))
+    # A timestamp with any one reading is the most common shape of copied rows (a time
+    # series of one sensor, renamed): keep those pairs too when they are near-unique,
+    # beyond the variety cap.
+    extra = 0
+    for t in [c for c in rest if specs[c].kind == "time"][:2]:
+        for c in [c for c in rest if specs[c].kind == "num"]:
+            if extra >= _MAX_TIME_PAIRS or [t, c] in combos or [c, t] in combos:
+                continue
+            if _uniqueness(combine_keys([keys[t], keys[c]])) >= NEAR_UNIQUE:
+                combos.append([t, c])
+                extra += 1
     if not combos:
         combos.append(cols)
     return combos
