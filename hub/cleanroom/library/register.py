@@ -159,8 +159,43 @@ def register_dataset(
         raise
 
 
+def roles_card(name: str, version: str) -> Path:
+    """Where a dataset version's confirmed column roles are kept (beside its index, so
+    that every rebuild of the index uses them; the library copy stays read-only)."""
+    return paths.index_dir() / name / f"{version}.roles.yaml"
+
+
+def read_roles_card(name: str, version: str) -> dict[str, str] | None:
+    """The confirmed roles of a version, or None when the provider has set none (the
+    version's own ``roles.yaml``, if it shipped one, or inference applies)."""
+    import yaml
+
+    from cleanroom.checks.roles import validate_roles
+
+    card = roles_card(name, version)
+    if not card.is_file():
+        return None
+    data = yaml.safe_load(card.read_text(encoding="utf-8")) or {}
+    return validate_roles(data.get("columns", {}), where=str(card))
+
+
+def write_roles_card(name: str, version: str, roles: dict[str, str]) -> Path:
+    """Write the confirmed roles (atomically: a half-written card is never read)."""
+    import yaml
+
+    card = roles_card(name, version)
+    card.parent.mkdir(parents=True, exist_ok=True)
+    tmp = card.with_name(card.name + ".tmp")
+    tmp.write_text(yaml.safe_dump({"columns": dict(sorted(roles.items()))}), encoding="utf-8")
+    os.replace(tmp, card)
+    return card
+
+
 def _build_index(staging: Path, files: list[Path], name: str, version: str) -> Path:
-    """Build the checks' source index (hashes, never data) for a new dataset version."""
+    """Build the checks' source index (hashes, never data) for a new dataset version.
+
+    Column roles: the provider's confirmed card if there is one, else a ``roles.yaml``
+    shipped beside the data, else inferred (see cleanroom.checks.roles)."""
     from cleanroom.checks import build_source_index
 
     out = paths.index_dir() / name / version
@@ -168,7 +203,11 @@ def _build_index(staging: Path, files: list[Path], name: str, version: str) -> P
         shutil.rmtree(out)
     out.mkdir(parents=True)
     build_source_index(
-        files, out, name=name, progress=lambda msg: print(f"  index: {msg}", file=sys.stderr)
+        files,
+        out,
+        name=name,
+        progress=lambda msg: print(f"  index: {msg}", file=sys.stderr),
+        roles=read_roles_card(name, version.removesuffix(".rebuilding")),
     )
     return out
 

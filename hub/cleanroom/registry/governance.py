@@ -460,6 +460,61 @@ class Governance:
             )
             return _approval_info(row)
 
+    def set_column_roles(
+        self, dataset: str, version: str | None, roles: dict[str, str], *, by: str
+    ) -> dict[str, str]:
+        """The provider ``by`` confirms or corrects the roles of a dataset version's
+        columns (direct identifier, quasi-identifier, contributor, measure, label, time).
+
+        The roles are validated against the version's columns, kept beside its index
+        and the index rebuilt with them (the old one serves until the new one is
+        complete), and the change is journaled with the roles before and after.
+        Returns the roles in force.
+        """
+        from cleanroom.checks import CheckInputError, load_source_index
+        from cleanroom.checks.roles import RolesError, validate_roles
+        from cleanroom.library.register import (
+            read_roles_card,
+            reindex_dataset,
+            write_roles_card,
+        )
+
+        by = _actor(by)
+        with self.registry.session() as s:
+            d = self._dataset(s, dataset, version)
+            self._check_provider(s, by, d)
+            name, version, index = d.name, d.version, d.index_location
+        if not index:
+            raise InvalidInput(f"{name} {version} has no source index: run datasets reindex")
+        try:
+            current = load_source_index(Path(index)).roles
+            clean = validate_roles(roles, columns=set(current), where="roles")
+        except (RolesError, CheckInputError) as exc:
+            raise InvalidInput(str(exc)) from exc
+        before = read_roles_card(name, version) or {}
+        confirmed = {**current, **before, **clean}
+        card = write_roles_card(name, version, confirmed)
+        try:
+            reindex_dataset(self.registry, name, version)
+        except Exception:
+            # Nothing changes on a failed rebuild: the old card comes back.
+            if before:
+                write_roles_card(name, version, before)
+            else:
+                card.unlink(missing_ok=True)
+            raise
+        with self.registry.session() as s:
+            journal.append(
+                s,
+                by,
+                "dataset.roles",
+                f"dataset:{name}",
+                version=version,
+                changed={c: r for c, r in clean.items() if current.get(c) != r},
+                before={c: current.get(c) for c in clean},
+            )
+        return confirmed
+
     def revoke_dataset_use(
         self, project: str, dataset: str, version: str | None = None, *, by: str
     ) -> list[ApprovalInfo]:
