@@ -658,6 +658,7 @@ class _Table:
     roles: dict[str, str] = field(default_factory=dict)
     value_sets: dict[str, np.ndarray] = field(default_factory=dict)
     group_keys: dict[str, np.ndarray] = field(default_factory=dict)
+    cells: dict[tuple[str, str, str], pd.DataFrame] | None = None
 
 
 class SourceIndex:
@@ -872,16 +873,30 @@ class SourceIndex:
         )
         if found is None or (measure is not None and measure not in found.specs):
             return empty
-        g = self._groups(found)
-        sel = (g["group"] == "|".join(group)) & (g["contributor"] == contributor)
-        if measure is not None:
-            sel &= g["measure"] == measure
-        sub = g[sel]
+        cells = self._cells(found)
+        name = "|".join(group)
         if measure is None:
-            if not len(sub):
+            # Record counts: any measure's cells of the grouping (the first one).
+            measure = next((m for g, c, m in cells if g == name and c == contributor), None)
+            if measure is None:
                 return empty
-            sub = sub[sub["measure"] == sub["measure"].iloc[0]]
-        return sub.set_index("key").reindex(pd.Index(keys.astype(np.uint64)))
+        sub = cells.get((name, contributor, measure))
+        if sub is None:
+            return empty
+        return sub.reindex(pd.Index(keys.astype(np.uint64)))
+
+    def _cells(self, table: _Table) -> dict[tuple[str, str, str], pd.DataFrame]:
+        # One split of the table's statistics by (grouping, contributor, measure), kept
+        # for the life of the index: every file of every request looks cells up here.
+        if table.cells is None:
+            g = self._groups(table)
+            table.cells = {
+                (str(k[0]), str(k[1]), str(k[2])): part.drop(
+                    columns=["group", "contributor", "measure"]
+                ).set_index("key")
+                for k, part in g.groupby(["group", "contributor", "measure"], sort=False)
+            }
+        return table.cells
 
     def measures_of(self, group: Sequence[str], table: int | None = None) -> list[str]:
         """The measures with cell statistics for ``group`` (in ``table``, or the first
@@ -889,8 +904,8 @@ class SourceIndex:
         found = self._table_with(group, None) if table is None else self.tables[table]
         if found is None:
             return []
-        g = self._groups(found)
-        return sorted(g.loc[g["group"] == "|".join(group), "measure"].unique().tolist())
+        name = "|".join(group)
+        return sorted({m for g, _c, m in self._cells(found) if g == name})
 
     def find_grouping(
         self, frame: pd.DataFrame, columns: Sequence[str]
@@ -926,14 +941,19 @@ class SourceIndex:
         distinct = values.dropna().drop_duplicates()
         if not len(distinct):
             return []
-        g = self._groups(table)
         found: list[tuple[float, str]] = []
         for name in table.group_names:
             if "|" in name:
                 continue
             if name not in table.group_keys:
-                keys = g.loc[g["group"] == name, "key"].to_numpy(dtype=np.uint64)
-                table.group_keys[name] = np.unique(keys)
+                keys = [
+                    part.index.to_numpy(dtype=np.uint64)
+                    for (group, _c, _m), part in self._cells(table).items()
+                    if group == name
+                ]
+                table.group_keys[name] = (
+                    np.unique(np.concatenate(keys)) if keys else np.empty(0, np.uint64)
+                )
             known = table.group_keys[name]
             keys, valid = table.specs[name].keys(distinct)
             if not valid.any():

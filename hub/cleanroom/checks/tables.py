@@ -212,17 +212,27 @@ def _has_word(name: str, words: Iterable[str]) -> bool:
     return any(w in parts for w in words)
 
 
-def _matches(values: pd.Series, reference: pd.Series | np.ndarray) -> bool:
+def _matches(values: pd.Series | tuple[np.ndarray, int], reference: pd.Series | np.ndarray) -> bool:
     """Whether (almost) every cell of ``values`` equals ``reference`` at the resolution
-    the output prints it."""
-    out = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64")
+    the output prints it (``values`` may be given as (array, decimals), computed once)."""
+    if isinstance(values, tuple):
+        out, decimals = values
+    else:
+        out = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64")
+        finite = out[np.isfinite(out)]
+        decimals = _decimals(finite) if len(finite) else 0
     ref = np.asarray(reference, dtype="float64")
     ok = np.isfinite(out) & np.isfinite(ref)
     if not ok.any() or ok.sum() < 0.8 * np.isfinite(out).sum():
         return False
-    decimals = _decimals(out[ok])
     tol = 0.5 * 10.0**-decimals + 1e-6 * np.abs(ref[ok])
     return bool(np.mean(np.abs(out[ok] - ref[ok]) <= tol) >= 0.9)
+
+
+def _numbers(series: pd.Series) -> tuple[np.ndarray, int]:
+    out = pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64")
+    finite = out[np.isfinite(out)]
+    return out, (_decimals(finite) if len(finite) else 0)
 
 
 @dataclass
@@ -607,23 +617,28 @@ class _Table:
                 for c in self.numeric_cols
                 if c not in out_cols and c not in self.stat_cols and not _DOF.match(c)
             ]
+            numbers = {c: _numbers(self.frame[c]) for c in values}
+            integers = {c for c in values if _integer_like(self.frame[c])}
             for t in source.tables_with(group):
-                counts = source.cell_stats(group, None, keys, table=t)["count"]
+                counts = source.cell_stats(group, None, keys, table=t)["count"].to_numpy(
+                    dtype="float64"
+                )
                 for c in values:
-                    if (
-                        c not in match.values
-                        and _integer_like(self.frame[c])
-                        and _matches(self.frame[c], counts)
-                    ):
+                    if c not in match.values and c in integers and _matches(numbers[c], counts):
                         match.values[c] = ("count", "", t)
                 for m in source.measures_of(group, table=t):
+                    if all(c in match.values for c in values):
+                        break
                     stats = source.cell_stats(group, m, keys, table=t)
+                    sums = stats["sum"].to_numpy(dtype="float64")
+                    with np.errstate(invalid="ignore", divide="ignore"):
+                        means = sums / stats["count"].to_numpy(dtype="float64")
                     for c in values:
                         if c in match.values:
                             continue
-                        if _matches(self.frame[c], stats["sum"]):
+                        if _matches(numbers[c], sums):
                             match.values[c] = ("sum", m, t)
-                        elif _matches(self.frame[c], stats["sum"] / stats["count"]):
+                        elif _matches(numbers[c], means):
                             match.values[c] = ("mean", m, t)
             for c, (kind, _m, _t) in match.values.items():
                 if kind == "count" and c not in self.count_cols:
