@@ -231,9 +231,15 @@ def test_notebook_outputs_and_raw_display(
     strict = DisclosurePolicy.from_mapping({"notebooks": {"outputs_verdict": "review"}})
     again = check_bytes(nb, "a.ipynb", CheckContext(strict, context.sources))
     assert rules(again)["notebook.outputs"] is Verdict.REVIEW
-    # Code that picks raw rows sends the notebook to an officer, with the code shown.
+    # Code that picks rows of what may be record-level data sends the notebook to an
+    # officer, with the code shown; the head of a table of aggregates does not.
+    summary = builders.notebook(
+        [{"source": "ct.head(3)", "outputs": [builders.html_output(ct.to_html())]}]
+    )
+    assert check_bytes(summary, "s.ipynb", context).verdict is Verdict.PASS
+    rows = pd.DataFrame({"x": [0.11, 0.52, 0.93], "y": [1.7, 2.4, 3.1]})
     head = builders.notebook(
-        [{"source": "df.head(3)", "outputs": [builders.html_output(ct.to_html())]}]
+        [{"source": "df.head(3)", "outputs": [builders.html_output(rows.to_html())]}]
     )
     shown = next(
         f

@@ -39,6 +39,17 @@ def _raw_display(source: str) -> list[str]:
     return [ln.strip() for ln in lines if _RAW_CALL.search(ln)]
 
 
+def _aggregates_only(findings: list[Finding]) -> bool:
+    """Whether a cell's outputs are tables of aggregates that passed (``summary.head()``
+    of a grouped table shows no raw rows)."""
+    tables = [f for f in findings if f.rule == "table.checked"]
+    return (
+        bool(tables)
+        and all(f.evidence.get("aggregate") for f in tables)
+        and all(f.verdict is Verdict.PASS for f in findings)
+    )
+
+
 def _as_text(value: Any) -> str:
     if isinstance(value, list):
         return "".join(str(v) for v in value)
@@ -82,8 +93,7 @@ def check_notebook(
         if cell.get("cell_type") != "code":
             continue
         shown = _raw_display(source)
-        if shown and cell.get("outputs"):
-            raw_cells.append({"cell": i, "code": shown[:5]})
+        start = len(findings)
         for j, output in enumerate(cell.get("outputs", []), start=1):
             outputs += 1
             where = at(f"cell {i} output {j}")
@@ -97,12 +107,15 @@ def check_notebook(
                 findings += check_text(text, context, location=where)
             else:
                 findings += _bundle(output.get("data", {}), context, check_bytes, where)
+        if shown and cell.get("outputs") and not _aggregates_only(findings[start:]):
+            raw_cells.append({"cell": i, "code": shown[:5]})
     if raw_cells:
         findings.append(
             Finding(
                 "notebook.raw_display",
                 context.policy.notebooks.raw_display_verdict,
-                f"{len(raw_cells)} code cells display raw frames (head, sample, a bare frame)",
+                f"{len(raw_cells)} code cells pick rows to display (head, tail, sample, "
+                "nlargest, nsmallest) from what may be record-level data",
                 {"cells": raw_cells[: context.policy.tables.max_evidence_items]},
                 location,
             )

@@ -256,6 +256,7 @@ class _Table:
         self.policy = context.policy.tables
         self.location = location
         self.findings: list[Finding] = []
+        self.cell_matches: list[_CellMatch] = []
         cols = list(self.frame.columns)
         self.text_cols = [c for c in cols if _is_text(self.frame[c])]
         self.numeric_cols = [
@@ -385,6 +386,12 @@ class _Table:
                 rows=len(self.frame),
                 columns=self.original,
                 count_columns=self.count_cols,
+                aggregate=bool(
+                    self.count_cols
+                    or self.agg_cols
+                    or self.crosstab
+                    or any(m.values for m in self.cell_matches)
+                ),
                 sources=[s.name for s in self.context.sources],
             )
         return self.findings
@@ -493,7 +500,15 @@ class _Table:
     def check_shape(self) -> None:
         """Record-level shape: many rows without aggregates, or a large share of a source."""
         n = len(self.frame)
-        if n >= self.policy.row_level_min_rows and not self.count_cols and not self.agg_cols:
+        # Value columns that the index shows to be counts, sums or means of source
+        # cells are aggregates whatever they are called.
+        matched = any(m.values for m in self.cell_matches)
+        if (
+            n >= self.policy.row_level_min_rows
+            and not self.count_cols
+            and not self.agg_cols
+            and not matched
+        ):
             self.add(
                 "table.row_level",
                 Verdict.REVIEW,
@@ -598,7 +613,7 @@ class _Table:
         which value columns are record counts, sums or means of a source measure
         (whatever the columns are called): the cells' true counts then come from the
         index."""
-        self.cell_matches: list[_CellMatch] = []
+        self.cell_matches = []
         labels = self.dominance_labels()
         for source in self.context.sources:
             named = self.measures(source)
