@@ -207,6 +207,7 @@ def build(packs: pd.DataFrame, deliveries: pd.DataFrame) -> list[Sample]:
         Sample("analysis.ipynb", safe_notebook, True),
         Sample("bar.png", _figure("bar", "png", packs), True),
         Sample("trend.svg", _figure("line", "svg", packs), True),
+        Sample("bar.pdf", _figure("bar", "pdf", packs), True),
         Sample(
             "tree.pkl",
             pickle.dumps(DecisionTreeClassifier(max_depth=3, min_samples_leaf=20).fit(X, y)),
@@ -371,6 +372,13 @@ def build(packs: pd.DataFrame, deliveries: pd.DataFrame) -> list[Sample]:
         Sample(
             "scatter.svg",
             _figure("scatter", "svg", packs),
+            False,
+            ("image.scatter_points",),
+            Verdict.REVIEW,
+        ),
+        Sample(
+            "scatter.pdf",
+            _figure("scatter", "pdf", packs),
             False,
             ("image.scatter_points",),
             Verdict.REVIEW,

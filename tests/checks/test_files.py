@@ -83,6 +83,31 @@ def test_svg_read_and_pdf_reviewed(bare_context: CheckContext) -> None:
     svg_mail = b'<svg xmlns="http://www.w3.org/2000/svg"><text>a@b.example.com</text></svg>'
     assert check_bytes(svg_mail, "f.svg", bare_context).verdict is Verdict.FAIL
     assert check_bytes(b"%PDF-1.4\n%%EOF", "f.pdf", bare_context).verdict is Verdict.REVIEW
+    script = b"%PDF-1.4\n1 0 obj<</Type /Page /AA <</O <</JS (app.alert(1))>>>>>>endobj\n%%EOF\n"
+    assert rules(check_bytes(script, "f.pdf", bare_context))["image.active_content"] is (
+        Verdict.FAIL
+    )
+
+
+def test_pdf_figures_are_read(bare_context: CheckContext) -> None:
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    ax.bar(["a", "b"], [3, 4])
+    buf = io.BytesIO()
+    fig.savefig(buf, format="pdf")
+    plt.close(fig)
+    pdf = buf.getvalue()
+    assert check_bytes(pdf, "f.pdf", bare_context).verdict is Verdict.PASS
+    appended = pdf + builders.zip_of({"rows.csv": b"a,b\n1,2\n"})
+    assert rules(check_bytes(appended, "f.pdf", bare_context))["image.trailing_bytes"] is (
+        Verdict.FAIL
+    )
 
 
 # -- pickles -----------------------------------------------------------------------

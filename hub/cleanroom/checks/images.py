@@ -266,7 +266,20 @@ def check_other_image(
         findings += check_text(visible, context, location=location)
         findings += check_marks(data, "svg", context, location)
     elif kind == detect.PDF:
-        findings += check_text(data.decode("latin-1"), context, location=location)
+        pdf_findings, readable = _check_pdf(data, context, location)
+        findings += pdf_findings
+        if not readable:
+            findings.append(
+                Finding(
+                    "image.format",
+                    context.policy.images.other_formats_verdict,
+                    "a PDF whose pages the checks could not read (no page with a readable "
+                    "content stream); an officer must look at it",
+                    {"format": kind},
+                    location,
+                )
+            )
+            return findings
     ok = kind in context.policy.images.pass_formats
     findings.append(
         Finding(
@@ -281,6 +294,121 @@ def check_other_image(
         )
     )
     return findings
+
+
+# PDF features that run code, carry files or hide content from a reader.
+_PDF_ACTIVE = re.compile(
+    rb"/(JavaScript|JS|Launch|EmbeddedFiles?|RichMedia|XFA|SubmitForm|ImportData|GoToR|GoToE)\b"
+)
+_PDF_STREAM = re.compile(rb"stream\r?\n")
+_PDF_TEXT = re.compile(
+    rb"\(((?:[^()\\]|\\.){0,2000})\)\s*(?:Tj|'|\")|\[((?:[^\]]){0,20000})\]\s*TJ"
+)
+
+
+def _pdf_streams(data: bytes, budget: int) -> tuple[list[bytes], int]:
+    """The decompressed FlateDecode streams (within ``budget`` bytes) and how many
+    streams could not be read."""
+    out: list[bytes] = []
+    unread, pos, used = 0, 0, 0
+    while True:
+        found = _PDF_STREAM.search(data, pos)
+        if found is None:
+            break
+        end = data.find(b"endstream", found.end())
+        if end < 0:
+            unread += 1
+            break
+        header = data[max(0, found.start() - 400) : found.start()]
+        body = data[found.end() : end]
+        pos = end + 9
+        if b"/FlateDecode" in header or b"/Fl " in header:
+            try:
+                raw = zlib.decompressobj().decompress(body, max(0, budget - used))
+            except zlib.error:
+                unread += 1
+                continue
+            used += len(raw)
+            out.append(raw)
+        elif b"/Filter" not in header:
+            out.append(body)
+        elif b"/DCTDecode" not in header:
+            unread += 1  # images in other codecs are counted, not decoded
+    return out, unread
+
+
+def _check_pdf(data: bytes, context: CheckContext, location: str) -> tuple[list[Finding], bool]:
+    """A PDF figure: active content and embedded files fail, text goes through the
+    text checks, drawn marks are counted; readable when it has a page and content."""
+    findings: list[Finding] = []
+    limits = context.policy.archives
+    streams, _unread = _pdf_streams(data, min(limits.max_uncompressed_bytes, 100 * len(data)))
+    every = [data, *streams]
+    active = sorted({m.decode() for chunk in every for m in _PDF_ACTIVE.findall(chunk)})
+    if active:
+        findings.append(
+            Finding(
+                "image.active_content",
+                Verdict.FAIL,
+                f"the PDF holds scripts, actions or embedded files ({', '.join(active)})",
+                {"features": active},
+                location,
+            )
+        )
+    if b"/Encrypt" in data:
+        findings.append(
+            Finding(
+                "image.format",
+                Verdict.REVIEW,
+                "the PDF is encrypted; its content cannot be read",
+                {"format": "pdf"},
+                location,
+            )
+        )
+        return findings, True
+    tail = data[data.rfind(b"%%EOF") + 5 :] if b"%%EOF" in data else b""
+    if tail.strip():
+        findings.append(
+            Finding(
+                "image.trailing_bytes",
+                Verdict.FAIL,
+                f"{len(tail)} bytes follow the PDF's last end-of-file marker (hidden data)",
+                {"bytes": len(tail), "starts_with": tail[:16].hex()},
+                location,
+            )
+        )
+    text_parts: list[str] = []
+    marks = 0
+    for chunk in streams:
+        marks += len(re.findall(rb"\sDo\b", chunk))
+        for single, array in _PDF_TEXT.findall(chunk):
+            # A TJ array splits a word at each kerning step: its pieces join up.
+            pieces = [single] if single else re.findall(rb"\(((?:[^()\\]|\\.){0,2000})\)", array)
+            text_parts.append(
+                b"".join(re.sub(rb"\\(.)", rb"\1", p) for p in pieces).decode("latin-1")
+            )
+    metadata = " ".join(
+        m.decode("latin-1")
+        for m in re.findall(
+            rb"/(?:Title|Author|Subject|Keywords|Creator|Producer)\s*\(([^)]{0,2000})\)", data
+        )
+    )
+    findings += check_text(" ".join(text_parts) + "\n" + metadata, context, location=location)
+    limit = context.policy.images.max_plot_marks
+    if marks >= limit:
+        findings.append(
+            Finding(
+                "image.scatter_points",
+                context.policy.images.scatter_verdict,
+                f"the figure draws {marks} separate marks (policy: {limit}): a scatter of "
+                "individual records shows each record; an officer must confirm the points "
+                "are not raw rows",
+                {"marks": marks, "threshold": limit},
+                location,
+            )
+        )
+    readable = b"/Page" in data and any(re.search(rb"\b(re|l|Tj|TJ|Do)\b", c) for c in streams)
+    return findings, readable
 
 
 def _format_pass(

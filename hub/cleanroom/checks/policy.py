@@ -78,7 +78,7 @@ class ImagesPolicy:
     """Which image formats pass the format check."""
 
     pass_formats: list[str] = field(
-        default_factory=lambda: ["png", "jpeg", "svg"], metadata=_strict(SUBSET)
+        default_factory=lambda: ["png", "jpeg", "svg", "pdf"], metadata=_strict(SUBSET)
     )
     other_formats_verdict: Verdict = field(default=Verdict.REVIEW, metadata=_strict(HARSHER))
     max_plot_marks: int = field(default=80, metadata=_strict(LOWER))
