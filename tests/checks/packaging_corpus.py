@@ -316,6 +316,16 @@ def build(packs: pd.DataFrame, deliveries: pd.DataFrame) -> list[Sample]:
         Sample("spend_by_supplier.csv", _csv(spend, index=False), False, DOMINANCE),
         Sample("mean_kg_by_film.csv", _csv(mean_kg), False, DOMINANCE),
         Sample(
+            "kg_pivot_by_supplier.csv",
+            _csv(
+                deliveries.pivot_table(
+                    index="film_type", columns="film_supplier", values="weight_kg", aggfunc="sum"
+                ).round(1)
+            ),
+            False,
+            DOMINANCE,
+        ),
+        Sample(
             "packs_by_operator.csv",
             _csv(by_operator),
             False,

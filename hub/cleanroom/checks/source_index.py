@@ -352,6 +352,7 @@ def build_source_index(
     tables: list[dict[str, Any]] = []
     file_rows: list[dict[str, Any]] = []
     identifier_hashes: list[np.ndarray] = []
+    contributor_hashes: list[np.ndarray] = []
     max_words = 1
     identifier_names: set[str] = set()
     seen_rows: list[np.ndarray] = []
@@ -435,6 +436,9 @@ def build_source_index(
             words = frame[c].dropna().astype("str").str.split().str.len()
             max_words = max(max_words, int(words.max()) if len(words) else 1)
         table["identifier_columns"] = ids
+        for c in frame.columns:
+            if table_roles[c] == "contributor" and specs[c].kind == "str":
+                contributor_hashes.append(_identifier_value_hashes(frame[c]))
         say(f"{path.name}: group statistics")
         groups = _group_stats(frame, specs, table_roles)
         if len(groups):
@@ -443,6 +447,10 @@ def build_source_index(
         tables.append(table)
     ident = np.unique(np.concatenate(identifier_hashes)) if identifier_hashes else np.empty(0)
     np.save(out_dir / "identifiers.npy", ident.astype(np.uint64))
+    # Contributors' names: a wide pivot with one column per supplier holds them in its
+    # header, and each of its magnitude cells is one contributor's total.
+    contrib = np.unique(np.concatenate(contributor_hashes)) if contributor_hashes else np.empty(0)
+    np.save(out_dir / "contributors.npy", contrib.astype(np.uint64))
     if wanted_ids:
         identifier_names |= wanted_ids
     total_rows = int(sum(t["rows"] for t in tables))
@@ -673,6 +681,7 @@ class SourceIndex:
         self.identifier_max_words: int = int(meta.get("identifier_max_words", 4))
         self.name: str = str(meta.get("name") or path.name)
         self._identifiers = np.load(path / "identifiers.npy", mmap_mode="r")
+        self._contributors = np.load(path / "contributors.npy", mmap_mode="r")
         self.tables: list[_Table] = []
         for t, table in enumerate(meta["tables"]):
             specs = {
@@ -789,6 +798,12 @@ class SourceIndex:
         if len(self._identifiers) == 0 or len(normalised) == 0:
             return np.zeros(len(normalised), dtype=bool)
         return sorted_contains(self._identifiers, hash_strings(normalised))
+
+    def contributor_hits(self, normalised: np.ndarray) -> np.ndarray:
+        """Mask of normalised strings that are values of a contributor column."""
+        if len(self._contributors) == 0 or len(normalised) == 0:
+            return np.zeros(len(normalised), dtype=bool)
+        return sorted_contains(self._contributors, hash_strings(normalised))
 
     def rare_values(self, values: np.ndarray, column: str | None) -> dict[str, np.ndarray]:
         """For each source column, a mask of ``values`` that fewer than

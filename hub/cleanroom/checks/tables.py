@@ -662,6 +662,38 @@ class _Table:
                     self.count_cols.remove(c)
             self.cell_matches.append(match)
 
+    def check_contributor_header(self) -> None:
+        """A wide table with one column per contributor (``pivot_table(columns=
+        "supplier")``): each magnitude cell under such a header is one contributor's
+        total."""
+        magnitudes = [
+            (o, c)
+            for o, c in zip(self.original, self.frame.columns, strict=True)
+            if c in self.numeric_cols
+            and c not in self.count_cols
+            and c not in self.key_cols
+            and c not in self.stat_cols
+        ]
+        if not magnitudes:
+            return
+        names = np.asarray([str(o).strip().lower() for o, _c in magnitudes], dtype=object)
+        for source in self.context.sources:
+            hits = source.contributor_hits(names)
+            if not hits.any():
+                continue
+            columns = [magnitudes[i][0] for i in np.flatnonzero(hits)]
+            self.add(
+                "table.dominance_nk",
+                Verdict.FAIL,
+                f"the columns {', '.join(columns)} are contributors of dataset "
+                f"{source.name!r}: each of their cells is a single contributor's total, "
+                f"above the (n, k) rule's {self._nk_text()}",
+                columns=self.cap(columns),
+                threshold=self._nk_threshold(),
+                basis="contributor in the header",
+                dataset=source.name,
+            )
+
     def check_dominance(self) -> None:
         """Source-cell counts, p% and (n, k) rules on aggregates of source measures.
 
@@ -669,6 +701,7 @@ class _Table:
         are computed on each contributor's total in the cell, across its records; a
         cell that is one contributor's total fails outright.
         """
+        self.check_contributor_header()
         for match in self.cell_matches:
             source, group = match.source, match.group
             measures: dict[str, tuple[str, bool, int | None]] = {
