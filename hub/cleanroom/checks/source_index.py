@@ -961,13 +961,13 @@ class SourceIndex:
             if "|" in name:
                 continue
             if name not in table.group_keys:
-                keys = [
+                parts = [
                     part.index.to_numpy(dtype=np.uint64)
                     for (group, _c, _m), part in self._cells(table).items()
                     if group == name
                 ]
                 table.group_keys[name] = (
-                    np.unique(np.concatenate(keys)) if keys else np.empty(0, np.uint64)
+                    np.unique(np.concatenate(parts)) if parts else np.empty(0, np.uint64)
                 )
             known = table.group_keys[name]
             keys, valid = table.specs[name].keys(distinct)
