@@ -209,6 +209,12 @@ def build(packs: pd.DataFrame, deliveries: pd.DataFrame) -> list[Sample]:
         Sample("trend.svg", _figure("line", "svg", packs), True),
         Sample("bar.pdf", _figure("bar", "pdf", packs), True),
         Sample(
+            "model_comparison.csv",
+            b"model,n_features,folds,max_depth,auc,accuracy\n"
+            b"tree,3,5,3,0.61,0.97\nforest,3,5,6,0.66,0.97\nlogistic,3,5,0,0.58,0.96\n",
+            True,
+        ),
+        Sample(
             "tree.pkl",
             pickle.dumps(DecisionTreeClassifier(max_depth=3, min_samples_leaf=20).fit(X, y)),
             True,
@@ -314,6 +320,13 @@ def build(packs: pd.DataFrame, deliveries: pd.DataFrame) -> list[Sample]:
         Sample("rejects.xlsx", _xlsx(reasons), False, SMALL),
         Sample("weight_by_film_all.csv", _csv(dominated, index=False), False, DOMINANCE),
         Sample("spend_by_supplier.csv", _csv(spend, index=False), False, DOMINANCE),
+        # Label and value renamed: the grouping and the measure are found by value.
+        Sample(
+            "weight_by_film_renamed.csv",
+            _csv(dominated.set_axis(["film", "total"], axis=1), index=False),
+            False,
+            DOMINANCE,
+        ),
         Sample("mean_kg_by_film.csv", _csv(mean_kg), False, DOMINANCE),
         Sample(
             "kg_pivot_by_supplier.csv",

@@ -952,6 +952,27 @@ class SourceIndex:
     def _is_group(table: _Table, column: str) -> bool:
         return column in table.group_names
 
+    def knows_labels(self, values: pd.Series, share: float = 0.5) -> bool:
+        """Whether at least ``share`` of the distinct ``values`` are values of some
+        grouping column of the source (the table's labels come from this dataset)."""
+        distinct = values.dropna().drop_duplicates()
+        if not len(distinct):
+            return False
+        for table in self.tables:
+            for name in table.group_names:
+                if "|" in name or table.specs[name].kind != "str":
+                    continue
+                if name not in table.group_keys:
+                    self._value_matches(table, distinct.head(1))
+                keys, valid = table.specs[name].keys(distinct)
+                known = table.group_keys.get(name)
+                if known is None or not valid.any():
+                    continue
+                hits = sorted_contains(known, combine_keys([keys[valid]]))
+                if float(hits.mean()) * valid.mean() >= share:
+                    return True
+        return False
+
     def _value_matches(self, table: _Table, values: pd.Series) -> list[str]:
         distinct = values.dropna().drop_duplicates()
         if not len(distinct):
@@ -973,7 +994,7 @@ class SourceIndex:
             keys, valid = table.specs[name].keys(distinct)
             if not valid.any():
                 continue
-            share = float(sorted_contains(known, keys[valid]).mean()) * valid.mean()
+            share = float(sorted_contains(known, combine_keys([keys[valid]])).mean()) * valid.mean()
             if share >= 0.9:
                 found.append((share, name))
         return [n for _s, n in sorted(found, reverse=True)]

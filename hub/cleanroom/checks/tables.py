@@ -78,6 +78,12 @@ _LABEL_NAME = re.compile(
     r"line|shift|station|cavity|cavities|mould|mold|machine|press|lot|batch|cycle|step|"
     r"stage|period|age|version|seed|fold|label|target|flag|grade)$"
 )
+# Model settings named like counts ("n_estimators", "n_features"): not counts of records.
+_MODEL_SETTING = re.compile(
+    r"^n_(features|features_in|estimators|components|splits|folds|jobs|iter|iterations|"
+    r"neighbors|neighbours|clusters|layers|epochs|trees|classes|outputs|bins|lags|params|"
+    r"parameters|repeats|repetitions|shadow_models|rounds)$"
+)
 _NOT_COUNT_ROLES = {"label", "time", "direct_identifier", "quasi_identifier", "contributor"}
 _STAT_ROWS = {"count", "mean", "std", "min", "max", "25", "50", "75", "unique", "top", "freq"}
 _PERSONAL_COLUMNS = {
@@ -309,6 +315,11 @@ class _Table:
             and _integer_like(self.frame[c])
             and bool((self.frame[c].dropna() >= 0).all())
         ]
+        if context.sources and valued and self._foreign_text_keys():
+            # Rows labelled by text that is no grouping of the source (model names in a
+            # comparison of models): their integers are settings, not counts of records.
+            valued = []
+        named = [c for c in named if not _MODEL_SETTING.match(c)]
         self.count_cols = named + valued
         # describe()-style tables: statistics as row labels in the first text column.
         self.stat_label_col = next(
@@ -345,6 +356,14 @@ class _Table:
                 if c not in self.key_cols
             )
             and set(self.numeric_cols) - set(self.key_cols) <= set(self.count_cols)
+        )
+
+    def _foreign_text_keys(self) -> bool:
+        text_keys = [c for c in self.key_cols if c in self.text_cols]
+        if not text_keys or len(text_keys) < len(self.key_cols):
+            return False
+        return not any(
+            source.knows_labels(self.frame[c]) for source in self.context.sources for c in text_keys
         )
 
     def add(self, rule: str, verdict: Verdict, message: str, **evidence: Any) -> None:
