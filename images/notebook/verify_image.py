@@ -31,6 +31,9 @@ FORBIDDEN_PROGRAMS = ("code-server", "sudo")
 # Modules every workspace would import at start-up for nothing: rfc3987_syntax (pulled in
 # by jsonschema's format extras) spends about 1.2 s and 15 MiB building parsers at import.
 SLOW_STARTUP_MODULES = ("rfc3987_syntax",)
+# Modules researchers rely on for disclosure control (issue #12): ACRO's wrappers make
+# tables whose results.json the airlock shows officers beside its own checks.
+REQUIRED_MODULES = ("acro",)
 VENV = "/opt/cleanroom/venv"
 # The entry point and the launcher decide who runs what: root-owned, root-only writable.
 LAUNCHERS = ("/opt/cleanroom/bin/cleanroom-entrypoint", "/opt/cleanroom/bin/as-researcher")
@@ -49,6 +52,9 @@ def problems() -> list[str]:
         f"forbidden module importable: {m}"
         for m in FORBIDDEN_MODULES
         if importlib.util.find_spec(m)
+    ]
+    found += [
+        f"required module missing: {m}" for m in REQUIRED_MODULES if not importlib.util.find_spec(m)
     ]
     found += [
         f"module that slows every workspace start importable: {m}"

@@ -236,6 +236,20 @@ class Airlock:
                     checks=self.checks(up.data, path.rsplit("/", 1)[-1], project),
                 )
             )
+        # Request-level checks (differencing across the files and against what the
+        # project had released, other tools' reports), added to the files' results.
+        across = getattr(self.checks, "check_request", None)
+        if callable(across):
+            released = [
+                f.checks
+                for r in self.storage.list_requests(project=project, states=[State.RELEASED])
+                for f in r.files
+            ]
+            across(
+                [(f.path, up.data, f.checks) for f, up in zip(files, uploads, strict=True)],
+                project,
+                released,
+            )
         return files
 
     # -- reading -----------------------------------------------------------------------

@@ -173,6 +173,35 @@ def datasets_approve(args: argparse.Namespace, reg: Registry) -> None:
     _out(args, a, f"{a.project} may use {a.dataset}@{a.version} (approved by {a.approved_by})")
 
 
+def datasets_roles(args: argparse.Namespace, reg: Registry) -> None:
+    """Show the roles of a version's columns, or set some (``COLUMN=ROLE`` ...)."""
+    from cleanroom.checks import CheckInputError, load_source_index
+    from cleanroom.checks.roles import RolesError, parse_role_assignments
+    from cleanroom.library.register import set_column_roles
+
+    info = reg.get_dataset(args.dataset, args.version)
+    if args.assignments:
+        if not args.by:
+            raise InvalidInput("setting roles needs --by USER (a user acting for the provider)")
+        try:
+            wanted = parse_role_assignments(args.assignments)
+        except RolesError as exc:
+            raise InvalidInput(str(exc)) from exc
+        roles = set_column_roles(reg, info.name, info.version, wanted, actor=args.by)
+    else:
+        if not info.index_location:
+            raise InvalidInput(f"{info.name} {info.version} has no source index")
+        try:
+            roles = load_source_index(Path(info.index_location)).roles
+        except CheckInputError as exc:
+            raise InvalidInput(str(exc)) from exc
+    _out(
+        args,
+        {"dataset": info.name, "version": info.version, "roles": roles},
+        "\n".join(f"{c}\t{r}" for c, r in sorted(roles.items())),
+    )
+
+
 def datasets_revoke(args: argparse.Namespace, reg: Registry) -> None:
     rows = Governance(reg).revoke_dataset_use(
         args.project, args.dataset, args.version, actor=args.by
@@ -404,6 +433,16 @@ def add_dataset_verbs(datasets: Any, verb: Callable[..., Any]) -> None:
         p.add_argument("--by", metavar="USER", required=True, help="a user acting for the provider")
     p = verb(datasets, "approvals", "list providers' approvals", datasets_approvals)
     p.add_argument("--project")
+    p = verb(
+        datasets,
+        "roles",
+        "show, or as the provider confirm, the roles of a dataset's columns",
+        datasets_roles,
+    )
+    p.add_argument("dataset")
+    p.add_argument("assignments", nargs="*", metavar="COLUMN=ROLE")
+    p.add_argument("--version", help="default: the newest version")
+    p.add_argument("--by", metavar="USER", help="a user acting for the provider (to set roles)")
 
 
 def add_end_verbs(projects: Any, members: Any, verb: Callable[..., Any]) -> None:

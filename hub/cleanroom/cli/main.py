@@ -484,7 +484,8 @@ def _with_project_indexes(rest: list[str]) -> list[str]:
         extra += ["--dataset", ds.name]
         if ds.index_location:
             extra += ["--index", ds.index_location]
-    return rest[:at] + rest[at + 2 :] + extra
+    # --project stays: the check command reports it (``--json`` prints it).
+    return rest + extra
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -213,6 +213,19 @@ class DatasetReindexed(JournalEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
+class DatasetRolesSet(JournalEvent):
+    """The provider's user confirmed or corrected the roles of ``dataset`` ``version``'s
+    columns: ``changed`` (column: new role) and ``before`` (column: old role)."""
+
+    kind = "dataset.roles"
+    subject_template = "dataset:{dataset}"
+    dataset: str
+    version: str
+    changed: dict[str, str]
+    before: dict[str, str | None]
+
+
+@dataclass(frozen=True, kw_only=True)
 class DatasetAttached(JournalEvent):
     """``project`` mounts ``dataset`` at ``version`` (``before``: the version it had)."""
 
