@@ -1,0 +1,26 @@
+#!/bin/sh
+# Builds cleanroom/pytorch-cuda on top of cleanroom/notebook (same procedure as
+# notebook/install.sh): torch with its CUDA libraries, for workspaces of the gpu tier.
+# Built only when named (`cleanroom images build pytorch-cuda`): it is about 8 GB.
+# The wheels are read from the mounted folder, so none lands in a layer of its own.
+set -eux
+umask 022  # see notebook/install.sh
+BUILD=/run/cleanroom-build
+VENV=/opt/cleanroom/venv
+if [ -f "$BUILD/pip-ca.crt" ]; then export PIP_CERT="$BUILD/pip-ca.crt"; fi
+export PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_ROOT_USER_ACTION=ignore PIP_PROGRESS_BAR=off
+
+# The build refuses to start without the torch wheel on disk (cleanroom.images.build);
+# say so again here rather than let pip fetch 5.5 GB from an index.
+ls "$BUILD"/wheels/torch-*.whl >/dev/null
+"$VENV/bin/pip" install --find-links "$BUILD/wheels" -r "$BUILD/requirements.txt"
+"$VENV/bin/pip" check
+# A CPU build would install without complaint and leave the gpu tier's GPU unused.
+"$VENV/bin/python" -c 'import sys, torch; sys.exit(0 if torch.version.cuda else "torch has no CUDA build")'
+# Test suites shipped inside torch are never imported at run time.
+SITE="$VENV/lib/python3.11/site-packages"
+find "$SITE/torch" "$SITE/torchvision" -depth -type d -name test -path '*/testing/*' -prune -o \
+    -depth -type d -name tests -exec rm -rf {} + 2>/dev/null || true
+rm -rf /root/.cache /tmp/* /var/tmp/*
+"$VENV/bin/python" /opt/cleanroom/verify_image.py
