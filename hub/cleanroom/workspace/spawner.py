@@ -21,7 +21,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 from traitlets import Bool, Float, Integer, Unicode, default, validate
 
 from cleanroom import paths
-from cleanroom.errors import CleanroomError, Conflict
+from cleanroom.errors import CleanroomError, Conflict, NotFound
 from cleanroom.hub import metrics
 from cleanroom.isolation.firewall import HostFirewall
 from cleanroom.isolation.networks import ProjectNetwork, ProjectNetworks
@@ -278,6 +278,12 @@ class CleanroomSpawner(DockerSpawner):
             raise refuse(exc) from exc
 
         self._choose_image(plan)
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, self._check_image, tier)
+        except CleanroomError as exc:
+            self.log.warning("Refused workspace %s/%s: %s", self.user.name, project, exc)
+            metrics.SPAWN_REFUSALS.labels(metrics.refusal_reason(exc)).inc()
+            raise refuse(exc) from exc
         self._network = network
         self._plan = plan
         self._tier = tier
@@ -379,6 +385,23 @@ class CleanroomSpawner(DockerSpawner):
                 f"image {asked!r} is not allowed for project {plan.name!r}; "
                 f"allowed: {', '.join(plan.images)}",
             )
+        if asked:
+            # DockerSpawner makes the same choice in start(); made here, the checks
+            # below see the image that will run.
+            self.image = self.allowed_images[asked]
+
+    def _check_image(self, tier: quotas.QuotaTier) -> None:
+        """Refuse a GPU tier's workspace whose image cannot use the GPU (its labels say).
+
+        Other tiers take any allowed image; their starts do not pay for an inspection.
+        """
+        if not tier.gpus:
+            return
+        try:
+            labels = _engine().images.get(self.image).labels
+        except docker.errors.ImageNotFound as exc:
+            raise NotFound(f"image {self.image!r} is not built on this host") from exc
+        quotas.check_image_fits_tier(tier, self._image_name(), labels)
 
     def _image_name(self) -> str:
         for name, tag in self.allowed_images.items():
@@ -514,4 +537,9 @@ class CleanroomSpawner(DockerSpawner):
             env["CLEANROOM_PROJECT"] = plan.name
             env["CLEANROOM_DATASETS"] = ",".join(d.name for d in plan.datasets)
         env["CLEANROOM_USER"] = self.user.name
+        tier: quotas.QuotaTier | None = getattr(self, "_tier", None)
+        if tier is not None and not tier.gpus:
+            # A host whose default runtime is nvidia would otherwise hand GPUs to any
+            # container that asks through its environment; the tier decides, hub-side.
+            env["NVIDIA_VISIBLE_DEVICES"] = "void"
         return env
