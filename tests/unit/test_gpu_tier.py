@@ -6,11 +6,12 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 
+import docker
 import pytest
 from cleanroom.errors import Forbidden, NotFound
 from cleanroom.images.build import ensure_images
 from cleanroom.workspace import quotas
-from cleanroom.workspace.spawner import CleanroomSpawner
+from cleanroom.workspace.spawner import check_image_for_tier
 
 CUDA_LABELS = {quotas.ACCELERATOR_LABEL: "cuda", "cleanroom.image": "pytorch-cuda"}
 CPU_LABELS = {"cleanroom.image": "pytorch"}
@@ -75,17 +76,13 @@ def labelled_images() -> Iterator[dict[str, str]]:
 @pytest.mark.docker
 def test_spawner_reads_the_rule_from_the_image_labels(labelled_images: dict[str, str]) -> None:
     tiers = quotas.load_tiers()
-    spawner = CleanroomSpawner()
-    spawner.allowed_images = {
-        "pytorch": labelled_images["cpu"],
-        "pytorch-cuda": labelled_images["cuda"],
-    }
-    spawner.image = labelled_images["cpu"]
-    with pytest.raises(Forbidden, match="cannot use a GPU"):
-        spawner._check_image(tiers["gpu"])
-    spawner._check_image(tiers["standard"])
-    spawner.image = labelled_images["cuda"]
-    spawner._check_image(tiers["gpu"])
-    spawner.image = f"{labelled_images['cpu']}-not-built-{uuid.uuid4().hex[:6]}"
+    engine = docker.from_env()
+    with pytest.raises(Forbidden, match="image 'pytorch' cannot use a GPU"):
+        check_image_for_tier(engine, labelled_images["cpu"], "pytorch", tiers["gpu"])
+    check_image_for_tier(engine, labelled_images["cpu"], "pytorch", tiers["standard"])
+    check_image_for_tier(engine, labelled_images["cuda"], "pytorch-cuda", tiers["gpu"])
+    missing = f"{labelled_images['cpu']}-not-built-{uuid.uuid4().hex[:6]}"
     with pytest.raises(NotFound, match="is not built on this host"):
-        spawner._check_image(tiers["gpu"])
+        check_image_for_tier(engine, missing, "gone", tiers["gpu"])
+    # Tiers without GPUs never ask the engine: a missing image is the engine's to report.
+    check_image_for_tier(engine, missing, "gone", tiers["standard"])

@@ -79,6 +79,24 @@ def refuse(exc: CleanroomError) -> web.HTTPError:
     return http_error(exc.status, str(exc))
 
 
+def check_image_for_tier(
+    client: docker.DockerClient, image: str, name: str, tier: quotas.QuotaTier
+) -> None:
+    """Refuse a GPU tier's workspace whose image cannot use the GPU (its labels say).
+
+    ``image`` is the reference the engine runs, ``name`` the one people know
+    (``pytorch``). Other tiers take any allowed image; their starts pay no inspection.
+    Raises Forbidden (the rule) or NotFound (no such image on this engine).
+    """
+    if not tier.gpus:
+        return
+    try:
+        labels = client.images.get(image).labels
+    except docker.errors.ImageNotFound as exc:
+        raise NotFound(f"image {image!r} is not built on this host") from exc
+    quotas.check_image_fits_tier(tier, name, labels)
+
+
 class CleanroomSpawner(DockerSpawner):
     """DockerSpawner for one user's workspace on one approved project."""
 
@@ -391,17 +409,7 @@ class CleanroomSpawner(DockerSpawner):
             self.image = self.allowed_images[asked]
 
     def _check_image(self, tier: quotas.QuotaTier) -> None:
-        """Refuse a GPU tier's workspace whose image cannot use the GPU (its labels say).
-
-        Other tiers take any allowed image; their starts do not pay for an inspection.
-        """
-        if not tier.gpus:
-            return
-        try:
-            labels = _engine().images.get(self.image).labels
-        except docker.errors.ImageNotFound as exc:
-            raise NotFound(f"image {self.image!r} is not built on this host") from exc
-        quotas.check_image_fits_tier(tier, self._image_name(), labels)
+        check_image_for_tier(_engine(), self.image, self._image_name(), tier)
 
     def _image_name(self) -> str:
         for name, tag in self.allowed_images.items():
