@@ -18,9 +18,5 @@ ls "$BUILD"/wheels/torch-*.whl >/dev/null
 "$VENV/bin/pip" check
 # A CPU build would install without complaint and leave the gpu tier's GPU unused.
 "$VENV/bin/python" -c 'import sys, torch; sys.exit(0 if torch.version.cuda else "torch has no CUDA build")'
-# Test suites shipped inside torch are never imported at run time.
-SITE="$VENV/lib/python3.11/site-packages"
-find "$SITE/torch" "$SITE/torchvision" -depth -type d -name test -path '*/testing/*' -prune -o \
-    -depth -type d -name tests -exec rm -rf {} + 2>/dev/null || true
 rm -rf /root/.cache /tmp/* /var/tmp/*
 "$VENV/bin/python" /opt/cleanroom/verify_image.py
