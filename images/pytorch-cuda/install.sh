@@ -14,6 +14,10 @@ export PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
 # The build refuses to start without the torch wheel on disk (cleanroom.images.build);
 # say so again here rather than let pip fetch 5.5 GB from an index.
 ls "$BUILD"/wheels/torch-*.whl >/dev/null
+# The wheels found on disk first, exactly as they are (pip could otherwise take the same
+# version from the index and download gigabytes again); then the requirements, which
+# fetches only what was not on disk and checks that the set fits together.
+"$VENV/bin/pip" install --no-index --no-deps "$BUILD"/wheels/*.whl
 "$VENV/bin/pip" install --find-links "$BUILD/wheels" -r "$BUILD/requirements.txt"
 "$VENV/bin/pip" check
 # A CPU build would install without complaint and leave the gpu tier's GPU unused.
