@@ -404,8 +404,8 @@ class CleanroomSpawner(DockerSpawner):
                 f"allowed: {', '.join(plan.images)}",
             )
         if asked:
-            # DockerSpawner makes the same choice in start(); made here, the checks
-            # below see the image that will run.
+            # DockerSpawner makes the same choice in its start(); made here too, the
+            # tier's image check (_check_image) sees the image that will run.
             self.image = self.allowed_images[asked]
 
     def _check_image(self, tier: quotas.QuotaTier) -> None:
