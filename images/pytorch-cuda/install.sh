@@ -1,7 +1,7 @@
 #!/bin/sh
 # Builds cleanroom/pytorch-cuda on top of cleanroom/notebook (same procedure as
 # notebook/install.sh): torch with its CUDA libraries, for workspaces of the gpu tier.
-# Built only when named (`cleanroom images build pytorch-cuda`): it is about 8 GB.
+# Built only when named (`cleanroom images build pytorch-cuda`): it is 6.6 GB.
 # The wheels are read from the mounted folder, so none lands in a layer of its own.
 set -eux
 umask 022  # see notebook/install.sh
@@ -12,7 +12,7 @@ export PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore PIP_PROGRESS_BAR=off
 
 # The build refuses to start without the torch wheel on disk (cleanroom.images.build);
-# say so again here rather than let pip fetch 5.5 GB from an index.
+# say so again here rather than let pip fetch 2.9 GB from an index.
 ls "$BUILD"/wheels/torch-*.whl >/dev/null
 # The wheels found on disk first, exactly as they are (pip could otherwise take the same
 # version from the index and download gigabytes again); then the requirements, which

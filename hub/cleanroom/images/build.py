@@ -12,7 +12,7 @@ labelled with ``cleanroom.image`` and ``cleanroom.inputs-hash``: the sha256 of a
 inputs (its folder under ``images/``, its build arguments, its parent's hash, the wheels
 it installs). A build whose hash matches an existing image is skipped.
 
-``pytorch-cuda`` (torch with CUDA, about 8 GB) is built only when named: a plain
+``pytorch-cuda`` (torch with CUDA, 6.6 GB) is built only when named: a plain
 ``build`` makes :data:`DEFAULT_IMAGES`.
 
 Command line: ``python -m cleanroom.images.build build [NAMES] [--force]`` and ``... list``.
@@ -54,7 +54,7 @@ PARENTS: dict[str, str | None] = {
     # Not on pytorch: its CPU torch would stay in a layer below the CUDA one for good.
     "pytorch-cuda": "notebook",
 }
-# Built only when named: pytorch-cuda is about 8 GB and installs 5.5 GB of wheels that
+# Built only when named: pytorch-cuda is 6.6 GB and installs 2.9 GB of wheels that
 # only some machines hold; CI and `make up` build the others.
 OPT_IN_IMAGES = frozenset({"pytorch-cuda"})
 DEFAULT_IMAGES = tuple(name for name in IMAGE_NAMES if name not in OPT_IN_IMAGES)
