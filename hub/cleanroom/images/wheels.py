@@ -148,7 +148,7 @@ def find_wheel(name: str, version: str, sources: list[Source]) -> LocalWheel | N
     """The local wheel of ``name==version`` that fits the images, or None.
 
     ``version`` is compared as a version (``2.14.1`` does not match ``2.14.1+cpu``). The
-    first source that has one wins; within a source, the most specific platform tag.
+    first source that has one wins; within a source, the last by file name.
     """
     try:
         wanted = Version(version)
