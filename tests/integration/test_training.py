@@ -164,12 +164,13 @@ def test_release_reaches_the_airlock_and_only_approval_lets_the_weights_out(
 
 def test_gpu_tier_refuses_an_image_that_cannot_use_the_gpu(hub: Hub) -> None:
     # A user of their own: the tier's one-workspace-per-user limit is checked first.
-    _ok(hub, "users", "add", "gina", "--password-env", "TEST_PASSWORD")
+    _ok(hub, "users", "add", "gpu-trainer", "--password-env", "TEST_PASSWORD")
     _ok(hub, "projects", "create", GPU_PROJECT, "--title", "GPU", "--tier", "gpu")
-    _ok(hub, "members", "add", GPU_PROJECT, "gina")
-    reply, _ = hub.spawn("gina", GPU_PROJECT)
+    _ok(hub, "members", "add", GPU_PROJECT, "gpu-trainer")
+    reply, _ = hub.spawn("gpu-trainer", GPU_PROJECT)
     assert reply.status_code == 403, reply.text
     assert "image 'notebook' cannot use a GPU" in reply.text and "pytorch-cuda" in reply.text
     assert not hub.docker.containers.list(
-        all=True, filters={"label": ["cleanroom.user=gina", f"cleanroom.project={GPU_PROJECT}"]}
+        all=True,
+        filters={"label": ["cleanroom.user=gpu-trainer", f"cleanroom.project={GPU_PROJECT}"]},
     )
