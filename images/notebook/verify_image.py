@@ -10,6 +10,7 @@ import importlib.util
 import os
 import re
 import stat
+import subprocess
 import sys
 from importlib import metadata
 
@@ -101,8 +102,41 @@ def problems() -> list[str]:
     return found
 
 
+# Run apart, so a torch that crashes at import (a missing CUDA library) is reported, not fatal
+# to this script. CUDA availability is not asked: the build has no GPU, only the build.
+_TORCH_REPORT = """
+import torch
+cuda = torch.version.cuda
+build = f"CUDA {cuda} build, cuDNN {torch.backends.cudnn.version()}" if cuda else "CPU build"
+print(f"torch {torch.__version__}, {build}")
+"""
+
+
+def torch_report() -> tuple[str | None, str | None]:
+    """``(report, problem)`` for torch: None, None when it is not installed.
+
+    When torch is installed it must import; the report says which build it is (CPU, or
+    the CUDA version it was built for), which the build log then shows.
+    """
+    try:
+        metadata.distribution("torch")
+    except metadata.PackageNotFoundError:
+        return None, None
+    done = subprocess.run(
+        [sys.executable, "-c", _TORCH_REPORT], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        return None, f"torch is installed but does not import: {done.stderr.strip()[-400:]}"
+    return done.stdout.strip(), None
+
+
 if __name__ == "__main__":
     bad = problems()
+    report, problem = torch_report()
+    if report:
+        print(f"verify_image: {report}")
+    if problem:
+        bad.append(problem)
     for line in bad:
         print(f"verify_image: {line}", file=sys.stderr)
     print(f"verify_image: {'FAILED' if bad else 'ok'}")

@@ -22,7 +22,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 from traitlets import Bool, Float, Integer, Unicode, default, validate
 
 from cleanroom import paths
-from cleanroom.errors import CleanroomError, Conflict
+from cleanroom.errors import CleanroomError, Conflict, NotFound
 from cleanroom.hub import metrics
 from cleanroom.isolation.firewall import HostFirewall
 from cleanroom.isolation.networks import ProjectNetwork, ProjectNetworks
@@ -85,6 +85,24 @@ def refuse(exc: CleanroomError) -> web.HTTPError:
 def _keyring() -> Keyring:
     """The hub's keyring, opened once (the master key is read and checked on first use)."""
     return Keyring()
+
+
+def check_image_for_tier(
+    client: docker.DockerClient, image: str, name: str, tier: quotas.QuotaTier
+) -> None:
+    """Refuse a GPU tier's workspace whose image cannot use the GPU (its labels say).
+
+    ``image`` is the reference the engine runs, ``name`` the one people know
+    (``pytorch``). Other tiers take any allowed image; their starts pay no inspection.
+    Raises Forbidden (the rule) or NotFound (no such image on this engine).
+    """
+    if not tier.gpus:
+        return
+    try:
+        labels = client.images.get(image).labels
+    except docker.errors.ImageNotFound as exc:
+        raise NotFound(f"image {image!r} is not built on this host") from exc
+    quotas.check_image_fits_tier(tier, name, labels)
 
 
 class CleanroomSpawner(DockerSpawner):
@@ -311,6 +329,12 @@ class CleanroomSpawner(DockerSpawner):
             raise refuse(exc) from exc
 
         self._choose_image(plan)
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, self._check_image, tier)
+        except CleanroomError as exc:
+            self.log.warning("Refused workspace %s/%s: %s", self.user.name, project, exc)
+            metrics.SPAWN_REFUSALS.labels(metrics.refusal_reason(exc)).inc()
+            raise refuse(exc) from exc
         self._network = network
         self._plan = plan
         self._tier = tier
@@ -434,6 +458,13 @@ class CleanroomSpawner(DockerSpawner):
                 f"image {asked!r} is not allowed for project {plan.name!r}; "
                 f"allowed: {', '.join(plan.images)}",
             )
+        if asked:
+            # DockerSpawner makes the same choice in its start(); made here too, the
+            # tier's image check (_check_image) sees the image that will run.
+            self.image = self.allowed_images[asked]
+
+    def _check_image(self, tier: quotas.QuotaTier) -> None:
+        check_image_for_tier(_engine(), self.image, self._image_name(), tier)
 
     def _image_name(self) -> str:
         for name, tag in self.allowed_images.items():
@@ -590,6 +621,11 @@ class CleanroomSpawner(DockerSpawner):
             )
         else:
             env["CLEANROOM_USER"] = self.user.name
+        tier: quotas.QuotaTier | None = getattr(self, "_tier", None)
+        if tier is not None and not tier.gpus:
+            # A host whose default runtime is nvidia would otherwise hand GPUs to any
+            # container that asks through its environment; the tier decides, hub-side.
+            env["NVIDIA_VISIBLE_DEVICES"] = "void"
         return env
 
 
