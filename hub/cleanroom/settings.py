@@ -31,6 +31,8 @@ class Settings:
     proxy_api_port: int
     airlock_port: int
     airlock_submit_port: int
+    gateway_port: int = 8003
+    gateway_api_port: int = 8004
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -45,6 +47,8 @@ class Settings:
             proxy_api_port=_int("CLEANROOM_PROXY_API_PORT", 8001),
             airlock_port=_int("CLEANROOM_AIRLOCK_PORT", 8090),
             airlock_submit_port=_int("CLEANROOM_AIRLOCK_SUBMIT_PORT", 8082),
+            gateway_port=_int("CLEANROOM_GATEWAY_PORT", 8003),
+            gateway_api_port=_int("CLEANROOM_GATEWAY_API_PORT", 8004),
         )
 
     @property

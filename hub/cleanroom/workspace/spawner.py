@@ -27,7 +27,7 @@ from cleanroom.isolation.firewall import HostFirewall
 from cleanroom.isolation.networks import ProjectNetwork, ProjectNetworks
 from cleanroom.registry import ProjectInfo, Registry, shared_registry
 from cleanroom.settings import image_repository
-from cleanroom.workspace import culling, oom, quotas, storage_quota
+from cleanroom.workspace import culling, gateway_routes, oom, quotas, storage_quota
 from cleanroom.workspace.containers import workspace_containers
 from cleanroom.workspace.folders import WORKSPACE_HOME, WorkspaceFolders
 from cleanroom.workspace.labels import (
@@ -160,6 +160,19 @@ class CleanroomSpawner(DockerSpawner):
         hub's own check that follows succeeds at its first try.""",
     ).tag(config=True)
 
+    gateway_url = Unicode(
+        "",
+        help="""Address of the egress gateway's public listener (``http://127.0.0.1:8003``).
+        When set, ``start`` returns it instead of the container's address, so the proxy
+        and the hub reach the workspace only through the gateway, and registers where
+        the server really lives with the gateway. Empty: the proxy goes straight to the
+        container (only the benchmarks' plain hub does that).""",
+    ).tag(config=True)
+
+    gateway_api_port = Integer(
+        8004, help="Port of the gateway's internal API on 127.0.0.1 (route registration)."
+    ).tag(config=True)
+
     @default("registry_url")
     def _default_registry_url(self) -> str:
         return paths.registry_url()
@@ -237,8 +250,12 @@ class CleanroomSpawner(DockerSpawner):
         """Start the container when its turn comes, and return once its server answers."""
         async with _start_queue(self.start_slots()):
             await super().start_object()
-            if not self.internal_ssl:
-                ip, port = await self.get_ip_and_port()
+            ip, port = await self.get_ip_and_port()
+            if self.gateway_url:
+                # The firewall lets only the gateway reach the server: register the
+                # route, then wait until the real server answers through the gateway.
+                await gateway_routes.register(self, ip, port)
+            elif not self.internal_ssl:
                 await self._wait_until_answering(ip, port)
 
     async def _wait_until_answering(self, ip: str, port: int) -> None:
@@ -296,8 +313,14 @@ class CleanroomSpawner(DockerSpawner):
             raise refuse(exc) from exc
         self.extra_create_kwargs = self._create_kwargs(plan)
         self.extra_host_config = self._host_config(network, tier.pids, tier)
+        # A fresh secret per start: the server proves its answers with it to the gateway
+        # (coordinated by name with the container-wall work: CLEANROOM_SERVER_SECRET and
+        # the ``server_secret`` attribute; see cleanroom.gateway.proof).
+        self.server_secret = gateway_routes.new_secret()
         started = await super().start()
         await asyncio.get_running_loop().run_in_executor(None, self._record_run, plan)
+        if self.gateway_url:
+            return gateway_routes.public_address(self.gateway_url)
         return started
 
     def _decide(self, project: str) -> tuple[ProjectInfo, quotas.QuotaTier, ProjectNetwork]:
@@ -358,7 +381,8 @@ class CleanroomSpawner(DockerSpawner):
         ports = [self.hub_api_port] + (
             [self.airlock_submit_port] if self.airlock_submit_port else []
         )
-        if not HostFirewall(ports, self.instance).is_installed():
+        guard = gateway_routes.SERVER_PORT if self.gateway_url else None
+        if not HostFirewall(ports, self.instance, guard_server_port=guard).is_installed():
             raise CleanroomError(
                 "the host firewall that isolates workspaces is not installed; "
                 "an operator must run `cleanroom firewall install` (make up does)"
@@ -456,6 +480,8 @@ class CleanroomSpawner(DockerSpawner):
         """Stop the workspace, then detach its work folder's loop device if it had one
         (only this workspace mounts it; the next start attaches it again)."""
         await super().stop(now=now)
+        if self.gateway_url:
+            await gateway_routes.unregister(self)
         work = self.folders.work_filesystem(self.name, self.user.name)
         try:
             await asyncio.get_running_loop().run_in_executor(
@@ -514,4 +540,7 @@ class CleanroomSpawner(DockerSpawner):
             env["CLEANROOM_PROJECT"] = plan.name
             env["CLEANROOM_DATASETS"] = ",".join(d.name for d in plan.datasets)
         env["CLEANROOM_USER"] = self.user.name
+        secret = getattr(self, "server_secret", "")
+        if secret:
+            env["CLEANROOM_SERVER_SECRET"] = secret
         return env
