@@ -29,7 +29,7 @@ def api(hub: Hub, method: str, path: str, **kwargs: Any) -> requests.Response:
 
 
 def usage(hub: Hub, user: str, project: str) -> dict[str, Any]:
-    """The gateway's usage record of ``user`` × ``project``."""
+    """The gateway's usage record of ``user`` x ``project``."""
     reply = api(hub, "GET", f"/api/usage?user={user}&project={project}")
     assert reply.status_code == 200, reply.text
     return dict(reply.json()[0])

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -51,8 +49,16 @@ def test_other_users_are_refused_before_the_container(alice: Hub) -> None:
     )
     assert reply.status_code == 403
     assert "belongs to alice" in reply.json()["message"]
-    assert metric(alice, "cleanroom_gateway_refusals_total", user="alice", project=PROJECT,
-                  reason="not_owner") >= 1
+    assert (
+        metric(
+            alice,
+            "cleanroom_gateway_refusals_total",
+            user="alice",
+            project=PROJECT,
+            reason="not_owner",
+        )
+        >= 1
+    )
 
 
 def test_browser_without_login_is_sent_to_the_hub(alice: Hub) -> None:
@@ -78,7 +84,10 @@ def test_pages_carry_a_content_security_policy(alice: Hub) -> None:
     reply = alice.server_get("alice", PROJECT, "lab")
     assert reply.status_code == 200
     csp = reply.headers["Content-Security-Policy"]
-    assert "script-src 'self'" in csp and "unsafe-inline" not in csp.split("script-src")[1].split(";")[0]
+    assert (
+        "script-src 'self'" in csp
+        and "unsafe-inline" not in csp.split("script-src")[1].split(";")[0]
+    )
 
 
 # -- the firewall and the proof ---------------------------------------------------------
@@ -138,13 +147,17 @@ def test_script_outputs_are_stripped_with_a_notice(alice: Hub) -> None:
     code = (
         "from IPython.display import display, Javascript, HTML, SVG\n"
         "display(Javascript('window.leak = 1'))\n"
-        "display(HTML('<b>ok</b><img src=x onerror=\"window.leak=2\"><script>window.leak=3</script>'))\n"
+        'display(HTML(\'<b>ok</b><img src=x onerror="window.leak=2">'
+        "<script>window.leak=3</script>'))\n"
         "display(SVG('<svg xmlns=\"http://www.w3.org/2000/svg\"><script>window.leak=4</script></svg>'))\n"
         "print('done')\n"
     )
     messages = execute(alice, "alice", PROJECT, kernel, code)
-    outputs = [m["content"]["data"] for m in messages
-               if m["header"]["msg_type"] in ("display_data", "execute_result")]
+    outputs = [
+        m["content"]["data"]
+        for m in messages
+        if m["header"]["msg_type"] in ("display_data", "execute_result")
+    ]
     assert len(outputs) == 3
     raw = json.dumps(outputs)
     assert not any("javascript" in mime for bundle in outputs for mime in bundle)
@@ -154,8 +167,11 @@ def test_script_outputs_are_stripped_with_a_notice(alice: Hub) -> None:
     texts = [m["content"].get("text", "") for m in messages if m["header"]["msg_type"] == "stream"]
     assert any("withheld" in t for t in texts), texts
     assert any("done" in t for t in texts)
-    html = [m["content"]["data"]["text/html"] for m in messages
-            if m["header"]["msg_type"] == "display_data" and "text/html" in m["content"]["data"]]
+    html = [
+        m["content"]["data"]["text/html"]
+        for m in messages
+        if m["header"]["msg_type"] == "display_data" and "text/html" in m["content"]["data"]
+    ]
     assert html and "<b>ok</b>" in html[0]
 
 
@@ -177,15 +193,20 @@ def test_a_fake_png_output_is_withheld(alice: Hub) -> None:
 def test_a_message_over_the_cap_is_withheld_on_the_shell_channel(alice: Hub) -> None:
     """user_expressions in execute_reply, which no workspace cap looks at."""
     kernel = start_kernel(alice, "alice", PROJECT)
-    code = "get_ipython().user_ns['big'] = 'x' * (3 * 1024 * 1024)\n" \
-           "get_ipython().payload_manager.write_payload({'source': 'page', 'data': " \
-           "{'text/plain': big}, 'start': 0})\n"
+    code = (
+        "get_ipython().user_ns['big'] = 'x' * (3 * 1024 * 1024)\n"
+        "get_ipython().payload_manager.write_payload({'source': 'page', 'data': "
+        "{'text/plain': big}, 'start': 0})\n"
+    )
     messages = execute(alice, "alice", PROJECT, kernel, code)
     assert "x" * 10000 not in json.dumps(messages)
     reply = next(m for m in messages if m["header"]["msg_type"] == "execute_reply")
     assert reply["content"]["payload"] == []
-    assert any("withheld" in m["content"].get("text", "") for m in messages
-               if m["header"]["msg_type"] == "stream")
+    assert any(
+        "withheld" in m["content"].get("text", "")
+        for m in messages
+        if m["header"]["msg_type"] == "stream"
+    )
 
 
 # -- the budget ---------------------------------------------------------------------------
@@ -215,8 +236,10 @@ def test_contents_reads_stop_at_the_budget_and_are_on_the_record(dave: Hub) -> N
     assert received <= limit
     assert after["hour_bytes"] - before["hour_bytes"] >= received
     assert after["by_kind"].get("contents", 0) >= received
-    assert metric(dave, "cleanroom_gateway_bytes_total", user="dave", project=PROJECT,
-                  kind="contents") >= received
+    assert (
+        metric(dave, "cleanroom_gateway_bytes_total", user="dave", project=PROJECT, kind="contents")
+        >= received
+    )
     # Kernel output is bounded by the same budget, with a notice in the cell.
     left = usage(dave, "dave", PROJECT)["remaining"]
     kernel = start_kernel(dave, "dave", PROJECT)
@@ -224,17 +247,22 @@ def test_contents_reads_stop_at_the_budget_and_are_on_the_record(dave: Hub) -> N
     for _ in range(8):
         # display_data: Jupyter's own rate limit counts only stream output.
         messages = execute(
-            dave, "dave", PROJECT, kernel,
+            dave,
+            "dave",
+            PROJECT,
+            kernel,
             "display({'text/plain': 'y' * 1000000}, raw=True)",
         )
-        texts = [m["content"].get("text", "") for m in messages
-                 if m["header"]["msg_type"] == "stream"]
+        texts = [
+            m["content"].get("text", "") for m in messages if m["header"]["msg_type"] == "stream"
+        ]
         arrived += json.dumps(messages).count("y" * 1000) * 1000
         if any("egress budget" in t for t in texts):
             break
     else:
         raise AssertionError("kernel output never met the budget")
     assert arrived <= left
+
     # The refusal is in the journal.
     def journaled() -> bool:
         done = dave.cli("--json", "journal", "list", "--subject", f"dave/{PROJECT}")
@@ -242,8 +270,9 @@ def test_contents_reads_stop_at_the_budget_and_are_on_the_record(dave: Hub) -> N
 
     wait_for(journaled)
     # An officer's grant opens it again, on the record.
-    done = dave.cli("egress", "grant", "dave", PROJECT, "1MiB", "--by", "olga",
-                    "--reason", "review of figures")
+    done = dave.cli(
+        "egress", "grant", "dave", PROJECT, "1MiB", "--by", "olga", "--reason", "review of figures"
+    )
     assert done.returncode == 0, done.stderr
     assert usage(dave, "dave", PROJECT)["granted_today"] == 1048576
     assert dave.server_get("dave", PROJECT, "api/status").status_code == 200

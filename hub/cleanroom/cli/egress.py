@@ -20,8 +20,15 @@ from cleanroom.registry import Registry
 from cleanroom.registry.governance import Governance
 
 _SIZE = re.compile(r"^(\d+)\s*(B|KiB|MiB|GiB|KB|MB|GB)?$", re.IGNORECASE)
-_UNITS = {"b": 1, "kib": 1024, "mib": 1024**2, "gib": 1024**3, "kb": 1000, "mb": 1000**2,
-          "gb": 1000**3}
+_UNITS = {
+    "b": 1,
+    "kib": 1024,
+    "mib": 1024**2,
+    "gib": 1024**3,
+    "kb": 1000,
+    "mb": 1000**2,
+    "gb": 1000**3,
+}
 
 
 def parse_size(text: str) -> int:
@@ -44,10 +51,8 @@ def _row(s: dict[str, Any]) -> str:
 
 
 def usage(args: argparse.Namespace, reg: Registry) -> None:
-    """Print every researcher × project's egress (or one user's, one project's)."""
-    query = "&".join(
-        f"{k}={v}" for k, v in (("user", args.user), ("project", args.project)) if v
-    )
+    """Print every researcher x project's egress (or one user's, one project's)."""
+    query = "&".join(f"{k}={v}" for k, v in (("user", args.user), ("project", args.project)) if v)
     rows = client.call_sync("GET", "/api/usage" + (f"?{query}" if query else ""))
     emit_rows(args, rows, _row)
 
@@ -60,8 +65,13 @@ def grant(args: argparse.Namespace, reg: Registry) -> None:
     status = client.call_sync(
         "POST",
         "/api/grants",
-        {"user": args.user, "project": args.project, "bytes": nbytes, "by": args.by,
-         "reason": args.reason},
+        {
+            "user": args.user,
+            "project": args.project,
+            "bytes": nbytes,
+            "by": args.by,
+            "reason": args.reason,
+        },
     )
     Governance(reg).record(
         args.by, "egress.grant", f"{args.user}/{args.project}", bytes=nbytes, reason=args.reason

@@ -79,7 +79,7 @@ class Gateway:
         )
 
     def bucket(self, user: str, project: str) -> TokenBucket:
-        """The output rate bucket of one researcher × project (shared by all sockets)."""
+        """The output rate bucket of one researcher x project (shared by all sockets)."""
         key = (user, project)
         if key not in self.buckets:
             ws = self.policy.websocket
@@ -199,7 +199,9 @@ class RouteApiHandler(_ApiHandler):
         self.gw.routes.put(backend)
         metrics.ROUTES.set(len(self.gw.routes.routes))
         self.gw.ledger.record(
-            "egress.route", f"{owner}/{server}", target=backend.target,
+            "egress.route",
+            f"{owner}/{server}",
+            target=backend.target,
             manifest_files=len(backend.manifest),
         )
         self.answer({"owner": owner, "server": server, "target": backend.target})
@@ -217,7 +219,7 @@ class RouteApiHandler(_ApiHandler):
 
 
 class UsageApiHandler(_ApiHandler):
-    """``GET /api/usage``: every researcher × project's usage (``?user=``, ``?project=``)."""
+    """``GET /api/usage``: every researcher x project's usage (``?user=``, ``?project=``)."""
 
     def get(self) -> None:
         user = self.get_argument("user", "")

@@ -22,7 +22,7 @@ DAY = 86400
 
 @dataclass
 class Usage:
-    """One researcher × project's counters in the current windows."""
+    """One researcher x project's counters in the current windows."""
 
     hour_start: int = 0
     hour_bytes: int = 0
@@ -57,7 +57,7 @@ def mib(n: int) -> str:
 
 
 class Budgets:
-    """Counters of every researcher × project, enforcing the policy's budget."""
+    """Counters of every researcher x project, enforcing the policy's budget."""
 
     def __init__(self, policy: Budget, clock: Callable[[], float] = time.time) -> None:
         self.policy = policy
@@ -75,7 +75,11 @@ class Budgets:
             if u.hour_bytes or u.exempt_bytes:
                 self.closed.append(
                     HourTotal(
-                        user, project, _iso(u.hour_start), u.hour_bytes, dict(u.by_kind),
+                        user,
+                        project,
+                        _iso(u.hour_start),
+                        u.hour_bytes,
+                        dict(u.by_kind),
                         u.exempt_bytes,
                     )
                 )
@@ -130,7 +134,7 @@ class Budgets:
 
     # -- reading -----------------------------------------------------------------
     def status(self, user: str, project: str) -> dict[str, Any]:
-        """Usage, limits and refill times of one researcher × project."""
+        """Usage, limits and refill times of one researcher x project."""
         u = self._current(user, project)
         hour_limit, day_limit = self.limits(user, project)
         return {

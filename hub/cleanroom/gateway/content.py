@@ -62,9 +62,10 @@ def _png_ok(data: bytes) -> bool:
         if not seen_ihdr and kind != b"IHDR":
             return False
         seen_ihdr = True
-        if binascii.crc32(data[pos + 4 : pos + 8 + length]) != struct.unpack(
-            ">I", data[pos + 8 + length : end]
-        )[0]:
+        if (
+            binascii.crc32(data[pos + 4 : pos + 8 + length])
+            != struct.unpack(">I", data[pos + 8 + length : end])[0]
+        ):
             return False
         pos = end
         if kind == b"IEND":
@@ -170,9 +171,12 @@ def sanitize_notebook(model: dict[str, Any], blocked: frozenset[str], max_image:
                 cell["source"] = nh3.clean(text)
                 changed += 1
         for output in cell.get("outputs") or []:
-            if isinstance(output, dict) and isinstance(output.get("data"), dict):
-                if sanitize_bundle(output["data"], blocked, max_image):
-                    changed += 1
+            if (
+                isinstance(output, dict)
+                and isinstance(output.get("data"), dict)
+                and sanitize_bundle(output["data"], blocked, max_image)
+            ):
+                changed += 1
         attachments = cell.get("attachments")
         if isinstance(attachments, dict):
             for bundle in attachments.values():

@@ -17,9 +17,7 @@ SERVER_PORT = 8888
 
 def host_firewall(settings: Settings) -> HostFirewall:
     """The deployment's firewall, with the guard of workspace server ports."""
-    return HostFirewall(
-        settings.firewall_ports, settings.instance, guard_server_port=SERVER_PORT
-    )
+    return HostFirewall(settings.firewall_ports, settings.instance, guard_server_port=SERVER_PORT)
 
 
 def add_gateway(c: Any, settings: Settings) -> None:

@@ -62,8 +62,7 @@ class Ledger:
 
 def journal_writer(registry_url: str) -> Callable[[list[tuple[str, str, dict[str, Any]]]], None]:
     """A writer into today's journal API (``cleanroom.registry.journal.append``)."""
-    from cleanroom.registry import shared_registry
-    from cleanroom.registry import journal
+    from cleanroom.registry import journal, shared_registry
 
     registry = shared_registry(registry_url)
 

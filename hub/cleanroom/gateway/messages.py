@@ -23,9 +23,20 @@ from cleanroom.gateway.policy import WebsocketRules
 _STATES = {"busy", "idle", "starting", "restarting", "dead"}
 _REPLY_STATUS = {"ok", "error", "aborted"}
 # Messages whose content is only protocol, never the kernel's data.
-_SKELETON_TYPES = {"status", "execute_reply", "kernel_info_reply", "shutdown_reply",
-                   "interrupt_reply", "is_complete_reply", "complete_reply", "inspect_reply",
-                   "history_reply", "comm_info_reply", "debug_reply", "execute_input"}
+_SKELETON_TYPES = {
+    "status",
+    "execute_reply",
+    "kernel_info_reply",
+    "shutdown_reply",
+    "interrupt_reply",
+    "is_complete_reply",
+    "complete_reply",
+    "inspect_reply",
+    "history_reply",
+    "comm_info_reply",
+    "debug_reply",
+    "execute_input",
+}
 
 
 @dataclass
@@ -129,8 +140,9 @@ class KernelRules:
             if msg_type == "kernel_info_reply":
                 new_content.update(_KERNEL_INFO_MINIMAL)
             elif msg_type == "complete_reply":
-                new_content.update({"matches": [], "cursor_start": 0, "cursor_end": 0,
-                                    "metadata": {}})
+                new_content.update(
+                    {"matches": [], "cursor_start": 0, "cursor_end": 0, "metadata": {}}
+                )
             elif msg_type == "inspect_reply":
                 new_content.update({"found": False, "data": {}, "metadata": {}})
             elif msg_type == "is_complete_reply":

@@ -103,11 +103,7 @@ def _routes(raw: Any) -> tuple[Route, ...]:
         if not isinstance(item, dict) or set(item) - {"methods", "path", "websocket"}:
             raise InvalidInput(f"{where}: must be a mapping with methods, path (and websocket)")
         methods = item.get("methods")
-        if (
-            not isinstance(methods, list)
-            or not methods
-            or any(m not in _METHODS for m in methods)
-        ):
+        if not isinstance(methods, list) or not methods or any(m not in _METHODS for m in methods):
             raise InvalidInput(f"{where}.methods: {methods!r} must list HTTP methods")
         path = item.get("path")
         if not isinstance(path, str) or not path or path.startswith("/"):
@@ -115,7 +111,9 @@ def _routes(raw: Any) -> tuple[Route, ...]:
         try:
             pattern = re.compile(path)
         except re.error as exc:
-            raise InvalidInput(f"{where}.path: {path!r} is not a regular expression: {exc}")
+            raise InvalidInput(
+                f"{where}.path: {path!r} is not a regular expression: {exc}"
+            ) from exc
         websocket = item.get("websocket", False)
         if not isinstance(websocket, bool):
             raise InvalidInput(f"{where}.websocket: must be true or false")
@@ -132,8 +130,10 @@ def parse_policy(raw: Any, source: str = "") -> EgressPolicy:
         raise InvalidInput(f"{source or POLICY_FILE}: unknown keys {sorted(unknown)}")
     b = _section(raw, "budget")
     fraction = b.get("alert_at_fraction", 0.75)
-    if isinstance(fraction, bool) or not isinstance(fraction, int | float) or not (
-        0 < fraction <= 1
+    if (
+        isinstance(fraction, bool)
+        or not isinstance(fraction, int | float)
+        or not (0 < fraction <= 1)
     ):
         raise InvalidInput(f"budget.alert_at_fraction: {fraction!r} must be in (0, 1]")
     ask = b.get("ask", "ask a disclosure officer to grant more")

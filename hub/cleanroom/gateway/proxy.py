@@ -124,8 +124,13 @@ class WorkspaceHandler(HubOAuthenticated, WebSocketHandler):
         self.gw.ledger.refusal(
             user, project, exc.reason, path=self.rest[:200], method=self.request.method
         )
-        log.info("refused %s %s: %s (%s)", self.request.method, self.request.path, exc.reason,
-                 exc.message)
+        log.info(
+            "refused %s %s: %s (%s)",
+            self.request.method,
+            self.request.path,
+            exc.reason,
+            exc.message,
+        )
         self.clear()
         self.set_status(exc.status)
         self.set_header("Content-Security-Policy", content.CSP)
@@ -139,7 +144,7 @@ class WorkspaceHandler(HubOAuthenticated, WebSocketHandler):
             self.finish(pages.refusal_json(exc.message))
 
     # -- before anything reaches the container --------------------------------------
-    async def prepare(self) -> None:  # type: ignore[override]
+    async def prepare(self) -> None:
         try:
             await self._admit()
         except Refused as exc:
@@ -151,11 +156,15 @@ class WorkspaceHandler(HubOAuthenticated, WebSocketHandler):
         self.kind = route_kind(self.rest)
         user = await self.hub_auth.get_user(self, sync=False)
         if not user:
-            if self.request.method == "GET" and pages.wants_page(
-                self.request.headers.get("Accept", ""),
-                self.rest,
-                self.request.headers.get("Sec-Fetch-Mode", ""),
-            ) and self.request.headers.get("Upgrade", "").lower() != "websocket":
+            if (
+                self.request.method == "GET"
+                and pages.wants_page(
+                    self.request.headers.get("Accept", ""),
+                    self.rest,
+                    self.request.headers.get("Sec-Fetch-Mode", ""),
+                )
+                and self.request.headers.get("Upgrade", "").lower() != "websocket"
+            ):
                 self.redirect(self.get_login_url())
                 return
             raise Refused(403, "unauthenticated", "Log in to the clean room first.")
@@ -185,8 +194,7 @@ class WorkspaceHandler(HubOAuthenticated, WebSocketHandler):
             raise Refused(
                 403,
                 "not_allowed",
-                f"{self.request.method} {self.rest or '/'} is not a route the clean room "
-                "allows.",
+                f"{self.request.method} {self.rest or '/'} is not a route the clean room allows.",
             )
 
     def _check_csrf(self) -> None:
@@ -200,9 +208,7 @@ class WorkspaceHandler(HubOAuthenticated, WebSocketHandler):
             return
         cookie = self.get_cookie(XSRF_COOKIE) or ""
         sent = (
-            self.request.headers.get("X-XSRFToken")
-            or self.request.headers.get("X-CSRFToken")
-            or ""
+            self.request.headers.get("X-XSRFToken") or self.request.headers.get("X-CSRFToken") or ""
         )
         if not cookie or not hmac.compare_digest(cookie.encode(), sent.encode()):
             raise Refused(403, "csrf", "The request lacks the page's XSRF token; reload.")
@@ -268,7 +274,9 @@ class WorkspaceHandler(HubOAuthenticated, WebSocketHandler):
             self.backend.target + self.request.uri,
             method=method,
             headers=self._upstream_headers(nonce),
-            body=body if body is not None else (b"" if method in ("POST", "PUT", "PATCH") else None),
+            body=body
+            if body is not None
+            else (b"" if method in ("POST", "PUT", "PATCH") else None),
             follow_redirects=False,
             decompress_response=True,
             request_timeout=300,
@@ -277,7 +285,7 @@ class WorkspaceHandler(HubOAuthenticated, WebSocketHandler):
         try:
             reply = await self.gw.client.fetch(request, raise_error=False)
         except (OSError, StreamClosedError, HTTPClientError) as exc:
-            raise Refused(502, "backend", f"The workspace server did not answer ({exc}).")
+            raise Refused(502, "backend", f"The workspace server did not answer ({exc}).") from exc
         if reply.code == 599:
             too_big = "max_body_size" in str(reply.error) or "too large" in str(reply.error)
             if too_big:
@@ -333,7 +341,9 @@ class WorkspaceHandler(HubOAuthenticated, WebSocketHandler):
         host = self.request.host
         self.set_header(
             "Content-Security-Policy",
-            content.CSP.replace("connect-src 'self'", f"connect-src 'self' ws://{host} wss://{host}"),
+            content.CSP.replace(
+                "connect-src 'self'", f"connect-src 'self' ws://{host} wss://{host}"
+            ),
         )
         self.set_header("X-Content-Type-Options", "nosniff")
         self.set_header("Referrer-Policy", "same-origin")
@@ -351,8 +361,10 @@ class WorkspaceHandler(HubOAuthenticated, WebSocketHandler):
         """Notebooks lose script-carrying outputs; base64 answers must be real images."""
         try:
             model = json.loads(data)
-        except ValueError:
-            raise Refused(502, "content", "The workspace sent an unreadable contents answer.")
+        except ValueError as exc:
+            raise Refused(
+                502, "content", "The workspace sent an unreadable contents answer."
+            ) from exc
         if not isinstance(model, dict) or model.get("content") is None:
             return data
         rules = self.gw.policy
@@ -400,9 +412,7 @@ class WorkspaceHandler(HubOAuthenticated, WebSocketHandler):
             self.backend.secret, nonce, self.upstream.headers.get(proof.PROOF_HEADER)
         ):
             self.upstream.close()
-            self.refuse(
-                Refused(502, "proof", "The workspace's server could not prove it is real.")
-            )
+            self.refuse(Refused(502, "proof", "The workspace's server could not prove it is real."))
             return
         if self.rest.startswith("api/kernels/"):
             self.kernel_rules = KernelRules(
@@ -410,7 +420,7 @@ class WorkspaceHandler(HubOAuthenticated, WebSocketHandler):
             )
         await WebSocketHandler.get(self)
 
-    def open(self, *args: str) -> None:  # type: ignore[override]
+    def open(self, *args: str) -> None:
         self.gw.spawn(self._pump())
 
     def on_message(self, message: str | bytes) -> None:
@@ -454,8 +464,12 @@ class WorkspaceHandler(HubOAuthenticated, WebSocketHandler):
 
     def _towards_browser(self, message: str | bytes) -> list[str]:
         """What of one upstream message may go to the browser (already counted)."""
-        user, project, kind = self.owner, self.server, "kernel" if self.kernel_rules else (
-            "terminal" if self.kind == "terminal" else self.kind
+        user, project, kind = (
+            self.owner,
+            self.server,
+            "kernel"
+            if self.kernel_rules
+            else ("terminal" if self.kind == "terminal" else self.kind),
         )
         rules = self.gw.policy.websocket
         budgets = self.gw.budgets
@@ -495,11 +509,19 @@ class WorkspaceHandler(HubOAuthenticated, WebSocketHandler):
                 text = dumps(skeleton)
                 budgets.force(user, project, len(text), kind)
                 out.append(text)
-            out.append(dumps(kr.notice(msg, (
-                f"An output of {size} bytes ({msg_type}) was withheld: messages larger than "
-                f"{rules.max_message_bytes} bytes are not sent to the browser. Write large "
-                "results to a file in your work folder and request a release."
-            ))))
+            out.append(
+                dumps(
+                    kr.notice(
+                        msg,
+                        (
+                            f"An output of {size} bytes ({msg_type}) was withheld: messages "
+                            f"larger than {rules.max_message_bytes} bytes are not sent to the "
+                            "browser. Write large "
+                            "results to a file in your work folder and request a release."
+                        ),
+                    )
+                )
+            )
             return out
         withheld = kr.sanitize(msg)
         if withheld:
@@ -510,7 +532,7 @@ class WorkspaceHandler(HubOAuthenticated, WebSocketHandler):
             metrics.BYTES.labels(user, project, kind).inc(size)
             out.append(message)
             if withheld:
-                out.append(dumps(kr.notice(msg, content.notice(withheld)[len("[clean room] "):])))
+                out.append(dumps(kr.notice(msg, content.notice(withheld)[len("[clean room] ") :])))
         else:
             self._withhold("budget")
             skeleton = kr.skeleton(msg)

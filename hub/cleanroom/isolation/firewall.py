@@ -206,9 +206,9 @@ class HostFirewall:
         if self._run(family, "-C", *out, check=False).returncode != 0:
             return False
         listed = self._run(family, "-S", self.out_chain, check=False)
-        return listed.returncode == 0 and listed.stdout.count(
-            f"-A {self.out_chain} "
-        ) == len(self.out_rules())
+        return listed.returncode == 0 and listed.stdout.count(f"-A {self.out_chain} ") == len(
+            self.out_rules()
+        )
 
     def _families(self) -> list[_Family]:
         present = [f for f in _FAMILIES if shutil.which(f.tool)]
