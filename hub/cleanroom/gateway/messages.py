@@ -66,19 +66,16 @@ class TokenBucket:
             await asyncio.sleep(pause)
 
 
-def _short(value: Any, limit: int = 64) -> str:
-    return value[:limit] if isinstance(value, str) else ""
-
-
-def _header(header: Any, msg_type: str) -> dict[str, Any]:
-    h = header if isinstance(header, dict) else {}
+def _header(msg_type: str, session: str) -> dict[str, Any]:
+    # Every field chosen here, none copied from the kernel's header: a skeleton must not
+    # carry text of the kernel's choosing.
     return {
         "msg_id": uuid.uuid4().hex,
         "msg_type": msg_type,
-        "session": _short(h.get("session")),
-        "username": _short(h.get("username")),
-        "date": _short(h.get("date"), 40),
-        "version": _short(h.get("version"), 10) or "5.3",
+        "session": session,
+        "username": "",
+        "date": "",
+        "version": "5.3",
     }
 
 
@@ -90,30 +87,41 @@ class KernelRules:
         self.max_image_bytes = max_image_bytes
         # msg_ids the browser sent: a reply's parent must be one of them (else the
         # kernel could use parent headers to carry data past a skeleton).
-        self.sent: dict[str, None] = {}
+        self.sent: dict[str, dict[str, str]] = {}
+        # The kernel's session ids, replaced by our own names (JupyterLab notices a
+        # restarted kernel by a new session id; a few distinct names say that much).
+        self.sessions: dict[str, str] = {}
+
+    def session_of(self, header: Any) -> str:
+        """Our name for the kernel session in ``header`` (at most four names)."""
+        raw = header.get("session") if isinstance(header, dict) else None
+        key = raw if isinstance(raw, str) else ""
+        if key not in self.sessions:
+            if len(self.sessions) >= 4:
+                return next(reversed(self.sessions.values()))
+            self.sessions[key] = uuid.uuid4().hex
+        return self.sessions[key]
 
     def note_sent(self, text: str) -> None:
         """Remember the msg_id of a message the browser sent to the kernel."""
         try:
             msg = json.loads(text)
-            msg_id = msg["header"]["msg_id"]
+            header = msg["header"]
+            msg_id = header["msg_id"]
         except (ValueError, KeyError, TypeError):
             return
         if isinstance(msg_id, str) and len(msg_id) <= 128:
-            self.sent[msg_id] = None
+            self.sent[msg_id] = {
+                k: str(header.get(k, ""))[:128]
+                for k in ("msg_id", "msg_type", "session", "username", "date", "version")
+            }
             while len(self.sent) > 4096:
                 self.sent.pop(next(iter(self.sent)))
 
     def _parent(self, parent: Any) -> dict[str, Any]:
+        # Only the browser's own request, as the browser sent it.
         if isinstance(parent, dict) and parent.get("msg_id") in self.sent:
-            return {
-                "msg_id": parent["msg_id"],
-                "msg_type": _short(parent.get("msg_type")),
-                "session": _short(parent.get("session")),
-                "username": _short(parent.get("username")),
-                "date": _short(parent.get("date"), 40),
-                "version": _short(parent.get("version"), 10),
-            }
+            return dict(self.sent[parent["msg_id"]])
         return {}
 
     def skeleton(self, msg: dict[str, Any]) -> dict[str, Any] | None:
@@ -150,7 +158,7 @@ class KernelRules:
             elif msg_type == "execute_reply":
                 new_content.update({"user_expressions": {}, "payload": []})
         return {
-            "header": _header(header, msg_type),
+            "header": _header(msg_type, self.session_of(header)),
             "parent_header": self._parent(msg.get("parent_header")),
             "metadata": {},
             "content": new_content,
@@ -161,7 +169,7 @@ class KernelRules:
     def notice(self, msg: dict[str, Any], text: str) -> dict[str, Any]:
         """A stderr stream message in the cell that ``msg`` belongs to."""
         return {
-            "header": _header(msg.get("header"), "stream"),
+            "header": _header("stream", self.session_of(msg.get("header"))),
             "parent_header": self._parent(msg.get("parent_header")),
             "metadata": {},
             "content": {"name": "stderr", "text": f"{NOTICE_PREFIX} {text}\n"},
