@@ -236,7 +236,10 @@ def test_skeletons_carry_no_kernel_chosen_text() -> None:
     assert skeleton is not None
     assert skeleton["parent_header"]["msg_id"] == "browser-1"
     assert skeleton["content"] == {
-        "status": "ok", "execution_count": 3, "user_expressions": {}, "payload": []
+        "status": "ok",
+        "execution_count": 3,
+        "user_expressions": {},
+        "payload": [],
     }
     stream = {"header": {"msg_type": "stream"}, "content": {"text": leak}}
     assert rules.skeleton(stream) is None

@@ -276,3 +276,39 @@ def test_contents_reads_stop_at_the_budget_and_are_on_the_record(dave: Hub) -> N
     assert done.returncode == 0, done.stderr
     assert usage(dave, "dave", PROJECT)["granted_today"] == 1048576
     assert dave.server_get("dave", PROJECT, "api/status").status_code == 200
+
+
+def test_terminals_work_and_count(alice: Hub) -> None:
+    import asyncio
+
+    from tornado.httpclient import HTTPRequest
+    from tornado.websocket import websocket_connect
+
+    reply = requests.post(
+        f"{alice.public_url}/user/alice/{PROJECT}/api/terminals",
+        headers={"Authorization": f"token {alice.token('alice')}"},
+        timeout=60,
+    )
+    assert reply.status_code == 200, reply.text
+    name = reply.json()["name"]
+    before = usage(alice, "alice", PROJECT)["by_kind"].get("terminal", 0)
+
+    async def run() -> str:
+        url = alice.public_url.replace("http", "ws", 1)
+        ws = await websocket_connect(
+            HTTPRequest(
+                f"{url}/user/alice/{PROJECT}/terminals/websocket/{name}",
+                headers={"Authorization": f"token {alice.token('alice')}"},
+            )
+        )
+        ws.write_message(json.dumps(["stdin", "echo gw-$((6*7))\r"]))
+        seen = ""
+        while "gw-42" not in seen:
+            raw = await asyncio.wait_for(ws.read_message(), 30)
+            assert raw is not None
+            seen += str(raw)
+        ws.close()
+        return seen
+
+    assert "gw-42" in asyncio.run(run())
+    assert usage(alice, "alice", PROJECT)["by_kind"].get("terminal", 0) > before

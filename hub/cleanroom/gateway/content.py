@@ -188,10 +188,13 @@ def sanitize_notebook(model: dict[str, Any], blocked: frozenset[str], max_image:
 CSP = "; ".join(
     [
         "default-src 'self'",
-        # No inline script and no eval reachable by output content: scripts only from
-        # the server's own static files. JupyterLab's own code needs neither (measured,
-        # tests/gateway: the lab loads, runs cells and renders outputs under this policy).
-        "script-src 'self'",
+        # Scripts only from the server's own static files: no inline script, no event
+        # handler attributes, so HTML output cannot run anything. 'unsafe-eval' is kept
+        # because JupyterLab needs it (measured: without it the shell draws but the
+        # settings' compiled schema validators fail and no document opens). Output
+        # content reaches eval only through the JavaScript renderer, whose mime types
+        # the gateway removes from every message and notebook (tests/gateway).
+        "script-src 'self' 'unsafe-eval'",
         "style-src 'self' 'unsafe-inline'",
         "img-src 'self' data: blob:",
         "font-src 'self' data:",
