@@ -504,11 +504,7 @@ class WorkspaceHandler(HubOAuthenticated, WebSocketHandler):
         out: list[str] = []
         if size > rules.max_message_bytes:
             self._withhold("too_large")
-            skeleton = kr.skeleton(msg)
-            if skeleton is not None:
-                text = dumps(skeleton)
-                budgets.force(user, project, len(text), kind)
-                out.append(text)
+            # The notice first: a client may stop reading at the reply that follows.
             out.append(
                 dumps(
                     kr.notice(
@@ -516,12 +512,17 @@ class WorkspaceHandler(HubOAuthenticated, WebSocketHandler):
                         (
                             f"An output of {size} bytes ({msg_type}) was withheld: messages "
                             f"larger than {rules.max_message_bytes} bytes are not sent to the "
-                            "browser. Write large "
-                            "results to a file in your work folder and request a release."
+                            "browser. Write large results to a file in your work folder and "
+                            "request a release."
                         ),
                     )
                 )
             )
+            skeleton = kr.skeleton(msg)
+            if skeleton is not None:
+                text = dumps(skeleton)
+                budgets.force(user, project, len(text), kind)
+                out.append(text)
             return out
         withheld = kr.sanitize(msg)
         if withheld:
@@ -535,15 +536,15 @@ class WorkspaceHandler(HubOAuthenticated, WebSocketHandler):
                 out.append(dumps(kr.notice(msg, content.notice(withheld)[len("[clean room] ") :])))
         else:
             self._withhold("budget")
+            parent = (msg.get("parent_header") or {}).get("msg_id", "")
+            if parent in kr.sent and parent not in self.noticed:
+                self.noticed.add(parent)
+                out.append(dumps(kr.notice(msg, budgets.exhausted_message(user, project))))
             skeleton = kr.skeleton(msg)
             if skeleton is not None:
                 text = dumps(skeleton)
                 budgets.force(user, project, len(text), kind)
                 out.append(text)
-            parent = (msg.get("parent_header") or {}).get("msg_id", "")
-            if parent in kr.sent and parent not in self.noticed:
-                self.noticed.add(parent)
-                out.append(dumps(kr.notice(msg, budgets.exhausted_message(user, project))))
         metrics.REMAINING.labels(user, project).set(budgets.remaining(user, project))
         return out
 
