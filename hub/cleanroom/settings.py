@@ -32,6 +32,8 @@ class Settings:
     airlock_port: int
     airlock_submit_port: int
     enforce_every: int = 60
+    gateway_port: int = 8003
+    gateway_api_port: int = 8004
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -47,6 +49,8 @@ class Settings:
             airlock_port=_int("CLEANROOM_AIRLOCK_PORT", 8090),
             airlock_submit_port=_int("CLEANROOM_AIRLOCK_SUBMIT_PORT", 8082),
             enforce_every=_int("CLEANROOM_ENFORCE_EVERY", 60),
+            gateway_port=_int("CLEANROOM_GATEWAY_PORT", 8003),
+            gateway_api_port=_int("CLEANROOM_GATEWAY_API_PORT", 8004),
         )
 
     @property

@@ -101,6 +101,8 @@ def hub(workspace_images: list[str], tmp_path_factory: pytest.TempPathFactory) -
         "CLEANROOM_PROXY_API_PORT": str(free_port()),
         "CLEANROOM_AIRLOCK_PORT": str(free_port()),
         "CLEANROOM_AIRLOCK_SUBMIT_PORT": str(free_port()),
+        "CLEANROOM_GATEWAY_PORT": str(free_port()),
+        "CLEANROOM_GATEWAY_API_PORT": str(free_port()),
         "TEST_PASSWORD": "integration-password",
     }
     env.pop("CLEANROOM_REGISTRY_URL", None)

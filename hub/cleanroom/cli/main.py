@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from cleanroom.cli import commands as ops
+from cleanroom.cli.egress import add_egress_verbs
 from cleanroom.cli.output import emit, emit_rows
 from cleanroom.errors import CleanroomError, InvalidInput, NotFound
 from cleanroom.registry import Registry
@@ -258,11 +259,11 @@ def token(args: argparse.Namespace, reg: Registry) -> None:
 
 
 def firewall(args: argparse.Namespace, reg: Registry) -> None:
-    from cleanroom.isolation.firewall import HostFirewall
+    from cleanroom.gateway.hub_config import host_firewall
     from cleanroom.settings import Settings
 
     settings = Settings.from_env()
-    fw = HostFirewall(settings.firewall_ports, settings.instance)
+    fw = host_firewall(settings)
     if args.action in ("install", "remove"):
         if args.action == "install":
             fw.install()
@@ -428,6 +429,7 @@ def build_parser() -> argparse.ArgumentParser:
     from cleanroom.cli import lifecycle
 
     lifecycle.add_verbs(verbs, projects, datasets, verb)
+    add_egress_verbs(verbs, verb)
 
     for name, help_text in [
         ("backup", "create, list, verify or restore backups (see cleanroom backup --help)"),

@@ -42,7 +42,13 @@ def role_definitions() -> list[dict[str, Any]]:
         "read:groups",
     ]
     roles = [
-        {"name": "user", "scopes": ["self"], "description": "every logged-in person"},
+        # The egress gateway is a hub OAuth client: every researcher logs in to it
+        # (cleanroom.gateway), and only through it reaches their workspaces.
+        {
+            "name": "user",
+            "scopes": ["self", "access:services!service=cleanroom-gateway"],
+            "description": "every logged-in person",
+        },
         {
             "name": "cleanroom-operator",
             "scopes": operator_scopes,

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from cleanroom import paths
+from cleanroom.gateway.hub_config import add_gateway, host_firewall
 from cleanroom.hub import activity
 from cleanroom.hub.cookies import cookie_options
 from cleanroom.hub.services import configure_operations
-from cleanroom.isolation.firewall import HostFirewall
 from cleanroom.registry import shared_registry
 from cleanroom.settings import Settings, secret, secret_file
 
@@ -127,9 +127,11 @@ def configure(c: Any, settings: Settings | None = None, *, install_firewall: boo
     c.CleanroomSpawner.airlock_submit_port = settings.airlock_submit_port
 
     _add_airlock(c, settings, registry_url)
+    # The egress gateway: every byte between a browser and a workspace passes it.
+    add_gateway(c, settings)
     # The enforcer of end dates, the idle culler and the metrics reader.
     configure_operations(c, settings)
 
     if install_firewall:
-        HostFirewall(settings.firewall_ports, settings.instance).install()
+        host_firewall(settings).install()
     print(f"cleanroom hub: state in {state}", file=sys.stderr)

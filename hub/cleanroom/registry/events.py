@@ -12,7 +12,7 @@ from the change's transaction (docs/development.md, "How to add a registry write
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import date
 from typing import Any, ClassVar
 
@@ -491,10 +491,71 @@ class JournalHeadBuilt(JournalEvent):
     seq: int
 
 
+# -- egress (the gateway's records) ------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class EgressEvent(JournalEvent):
+    """Base of the egress gateway's records about ``user``'s browser traffic in
+    ``project``; ``facts`` (the record's figures) are stored flat in the entry's detail."""
+
+    subject_template = "{user}/{project}"
+    user: str
+    project: str
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    def detail(self) -> dict[str, Any]:
+        """``user``, ``project`` and the facts, side by side."""
+        return {"user": self.user, "project": self.project, **self.facts}
+
+
+@dataclass(frozen=True, kw_only=True)
+class EgressHour(EgressEvent):
+    """The bytes that reached the browser in one closed hour (``hour``, ``bytes``,
+    ``by_kind``: by route kind, ``exempt_bytes``: the image's own static files)."""
+
+    kind = "egress.hour"
+
+
+@dataclass(frozen=True, kw_only=True)
+class EgressAlert(EgressEvent):
+    """The researcher passed the policy's alert threshold of their day's budget
+    (``day_bytes`` of ``day_limit``, ``threshold``)."""
+
+    kind = "egress.alert"
+
+
+@dataclass(frozen=True, kw_only=True)
+class EgressRefused(EgressEvent):
+    """The gateway refused or withheld something (``reason``, ``count`` of the same
+    refusal within one second, ``path`` and ``method`` where known)."""
+
+    kind = "egress.refused"
+
+
+@dataclass(frozen=True, kw_only=True)
+class EgressRouteSet(EgressEvent):
+    """The spawner registered where a workspace's server lives (``target``) and the
+    image's static files exempt from the budget (``manifest_files``)."""
+
+    kind = "egress.route"
+
+
+@dataclass(frozen=True, kw_only=True)
+class EgressGranted(EgressEvent):
+    """An officer (``actor``) granted ``bytes`` more egress today, for ``reason``."""
+
+    kind = "egress.grant"
+
+
+EGRESS_EVENTS: dict[str, type[EgressEvent]] = {
+    cls.kind: cls for cls in (EgressHour, EgressAlert, EgressRefused, EgressRouteSet, EgressGranted)
+}
+"""The gateway's record kinds, by the action it queues them under."""
+
+
 def all_events() -> list[type[JournalEvent]]:
     """Every kind of event, for tests and docs."""
     return [
         cls
         for cls in globals().values()
-        if isinstance(cls, type) and issubclass(cls, JournalEvent) and cls is not JournalEvent
+        if isinstance(cls, type) and issubclass(cls, JournalEvent) and "kind" in vars(cls)
     ]

@@ -29,7 +29,7 @@ from cleanroom.isolation.networks import ProjectNetwork, ProjectNetworks
 from cleanroom.lifecycle.keys import Keyring
 from cleanroom.registry import ProjectInfo, Registry, shared_registry
 from cleanroom.settings import image_repository
-from cleanroom.workspace import culling, health, oom, quotas, spec, storage_quota
+from cleanroom.workspace import culling, gateway_routes, health, oom, quotas, spec, storage_quota
 from cleanroom.workspace.containers import workspace_containers
 from cleanroom.workspace.folders import WORKSPACE_HOME, WorkspaceFolders
 from cleanroom.workspace.labels import (
@@ -211,6 +211,19 @@ class CleanroomSpawner(DockerSpawner):
     def _default_encrypt_folders(self) -> bool:
         return os.environ.get("CLEANROOM_ENCRYPTION", "on") != "off"
 
+    gateway_url = Unicode(
+        "",
+        help="""Address of the egress gateway's public listener (``http://127.0.0.1:8003``).
+        When set, ``start`` returns it instead of the container's address, so the proxy
+        and the hub reach the workspace only through the gateway, and registers where
+        the server really lives with the gateway. Empty: the proxy goes straight to the
+        container (only the benchmarks' plain hub does that).""",
+    ).tag(config=True)
+
+    gateway_api_port = Integer(
+        8004, help="Port of the gateway's internal API on 127.0.0.1 (route registration)."
+    ).tag(config=True)
+
     @default("registry_url")
     def _default_registry_url(self) -> str:
         return paths.registry_url()
@@ -288,8 +301,12 @@ class CleanroomSpawner(DockerSpawner):
         """Start the container when its turn comes, and return once its server answers."""
         async with _start_queue(self.start_slots()):
             await super().start_object()
-            if not self.internal_ssl:
-                ip, port = await self.get_ip_and_port()
+            ip, port = await self.get_ip_and_port()
+            if self.gateway_url:
+                # The firewall lets only the gateway reach the server: register the
+                # route, then wait until the real server answers through the gateway.
+                await gateway_routes.register(self, ip, port)
+            elif not self.internal_ssl:
                 await self._wait_until_answering(ip, port)
 
     async def _wait_until_answering(self, ip: str, port: int) -> None:
@@ -376,6 +393,8 @@ class CleanroomSpawner(DockerSpawner):
         started = await super().start()
         await asyncio.get_running_loop().run_in_executor(None, self._record_run, plan)
         self._health = health.HealthCheck(self.health_timeout, self.health_failures)
+        if self.gateway_url:
+            return gateway_routes.public_address(self.gateway_url)
         return started
 
     def _decide(self, project: str) -> tuple[ProjectInfo, quotas.QuotaTier, ProjectNetwork]:
@@ -437,7 +456,8 @@ class CleanroomSpawner(DockerSpawner):
         ports = [self.hub_api_port] + (
             [self.airlock_submit_port] if self.airlock_submit_port else []
         )
-        if not HostFirewall(ports, self.instance).is_installed():
+        guard = gateway_routes.SERVER_PORT if self.gateway_url else None
+        if not HostFirewall(ports, self.instance, guard_server_port=guard).is_installed():
             raise CleanroomError(
                 "the host firewall that isolates workspaces is not installed; "
                 "an operator must run `cleanroom firewall install` (make up does)"
@@ -511,6 +531,8 @@ class CleanroomSpawner(DockerSpawner):
         (only this workspace mounts it; the next start attaches it again)."""
         self._health = None  # a stop the hub asked for is not a lost server
         await super().stop(now=now)
+        if self.gateway_url:
+            await gateway_routes.unregister(self)
         work = self.folders.work_filesystem(self.name, self.user.name)
         try:
             await asyncio.get_running_loop().run_in_executor(
@@ -585,9 +607,17 @@ class CleanroomSpawner(DockerSpawner):
             return status
         if checker is None:
             return None  # starting (the start waits for it), or state from before a restart
-        ip, port = await self.get_ip_and_port()
         base = self.server.base_url if self.server is not None else "/"
-        if await checker.dead(f"http://{ip}:{port}{base}api"):
+        headers: dict[str, str] | None = None
+        if self.gateway_url:
+            # Only the gateway reaches the server's port (the host firewall), and it
+            # forwards only what the real server proves: a 502 there is a lost server.
+            url = f"{self.gateway_url.rstrip('/')}{base}api"
+            headers = {"Authorization": f"token {self.api_token}"}
+        else:
+            ip, port = await self.get_ip_and_port()
+            url = f"http://{ip}:{port}{base}api"
+        if await checker.dead(url, headers):
             self._health = None
             self._record_lost("unresponsive", health.UNRESPONSIVE_STATUS)
             return health.UNRESPONSIVE_STATUS
