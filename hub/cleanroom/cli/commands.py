@@ -1,8 +1,9 @@
 """The operators', providers' and ingress verbs of the ``cleanroom`` command.
 
 Kept apart from :mod:`cleanroom.cli.main` (which calls :func:`add_verbs`) so the governance
-verbs read as one piece. Every verb that changes something names who does it (``--by``,
-default ``$CLEANROOM_ACTOR``, then the login name) and is journaled.
+verbs read as one piece. Every decision is recorded as the authenticated person whose
+credential the command carries (``cleanroom login``, ``--token`` or ``$CLEANROOM_TOKEN``;
+see :mod:`cleanroom.cli.identity`), never a typed name, and is journaled.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from cleanroom.cli.identity import add_credential, applications_assess
 from cleanroom.cli.output import emit, emit_rows
 from cleanroom.errors import InvalidInput
 from cleanroom.registry import Registry
@@ -24,12 +26,16 @@ _out = emit
 
 
 def default_actor() -> str:
-    """Who acts when ``--by`` is not given: ``$CLEANROOM_ACTOR``, ``$SUDO_USER`` or login."""
+    """Who the journal names for the backbone's host verbs (projects, members, datasets):
+    ``$CLEANROOM_ACTOR``, ``$SUDO_USER`` or the login name."""
     return os.environ.get("CLEANROOM_ACTOR") or os.environ.get("SUDO_USER") or getpass.getuser()
 
 
 def _by(args: argparse.Namespace) -> str:
-    return str(getattr(args, "by", None) or default_actor())
+    """The authenticated person acting (from their credential)."""
+    from cleanroom.cli.identity import actor
+
+    return actor(args, args.registry)
 
 
 def _date(value: str) -> date:
@@ -167,12 +173,14 @@ def providers_usage(args: argparse.Namespace, reg: Registry) -> None:
 
 
 def datasets_approve(args: argparse.Namespace, reg: Registry) -> None:
-    a = Governance(reg).approve_dataset_use(args.project, args.dataset, args.version, by=args.by)
+    a = Governance(reg).approve_dataset_use(args.project, args.dataset, args.version, by=_by(args))
     _out(args, a, f"{a.project} may use {a.dataset}@{a.version} (approved by {a.approved_by})")
 
 
 def datasets_revoke(args: argparse.Namespace, reg: Registry) -> None:
-    rows = Governance(reg).revoke_dataset_use(args.project, args.dataset, args.version, by=args.by)
+    rows = Governance(reg).revoke_dataset_use(
+        args.project, args.dataset, args.version, by=_by(args)
+    )
     _out(
         args,
         rows,
@@ -237,7 +245,7 @@ def runs(args: argparse.Namespace, reg: Registry) -> None:
 # -- ingress ---------------------------------------------------------------------------
 def ingress_request(args: argparse.Namespace, reg: Registry) -> None:
     r = Governance(reg).request_ingress(
-        args.project, Path(args.file), requester=args.by, reason=args.reason
+        args.project, Path(args.file), requester=_by(args), reason=args.reason
     )
     _out(args, r, f"ingress request {r.id}: {r.filename} waits for review")
 
@@ -253,13 +261,13 @@ def ingress_list(args: argparse.Namespace, reg: Registry) -> None:
 
 def ingress_approve(args: argparse.Namespace, reg: Registry) -> None:
     r = Governance(reg).decide_ingress(
-        args.id, actor=args.by, approve=True, reason=args.reason or ""
+        args.id, actor=_by(args), approve=True, reason=args.reason or ""
     )
     _out(args, r, f"{r.filename} is now in {r.project}'s /project/incoming")
 
 
 def ingress_decline(args: argparse.Namespace, reg: Registry) -> None:
-    r = Governance(reg).decide_ingress(args.id, actor=args.by, approve=False, reason=args.reason)
+    r = Governance(reg).decide_ingress(args.id, actor=_by(args), approve=False, reason=args.reason)
     _out(args, r, f"ingress request {r.id} declined")
 
 
@@ -324,7 +332,8 @@ JOURNALED = {
     ("token",): "token.issue",
     ("firewall",): "firewall",
 }
-_NOT_JOURNALED = {"handler", "json", "password_env", "verb", "action"}
+# Never journal a credential or the open registry.
+_NOT_JOURNALED = {"handler", "json", "password_env", "verb", "action", "token", "registry"}
 
 
 def journal_change(args: argparse.Namespace, reg: Registry) -> None:
@@ -342,8 +351,8 @@ def journal_change(args: argparse.Namespace, reg: Registry) -> None:
 def add_verbs(verbs: Any, verb: Callable[..., Any]) -> None:
     """Add the governance verbs to the ``cleanroom`` parser (``verb`` makes one)."""
 
-    def by(p: Any, required: bool = False, what: str = "who does this") -> None:
-        p.add_argument("--by", metavar="USER", required=required, help=what)
+    def by(p: Any, required: bool = False, what: str = "") -> None:
+        add_credential(p)
 
     apps = verb(verbs, "applications", "project applications and their decisions")
     apps = apps.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -367,6 +376,20 @@ def add_verbs(verbs: Any, verb: Callable[..., Any]) -> None:
     p.add_argument("--image", action="append", help="allowed image (repeat; default notebook)")
     p.add_argument("--reason", help="note recorded with the decision")
     by(p, what="the operator deciding")
+    p = verb(
+        apps,
+        "assess",
+        "record an application's data processing assessment (needed before approval)",
+        applications_assess,
+    )
+    p.add_argument("id", type=int)
+    p.add_argument(
+        "--reference", required=True, help="the assessment's reference, e.g. DPIA-2026-014"
+    )
+    p.add_argument(
+        "--outcome", required=True, help="e.g. approved, approved-with-conditions, rejected"
+    )
+    by(p)
     p = verb(apps, "decline", "decline, with a reason", applications_decline)
     p.add_argument("id", type=int)
     p.add_argument("--reason", required=True)
@@ -434,7 +457,7 @@ def add_dataset_verbs(datasets: Any, verb: Callable[..., Any]) -> None:
         p.add_argument("project")
         p.add_argument("dataset")
         p.add_argument("--version", help="default: the version the project mounts")
-        p.add_argument("--by", metavar="USER", required=True, help="a user acting for the provider")
+        add_credential(p)
     p = verb(datasets, "approvals", "list providers' approvals", datasets_approvals)
     p.add_argument("--project")
 
@@ -445,13 +468,13 @@ def add_end_verbs(projects: Any, members: Any, verb: Callable[..., Any]) -> None
     p.add_argument("name")
     p.add_argument("--on", type=_date, help="YYYY-MM-DD")
     p.add_argument("--never", action="store_true", help="no end date")
-    p.add_argument("--by", metavar="USER", help="who decides")
+    add_credential(p)
     p = verb(members, "end", "set a membership's end date", members_end)
     p.add_argument("project")
     p.add_argument("user")
     p.add_argument("--on", type=_date, help="YYYY-MM-DD")
     p.add_argument("--never", action="store_true", help="no end date")
-    p.add_argument("--by", metavar="USER", help="who decides")
+    add_credential(p)
 
 
 IMAGE_VERBS = ("allow", "retire")
@@ -467,15 +490,16 @@ def images_main(rest: Sequence[str]) -> int | None:
     p.add_argument("name")
     p.add_argument("--project", help="let this project run it")
     p.add_argument("--reason")
-    p.add_argument("--by", metavar="USER")
+    add_credential(p)
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
     p.set_defaults(handler=images_allow)
     p = sub.add_parser("retire", help="retire an image: no new workspace runs it")
     p.add_argument("name")
     p.add_argument("--reason", required=True)
-    p.add_argument("--by", metavar="USER")
+    add_credential(p)
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
     p.set_defaults(handler=images_retire)
     args = parser.parse_args(list(rest))
-    args.handler(args, Registry())
+    args.registry = Registry()
+    args.handler(args, args.registry)
     return 0

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from cleanroom.cli import commands as ops
+from cleanroom.cli.identity import add_identity_verbs
 from cleanroom.cli.output import emit, emit_rows
 from cleanroom.errors import CleanroomError, InvalidInput, NotFound
 from cleanroom.registry import Registry
@@ -253,8 +254,12 @@ def firewall(args: argparse.Namespace, reg: Registry) -> None:
 
 
 def demo(args: argparse.Namespace, reg: Registry) -> None:
-    from cleanroom.demo.seed import seed_demo
+    from cleanroom.demo.seed import current_codes, seed_demo
 
+    if args.codes:
+        codes = current_codes()
+        emit_rows(args, sorted(codes.items()), lambda item: f"{item[0]}\t{item[1]}")
+        return
     result = seed_demo(reg, rows=args.rows)
     _out(args, result, result.describe())
 
@@ -367,8 +372,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = verb(verbs, "demo", "seed demo users, projects and the press-line dataset", demo)
     p.add_argument("--rows", type=int, default=300_000)
+    p.add_argument(
+        "--codes", action="store_true", help="print each demo person's current TOTP code"
+    )
 
     ops.add_verbs(verbs, verb)
+    add_identity_verbs(verbs, verb)
 
     for name, help_text in [
         ("check", "run the disclosure checks on files (see cleanroom check --help)"),
@@ -432,6 +441,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _delegate(argv[0], argv[1:])
         args = parser.parse_args(argv)
         registry = Registry()
+        args.registry = registry
         args.handler(args, registry)
         ops.journal_change(args, registry)
     except CleanroomError as exc:

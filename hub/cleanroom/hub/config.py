@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from cleanroom import paths
+from cleanroom.errors import CleanroomError
 from cleanroom.hub.services import configure_operations
+from cleanroom.identity import tls
 from cleanroom.isolation.firewall import HostFirewall
 from cleanroom.registry import shared_registry
 from cleanroom.settings import Settings, secret, secret_file
@@ -48,6 +50,27 @@ def _add_airlock(c: Any, settings: Settings) -> None:
     c.Spawner.server_token_scopes = pieces["server_token_scopes"]
 
 
+def configure_tls(c: Any, settings: Settings) -> None:
+    """https on the proxy (the operator's certificate or the generated demo one), HSTS,
+    and Secure, SameSite cookies; a public URL neither https nor loopback stops the hub."""
+    try:
+        tls.check_public_url(settings.public_url)
+        pair = tls.certificate_pair(settings.public_url)
+    except CleanroomError as exc:
+        raise SystemExit(f"cleanroom hub: {exc}") from None
+    cookie_options: dict[str, Any] = {"samesite": "Lax"}
+    headers: dict[str, str] = {}
+    if pair is not None:
+        c.JupyterHub.ssl_cert, c.JupyterHub.ssl_key = (str(p) for p in pair)
+        cookie_options["secure"] = True
+        # One host: the hub's HSTS covers the airlock and gateway paths behind it too.
+        headers["Strict-Transport-Security"] = tls.HSTS
+    settings_ = dict(c.JupyterHub.tornado_settings) if "tornado_settings" in c.JupyterHub else {}
+    settings_["cookie_options"] = {**settings_.get("cookie_options", {}), **cookie_options}
+    settings_["headers"] = {**settings_.get("headers", {}), **headers}
+    c.JupyterHub.tornado_settings = settings_
+
+
 def configure_hub_process(c: Any, settings: Settings) -> Path:
     """Ports, proxy, database, secrets, named servers, start timeouts and the command
     line's service of a hub process; returns the state folder.
@@ -57,6 +80,7 @@ def configure_hub_process(c: Any, settings: Settings) -> Path:
     """
     state = paths.state_dir()
     state.mkdir(parents=True, exist_ok=True)
+    configure_tls(c, settings)
     c.JupyterHub.bind_url = settings.public_url
     # Workspaces reach the hub API through their project's gateway, so the hub listens on
     # all addresses; the host firewall lets project bridges reach only this port.
