@@ -74,3 +74,17 @@ class Authenticator:
                     self.spent[name] = candidate
                     return totp.current_code(secret, at=candidate * totp.PERIOD)
             time.sleep((step + 1) * totp.PERIOD - time.time() + 0.05)
+
+
+def personal_token(
+    registry: Registry, name: str, app: Authenticator, password: str = "test-password-1"
+) -> str:
+    """``name`` in standing, with ``password``, signed in on the command line: their
+    personal token (what ``cleanroom login`` saves)."""
+    registry.set_password(name, password)
+    if name not in app.secrets:
+        secret = in_standing(registry, name)
+        if secret is None:
+            raise AssertionError(f"{name} is enrolled already with a secret this test lacks")
+        app.add(name, secret)
+    return People(registry).open_cli_session(name, password, app.code(name))

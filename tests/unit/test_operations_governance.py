@@ -12,6 +12,8 @@ from cleanroom.registry import DatasetInfo, Registry
 from cleanroom.registry.governance import Governance, incoming_dir
 from cleanroom.registry.models import JournalEntry
 
+from tests.people import in_standing
+
 NEXT_YEAR = date.today() + timedelta(days=365)
 
 
@@ -26,6 +28,8 @@ def gov(registry: Registry) -> Governance:
         ("quinn", ["provider"]),
     ]:
         registry.add_user(name, roles)
+    for name in ("olga", "pat", "quinn"):
+        in_standing(registry, name)
     registry.add_dataset(DatasetInfo("press-line", "v1", "Acme", "/lib/press-line/v1", None, 3))
     g = Governance(registry)
     g.add_provider_account("Acme", "pat", actor="olga")
@@ -33,6 +37,13 @@ def gov(registry: Registry) -> Governance:
 
 
 def _apply(g: Governance, signed: list[str] | None = None) -> int:
+    """An application by alice, with an approving data processing assessment."""
+    app_id = _submit(g, signed)
+    g.people.record_assessment(app_id, reference="DPIA-7", outcome="approved", actor="olga")
+    return app_id
+
+
+def _submit(g: Governance, signed: list[str] | None = None) -> int:
     return g.submit_application(
         title="Defect drivers",
         purpose="Which press settings drive defects",
@@ -59,7 +70,12 @@ def test_approved_application_creates_the_project_but_data_waits_for_the_provide
     gov.approve_dataset_use("defects", "press-line", by="pat")
     assert [d.name for d in reg.workspace_plan("alice", "defects").datasets] == ["press-line"]
     actions = [e.action for e in gov.journal_entries()]
-    assert actions[-3:] == ["application.submit", "application.approve", "dataset.approve_use"]
+    assert actions[-4:] == [
+        "application.submit",
+        "application.assessment",
+        "application.approve",
+        "dataset.approve_use",
+    ]
 
 
 def test_declining_needs_a_reason_and_a_decision_is_final(gov: Governance) -> None:
@@ -117,7 +133,7 @@ def test_only_the_datasets_provider_approves_and_revokes(gov: Governance) -> Non
     reg.attach_dataset("defects", "press-line")
     with pytest.raises(Forbidden, match="'quinn' does not act for 'Acme'"):
         gov.approve_dataset_use("defects", "press-line", by="quinn")
-    with pytest.raises(Forbidden, match="'olga' does not act for 'Acme'"):
+    with pytest.raises(Forbidden, match="'olga' does not hold the provider role"):
         gov.approve_dataset_use("defects", "press-line", by="olga")
     with pytest.raises(Forbidden, match="does not have the provider role"):
         gov.add_provider_account("Acme", "alice", actor="olga")
