@@ -113,3 +113,11 @@ def operator_token(hub_registry: Registry, app: Authenticator) -> str:
 
     hub_registry.add_user(OPERATOR, ["operator"], PASSWORD)
     return personal_token(hub_registry, OPERATOR, app, PASSWORD)
+
+
+@pytest.fixture
+def registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Registry:
+    """An empty registry in a state folder of the test's own."""
+    monkeypatch.setenv("CLEANROOM_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.delenv("CLEANROOM_REGISTRY_URL", raising=False)
+    return Registry()
