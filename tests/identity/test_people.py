@@ -386,3 +386,30 @@ def test_a_provider_without_standing_or_for_another_provider_cannot_approve(
     with pytest.raises(Forbidden, match="'pat' does not act for 'Other'"):
         gov.approve_dataset_use("defects", "furnace", by="pat")
     assert gov.approve_dataset_use("defects", "press-line", by="pat").approved_by == "pat"
+
+
+def test_an_officer_out_of_standing_may_not_review(registry: Registry) -> None:
+    from cleanroom.airlock import permissions
+    from cleanroom.airlock.domain import OFFICER_SCOPE, Actor
+    from cleanroom.airlock.exceptions import PermissionDenied
+    from cleanroom.airlock.membership import RegistryMembership
+
+    registry.add_user("olivia", ["officer"], "password-1")
+    membership = RegistryMembership(registry.url)
+    in_standing(registry, "olivia")
+    assert membership.standing_problem("olivia", "officer") == ""
+    People(registry).record_training(
+        "olivia",
+        "output-checking",
+        passed_on=date.today() - timedelta(days=800),
+        expires_on=date.today() - timedelta(days=70),
+        actor="test-verifier",
+    )
+    # The policy's officer courses: the newest pass counts, an older expired one does not.
+    assert membership.standing_problem("olivia", "officer") == ""
+    registry.add_user("oona", ["officer"], "password-2")
+    problem = membership.standing_problem("oona", "officer")
+    assert "not been verified" in problem and "no second factor" in problem
+    actor = Actor("oona", scopes=frozenset({OFFICER_SCOPE}), standing_problem=problem)
+    with pytest.raises(PermissionDenied, match="you may not review now: .*not been verified"):
+        permissions.check_in_standing(actor)

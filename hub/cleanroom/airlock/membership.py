@@ -77,3 +77,15 @@ class RegistryMembership:
     def affiliations_of(self, user: str) -> set[str]:
         """Every registry project ``user`` is or ever was a member of."""
         return set(self._registry.affiliations_of(user))
+
+    def standing_problem(self, user: str, role: str) -> str:
+        """Why ``user`` may not act as ``role`` now (training, verification, second
+        factor, account), or ``""``; an optional question the airlock asks when present."""
+        from cleanroom.errors import Forbidden
+        from cleanroom.registry.people import shared_people
+
+        try:
+            shared_people(self._registry).check_may_act(user, role, what=f"act as {role}")
+        except Forbidden as exc:
+            return str(exc)
+        return ""
