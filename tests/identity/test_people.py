@@ -411,5 +411,5 @@ def test_an_officer_out_of_standing_may_not_review(registry: Registry) -> None:
     problem = membership.standing_problem("oona", "officer")
     assert "not been verified" in problem and "no second factor" in problem
     actor = Actor("oona", scopes=frozenset({OFFICER_SCOPE}), standing_problem=problem)
-    with pytest.raises(PermissionDenied, match="you may not review now: .*not been verified"):
+    with pytest.raises(PermissionDenied, match=r"you may not review now: .*not been verified"):
         permissions.check_in_standing(actor)
