@@ -21,6 +21,7 @@ from cleanroom.registry import Registry
 from docker.errors import APIError, NotFound
 
 from tests.integration.harness import Hub, free_port
+from tests.people import in_standing
 
 HERE = Path(__file__).resolve().parent
 PLAIN_CONFIG = HERE / "plain_hub_config.py"
@@ -65,6 +66,8 @@ class Deployment:
             for name in names:
                 if name not in users:
                     reg.add_user(name, ["researcher"])
+                    # Verified and trained: the identity checks pass as for a real person.
+                    in_standing(reg, name, enrol=False)
                 reg.add_member(project, name, added_by="benchmark")
         for name in names:
             if name in self.tokens:
@@ -110,8 +113,12 @@ def _mount_dataset(reg: Registry, project: str) -> None:
 
         gov = Governance(reg)
         if "benchprovider" not in {u.name for u in reg.list_users()}:
+            # Decisions need people in standing (verified, trained, a second factor).
+            reg.add_user("benchoperator", ["operator"])
             reg.add_user("benchprovider", ["provider"])
-            gov.add_provider_account(PROVIDER, "benchprovider", actor="benchmark")
+            in_standing(reg, "benchoperator")
+            in_standing(reg, "benchprovider")
+            gov.add_provider_account(PROVIDER, "benchprovider", actor="benchoperator")
         gov.approve_dataset_use(project, DATASET, by="benchprovider")
     except Exception as exc:  # the governance API is optional for a benchmark
         print(f"   (no dataset for {project}: {exc})", flush=True)
