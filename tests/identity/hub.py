@@ -72,12 +72,18 @@ class IdentityHub:
 
 
 def start_identity_hub(
-    root: Path, instance: str, extra_env: dict[str, str] | None = None, timeout: float = 90
+    root: Path,
+    instance: str,
+    extra_env: dict[str, str] | None = None,
+    timeout: float = 90,
+    *,
+    public_port: int | None = None,
+    state: Path | None = None,
 ) -> IdentityHub:
     """Start the hub and wait until it answers over https."""
-    state = root / "state"
-    state.mkdir(parents=True)
-    public = free_port()
+    state = state or root / "state"
+    state.mkdir(parents=True, exist_ok=True)
+    public = public_port or free_port()
     env = {
         **os.environ,
         "CLEANROOM_STATE_DIR": str(state),

@@ -6,6 +6,7 @@ ports and folders through the same code.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -119,6 +120,14 @@ def configure(c: Any, settings: Settings | None = None, *, install_firewall: boo
     c.JupyterHub.cleanup_proxy = True
 
     c.JupyterHub.authenticator_class = "cleanroom.hub.auth.CleanroomAuthenticator"
+    # CLEANROOM_AUTHENTICATOR=oidc: an institution's OpenID provider (docs/identity.md).
+    choice = os.environ.get("CLEANROOM_AUTHENTICATOR", "password")
+    if choice == "oidc":
+        from cleanroom.identity.oidc import configure_oidc
+
+        configure_oidc(c, settings.public_url)
+    elif choice != "password":
+        raise SystemExit(f"cleanroom hub: CLEANROOM_AUTHENTICATOR={choice!r}: use password or oidc")
     c.JupyterHub.spawner_class = "cleanroom.workspace.spawner.CleanroomSpawner"
     c.JupyterHub.template_paths = [str(paths.repo_root() / "hub" / "templates")]
     c.JupyterHub.template_vars = {"cleanroom_projects": template_projects}

@@ -53,6 +53,18 @@ class SecondFactor(Base):
     last_step: Mapped[int] = mapped_column(Integer, default=-1)
 
 
+class ExternalFactor(Base):
+    """A second factor confirmed by an external identity provider (the ID token's
+    ``amr`` claim), refreshed at each log-in through it."""
+
+    __tablename__ = "external_factors"
+
+    user_name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    issuer: Mapped[str] = mapped_column(String(200))
+    methods: Mapped[str] = mapped_column(String(200))
+    seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+
+
 class RecoveryCode(Base):
     """One hashed, one-use recovery code."""
 
@@ -144,6 +156,7 @@ TABLES: list[Table] = [
     Base.metadata.tables[t.__tablename__]
     for t in (
         CliSession,
+        ExternalFactor,
         SecondFactor,
         RecoveryCode,
         LoginFailures,
@@ -325,9 +338,22 @@ class People:
 
     # -- second factors --------------------------------------------------------------
     def mfa_enrolled(self, name: str) -> bool:
-        """True when ``name`` has a second factor."""
+        """True when ``name`` has a second factor (here, or confirmed by their IdP)."""
         with self.registry.session() as s:
-            return s.get(SecondFactor, name) is not None
+            return s.get(SecondFactor, name) is not None or s.get(ExternalFactor, name) is not None
+
+    def record_external_factor(self, name: str, issuer: str, methods: list[str]) -> None:
+        """An identity provider confirmed ``name``'s second factor at this log-in."""
+        with self.registry.session() as s:
+            user_row(s, name)
+            row = s.get(ExternalFactor, name) or ExternalFactor(user_name=name)
+            first = row.issuer is None
+            row.issuer, row.methods, row.seen_at = issuer, ",".join(methods), _now()
+            s.merge(row)
+            if first:
+                journal.append(
+                    s, name, "mfa.external", f"user:{name}", issuer=issuer, methods=methods
+                )
 
     def enrol(self, name: str, secret: str, code: str, *, now: datetime | None = None) -> list[str]:
         """Enrol ``secret`` once ``code`` proves the person's app holds it; returns the
@@ -599,7 +625,7 @@ class People:
             records = list(
                 s.scalars(select(TrainingRecord).where(TrainingRecord.user_name == name))
             )
-            mfa = s.get(SecondFactor, name) is not None
+            mfa = s.get(SecondFactor, name) is not None or s.get(ExternalFactor, name) is not None
         blocked = self.account_block(name, today=today)
         if blocked:
             problems.append(blocked)
