@@ -389,7 +389,7 @@ def test_a_provider_without_standing_or_for_another_provider_cannot_approve(
 
 
 def test_an_officer_out_of_standing_may_not_review(registry: Registry) -> None:
-    from cleanroom.airlock import permissions
+    from cleanroom.airlock import permissions as permissions
     from cleanroom.airlock.domain import OFFICER_SCOPE, Actor
     from cleanroom.airlock.exceptions import PermissionDenied
     from cleanroom.airlock.membership import RegistryMembership
