@@ -413,3 +413,35 @@ def test_an_officer_out_of_standing_may_not_review(registry: Registry) -> None:
     actor = Actor("oona", scopes=frozenset({OFFICER_SCOPE}), standing_problem=problem)
     with pytest.raises(PermissionDenied, match=r"you may not review now: .*not been verified"):
         permissions.check_in_standing(actor)
+
+
+# Acts a person does for themselves, or that are not decisions (no role to check).
+SELF_ACTS = {
+    "submit_application",
+    "request_ingress",
+    "record",
+    "enrol",
+    "open_cli_session",
+    "close_cli_session",
+    "record_external_factor",
+    "_fail",
+    "_use_recovery_code",
+}
+
+
+@pytest.mark.parametrize("cls", [Governance, People])
+def test_every_journaled_decision_checks_who_decides(cls: type) -> None:
+    """A structural guard: a new decision method that journals without checking its
+    actor's role and standing fails here."""
+    import inspect
+
+    unchecked = []
+    for name, member in inspect.getmembers(cls, inspect.isfunction):
+        source = inspect.getsource(member)
+        if "journal.append" not in source or name in SELF_ACTS:
+            continue
+        if not any(
+            check in source for check in ("self._decider(", "check_may_act(", "lifecycle_actor(")
+        ):
+            unchecked.append(name)
+    assert unchecked == []
