@@ -248,6 +248,7 @@ def test_idle_culler_stops_an_idle_workspace(hub: Hub) -> None:
     _ok(hub, "users", "add", "gina", "--password-env", "TEST_PASSWORD")
     _ok(hub, "projects", "create", "p-delta", "--title", "Delta")
     _ok(hub, "members", "add", "p-delta", "gina")
+    hub.standing("gina")
     reply, _ = hub.spawn("gina", "p-delta")
     assert reply.status_code in (201, 202), reply.text
     culler = subprocess.Popen(
