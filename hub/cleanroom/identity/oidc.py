@@ -154,7 +154,8 @@ class CleanroomOIDCAuthenticator(GenericOAuthenticator):
 
 def configure_oidc(c: Any, public_url: str) -> None:
     """Use the OpenID provider named by ``CLEANROOM_OIDC_ISSUER`` (its discovery document
-    gives the endpoints; the claims are read from the ID token), with ``CLEANROOM_OIDC_CLIENT_ID``/``CLEANROOM_OIDC_CLIENT_SECRET``;
+    gives the endpoints; the claims are read from the ID token), with
+    ``CLEANROOM_OIDC_CLIENT_ID``/``CLEANROOM_OIDC_CLIENT_SECRET``;
     ``CLEANROOM_OIDC_CA_CERT`` names the CA bundle that signs the provider's certificate
     when it is not a public one (an institution's own CA)."""
     issuer = os.environ.get("CLEANROOM_OIDC_ISSUER", "").rstrip("/")
