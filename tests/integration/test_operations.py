@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from tests.integration.conftest import DATASET
-from tests.integration.harness import Hub, run_in
+from tests.integration.harness import INSTANCE, Hub, run_in
 
 pytestmark = pytest.mark.docker
 
@@ -67,7 +67,7 @@ def gamma(hub: Hub) -> Iterator[Hub]:
     yield hub
     for user in ("erin", "frank"):
         for container in hub.docker.containers.list(
-            filters={"label": [f"cleanroom.user={user}", "cleanroom.instance=test"]}
+            filters={"label": [f"cleanroom.user={user}", f"cleanroom.instance={INSTANCE}"]}
         ):
             container.remove(force=True)
 
@@ -275,4 +275,6 @@ def test_idle_culler_stops_an_idle_workspace(hub: Hub) -> None:
         culler.terminate()
         output = culler.communicate(timeout=30)[0].decode(errors="replace")
     assert "gina/p-delta" in output or "Culling server gina" in output, output
-    assert not hub.docker.containers.list(filters={"label": "cleanroom.user=gina"})
+    # Only this deployment's containers: another checkout's tests may have a gina too.
+    mine = {"label": ["cleanroom.user=gina", f"cleanroom.instance={INSTANCE}"]}
+    assert not hub.docker.containers.list(filters=mine)
