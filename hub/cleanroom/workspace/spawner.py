@@ -26,6 +26,7 @@ from cleanroom.hub import metrics
 from cleanroom.isolation.firewall import HostFirewall
 from cleanroom.isolation.networks import ProjectNetwork, ProjectNetworks
 from cleanroom.registry import ProjectInfo, Registry, shared_registry
+from cleanroom.registry.people import shared_people
 from cleanroom.settings import image_repository
 from cleanroom.workspace import culling, oom, quotas, storage_quota
 from cleanroom.workspace.containers import workspace_containers
@@ -301,6 +302,8 @@ class CleanroomSpawner(DockerSpawner):
         return started
 
     def _decide(self, project: str) -> tuple[ProjectInfo, quotas.QuotaTier, ProjectNetwork]:
+        # Verified, trained, active (cleanroom.registry.people): the refusal says why.
+        shared_people(self.registry).check_may_start(self.user.name)
         plan = self.registry.workspace_plan(self.user.name, project)
         self._check_firewall()
         tier = quotas.tier(plan.quota_tier)
