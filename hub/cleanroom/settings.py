@@ -43,7 +43,7 @@ class Settings:
             raise SystemExit(f"CLEANROOM_INSTANCE={instance!r}: use 1-12 lowercase letters/digits")
         return cls(
             instance=instance,
-            public_url=os.environ.get("CLEANROOM_PUBLIC_URL", "http://127.0.0.1:8000"),
+            public_url=os.environ.get("CLEANROOM_PUBLIC_URL", "https://127.0.0.1:8000"),
             hub_port=_int("CLEANROOM_HUB_PORT", 8081),
             proxy_api_port=_int("CLEANROOM_PROXY_API_PORT", 8001),
             airlock_port=_int("CLEANROOM_AIRLOCK_PORT", 8090),
@@ -52,6 +52,11 @@ class Settings:
             gateway_port=_int("CLEANROOM_GATEWAY_PORT", 8003),
             gateway_api_port=_int("CLEANROOM_GATEWAY_API_PORT", 8004),
         )
+
+    def public_url_is_https(self) -> bool:
+        """True when people reach the clean room over TLS: cookies are then ``Secure``
+        and pages send HSTS (the hub, the airlock, the gateway)."""
+        return self.public_url.lower().startswith("https://")
 
     @property
     def firewall_ports(self) -> list[int]:

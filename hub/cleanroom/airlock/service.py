@@ -25,6 +25,7 @@ from .checks_adapter import Checker, DisclosureChecks
 from .content import detect_type
 from .domain import (
     AWAITING_REVIEW,
+    OFFICER_SCOPE,
     Action,
     Actor,
     AuditEvent,
@@ -100,13 +101,20 @@ class Airlock:
     # -- identity ----------------------------------------------------------------------
 
     def actor(self, username: str, scopes: Sequence[str] | frozenset[str]) -> Actor:
-        """The ``Actor`` for a hub-identified user, with their memberships looked up now."""
+        """The ``Actor`` for a hub-identified user, with their memberships (and, for an
+        officer, their standing) looked up now."""
+        scopes = frozenset(scopes)
+        problem = ""
+        standing = getattr(self.membership, "standing_problem", None)
+        if standing is not None and OFFICER_SCOPE in scopes:
+            problem = standing(username, "officer")
         return Actor(
             username=username,
-            scopes=frozenset(scopes),
+            scopes=scopes,
             projects=frozenset(self.membership.projects_of(username)),
             # Includes the current projects (Membership.affiliations_of says so).
             affiliations=frozenset(self.membership.affiliations_of(username)),
+            standing_problem=problem,
         )
 
     @contextmanager

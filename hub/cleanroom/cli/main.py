@@ -16,6 +16,7 @@ from typing import Any
 
 from cleanroom.cli import commands as ops
 from cleanroom.cli.egress import add_egress_verbs
+from cleanroom.cli.identity import add_credential, add_identity_verbs
 from cleanroom.cli.output import emit, emit_rows
 from cleanroom.errors import CleanroomError, InvalidInput, NotFound
 from cleanroom.registry import Registry
@@ -136,7 +137,8 @@ def projects_status(args: argparse.Namespace, reg: Registry) -> None:
 
 def projects_allow_image(args: argparse.Namespace, reg: Registry) -> None:
     # The same act as ``images allow --project``: refused while the image is retired.
-    Governance(reg).allow_project_image(args.project, args.image, actor=ops.actor_of(args))
+    # A decision (as `images allow --project`): the authenticated operator's, never --by.
+    Governance(reg).allow_project_image(args.project, args.image, actor=ops.decider_of(args))
     _out(args, reg.get_project(args.project), f"{args.project} may run {args.image}")
 
 
@@ -279,8 +281,12 @@ def firewall(args: argparse.Namespace, reg: Registry) -> None:
 
 
 def demo(args: argparse.Namespace, reg: Registry) -> None:
-    from cleanroom.demo.seed import seed_demo
+    from cleanroom.demo.seed import current_codes, seed_demo
 
+    if args.codes:
+        codes = current_codes()
+        emit_rows(args, sorted(codes.items()), lambda item: f"{item[0]}\t{item[1]}")
+        return
     result = seed_demo(reg, rows=args.rows, actor=ops.actor_of(args))
     _out(args, result, result.describe())
 
@@ -292,7 +298,6 @@ WRITES: tuple[Handler, ...] = (
     users_roles,
     projects_create,
     projects_status,
-    projects_allow_image,
     members_add,
     members_remove,
     datasets_register,
@@ -302,8 +307,9 @@ WRITES: tuple[Handler, ...] = (
     firewall,
     demo,
 )
-"""Handlers of the verbs here that change something: each takes ``--by`` (the
-governance verbs in :mod:`cleanroom.cli.commands` declare their own)."""
+"""Handlers of the backbone's plain admin verbs here: each takes ``--by``. Decisions
+(``projects allow-image`` here, the governance verbs in :mod:`cleanroom.cli.commands`)
+take the authenticated person's credential instead (:func:`add_credential`)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -373,6 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = verb(projects, "allow-image", "let a project run an image", projects_allow_image)
     p.add_argument("project")
     p.add_argument("image")
+    add_credential(p)
 
     members = verb(verbs, "members", "manage project members").add_subparsers(
         dest="action", required=True, metavar="ACTION"
@@ -424,12 +431,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = verb(verbs, "demo", "seed demo users, projects and the press-line dataset", demo)
     p.add_argument("--rows", type=int, default=300_000)
+    p.add_argument(
+        "--codes", action="store_true", help="print each demo person's current TOTP code"
+    )
 
     ops.add_verbs(verbs, verb)
     from cleanroom.cli import lifecycle
 
     lifecycle.add_verbs(verbs, projects, datasets, verb)
     add_egress_verbs(verbs, verb)
+    add_identity_verbs(verbs, verb)
 
     for name, help_text in [
         ("backup", "create, list, verify or restore backups (see cleanroom backup --help)"),
@@ -500,6 +511,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _delegate(argv[0], argv[1:])
         args = parser.parse_args(argv)
         registry = Registry()
+        args.registry = registry
         args.handler(args, registry)
     except CleanroomError as exc:
         print(f"cleanroom: error: {exc}", file=sys.stderr)

@@ -13,7 +13,7 @@ from the change's transaction (docs/development.md, "How to add a registry write
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from datetime import date
+from datetime import date, datetime
 from typing import Any, ClassVar
 
 
@@ -458,6 +458,160 @@ class IngressDeclined(JournalEvent):
     filename: str
     sha256: str
     reason: str
+
+
+# -- people: sign-in, second factors, standing ----------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class LoginLocked(JournalEvent):
+    """``user``'s account was locked after repeated failed sign-ins from ``address``, until
+    ``until`` (the failures themselves are operational state, not journal entries)."""
+
+    kind = "login.locked"
+    subject_template = "user:{user}"
+    user: str
+    address: str
+    until: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoginUnlocked(JournalEvent):
+    """An operator lifted ``user``'s sign-in lock and forgot their failures."""
+
+    kind = "login.unlock"
+    subject_template = "user:{user}"
+    user: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class SecondFactorEnrolled(JournalEvent):
+    """``user`` enrolled a second factor (``method``) and got ``codes`` recovery codes
+    (never the secret or the codes)."""
+
+    kind = "mfa.enrol"
+    subject_template = "user:{user}"
+    user: str
+    method: str
+    codes: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExternalFactorRecorded(JournalEvent):
+    """An identity provider (``issuer``) confirmed ``user``'s second factor with
+    ``methods`` (the ID token's ``amr``); journaled when first seen or when it changes."""
+
+    kind = "mfa.external"
+    subject_template = "user:{user}"
+    user: str
+    issuer: str
+    methods: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class SecondFactorReset(JournalEvent):
+    """An operator removed ``user``'s second factor and recovery codes (``reason``)."""
+
+    kind = "mfa.reset"
+    subject_template = "user:{user}"
+    user: str
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecoveryCodeUsed(JournalEvent):
+    """``user`` signed in with a one-use recovery code; ``left`` remain."""
+
+    kind = "mfa.recovery_code"
+    subject_template = "user:{user}"
+    user: str
+    left: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class CliLoggedIn(JournalEvent):
+    """``user`` opened a personal command-line credential (``cleanroom login``)."""
+
+    kind = "cli.login"
+    subject_template = "user:{user}"
+    user: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class CliLoggedOut(JournalEvent):
+    """``user``'s command-line credential was closed (``cleanroom logout``)."""
+
+    kind = "cli.logout"
+    subject_template = "user:{user}"
+    user: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class IdentityVerified(JournalEvent):
+    """``user``'s identity was verified by ``method`` (``reference``: the evidence seen);
+    ``bootstrap``: recorded by the host while no operator was in standing yet."""
+
+    kind = "person.verify"
+    subject_template = "user:{user}"
+    user: str
+    method: str
+    reference: str
+    bootstrap: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainingRecorded(JournalEvent):
+    """``user`` passed ``course`` on ``passed_on`` (valid until ``expires_on``);
+    ``bootstrap`` as for :class:`IdentityVerified`."""
+
+    kind = "person.training"
+    subject_template = "user:{user}"
+    user: str
+    course: str
+    passed_on: date
+    expires_on: date | None
+    bootstrap: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class AccountDisabled(JournalEvent):
+    """``user``'s account was disabled (``reason``): they may not sign in."""
+
+    kind = "account.disable"
+    subject_template = "user:{user}"
+    user: str
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class AccountEnabled(JournalEvent):
+    """``user``'s account was enabled again."""
+
+    kind = "account.enable"
+    subject_template = "user:{user}"
+    user: str
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class AccountExpirySet(JournalEvent):
+    """The day after which ``user`` may not sign in moved (``None``: no expiry)."""
+
+    kind = "account.expiry"
+    subject_template = "user:{user}"
+    user: str
+    before: date | None
+    after: date | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class AssessmentRecorded(JournalEvent):
+    """An application's data processing assessment was recorded or replaced: its
+    ``reference`` and ``outcome``."""
+
+    kind = "application.assessment"
+    subject_template = "application:{application}"
+    application: int
+    reference: str
+    outcome: str
 
 
 # -- acts of other components ----------------------------------------------------------

@@ -28,6 +28,7 @@ from cleanroom.isolation.firewall import HostFirewall
 from cleanroom.isolation.networks import ProjectNetwork, ProjectNetworks
 from cleanroom.lifecycle.keys import Keyring
 from cleanroom.registry import ProjectInfo, Registry, shared_registry
+from cleanroom.registry.people import shared_people
 from cleanroom.settings import image_repository
 from cleanroom.workspace import culling, gateway_routes, health, oom, quotas, spec, storage_quota
 from cleanroom.workspace.containers import workspace_containers
@@ -398,6 +399,8 @@ class CleanroomSpawner(DockerSpawner):
         return started
 
     def _decide(self, project: str) -> tuple[ProjectInfo, quotas.QuotaTier, ProjectNetwork]:
+        # Verified, trained, active (cleanroom.registry.people): the refusal says why.
+        shared_people(self.registry).check_may_start(self.user.name)
         plan = self.registry.workspace_plan(self.user.name, project)
         self._check_firewall()
         _check_engine_seccomp()
