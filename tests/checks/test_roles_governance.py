@@ -13,6 +13,7 @@ from cleanroom.registry import Registry
 from cleanroom.registry.governance import Governance
 
 from tests.checks.packaging import generate_deliveries
+from tests.people import person
 
 
 @pytest.fixture
@@ -25,7 +26,8 @@ def registered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Registr
     reg = Registry()
     Governance(reg).add_user("pia", roles=("provider",), actor="operator")
     Governance(reg).add_user("rob", roles=("provider",), actor="operator")
-    Governance(reg).add_provider_account("FilmCo", "pia", actor="operator")
+    person(reg, "opal", ["operator"])  # an operator in standing grants provider accounts
+    Governance(reg).add_provider_account("FilmCo", "pia", actor="opal")
     register_dataset(reg, source, name="films", version="1", provider="FilmCo", actor="operator")
     return reg, "pia"
 

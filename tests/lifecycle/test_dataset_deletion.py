@@ -14,6 +14,7 @@ from cleanroom.registry import Registry
 from cleanroom.registry.governance import Governance
 
 from tests.lifecycle.deployment import run
+from tests.people import Authenticator, personal_token
 
 
 @pytest.fixture
@@ -30,6 +31,7 @@ def reg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Registry:
         ["users", "add", "pat", "--role", "provider", "--password-env", "TEST_PASSWORD"],
         ["users", "add", "mallory", "--password-env", "TEST_PASSWORD"],
         ["users", "add", "oscar", "--role", "operator", "--password-env", "TEST_PASSWORD"],
+        ["sign-in", "oscar"],  # decisions are the signed-in operator's (identity, #14)
         ["providers", "add-user", "Acme", "pat"],
         ["projects", "create", "p-open", "--title", "Open"],
         ["projects", "create", "p-ending", "--title", "Ending",
@@ -41,7 +43,12 @@ def reg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Registry:
         ["datasets", "attach", "p-ending", "press", "--version", "v1"],
         ["datasets", "attach", "p-open", "press", "--version", "v2"],
     ):  # fmt: skip
-        run(*step)
+        if step[0] == "sign-in":
+            monkeypatch.setenv(
+                "CLEANROOM_TOKEN", personal_token(Registry(), step[1], Authenticator())
+            )
+        else:
+            run(*step)
     return Registry()
 
 
