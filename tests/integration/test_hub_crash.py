@@ -20,7 +20,8 @@ from cleanroom.workspace import encrypted_fs
 from tests.integration.conftest import PROJECT
 from tests.integration.harness import INSTANCE, Hub, run_in
 
-pytestmark = pytest.mark.docker
+# Kills the shared hub: run after every other test (tests/conftest.py).
+pytestmark = [pytest.mark.docker, pytest.mark.restarts_hub]
 
 USER = "bob"
 
