@@ -1,1 +1,0 @@
-"""The data's lifecycle: keys and encryption at rest, backups, retention, closure, teardown."""
