@@ -1,6 +1,6 @@
 # The clean room's commands. `make up` runs it, `make test` tests it (both install what
 # they need on Debian as root), `make check` lints and type-checks.
-.PHONY: up down test check venv images demo bench clean-state
+.PHONY: up down uninstall test check venv images demo bench clean-state
 
 PY_SOURCES := hub tests benchmarks extensions/cleanroom_workspace
 
@@ -9,6 +9,11 @@ up:
 
 down:
 	@scripts/setup.sh down
+
+# Remove what the deployment made on this host (containers, volumes, networks, firewall
+# chain, loop devices; IMAGES=1 also its images) and say what is left (docs/lifecycle.md).
+uninstall: down
+	.venv/bin/cleanroom teardown $(if $(IMAGES),--images,)
 
 test:
 	@scripts/setup.sh test $(PYTEST_ARGS)

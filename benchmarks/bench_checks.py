@@ -7,11 +7,20 @@ Measures, each in a fresh process so that peak memory is the process's own:
 
 It reports seconds (median of the repeats), the ratio check / baseline, peak resident
 memory, and the index's size, for a source of ``--source-rows`` and a smaller one, so
-that memory growth with the source's size can be read off. Results are printed and
-written as JSON to ``benchmarks/results/``. It never asserts on time.
+that memory growth with the source's size can be read off.
+
+It also times a release request of ``--request-files`` small outputs (tables in CSV,
+JSON and Markdown, printed frames, figures, notebooks) the way the airlock checks
+them: one process, the adapter's context loaded once, every file checked and then the
+request-level checks (differencing) across them. It reports the time per file against
+a baseline of reading the same files with pandas in the same run.
+
+Results are printed and written as JSON to ``benchmarks/results/``. It never asserts
+on time.
 
     python benchmarks/bench_checks.py                 # 1,000,000 x 1,000,000
     python benchmarks/bench_checks.py --rows 100000 --source-rows 100000 --repeat 1
+    python benchmarks/bench_checks.py --only-request --small-source-rows 100000
 """
 
 from __future__ import annotations
@@ -118,9 +127,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--worker", choices=["baseline", "check"], help=argparse.SUPPRESS)
     parser.add_argument("--table", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--index", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--request-files", type=int, default=100)
+    parser.add_argument("--only-request", action="store_true", help="only the request part")
     args = parser.parse_args(argv)
     if args.worker:
         print(json.dumps(worker(args.worker, args.table, args.index)))
+        return 0
+    if args.only_request:
+        _c, _p, small_index, _s = _prepare(args.work, 1_000, args.small_source_rows)
+        source = args.work / f"source_{args.small_source_rows}.parquet"
+        request = _request_benchmark(small_index, source, args.request_files, args.repeat)
+        _write({"benchmark": "request_per_file", "request": request})
         return 0
 
     csv, parquet, index, build_s = _prepare(args.work, args.rows, args.source_rows)
@@ -183,11 +200,103 @@ def main(argv: list[str] | None = None) -> int:
         f"index: {result['index_mb']:.0f} MB for {args.source_rows} rows, "
         f"{result['small_index_mb']:.0f} MB for {args.small_source_rows}"
     )
+    small_source = args.work / f"source_{args.small_source_rows}.parquet"
+    result["request"] = _request_benchmark(
+        small_index, small_source, args.request_files, args.repeat
+    )
+    _write(result)
+    return 0
+
+
+def _write(result: dict[str, object]) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"bench_checks-{time.strftime('%Y%m%dT%H%M%S')}.json"
     out.write_text(json.dumps(result, indent=2))
     print(f"written to {out}")
-    return 0
+
+
+def _request_files(source: Path, n: int) -> list[tuple[str, bytes]]:
+    """``n`` small outputs a researcher would submit together, from the source."""
+    import io
+
+    import numpy as np
+    import pandas as pd
+
+    frame = pd.read_parquet(source)
+    rng = np.random.default_rng(1)
+    files: list[tuple[str, bytes]] = []
+    groupings = ["shift", "material_grade", "defect_type", "machine_id"]
+    for i in range(n):
+        a, b = rng.choice(groupings, 2, replace=False)
+        sub = frame.sample(frac=0.5, random_state=i)
+        kind = i % 5
+        if kind == 0:
+            files.append((f"ct_{i}.csv", pd.crosstab(sub[a], sub[b]).to_csv().encode()))
+        elif kind == 1:
+            means = sub.groupby(a)[["force_kn", "temperature_c"]].mean().round(2)
+            files.append(
+                (f"means_{i}.json", means.reset_index().to_json(orient="records").encode())
+            )
+        elif kind == 2:
+            counts = sub.groupby([a, b]).size().rename("n").reset_index()
+            files.append((f"counts_{i}.txt", counts.to_string().encode()))
+        elif kind == 3:
+            buf = io.BytesIO()
+            sub.groupby(a)["force_kn"].sum().round(1).reset_index().to_parquet(buf)
+            files.append((f"sums_{i}.parquet", buf.getvalue()))
+        else:
+            text = f"Across {len(sub)} strokes the defect rate was {sub['defect'].mean():.2%}.\n"
+            files.append((f"note_{i}.txt", text.encode()))
+    return files
+
+
+def _request_benchmark(index: Path, source: Path, n: int, repeat: int) -> dict[str, float]:
+    """Per-file time of a request of ``n`` files inside one airlock process."""
+    import io
+
+    import pandas as pd
+    from cleanroom.airlock.checks_adapter import DisclosureChecks
+
+    files = _request_files(source, n)
+    checks = DisclosureChecks(datasets_of=lambda project: (("press-line", "v1", str(index)),))
+    checks(b"a,b\n1,2\n", "warm-up.csv", "bench")  # the context loads once per project
+    timings, baselines = [], []
+    for _ in range(max(1, repeat)):
+        start = time.perf_counter()
+        for name, data in files:
+            if name.endswith(".parquet"):
+                pd.read_parquet(io.BytesIO(data))
+            elif name.endswith(".json"):
+                pd.read_json(io.BytesIO(data))
+            elif name.startswith("counts_"):
+                pd.read_fwf(io.BytesIO(data))
+            elif name.endswith(".csv"):
+                pd.read_csv(io.BytesIO(data))
+            else:
+                data.decode("utf-8")
+        baselines.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        results = [(name, data, checks(data, name, "bench")) for name, data in files]
+        checks.check_request(results, "bench")
+        timings.append(time.perf_counter() - start)
+    per_file = statistics.median(timings) / n
+    base = statistics.median(baselines) / n
+    verdicts = [r["verdict"] for _n, _d, r in results]
+    print(
+        f"request  {n} files in one airlock process: {per_file * 1000:.1f} ms per file "
+        f"(pandas read {base * 1000:.1f} ms, ratio {per_file / base:.0f}x); verdicts "
+        f"{ {v: verdicts.count(v) for v in sorted(set(verdicts))} }",
+        flush=True,
+    )
+    return {
+        "files": n,
+        "seconds_per_file": per_file,
+        "baseline_seconds_per_file": base,
+        "ratio_check_to_baseline": per_file / base,
+        "pass": verdicts.count("pass"),
+        "review": verdicts.count("review"),
+        "fail": verdicts.count("fail"),
+    }
 
 
 def _index_current(index: Path) -> bool:

@@ -21,6 +21,7 @@ from cleanroom.registry import Registry
 from docker.errors import APIError, NotFound
 
 from tests.integration.harness import Hub, free_port
+from tests.people import in_standing
 
 HERE = Path(__file__).resolve().parent
 PLAIN_CONFIG = HERE / "plain_hub_config.py"
@@ -68,6 +69,8 @@ class Deployment:
             for name in names:
                 if name not in users:
                     writer.add_user(name, ["researcher"], actor="benchmark")
+                    # Verified and trained: the identity checks pass as for a real person.
+                    in_standing(reg, name, enrol=False)
                 writer.add_member(project, name, actor="benchmark")
         for name in names:
             if name in self.tokens:
@@ -113,8 +116,12 @@ def _mount_dataset(reg: Registry, project: str) -> None:
         return
     try:
         if "benchprovider" not in {u.name for u in reg.list_users()}:
+            # Decisions need people in standing (verified, trained, a second factor).
+            gov.add_user("benchoperator", ["operator"], actor="benchmark")
             gov.add_user("benchprovider", ["provider"], actor="benchmark")
-            gov.add_provider_account(PROVIDER, "benchprovider", actor="benchmark")
+            in_standing(reg, "benchoperator")
+            in_standing(reg, "benchprovider")
+            gov.add_provider_account(PROVIDER, "benchprovider", actor="benchoperator")
         gov.approve_dataset_use(project, DATASET, actor="benchprovider")
     except Exception as exc:  # a benchmark measures workspaces, with or without data
         print(f"   (no dataset for {project}: {exc})", flush=True)

@@ -7,6 +7,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 export CLEANROOM_ROOT="$ROOT"
 STATE="${CLEANROOM_STATE_DIR:-$ROOT/state}"
+# make up serves https with a generated demo certificate (cleanroom.identity.tls).
+PUBLIC_URL="${CLEANROOM_PUBLIC_URL:-https://127.0.0.1:8000}"
 VENV="$ROOT/.venv"
 PY="$VENV/bin/python"
 
@@ -130,18 +132,29 @@ cmd_up() {
     # exec: no shell may linger holding this script's output open.
     (cd "$STATE" && exec setsid "$VENV/bin/jupyterhub" -f "$ROOT/hub/jupyterhub_config.py") \
       >>"$STATE/hub.log" 2>&1 < /dev/null &
+    # The hub generates the demo certificate (state/secrets/demo-tls.crt) at its first
+    # start; curl trusts exactly that certificate once it exists.
+    hub_answers() {
+      local ca="${CLEANROOM_TLS_CERT:-$STATE/secrets/demo-tls.crt}"
+      case "$PUBLIC_URL" in
+        https:*) [ -f "$ca" ] && curl -fsS -o /dev/null --cacert "$ca" "$PUBLIC_URL/hub/api" ;;
+        *) curl -fsS -o /dev/null "$PUBLIC_URL/hub/api" ;;
+      esac
+    }
     for _ in $(seq 1 90); do
-      curl -fsS -o /dev/null http://127.0.0.1:8000/hub/api 2>/dev/null && break
+      hub_answers 2>/dev/null && break
       sleep 1
     done
-    curl -fsS -o /dev/null http://127.0.0.1:8000/hub/api \
-      || { tail -n 30 "$STATE/hub.log" >&2; die "the hub did not answer on http://127.0.0.1:8000 (see $STATE/hub.log)"; }
+    hub_answers \
+      || { tail -n 30 "$STATE/hub.log" >&2; die "the hub did not answer on $PUBLIC_URL (see $STATE/hub.log)"; }
   fi
   echo
-  echo "The clean room runs on http://127.0.0.1:8000"
+  echo "The clean room runs on $PUBLIC_URL"
+  echo "  (a self-signed demo certificate: $STATE/secrets/demo-tls.crt; your browser asks once)"
   cleanroom demo | sed 's/^/  /'
   echo
-  echo "Log in as alice (a researcher) and start the press-quality project."
+  echo "Log in as alice (a researcher) and start the press-quality project. At the first"
+  echo "log-in each person enrols a second factor: scan the QR code with an authenticator app."
   echo "Stop everything with 'make down' (state stays in $STATE)."
 }
 

@@ -21,8 +21,10 @@ def chromium(
     profile_dir: Path | None = None,
     window: tuple[int, int] | None = None,
     page_load_timeout: float = 30,
+    extra_args: tuple[str, ...] = (),
 ) -> Any:
-    """A started WebDriver; the caller quits it."""
+    """A started WebDriver; the caller quits it. ``extra_args`` are more Chromium flags
+    (the identity tests trust their hub's demo certificate by its key's hash)."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -36,6 +38,7 @@ def chromium(
         "--disable-component-update",
         "--disable-gpu",
         "--disable-dev-shm-usage",
+        *extra_args,
     ):
         options.add_argument(arg)
     if window is not None:

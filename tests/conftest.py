@@ -48,3 +48,10 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         if _seen[marker]:
             continue
         skip_or_fail(reason)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that kill and restart the session's shared hub run last: the services it
+    restarts (airlock, gateway) and the routes it rebuilds are then no other test's
+    starting point."""
+    items.sort(key=lambda item: item.get_closest_marker("restarts_hub") is not None)

@@ -25,6 +25,7 @@ from .guard import WorkspaceGuard
 from .paths import WorkspacePaths
 from .policy import WorkspacePolicy, load_policy
 from .process import forbid_tracing
+from .proof import install as install_proof
 from .releases import RELEASES_PATH, STATE_SETTING, ReleaseService, ReleasesHandler
 
 _POLICY_ATTR = "_cleanroom_workspace_policy"
@@ -160,6 +161,8 @@ def load_extension(serverapp: Any) -> None:
             "cleanroom: no airlock configured (CLEANROOM_AIRLOCK_URL is unset); "
             "release requests will be refused with 503"
         )
+    if install_proof(web_app, serverapp.log):
+        serverapp.log.info("cleanroom: answers carry the server's proof for the gateway")
     if forbid_tracing():
         serverapp.log.info("cleanroom: server process is not traceable by kernel code")
     serverapp.log.info("cleanroom: workspace policy loaded from %s", policy.source)

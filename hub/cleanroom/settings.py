@@ -32,6 +32,8 @@ class Settings:
     airlock_port: int
     airlock_submit_port: int
     enforce_every: int = 60
+    gateway_port: int = 8003
+    gateway_api_port: int = 8004
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -41,13 +43,20 @@ class Settings:
             raise SystemExit(f"CLEANROOM_INSTANCE={instance!r}: use 1-12 lowercase letters/digits")
         return cls(
             instance=instance,
-            public_url=os.environ.get("CLEANROOM_PUBLIC_URL", "http://127.0.0.1:8000"),
+            public_url=os.environ.get("CLEANROOM_PUBLIC_URL", "https://127.0.0.1:8000"),
             hub_port=_int("CLEANROOM_HUB_PORT", 8081),
             proxy_api_port=_int("CLEANROOM_PROXY_API_PORT", 8001),
             airlock_port=_int("CLEANROOM_AIRLOCK_PORT", 8090),
             airlock_submit_port=_int("CLEANROOM_AIRLOCK_SUBMIT_PORT", 8082),
             enforce_every=_int("CLEANROOM_ENFORCE_EVERY", 60),
+            gateway_port=_int("CLEANROOM_GATEWAY_PORT", 8003),
+            gateway_api_port=_int("CLEANROOM_GATEWAY_API_PORT", 8004),
         )
+
+    def public_url_is_https(self) -> bool:
+        """True when people reach the clean room over TLS: cookies are then ``Secure``
+        and pages send HSTS (the hub, the airlock, the gateway)."""
+        return self.public_url.lower().startswith("https://")
 
     @property
     def firewall_ports(self) -> list[int]:

@@ -44,6 +44,12 @@ if [ -d "$BUILD/jupyter-config" ]; then
     chown -R root:root /etc/cleanroom/jupyter
     chmod -R u=rwX,go=rX /etc/cleanroom/jupyter
 fi
+# jupyter_core writes this marker into the config dir the first time a command runs
+# with ~/.ipython present (its one-off migration from IPython 3 config); the dir is
+# read-only to the researcher, so without the marker `jupyter nbconvert` and kin fail in
+# a workspace with "Permission denied: /etc/cleanroom/jupyter/migrated".
+touch /etc/cleanroom/jupyter/migrated
+chmod 0644 /etc/cleanroom/jupyter/migrated
 install -d -m 0755 /opt/cleanroom
 install -m 0644 "$BUILD/verify_image.py" /opt/cleanroom/verify_image.py
 

@@ -10,6 +10,7 @@ import importlib.util
 import os
 import re
 import stat
+import subprocess
 import sys
 from importlib import metadata
 
@@ -31,6 +32,9 @@ FORBIDDEN_PROGRAMS = ("code-server", "sudo")
 # Modules every workspace would import at start-up for nothing: rfc3987_syntax (pulled in
 # by jsonschema's format extras) spends about 1.2 s and 15 MiB building parsers at import.
 SLOW_STARTUP_MODULES = ("rfc3987_syntax",)
+# Modules researchers rely on for disclosure control (issue #12): ACRO's wrappers make
+# tables whose results.json the airlock shows officers beside its own checks.
+REQUIRED_MODULES = ("acro",)
 VENV = "/opt/cleanroom/venv"
 # The entry point and the launcher decide who runs what: root-owned, root-only writable.
 LAUNCHERS = ("/opt/cleanroom/bin/cleanroom-entrypoint", "/opt/cleanroom/bin/as-researcher")
@@ -49,6 +53,9 @@ def problems() -> list[str]:
         f"forbidden module importable: {m}"
         for m in FORBIDDEN_MODULES
         if importlib.util.find_spec(m)
+    ]
+    found += [
+        f"required module missing: {m}" for m in REQUIRED_MODULES if not importlib.util.find_spec(m)
     ]
     found += [
         f"module that slows every workspace start importable: {m}"
@@ -95,8 +102,41 @@ def problems() -> list[str]:
     return found
 
 
+# Run apart, so a torch that crashes at import (a missing CUDA library) is reported, not fatal
+# to this script. CUDA availability is not asked: the build has no GPU, only the build.
+_TORCH_REPORT = """
+import torch
+cuda = torch.version.cuda
+build = f"CUDA {cuda} build, cuDNN {torch.backends.cudnn.version()}" if cuda else "CPU build"
+print(f"torch {torch.__version__}, {build}")
+"""
+
+
+def torch_report() -> tuple[str | None, str | None]:
+    """``(report, problem)`` for torch: None, None when it is not installed.
+
+    When torch is installed it must import; the report says which build it is (CPU, or
+    the CUDA version it was built for), which the build log then shows.
+    """
+    try:
+        metadata.distribution("torch")
+    except metadata.PackageNotFoundError:
+        return None, None
+    done = subprocess.run(
+        [sys.executable, "-c", _TORCH_REPORT], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        return None, f"torch is installed but does not import: {done.stderr.strip()[-400:]}"
+    return done.stdout.strip(), None
+
+
 if __name__ == "__main__":
     bad = problems()
+    report, problem = torch_report()
+    if report:
+        print(f"verify_image: {report}")
+    if problem:
+        bad.append(problem)
     for line in bad:
         print(f"verify_image: {line}", file=sys.stderr)
     print(f"verify_image: {'FAILED' if bad else 'ok'}")

@@ -22,5 +22,9 @@ if "$VENV/bin/pip" list --format=freeze | grep -i '^nvidia'; then
     echo "CUDA packages were installed; the CPU build of torch was expected" >&2
     exit 1
 fi
+# The demo notebooks (training on the press-line data, a model's release): read-only here,
+# researchers copy them to ~/work (docs/images.md).
+install -d -m 0755 /opt/cleanroom/examples
+install -m 0644 "$BUILD"/examples/*.ipynb /opt/cleanroom/examples/
 rm -rf /root/.cache /tmp/* /var/tmp/*
 "$VENV/bin/python" /opt/cleanroom/verify_image.py

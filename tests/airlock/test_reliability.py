@@ -22,6 +22,7 @@ from pathlib import Path
 import requests
 from cleanroom.airlock.blobs import BlobStore
 from cleanroom.airlock.database import open_storage
+from cleanroom.lifecycle.keys import Keyring, KeySource
 
 from .hub import PROJECT, REPO, Hub, free_port, wait_http
 from .test_hub_api import submit
@@ -115,7 +116,9 @@ def test_sigkill_mid_submission_leaves_whole_or_nothing(hub: Hub, tmp_path: Path
         proc.wait(timeout=20)
 
     storage = open_storage(f"sqlite:///{tmp_path / 'airlock.sqlite'}")
-    blobs = BlobStore(tmp_path / "blobs")
+    # The airlock sealed them with its state folder's keys (docs/lifecycle.md).
+    source = KeySource(None, tmp_path / "state" / "secrets" / "master.key")
+    blobs = BlobStore(tmp_path / "blobs", Keyring(tmp_path / "state" / "keys", source))
     requests_ = storage.list_requests()
     assert len(requests_) == len(attempted)
     submits: dict[str, int] = {}
@@ -129,7 +132,7 @@ def test_sigkill_mid_submission_leaves_whole_or_nothing(hub: Hub, tmp_path: Path
             p: hashlib.sha256(d).hexdigest() for p, d in expected.items()
         }
         for f in req.files:
-            assert blobs.get(f.sha256)  # present and verified
+            assert blobs.get(f.sha256, req.project)  # present, decrypted and verified
         assert submits[req.id] == FILES_PER_REQUEST
     verified = subprocess.run(
         [sys.executable, "-m", "cleanroom.airlock.cli", "audit", "verify"],

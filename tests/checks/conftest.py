@@ -66,3 +66,33 @@ def context(policy: DisclosurePolicy, source_index: SourceIndex) -> CheckContext
 def bare_context(policy: DisclosurePolicy) -> CheckContext:
     """A check context without any source index."""
     return CheckContext(policy=policy)
+
+
+@pytest.fixture(scope="session")
+def packaging_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The second dataset (food packaging: packs and film deliveries) with its roles card."""
+    from tests.checks.packaging import write_packaging
+
+    folder = tmp_path_factory.mktemp("packaging")
+    write_packaging(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def packaging_frames(packaging_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The two tables as a researcher reads them."""
+    packs = pd.read_csv(packaging_dir / "packs.csv", parse_dates=["packed_at"])
+    deliveries = pd.read_csv(packaging_dir / "film_deliveries.csv", parse_dates=["delivered_at"])
+    return packs, deliveries
+
+
+@pytest.fixture(scope="session")
+def packaging_context(
+    packaging_dir: Path, policy: DisclosurePolicy, tmp_path_factory: pytest.TempPathFactory
+) -> CheckContext:
+    """A check context with the packaging dataset's index (roles from its card)."""
+    out = tmp_path_factory.mktemp("packaging_index")
+    build_source_index(
+        [packaging_dir / "packs.csv", packaging_dir / "film_deliveries.csv"], out, name="packaging"
+    )
+    return CheckContext(policy=policy, sources=[load_source_index(out)])

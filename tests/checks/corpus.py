@@ -233,11 +233,11 @@ def build_corpus(df: pd.DataFrame) -> list[Sample]:
             b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>',
             False,
         ),
+        # Issue #12: a plain SVG is read, not sent to review unread.
         Sample(
             "figure_plain.svg",
             b'<svg xmlns="http://www.w3.org/2000/svg"><text>42</text></svg>',
-            False,
-            Verdict.REVIEW,
+            True,
         ),
         Sample(
             "report.pdf",
@@ -299,15 +299,13 @@ def build_corpus(df: pd.DataFrame) -> list[Sample]:
             ),
             False,
         ),
+        # Issue #12: a notebook whose only output is a safe table passes.
         Sample(
             "outputs.ipynb",
             builders.notebook(
-                [
-                    {"source": "ct", "outputs": [builders.html_output(crosstab.to_html())]},
-                ]
+                [{"source": "ct", "outputs": [builders.html_output(crosstab.to_html())]}]
             ),
-            False,
-            Verdict.REVIEW,
+            True,
         ),
         Sample(
             "big_tensor.safetensors",

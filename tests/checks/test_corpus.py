@@ -9,6 +9,7 @@ from cleanroom.checks import CheckContext, Verdict, check_bytes
 from tests.checks.corpus import Sample, build_corpus
 
 MIN_RECALL = 0.99
+MAX_FALSE_ALARMS = 0.10
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +45,9 @@ def test_corpus_recall_and_false_alarms(
         for name in alarms:
             print(f"  false alarm: {name}")
     assert recall >= MIN_RECALL, f"recall {recall:.3f} below {MIN_RECALL}: {missed}"
+    # A safe output must not fail, and few may go to an officer (issue #12).
+    assert not alarms, alarms
+    assert len(reviewed) / len(safe) <= MAX_FALSE_ALARMS, reviewed
 
 
 @pytest.mark.parametrize("name", ["crosstab.csv", "crosstab.xlsx", "plot.png", "linreg.pkl"])

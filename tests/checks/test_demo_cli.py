@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from cleanroom.checks import CheckContext
 from cleanroom.checks.cli import main
 from cleanroom.demo.press_line import IDENTIFIER_COLUMNS, generate_press_line, write_press_line
 
@@ -41,11 +42,12 @@ def test_write_press_line(tmp_path: Path) -> None:
 def files(tmp_path: Path, source_frame: pd.DataFrame) -> dict[str, Path]:
     out = {
         "pass": tmp_path / "plot.png",
-        "review": tmp_path / "notes.txt",
+        "review": tmp_path / "blob.bin",
         "fail": tmp_path / "head.csv",
     }
     out["pass"].write_bytes(builders.png())
-    out["review"].write_text("the line ran well\n")
+    # A type the checks cannot read goes to an officer (text that reads clean passes).
+    out["review"].write_bytes(bytes(range(256)) * 4)
     out["fail"].write_text(source_frame.head().to_csv())
     return out
 
@@ -103,3 +105,30 @@ def test_load_context(index_dir: Path) -> None:
     assert context.sources[0].rows == 20_000
     assert context.policy.models.tensor_rows_fraction == 0.25
     assert context.policy.datasets_applied == ("press-line",)
+
+
+def test_json_names_the_project(
+    files: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from cleanroom.cli.main import main as cleanroom_main
+    from cleanroom.registry import Registry
+    from cleanroom.registry.governance import Governance
+
+    monkeypatch.setenv("CLEANROOM_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.delenv("CLEANROOM_REGISTRY_URL", raising=False)
+    Governance(Registry()).create_project("p-checks", "Checks", actor="opal")
+    assert cleanroom_main(["check", str(files["pass"]), "--project", "p-checks", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["project"] == "p-checks"
+
+
+def test_nesting_message_says_what_is_wrong(bare_context: CheckContext) -> None:
+    from cleanroom.checks import check_bytes
+
+    inner = builders.zip_of({"a.csv": b"a,b\n1,2\n"})
+    report = check_bytes(builders.zip_of({"inner.zip": inner}), "n.zip", bare_context)
+    nesting = next(f for f in report.findings if f.rule == "archive.nesting")
+    assert "2 levels of archives, more than the policy's 1" in nesting.message
+    assert nesting.evidence == {"depth": 2, "threshold": 1}

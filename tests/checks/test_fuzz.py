@@ -50,3 +50,27 @@ def test_damaged_files(samples: list[Sample], context: CheckContext) -> None:
             ]
     assert slowest < 10
     assert internal == []
+
+
+def test_damaged_outputs_of_the_second_dataset(
+    packaging_frames: tuple[pd.DataFrame, pd.DataFrame], packaging_context: CheckContext
+) -> None:
+    from cleanroom.checks.request import check_request
+
+    from tests.checks.packaging_corpus import build
+
+    rng = random.Random(20261201)
+    internal = []
+    damaged: list[tuple[str, bytes]] = []
+    for sample in build(*packaging_frames):
+        for data in _mutations(sample.data, rng)[::2]:
+            report = check_bytes(data, sample.name, packaging_context)
+            assert report.findings, sample.name
+            internal += [
+                (sample.name, f.message) for f in report.findings if f.rule == "check.error"
+            ]
+            damaged.append((sample.name, data))
+    assert internal == []
+    # The request-level checks read the same damaged files without raising.
+    result = check_request(damaged[:60], packaging_context)
+    assert len(result.files) == len({name for name, _ in damaged[:60]})

@@ -116,3 +116,49 @@ def test_bad_policy_names_the_key(tmp_path: Path, text: str, key: str) -> None:
 def test_missing_policy_file(tmp_path: Path) -> None:
     with pytest.raises(PolicyError, match=r"cannot read disclosure policy .*nope\.yaml"):
         DisclosurePolicy.load(tmp_path / "nope.yaml")
+
+
+def test_nk_rules_are_validated_and_only_stricter() -> None:
+    from cleanroom.checks.policy import PolicyError
+
+    policy = DisclosurePolicy.from_mapping({"tables": {"nk_rules": [[1, 0.5], [2, 0.67]]}})
+    assert policy.tables.nk_rules == [[1, 0.5], [2, 0.67]]
+    with pytest.raises(PolicyError, match=r"tables.nk_rules: \[3, 0.5\] is not an \[n, k\] pair"):
+        DisclosurePolicy.from_mapping({"tables": {"nk_rules": [[3, 0.5]]}})
+    with pytest.raises(PolicyError, match="must be a list of"):
+        DisclosurePolicy.from_mapping({"tables": {"nk_rules": "1,0.5"}})
+    # A dataset may add rules (stricter), not drop them.
+    base = {"tables": {"nk_rules": [[1, 0.5]]}}
+    stricter = {**base, "datasets": {"d": {"tables": {"nk_rules": [[1, 0.5], [2, 0.67]]}}}}
+    assert DisclosurePolicy.from_mapping(stricter, datasets=["d"]).tables.nk_rules == [
+        [1, 0.5],
+        [2, 0.67],
+    ]
+    looser = {**base, "datasets": {"d": {"tables": {"nk_rules": []}}}}
+    with pytest.raises(PolicyError, match="may only make the policy stricter"):
+        DisclosurePolicy.from_mapping(looser)
+
+
+def test_abs_style_rule_fails_a_cell_the_default_passes() -> None:
+    import tempfile
+    from pathlib import Path
+
+    import pandas as pd
+    from cleanroom.checks import CheckContext, check_bytes
+    from cleanroom.checks.source_index import build_source_index, load_source_index
+
+    # Cell "a": one record holds 60% (passes (2, 90%), fails (1, 50%)).
+    rows = [("a", 60.0)] + [("a", 40.0 / 19)] * 19 + [("b", 5.0 + i) for i in range(80)]
+    frame = pd.DataFrame(rows, columns=["grp", "kg"]).assign(kg=lambda f: f.kg + 1e-3 * f.index)
+    with tempfile.TemporaryDirectory() as tmp:
+        frame.to_csv(Path(tmp) / "s.csv", index=False)
+        build_source_index([Path(tmp) / "s.csv"], Path(tmp) / "i", roles={"kg": "measure"})
+        source = load_source_index(Path(tmp) / "i")
+        out = frame.groupby("grp")["kg"].sum().round(3).to_csv().encode()
+        default = check_bytes(out, "o.csv", CheckContext(DisclosurePolicy.load(), [source]))
+        assert not any(f.rule.startswith("table.dominance") for f in default.findings)
+        abs_policy = DisclosurePolicy.from_mapping({"tables": {"nk_rules": [[1, 0.5], [2, 0.67]]}})
+        report = check_bytes(out, "o.csv", CheckContext(abs_policy, [source]))
+        nk = next(f for f in report.findings if f.rule == "table.dominance_nk")
+        assert nk.evidence["failed"] == {"1": "n = 1, k = 50%"}
+        assert {"n": 1, "k": 0.5} in nk.evidence["threshold"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import random
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -22,6 +23,8 @@ from urllib.parse import quote
 
 import pytest
 import requests
+import yaml
+from cleanroom import paths
 from cleanroom.registry import Registry
 from cleanroom.registry.governance import Governance
 
@@ -53,6 +56,16 @@ def login_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoginHub]:
     }
     env.pop("CLEANROOM_REGISTRY_URL", None)
     state.mkdir()
+    # The password form alone, without throttling: this fuzz is about malformed forms
+    # never answering 5xx across hundreds of wrong passwords; the second factor, back-off
+    # and lock-out have their own tests through a real hub (tests/identity).
+    policies = root / "policies"
+    shutil.copytree(paths.policies_dir(), policies)
+    identity = yaml.safe_load((policies / "identity.yaml").read_text())
+    identity["login"].update(backoff_base_seconds=0, max_failures=10**6)
+    identity["login"]["address_max_failures"] = 10**6
+    (policies / "identity.yaml").write_text(yaml.safe_dump(identity))
+    env["CLEANROOM_POLICIES_DIR"] = str(policies)
     governance = Governance(Registry(f"sqlite:///{state / 'registry.sqlite'}"))
     governance.add_user("alice", password=PASSWORD, actor="opal")
     governance.add_user("olga", roles=["officer"], password=PASSWORD, actor="opal")
@@ -63,6 +76,7 @@ def login_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoginHub]:
         "c = get_config()  # noqa: F821\n"
         "configure_hub_process(c, Settings.from_env())\n"
         "c.JupyterHub.authenticator_class = 'cleanroom.hub.auth.CleanroomAuthenticator'\n"
+        "c.CleanroomAuthenticator.require_mfa = False\n"
         # The authenticator's roles carry the airlock's scopes (the airlock itself does
         # not need to run for the log-in form).
         "from cleanroom.airlock.hub_config import CUSTOM_SCOPES\n"

@@ -35,7 +35,9 @@ def workspace_images() -> list[str]:
     return [image.tag for image in built]
 
 
-def _seed(env: dict[str, str], tmp: Path) -> None:
+def _seed(env: dict[str, str], tmp: Path) -> list[list[str]]:
+    """Seed what needs no person's credential; returns the steps that do (run once the
+    people are in standing, as the person named first)."""
     from cleanroom.demo.press_line import write_press_line
 
     data = tmp / "press-line-source"
@@ -48,6 +50,7 @@ def _seed(env: dict[str, str], tmp: Path) -> None:
         ["users", "add", "dave", "--password-env", "TEST_PASSWORD"],
         ["users", "add", "olga", "--role", "officer", "--password-env", "TEST_PASSWORD"],
         ["users", "add", "otto", "--role", "officer", "--password-env", "TEST_PASSWORD"],
+        ["users", "add", "opal", "--role", "operator", "--password-env", "TEST_PASSWORD"],
         ["projects", "create", PROJECT, "--title", "Alpha study"],
         ["projects", "create", OTHER_PROJECT, "--title", "Beta study"],
         ["members", "add", PROJECT, "alice"],
@@ -67,11 +70,7 @@ def _seed(env: dict[str, str], tmp: Path) -> None:
         ],
         ["datasets", "attach", PROJECT, DATASET],
         ["datasets", "attach", OTHER_PROJECT, DATASET],
-        # The dataset's provider approves both projects' use (refused at spawn otherwise).
-        ["users", "add", "pat", "--role", "provider"],
-        ["providers", "add-user", "Acme", "pat"],
-        ["datasets", "approve", PROJECT, DATASET, "--by", "pat"],
-        ["datasets", "approve", OTHER_PROJECT, DATASET, "--by", "pat"],
+        ["users", "add", "pat", "--role", "provider", "--password-env", "TEST_PASSWORD"],
     ]
     for step in steps:
         done = subprocess.run(
@@ -82,6 +81,13 @@ def _seed(env: dict[str, str], tmp: Path) -> None:
             check=False,
         )
         assert done.returncode == 0, f"{step}: {done.stderr}"
+    # The dataset's provider approves both projects' use (refused at spawn otherwise);
+    # each decision carries the deciding person's own credential.
+    return [
+        ["opal", "providers", "add-user", "Acme", "pat"],
+        ["pat", "datasets", "approve", PROJECT, DATASET],
+        ["pat", "datasets", "approve", OTHER_PROJECT, DATASET],
+    ]
 
 
 @pytest.fixture(scope="session")
@@ -101,10 +107,14 @@ def hub(workspace_images: list[str], tmp_path_factory: pytest.TempPathFactory) -
         "CLEANROOM_PROXY_API_PORT": str(free_port()),
         "CLEANROOM_AIRLOCK_PORT": str(free_port()),
         "CLEANROOM_AIRLOCK_SUBMIT_PORT": str(free_port()),
+        "CLEANROOM_GATEWAY_PORT": str(free_port()),
+        "CLEANROOM_GATEWAY_API_PORT": str(free_port()),
         "TEST_PASSWORD": "integration-password",
+        "CLEANROOM_TOKEN_FILE": str(tmp / "cli-token"),
     }
     env.pop("CLEANROOM_REGISTRY_URL", None)
-    _seed(env, tmp)
+    env.pop("CLEANROOM_TOKEN", None)
+    decisions = _seed(env, tmp)
     running = Hub(
         state=state,
         env=env,
@@ -112,6 +122,11 @@ def hub(workspace_images: list[str], tmp_path_factory: pytest.TempPathFactory) -
         hub_port=int(env["CLEANROOM_HUB_PORT"]),
         airlock_submit_port=int(env["CLEANROOM_AIRLOCK_SUBMIT_PORT"]),
     )
+    # Everyone seeded is verified, trained and enrolled (the harness knows their keys).
+    running.standing("opal", "alice", "bob", "carol", "dave", "olga", "otto", "pat")
+    for person, *step in decisions:
+        done = running.cli_as(person, *step)
+        assert done.returncode == 0, f"{step}: {done.stderr}"
     running.start()
     try:
         yield running

@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from tests.integration.conftest import DATASET
-from tests.integration.harness import Hub, run_in
+from tests.integration.harness import INSTANCE, Hub, run_in
 
 pytestmark = pytest.mark.docker
 
@@ -57,6 +57,7 @@ def gamma(hub: Hub) -> Iterator[Hub]:
     _ok(hub, "projects", "create", PROJECT, "--title", "Gamma", "--tier", "tiny")
     for user in ("erin", "frank"):
         _ok(hub, "members", "add", PROJECT, user)
+    hub.standing("erin", "frank")
     _ok(hub, "datasets", "attach", PROJECT, DATASET)
     legacy = hub.state / "workspaces" / PROJECT / "users" / "erin"
     legacy.mkdir(parents=True)
@@ -66,7 +67,7 @@ def gamma(hub: Hub) -> Iterator[Hub]:
     yield hub
     for user in ("erin", "frank"):
         for container in hub.docker.containers.list(
-            filters={"label": [f"cleanroom.user={user}", "cleanroom.instance=test"]}
+            filters={"label": [f"cleanroom.user={user}", f"cleanroom.instance={INSTANCE}"]}
         ):
             container.remove(force=True)
 
@@ -75,10 +76,13 @@ def test_dataset_needs_its_providers_approval(gamma: Hub) -> None:
     reply, _ = gamma.spawn("erin", PROJECT)
     assert reply.status_code == 403
     assert f"dataset {DATASET} version v1 until its provider approves" in reply.text
-    assert not gamma.docker.containers.list(filters={"label": "cleanroom.user=erin"})
-    done = gamma.cli("datasets", "approve", PROJECT, DATASET, "--by", "erin")
-    assert done.returncode == 2 and "does not act for 'Acme'" in done.stderr
-    _ok(gamma, "datasets", "approve", PROJECT, DATASET, "--by", "pat")
+    assert not gamma.docker.containers.list(
+        filters={"label": ["cleanroom.user=erin", f"cleanroom.instance={INSTANCE}"]}
+    )
+    done = gamma.cli_as("erin", "datasets", "approve", PROJECT, DATASET)
+    assert done.returncode == 2 and "'erin' does not hold the provider role" in done.stderr
+    done = gamma.cli_as("pat", "datasets", "approve", PROJECT, DATASET)
+    assert done.returncode == 0, done.stderr
     reply, seconds = gamma.spawn("erin", PROJECT)
     assert reply.status_code in (201, 202), reply.text
     print(f"spawn erin/{PROJECT} (quota'd folders): {seconds:.1f} s")
@@ -140,24 +144,16 @@ def test_ingress_appears_read_only_after_approval(
 ) -> None:
     source = tmp_path_factory.mktemp("ingress") / "codes.csv"
     source.write_text("code,meaning\n7,scratch\n")
-    request = json.loads(
-        _ok(
-            gamma,
-            "--json",
-            "ingress",
-            "request",
-            PROJECT,
-            str(source),
-            "--by",
-            "erin",
-            "--reason",
-            "defect code list",
-        )
+    asked = gamma.cli_as(
+        "erin", "--json", "ingress", "request", PROJECT, str(source), "--reason", "defect code list"
     )
+    assert asked.returncode == 0, asked.stderr
+    request = json.loads(asked.stdout)
     container = gamma.container("erin", PROJECT)
     code, _ = run_in(container, "test", "-e", "/project/incoming/codes.csv")
     assert code != 0
-    _ok(gamma, "ingress", "approve", str(request["id"]), "--by", "pat")
+    done = gamma.cli_as("pat", "ingress", "approve", str(request["id"]))
+    assert done.returncode == 0, done.stderr
     code, out = run_in(container, "cat", "/project/incoming/codes.csv")
     assert (code, out) == (0, "code,meaning\n7,scratch\n")
     code, out = run_in(container, "sh", "-c", "echo x > /project/incoming/codes.csv")
@@ -211,11 +207,17 @@ def test_provider_sees_where_their_data_went(gamma: Hub) -> None:
 
 
 def test_membership_end_stops_the_running_workspace(gamma: Hub) -> None:
-    _ok(gamma, "members", "end", PROJECT, "erin", "--on", YESTERDAY)
+    assert (
+        gamma.cli_as("opal", "members", "end", PROJECT, "erin", "--on", YESTERDAY).returncode == 0
+    )
     _ok(gamma, "enforce")  # the hub's enforcer service may have been quicker: either stops it
     assert "not a member" in _stop_reason(gamma, "erin")
     _wait(
-        lambda: not gamma.docker.containers.list(filters={"label": "cleanroom.user=erin"}),
+        lambda: (
+            not gamma.docker.containers.list(
+                filters={"label": ["cleanroom.user=erin", f"cleanroom.instance={INSTANCE}"]}
+            )
+        ),
         30,
         "erin's workspace stopping",
     )
@@ -226,11 +228,15 @@ def test_membership_end_stops_the_running_workspace(gamma: Hub) -> None:
 def test_project_end_stops_the_running_workspace(gamma: Hub) -> None:
     reply, _ = gamma.spawn("frank", PROJECT)
     assert reply.status_code in (201, 202), reply.text
-    _ok(gamma, "projects", "end", PROJECT, "--on", YESTERDAY)
+    assert gamma.cli_as("opal", "projects", "end", PROJECT, "--on", YESTERDAY).returncode == 0
     _ok(gamma, "enforce")
     assert "ended on" in _stop_reason(gamma, "frank")
     _wait(
-        lambda: not gamma.docker.containers.list(filters={"label": "cleanroom.user=frank"}),
+        lambda: (
+            not gamma.docker.containers.list(
+                filters={"label": ["cleanroom.user=frank", f"cleanroom.instance={INSTANCE}"]}
+            )
+        ),
         30,
         "frank's workspace stopping",
     )
@@ -252,6 +258,7 @@ def test_idle_culler_stops_an_idle_workspace(hub: Hub) -> None:
     _ok(hub, "users", "add", "gina", "--password-env", "TEST_PASSWORD")
     _ok(hub, "projects", "create", "p-delta", "--title", "Delta")
     _ok(hub, "members", "add", "p-delta", "gina")
+    hub.standing("gina")
     reply, _ = hub.spawn("gina", "p-delta")
     assert reply.status_code in (201, 202), reply.text
     culler = subprocess.Popen(
@@ -278,4 +285,6 @@ def test_idle_culler_stops_an_idle_workspace(hub: Hub) -> None:
         culler.terminate()
         output = culler.communicate(timeout=30)[0].decode(errors="replace")
     assert "gina/p-delta" in output or "Culling server gina" in output, output
-    assert not hub.docker.containers.list(filters={"label": "cleanroom.user=gina"})
+    # Only this deployment's containers: another checkout's tests may have a gina too.
+    mine = {"label": ["cleanroom.user=gina", f"cleanroom.instance={INSTANCE}"]}
+    assert not hub.docker.containers.list(filters=mine)

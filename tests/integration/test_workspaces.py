@@ -145,7 +145,7 @@ def test_wrong_password_is_refused(hub: Hub) -> None:
     if xsrf:
         data["_xsrf"] = xsrf.group(1)
     reply = session.post(f"{hub.public_url}/hub/login", data=data, timeout=30)
-    assert "Invalid username or password" in reply.text
+    assert "Invalid username, password or code." in reply.text
 
 
 def test_removing_a_member_stops_their_workspace(hub: Hub) -> None:

@@ -9,6 +9,7 @@ import pytest
 from cleanroom.registry import Registry
 from cleanroom.registry.governance import Governance
 
+from tests.people import Authenticator, personal_token
 from tests.postgres import fresh_database
 
 
@@ -43,3 +44,12 @@ def any_registry(request: pytest.FixtureRequest, state: Path) -> Iterator[Regist
         registry = Registry(url)
         yield registry
         registry.db.engine.dispose()
+
+
+@pytest.fixture
+def cli_operator(registry: Registry, monkeypatch: pytest.MonkeyPatch) -> str:
+    """An operator in standing ("olga"), signed in: the command line's decisions are hers
+    (``CLEANROOM_TOKEN``), as after ``cleanroom login``."""
+    Governance(registry).add_user("olga", ["operator"], actor="seed")
+    monkeypatch.setenv("CLEANROOM_TOKEN", personal_token(registry, "olga", Authenticator()))
+    return "olga"

@@ -12,6 +12,8 @@ from cleanroom.cli import main as cli
 from cleanroom.registry import DatasetInfo, Registry
 from cleanroom.registry.governance import Governance
 
+from tests.people import Authenticator, personal_token
+
 NEXT_YEAR = (date.today() + timedelta(days=365)).isoformat()
 
 
@@ -21,12 +23,22 @@ def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]
     return code, out.out, out.err
 
 
+TOKENS: dict[str, str] = {}
+
+
 @pytest.fixture
 def seeded(state: Path, monkeypatch: pytest.MonkeyPatch) -> Registry:
+    """alice (researcher), olga (operator) and pat (provider), each in standing and signed
+    in on the command line; olga's credential is the default ($CLEANROOM_TOKEN)."""
     monkeypatch.setenv("CLEANROOM_ACTOR", "olga")
+    monkeypatch.setenv("CLEANROOM_TOKEN_FILE", str(state / "no-saved-token"))
     reg = Registry()
+    app = Authenticator()
     for name, roles in [("alice", ["researcher"]), ("olga", ["operator"]), ("pat", ["provider"])]:
         Governance(reg).add_user(name, roles, actor="op")
+    for name in ("olga", "alice", "pat"):
+        TOKENS[name] = personal_token(reg, name, app)
+    monkeypatch.setenv("CLEANROOM_TOKEN", TOKENS["olga"])
     Governance(reg).add_dataset(
         DatasetInfo("press-line", "v1", "Acme", "/lib/press-line/v1", None, 3), actor="op"
     )
@@ -53,18 +65,33 @@ def test_application_to_running_project_through_the_command(
         "press-line",
         "--ends",
         NEXT_YEAR,
-        "--by",
-        "alice",
+        "--token",
+        TOKENS["alice"],
     )
     assert code == 0, err
     app = json.loads(out)
     assert app["status"] == "pending" and app["members"] == ["alice"]
+    code, _, err = _run(capsys, "applications", "approve", str(app["id"]), "--project", "defects")
+    assert code == 2 and "no data processing assessment" in err
+    assert (
+        _run(
+            capsys,
+            "applications",
+            "assess",
+            str(app["id"]),
+            "--reference",
+            "DPIA-1",
+            "--outcome",
+            "approved",
+        )[0]
+        == 0
+    )
     code, out, err = _run(capsys, "applications", "approve", str(app["id"]), "--project", "defects")
     assert code == 0, err
     assert "waiting for the providers' approval of press-line@v1" in out
     assert _run(capsys, "providers", "add-user", "Acme", "pat")[0] == 0
     code, out, err = _run(
-        capsys, "--json", "datasets", "approve", "defects", "press-line", "--by", "pat"
+        capsys, "--json", "datasets", "approve", "defects", "press-line", "--token", TOKENS["pat"]
     )
     assert code == 0, err
     assert json.loads(out)["approved_by"] == "pat"
@@ -77,6 +104,27 @@ def test_application_to_running_project_through_the_command(
     assert ("olga", "application.approve") in actions
     assert ("pat", "dataset.approve_use") in actions
     assert _run(capsys, "journal", "verify")[1].startswith("journal verifies")
+    # A credential is never journaled.
+    assert all(
+        TOKENS["olga"] not in json.dumps(e.detail) for e in Governance(seeded).journal_entries()
+    )
+
+
+def test_decisions_need_a_credential_not_a_name(
+    seeded: Registry, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CLEANROOM_TOKEN")
+    code, _, err = _run(capsys, "providers", "add-user", "Acme", "pat")
+    assert code == 2 and "run `cleanroom login` first" in err
+    with pytest.raises(SystemExit) as typed_name:
+        cli.main(["providers", "add-user", "Acme", "pat", "--by", "olga"])
+    assert typed_name.value.code == 2
+    assert "unrecognized arguments: --by olga" in capsys.readouterr().err
+    code, _, err = _run(capsys, "providers", "add-user", "Acme", "pat", "--token", "forged")
+    assert code == 2 and "unknown or expired" in err
+    # The provider's own credential does not make them an operator.
+    code, _, err = _run(capsys, "providers", "add-user", "Acme", "pat", "--token", TOKENS["pat"])
+    assert code == 2 and "does not hold the operator role" in err
 
 
 def test_backbone_verbs_are_journaled_too(
@@ -95,11 +143,11 @@ def test_backbone_verbs_are_journaled_too(
     ("argv", "message"),
     [
         (["applications", "approve", "99", "--project", "x-project"], "no application 99"),
-        (["datasets", "approve", "nope", "press-line", "--by", "pat"], "no project 'nope'"),
+        (["datasets", "approve", "nope", "press-line", "--token", "{pat}"], "no project 'nope'"),
         (["providers", "add-user", "Acme", "alice"], "does not have the provider role"),
         (["projects", "end", "nope", "--never"], "no project 'nope'"),
         (["members", "end", "defects", "alice", "--on", NEXT_YEAR, "--never"], "either --on"),
-        (["ingress", "approve", "7", "--by", "olga"], "no ingress request 7"),
+        (["ingress", "approve", "7"], "no ingress request 7"),
         (["images", "retire", "nope", "--reason", "x"], "unknown image 'nope'"),
         (["images", "allow", "nope"], "unknown image 'nope'"),
         (["applications", "decline", "1", "--reason", "x"], "no application 1"),
@@ -109,7 +157,7 @@ def test_bad_input_is_one_line_and_changes_nothing(
     seeded: Registry, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
 ) -> None:
     before = Governance(seeded).journal_entries()
-    code, _, err = _run(capsys, *argv)
+    code, _, err = _run(capsys, *(a.format(**TOKENS) for a in argv))
     assert code == 2
     assert err.startswith("cleanroom: error: ") and message in err and err.count("\n") == 1
     assert Governance(seeded).journal_entries() == before
@@ -141,14 +189,14 @@ def test_ingress_through_the_command(
         "request",
         "defects",
         str(table),
-        "--by",
-        "alice",
+        "--token",
+        TOKENS["alice"],
         "--reason",
         "code list",
     )
     assert code == 0, err
     request_id = str(json.loads(out)["id"])
-    code, out, err = _run(capsys, "ingress", "approve", request_id, "--by", "olga")
+    code, out, err = _run(capsys, "ingress", "approve", request_id)
     assert code == 0, err
     assert "incoming" in out
     assert (

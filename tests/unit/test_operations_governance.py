@@ -12,6 +12,8 @@ from cleanroom.errors import Conflict, Forbidden, InvalidInput, NotFound
 from cleanroom.registry import DatasetInfo, Registry
 from cleanroom.registry.governance import Governance, incoming_dir
 
+from tests.people import in_standing
+
 NEXT_YEAR = date.today() + timedelta(days=365)
 
 
@@ -26,6 +28,8 @@ def gov(registry: Registry) -> Governance:
         ("quinn", ["provider"]),
     ]:
         Governance(registry).add_user(name, roles, actor="op")
+    for name in ("olga", "pat", "quinn"):
+        in_standing(registry, name)
     Governance(registry).add_dataset(
         DatasetInfo("press-line", "v1", "Acme", "/lib/press-line/v1", None, 3), actor="op"
     )
@@ -35,6 +39,13 @@ def gov(registry: Registry) -> Governance:
 
 
 def _apply(g: Governance, signed: list[str] | None = None) -> int:
+    """An application by alice, with an approving data processing assessment."""
+    app_id = _submit(g, signed)
+    g.people.record_assessment(app_id, reference="DPIA-7", outcome="approved", actor="olga")
+    return app_id
+
+
+def _submit(g: Governance, signed: list[str] | None = None) -> int:
     return g.submit_application(
         title="Defect drivers",
         purpose="Which press settings drive defects",
@@ -61,7 +72,12 @@ def test_approved_application_creates_the_project_but_data_waits_for_the_provide
     gov.approve_dataset_use("defects", "press-line", actor="pat")
     assert [d.name for d in reg.workspace_plan("alice", "defects").datasets] == ["press-line"]
     actions = [e.action for e in gov.journal_entries()]
-    assert actions[-3:] == ["application.submit", "application.approve", "dataset.approve_use"]
+    assert actions[-4:] == [
+        "application.submit",
+        "application.assessment",
+        "application.approve",
+        "dataset.approve_use",
+    ]
 
 
 def test_declining_needs_a_reason_and_a_decision_is_final(gov: Governance) -> None:
@@ -119,7 +135,7 @@ def test_only_the_datasets_provider_approves_and_revokes(gov: Governance) -> Non
     Governance(reg).attach_dataset("defects", "press-line", actor="op")
     with pytest.raises(Forbidden, match="'quinn' does not act for 'Acme'"):
         gov.approve_dataset_use("defects", "press-line", actor="quinn")
-    with pytest.raises(Forbidden, match="'olga' does not act for 'Acme'"):
+    with pytest.raises(Forbidden, match="'olga' does not hold the provider role"):
         gov.approve_dataset_use("defects", "press-line", actor="olga")
     with pytest.raises(Forbidden, match="does not have the provider role"):
         gov.add_provider_account("Acme", "alice", actor="olga")

@@ -9,6 +9,8 @@ from cleanroom.errors import Conflict, Forbidden, InvalidInput, NotFound
 from cleanroom.registry import DatasetInfo, Registry
 from cleanroom.registry.governance import Governance
 
+from tests.people import in_standing
+
 
 def _project_with_member(registry: Registry) -> None:
     Governance(registry).add_user("alice", ["researcher"], "correct horse battery", actor="op")
@@ -26,6 +28,9 @@ def test_member_gets_a_plan_with_images_and_datasets(registry: Registry) -> None
     with pytest.raises(Forbidden, match="until its provider approves"):
         registry.workspace_plan("alice", "press-quality")
     Governance(registry).add_user("pat", ["provider"], actor="op")
+    Governance(registry).add_user("op", ["operator"], actor="op")
+    in_standing(registry, "op")
+    in_standing(registry, "pat")
     governance = Governance(registry)
     governance.add_provider_account("Acme", "pat", actor="op")
     governance.approve_dataset_use("press-quality", "press-line", actor="pat")

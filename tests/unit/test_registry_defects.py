@@ -16,6 +16,8 @@ from cleanroom.registry import DatasetInfo, Registry
 from cleanroom.registry.governance import Governance
 from cleanroom.workspace.quotas import load_tiers
 
+from tests.people import person
+
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     code = cli.main(list(argv))
@@ -25,6 +27,7 @@ def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]
 
 def test_a_dataset_version_is_matched_whole_not_by_prefix(writer: Governance) -> None:
     """press-line@v1 is not press-line@v10: a provider's usage counts each version's runs."""
+    person(writer.registry, "op", ["operator"])  # provider accounts: by one in standing
     writer.add_user("alice", actor="op")
     writer.add_user("pat", ["provider"], actor="op")
     writer.add_provider_account("Acme", "pat", actor="op")
@@ -63,7 +66,7 @@ def test_an_unknown_tier_is_refused_naming_the_tiers_and_nothing_is_written(
 
 
 def test_a_retired_image_cannot_be_given_to_a_project_by_any_verb(
-    registry: Registry, capsys: pytest.CaptureFixture[str]
+    registry: Registry, capsys: pytest.CaptureFixture[str], cli_operator: str
 ) -> None:
     writer = Governance(registry)
     writer.create_project("defects", "Defects", actor="op")
@@ -83,7 +86,7 @@ def test_a_retired_image_cannot_be_given_to_a_project_by_any_verb(
 
 
 def test_projects_allow_image_refuses_unknown_images(
-    registry: Registry, capsys: pytest.CaptureFixture[str]
+    registry: Registry, capsys: pytest.CaptureFixture[str], cli_operator: str
 ) -> None:
     Governance(registry).create_project("defects", "Defects", actor="op")
     code, _, err = _run(capsys, "projects", "allow-image", "defects", "nope")
@@ -138,7 +141,7 @@ def test_make_down_stops_only_its_own_instances_workspaces(tmp_path: Path) -> No
 
 
 def test_an_unknown_image_is_refused_by_every_verb(
-    registry: Registry, capsys: pytest.CaptureFixture[str]
+    registry: Registry, capsys: pytest.CaptureFixture[str], cli_operator: str
 ) -> None:
     Governance(registry).create_project("defects", "Defects", actor="op")
     journal_before = Governance(registry).journal_entries()

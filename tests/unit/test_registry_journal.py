@@ -15,6 +15,7 @@ from cleanroom.registry.governance import Governance
 from cleanroom.registry.journal import JournalUnavailable
 from sqlalchemy import text
 
+from tests.people import person
 from tests.tamper import TAMPERS, Chain, Tamper
 
 JOURNAL = Chain(
@@ -25,6 +26,7 @@ JOURNAL = Chain(
 
 
 def _fill(gov: Governance) -> int:
+    person(gov.registry, "olga", ["operator"])  # images are retired by one in standing
     gov.add_user("alice", actor="olga")
     gov.add_user("bob", actor="olga")
     gov.create_project("defects", "Defects", actor="olga")

@@ -11,26 +11,31 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cleanroom.identity import totp
 from cleanroom.registry import DatasetInfo, Registry, journal
-from cleanroom.registry.database import JournalMissing, ReadOnly
+from cleanroom.registry.database import JournalMissing, OperationalOnly, ReadOnly
 from cleanroom.registry.events import WorkspaceStopped, all_events
 from cleanroom.registry.governance import READS, Governance
-from cleanroom.registry.models import Base, User
+from cleanroom.registry.models import Base, LoginFailures, SecondFactor, User, is_operational
+from cleanroom.registry.people import READS as PEOPLE_READS
+from cleanroom.registry.people import People
 from sqlalchemy import select, update
+
+from tests.people import Authenticator, in_standing, personal_token
 
 NEXT_YEAR = date.today() + timedelta(days=365)
 
 
-def _writes() -> list[str]:
+def _writes(cls: type = Governance, reads: tuple[str, ...] = READS) -> list[str]:
     return [
         name
-        for name, _ in inspect.getmembers(Governance, inspect.isfunction)
-        if not name.startswith("_") and not name.startswith(READS)
+        for name, _ in inspect.getmembers(cls, inspect.isfunction)
+        if not name.startswith("_") and not name.startswith(reads)
     ]
 
 
@@ -72,6 +77,25 @@ def test_a_change_without_its_journal_entry_is_refused(registry: Registry) -> No
     assert Governance(registry).journal_entries() == []
 
 
+def test_operational_state_needs_no_entry_and_is_all_an_operational_write_may_change(
+    registry: Registry,
+) -> None:
+    with registry.db.operational() as s:
+        s.add(LoginFailures(key="user:nobody", count=1))
+    with registry.session() as s:
+        assert s.get(LoginFailures, "user:nobody") is not None
+    with pytest.raises(OperationalOnly), registry.db.operational() as s:
+        s.add(SecondFactor(user_name="mallory", secret="X"))
+    with pytest.raises(OperationalOnly), registry.db.operational() as s:
+        s.execute(update(User).values(roles="operator"))
+    with pytest.raises(ReadOnly), registry.session() as s:
+        s.add(LoginFailures(key="user:someone", count=1))
+    with registry.session() as s:
+        assert s.get(SecondFactor, "mallory") is None
+        assert s.get(LoginFailures, "user:someone") is None
+    assert Governance(registry).journal_entries() == []
+
+
 def test_every_event_kind_is_distinct_and_documented() -> None:
     kinds = [cls.kind for cls in all_events()]
     assert len(kinds) == len(set(kinds))
@@ -80,7 +104,7 @@ def test_every_event_kind_is_distinct_and_documented() -> None:
 
 # -- every write, for real ------------------------------------------------------------
 def _seed(gov: Governance, tmp_path: Path) -> None:
-    """Every precondition the recipes need, written through the writer."""
+    """Every precondition the recipes need, written through the writers."""
     for name, roles in [
         ("alice", ["researcher"]),
         ("bob", ["researcher"]),
@@ -88,12 +112,15 @@ def _seed(gov: Governance, tmp_path: Path) -> None:
         ("pat", ["provider"]),
     ]:
         gov.add_user(name, roles, actor="seed")
+    # Deciders in standing (verified, trained, a second factor), through the domain.
+    TOKENS["olga"] = personal_token(gov.registry, "olga", Authenticator())
+    in_standing(gov.registry, "pat")
     for version in ("v1", "v2"):
         gov.add_dataset(
             DatasetInfo("press-line", version, "Acme", f"/lib/press-line/{version}", None, 3),
             actor="seed",
         )
-    gov.add_provider_account("Acme", "pat", actor="seed")
+    gov.add_provider_account("Acme", "pat", actor="olga")
     gov.create_project("defects", "Defects", actor="seed")
     gov.add_member("defects", "alice", actor="seed")
     gov.add_member("defects", "bob", actor="seed")
@@ -108,6 +135,9 @@ def _seed(gov: Governance, tmp_path: Path) -> None:
             members=["alice"],
             pledge_signed_by=["alice"],
         )
+    people = People(gov.registry)
+    people.record_assessment(1, reference="DPIA-1", outcome="approved", actor="olga")
+    people.attempt("alice", "wrong password", "", "10.0.0.9")  # a failure to unlock
     source = tmp_path / "lookup.csv"
     source.write_text("code,name\n1,press\n")
     gov.request_ingress("defects", source, actor="alice", reason="a lookup table")
@@ -115,6 +145,17 @@ def _seed(gov: Governance, tmp_path: Path) -> None:
 
 RECIPES: dict[str, tuple[str, Callable[[Governance, Path], Any]]] = {
     "add_user": ("user.add", lambda g, _: g.add_user("carol", actor="olga")),
+    "delete_dataset_version": (
+        "dataset.deleted",
+        lambda g, _: g.delete_dataset_version(
+            "press-line",
+            "v2",
+            actor="retention",
+            requested_by="pat",
+            detached_from=(),
+            bytes_freed=0,
+        ),
+    ),
     "set_password": (
         "user.password",
         lambda g, _: g.set_password("alice", "correct horse", actor="olga"),
@@ -224,6 +265,71 @@ RECIPES: dict[str, tuple[str, Callable[[Governance, Path], Any]]] = {
 
 def test_the_recipes_cover_every_write() -> None:
     assert sorted(RECIPES) == sorted(_writes())
+    assert sorted(PEOPLE_RECIPES) == sorted(_writes(People, PEOPLE_READS))
+
+
+TOKENS: dict[str, str] = {}
+SECRET = totp.new_secret()
+
+
+def _lock(p: People) -> None:
+    """Failed sign-ins until the account locks (each past the back-off before it)."""
+    start = datetime.now(UTC)
+    for i in range(p.policy.login.max_failures):
+        p.attempt("alice", "wrong password", "", "10.0.0.7", now=start + timedelta(minutes=2 * i))
+
+
+PEOPLE_RECIPES: dict[str, tuple[str, Callable[[People], Any]]] = {
+    "attempt": ("login.locked", _lock),
+    "unlock": ("login.unlock", lambda p: p.unlock("alice", actor="olga")),
+    "enrol": ("mfa.enrol", lambda p: p.enrol("bob", SECRET, totp.current_code(SECRET))),
+    "record_external_factor": (
+        "mfa.external",
+        lambda p: p.record_external_factor("bob", "https://idp.example", ["otp"]),
+    ),
+    "reset_mfa": ("mfa.reset", lambda p: p.reset_mfa("pat", actor="olga", reason="lost phone")),
+    "open_cli_session": (
+        "cli.login",
+        lambda p: p.open_cli_session("pat", "test-password-1", CODES["pat"]),
+    ),
+    "close_cli_session": ("cli.logout", lambda p: p.close_cli_session(TOKENS["olga"])),
+    "record_verification": (
+        "person.verify",
+        lambda p: p.record_verification("alice", "in-person", actor="olga"),
+    ),
+    "record_training": (
+        "person.training",
+        lambda p: p.record_training(
+            "alice", "safe-researcher", passed_on=date.today(), expires_on=NEXT_YEAR, actor="olga"
+        ),
+    ),
+    "set_disabled": (
+        "account.disable",
+        lambda p: p.set_disabled("alice", True, actor="olga", reason="left"),
+    ),
+    "set_expiry": ("account.expiry", lambda p: p.set_expiry("alice", NEXT_YEAR, actor="olga")),
+    "record_assessment": (
+        "application.assessment",
+        lambda p: p.record_assessment(2, reference="DPIA-2", outcome="approved", actor="olga"),
+    ),
+}
+
+
+CODES: dict[str, str] = {}
+PREPARE: dict[str, Callable[[People], Any]] = {
+    # Before the snapshot: a password and a fresh code the recipe signs in with.
+    "open_cli_session": lambda p: CODES.__setitem__("pat", _code_of(p, "pat")),
+}
+
+
+def _code_of(p: People, name: str) -> str:
+    """A fresh code for a seeded person: reset and enrol again with a known secret."""
+    p.reset_mfa(name, actor="olga", reason="test")
+    p.enrol(name, SECRET, totp.current_code(SECRET))
+    app = Authenticator()
+    app.add(name, SECRET)
+    Governance(p.registry).set_password(name, "test-password-1", actor="olga")
+    return app.code(name)
 
 
 @pytest.fixture
@@ -233,11 +339,14 @@ def seeded(writer: Governance, tmp_path: Path) -> Governance:
 
 
 def _everything(gov: Governance) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every registry table (what "nothing changed" is checked against)."""
+    """Every row of every journaled registry table (what "nothing changed" is checked
+    against). Operational state (failure counters, the TOTP step) is not part of any
+    journaled change: a sign-in that fails afterwards has still been tried."""
     with gov.db.read() as s:
         return {
             t.name: sorted((tuple(map(str, row)) for row in s.execute(select(t))), key=str)
             for t in Base.metadata.sorted_tables
+            if not is_operational(t)
         }
 
 
@@ -272,3 +381,50 @@ def test_a_failing_journal_write_leaves_nothing_of_the_change(
     assert _everything(seeded) == before
     # An approved ingress file is delivered only with its record.
     assert sorted(p.name for p in (tmp_path / "state").rglob("incoming/*")) == incoming
+
+
+@pytest.mark.parametrize("write", sorted(PEOPLE_RECIPES))
+def test_every_people_write_journals_one_entry_of_its_kind(seeded: Governance, write: str) -> None:
+    kind, recipe = PEOPLE_RECIPES[write]
+    people = People(seeded.registry)
+    PREPARE.get(write, lambda _: None)(people)
+    before = seeded.journal_entries()
+    recipe(people)
+    after = seeded.journal_entries()
+    assert [e.action for e in after[len(before) :]] == [kind]
+    assert after[-1].actor and after[-1].subject
+    assert seeded.verify_journal().ok
+
+
+@pytest.mark.parametrize("write", sorted(PEOPLE_RECIPES))
+def test_a_failing_journal_write_leaves_nothing_of_a_people_change(
+    seeded: Governance, write: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, recipe = PEOPLE_RECIPES[write]
+    people = People(seeded.registry)
+    PREPARE.get(write, lambda _: None)(people)
+    before = _everything(seeded)
+
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(journal, "append", broken)
+    with pytest.raises(OSError, match="disk full"):
+        recipe(people)
+    monkeypatch.undo()
+    assert _everything(seeded) == before
+
+
+def test_failed_sign_ins_are_operational_state_and_a_lock_is_journaled(
+    seeded: Governance,
+) -> None:
+    people = People(seeded.registry)
+    before = seeded.journal_entries()
+    people.attempt("nobody-at-all", "guess", "", "10.0.0.8")
+    people.attempt("alice", "guess", "", "10.0.0.8")
+    assert seeded.journal_entries() == before  # counted, not journaled
+    with seeded.db.read() as s:
+        assert s.get(LoginFailures, "user:nobody-at-all").count == 1  # type: ignore[union-attr]
+    _lock(people)
+    assert [e.action for e in seeded.journal_entries()[len(before) :]] == ["login.locked"]
+    assert people.is_locked("alice")

@@ -27,11 +27,12 @@ from urllib.parse import urlparse
 
 from cleanroom import paths
 from cleanroom.hub.cookies import cookie_options
+from cleanroom.lifecycle.keys import Keyring
 from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler
 from tornado import web
 from tornado.httpserver import HTTPServer
 from tornado.ioloop import IOLoop
-from traitlets import Integer, Unicode, default
+from traitlets import Bool, Integer, Unicode, default
 from traitlets.config import Configurable
 
 from . import render
@@ -84,6 +85,15 @@ class AirlockSettings(Configurable):
         return os.environ.get("CLEANROOM_AIRLOCK_BLOB_DIR") or str(
             _state_dir() / "airlock" / "blobs"
         )
+
+    encrypt_blobs = Bool(
+        help="""Seal every stored file with its project's key (AES-256-GCM; see
+        docs/lifecycle.md). Default: on, unless $CLEANROOM_ENCRYPTION is ``off``.""",
+    ).tag(config=True)
+
+    @default("encrypt_blobs")
+    def _default_encrypt_blobs(self) -> bool:
+        return os.environ.get("CLEANROOM_ENCRYPTION", "on") != "off"
 
     policy_file = Unicode(
         help="""The airlock policy YAML ($CLEANROOM_AIRLOCK_POLICY; default
@@ -180,6 +190,12 @@ def load_membership(spec: str) -> Membership:
     return make()
 
 
+def blob_store(settings: AirlockSettings) -> BlobStore:
+    """The blob store of these settings: sealed per project unless encryption is off."""
+    keyring = Keyring() if settings.encrypt_blobs else None
+    return BlobStore(Path(settings.blob_dir), keyring)
+
+
 def build_airlock(settings: AirlockSettings, policy: Policy | None = None) -> Airlock:
     """The service object from settings (also used by the command line)."""
     # Cheapest and most likely to be wrong first: the policy, then membership, then storage.
@@ -187,7 +203,7 @@ def build_airlock(settings: AirlockSettings, policy: Policy | None = None) -> Ai
     membership = load_membership(settings.membership)
     return Airlock(
         storage=open_storage(settings.db_url),
-        blobs=BlobStore(Path(settings.blob_dir)),
+        blobs=blob_store(settings),
         membership=membership,
         policy=policy,
     )

@@ -8,7 +8,7 @@ why, and a ``review`` verdict, so the officer sees that nothing checked this fil
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,65 @@ class DisclosureChecks:
             report = check_bytes(data, filename, context)
             result = dict(report.to_dict())
             result["verdict"] = str(getattr(report.verdict, "value", report.verdict))
-            return result
         except Exception as exc:
             log.exception("automatic checks failed on %s", filename)
             return unavailable(f"{type(exc).__name__}: {exc}")
+        try:
+            # The file's count cells, kept with its report: what request-level
+            # differencing compares, now and (once released) for later requests.
+            from cleanroom.checks.request import table_cells
+
+            result["cells"] = [c.to_dict() for c in table_cells(data, filename, context)]
+        except Exception:
+            log.exception("could not keep the table cells of %s", filename)
+        return result
+
+    def check_request(
+        self,
+        files: Sequence[tuple[str, bytes, dict[str, Any]]],
+        project: str,
+        released: Sequence[Mapping[str, Any]] = (),
+    ) -> None:
+        """Add the request-level findings to the files' stored results, in place:
+        differencing between the request's tables and against ``released`` (the
+        project's released files' stored results), ACRO's and SACRO-ML's reports.
+        Never raises: a failure is noted on every file and sends it to review."""
+        try:
+            from cleanroom.checks import Verdict
+            from cleanroom.checks.reports import attached_reports
+            from cleanroom.checks.request import TableCells, cells_from_reports, differencing
+
+            _check_bytes, context = self._load(project)
+            cells = [
+                TableCells(path, c.location, c.keys, c.counts)
+                for path, _data, result in files
+                for c in cells_from_reports([result])
+            ]
+            extra = differencing(cells, cells_from_reports(released), context)
+            extra += attached_reports([(path, data) for path, data, _r in files], context)
+        except Exception as exc:
+            log.exception("request-level checks failed for %s", project)
+            for _path, _data, result in files:
+                result.setdefault("findings", []).append(
+                    {
+                        "rule": "request.unavailable",
+                        "verdict": "review",
+                        "message": f"request-level checks unavailable: {type(exc).__name__}",
+                        "evidence": {},
+                        "location": "",
+                    }
+                )
+                result["verdict"] = max(str(result.get("verdict", "review")), "review", key=_rank)
+            return
+        by_path = {path: result for path, _data, result in files}
+        for finding in extra:
+            target = by_path.get(str(finding.evidence.get("file", "")))
+            if target is None or "unavailable" in target:
+                continue
+            target.setdefault("findings", []).append(finding.to_dict())
+            worst = max(Verdict.parse(target.get("verdict", "review")), finding.verdict)
+            target["verdict"] = worst.value
+
+
+def _rank(verdict: str) -> int:
+    return {"pass": 0, "review": 1, "fail": 2}.get(verdict, 1)

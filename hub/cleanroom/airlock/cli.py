@@ -13,7 +13,7 @@ from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from .app import AirlockSettings
+from .app import AirlockSettings, blob_store
 from .audit import verify
 from .blobs import BlobStore
 from .exceptions import AirlockError, Misconfigured
@@ -47,10 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         storage = _open_existing(url)
         if args.verb == "verify":
             result = verify(storage.audit_records(), storage.audit_head())
-            if args.blobs:
-                blob_problems = _check_blobs(storage, BlobStore(Path(settings.blob_dir)))
-            else:
-                blob_problems = []
+            blob_problems = _check_blobs(storage, blob_store(settings)) if args.blobs else []
             if result.ok and not blob_problems:
                 head = storage.audit_head()
                 print(
@@ -100,7 +97,7 @@ def _check_blobs(storage: SqlStorage, blobs: BlobStore) -> list[str]:
     for request in storage.list_requests():
         for f in request.files:
             try:
-                blobs.get(f.sha256)
+                blobs.get(f.sha256, request.project)
             except AirlockError as exc:
                 problems.append(f"request {request.id} file {f.path}: {exc}")
     return problems

@@ -129,13 +129,16 @@ class Actor:
     ``scopes`` are the JupyterHub scopes of the token that identified them;
     ``projects`` the projects they are a member of now, from the registry;
     ``affiliations`` every project they are or ever were a member of (it includes
-    ``projects``): they are not independent of those projects' requests.
+    ``projects``): they are not independent of those projects' requests;
+    ``standing_problem`` why the registry says they may not review now (expired training
+    or verification, no second factor), or ``""``.
     """
 
     username: str
     scopes: frozenset[str] = frozenset()
     projects: frozenset[str] = frozenset()
     affiliations: frozenset[str] = frozenset()
+    standing_problem: str = ""
 
     def is_affiliated(self, project: str) -> bool:
         """Is or was a member of ``project``."""

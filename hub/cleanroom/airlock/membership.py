@@ -7,7 +7,7 @@ asks these questions, so tests and the demo use ``StaticMembership``.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -68,6 +68,7 @@ class RegistryMembership:
         from cleanroom.registry import Registry
 
         self._registry = Registry(url)
+        self._people: Any = None
 
     @staticmethod
     def _ask(question: str, fn: Callable[[], T]) -> T:
@@ -103,3 +104,23 @@ class RegistryMembership:
             f"which projects {user} is or was a member of",
             lambda: set(self._registry.affiliations_of(user)),
         )
+
+    def standing_problem(self, user: str, role: str) -> str:
+        """Why ``user`` may not act as ``role`` now (training, verification, second
+        factor, account), or ``""``; an optional question the airlock asks when present."""
+        from cleanroom.errors import Forbidden
+        from cleanroom.registry.people import People
+
+        if self._people is None:  # on this registry (its URL resolved once, by the hub)
+            self._people = People(self._registry)
+        people = self._people
+
+        def problem() -> str:
+            try:
+                people.check_may_act(user, role, what=f"act as {role}")
+            except Forbidden as exc:
+                return str(exc)
+            return ""
+
+        # Like membership, a standing the registry cannot read fails closed (503).
+        return self._ask(f"whether {user} may act as {role}", problem)

@@ -118,10 +118,18 @@ def can_view(actor: Actor, request: ReleaseRequest) -> bool:
     return _answer(check_can_view, actor, request)
 
 
+def check_in_standing(actor: Actor) -> None:
+    """An officer decides only while verified, trained and with a second factor (the
+    registry's standing, looked up when the actor was made)."""
+    if actor.standing_problem:
+        raise PermissionDenied(f"you may not review now: {actor.standing_problem}")
+
+
 def check_can_review(actor: Actor, request: ReleaseRequest) -> None:
     """Open, vote on and finish a review: an independent officer, in a reviewable state."""
     if not actor.is_officer:
         raise PermissionDenied(f"reviewing needs the officer role ({OFFICER_SCOPE})")
+    check_in_standing(actor)
     check_is_independent(actor, request)
     if request.state not in REVIEWABLE_STATES:
         raise InvalidTransition(f"request {request.id} is {request.state}, not open for review")
@@ -207,6 +215,7 @@ def check_can_release(actor: Actor, request: ReleaseRequest) -> None:
     """An independent officer releases an approved request."""
     if not actor.is_officer:
         raise PermissionDenied(f"releasing needs the officer role ({OFFICER_SCOPE})")
+    check_in_standing(actor)
     check_is_independent(actor, request)
     if request.state is not State.APPROVED:
         raise InvalidTransition(f"request {request.id} is {request.state}, not approved")

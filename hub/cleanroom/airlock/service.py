@@ -25,6 +25,7 @@ from .checks_adapter import Checker, DisclosureChecks
 from .content import detect_type
 from .domain import (
     AWAITING_REVIEW,
+    OFFICER_SCOPE,
     Action,
     Actor,
     AuditEvent,
@@ -100,13 +101,20 @@ class Airlock:
     # -- identity ----------------------------------------------------------------------
 
     def actor(self, username: str, scopes: Sequence[str] | frozenset[str]) -> Actor:
-        """The ``Actor`` for a hub-identified user, with their memberships looked up now."""
+        """The ``Actor`` for a hub-identified user, with their memberships (and, for an
+        officer, their standing) looked up now."""
+        scopes = frozenset(scopes)
+        problem = ""
+        standing = getattr(self.membership, "standing_problem", None)
+        if standing is not None and OFFICER_SCOPE in scopes:
+            problem = standing(username, "officer")
         return Actor(
             username=username,
-            scopes=frozenset(scopes),
+            scopes=scopes,
             projects=frozenset(self.membership.projects_of(username)),
             # Includes the current projects (Membership.affiliations_of says so).
             affiliations=frozenset(self.membership.affiliations_of(username)),
+            standing_problem=problem,
         )
 
     @contextmanager
@@ -224,7 +232,7 @@ class Airlock:
         files = []
         for up in uploads:
             path = rules.check_path(up.path)
-            sha = self.blobs.put(up.data)
+            sha = self.blobs.put(up.data, project)
             files.append(
                 RequestFile(
                     path=path,
@@ -235,6 +243,20 @@ class Airlock:
                     round=round_,
                     checks=self.checks(up.data, path.rsplit("/", 1)[-1], project),
                 )
+            )
+        # Request-level checks (differencing across the files and against what the
+        # project had released, other tools' reports), added to the files' results.
+        across = getattr(self.checks, "check_request", None)
+        if callable(across):
+            released = [
+                f.checks
+                for r in self.storage.list_requests(project=project, states=[State.RELEASED])
+                for f in r.files
+            ]
+            across(
+                [(f.path, up.data, f.checks) for f, up in zip(files, uploads, strict=True)],
+                project,
+                released,
             )
         return files
 
@@ -350,7 +372,7 @@ class Airlock:
             perm.check_can_view(actor, request)
             perm.check_can_view_content(actor, request)
             f = self._file(request, path, any_round=True)
-            data = self.blobs.get(f.sha256)
+            data = self.blobs.get(f.sha256, request.project)
             self.storage.record(
                 audit=AuditEvent(
                     actor=actor.username,
@@ -368,7 +390,7 @@ class Airlock:
             request = self._load(request_id)
             perm.check_can_download(actor, request)
             f = self._file(request, path)
-            data = self.blobs.get(f.sha256)
+            data = self.blobs.get(f.sha256, request.project)
             self.storage.record(
                 audit=AuditEvent(
                     actor=actor.username,

@@ -135,8 +135,8 @@ def check_archive(
             _finding(
                 "archive.nesting",
                 Verdict.FAIL,
-                f"an archive nested {depth} levels deep; the policy allows "
-                f"{limits.max_depth} level(s)",
+                f"an archive inside an archive: {depth + 1} levels of archives, more than "
+                f"the policy's {limits.max_depth} (archive members may not be archives)",
                 {"depth": depth + 1, "threshold": limits.max_depth},
                 location,
             )

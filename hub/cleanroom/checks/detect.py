@@ -16,7 +16,7 @@ import zipfile
 # Detected types (CheckReport.detected_type).
 PNG, JPEG, GIF, SVG, PDF = "png", "jpeg", "gif", "svg", "pdf"
 CSV, TSV, EXCEL, PARQUET = "csv", "tsv", "excel", "parquet"
-NOTEBOOK, JSON, TEXT, HTML = "notebook", "json", "text", "html"
+NOTEBOOK, JSON, JSONL, TEXT, HTML = "notebook", "json", "jsonl", "text", "html"
 PICKLE, SAFETENSORS, ONNX, TORCH = "pickle", "safetensors", "onnx", "torch"
 ZIP, TAR, GZIP, BZIP2, XZ, ZLIB = "zip", "tar", "gzip", "bzip2", "xz", "zlib"
 EMPTY, BINARY = "empty", "binary"
@@ -157,10 +157,29 @@ def _json_kind(data: bytes) -> str:
         doc = json.loads(data)
     except (ValueError, RecursionError):
         text = _as_text(data[:_SNIFF]) or ""
+        if _is_json_lines(text):
+            return JSONL
         return _delimited_kind(text) or TEXT
     if isinstance(doc, dict) and "cells" in doc and ("nbformat" in doc or "metadata" in doc):
         return NOTEBOOK
     return JSON
+
+
+def _is_json_lines(text: str) -> bool:
+    """One JSON value per line (``to_json(orient="records", lines=True)``)."""
+    lines = [ln for ln in text.splitlines()[:200] if ln.strip()]
+    if len(lines) > 1 and len(text) >= _SNIFF - 4:
+        lines = lines[:-1]  # the last sniffed line may be cut
+    if len(lines) < 2:
+        return False
+    for line in lines:
+        try:
+            value = json.loads(line)
+        except (ValueError, RecursionError):
+            return False
+        if not isinstance(value, dict | list):
+            return False
+    return True
 
 
 def _delimited_kind(text: str) -> str | None:

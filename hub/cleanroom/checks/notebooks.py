@@ -27,19 +27,27 @@ BytesChecker = Callable[[bytes, str], CheckReport]
 
 # `df.head()`, `df.sample(5)`, `df.tail()`, `display(df)`, `print(df)`, or a line that is
 # only a name or an indexing of one (the notebook shows whatever the last line is).
-_RAW_CALL = re.compile(
-    r"\.(head|tail|sample|to_string|to_markdown)\s*\(|\b(display|print)\s*\(\s*\w+\s*\)"
-)
-_BARE = re.compile(r"^\s*[A-Za-z_]\w*(\[[^\]\n]{0,200}\])?\s*;?\s*$")
+_RAW_CALL = re.compile(r"\.(head|tail|sample|nlargest|nsmallest)\s*\(")
+
 _TEXT_MIMES = ("text/plain", "text/markdown", "text/latex", "application/json")
 
 
 def _raw_display(source: str) -> list[str]:
     lines = [ln for ln in source.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
-    found = [ln.strip() for ln in lines if _RAW_CALL.search(ln)]
-    if lines and _BARE.match(lines[-1]) and not lines[-1].strip().startswith(("import", "pass")):
-        found.append(lines[-1].strip())
-    return found
+    # A bare name or print(df) shows whatever the frame holds; its output is checked as
+    # a table like any other, so only calls that pick raw rows are named here.
+    return [ln.strip() for ln in lines if _RAW_CALL.search(ln)]
+
+
+def _aggregates_only(findings: list[Finding]) -> bool:
+    """Whether a cell's outputs are tables of aggregates that passed (``summary.head()``
+    of a grouped table shows no raw rows)."""
+    tables = [f for f in findings if f.rule == "table.checked"]
+    return (
+        bool(tables)
+        and all(f.evidence.get("aggregate") for f in tables)
+        and all(f.verdict is Verdict.PASS for f in findings)
+    )
 
 
 def _as_text(value: Any) -> str:
@@ -85,8 +93,7 @@ def check_notebook(
         if cell.get("cell_type") != "code":
             continue
         shown = _raw_display(source)
-        if shown:
-            raw_cells.append({"cell": i, "code": shown[:5]})
+        start = len(findings)
         for j, output in enumerate(cell.get("outputs", []), start=1):
             outputs += 1
             where = at(f"cell {i} output {j}")
@@ -100,12 +107,15 @@ def check_notebook(
                 findings += check_text(text, context, location=where)
             else:
                 findings += _bundle(output.get("data", {}), context, check_bytes, where)
+        if shown and cell.get("outputs") and not _aggregates_only(findings[start:]):
+            raw_cells.append({"cell": i, "code": shown[:5]})
     if raw_cells:
         findings.append(
             Finding(
                 "notebook.raw_display",
                 context.policy.notebooks.raw_display_verdict,
-                f"{len(raw_cells)} code cells display raw frames (head, sample, a bare frame)",
+                f"{len(raw_cells)} code cells pick rows to display (head, tail, sample, "
+                "nlargest, nsmallest) from what may be record-level data",
                 {"cells": raw_cells[: context.policy.tables.max_evidence_items]},
                 location,
             )
@@ -115,7 +125,12 @@ def check_notebook(
             Finding(
                 "notebook.outputs",
                 context.policy.notebooks.outputs_verdict,
-                f"the notebook holds {outputs} outputs; an officer must look at them",
+                f"the notebook holds {outputs} outputs, each checked above"
+                + (
+                    ""
+                    if context.policy.notebooks.outputs_verdict is Verdict.PASS
+                    else "; the policy asks an officer to look at them"
+                ),
                 {"outputs": outputs},
                 location,
             )

@@ -283,6 +283,8 @@ def check_pickle(data: bytes, context: CheckContext, location: str = "") -> list
             )
         )
     if not findings:
+        findings += _structure(data, unique, payload, context, location)
+    if not any(f.verdict > Verdict.PASS for f in findings):
         findings.append(
             Finding(
                 "pickle.globals",
@@ -293,3 +295,37 @@ def check_pickle(data: bytes, context: CheckContext, location: str = "") -> list
             )
         )
     return findings
+
+
+def _structure(
+    data: bytes, imported: list[str], payload: int, context: CheckContext, location: str
+) -> list[Finding]:
+    """Tree models' leaf sizes, read with stand-in classes (every global was allowed)."""
+    from cleanroom.checks.model_structure import MAX_LOAD_BYTES, load_stand_ins, tree_findings
+
+    if not any(g.startswith(("sklearn.tree.", "sklearn.ensemble.")) for g in imported):
+        return []
+    if payload > MAX_LOAD_BYTES:
+        return [
+            Finding(
+                "model.structure",
+                Verdict.REVIEW,
+                f"the model holds {payload} bytes of arrays; its trees were not read",
+                {"bytes": payload, "threshold": MAX_LOAD_BYTES},
+                location,
+            )
+        ]
+    try:
+        obj = load_stand_ins(data, _JOBLIB_WRAPPER in imported)
+    except Exception as exc:  # a stream the stand-ins cannot rebuild: an officer looks
+        return [
+            Finding(
+                "model.structure",
+                Verdict.REVIEW,
+                f"the tree model's structure could not be read: {type(exc).__name__}: "
+                f"{str(exc)[:200]}",
+                {},
+                location,
+            )
+        ]
+    return tree_findings(obj, context, location)

@@ -52,6 +52,9 @@ class TablesPolicy:
     p_percent: float = field(default=0.10, metadata=_strict(HIGHER))
     nk_n: int = field(default=2, metadata=_strict(HIGHER))
     nk_k: float = field(default=0.9, metadata=_strict(LOWER))
+    #: Several (n, k) rules at once, e.g. ABS-style [[1, 0.5], [2, 0.67]]; empty means
+    #: the single rule (nk_n, nk_k).
+    nk_rules: list[list[float]] = field(default_factory=lambda: [], metadata=_strict(SUPERSET))
     negative_value_verdict: Verdict = field(default=Verdict.REVIEW, metadata=_strict(HARSHER))
     min_residual_dof: int = field(default=10, metadata=_strict(HIGHER))
     extreme_value_verdict: Verdict = field(default=Verdict.REVIEW, metadata=_strict(HARSHER))
@@ -65,7 +68,7 @@ class TablesPolicy:
 class NotebooksPolicy:
     """How notebooks are treated beyond the checks on each output."""
 
-    outputs_verdict: Verdict = field(default=Verdict.REVIEW, metadata=_strict(HARSHER))
+    outputs_verdict: Verdict = field(default=Verdict.PASS, metadata=_strict(HARSHER))
     raw_display_verdict: Verdict = field(default=Verdict.REVIEW, metadata=_strict(HARSHER))
 
 
@@ -74,9 +77,11 @@ class ImagesPolicy:
     """Which image formats pass the format check."""
 
     pass_formats: list[str] = field(
-        default_factory=lambda: ["png", "jpeg"], metadata=_strict(SUBSET)
+        default_factory=lambda: ["png", "jpeg", "svg", "pdf"], metadata=_strict(SUBSET)
     )
     other_formats_verdict: Verdict = field(default=Verdict.REVIEW, metadata=_strict(HARSHER))
+    max_plot_marks: int = field(default=80, metadata=_strict(LOWER))
+    scatter_verdict: Verdict = field(default=Verdict.REVIEW, metadata=_strict(HARSHER))
 
 
 @dataclass(frozen=True)
@@ -92,6 +97,13 @@ class ModelsPolicy:
     """Tensor files (safetensors, ONNX) compared with the training data's row count."""
 
     tensor_rows_fraction: float = field(default=0.5, metadata=_strict(LOWER))
+    min_samples_leaf: int = field(default=5, metadata=_strict(HIGHER))
+    forest_without_bootstrap_verdict: Verdict = field(
+        default=Verdict.FAIL, metadata=_strict(HARSHER)
+    )
+    #: Membership-inference report thresholds (SACRO-ML's attack output).
+    max_attack_auc: float = field(default=0.65, metadata=_strict(LOWER))
+    max_attack_advantage: float = field(default=0.1, metadata=_strict(LOWER))
 
 
 @dataclass(frozen=True)
@@ -214,7 +226,30 @@ def _coerce(kind: Any, value: Any, where: str) -> Any:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise PolicyError(f"{where}: must be a list of strings")
         return list(value)
+    if kind in (list[list[float]], "list[list[float]]"):
+        return _nk_rules(value, where)
     raise PolicyError(f"{where}: unsupported setting type {kind!r}")  # pragma: no cover
+
+
+def _nk_rules(value: Any, where: str) -> list[list[float]]:
+    if not isinstance(value, list):
+        raise PolicyError(f"{where}: must be a list of [n, k] pairs, e.g. [[1, 0.5], [2, 0.67]]")
+    rules: list[list[float]] = []
+    for item in value:
+        if (
+            not isinstance(item, list)
+            or len(item) != 2
+            or item[0] not in (1, 2)
+            or isinstance(item[1], bool)
+            or not isinstance(item[1], int | float)
+            or not 0 < item[1] <= 1
+        ):
+            raise PolicyError(
+                f"{where}: {item!r} is not an [n, k] pair with n 1 or 2 and k a share in "
+                "(0, 1], e.g. [2, 0.67]"
+            )
+        rules.append([int(item[0]), float(item[1])])
+    return rules
 
 
 def _build_section(kind: type, data: Any, where: str) -> Any:
@@ -262,8 +297,12 @@ def _is_stricter(direction: str, old: Any, new: Any) -> bool:
     if direction == HARSHER:
         return bool(new >= old)
     if direction == SUBSET:
-        return set(new) <= set(old)
-    return set(new) >= set(old)
+        return set(map(_hashable, new)) <= set(map(_hashable, old))
+    return set(map(_hashable, new)) >= set(map(_hashable, old))
+
+
+def _hashable(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
 
 
 def _apply_override(
@@ -284,8 +323,8 @@ def _apply_override(
             elif direction == LOWER:
                 merged[key] = min(old, value)
             elif direction == SUBSET:
-                merged[key] = [v for v in old if v in set(value)]
+                merged[key] = [v for v in old if v in value]
             else:
-                merged[key] = list(dict.fromkeys([*old, *value]))
+                merged[key] = [*old, *(v for v in value if v not in old)]
         out[section_name] = dataclasses.replace(section, **merged)
     return out

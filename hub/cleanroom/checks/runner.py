@@ -12,6 +12,7 @@ import zipfile
 import zlib
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -31,8 +32,8 @@ from cleanroom.checks.pickles import check_pickle
 from cleanroom.checks.policy import DisclosurePolicy
 from cleanroom.checks.source_index import load_source_index
 from cleanroom.checks.tables import check_frame, read_table_bytes
-from cleanroom.checks.text import check_text
-from cleanroom.checks.text_tables import check_text_tables
+from cleanroom.checks.text import check_text, check_text_numbers
+from cleanroom.checks.text_tables import text_table_findings
 from cleanroom.checks.types import CheckContext, CheckReport, Finding, Verdict
 
 # Compression layers (gzip around tar around ...) beyond this are refused outright;
@@ -165,7 +166,7 @@ def _dispatch(
         return findings
     if kind in (detect.GZIP, detect.BZIP2, detect.XZ, detect.ZLIB):
         return _compressed(data, kind, filename, context, depth, layers)
-    if kind in (detect.TEXT, detect.JSON, detect.HTML):
+    if kind in (detect.TEXT, detect.JSON, detect.JSONL, detect.HTML):
         return _text(data, kind, context)
     return [
         Finding(
@@ -290,57 +291,207 @@ def _parquet_metadata(data: bytes, context: CheckContext) -> list[Finding]:
 def _text(data: bytes, kind: str, context: CheckContext) -> list[Finding]:
     text = data.decode("utf-8", errors="replace")
     findings = check_text(text, context)
-    if kind == detect.TEXT:
-        findings += check_text_tables(text, context)
-    if kind == detect.JSON:
-        findings += _json_tables(data, context)
+    tables = 0
+    if kind in (detect.TEXT, detect.JSONL):
+        found = text_table_findings(text, context)
+        tables += found[0]
+        findings += found[1]
+    if kind in (detect.JSON, detect.JSONL):
+        for location, frame in json_tables(data, kind):
+            tables += 1
+            findings += _worse_reading(frame, context, location)
     if kind == detect.HTML:
         frames, _visible = parse_html(text)
         for k, frame in enumerate(frames, start=1):
+            tables += 1
             findings += check_frame(frame, context, location=f"table {k}")
+        if re.search(r"<script|javascript:|<iframe|<object|<embed", text, re.IGNORECASE):
+            findings.append(
+                Finding(
+                    "html.content",
+                    Verdict.REVIEW,
+                    "the HTML holds scripts or embedded objects; an officer must look at them",
+                    {},
+                )
+            )
+    findings += check_text_numbers(text, context)
+    findings += _unread_text(text, kind, tables)
+    if not any(f.verdict > Verdict.PASS for f in findings):
+        # Text the checks read through: its tables passed the table rules and nothing
+        # else in it (identifiers, small counts, model summaries) was found.
         findings.append(
-            Finding("html.content", Verdict.REVIEW, "HTML can carry scripts and hidden text", {})
+            Finding(
+                "text.checked",
+                Verdict.PASS,
+                f"{kind} output of {text.count(chr(10)) + 1} lines: {tables} tables and "
+                "the text passed the checks (identifiers, personal data, small counts, "
+                "model summaries)",
+                {"characters": len(text), "tables": tables},
+            )
         )
-    findings.append(
-        Finding(
-            "text.unstructured",
-            Verdict.REVIEW,
-            f"{kind} output: the text checks found what is listed here; an officer must "
-            "read the rest",
-            {"characters": len(text), "lines": text.count("\n") + 1},
-        )
-    )
     return findings
 
 
-def _json_tables(data: bytes, context: CheckContext) -> list[Finding]:
-    """A frame written with ``to_json`` (records, split, columns or index) is a table."""
-    try:
-        doc = json.loads(data)
-    except (ValueError, RecursionError):
-        return []
-    if isinstance(doc, list) and doc and all(isinstance(r, dict) for r in doc[:100]):
-        orient = "records"
-    elif isinstance(doc, dict) and {"columns", "data"} <= set(doc):
-        orient = "split"
-    elif isinstance(doc, dict) and doc and all(isinstance(v, dict) for v in doc.values()):
-        orient = "columns"
-    else:
-        return []
-    try:
-        frame = pd.read_json(io.BytesIO(data), orient=orient)
-    except Exception:  # pandas raises many kinds on JSON that is not quite a table
-        return []
-    if frame.shape[0] == 0 or frame.shape[1] == 0:
-        return []
-    findings = check_frame(frame, context, location="JSON table")
-    if orient == "columns":
+# A line of delimited fields, most of them numbers: a row of a table.
+_FIELD_SPLIT = re.compile(r"\s*[,;\t|]\s*")
+_NUMERIC_FIELD = re.compile(r"^-?\d[\d.,eE+-]{0,30}$")
+_MAX_READ = 5_000_000
+
+
+def _unread_text(text: str, kind: str, tables: int) -> list[Finding]:
+    """Reasons to send text to an officer that the checks could not read through."""
+    findings: list[Finding] = []
+    if len(text) > _MAX_READ:
+        findings.append(
+            Finding(
+                "text.partly_read",
+                Verdict.REVIEW,
+                f"the text has {len(text)} characters; the table and count checks read the "
+                f"first {_MAX_READ}",
+                {"characters": len(text), "threshold": _MAX_READ},
+            )
+        )
+    stripped = text.lstrip("\ufeff \t\r\n")
+    if kind == detect.TEXT and stripped[:1] in ("{", "["):
+        findings.append(
+            Finding(
+                "text.malformed_json",
+                Verdict.REVIEW,
+                "the file looks like JSON (or a notebook) but does not parse; it was checked "
+                "as text only",
+                {},
+            )
+        )
+    if kind == detect.TEXT and not tables:
+        rows = 0
+        for line in text[:_MAX_READ].splitlines()[:100_000]:
+            fields = [f for f in _FIELD_SPLIT.split(line.strip().strip('"')) if f]
+            if len(fields) >= 2 and sum(bool(_NUMERIC_FIELD.match(f)) for f in fields) >= 0.5 * len(
+                fields
+            ):
+                rows += 1
+        if rows >= 3:
+            findings.append(
+                Finding(
+                    "text.unparsed_rows",
+                    Verdict.REVIEW,
+                    f"{rows} lines hold delimited numbers that do not parse as a table; an "
+                    "officer must read them",
+                    {"lines": rows},
+                )
+            )
+    return findings
+
+
+def _worse_reading(frame: pd.DataFrame, context: CheckContext, location: str) -> list[Finding]:
+    findings = check_frame(frame, context, location=location)
+    if (
+        1 < frame.shape[0] <= 200
+        and frame.shape[1] > 1
+        and not isinstance(frame.index, pd.RangeIndex)
+    ):
         # {"a": {"x": 1}} is columns of rows or rows of columns (orient="index"); both
         # readings are checked and the worse one kept.
-        other = check_frame(frame.T, context, location="JSON table")
+        other = check_frame(frame.T, context, location=location)
         if max(f.verdict for f in other) > max(f.verdict for f in findings):
             return other
     return findings
+
+
+def json_tables(data: bytes, kind: str) -> list[tuple[str, pd.DataFrame]]:
+    """The tables in a JSON or JSON Lines document, wherever they sit in it: lists of
+    records, ``split`` and columnar (dict of equal-length lists) layouts, dicts of
+    dicts; nested under any key (``{"meta": ..., "rows": [...]}``)."""
+    if kind == detect.JSONL:
+        docs = []
+        for line in data.decode("utf-8", errors="replace").splitlines():
+            if line.strip():
+                try:
+                    docs.append(json.loads(line))
+                except (ValueError, RecursionError):
+                    continue
+        doc: Any = docs
+    else:
+        try:
+            doc = json.loads(data)
+        except (ValueError, RecursionError):
+            return []
+    found: list[tuple[str, pd.DataFrame]] = []
+    _walk_json(doc, "JSON table" if kind == detect.JSON else "JSON Lines", found, 0)
+    return found
+
+
+def _walk_json(doc: Any, where: str, found: list[tuple[str, pd.DataFrame]], depth: int) -> None:
+    if depth > 6 or len(found) >= 50:
+        return
+    frame = _as_frame(doc)
+    if frame is not None:
+        found.append((where, frame))
+        return
+    if isinstance(doc, dict):
+        for key, value in list(doc.items())[:200]:
+            if isinstance(value, dict | list):
+                _walk_json(value, f"{where} / {str(key)[:60]}", found, depth + 1)
+    elif isinstance(doc, list):
+        for i, value in enumerate(doc[:50]):
+            if isinstance(value, dict | list):
+                _walk_json(value, f"{where} / {i}", found, depth + 1)
+
+
+def _scalar(value: Any) -> bool:
+    return value is None or isinstance(value, str | int | float | bool)
+
+
+def _records(doc: list[Any]) -> pd.DataFrame | None:
+    if all(isinstance(r, dict) for r in doc[:1000]):
+        if not all(_scalar(v) for r in doc[:50] for v in r.values()):
+            return None
+        return pd.DataFrame.from_records([r for r in doc if isinstance(r, dict)])
+    if len(doc) >= 2 and all(isinstance(r, list) for r in doc[:1000]):
+        rows = [r for r in doc if isinstance(r, list)]
+        if not all(_scalar(v) for r in rows[:50] for v in r):
+            return None
+        if rows[0] and all(isinstance(v, str) for v in rows[0]):
+            return pd.DataFrame(rows[1:], columns=rows[0])
+        return pd.DataFrame(rows)
+    return None
+
+
+def _as_frame(doc: Any) -> pd.DataFrame | None:
+    try:
+        frame: pd.DataFrame | None = None
+        if isinstance(doc, list) and doc:
+            frame = _records(doc)
+        elif isinstance(doc, dict) and {"columns", "data"} <= set(doc):
+            frame = pd.DataFrame(doc["data"], columns=doc["columns"], index=doc.get("index"))
+        elif (
+            isinstance(doc, dict)
+            and len(doc) >= 2
+            and all(isinstance(v, list) and all(_scalar(x) for x in v[:50]) for v in doc.values())
+        ):
+            lengths = {len(v) for v in doc.values()}
+            if len(lengths) == 1 and lengths != {0}:
+                frame = pd.DataFrame(doc)
+        elif (
+            isinstance(doc, dict)
+            and doc
+            and all(
+                isinstance(v, dict) and v and all(_scalar(x) for x in v.values())
+                for v in doc.values()
+            )
+        ):
+            frame = pd.DataFrame(doc)
+    except (ValueError, TypeError):
+        return None
+    if frame is None or frame.shape[0] == 0 or frame.shape[1] == 0:
+        return None
+    frame = frame.infer_objects()
+    for column in frame.columns:
+        if frame[column].dtype == object:
+            converted = pd.to_numeric(frame[column], errors="coerce")
+            if converted.notna().sum() == frame[column].notna().sum():
+                frame[column] = converted
+    return frame
 
 
 def _compressed(

@@ -20,7 +20,7 @@ import itertools
 import json
 import os
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,9 +29,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from cleanroom.checks.roles import ROLES_FILE, RolesError, infer_role, validate_roles
 from cleanroom.checks.types import CheckInputError
 
-INDEX_VERSION = 2
+INDEX_VERSION = 3
 META_FILE = "index.json"
 
 #: Share of distinct combinations among source rows that makes a combination "near-unique"
@@ -46,8 +47,7 @@ MAX_DECIMALS = 6
 _MAX_PAIRS_FROM = 10
 _THREADS = max(1, min(4, os.cpu_count() or 1))
 _MAX_COMBOS = 12
-
-_NAME_ID_HINTS = ("company", "supplier", "customer", "operator", "employee", "person", "name")
+_MAX_TIME_PAIRS = 6
 
 
 def normalise_name(name: object) -> str:
@@ -126,9 +126,25 @@ def _to_datetime(values: pd.Series) -> np.ndarray:
             stamps = values.dt.tz_convert("UTC").dt.tz_localize(None)
         return stamps.to_numpy(dtype="datetime64[ns]")
     if pd.api.types.is_numeric_dtype(values.dtype):
-        return np.full(len(values), np.datetime64("NaT"), dtype="datetime64[ns]")
+        return _epoch(values)
     parsed = pd.to_datetime(values.astype("str"), errors="coerce", format="ISO8601", utc=True)
     return parsed.dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
+
+
+# Epoch numbers (pandas' to_json writes timestamps as epoch milliseconds by default):
+# the unit whose range the values fall in, 2001 to 2096.
+_EPOCH_UNITS = (("s", 1e9, 4e9), ("ms", 1e12, 4e12), ("us", 1e15, 4e15), ("ns", 1e18, 4e18))
+
+
+def _epoch(values: pd.Series) -> np.ndarray:
+    nums = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    finite = nums[np.isfinite(nums)]
+    if len(finite):
+        for unit, low, high in _EPOCH_UNITS:
+            if finite.min() >= low and finite.max() < high:
+                stamps = pd.to_datetime(nums, unit=unit, errors="coerce")
+                return np.asarray(stamps, dtype="datetime64[ns]")
+    return np.full(len(values), np.datetime64("NaT"), dtype="datetime64[ns]")
 
 
 def _infer_spec(name: str, values: pd.Series) -> ColumnSpec:
@@ -210,6 +226,10 @@ def sorted_contains(haystack: np.ndarray, needles: np.ndarray) -> np.ndarray:
     return np.asarray(haystack[pos]) == needles
 
 
+def _value_set(keys: np.ndarray) -> np.ndarray:
+    return np.unique((_mix(keys) >> np.uint64(32)).astype(np.uint32))
+
+
 def _uniqueness(keys: np.ndarray) -> float:
     if len(keys) == 0:
         return 0.0
@@ -286,6 +306,17 @@ def _choose_combos(frame: pd.DataFrame, specs: dict[str, ColumnSpec]) -> list[li
         scored.remove(best)
         combos.append(best[1])
         covered |= set(itertools.combinations(sorted(best[1]), 2))
+    # A timestamp with any one reading is the most common shape of copied rows (a time
+    # series of one sensor, renamed): keep those pairs too when they are near-unique,
+    # beyond the variety cap.
+    extra = 0
+    for t in [c for c in rest if specs[c].kind == "time"][:2]:
+        for c in [c for c in rest if specs[c].kind == "num"]:
+            if extra >= _MAX_TIME_PAIRS or [t, c] in combos or [c, t] in combos:
+                continue
+            if _uniqueness(combine_keys([keys[t], keys[c]])) >= NEAR_UNIQUE:
+                combos.append([t, c])
+                extra += 1
     if not combos:
         combos.append(cols)
     return combos
@@ -298,6 +329,7 @@ def build_source_index(
     identifier_columns: Sequence[str] | None = None,
     progress: Callable[[str], None] | None = None,
     name: str | None = None,
+    roles: Mapping[str, str] | None = None,
 ) -> SourceIndexInfo:
     """Index the tabular files of one dataset version into ``out_dir``.
 
@@ -308,6 +340,11 @@ def build_source_index(
     named like ``*_id`` holding text, or ``company``, ``operator`` and the like.
     Files that are not tables (images, documents) are skipped and listed. ``name``
     (shown in findings) defaults to the first table's file name without suffix.
+
+    ``roles`` declares each column's role (see :mod:`cleanroom.checks.roles`); without
+    it, a ``roles.yaml`` beside the first file is read, and columns it does not name
+    get :func:`~cleanroom.checks.roles.infer_role`'s default. ``identifier_columns``
+    (older callers) declares direct identifiers on top of the roles.
     """
     say = progress or (lambda _msg: None)
     out_dir = Path(out_dir)
@@ -315,10 +352,13 @@ def build_source_index(
     tables: list[dict[str, Any]] = []
     file_rows: list[dict[str, Any]] = []
     identifier_hashes: list[np.ndarray] = []
+    contributor_hashes: list[np.ndarray] = []
     max_words = 1
     identifier_names: set[str] = set()
     seen_rows: list[np.ndarray] = []
     wanted_ids = {normalise_name(c) for c in identifier_columns} if identifier_columns else None
+    declared = _declared_roles(roles, [Path(f) for f in files])
+    all_roles: dict[str, str] = {}
     for path in map(Path, files):
         if path.suffix.lower() not in {".csv", ".tsv", ".tab", ".parquet", ".xlsx", ".xlsm"}:
             with path.open("rb") as fh:
@@ -347,6 +387,10 @@ def build_source_index(
         t = len(tables)
         say(f"{path.name}: choosing column combinations")
         combos = _choose_combos(frame, specs)
+        table_roles = {c: declared.get(c) or infer_role(c, frame[c]) for c in frame.columns}
+        if wanted_ids:
+            table_roles.update({c: "direct_identifier" for c in frame.columns if c in wanted_ids})
+        all_roles.update(table_roles)
         table: dict[str, Any] = {
             "name": path.stem,
             "files": [path.name],
@@ -356,6 +400,8 @@ def build_source_index(
             "combos": [],
             "rare_values": [],
             "groups": [],
+            "roles": table_roles,
+            "declared_roles": sorted(c for c in frame.columns if c in declared),
         }
         for ci, combo in enumerate(combos):
             say(f"{path.name}: hashing rows on {', '.join(combo)}")
@@ -367,6 +413,13 @@ def build_source_index(
             np.save(out_dir / f"t{t}_c{ci}_hash.npy", hashes[order])
             np.save(out_dir / f"t{t}_c{ci}_row.npy", rows[order])
             table["combos"].append({"columns": combo, "file": f"t{t}_c{ci}"})
+        # Value sets of the combination columns (32-bit hashes of distinct values), so
+        # that an output whose columns were all renamed still finds its source columns.
+        table["value_sets"] = []
+        for c in sorted({c for combo in combos for c in combo}):
+            keys, valid = specs[c].keys(frame[c])
+            np.save(out_dir / f"t{t}_vals_{c}.npy", _value_set(keys[valid]))
+            table["value_sets"].append(c)
         for c, spec in specs.items():
             if spec.kind != "num":
                 continue
@@ -376,21 +429,28 @@ def build_source_index(
             rare_keys = np.sort(_mix(uniq[counts < RARE_VALUE_ROWS]))
             np.save(out_dir / f"t{t}_rare_{c}.npy", rare_keys)
             table["rare_values"].append(c)
-        ids = _identifier_columns(frame, specs, wanted_ids)
+        ids = [c for c in frame.columns if table_roles[c] == "direct_identifier"]
         for c in ids:
             identifier_names.add(c)
             identifier_hashes.append(_identifier_value_hashes(frame[c]))
             words = frame[c].dropna().astype("str").str.split().str.len()
             max_words = max(max_words, int(words.max()) if len(words) else 1)
         table["identifier_columns"] = ids
+        for c in frame.columns:
+            if table_roles[c] == "contributor" and specs[c].kind == "str":
+                contributor_hashes.append(_identifier_value_hashes(frame[c]))
         say(f"{path.name}: group statistics")
-        groups = _group_stats(frame, specs)
+        groups = _group_stats(frame, specs, table_roles)
         if len(groups):
             groups.to_parquet(out_dir / f"t{t}_groups.parquet", index=False)
             table["groups"] = sorted(groups["group"].unique().tolist())
         tables.append(table)
     ident = np.unique(np.concatenate(identifier_hashes)) if identifier_hashes else np.empty(0)
     np.save(out_dir / "identifiers.npy", ident.astype(np.uint64))
+    # Contributors' names: a wide pivot with one column per supplier holds them in its
+    # header, and each of its magnitude cells is one contributor's total.
+    contrib = np.unique(np.concatenate(contributor_hashes)) if contributor_hashes else np.empty(0)
+    np.save(out_dir / "contributors.npy", contrib.astype(np.uint64))
     if wanted_ids:
         identifier_names |= wanted_ids
     total_rows = int(sum(t["rows"] for t in tables))
@@ -403,6 +463,7 @@ def build_source_index(
         "tables": tables,
         "identifier_columns": id_names,
         "identifier_max_words": min(max_words, 8),
+        "roles": all_roles,
     }
     (out_dir / META_FILE).write_text(json.dumps(meta, indent=1), encoding="utf-8")
     size = sum(p.stat().st_size for p in out_dir.iterdir() if p.is_file())
@@ -417,20 +478,6 @@ def build_source_index(
     )
 
 
-def _identifier_columns(
-    frame: pd.DataFrame, specs: dict[str, ColumnSpec], wanted: set[str] | None
-) -> list[str]:
-    if wanted is not None:
-        return [c for c in frame.columns if c in wanted]
-    found = []
-    for c, spec in specs.items():
-        if spec.kind != "str":
-            continue
-        if c.endswith("_id") or c in _NAME_ID_HINTS or c.split("_")[0] in _NAME_ID_HINTS:
-            found.append(c)
-    return found
-
-
 def _identifier_value_hashes(values: pd.Series) -> np.ndarray:
     uniq = pd.Series(pd.unique(normalise_strings(values.dropna())), dtype="str")
     # Short or purely numeric identifiers ("7", "12") would match ordinary numbers in
@@ -439,21 +486,52 @@ def _identifier_value_hashes(values: pd.Series) -> np.ndarray:
     return hash_strings(uniq[keep].to_numpy(dtype=object))
 
 
-def _group_stats(frame: pd.DataFrame, specs: dict[str, ColumnSpec]) -> pd.DataFrame:
+def _declared_roles(roles: Mapping[str, str] | None, files: list[Path]) -> dict[str, str]:
+    """The provider's declared roles: given, or the ``roles.yaml`` card beside the files."""
+    if roles is not None:
+        try:
+            return validate_roles(roles)
+        except RolesError as exc:
+            raise CheckInputError(str(exc)) from exc
+    for folder in dict.fromkeys(f.parent for f in files):
+        card = folder / ROLES_FILE
+        if card.is_file():
+            import yaml
+
+            try:
+                data = yaml.safe_load(card.read_text(encoding="utf-8")) or {}
+                return validate_roles(data.get("columns", data), where=str(card))
+            except (yaml.YAMLError, AttributeError, RolesError) as exc:
+                raise CheckInputError(f"{card}: {exc}") from exc
+    return {}
+
+
+def _group_stats(
+    frame: pd.DataFrame, specs: dict[str, ColumnSpec], roles: Mapping[str, str]
+) -> pd.DataFrame:
     nunique = frame.nunique()
     groupers = [
         c
         for c in frame.columns
-        if 1 < nunique[c] <= MAX_GROUP_CARDINALITY and specs[c].kind in {"str", "num"}
+        if 1 < nunique[c] <= MAX_GROUP_CARDINALITY
+        and specs[c].kind in {"str", "num"}
+        and roles.get(c) not in ("measure", "time")
     ]
     measures = [
         c
         for c, s in specs.items()
-        if s.kind == "num" and c not in groupers and nunique[c] > MAX_GROUP_CARDINALITY
+        if s.kind == "num"
+        and c not in groupers
+        and (nunique[c] > MAX_GROUP_CARDINALITY or roles.get(c) == "measure")
+        and roles.get(c) not in ("direct_identifier", "time")
     ]
     if not groupers or not measures:
         return pd.DataFrame()
+    # Dominance is about the contributors' shares: a supplier's total in a cell, across
+    # all its deliveries, not a single delivery.
+    contributors = [c for c in frame.columns if roles.get(c) == "contributor"]
     label_keys = {c: specs[c].keys(frame[c])[0] for c in groupers}
+    contributor_keys = {c: specs[c].keys(frame[c])[0] for c in contributors}
     values = {
         m: pd.to_numeric(frame[m], errors="coerce").to_numpy(dtype="float64") for m in measures
     }
@@ -463,12 +541,38 @@ def _group_stats(frame: pd.DataFrame, specs: dict[str, ColumnSpec]) -> pd.DataFr
             key = combine_keys([label_keys[c] for c in group])
             order = np.argsort(key, kind="stable")
             sorted_key = key[order]
+            by_contributor = {
+                c: np.lexsort((contributor_keys[c], key)) for c in contributors if c not in group
+            }
             for m in measures:
                 stats = _cell_stats(sorted_key, values[m][order])
+                stats.insert(0, "contributor", "")
                 stats.insert(0, "measure", m)
                 stats.insert(0, "group", "|".join(group))
                 parts.append(stats)
+                for c, corder in by_contributor.items():
+                    stats = _contributor_stats(
+                        key[corder], contributor_keys[c][corder], values[m][corder]
+                    )
+                    stats.insert(0, "contributor", c)
+                    stats.insert(0, "measure", m)
+                    stats.insert(0, "group", "|".join(group))
+                    parts.append(stats)
     return pd.concat(parts, ignore_index=True)
+
+
+def _contributor_stats(cell: np.ndarray, contributor: np.ndarray, vals: np.ndarray) -> pd.DataFrame:
+    """Per cell: the number of contributors, the total and the two largest contributor
+    totals (``cell`` then ``contributor`` sorted)."""
+    ok = np.isfinite(vals)
+    cell, contributor, vals = cell[ok], contributor[ok], vals[ok]
+    if len(cell) == 0:
+        return pd.DataFrame(columns=["key", "count", "sum", "top1", "top2", "min"])
+    starts = np.flatnonzero(
+        np.r_[True, (cell[1:] != cell[:-1]) | (contributor[1:] != contributor[:-1])]
+    )
+    totals = np.add.reduceat(vals, starts)
+    return _cell_stats(cell[starts], totals)
 
 
 def _cell_stats(key: np.ndarray, vals: np.ndarray) -> pd.DataFrame:
@@ -559,6 +663,10 @@ class _Table:
     rare: dict[str, np.ndarray]
     groups: pd.DataFrame | None
     group_names: list[str] = field(default_factory=list)
+    roles: dict[str, str] = field(default_factory=dict)
+    value_sets: dict[str, np.ndarray] = field(default_factory=dict)
+    group_keys: dict[str, np.ndarray] = field(default_factory=dict)
+    cells: dict[tuple[str, str, str], pd.DataFrame] | None = None
 
 
 class SourceIndex:
@@ -573,6 +681,7 @@ class SourceIndex:
         self.identifier_max_words: int = int(meta.get("identifier_max_words", 4))
         self.name: str = str(meta.get("name") or path.name)
         self._identifiers = np.load(path / "identifiers.npy", mmap_mode="r")
+        self._contributors = np.load(path / "contributors.npy", mmap_mode="r")
         self.tables: list[_Table] = []
         for t, table in enumerate(meta["tables"]):
             specs = {
@@ -599,8 +708,15 @@ class SourceIndex:
                     rare=rare,
                     groups=None,
                     group_names=list(table["groups"]) if groups_path.exists() else [],
+                    roles=dict(table.get("roles") or {}),
+                    value_sets={
+                        c: np.load(path / f"t{t}_vals_{c}.npy", mmap_mode="r")
+                        for c in table.get("value_sets", [])
+                    },
                 )
             )
+        #: Each column's role (declared by the provider or inferred at registration).
+        self.roles: dict[str, str] = dict(meta.get("roles") or {})
 
     @property
     def columns(self) -> set[str]:
@@ -608,11 +724,55 @@ class SourceIndex:
         return {c for t in self.tables for c in t.specs}
 
     def match_rows(self, frame: pd.DataFrame) -> list[RowMatch]:
-        """Rows of ``frame`` (columns already normalised) that match source records."""
+        """Rows of ``frame`` (columns already normalised) that match source records.
+
+        Columns are matched by name first; when that finds nothing, by their values
+        (each output column against the value sets of the source's columns), so that
+        rows with every column renamed are still found.
+        """
+        found = self._match_rows(frame)
+        if found or frame.shape[1] < 2 or not len(frame):
+            return found
+        for t, table in enumerate(self.tables):
+            renamed = self._rename_by_values(frame, table)
+            if renamed is not None:
+                found += [m for m in self._match_rows(renamed, only=t)]
+        return found
+
+    def _rename_by_values(self, frame: pd.DataFrame, table: _Table) -> pd.DataFrame | None:
+        """``frame`` with its columns named after the source columns whose value sets
+        hold (almost) all of their values; None when fewer than two columns map."""
+        sample = frame.head(200)
+        scores: list[tuple[float, str, str]] = []
+        for out_col in frame.columns:
+            column = sample[out_col]
+            if column.notna().sum() < min(5, len(sample)):
+                continue
+            for src_col, values in table.value_sets.items():
+                keys, valid = table.specs[src_col].keys(column)
+                if valid.sum() < max(1, 0.9 * column.notna().sum()) or not len(values):
+                    continue
+                probe = (_mix(keys[valid]) >> np.uint64(32)).astype(np.uint32)
+                hit = float(sorted_contains(values, np.sort(probe)).mean())
+                if hit >= 0.95:
+                    scores.append((hit, out_col, src_col))
+        mapping: dict[str, str] = {}
+        for _hit, out_col, src_col in sorted(scores, reverse=True):
+            if out_col not in mapping and src_col not in mapping.values():
+                mapping[out_col] = src_col
+        if len(mapping) < 2:
+            return None
+        out = frame[list(mapping)].copy(deep=False)
+        out.columns = [mapping[c] for c in mapping]
+        return out
+
+    def _match_rows(self, frame: pd.DataFrame, only: int | None = None) -> list[RowMatch]:
         present = set(frame.columns)
         jobs: list[tuple[_Table, list[str], np.ndarray, np.ndarray]] = []
         keys: dict[tuple[int, str], tuple[np.ndarray, np.ndarray]] = {}
         for t, table in enumerate(self.tables):
+            if only is not None and t != only:
+                continue
             for columns, hashes, rows in table.combos:
                 if set(columns) <= present and len(hashes):
                     jobs.append((table, columns, hashes, rows))
@@ -639,6 +799,12 @@ class SourceIndex:
             return np.zeros(len(normalised), dtype=bool)
         return sorted_contains(self._identifiers, hash_strings(normalised))
 
+    def contributor_hits(self, normalised: np.ndarray) -> np.ndarray:
+        """Mask of normalised strings that are values of a contributor column."""
+        if len(self._contributors) == 0 or len(normalised) == 0:
+            return np.zeros(len(normalised), dtype=bool)
+        return sorted_contains(self._contributors, hash_strings(normalised))
+
     def rare_values(self, values: np.ndarray, column: str | None) -> dict[str, np.ndarray]:
         """For each source column, a mask of ``values`` that fewer than
         :data:`RARE_VALUE_ROWS` records hold (``column`` narrows the search when known)."""
@@ -658,26 +824,180 @@ class SourceIndex:
         """Normalised names of the source's numeric columns."""
         return {c for t in self.tables for c, s in t.specs.items() if s.kind == "num"}
 
+    @property
+    def contributors(self) -> set[str]:
+        """Columns declared (or inferred) as contributors: the units dominance protects."""
+        return {c for c, r in self.roles.items() if r == "contributor"}
+
+    def role(self, column: str) -> str | None:
+        """The role of a source column, if the source has it."""
+        return self.roles.get(column)
+
     def group_stats(self, group: Sequence[str], measure: str) -> tuple[ColumnSpec, ...] | None:
         """The column specs of a grouping that has cell statistics for ``measure``."""
+        table = self._table_with(group, measure)
+        return None if table is None else tuple(table.specs[c] for c in group)
+
+    def group_specs(self, group: Sequence[str]) -> tuple[ColumnSpec, ...]:
+        """How each column of a grouping is normalised (from a table that has it)."""
+        table = self._table_with(group, None)
+        if table is None:
+            raise KeyError("|".join(group))
+        return tuple(table.specs[c] for c in group)
+
+    def tables_with(self, group: Sequence[str]) -> list[int]:
+        """The numbers of the tables that hold cell statistics for ``group``."""
+        name = "|".join(group)
+        return [t for t, table in enumerate(self.tables) if name in table.group_names]
+
+    def _table_with(self, group: Sequence[str], measure: str | None) -> _Table | None:
+        # The table must hold both the grouping and the measure: a multi-table source
+        # may have the grouping column in several tables and the measure in one.
         name = "|".join(group)
         for table in self.tables:
-            if name in table.group_names and measure in table.specs:
-                return tuple(table.specs[c] for c in group)
+            if name in table.group_names and (measure is None or measure in table.specs):
+                return table
         return None
 
-    def cell_stats(self, group: Sequence[str], measure: str, keys: np.ndarray) -> pd.DataFrame:
-        """Count, sum, two largest and smallest contribution for each cell key."""
+    def _groups(self, table: _Table) -> pd.DataFrame:
+        if table.groups is None:
+            t = self.tables.index(table)
+            table.groups = pd.read_parquet(self.path / f"t{t}_groups.parquet")
+            if "contributor" not in table.groups:
+                table.groups["contributor"] = ""
+        return table.groups
+
+    def cell_stats(
+        self,
+        group: Sequence[str],
+        measure: str | None,
+        keys: np.ndarray,
+        contributor: str = "",
+        table: int | None = None,
+    ) -> pd.DataFrame:
+        """Count, sum, two largest and smallest contribution for each cell key.
+
+        ``measure`` None gives the record counts (any measure's). With ``contributor``
+        the count is of distinct contributors and the contributions are each
+        contributor's total in the cell. ``table`` picks one table of the source
+        (default: the first that has both the grouping and the measure).
+        """
+        found = self._table_with(group, measure) if table is None else self.tables[table]
+        empty = pd.DataFrame(
+            index=pd.Index(keys), columns=["count", "sum", "top1", "top2", "min"], dtype="float64"
+        )
+        if found is None or (measure is not None and measure not in found.specs):
+            return empty
+        cells = self._cells(found)
         name = "|".join(group)
-        for t, table in enumerate(self.tables):
-            if name not in table.group_names:
+        if measure is None:
+            # Record counts: any measure's cells of the grouping (the first one).
+            measure = next((m for g, c, m in cells if g == name and c == contributor), None)
+            if measure is None:
+                return empty
+        sub = cells.get((name, contributor, measure))
+        if sub is None:
+            return empty
+        return sub.reindex(pd.Index(keys.astype(np.uint64)))
+
+    def _cells(self, table: _Table) -> dict[tuple[str, str, str], pd.DataFrame]:
+        # One split of the table's statistics by (grouping, contributor, measure), kept
+        # for the life of the index: every file of every request looks cells up here.
+        if table.cells is None:
+            g = self._groups(table)
+            table.cells = {
+                (str(k[0]), str(k[1]), str(k[2])): part.drop(
+                    columns=["group", "contributor", "measure"]
+                ).set_index("key")
+                for k, part in g.groupby(["group", "contributor", "measure"], sort=False)
+            }
+        return table.cells
+
+    def measures_of(self, group: Sequence[str], table: int | None = None) -> list[str]:
+        """The measures with cell statistics for ``group`` (in ``table``, or the first
+        table that has the grouping)."""
+        found = self._table_with(group, None) if table is None else self.tables[table]
+        if found is None:
+            return []
+        name = "|".join(group)
+        return sorted({m for g, _c, m in self._cells(found) if g == name})
+
+    def find_grouping(
+        self, frame: pd.DataFrame, columns: Sequence[str]
+    ) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+        """The source grouping whose cells ``frame``'s label ``columns`` are.
+
+        Returns (source columns, the output columns in the same order). Columns match
+        by name, or, when renamed, by value: the output labels must (almost) all be
+        values of the source grouping column.
+        """
+        if not 1 <= len(columns) <= 2:
+            return None
+        for table in self.tables:
+            candidates: list[list[str]] = []
+            for col in columns:
+                names = [col] if col in table.specs and self._is_group(table, col) else []
+                names += [g for g in self._value_matches(table, frame[col]) if g != col]
+                candidates.append(names)
+            for choice in itertools.product(*candidates):
+                if len(set(choice)) < len(choice):
+                    continue
+                for order in itertools.permutations(range(len(columns))):
+                    group = tuple(choice[i] for i in order)
+                    if "|".join(group) in table.group_names:
+                        return group, tuple(columns[i] for i in order)
+        return None
+
+    @staticmethod
+    def _is_group(table: _Table, column: str) -> bool:
+        return column in table.group_names
+
+    def knows_labels(self, values: pd.Series, share: float = 0.5) -> bool:
+        """Whether at least ``share`` of the distinct ``values`` are values of some
+        grouping column of the source (the table's labels come from this dataset)."""
+        distinct = values.dropna().drop_duplicates()
+        if not len(distinct):
+            return False
+        for table in self.tables:
+            for name in table.group_names:
+                if "|" in name or table.specs[name].kind != "str":
+                    continue
+                if name not in table.group_keys:
+                    self._value_matches(table, distinct.head(1))
+                keys, valid = table.specs[name].keys(distinct)
+                known = table.group_keys.get(name)
+                if known is None or not valid.any():
+                    continue
+                hits = sorted_contains(known, combine_keys([keys[valid]]))
+                if float(hits.mean()) * valid.mean() >= share:
+                    return True
+        return False
+
+    def _value_matches(self, table: _Table, values: pd.Series) -> list[str]:
+        distinct = values.dropna().drop_duplicates()
+        if not len(distinct):
+            return []
+        found: list[tuple[float, str]] = []
+        for name in table.group_names:
+            if "|" in name:
                 continue
-            if table.groups is None:
-                table.groups = pd.read_parquet(self.path / f"t{t}_groups.parquet")
-            g = table.groups
-            sub = g[(g["group"] == name) & (g["measure"] == measure)].set_index("key")
-            return sub.reindex(pd.Index(keys.astype(np.uint64)))
-        return pd.DataFrame(index=pd.Index(keys), columns=["count", "sum", "top1", "top2", "min"])
+            if name not in table.group_keys:
+                parts = [
+                    part.index.to_numpy(dtype=np.uint64)
+                    for (group, _c, _m), part in self._cells(table).items()
+                    if group == name
+                ]
+                table.group_keys[name] = (
+                    np.unique(np.concatenate(parts)) if parts else np.empty(0, np.uint64)
+                )
+            known = table.group_keys[name]
+            keys, valid = table.specs[name].keys(distinct)
+            if not valid.any():
+                continue
+            share = float(sorted_contains(known, combine_keys([keys[valid]])).mean()) * valid.mean()
+            if share >= 0.9:
+                found.append((share, name))
+        return [n for _s, n in sorted(found, reverse=True)]
 
 
 def load_source_index(out_dir: Path) -> SourceIndex:

@@ -13,12 +13,13 @@ import io
 import itertools
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from cleanroom.checks.source_index import SourceIndex, combine_keys, normalise_name
+from cleanroom.checks.source_index import SourceIndex, _decimals, combine_keys, normalise_name
 from cleanroom.checks.text import personal_hits
 from cleanroom.checks.types import CheckContext, Finding, Verdict
 
@@ -58,6 +59,32 @@ _AGG_WORDS = (
 _DOMINANCE_WORDS = ("sum", "total", "mean", "avg", "average")
 _EXTREME = re.compile(r"^(min|max|minimum|maximum|.+_(min|max)|(min|max)_.+)$")
 _DOF = re.compile(r"^(df_?resid(ual)?s?|residual_df|dof_resid(ual)?s?|resid_df)$")
+# Columns of statistics, not counts: p-values, test statistics, standard errors, bounds.
+_STATISTIC = re.compile(
+    r"^(p|pval|pvalue|p_value|p_values|p_t|p_z|p_chi2|prob|probability|t|z|f|chi2|chisq|"
+    r"t_stat|z_stat|t_value|z_value|f_stat|statistic|stat|coef|coefficient|coefficients|"
+    r"estimate|estimates|beta|std_err|std_error|stderr|se|ci|ci_low|ci_high|ci_lower|"
+    r"ci_upper|lower|upper|lower_ci|upper_ci|0_025|0_975|2_5|97_5|conf_low|conf_high|"
+    r"odds_ratio|or|hr|rr|r2|r_squared|adj_r2|aic|bic|llf|log_likelihood|vif|importance|"
+    r"feature_importance|weight|score|auc|accuracy|precision|recall|f1|loss|rmse|mae|mse|"
+    r"(.+_)?(pvalue|p_value|tstat|zscore|stderr|std_err|importance|score))$"
+)
+_MODEL_WORDS = ("coef", "coefficient", "estimate", "std_err", "stderr", "pvalue", "p_value")
+# Integer columns that label cells rather than count them.
+_LABEL_NAME = re.compile(
+    r"^(.+_)?(hour|hours|hr|week|weeks|month|months|year|years|yr|day|days|weekday|dow|"
+    r"quarter|qtr|minute|second|date|bin|bins|bucket|band|decile|quintile|quartile|"
+    r"percentile|id|code|no|num|number|index|idx|rank|level|group|class|category|cluster|"
+    r"line|shift|station|cavity|cavities|mould|mold|machine|press|lot|batch|cycle|step|"
+    r"stage|period|age|version|seed|fold|label|target|flag|grade)$"
+)
+# Model settings named like counts ("n_estimators", "n_features"): not counts of records.
+_MODEL_SETTING = re.compile(
+    r"^n_(features|features_in|estimators|components|splits|folds|jobs|iter|iterations|"
+    r"neighbors|neighbours|clusters|layers|epochs|trees|classes|outputs|bins|lags|params|"
+    r"parameters|repeats|repetitions|shadow_models|rounds)$"
+)
+_NOT_COUNT_ROLES = {"label", "time", "direct_identifier", "quasi_identifier", "contributor"}
 _STAT_ROWS = {"count", "mean", "std", "min", "max", "25", "50", "75", "unique", "top", "freq"}
 _PERSONAL_COLUMNS = {
     "email",
@@ -150,9 +177,80 @@ def _integer_like(series: pd.Series) -> bool:
     return False
 
 
+def _is_statistic(name: str) -> bool:
+    return bool(_STATISTIC.match(name))
+
+
+def _label_like_integers(name: str, series: pd.Series, roles: dict[str, str]) -> bool:
+    # An integer column leads a table as its label when its name or the source says
+    # so, or when its values rise as a groupby sorts them (hours, weeks, bins).
+    if _LABEL_NAME.match(name) or roles.get(name) in _NOT_COUNT_ROLES:
+        return True
+    vals = series.dropna().to_numpy(dtype="float64")
+    return len(vals) >= 3 and bool(np.all(np.diff(vals) > 0))
+
+
+def _key_columns(frame: pd.DataFrame, text_cols: list[str], roles: dict[str, str]) -> list[str]:
+    """The leading label columns that identify each row (a groupby's index, a
+    crosstab's rows); empty when the table has no such key (record-level data)."""
+    if len(frame) > 10_000 or frame.shape[1] < 2:
+        return []
+    key: list[str] = []
+    for c in list(frame.columns)[:-1]:
+        series = frame[c]
+        if _COUNT_NAME.match(c) or _is_statistic(c) or _has_word(c, _AGG_WORDS):
+            break
+        if not (
+            c in text_cols
+            or pd.api.types.is_bool_dtype(series.dtype)
+            or pd.api.types.is_datetime64_any_dtype(series.dtype)
+            or (_integer_like(series) and (key or _label_like_integers(c, series, roles)))
+        ):
+            break
+        key.append(c)
+        if not frame.duplicated(subset=key).any():
+            return key
+    return []
+
+
 def _has_word(name: str, words: Iterable[str]) -> bool:
     parts = set(name.split("_"))
     return any(w in parts for w in words)
+
+
+def _matches(values: pd.Series | tuple[np.ndarray, int], reference: pd.Series | np.ndarray) -> bool:
+    """Whether (almost) every cell of ``values`` equals ``reference`` at the resolution
+    the output prints it (``values`` may be given as (array, decimals), computed once)."""
+    if isinstance(values, tuple):
+        out, decimals = values
+    else:
+        out = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64")
+        finite = out[np.isfinite(out)]
+        decimals = _decimals(finite) if len(finite) else 0
+    ref = np.asarray(reference, dtype="float64")
+    ok = np.isfinite(out) & np.isfinite(ref)
+    if not ok.any() or ok.sum() < 0.8 * np.isfinite(out).sum():
+        return False
+    tol = 0.5 * 10.0**-decimals + 1e-6 * np.abs(ref[ok])
+    return bool(np.mean(np.abs(out[ok] - ref[ok]) <= tol) >= 0.9)
+
+
+def _numbers(series: pd.Series) -> tuple[np.ndarray, int]:
+    out = pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64")
+    finite = out[np.isfinite(out)]
+    return out, (_decimals(finite) if len(finite) else 0)
+
+
+@dataclass
+class _CellMatch:
+    """An output's cells matched with a source grouping."""
+
+    source: SourceIndex
+    group: tuple[str, ...]
+    out_cols: tuple[str, ...]
+    keys: np.ndarray
+    #: value column -> (count | sum | mean, source measure, table number)
+    values: dict[str, tuple[str, str, int]] = field(default_factory=dict)
 
 
 class _Table:
@@ -164,6 +262,7 @@ class _Table:
         self.policy = context.policy.tables
         self.location = location
         self.findings: list[Finding] = []
+        self.cell_matches: list[_CellMatch] = []
         cols = list(self.frame.columns)
         self.text_cols = [c for c in cols if _is_text(self.frame[c])]
         self.numeric_cols = [
@@ -173,10 +272,55 @@ class _Table:
             and not pd.api.types.is_bool_dtype(self.frame[c].dtype)
         ]
         source_numeric = set().union(*(s.numeric_columns() for s in context.sources))
-        self.count_cols = [c for c in self.numeric_cols if _COUNT_NAME.match(c)]
+        self.source_roles: dict[str, str] = {}
+        for source in context.sources:
+            for c, r in source.roles.items():
+                self.source_roles.setdefault(c, r)
+        self.stat_cols = [c for c in self.numeric_cols if _is_statistic(c)]
+        # A model summary (coefficients, standard errors, p-values) has no count cells
+        # except those named so ("n", "nobs"): a p-value printed 0.000 is not a zero count.
+        self.model_summary = any(_has_word(c, _MODEL_WORDS) for c in cols)
+        self.key_cols = _key_columns(self.frame, self.text_cols, self.source_roles)
         self.agg_cols = [
-            c for c in self.numeric_cols if c not in self.count_cols and _has_word(c, _AGG_WORDS)
+            c
+            for c in self.numeric_cols
+            if not _COUNT_NAME.match(c) and _has_word(c, _AGG_WORDS) and c not in self.stat_cols
         ]
+        self.label_cols = [
+            c
+            for c in self.numeric_cols
+            if c in self.key_cols
+            or _LABEL_NAME.match(c)
+            or self.source_roles.get(c) in _NOT_COUNT_ROLES
+        ]
+        named = [
+            c
+            for c in self.numeric_cols
+            if _COUNT_NAME.match(c) and c not in self.label_cols and not _DOF.match(c)
+        ]
+        # Counts by value, whatever their name ("deliveries", "defects", pandas' named
+        # aggregation): the non-negative integer value columns of an aggregate table.
+        aggregate_shaped = bool(self.key_cols) and len(self.frame) <= 10_000
+        valued = [
+            c
+            for c in self.numeric_cols
+            if aggregate_shaped
+            and not self.model_summary
+            and c not in named
+            and c not in self.label_cols
+            and c not in self.agg_cols
+            and c not in self.stat_cols
+            and not _DOF.match(c)
+            and not (c in source_numeric and self.source_roles.get(c) == "measure")
+            and _integer_like(self.frame[c])
+            and bool((self.frame[c].dropna() >= 0).all())
+        ]
+        if context.sources and valued and self._foreign_text_keys():
+            # Rows labelled by text that is no grouping of the source (model names in a
+            # comparison of models): their integers are settings, not counts of records.
+            valued = []
+        named = [c for c in named if not _MODEL_SETTING.match(c)]
+        self.count_cols = named + valued
         # describe()-style tables: statistics as row labels in the first text column.
         self.stat_label_col = next(
             (
@@ -194,11 +338,12 @@ class _Table:
             ),
             None,
         )
+        if self.stat_label_col is not None:
+            self.count_cols = [c for c in self.count_cols if c in named]
         # A cross-tabulation: label columns plus non-negative integer cells whose
         # column names are categories, not measurements.
         self.crosstab = (
-            not self.count_cols
-            and not self.agg_cols
+            not self.agg_cols
             and self.stat_label_col is None
             and bool(self.text_cols)
             and bool(self.numeric_cols)
@@ -208,10 +353,18 @@ class _Table:
                 and (self.frame[c].dropna() >= 0).all()
                 and c not in source_numeric
                 for c in self.numeric_cols
+                if c not in self.key_cols
             )
+            and set(self.numeric_cols) - set(self.key_cols) <= set(self.count_cols)
         )
-        if self.crosstab:
-            self.count_cols = list(self.numeric_cols)
+
+    def _foreign_text_keys(self) -> bool:
+        text_keys = [c for c in self.key_cols if c in self.text_cols]
+        if not text_keys or len(text_keys) < len(self.key_cols):
+            return False
+        return not any(
+            source.knows_labels(self.frame[c]) for source in self.context.sources for c in text_keys
+        )
 
     def add(self, rule: str, verdict: Verdict, message: str, **evidence: Any) -> None:
         """Record a finding at this table's location."""
@@ -238,6 +391,7 @@ class _Table:
         self.check_cell_size()
         self.check_identifiers()
         self.check_source_rows()
+        self.resolve_source_cells()
         self.check_shape()
         self.check_counts()
         self.check_dominance()
@@ -251,6 +405,12 @@ class _Table:
                 rows=len(self.frame),
                 columns=self.original,
                 count_columns=self.count_cols,
+                aggregate=bool(
+                    self.count_cols
+                    or self.agg_cols
+                    or self.crosstab
+                    or any(m.values for m in self.cell_matches)
+                ),
                 sources=[s.name for s in self.context.sources],
             )
         return self.findings
@@ -359,7 +519,15 @@ class _Table:
     def check_shape(self) -> None:
         """Record-level shape: many rows without aggregates, or a large share of a source."""
         n = len(self.frame)
-        if n >= self.policy.row_level_min_rows and not self.count_cols and not self.agg_cols:
+        # Value columns that the index shows to be counts, sums or means of source
+        # cells are aggregates whatever they are called.
+        matched = any(m.values for m in self.cell_matches)
+        if (
+            n >= self.policy.row_level_min_rows
+            and not self.count_cols
+            and not self.agg_cols
+            and not matched
+        ):
             self.add(
                 "table.row_level",
                 Verdict.REVIEW,
@@ -447,31 +615,126 @@ class _Table:
                     break
         return found
 
-    def check_dominance(self) -> None:
-        """Source-cell counts, p% and (n, k) rules on aggregates of source measures."""
+    def dominance_labels(self) -> list[str]:
+        """The columns that label the cells of the table."""
+        if self.key_cols:
+            return [c for c in self.key_cols if c != self.stat_label_col]
         labels = [c for c in self.text_cols if c != self.stat_label_col]
         labels += [
-            c for c in self.numeric_cols if c not in self.agg_cols and c not in self.count_cols
+            c
+            for c in self.numeric_cols
+            if c not in self.agg_cols and c not in self.count_cols and c not in self.stat_cols
         ]
-        p, k = self.policy.p_percent, self.policy.nk_k
+        return labels
+
+    def resolve_source_cells(self) -> None:
+        """Find the source grouping behind the table's cells, by name or by value, and
+        which value columns are record counts, sums or means of a source measure
+        (whatever the columns are called): the cells' true counts then come from the
+        index."""
+        self.cell_matches = []
+        labels = self.dominance_labels()
         for source in self.context.sources:
-            measures = self.measures(source)
-            # Other measures beside this one are values, not labels of the cells.
-            cell_labels = [c for c in labels if c not in {m[0] for m in measures}]
-            for col, measure, dominance in measures:
-                group = self.find_group(source, cell_labels, measure)
-                if group is None:
+            named = self.measures(source)
+            cell_labels = [c for c in labels if c not in {m[0] for m in named}]
+            found = source.find_grouping(self.frame, cell_labels)
+            if found is None:
+                continue
+            group, out_cols = found
+            specs = source.group_specs(group)
+            keys = combine_keys(
+                [spec.keys(self.frame[c])[0] for spec, c in zip(specs, out_cols, strict=True)]
+            )
+            match = _CellMatch(source, group, out_cols, keys)
+            values = [
+                c
+                for c in self.numeric_cols
+                if c not in out_cols and c not in self.stat_cols and not _DOF.match(c)
+            ]
+            numbers = {c: _numbers(self.frame[c]) for c in values}
+            integers = {c for c in values if _integer_like(self.frame[c])}
+            for t in source.tables_with(group):
+                counts = source.cell_stats(group, None, keys, table=t)["count"].to_numpy(
+                    dtype="float64"
+                )
+                for c in values:
+                    if c not in match.values and c in integers and _matches(numbers[c], counts):
+                        match.values[c] = ("count", "", t)
+                for m in source.measures_of(group, table=t):
+                    if all(c in match.values for c in values):
+                        break
+                    stats = source.cell_stats(group, m, keys, table=t)
+                    sums = stats["sum"].to_numpy(dtype="float64")
+                    with np.errstate(invalid="ignore", divide="ignore"):
+                        means = sums / stats["count"].to_numpy(dtype="float64")
+                    for c in values:
+                        if c in match.values:
+                            continue
+                        if _matches(numbers[c], sums):
+                            match.values[c] = ("sum", m, t)
+                        elif _matches(numbers[c], means):
+                            match.values[c] = ("mean", m, t)
+            for c, (kind, _m, _t) in match.values.items():
+                if kind == "count" and c not in self.count_cols:
+                    self.count_cols.append(c)
+                elif kind != "count" and c in self.count_cols:
+                    self.count_cols.remove(c)
+            self.cell_matches.append(match)
+
+    def check_contributor_header(self) -> None:
+        """A wide table with one column per contributor (``pivot_table(columns=
+        "supplier")``): each magnitude cell under such a header is one contributor's
+        total."""
+        magnitudes = [
+            (o, c)
+            for o, c in zip(self.original, self.frame.columns, strict=True)
+            if c in self.numeric_cols
+            and c not in self.count_cols
+            and c not in self.key_cols
+            and c not in self.stat_cols
+        ]
+        if not magnitudes:
+            return
+        names = np.asarray([str(o).strip().lower() for o, _c in magnitudes], dtype=object)
+        for source in self.context.sources:
+            hits = source.contributor_hits(names)
+            if not hits.any():
+                continue
+            columns = [magnitudes[i][0] for i in np.flatnonzero(hits)]
+            self.add(
+                "table.dominance_nk",
+                Verdict.FAIL,
+                f"the columns {', '.join(columns)} are contributors of dataset "
+                f"{source.name!r}: each of their cells is a single contributor's total, "
+                f"above the (n, k) rule's {self._nk_text()}",
+                columns=self.cap(columns),
+                threshold=self._nk_threshold(),
+                basis="contributor in the header",
+                dataset=source.name,
+            )
+
+    def check_dominance(self) -> None:
+        """Source-cell counts, p% and (n, k) rules on aggregates of source measures.
+
+        With declared contributors (suppliers, customers, plants) the dominance rules
+        are computed on each contributor's total in the cell, across its records; a
+        cell that is one contributor's total fails outright.
+        """
+        self.check_contributor_header()
+        for match in self.cell_matches:
+            source, group = match.source, match.group
+            measures: dict[str, tuple[str, bool, int | None]] = {
+                c: (m, dom, None) for c, m, dom in self.measures(source)
+            }
+            for c, (kind, m, table_no) in match.values.items():
+                if kind != "count":
+                    measures[c] = (m, True, table_no)
+            contributor_labels = [g for g in group if source.role(g) == "contributor"]
+            for col, (measure, dominance, t) in measures.items():
+                if col in match.out_cols or col in self.count_cols:
                     continue
-                specs = source.group_stats(group, measure)
-                assert specs is not None
-                parts = [spec.keys(self.frame[c]) for spec, c in zip(specs, group, strict=True)]
-                keys = combine_keys([kk for kk, _v in parts])
-                stats = source.cell_stats(group, measure, keys)
+                stats = source.cell_stats(group, measure, match.keys, table=t)
                 count = stats["count"].to_numpy(dtype="float64")
-                total = stats["sum"].to_numpy(dtype="float64")
-                top1 = stats["top1"].to_numpy(dtype="float64")
-                top2 = stats["top2"].to_numpy(dtype="float64")
-                low = stats["min"].to_numpy(dtype="float64")
                 known = np.isfinite(count)
                 small = known & (count < self.policy.min_cell_count)
                 self._cells_finding(
@@ -484,38 +747,35 @@ class _Table:
                     count,
                     threshold=self.policy.min_cell_count,
                     group=list(group),
+                    measure=measure,
                 )
                 if not dominance:
                     continue
-                with np.errstate(invalid="ignore"):
-                    # p% rule: the second largest contributor, subtracting its own value,
-                    # would estimate the largest within p percent.
-                    p_fail = known & (total - top1 - top2 < p * top1) & (top1 > 0) & ~small
-                    nk_fail = known & (top1 + top2 > k * total) & (total > 0) & ~small & ~p_fail
+                if contributor_labels:
+                    self._cells_finding(
+                        known & ~small,
+                        "table.dominance_nk",
+                        Verdict.FAIL,
+                        f"{{n}} cells of {col!r} are each the total of a single contributor "
+                        f"({', '.join(contributor_labels)}): one contributor holds 100% of "
+                        f"the cell, above the (n, k) rule's {self._nk_text()}",
+                        col,
+                        count,
+                        threshold=self._nk_threshold(),
+                        group=list(group),
+                        contributor=contributor_labels,
+                    )
+                    continue
+                self._dominance(col, stats, count, small, group, basis="records")
+                for contributor in sorted(source.contributors - set(group)):
+                    cstats = source.cell_stats(
+                        group, measure, match.keys, contributor=contributor, table=t
+                    )
+                    if not np.isfinite(cstats["count"].to_numpy(dtype="float64")).any():
+                        continue
+                    self._dominance(col, cstats, count, small, group, basis=contributor)
                 self._cells_finding(
-                    p_fail,
-                    "table.dominance_p_percent",
-                    Verdict.FAIL,
-                    f"{{n}} cells of {col!r} fail the p% rule (p = {p:.0%}): the two largest "
-                    "contributions leave less than p% of the largest",
-                    col,
-                    count,
-                    threshold=p,
-                    group=list(group),
-                )
-                self._cells_finding(
-                    nk_fail,
-                    "table.dominance_nk",
-                    Verdict.FAIL,
-                    f"{{n}} cells of {col!r} fail the (n, k) rule: the {self.policy.nk_n} "
-                    f"largest contributions exceed {k:.0%} of the total",
-                    col,
-                    count,
-                    threshold={"n": self.policy.nk_n, "k": k},
-                    group=list(group),
-                )
-                self._cells_finding(
-                    known & (low < 0),
+                    known & (stats["min"].to_numpy(dtype="float64") < 0),
                     "table.negative_values",
                     self.policy.negative_value_verdict,
                     f"{{n}} cells of {col!r} include negative contributions (dominance "
@@ -525,17 +785,86 @@ class _Table:
                     group=list(group),
                 )
 
-    def find_group(
-        self, source: SourceIndex, labels: list[str], measure: str
-    ) -> tuple[str, ...] | None:
-        # The cells are known only when every label column of the table is a grouping
-        # the index holds statistics for; a finer table (more labels) is not matched.
-        if not 1 <= len(labels) <= 2 or not set(labels) <= source.columns:
-            return None
-        for group in itertools.permutations(labels):
-            if source.group_stats(group, measure) is not None:
-                return group
-        return None
+    def _nk_rules(self) -> list[tuple[int, float]]:
+        # The single rule always applies; nk_rules add to it (ABS-style (1, 50%), (2, 67%)).
+        rules = [(self.policy.nk_n, self.policy.nk_k)]
+        rules += [(int(n), float(k)) for n, k in self.policy.nk_rules if (n, k) not in rules]
+        return rules
+
+    def _nk_text(self) -> str:
+        return ", ".join(f"(n = {n}, k = {k:.0%})" for n, k in self._nk_rules())
+
+    def _nk_threshold(self) -> list[dict[str, float]]:
+        return [{"n": n, "k": k} for n, k in self._nk_rules()]
+
+    def _dominance(
+        self,
+        col: str,
+        stats: pd.DataFrame,
+        count: np.ndarray,
+        small: np.ndarray,
+        group: tuple[str, ...],
+        basis: str,
+    ) -> None:
+        p = self.policy.p_percent
+        total = stats["sum"].to_numpy(dtype="float64")
+        top1 = stats["top1"].to_numpy(dtype="float64")
+        top2 = stats["top2"].to_numpy(dtype="float64")
+        known = np.isfinite(total)
+        who = "records" if basis == "records" else f"contributors (totals per {basis})"
+        failed_rule: dict[int, str] = {}
+        with np.errstate(invalid="ignore", divide="ignore"):
+            # p% rule: the second largest contributor, subtracting its own value,
+            # would estimate the largest within p percent.
+            p_fail = known & (total - top1 - top2 < p * top1) & (top1 > 0) & ~small
+            nk_fail = np.zeros(len(total), dtype=bool)
+            for n, k in self._nk_rules():
+                largest = top1 if n == 1 else top1 + top2
+                hit = known & (largest > k * total) & (total > 0) & ~small & ~p_fail & ~nk_fail
+                for r in np.flatnonzero(hit):
+                    failed_rule[int(r)] = f"n = {n}, k = {k:.0%}"
+                nk_fail |= hit
+        self._cells_finding(
+            p_fail,
+            "table.dominance_p_percent",
+            Verdict.FAIL,
+            f"{{n}} cells of {col!r} fail the p% rule (p = {p:.0%}) on {who}: the rest "
+            "of the cell, less the second largest contribution, is under p% of the largest",
+            col,
+            count,
+            threshold=p,
+            group=list(group),
+            basis=basis,
+            shares=self._shares(p_fail, top1, top2, total),
+        )
+        self._cells_finding(
+            nk_fail,
+            "table.dominance_nk",
+            Verdict.FAIL,
+            f"{{n}} cells of {col!r} fail the (n, k) rule on {who}: the largest "
+            f"contributions exceed k% of the total ({self._nk_text()})",
+            col,
+            count,
+            threshold=self._nk_threshold(),
+            group=list(group),
+            basis=basis,
+            shares=self._shares(nk_fail, top1, top2, total),
+            failed={str(r + 1): rule for r, rule in list(failed_rule.items())[:20]},
+        )
+
+    def _shares(
+        self, mask: np.ndarray, top1: np.ndarray, top2: np.ndarray, total: np.ndarray
+    ) -> list[dict[str, float]]:
+        return self.cap(
+            {
+                "row": int(r) + 1,
+                "largest_share": round(float(top1[r] / total[r]), 4) if total[r] else 1.0,
+                "two_largest_share": (
+                    round(float((top1[r] + top2[r]) / total[r]), 4) if total[r] else 1.0
+                ),
+            }
+            for r in np.flatnonzero(mask)
+        )
 
     def _cells_finding(
         self,
@@ -654,3 +983,32 @@ class _Table:
 def check_frame(frame: pd.DataFrame, context: CheckContext, *, location: str = "") -> list[Finding]:
     """All table findings for one DataFrame (a pass finding when nothing is wrong)."""
     return _Table(frame, context, location).run()
+
+
+def _label(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value).strip().lower()
+
+
+def cell_summary(
+    frame: pd.DataFrame, context: CheckContext
+) -> tuple[list[str], dict[str, dict[str, float]]] | None:
+    """The key columns and count cells of an aggregate table (None for other tables):
+    what the request-level differencing compares."""
+    table = _Table(frame, context, "")
+    if not table.key_cols:
+        return None
+    table.resolve_source_cells()
+    counts = [c for c in table.count_cols if c not in table.key_cols]
+    if not counts:
+        return None
+    labels = [
+        "|".join(_label(v) for v in row)
+        for row in table.frame[table.key_cols].itertuples(index=False, name=None)
+    ]
+    cells: dict[str, dict[str, float]] = {}
+    for c in counts:
+        values = pd.to_numeric(table.frame[c], errors="coerce").to_numpy(dtype="float64")
+        cells[c] = {k: float(v) for k, v in zip(labels, values, strict=True) if np.isfinite(v)}
+    return list(table.key_cols), cells

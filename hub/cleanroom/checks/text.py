@@ -128,3 +128,43 @@ def check_text(text: str, context: CheckContext, *, location: str = "") -> list[
             )
         )
     return findings
+
+
+# Counts written in prose: "n = 4", "count: 3", "(N=7)", "only 3 cycles", "4 operators".
+_COUNT_PHRASE = re.compile(
+    r"(?<![\w.])(?:n|N|count|counts|freq|frequency)\s{0,3}[=:]\s{0,3}(\d{1,9})(?![\w.])"
+    r"|(?<![\w.,])(\d{1,9})\s{1,3}(?:of the\s{1,3})?(records?|rows?|observations?|cases?|"
+    r"people|persons?|individuals?|employees?|operators?|workers?|staff|customers?|"
+    r"suppliers?|companies|firms?|patients?|respondents?|units?|items?|parts?|packs?|"
+    r"trays?|cycles?|shots?|strokes?|deliveries|delivery|lots?|batches|batch|defects?|"
+    r"leaks?|rejects?|failures?|faults?|events?|incidents?|samples?|subjects?)\b",
+)
+
+
+def small_counts_in_text(text: str, threshold: int, limit: int = 20) -> list[str]:
+    """Phrases of ``text`` that state a count between 1 and ``threshold - 1``."""
+    found: list[str] = []
+    for match in _COUNT_PHRASE.finditer(text[:5_000_000]):
+        number = match.group(1) or match.group(2)
+        if number is not None and 0 < int(number) < threshold:
+            found.append(match.group(0).strip())
+            if len(found) >= limit:
+                break
+    return found
+
+
+def check_text_numbers(text: str, context: CheckContext, *, location: str = "") -> list[Finding]:
+    """Counts stated in prose that are below the policy's threshold."""
+    threshold = context.policy.tables.min_cell_count
+    found = small_counts_in_text(text, threshold, context.policy.tables.max_evidence_items)
+    if not found:
+        return []
+    return [
+        Finding(
+            "text.small_counts",
+            Verdict.FAIL,
+            f"the text states {len(found)} counts below {threshold}: " + "; ".join(found[:5]),
+            {"phrases": found, "threshold": threshold},
+            location,
+        )
+    ]

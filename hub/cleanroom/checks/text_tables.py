@@ -8,6 +8,7 @@ into tables and go through the table checks.
 from __future__ import annotations
 
 import io
+import itertools
 import re
 import warnings
 
@@ -48,10 +49,42 @@ def tables_in_text(text: str) -> list[pd.DataFrame]:
                 frame = pd.read_fwf(io.StringIO("\n".join(lines)), infer_nrows=500)
         except Exception:  # read_fwf raises many kinds on text that is not a table
             continue
-        frame = frame.dropna(axis=1, how="all")
+        frame = _join_datetimes(_fill_index_labels(frame.dropna(axis=1, how="all")))
         if frame.shape[1] >= 2 and len(frame):
             frames.append(frame)
     return frames
+
+
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_TIME = re.compile(r"^\d{2}:\d{2}(:\d{2}(\.\d+)?)?$")
+
+
+def _join_datetimes(frame: pd.DataFrame) -> pd.DataFrame:
+    """A printed timestamp ("2025-03-03 08:47:54") splits into a date and a time
+    column at the space; join them back, under the header the pair had."""
+    columns = list(frame.columns)
+    for left, right in itertools.pairwise(columns):
+        if left not in frame or right not in frame:
+            continue
+        a, b = frame[left].astype("str"), frame[right].astype("str")
+        if a.str.match(_DATE.pattern).all() and b.str.match(_TIME.pattern).all():
+            name = right if str(left).startswith("Unnamed") else left
+            joined = a + " " + b
+            frame = frame.drop(columns=[left, right]).assign(**{str(name): joined})
+            frame = frame[[c for c in columns if c in frame.columns or c == name]]
+    return frame
+
+
+def _fill_index_labels(frame: pd.DataFrame) -> pd.DataFrame:
+    """A printed MultiIndex leaves a label blank where it repeats the one above: fill
+    the leading label columns down, so that each row carries its whole key."""
+    for column in list(frame.columns)[:-1]:
+        series = frame[column]
+        if pd.api.types.is_numeric_dtype(series.dtype):
+            break
+        if series.isna().any() and series.notna().iloc[:1].all():
+            frame[column] = series.ffill()
+    return frame
 
 
 def _markdown_table(lines: list[str]) -> pd.DataFrame | None:
@@ -74,12 +107,20 @@ def _markdown_table(lines: list[str]) -> pd.DataFrame | None:
     return frame if frame.shape[1] >= 2 else None
 
 
-def check_text_tables(text: str, context: CheckContext, *, location: str = "") -> list[Finding]:
-    """Table findings (review and fail only) for the tables printed in ``text``."""
+def text_table_findings(
+    text: str, context: CheckContext, *, location: str = ""
+) -> tuple[int, list[Finding]]:
+    """How many tables ``text`` prints, and their findings (review and fail only)."""
     findings: list[Finding] = []
-    for k, frame in enumerate(tables_in_text(text), start=1):
+    frames = tables_in_text(text)
+    for k, frame in enumerate(frames, start=1):
         where = f"{location} / text table {k}" if location else f"text table {k}"
         findings += [
             f for f in check_frame(frame, context, location=where) if f.verdict > Verdict.PASS
         ]
-    return findings
+    return len(frames), findings
+
+
+def check_text_tables(text: str, context: CheckContext, *, location: str = "") -> list[Finding]:
+    """Table findings (review and fail only) for the tables printed in ``text``."""
+    return text_table_findings(text, context, location=location)[1]

@@ -1,9 +1,9 @@
 """The operators', providers' and ingress verbs of the ``cleanroom`` command.
 
 Kept apart from :mod:`cleanroom.cli.main` (which calls :func:`add_verbs`) so the governance
-verbs read as one piece. Every verb that changes something names who does it (``--by``,
-default ``$CLEANROOM_ACTOR``, then the login name) and goes through the registry's one
-writer, which journals it in the same transaction.
+verbs read as one piece. Every decision is recorded as the authenticated person whose
+credential the command carries (``cleanroom login``, ``--token`` or ``$CLEANROOM_TOKEN``;
+see :mod:`cleanroom.cli.identity`), never a typed name, and is journaled.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from cleanroom.cli.identity import add_credential, applications_assess
 from cleanroom.cli.output import emit, emit_rows
 from cleanroom.errors import InvalidInput
 from cleanroom.registry import Registry
@@ -25,13 +26,22 @@ _out = emit
 
 
 def default_actor() -> str:
-    """Who acts when ``--by`` is not given: ``$CLEANROOM_ACTOR``, ``$SUDO_USER`` or login."""
+    """Who the journal names for the backbone's host verbs (projects, members, datasets):
+    ``$CLEANROOM_ACTOR``, ``$SUDO_USER`` or the login name."""
     return os.environ.get("CLEANROOM_ACTOR") or os.environ.get("SUDO_USER") or getpass.getuser()
 
 
 def actor_of(args: argparse.Namespace) -> str:
-    """Who does what ``args`` asks: ``--by``, else :func:`default_actor`."""
+    """Who does what ``args`` asks, for the backbone's plain admin verbs: ``--by``, else
+    :func:`default_actor`. Decisions never use it (:func:`decider_of`)."""
     return str(getattr(args, "by", None) or default_actor())
+
+
+def decider_of(args: argparse.Namespace) -> str:
+    """The authenticated person acting (from their credential)."""
+    from cleanroom.cli.identity import actor
+
+    return actor(args, args.registry)
 
 
 def _date(value: str) -> date:
@@ -57,7 +67,7 @@ def applications_submit(args: argparse.Namespace, reg: Registry) -> None:
         pledge_signed_by=args.signed or [],
         starts_on=args.starts,
         ends_on=args.ends,
-        actor=actor_of(args),
+        actor=decider_of(args),
     )
     _out(args, app, f"application {app.id} submitted ({app.title})")
 
@@ -98,7 +108,7 @@ def applications_approve(args: argparse.Namespace, reg: Registry) -> None:
     a = Governance(reg).approve_application(
         args.id,
         project=args.project,
-        actor=actor_of(args),
+        actor=decider_of(args),
         quota_tier=args.tier,
         images=tuple(args.image or ["notebook"]),
         reason=args.reason or "",
@@ -118,20 +128,20 @@ def applications_approve(args: argparse.Namespace, reg: Registry) -> None:
 
 
 def applications_decline(args: argparse.Namespace, reg: Registry) -> None:
-    a = Governance(reg).decline_application(args.id, actor=actor_of(args), reason=args.reason)
+    a = Governance(reg).decline_application(args.id, actor=decider_of(args), reason=args.reason)
     _out(args, a, f"application {a.id} declined: {a.reason}")
 
 
 # -- end dates -------------------------------------------------------------------------
 def projects_end(args: argparse.Namespace, reg: Registry) -> None:
-    Governance(reg).set_project_end(args.name, _end_date(args), actor=actor_of(args))
+    Governance(reg).set_project_end(args.name, _end_date(args), actor=decider_of(args))
     p = reg.get_project(args.name)
     _out(args, p, f"project {p.name} ends {p.ends_on or 'never'}")
 
 
 def members_end(args: argparse.Namespace, reg: Registry) -> None:
     ends = _end_date(args)
-    Governance(reg).set_member_end(args.project, args.user, ends, actor=actor_of(args))
+    Governance(reg).set_member_end(args.project, args.user, ends, actor=decider_of(args))
     _out(
         args,
         {"project": args.project, "user": args.user, "ends_on": ends},
@@ -141,7 +151,7 @@ def members_end(args: argparse.Namespace, reg: Registry) -> None:
 
 # -- providers -------------------------------------------------------------------------
 def providers_add_user(args: argparse.Namespace, reg: Registry) -> None:
-    Governance(reg).add_provider_account(args.provider, args.user, actor=actor_of(args))
+    Governance(reg).add_provider_account(args.provider, args.user, actor=decider_of(args))
     _out(
         args,
         {"provider": args.provider, "user": args.user},
@@ -169,13 +179,44 @@ def providers_usage(args: argparse.Namespace, reg: Registry) -> None:
 
 
 def datasets_approve(args: argparse.Namespace, reg: Registry) -> None:
-    a = Governance(reg).approve_dataset_use(args.project, args.dataset, args.version, actor=args.by)
+    a = Governance(reg).approve_dataset_use(
+        args.project, args.dataset, args.version, actor=decider_of(args)
+    )
     _out(args, a, f"{a.project} may use {a.dataset}@{a.version} (approved by {a.approved_by})")
+
+
+def datasets_roles(args: argparse.Namespace, reg: Registry) -> None:
+    """Show the roles of a version's columns, or set some (``COLUMN=ROLE`` ...)."""
+    from cleanroom.checks import CheckInputError, load_source_index
+    from cleanroom.checks.roles import RolesError, parse_role_assignments
+    from cleanroom.library.register import set_column_roles
+
+    info = reg.get_dataset(args.dataset, args.version)
+    if args.assignments:
+        if not args.by:
+            raise InvalidInput("setting roles needs --by USER (a user acting for the provider)")
+        try:
+            wanted = parse_role_assignments(args.assignments)
+        except RolesError as exc:
+            raise InvalidInput(str(exc)) from exc
+        roles = set_column_roles(reg, info.name, info.version, wanted, actor=args.by)
+    else:
+        if not info.index_location:
+            raise InvalidInput(f"{info.name} {info.version} has no source index")
+        try:
+            roles = load_source_index(Path(info.index_location)).roles
+        except CheckInputError as exc:
+            raise InvalidInput(str(exc)) from exc
+    _out(
+        args,
+        {"dataset": info.name, "version": info.version, "roles": roles},
+        "\n".join(f"{c}\t{r}" for c, r in sorted(roles.items())),
+    )
 
 
 def datasets_revoke(args: argparse.Namespace, reg: Registry) -> None:
     rows = Governance(reg).revoke_dataset_use(
-        args.project, args.dataset, args.version, actor=args.by
+        args.project, args.dataset, args.version, actor=decider_of(args)
     )
     _out(
         args,
@@ -202,15 +243,17 @@ def datasets_approvals(args: argparse.Namespace, reg: Registry) -> None:
 def images_allow(args: argparse.Namespace, reg: Registry) -> None:
     g = Governance(reg)
     if args.project:
-        g.allow_project_image(args.project, args.name, actor=actor_of(args))
+        g.allow_project_image(args.project, args.name, actor=decider_of(args))
         _out(args, reg.get_project(args.project), f"{args.project} may run {args.name}")
     else:
-        g.set_image_state(args.name, "allowed", actor=actor_of(args), reason=args.reason or "")
+        g.set_image_state(args.name, "allowed", actor=decider_of(args), reason=args.reason or "")
         _out(args, {"image": args.name, "status": "allowed"}, f"image {args.name} is allowed")
 
 
 def images_retire(args: argparse.Namespace, reg: Registry) -> None:
-    Governance(reg).set_image_state(args.name, "retired", actor=actor_of(args), reason=args.reason)
+    Governance(reg).set_image_state(
+        args.name, "retired", actor=decider_of(args), reason=args.reason
+    )
     _out(
         args,
         {"image": args.name, "status": "retired"},
@@ -232,7 +275,7 @@ def runs(args: argparse.Namespace, reg: Registry) -> None:
 # -- ingress ---------------------------------------------------------------------------
 def ingress_request(args: argparse.Namespace, reg: Registry) -> None:
     r = Governance(reg).request_ingress(
-        args.project, Path(args.file), actor=args.by, reason=args.reason
+        args.project, Path(args.file), actor=decider_of(args), reason=args.reason
     )
     _out(args, r, f"ingress request {r.id}: {r.filename} waits for review")
 
@@ -248,13 +291,15 @@ def ingress_list(args: argparse.Namespace, reg: Registry) -> None:
 
 def ingress_approve(args: argparse.Namespace, reg: Registry) -> None:
     r = Governance(reg).decide_ingress(
-        args.id, actor=args.by, approve=True, reason=args.reason or ""
+        args.id, actor=decider_of(args), approve=True, reason=args.reason or ""
     )
     _out(args, r, f"{r.filename} is now in {r.project}'s /project/incoming")
 
 
 def ingress_decline(args: argparse.Namespace, reg: Registry) -> None:
-    r = Governance(reg).decide_ingress(args.id, actor=args.by, approve=False, reason=args.reason)
+    r = Governance(reg).decide_ingress(
+        args.id, actor=decider_of(args), approve=False, reason=args.reason
+    )
     _out(args, r, f"ingress request {r.id} declined")
 
 
@@ -309,8 +354,8 @@ def journal_verify(args: argparse.Namespace, reg: Registry) -> None:
 def add_verbs(verbs: Any, verb: Callable[..., Any]) -> None:
     """Add the governance verbs to the ``cleanroom`` parser (``verb`` makes one)."""
 
-    def by(p: Any, required: bool = False, what: str = "who does this") -> None:
-        p.add_argument("--by", metavar="USER", required=required, help=what)
+    def by(p: Any, required: bool = False, what: str = "") -> None:
+        add_credential(p)
 
     apps = verb(verbs, "applications", "project applications and their decisions")
     apps = apps.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -334,6 +379,20 @@ def add_verbs(verbs: Any, verb: Callable[..., Any]) -> None:
     p.add_argument("--image", action="append", help="allowed image (repeat; default notebook)")
     p.add_argument("--reason", help="note recorded with the decision")
     by(p, what="the operator deciding")
+    p = verb(
+        apps,
+        "assess",
+        "record an application's data processing assessment (needed before approval)",
+        applications_assess,
+    )
+    p.add_argument("id", type=int)
+    p.add_argument(
+        "--reference", required=True, help="the assessment's reference, e.g. DPIA-2026-014"
+    )
+    p.add_argument(
+        "--outcome", required=True, help="e.g. approved, approved-with-conditions, rejected"
+    )
+    by(p)
     p = verb(apps, "decline", "decline, with a reason", applications_decline)
     p.add_argument("id", type=int)
     p.add_argument("--reason", required=True)
@@ -401,9 +460,19 @@ def add_dataset_verbs(datasets: Any, verb: Callable[..., Any]) -> None:
         p.add_argument("project")
         p.add_argument("dataset")
         p.add_argument("--version", help="default: the version the project mounts")
-        p.add_argument("--by", metavar="USER", required=True, help="a user acting for the provider")
+        add_credential(p)
     p = verb(datasets, "approvals", "list providers' approvals", datasets_approvals)
     p.add_argument("--project")
+    p = verb(
+        datasets,
+        "roles",
+        "show, or as the provider confirm, the roles of a dataset's columns",
+        datasets_roles,
+    )
+    p.add_argument("dataset")
+    p.add_argument("assignments", nargs="*", metavar="COLUMN=ROLE")
+    p.add_argument("--version", help="default: the newest version")
+    p.add_argument("--by", metavar="USER", help="a user acting for the provider (to set roles)")
 
 
 def add_end_verbs(projects: Any, members: Any, verb: Callable[..., Any]) -> None:
@@ -412,13 +481,13 @@ def add_end_verbs(projects: Any, members: Any, verb: Callable[..., Any]) -> None
     p.add_argument("name")
     p.add_argument("--on", type=_date, help="YYYY-MM-DD")
     p.add_argument("--never", action="store_true", help="no end date")
-    p.add_argument("--by", metavar="USER", help="who decides")
+    add_credential(p)
     p = verb(members, "end", "set a membership's end date", members_end)
     p.add_argument("project")
     p.add_argument("user")
     p.add_argument("--on", type=_date, help="YYYY-MM-DD")
     p.add_argument("--never", action="store_true", help="no end date")
-    p.add_argument("--by", metavar="USER", help="who decides")
+    add_credential(p)
 
 
 IMAGE_VERBS = ("allow", "retire")
@@ -434,15 +503,16 @@ def images_main(rest: Sequence[str]) -> int | None:
     p.add_argument("name")
     p.add_argument("--project", help="let this project run it")
     p.add_argument("--reason")
-    p.add_argument("--by", metavar="USER")
+    add_credential(p)
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
     p.set_defaults(handler=images_allow)
     p = sub.add_parser("retire", help="retire an image: no new workspace runs it")
     p.add_argument("name")
     p.add_argument("--reason", required=True)
-    p.add_argument("--by", metavar="USER")
+    add_credential(p)
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
     p.set_defaults(handler=images_retire)
     args = parser.parse_args(list(rest))
-    args.handler(args, Registry())
+    args.registry = Registry()
+    args.handler(args, args.registry)
     return 0

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from cleanroom.cli import commands as ops
+from cleanroom.cli.egress import add_egress_verbs
+from cleanroom.cli.identity import add_credential, add_identity_verbs
 from cleanroom.cli.output import emit, emit_rows
 from cleanroom.errors import CleanroomError, InvalidInput, NotFound
 from cleanroom.registry import Registry
@@ -135,7 +137,8 @@ def projects_status(args: argparse.Namespace, reg: Registry) -> None:
 
 def projects_allow_image(args: argparse.Namespace, reg: Registry) -> None:
     # The same act as ``images allow --project``: refused while the image is retired.
-    Governance(reg).allow_project_image(args.project, args.image, actor=ops.actor_of(args))
+    # A decision (as `images allow --project`): the authenticated operator's, never --by.
+    Governance(reg).allow_project_image(args.project, args.image, actor=ops.decider_of(args))
     _out(args, reg.get_project(args.project), f"{args.project} may run {args.image}")
 
 
@@ -258,11 +261,11 @@ def token(args: argparse.Namespace, reg: Registry) -> None:
 
 
 def firewall(args: argparse.Namespace, reg: Registry) -> None:
-    from cleanroom.isolation.firewall import HostFirewall
+    from cleanroom.gateway.hub_config import host_firewall
     from cleanroom.settings import Settings
 
     settings = Settings.from_env()
-    fw = HostFirewall(settings.firewall_ports, settings.instance)
+    fw = host_firewall(settings)
     if args.action in ("install", "remove"):
         if args.action == "install":
             fw.install()
@@ -278,8 +281,12 @@ def firewall(args: argparse.Namespace, reg: Registry) -> None:
 
 
 def demo(args: argparse.Namespace, reg: Registry) -> None:
-    from cleanroom.demo.seed import seed_demo
+    from cleanroom.demo.seed import current_codes, seed_demo
 
+    if args.codes:
+        codes = current_codes()
+        emit_rows(args, sorted(codes.items()), lambda item: f"{item[0]}\t{item[1]}")
+        return
     result = seed_demo(reg, rows=args.rows, actor=ops.actor_of(args))
     _out(args, result, result.describe())
 
@@ -291,7 +298,6 @@ WRITES: tuple[Handler, ...] = (
     users_roles,
     projects_create,
     projects_status,
-    projects_allow_image,
     members_add,
     members_remove,
     datasets_register,
@@ -301,8 +307,9 @@ WRITES: tuple[Handler, ...] = (
     firewall,
     demo,
 )
-"""Handlers of the verbs here that change something: each takes ``--by`` (the
-governance verbs in :mod:`cleanroom.cli.commands` declare their own)."""
+"""Handlers of the backbone's plain admin verbs here: each takes ``--by``. Decisions
+(``projects allow-image`` here, the governance verbs in :mod:`cleanroom.cli.commands`)
+take the authenticated person's credential instead (:func:`add_credential`)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -372,6 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = verb(projects, "allow-image", "let a project run an image", projects_allow_image)
     p.add_argument("project")
     p.add_argument("image")
+    add_credential(p)
 
     members = verb(verbs, "members", "manage project members").add_subparsers(
         dest="action", required=True, metavar="ACTION"
@@ -423,10 +431,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = verb(verbs, "demo", "seed demo users, projects and the press-line dataset", demo)
     p.add_argument("--rows", type=int, default=300_000)
+    p.add_argument(
+        "--codes", action="store_true", help="print each demo person's current TOTP code"
+    )
 
     ops.add_verbs(verbs, verb)
+    from cleanroom.cli import lifecycle
+
+    lifecycle.add_verbs(verbs, projects, datasets, verb)
+    add_egress_verbs(verbs, verb)
+    add_identity_verbs(verbs, verb)
 
     for name, help_text in [
+        ("backup", "create, list, verify or restore backups (see cleanroom backup --help)"),
+        ("teardown", "remove what the deployment made on this host (cleanroom teardown --help)"),
         ("check", "run the disclosure checks on files (see cleanroom check --help)"),
         ("audit", "verify or export the airlock's audit log (see cleanroom audit --help)"),
         (
@@ -441,7 +459,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-DELEGATED = ("check", "audit", "images")
+DELEGATED = ("check", "audit", "images", "backup", "teardown")
 
 
 def _delegate(verb: str, rest: list[str]) -> int:
@@ -454,6 +472,10 @@ def _delegate(verb: str, rest: list[str]) -> int:
         from cleanroom.airlock.cli import main as audit_main
 
         return int(audit_main(rest))
+    if verb in ("backup", "teardown"):
+        from cleanroom.cli import lifecycle
+
+        return lifecycle.backup_main(rest) if verb == "backup" else lifecycle.teardown_main(rest)
     ours = ops.images_main(rest)
     if ours is not None:
         return ours
@@ -475,7 +497,8 @@ def _with_project_indexes(rest: list[str]) -> list[str]:
         extra += ["--dataset", ds.name]
         if ds.index_location:
             extra += ["--index", ds.index_location]
-    return rest[:at] + rest[at + 2 :] + extra
+    # --project stays: the check command reports it (``--json`` prints it).
+    return rest + extra
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -488,6 +511,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _delegate(argv[0], argv[1:])
         args = parser.parse_args(argv)
         registry = Registry()
+        args.registry = registry
         args.handler(args, registry)
     except CleanroomError as exc:
         print(f"cleanroom: error: {exc}", file=sys.stderr)

@@ -3,6 +3,13 @@
 Idempotent: what exists is kept, so ``make up`` can call it every time. Passwords come
 from ``CLEANROOM_DEMO_PASSWORD_<NAME>`` when set, else are generated once and kept in
 the state folder's secrets (mode 0600) so that every start prints the same ones.
+
+Demo people are verified and trained, and enrolled with a TOTP key kept in the secrets
+too (``demo-totp.json``): the log-in sheet prints each key, so a first visit needs only
+an authenticator app (or ``cleanroom demo --codes``), not an enrolment. Why enrolled and
+not enrolling at the first log-in: the provider must approve the demo dataset's use
+before anyone logs in, and a decision needs a second factor. People added later enrol
+at their first log-in (the QR code page).
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ DEMO_USERS: dict[str, tuple[str, ...]] = {
     "opal": ("operator",),
     "paul": ("provider",),
 }
+OPERATOR = "opal"
 MAIN_PROJECT = "press-quality"
 OTHER_PROJECT = "supplier-audit"
 DATASET = "press-line"
@@ -40,12 +48,18 @@ class DemoResult:
     passwords: dict[str, str] = field(default_factory=dict)
     roles: dict[str, tuple[str, ...]] = field(default_factory=dict)
     projects: dict[str, list[str]] = field(default_factory=dict)
+    totp_keys: dict[str, str] = field(default_factory=dict)
 
     def describe(self) -> str:
         """The log-in sheet."""
-        lines = ["Demo users (name / password / role):"]
+        lines = ["Demo users (name / password / authenticator key / role):"]
         for name, password in self.passwords.items():
-            lines.append(f"  {name:8s} {password:24s} {', '.join(self.roles[name])}")
+            key = self.totp_keys.get(name, "-")
+            lines.append(f"  {name:8s} {password:24s} {key:34s} {', '.join(self.roles[name])}")
+        lines.append(
+            "  (add a key to any TOTP authenticator app, or print the current codes with "
+            "`cleanroom demo --codes`)"
+        )
         lines.append("Projects:")
         for project, members in self.projects.items():
             lines.append(f"  {project:16s} members: {', '.join(members)}")
@@ -64,6 +78,50 @@ def _passwords() -> dict[str, str]:
     with os.fdopen(fd, "w") as f:
         json.dump(known, f, indent=2)
     return known
+
+
+def _totp_keys(reg: Registry) -> dict[str, str]:
+    """Verify, train and enrol each demo person (once); their TOTP keys."""
+    from datetime import date, timedelta
+
+    from cleanroom.identity import totp
+    from cleanroom.registry.people import People
+
+    store = paths.secrets_dir() / "demo-totp.json"
+    keys: dict[str, str] = json.loads(store.read_text()) if store.exists() else {}
+    people = People(reg)
+    # Records first, second factors after: until an operator has all three, the host
+    # may record (the bootstrap); after that only an operator in standing may.
+    actor = "demo" if not people.any_operator_in_standing() else OPERATOR
+    for name in DEMO_USERS:
+        standing = people.standing(name)
+        if not standing.verified:
+            people.record_verification(name, "in-person", actor=actor, reference="demo seed")
+        for course in standing.missing_training:
+            people.record_training(
+                name,
+                course,
+                passed_on=date.today(),
+                expires_on=date.today() + timedelta(days=365),
+                actor=actor,
+            )
+    for name in DEMO_USERS:
+        if not people.mfa_enrolled(name):
+            keys[name] = totp.new_secret()
+            people.enrol(name, keys[name], totp.current_code(keys[name]))
+    fd = os.open(store, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(keys, f, indent=2)
+    return {n: k for n, k in keys.items() if n in DEMO_USERS}
+
+
+def current_codes() -> dict[str, str]:
+    """Each demo person's current TOTP code (from the demo's own keys)."""
+    from cleanroom.identity import totp
+
+    store = paths.secrets_dir() / "demo-totp.json"
+    keys: dict[str, str] = json.loads(store.read_text()) if store.exists() else {}
+    return {name: totp.current_code(key) for name, key in keys.items()}
 
 
 def _ensure_dataset(reg: Registry, rows: int, actor: str) -> None:
@@ -91,7 +149,7 @@ def _provider_approves(reg: Registry, project: str, actor: str) -> None:
 
     governance = Governance(reg)
     if PROVIDER not in governance.providers_of("paul"):
-        governance.add_provider_account(PROVIDER, "paul", actor=actor)
+        governance.add_provider_account(PROVIDER, "paul", actor=OPERATOR)
     if reg.unapproved_datasets(project):
         governance.approve_dataset_use(project, DATASET, DATASET_VERSION, actor="paul")
 
@@ -109,6 +167,7 @@ def seed_demo(reg: Registry, rows: int = 300_000, *, actor: str = "demo") -> Dem
             writer.add_user(name, roles, passwords[name], actor=actor)
         else:
             writer.set_password(name, passwords[name], actor=actor)
+    keys = _totp_keys(reg)
     _ensure_dataset(reg, rows, actor)
     plans = {
         MAIN_PROJECT: ("Press line defect drivers", ["alice", "bob"]),
@@ -127,6 +186,7 @@ def seed_demo(reg: Registry, rows: int = 300_000, *, actor: str = "demo") -> Dem
             writer.attach_dataset(project, DATASET, DATASET_VERSION, actor=actor)
         _provider_approves(reg, project, actor)
     return DemoResult(
+        totp_keys=keys,
         passwords=passwords,
         roles=dict(DEMO_USERS),
         projects={p: list(reg.get_project(p).members) for p in plans},

@@ -1,17 +1,27 @@
-"""Log-in against the registry's users (scrypt password hashes)."""
+"""Log-in against the registry's users: scrypt password hashes, a TOTP second factor
+enrolled at the first log-in, back-off and lock-out (``cleanroom.registry.people``)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from jupyterhub.auth import Authenticator
-from jupyterhub.handlers.login import LoginHandler
-from traitlets import Unicode, default
+from traitlets import Bool, Unicode, default
 
 from cleanroom import paths
 from cleanroom.airlock.hub_config import role_scopes
-from cleanroom.errors import NotFound
+from cleanroom.errors import CleanroomError, NotFound
+from cleanroom.hub.login import (
+    ENROL_MAX_AGE_DAYS,
+    ENROL_TOKEN,
+    CleanroomLoginHandler,
+    EnrolmentNeeded,
+    LoginRefused,
+    in_thread,
+)
 from cleanroom.registry import Registry, shared_registry
+from cleanroom.registry.people import PRIVILEGED_ROLES, People, shared_people
 
 # Registry role -> hub role. Researchers get JupyterHub's own "user" role only.
 _HUB_ROLE = {
@@ -21,9 +31,19 @@ _HUB_ROLE = {
 }
 
 
-def hub_roles(roles: frozenset[str] | set[str]) -> list[str]:
-    """The hub roles of a user with these registry roles (always including "user")."""
-    return ["user", *sorted(_HUB_ROLE[r] for r in roles if r in _HUB_ROLE)]
+def hub_roles(roles: frozenset[str] | set[str], *, mfa: bool = True) -> list[str]:
+    """The hub roles of a user with these registry roles (always including "user").
+
+    Officers, operators and providers hold their hub role only with a second factor
+    (``mfa``): the airlock's and the services' scope checks then see no privileged role
+    for a person who has none.
+    """
+    return [
+        "user",
+        *sorted(
+            _HUB_ROLE[r] for r in roles if r in _HUB_ROLE and (mfa or r not in PRIVILEGED_ROLES)
+        ),
+    ]
 
 
 def role_definitions() -> list[dict[str, Any]]:
@@ -42,7 +62,13 @@ def role_definitions() -> list[dict[str, Any]]:
         "read:groups",
     ]
     roles = [
-        {"name": "user", "scopes": ["self"], "description": "every logged-in person"},
+        # The egress gateway is a hub OAuth client: every researcher logs in to it
+        # (cleanroom.gateway), and only through it reaches their workspaces.
+        {
+            "name": "user",
+            "scopes": ["self", "access:services!service=cleanroom-gateway"],
+            "description": "every logged-in person",
+        },
         {
             "name": "cleanroom-operator",
             "scopes": operator_scopes,
@@ -68,34 +94,26 @@ def role_definitions() -> list[dict[str, Any]]:
     return roles
 
 
-class CleanroomLoginHandler(LoginHandler):
-    """JupyterHub's log-in form, refusing a form without both fields with a 400.
-
-    JupyterHub's own handler reads the username of a failed log-in without checking it
-    was sent, so a form without one got a 500.
-    """
-
-    async def post(self) -> None:
-        """Log in, once the form carries a username and a password."""
-        missing = [f for f in ("username", "password") if f not in self.request.body_arguments]
-        if missing:
-            self.set_status(400)
-            html = await self._render(
-                login_error=f"Give your {' and '.join(missing)} to log in.", username=""
-            )
-            self.finish(html)
-            return
-        await super().post()
-
-
 class CleanroomAuthenticator(Authenticator):
-    """Users and passwords live in the registry; only registered users may log in."""
-
-    def get_handlers(self, app: Any) -> list[tuple[str, type]]:
-        """The log-in form, with cleanroom's check of its fields."""
-        return [("/login", CleanroomLoginHandler)]
+    """Users and passwords live in the registry; only registered users may log in, each
+    with a password and a TOTP code (enrolled at the first log-in)."""
 
     registry_url = Unicode(help="SQLAlchemy URL of the cleanroom registry.").tag(config=True)
+
+    require_mfa = Bool(
+        True,
+        help="""Ask for a TOTP code at every log-in, and enrolment (QR code) at the first.
+        Only a test of the password form alone may turn this off; officers, operators and
+        providers get their hub roles only with a second factor either way.""",
+    ).tag(config=True)
+
+    @default("request_otp")
+    def _default_request_otp(self) -> bool:
+        return bool(self.require_mfa)
+
+    @default("otp_prompt")
+    def _default_otp_prompt(self) -> str:
+        return "Code from your authenticator app, or a recovery code (empty at your first sign-in):"
 
     @default("registry_url")
     def _default_registry_url(self) -> str:
@@ -111,6 +129,24 @@ class CleanroomAuthenticator(Authenticator):
         """The shared registry."""
         return shared_registry(self.registry_url)
 
+    @property
+    def people(self) -> People:
+        """People's standing: second factors, failures, locks (shared per registry)."""
+        return shared_people(self.registry)
+
+    def get_handlers(self, app: Any) -> list[tuple[str, Any]]:
+        """Our log-in handler replaces JupyterHub's (it is registered first)."""
+        return [("/login", CleanroomLoginHandler)]
+
+    def read_enrolment(self, handler: Any, token: str) -> tuple[str, str] | None:
+        """(name, secret) from a pending enrolment's signed token, or None when forged
+        or older than ten minutes."""
+        raw = handler.get_secure_cookie(ENROL_TOKEN, value=token, max_age_days=ENROL_MAX_AGE_DAYS)
+        if raw is None:
+            return None
+        name, secret = json.loads(raw)
+        return str(name), str(secret)
+
     @default("manage_roles")
     def _default_manage_roles(self) -> bool:
         # Officer and operator roles follow the registry at every log-in.
@@ -122,21 +158,62 @@ class CleanroomAuthenticator(Authenticator):
         return True
 
     async def authenticate(self, handler: Any, data: dict[str, str]) -> dict[str, Any] | None:
-        """The user and their hub roles when the password matches, else None."""
+        """The user and their hub roles after password and second factor, else a refusal.
+
+        Raises :class:`LoginRefused` (the page says why: the same sentence for unknown
+        users and wrong passwords) or :class:`EnrolmentNeeded` (right password, no second
+        factor yet: the handler shows the QR code).
+        """
+        if data.get("enrolment"):
+            return await self._complete_enrolment(handler, data)
         name = (data.get("username") or "").strip().lower()
         password = data.get("password") or ""
-        if name and password and self.registry.check_password(name, password):
-            wanted = hub_roles(self.registry.get_user(name).roles)
-            roles = [dict(r) for r in role_definitions() if r["name"] in wanted]
-            return {"name": name, "roles": roles}
-        return None
+        code = data.get("otp") or ""
+        address = handler.request.remote_ip if handler is not None else "local"
+        if not self.require_mfa:
+            outcome = await in_thread(self._password_only, name, password, address)
+        else:
+            outcome = await in_thread(self.people.attempt, name, password, code, address)
+        if outcome.needs_enrolment:
+            raise EnrolmentNeeded(name)
+        if not outcome.ok:
+            raise LoginRefused(outcome.message)
+        return self._user_model(name)
+
+    def _password_only(self, name: str, password: str, address: str) -> Any:
+        outcome = self.people.attempt(name, password, "", address)
+        if outcome.needs_enrolment or outcome.ok:
+            from cleanroom.registry.people import LoginOutcome
+
+            return LoginOutcome(True)
+        return outcome
+
+    async def _complete_enrolment(self, handler: Any, data: dict[str, str]) -> dict[str, Any]:
+        pending = self.read_enrolment(handler, data["enrolment"])
+        if pending is None:
+            raise LoginRefused("The enrolment page expired: sign in again.")
+        name, secret = pending
+        try:
+            codes = await in_thread(self.people.enrol, name, secret, data.get("otp") or "")
+        except CleanroomError as exc:
+            raise LoginRefused(str(exc)) from exc
+        handler.recovery_codes = codes
+        return self._user_model(name)
+
+    def _user_model(self, name: str) -> dict[str, Any]:
+        user = self.registry.get_user(name)
+        wanted = hub_roles(user.roles, mfa=self.people.mfa_enrolled(name))
+        roles = [dict(r) for r in role_definitions() if r["name"] in wanted]
+        return {"name": name, "roles": roles}
 
     async def load_managed_roles(self) -> list[dict[str, Any]]:
         """The hub roles of cleanroom, with their current members from the registry."""
         users = self.registry.list_users()
+        people = self.people
+        wanted = {u.name: hub_roles(u.roles, mfa=people.mfa_enrolled(u.name)) for u in users}
         defined = []
         for role in role_definitions():
-            members = [u.name for u in users if role["name"] in hub_roles(u.roles)]
+            members = [u.name for u in users if role["name"] in wanted[u.name]]
             defined.append({**role, "users": members})
         return defined
 

@@ -7,15 +7,18 @@ ports and folders through the same code.
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from cleanroom import paths
+from cleanroom.errors import CleanroomError
+from cleanroom.gateway.hub_config import add_gateway, host_firewall
 from cleanroom.hub import activity
 from cleanroom.hub.cookies import cookie_options
 from cleanroom.hub.services import configure_operations
-from cleanroom.isolation.firewall import HostFirewall
+from cleanroom.identity import tls
 from cleanroom.registry import shared_registry
 from cleanroom.settings import Settings, secret, secret_file
 
@@ -57,6 +60,31 @@ def _add_airlock(c: Any, settings: Settings, registry_url: str) -> None:
     c.Spawner.server_token_scopes = pieces["server_token_scopes"]
 
 
+def configure_tls(c: Any, settings: Settings) -> None:
+    """https on the proxy (the operator's certificate or the generated demo one), HSTS,
+    and Secure, SameSite cookies; a public URL neither https nor loopback stops the hub."""
+    try:
+        tls.check_public_url(settings.public_url)
+        pair = tls.certificate_pair(settings.public_url)
+    except CleanroomError as exc:
+        raise SystemExit(f"cleanroom hub: {exc}") from None
+    headers: dict[str, str] = {}
+    if pair is not None:
+        c.JupyterHub.ssl_cert, c.JupyterHub.ssl_key = (str(p) for p in pair)
+        # One host: the hub's HSTS covers the airlock and gateway paths behind it too.
+        headers["Strict-Transport-Security"] = tls.HSTS
+    settings_ = dict(c.JupyterHub.tornado_settings) if "tornado_settings" in c.JupyterHub else {}
+    # Every cookie the hub sets (log-in, XSRF, and through the spawner the workspaces'
+    # own) carries SameSite, and Secure behind https: one rule, cookie_options(), shared
+    # with the airlock. (JupyterHub derives its XSRF cookie's attributes from these.)
+    settings_["cookie_options"] = {
+        **settings_.get("cookie_options", {}),
+        **cookie_options(settings.public_url),
+    }
+    settings_["headers"] = {**settings_.get("headers", {}), **headers}
+    c.JupyterHub.tornado_settings = settings_
+
+
 def configure_hub_process(c: Any, settings: Settings) -> Path:
     """Ports, proxy, database, secrets, named servers, start timeouts and the command
     line's service of a hub process; returns the state folder.
@@ -66,6 +94,7 @@ def configure_hub_process(c: Any, settings: Settings) -> Path:
     """
     state = paths.state_dir()
     state.mkdir(parents=True, exist_ok=True)
+    configure_tls(c, settings)
     c.JupyterHub.bind_url = settings.public_url
     # Workspaces reach the hub API through their project's gateway, so the hub listens on
     # all addresses; the host firewall lets project bridges reach only this port.
@@ -77,10 +106,7 @@ def configure_hub_process(c: Any, settings: Settings) -> Path:
     c.JupyterHub.db_url = f"sqlite:///{state / 'jupyterhub.sqlite'}"
     c.JupyterHub.cookie_secret_file = str(secret_file("jupyterhub-cookie-secret"))
     c.JupyterHub.pid_file = str(state / "jupyterhub.pid")
-    # Every cookie the hub sets (log-in, XSRF, and through the spawner the workspaces'
-    # own) carries SameSite, and Secure behind https.
-    # (JupyterHub derives its XSRF cookie's attributes from these.)
-    c.JupyterHub.tornado_settings = {"cookie_options": cookie_options(settings.public_url)}
+    # Cookies (SameSite, Secure) and HSTS: configure_tls above.
     # One named server per project; the hub page lists them, no redirect to one.
     c.JupyterHub.allow_named_servers = True
     c.JupyterHub.named_server_limit_per_user = 0
@@ -110,6 +136,14 @@ def configure(c: Any, settings: Settings | None = None, *, install_firewall: boo
     c.JupyterHub.cleanup_proxy = True
 
     c.JupyterHub.authenticator_class = "cleanroom.hub.auth.CleanroomAuthenticator"
+    # CLEANROOM_AUTHENTICATOR=oidc: an institution's OpenID provider (docs/identity.md).
+    choice = os.environ.get("CLEANROOM_AUTHENTICATOR", "password")
+    if choice == "oidc":
+        from cleanroom.identity.oidc import configure_oidc
+
+        configure_oidc(c, settings.public_url)
+    elif choice != "password":
+        raise SystemExit(f"cleanroom hub: CLEANROOM_AUTHENTICATOR={choice!r}: use password or oidc")
     c.JupyterHub.spawner_class = "cleanroom.workspace.spawner.CleanroomSpawner"
     c.JupyterHub.template_paths = [str(paths.repo_root() / "hub" / "templates")]
     # The registry URL is resolved here, once, and handed to everything that reads the
@@ -127,9 +161,11 @@ def configure(c: Any, settings: Settings | None = None, *, install_firewall: boo
     c.CleanroomSpawner.airlock_submit_port = settings.airlock_submit_port
 
     _add_airlock(c, settings, registry_url)
+    # The egress gateway: every byte between a browser and a workspace passes it.
+    add_gateway(c, settings)
     # The enforcer of end dates, the idle culler and the metrics reader.
     configure_operations(c, settings)
 
     if install_firewall:
-        HostFirewall(settings.firewall_ports, settings.instance).install()
+        host_firewall(settings).install()
     print(f"cleanroom hub: state in {state}", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""Build and list the workspace images: ``base``, ``notebook`` and ``pytorch``.
+"""Build and list the workspace images: ``base``, ``notebook``, ``pytorch``, ``pytorch-cuda``.
 
 ``base`` is made from Debian packages (``debootstrap`` then ``docker import``), because
 no container registry is reachable. Every other image is built on its parent by running
@@ -12,6 +12,9 @@ labelled with ``cleanroom.image`` and ``cleanroom.inputs-hash``: the sha256 of a
 inputs (its folder under ``images/``, its build arguments, its parent's hash, the wheels
 it installs). A build whose hash matches an existing image is skipped.
 
+``pytorch-cuda`` (torch with CUDA, 6.6 GB) is built only when named: a plain
+``build`` makes :data:`DEFAULT_IMAGES`.
+
 Command line: ``python -m cleanroom.images.build build [NAMES] [--force]`` and ``... list``.
 """
 
@@ -21,7 +24,6 @@ import argparse
 import collections
 import contextlib
 import fcntl
-import functools
 import hashlib
 import json
 import os
@@ -38,11 +40,27 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from packaging.utils import canonicalize_name
+
 from cleanroom import paths
+from cleanroom.images import wheels
 from cleanroom.settings import image_repository
 
-IMAGE_NAMES = ("base", "notebook", "pytorch")
-PARENTS: dict[str, str | None] = {"base": None, "notebook": "base", "pytorch": "notebook"}
+IMAGE_NAMES = ("base", "notebook", "pytorch", "pytorch-cuda")
+PARENTS: dict[str, str | None] = {
+    "base": None,
+    "notebook": "base",
+    "pytorch": "notebook",
+    # Not on pytorch: its CPU torch would stay in a layer below the CUDA one for good.
+    "pytorch-cuda": "notebook",
+}
+# Built only when named: pytorch-cuda is 6.6 GB and installs 2.9 GB of wheels that
+# only some machines hold; CI and `make up` build the others.
+OPT_IN_IMAGES = frozenset({"pytorch-cuda"})
+DEFAULT_IMAGES = tuple(name for name in IMAGE_NAMES if name not in OPT_IN_IMAGES)
+# Wheels an image must find on disk: without them the build refuses to start rather
+# than let pip fetch gigabytes from an index (the others may come from the index).
+REQUIRED_LOCAL_WHEELS: dict[str, frozenset[str]] = {"pytorch-cuda": frozenset({"torch"})}
 LABEL_IMAGE = "cleanroom.image"
 LABEL_HASH = "cleanroom.inputs-hash"
 
@@ -82,6 +100,10 @@ class DockerUnavailable(ImageError):
 
 class DebootstrapUnavailable(ImageError):
     """``debootstrap`` is missing, or the build does not run as root."""
+
+
+class WheelMissing(ImageError):
+    """A wheel that an image installs from disk is not on this machine."""
 
 
 class ImageBuildFailed(ImageError):
@@ -203,7 +225,11 @@ class _Plan:
     transport: dict[str, str] = field(default_factory=dict)
     # Files in ``files`` that only carry transport (the CA bundle): not hashed.
     unhashed: set[str] = field(default_factory=set)
+    # sha256 of files whose index page states it (spares reading gigabytes of wheels).
+    known_digests: dict[str, str] = field(default_factory=dict)
     digests: dict[str, str] = field(default_factory=dict)
+    # Wheels that must be on disk and are not: the build refuses (WheelMissing).
+    missing: list[str] = field(default_factory=list)
 
     @property
     def inputs_hash(self) -> str:
@@ -243,9 +269,10 @@ class _Planner:
         plan = _Plan(name, parent_hash, _folder_files(folder), {})
         if parent:
             plan.hashed["parent_tag"] = image_tag(parent, parent_hash or "")
-        getattr(self, f"_add_{name}_inputs")(plan)
+        getattr(self, f"_add_{name.replace('-', '_')}_inputs")(plan)
         plan.digests = {
-            key: (_wheel_digest(path) if key.startswith("extension/") else _sha256_file(path))
+            key: plan.known_digests.get(key)
+            or (_wheel_digest(path) if key.startswith("extension/") else _sha256_file(path))
             for key, path in plan.files.items()
             if key not in plan.unhashed
         }
@@ -281,6 +308,30 @@ class _Planner:
             plan.hashed["torch_index_url"] = TORCH_CPU_INDEX
         else:
             plan.files[f"wheels/{wheel.name}"] = wheel
+
+    def _add_pytorch_cuda_inputs(self, plan: _Plan) -> None:
+        """Every pinned wheel found on disk is mounted; torch itself must be."""
+        self._add_pip_ca(plan)
+        try:
+            pins = wheels.pinned_requirements(plan.files["requirements.txt"].read_text())
+        except ValueError as exc:
+            raise ImageError(f"images/{plan.name}/requirements.txt: {exc}") from exc
+        sources = wheels.local_sources(self.wheel_dir)
+        required = REQUIRED_LOCAL_WHEELS.get(plan.name, frozenset())
+        for name, version in pins:
+            found = wheels.find_wheel(name, version, sources)
+            if found is None:
+                if canonicalize_name(name) in required:
+                    plan.missing.append(f"{name}=={version}")
+                continue
+            key = f"wheels/{found.path.name}"
+            plan.files[key] = found.path
+            if found.sha256:
+                plan.known_digests[key] = found.sha256
+        if plan.missing:
+            where = ", ".join(dict.fromkeys(str(s) for s in sources)) or "(no local folder)"
+            plan.hashed["missing_wheels"] = " ".join(plan.missing)
+            plan.hashed["looked_in"] = where
 
     def _add_pip_ca(self, plan: _Plan) -> None:
         bundle = _pip_ca_bundle()
@@ -329,25 +380,8 @@ class _Planner:
         return built[0]
 
 
-@functools.cache
-def _pip_config() -> dict[str, str]:
-    """This machine's pip configuration (``pip config list``) as key -> value."""
-    done = subprocess.run(
-        [sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True, check=False
-    )
-    values: dict[str, str] = {}
-    for line in done.stdout.splitlines():
-        key, sep, value = line.partition("=")
-        if sep:
-            values[key.strip()] = value.strip().strip("'\"")
-    return values
-
-
 def _pip_setting(option: str) -> list[str]:
-    env = os.environ.get(f"PIP_{option.upper().replace('-', '_')}")
-    found = [env] if env else []
-    found += [v for k, v in _pip_config().items() if k.endswith(f".{option}")]
-    return [item for value in found for item in value.split()]
+    return wheels.pip_setting(option)
 
 
 def _pip_ca_bundle() -> Path | None:
@@ -639,7 +673,7 @@ def _with_parents(names: Sequence[str]) -> list[str]:
 
 
 def build_images(
-    names: Sequence[str] = IMAGE_NAMES,
+    names: Sequence[str] = DEFAULT_IMAGES,
     *,
     force: bool = False,
     progress: Progress = print,
@@ -649,8 +683,10 @@ def build_images(
 
     ``force`` rebuilds the named images even when their inputs are unchanged (parents
     are still reused). ``wheel_dir`` is a folder holding the CPU torch wheel; by default
-    the ``find-links`` folders of this machine's pip configuration are searched.
-    Returns one :class:`BuiltImage` per image, parents first.
+    the ``find-links`` folders of this machine's pip configuration are searched
+    (and, for ``pytorch-cuda``'s wheels, its ``file://`` indexes). An image that must
+    install a wheel from disk which is not there raises :class:`WheelMissing` before
+    anything is built. Returns one :class:`BuiltImage` per image, parents first.
     """
     wanted = _with_parents(names)
     check_engine()
@@ -659,6 +695,16 @@ def build_images(
     logs = root / "build" / "images" / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     results: list[BuiltImage] = []
+    # Refused before anything is built: a missing wheel is known from the plans alone.
+    for name in wanted:
+        plan = planner.plan(name)
+        if plan.missing and not _image_with_hash(name, plan.inputs_hash):
+            raise WheelMissing(
+                f"{name} installs {', '.join(plan.missing)} from a wheel on this machine "
+                f"(CPython 3.11, x86-64 Linux) and none was found in: "
+                f"{plan.hashed['looked_in']}. Put the wheel in a folder and pass "
+                f"--wheel-dir DIR, or add that folder to pip's find-links; nothing was built"
+            )
     with _build_lock(progress):
         for name in wanted:
             started = time.monotonic()
@@ -686,7 +732,7 @@ def build_images(
 
 
 def ensure_images(
-    names: Sequence[str] = IMAGE_NAMES, *, progress: Progress = print
+    names: Sequence[str] = DEFAULT_IMAGES, *, progress: Progress = print
 ) -> dict[str, str]:
     """Build what is missing or stale and return ``{name: "cleanroom/<name>:<hash12>"}``.
 
@@ -786,9 +832,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     build = commands.add_parser("build", help="build images whose inputs changed")
-    build.add_argument("names", nargs="*", metavar="NAME", help=f"any of {', '.join(IMAGE_NAMES)}")
+    build.add_argument(
+        "names",
+        nargs="*",
+        metavar="NAME",
+        help=f"any of {', '.join(IMAGE_NAMES)} (default: {', '.join(DEFAULT_IMAGES)}; "
+        f"{', '.join(sorted(OPT_IN_IMAGES))} only when named)",
+    )
     build.add_argument("--force", action="store_true", help="rebuild even if unchanged")
-    build.add_argument("--wheel-dir", type=Path, help="folder holding the CPU torch wheel")
+    build.add_argument(
+        "--wheel-dir", type=Path, help="folder holding the torch wheels (CPU, or CUDA's)"
+    )
     commands.add_parser("list", help="list the images in the Docker engine")
     commands.add_parser(
         "prune", help="remove images that are not :latest and not used by any container"
@@ -796,8 +850,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "build":
+            if not args.names:
+                print(
+                    f"building {', '.join(DEFAULT_IMAGES)}; {', '.join(sorted(OPT_IN_IMAGES))} "
+                    "is built only when named"
+                )
             for image in build_images(
-                args.names or IMAGE_NAMES, force=args.force, wheel_dir=args.wheel_dir
+                args.names or DEFAULT_IMAGES, force=args.force, wheel_dir=args.wheel_dir
             ):
                 state = "unchanged" if image.skipped else f"built in {image.seconds:.0f} s"
                 print(f"{image.tag}  {state}")

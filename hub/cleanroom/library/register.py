@@ -17,8 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from cleanroom import paths
-from cleanroom.errors import Conflict, InvalidInput
+from cleanroom.errors import Conflict, Forbidden, InvalidInput
 from cleanroom.registry import DatasetInfo, Registry, names
+from cleanroom.registry.events import DatasetRolesSet
 from cleanroom.registry.governance import Governance
 
 Progress = Callable[[int, int, str], None]
@@ -160,8 +161,43 @@ def register_dataset(
         raise
 
 
+def roles_card(name: str, version: str) -> Path:
+    """Where a dataset version's confirmed column roles are kept (beside its index, so
+    that every rebuild of the index uses them; the library copy stays read-only)."""
+    return paths.index_dir() / name / f"{version}.roles.yaml"
+
+
+def read_roles_card(name: str, version: str) -> dict[str, str] | None:
+    """The confirmed roles of a version, or None when the provider has set none (the
+    version's own ``roles.yaml``, if it shipped one, or inference applies)."""
+    import yaml
+
+    from cleanroom.checks.roles import validate_roles
+
+    card = roles_card(name, version)
+    if not card.is_file():
+        return None
+    data = yaml.safe_load(card.read_text(encoding="utf-8")) or {}
+    return validate_roles(data.get("columns", {}), where=str(card))
+
+
+def write_roles_card(name: str, version: str, roles: dict[str, str]) -> Path:
+    """Write the confirmed roles (atomically: a half-written card is never read)."""
+    import yaml
+
+    card = roles_card(name, version)
+    card.parent.mkdir(parents=True, exist_ok=True)
+    tmp = card.with_name(card.name + ".tmp")
+    tmp.write_text(yaml.safe_dump({"columns": dict(sorted(roles.items()))}), encoding="utf-8")
+    os.replace(tmp, card)
+    return card
+
+
 def _build_index(staging: Path, files: list[Path], name: str, version: str) -> Path:
-    """Build the checks' source index (hashes, never data) for a new dataset version."""
+    """Build the checks' source index (hashes, never data) for a new dataset version.
+
+    Column roles: the provider's confirmed card if there is one, else a ``roles.yaml``
+    shipped beside the data, else inferred (see cleanroom.checks.roles)."""
     from cleanroom.checks import build_source_index
 
     out = paths.index_dir() / name / version
@@ -169,7 +205,11 @@ def _build_index(staging: Path, files: list[Path], name: str, version: str) -> P
         shutil.rmtree(out)
     out.mkdir(parents=True)
     build_source_index(
-        files, out, name=name, progress=lambda msg: print(f"  index: {msg}", file=sys.stderr)
+        files,
+        out,
+        name=name,
+        progress=lambda msg: print(f"  index: {msg}", file=sys.stderr),
+        roles=read_roles_card(name, version.removesuffix(".rebuilding")),
     )
     return out
 
@@ -204,3 +244,56 @@ def reindex_dataset(registry: Registry, name: str, version: str, *, actor: str) 
     shutil.rmtree(old, ignore_errors=True)
     Governance(registry).set_index_location(name, version, str(final), actor=actor)
     return registry.get_dataset(name, version)
+
+
+def set_column_roles(
+    registry: Registry, dataset: str, version: str | None, roles: dict[str, str], *, actor: str
+) -> dict[str, str]:
+    """The provider's user ``actor`` confirms or corrects the roles of a dataset version's
+    columns (direct identifier, quasi-identifier, contributor, measure, label, time).
+
+    The roles are validated against the version's columns, kept beside its index and the
+    index rebuilt with them (the old one serves until the new one is complete), and the
+    change is journaled with the roles before and after. Returns the roles in force.
+    """
+    from cleanroom.checks import CheckInputError, load_source_index
+    from cleanroom.checks.roles import RolesError, validate_roles
+
+    governance = Governance(registry)
+    d = registry.get_dataset(dataset, version)
+    if d.provider not in governance.providers_of(actor):
+        raise Forbidden(
+            f"{actor!r} does not act for {d.provider!r}, the provider of dataset "
+            f"{d.name} version {d.version}"
+        )
+    name, version, index = d.name, d.version, d.index_location
+    if not index:
+        raise InvalidInput(f"{name} {version} has no source index: run datasets reindex")
+    try:
+        current = load_source_index(Path(index)).roles
+        clean = validate_roles(roles, columns=set(current), where="roles")
+    except (RolesError, CheckInputError) as exc:
+        raise InvalidInput(str(exc)) from exc
+    before = read_roles_card(name, version) or {}
+    confirmed = {**current, **before, **clean}
+    card = write_roles_card(name, version, confirmed)
+    try:
+        reindex_dataset(registry, name, version, actor=actor)
+    except Exception:
+        # Nothing changes on a failed rebuild: the old card comes back.
+        if before:
+            write_roles_card(name, version, before)
+        else:
+            card.unlink(missing_ok=True)
+        raise
+    governance.record(
+        DatasetRolesSet(
+            actor=actor,
+            dataset=name,
+            version=version,
+            changed={c: r for c, r in clean.items() if current.get(c) != r},
+            before={c: current.get(c) for c in clean},
+        ),
+        actor=actor,
+    )
+    return confirmed

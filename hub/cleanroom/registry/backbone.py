@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from cleanroom.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -305,6 +305,38 @@ class BackboneWrites:
                     actor=actor, project=project, dataset=dataset, version=gone[0].dataset_version
                 )
             )
+
+    def delete_dataset_version(
+        self,
+        name: str,
+        version: str,
+        *,
+        actor: str,
+        requested_by: str,
+        detached_from: tuple[str, ...],
+        bytes_freed: int,
+    ) -> None:
+        """Remove a dataset version's rows and every project's link to it (the deletion
+        its provider or an operator asked for; the library files are already gone)."""
+        actor = actor_name(actor)
+        with self.db.write() as tx:
+            s = tx.session
+            s.execute(
+                delete(ProjectDataset).where(
+                    ProjectDataset.dataset_name == name, ProjectDataset.dataset_version == version
+                )
+            )
+            row = s.scalars(
+                select(Dataset).where(Dataset.name == name, Dataset.version == version)
+            ).first()
+            if row is not None:
+                s.delete(row)
+            tx.journal(
+                events.DatasetDeleted(
+                    actor=actor, name=name, version=version, requested_by=requested_by,
+                    detached_from=detached_from, bytes=bytes_freed,
+                )
+            )  # fmt: skip
 
 
 def _check_password(password: str) -> None:

@@ -13,6 +13,16 @@ Two kinds of transaction, and only two:
 So no change exists without its journal record and no record describes a change that did
 not happen; a test proves it for every write (tests/unit/test_registry_writer.py).
 
+One exception, by design: *operational* tables (marked with
+:data:`cleanroom.registry.models.OPERATIONAL`: sign-in failure counters, the last TOTP
+step used) hold state the system keeps to run, not anyone's act. They are changed in
+:meth:`RegistryDatabase.operational` transactions, which need no journal entry and refuse
+to change anything else (:class:`OperationalOnly`); the acts around them (an account
+locked, an operator's unlock) are journaled. Why: a failed sign-in is made by whoever
+reaches the log-in page, named or not, so journaling each would let an anonymous client
+grow the hash-chained journal with names of its choosing; the lock is the signal, and the
+hub's log has every attempt. A TOTP step moves at every sign-in and records nothing.
+
 The schema is created with ``create_all`` plus idempotent upgrade steps (:meth:`_upgrade`),
 each run once, when what it introduces is missing.
 """
@@ -38,11 +48,13 @@ from cleanroom.registry.models import (
     JournalEntry,
     JournalHead,
     ProjectDataset,
+    is_operational,
 )
 
 _WRITER = "cleanroom.registry.writer"
 _CHANGED = "cleanroom.registry.changed"
 _JOURNALED = "cleanroom.registry.journaled"
+_OPERATIONAL = "cleanroom.registry.operational"
 _JOURNAL_TABLES = (JournalEntry, JournalHead)
 
 
@@ -54,6 +66,11 @@ class JournalMissing(CleanroomError):
     """A write transaction changed the registry without a journal entry: rolled back."""
 
 
+class OperationalOnly(CleanroomError):
+    """An operational transaction tried to change a journaled table (a programming
+    error): rolled back."""
+
+
 def _changes(session: Session) -> list[Any]:
     dirty = [o for o in session.dirty if session.is_modified(o)]
     return [
@@ -61,8 +78,8 @@ def _changes(session: Session) -> list[Any]:
     ]
 
 
-def _before_flush(session: Session, _context: Any, _instances: Any) -> None:
-    changed = _changes(session)
+def _check(session: Session, changed: list[Any]) -> None:
+    """Hold ``changed`` rows to the rules; note a change that needs its journal entry."""
     if not changed:
         return
     if not session.info.get(_WRITER):
@@ -70,7 +87,18 @@ def _before_flush(session: Session, _context: Any, _instances: Any) -> None:
             "registry reads never write; make changes through Governance "
             f"(tried to change {type(changed[0]).__name__})"
         )
-    session.info[_CHANGED] = True
+    recorded = [o for o in changed if not is_operational(type(o).__table__)]
+    if recorded and session.info.get(_OPERATIONAL):
+        raise OperationalOnly(
+            "an operational transaction changes operational state only "
+            f"(tried to change {type(recorded[0]).__name__})"
+        )
+    if recorded:
+        session.info[_CHANGED] = True
+
+
+def _before_flush(session: Session, _context: Any, _instances: Any) -> None:
+    _check(session, _changes(session))
 
 
 def _on_execute(state: ORMExecuteState) -> None:
@@ -78,21 +106,21 @@ def _on_execute(state: ORMExecuteState) -> None:
     # rules apply to them. The journal's own tables are written by the ORM only.
     if not (state.is_insert or state.is_update or state.is_delete):
         return
-    if not state.session.info.get(_WRITER):
+    session = state.session
+    if not session.info.get(_WRITER):
         raise ReadOnly("registry reads never write; make changes through Governance")
-    state.session.info[_CHANGED] = True
+    table = getattr(state.statement, "table", None)
+    if is_operational(table):
+        return
+    if session.info.get(_OPERATIONAL):
+        raise OperationalOnly("an operational transaction changes operational state only")
+    session.info[_CHANGED] = True
 
 
 def _before_commit(session: Session) -> None:
     # Runs before the commit's own final flush, so count what is still pending too.
-    pending = _changes(session)
-    if pending and not session.info.get(_WRITER):
-        raise ReadOnly(
-            "registry reads never write; make changes through Governance "
-            f"(tried to change {type(pending[0]).__name__})"
-        )
-    changed = session.info.get(_CHANGED) or bool(pending)
-    if changed and not session.info.get(_JOURNALED):
+    _check(session, _changes(session))
+    if session.info.get(_CHANGED) and not session.info.get(_JOURNALED):
         raise JournalMissing("a registry change without its journal entry was refused")
 
 
@@ -164,6 +192,15 @@ class RegistryDatabase:
         with self._writes() as session, session.begin():
             session.info[_WRITER] = True
             yield Write(session)
+
+    @contextmanager
+    def operational(self) -> Iterator[Session]:
+        """A transaction that changes operational tables only (no journal entry needed;
+        any other change raises :class:`OperationalOnly`)."""
+        with self._writes() as session, session.begin():
+            session.info[_WRITER] = True
+            session.info[_OPERATIONAL] = True
+            yield session
 
     # -- upgrade steps -----------------------------------------------------------------
     def _upgrade(self) -> None:

@@ -12,8 +12,8 @@ from the change's transaction (docs/development.md, "How to add a registry write
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-from datetime import date
+from dataclasses import dataclass, field, fields
+from datetime import date, datetime
 from typing import Any, ClassVar
 
 
@@ -213,6 +213,19 @@ class DatasetReindexed(JournalEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
+class DatasetRolesSet(JournalEvent):
+    """The provider's user confirmed or corrected the roles of ``dataset`` ``version``'s
+    columns: ``changed`` (column: new role) and ``before`` (column: old role)."""
+
+    kind = "dataset.roles"
+    subject_template = "dataset:{dataset}"
+    dataset: str
+    version: str
+    changed: dict[str, str]
+    before: dict[str, str | None]
+
+
+@dataclass(frozen=True, kw_only=True)
 class DatasetAttached(JournalEvent):
     """``project`` mounts ``dataset`` at ``version`` (``before``: the version it had)."""
 
@@ -350,6 +363,63 @@ class WorkspaceServerLost(JournalEvent):
     status: str
 
 
+@dataclass(frozen=True, kw_only=True)
+class DatasetDeletionRequested(JournalEvent):
+    """``actor`` (the version's provider or an operator) asked to delete ``name``
+    ``version``; the enforcer deletes it once no open project uses it. ``location`` and
+    ``index_location``: what will be removed from the library and its indexes."""
+
+    kind = "dataset.delete.requested"
+    subject_template = "dataset:{name}@{version}"
+    name: str
+    version: str
+    location: str
+    index_location: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class DatasetDeleted(JournalEvent):
+    """A dataset version left the library, its indexes and every project
+    (``detached_from``: the ended projects that had mounted it; ``bytes``: freed)."""
+
+    kind = "dataset.deleted"
+    subject_template = "dataset:{name}@{version}"
+    name: str
+    version: str
+    requested_by: str
+    detached_from: tuple[str, ...]
+    bytes: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProjectClosed(JournalEvent):
+    """``project`` was closed: its workspaces ``stopped``, what the policy keeps in the
+    backup ``archive``, ``released`` folders, its network removed; ``was``: its status."""
+
+    kind = "project.close"
+    subject_template = "project:{project}"
+    project: str
+    stopped: tuple[str, ...]
+    archive: str | None
+    released: int
+    network_removed: bool
+    was: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetentionDeleted(JournalEvent):
+    """The retention policy's period for ``what`` (work folders, blobs, the project key...)
+    ran out for ``project`` (ended ``ended``): ``items`` were deleted."""
+
+    kind = "retention.delete"
+    subject_template = "project:{project}"
+    project: str
+    what: str
+    items: int
+    ended: str
+    period: str
+
+
 # -- ingress ---------------------------------------------------------------------------
 @dataclass(frozen=True, kw_only=True)
 class IngressRequested(JournalEvent):
@@ -390,6 +460,160 @@ class IngressDeclined(JournalEvent):
     reason: str
 
 
+# -- people: sign-in, second factors, standing ----------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class LoginLocked(JournalEvent):
+    """``user``'s account was locked after repeated failed sign-ins from ``address``, until
+    ``until`` (the failures themselves are operational state, not journal entries)."""
+
+    kind = "login.locked"
+    subject_template = "user:{user}"
+    user: str
+    address: str
+    until: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoginUnlocked(JournalEvent):
+    """An operator lifted ``user``'s sign-in lock and forgot their failures."""
+
+    kind = "login.unlock"
+    subject_template = "user:{user}"
+    user: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class SecondFactorEnrolled(JournalEvent):
+    """``user`` enrolled a second factor (``method``) and got ``codes`` recovery codes
+    (never the secret or the codes)."""
+
+    kind = "mfa.enrol"
+    subject_template = "user:{user}"
+    user: str
+    method: str
+    codes: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExternalFactorRecorded(JournalEvent):
+    """An identity provider (``issuer``) confirmed ``user``'s second factor with
+    ``methods`` (the ID token's ``amr``); journaled when first seen or when it changes."""
+
+    kind = "mfa.external"
+    subject_template = "user:{user}"
+    user: str
+    issuer: str
+    methods: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class SecondFactorReset(JournalEvent):
+    """An operator removed ``user``'s second factor and recovery codes (``reason``)."""
+
+    kind = "mfa.reset"
+    subject_template = "user:{user}"
+    user: str
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecoveryCodeUsed(JournalEvent):
+    """``user`` signed in with a one-use recovery code; ``left`` remain."""
+
+    kind = "mfa.recovery_code"
+    subject_template = "user:{user}"
+    user: str
+    left: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class CliLoggedIn(JournalEvent):
+    """``user`` opened a personal command-line credential (``cleanroom login``)."""
+
+    kind = "cli.login"
+    subject_template = "user:{user}"
+    user: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class CliLoggedOut(JournalEvent):
+    """``user``'s command-line credential was closed (``cleanroom logout``)."""
+
+    kind = "cli.logout"
+    subject_template = "user:{user}"
+    user: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class IdentityVerified(JournalEvent):
+    """``user``'s identity was verified by ``method`` (``reference``: the evidence seen);
+    ``bootstrap``: recorded by the host while no operator was in standing yet."""
+
+    kind = "person.verify"
+    subject_template = "user:{user}"
+    user: str
+    method: str
+    reference: str
+    bootstrap: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainingRecorded(JournalEvent):
+    """``user`` passed ``course`` on ``passed_on`` (valid until ``expires_on``);
+    ``bootstrap`` as for :class:`IdentityVerified`."""
+
+    kind = "person.training"
+    subject_template = "user:{user}"
+    user: str
+    course: str
+    passed_on: date
+    expires_on: date | None
+    bootstrap: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class AccountDisabled(JournalEvent):
+    """``user``'s account was disabled (``reason``): they may not sign in."""
+
+    kind = "account.disable"
+    subject_template = "user:{user}"
+    user: str
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class AccountEnabled(JournalEvent):
+    """``user``'s account was enabled again."""
+
+    kind = "account.enable"
+    subject_template = "user:{user}"
+    user: str
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class AccountExpirySet(JournalEvent):
+    """The day after which ``user`` may not sign in moved (``None``: no expiry)."""
+
+    kind = "account.expiry"
+    subject_template = "user:{user}"
+    user: str
+    before: date | None
+    after: date | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class AssessmentRecorded(JournalEvent):
+    """An application's data processing assessment was recorded or replaced: its
+    ``reference`` and ``outcome``."""
+
+    kind = "application.assessment"
+    subject_template = "application:{application}"
+    application: int
+    reference: str
+    outcome: str
+
+
 # -- acts of other components ----------------------------------------------------------
 @dataclass(frozen=True, kw_only=True)
 class TokenIssued(JournalEvent):
@@ -421,10 +645,71 @@ class JournalHeadBuilt(JournalEvent):
     seq: int
 
 
+# -- egress (the gateway's records) ------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class EgressEvent(JournalEvent):
+    """Base of the egress gateway's records about ``user``'s browser traffic in
+    ``project``; ``facts`` (the record's figures) are stored flat in the entry's detail."""
+
+    subject_template = "{user}/{project}"
+    user: str
+    project: str
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    def detail(self) -> dict[str, Any]:
+        """``user``, ``project`` and the facts, side by side."""
+        return {"user": self.user, "project": self.project, **self.facts}
+
+
+@dataclass(frozen=True, kw_only=True)
+class EgressHour(EgressEvent):
+    """The bytes that reached the browser in one closed hour (``hour``, ``bytes``,
+    ``by_kind``: by route kind, ``exempt_bytes``: the image's own static files)."""
+
+    kind = "egress.hour"
+
+
+@dataclass(frozen=True, kw_only=True)
+class EgressAlert(EgressEvent):
+    """The researcher passed the policy's alert threshold of their day's budget
+    (``day_bytes`` of ``day_limit``, ``threshold``)."""
+
+    kind = "egress.alert"
+
+
+@dataclass(frozen=True, kw_only=True)
+class EgressRefused(EgressEvent):
+    """The gateway refused or withheld something (``reason``, ``count`` of the same
+    refusal within one second, ``path`` and ``method`` where known)."""
+
+    kind = "egress.refused"
+
+
+@dataclass(frozen=True, kw_only=True)
+class EgressRouteSet(EgressEvent):
+    """The spawner registered where a workspace's server lives (``target``) and the
+    image's static files exempt from the budget (``manifest_files``)."""
+
+    kind = "egress.route"
+
+
+@dataclass(frozen=True, kw_only=True)
+class EgressGranted(EgressEvent):
+    """An officer (``actor``) granted ``bytes`` more egress today, for ``reason``."""
+
+    kind = "egress.grant"
+
+
+EGRESS_EVENTS: dict[str, type[EgressEvent]] = {
+    cls.kind: cls for cls in (EgressHour, EgressAlert, EgressRefused, EgressRouteSet, EgressGranted)
+}
+"""The gateway's record kinds, by the action it queues them under."""
+
+
 def all_events() -> list[type[JournalEvent]]:
     """Every kind of event, for tests and docs."""
     return [
         cls
         for cls in globals().values()
-        if isinstance(cls, type) and issubclass(cls, JournalEvent) and cls is not JournalEvent
+        if isinstance(cls, type) and issubclass(cls, JournalEvent) and "kind" in vars(cls)
     ]

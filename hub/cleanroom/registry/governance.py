@@ -49,6 +49,7 @@ from cleanroom.registry.models import (
     User,
     WorkspaceRun,
 )
+from cleanroom.registry.people import People, shared_people
 from cleanroom.registry.store import Registry, dataset_row, project_row, user_row
 
 INGRESS_MAX_BYTES = 50 * 1024**2
@@ -202,9 +203,23 @@ and takes a keyword-only ``actor`` (a test holds every write to it)."""
 class Governance(BackboneWrites):
     """The registry's one writer: every change, journaled in its own transaction."""
 
-    def __init__(self, registry: Registry | None = None) -> None:
+    def __init__(self, registry: Registry | None = None, people: People | None = None) -> None:
         self.registry = registry or Registry()
         self.db = self.registry.db
+        self._people = people
+
+    @property
+    def people(self) -> People:
+        """Who may decide: role, second factor, verification, training, account state."""
+        if self._people is None:
+            self._people = shared_people(self.registry)
+        return self._people
+
+    def _decider(self, actor: str, role: str, what: str) -> str:
+        """The actor, once they may take decisions of ``role`` (else Forbidden)."""
+        actor = _actor(actor)
+        self.people.check_may_act(actor, role, what=what)
+        return actor
 
     # -- helpers -------------------------------------------------------------------
     _user = staticmethod(user_row)
@@ -286,6 +301,15 @@ class Governance(BackboneWrites):
             return _application_info(self._application(s, application_id))
 
     @staticmethod
+    def _check_independent(app: Application, actor: str) -> None:
+        if actor == app.applicant:
+            raise Forbidden("nobody decides on their own application")
+        if actor in _split(app.members):
+            raise Forbidden(
+                f"{actor!r} is a member of application {app.id} and may not decide on it"
+            )
+
+    @staticmethod
     def _application(s: Session, application_id: int) -> Application:
         row = s.get(Application, application_id)
         if row is None:
@@ -303,8 +327,11 @@ class Governance(BackboneWrites):
         reason: str = "",
     ) -> ApplicationInfo:
         """Approve: create the project, its members (ending with the period) and dataset
-        links (which still wait for each provider's approval)."""
-        actor = _actor(actor)
+        links (which still wait for each provider's approval).
+
+        Only an operator in standing who is neither the applicant nor a named member
+        approves, and only with an approving data processing assessment."""
+        actor = self._decider(actor, "operator", "approve applications")
         names.project_name(project)
         check_tier(quota_tier)  # an unknown tier is refused before anything is written
         images = tuple(dict.fromkeys(images))
@@ -313,6 +340,8 @@ class Governance(BackboneWrites):
             app = self._application(s, application_id)
             if app.status != "pending":
                 raise Conflict(f"application {application_id} is {app.status} already")
+            self._check_independent(app, actor)
+            self.people.check_assessment(s, application_id)
             missing = set(_split(app.members)) - set(_split(app.pledge_signed_by))
             if missing:
                 raise Forbidden(f"not every member signed the pledge: {', '.join(sorted(missing))}")
@@ -353,14 +382,15 @@ class Governance(BackboneWrites):
     def decline_application(
         self, application_id: int, *, actor: str, reason: str
     ) -> ApplicationInfo:
-        """Decline, with a reason the applicant can read."""
-        actor = _actor(actor)
+        """Decline, with a reason the applicant can read (an independent operator)."""
+        actor = self._decider(actor, "operator", "decide on applications")
         if not reason.strip():
             raise InvalidInput("declining an application needs a reason")
         with self.db.write() as tx:
             app = self._application(tx.session, application_id)
             if app.status != "pending":
                 raise Conflict(f"application {application_id} is {app.status} already")
+            self._check_independent(app, actor)
             app.status, app.decided_by, app.decided_at = "declined", actor, _now()
             app.reason = reason.strip()
             tx.journal(
@@ -373,7 +403,7 @@ class Governance(BackboneWrites):
     # -- end dates -----------------------------------------------------------------
     def set_project_end(self, project: str, ends_on: date | None, *, actor: str) -> None:
         """Move a project's end date (None: no end). Enforcement stops what outlives it."""
-        actor = _actor(actor)
+        actor = self._decider(actor, "operator", "change end dates")
         with self.db.write() as tx:
             p = self._project(tx.session, project)
             before = p.ends_on
@@ -384,7 +414,7 @@ class Governance(BackboneWrites):
 
     def set_member_end(self, project: str, user: str, ends_on: date | None, *, actor: str) -> None:
         """Move one membership's end date."""
-        actor = _actor(actor)
+        actor = self._decider(actor, "operator", "change end dates")
         with self.db.write() as tx:
             m = membership_row(tx.session, project, user)
             before = m.ends_on
@@ -398,7 +428,7 @@ class Governance(BackboneWrites):
     # -- data providers ------------------------------------------------------------
     def add_provider_account(self, provider: str, user: str, *, actor: str) -> None:
         """Let ``user`` (role provider) act for ``provider``."""
-        actor = _actor(actor)
+        actor = self._decider(actor, "operator", "grant provider accounts")
         if not provider.strip():
             raise InvalidInput("a provider needs a name")
         with self.db.write() as tx:
@@ -439,8 +469,9 @@ class Governance(BackboneWrites):
         self, project: str, dataset: str, version: str | None = None, *, actor: str
     ) -> ApprovalInfo:
         """The provider's user ``actor`` approves ``project``'s use of a dataset version
-        (default: the version the project mounts, else the newest)."""
-        by = _actor(actor)
+        (default: the version the project mounts, else the newest). Only a provider in
+        standing who acts for that dataset's provider approves."""
+        by = self._decider(actor, "provider", "approve dataset use")
         with self.db.write() as tx:
             s = tx.session
             self._project(s, project)
@@ -486,7 +517,7 @@ class Governance(BackboneWrites):
         self, project: str, dataset: str, version: str | None = None, *, actor: str
     ) -> list[ApprovalInfo]:
         """Withdraw approvals (of one version, or all versions of ``dataset``)."""
-        by = _actor(actor)
+        by = self._decider(actor, "provider", "revoke dataset use")
         with self.db.write() as tx:
             s = tx.session
             query = select(DatasetApproval).where(
@@ -581,7 +612,7 @@ class Governance(BackboneWrites):
     # -- images --------------------------------------------------------------------
     def set_image_state(self, image: str, status: str, *, actor: str, reason: str = "") -> None:
         """Allow or retire an image name for the whole deployment."""
-        actor = _actor(actor)
+        actor = self._decider(actor, "operator", "allow or retire images")
         if status not in {"allowed", "retired"}:
             raise InvalidInput(f"unknown image status {status!r}: use allowed or retired")
         check_known_image(image)
@@ -596,7 +627,7 @@ class Governance(BackboneWrites):
 
     def allow_project_image(self, project: str, image: str, *, actor: str) -> None:
         """Let one project's workspaces run ``image`` (refused while it is retired)."""
-        actor = _actor(actor)
+        actor = self._decider(actor, "operator", "allow images")
         with self.db.write() as tx:
             p = self._project(tx.session, project)
             check_images_usable(tx.session, [image])
@@ -758,6 +789,12 @@ class Governance(BackboneWrites):
                 raise Forbidden("nobody decides on their own ingress request")
             user = s.get(User, actor)
             roles = user.role_set if user else set()
+            # Role, second factor, verification, training: read apart, before any write.
+            self.people.check_may_act(
+                actor,
+                "operator" if "operator" in roles else "provider",
+                what="decide on ingress requests",
+            )
             if "operator" not in roles:
                 providers = set(
                     s.scalars(

@@ -10,10 +10,12 @@ from datetime import UTC, date, datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Date,
     DateTime,
     ForeignKey,
     ForeignKeyConstraint,
+    Integer,
     String,
     Text,
     UniqueConstraint,
@@ -28,6 +30,20 @@ def utcnow() -> datetime:
 
 class Base(DeclarativeBase):
     """Declarative base of the registry's tables."""
+
+
+OPERATIONAL: dict[str, bool] = {"operational": True}
+"""``__table_args__`` info of an operational table: state the system keeps to run (sign-in
+failure counters, the last TOTP step used), not a record of anyone's act. Such a table is
+written only in :meth:`cleanroom.registry.database.RegistryDatabase.operational`
+transactions, which need no journal entry and may change nothing else; a journaled write
+may change it too. See docs/identity.md, "What the journal records"."""
+
+
+def is_operational(table: object) -> bool:
+    """True for an operational table (see :data:`OPERATIONAL`)."""
+    info = getattr(table, "info", None)
+    return bool(info and info.get("operational"))
 
 
 class User(Base):
@@ -304,3 +320,129 @@ class JournalHead(Base):
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
     seq: Mapped[int] = mapped_column(BigInteger)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+# -- people's standing (hub/cleanroom/registry/people.py) ------------------------------
+class SecondFactor(Base):
+    """A person's enrolled TOTP secret."""
+
+    __tablename__ = "second_factors"
+
+    user_name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    secret: Mapped[str] = mapped_column(String(64))
+    enrolled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class TotpStep(Base):
+    """Operational: the last TOTP time step a person used (the replay guard).
+
+    Apart from :class:`SecondFactor` because it moves at every sign-in, which is no act
+    worth a journal entry (the sign-in itself is in the hub's log).
+    """
+
+    __tablename__ = "totp_steps"
+    __table_args__ = {"info": OPERATIONAL}
+
+    user_name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    last_step: Mapped[int] = mapped_column(Integer, default=-1)
+
+
+class ExternalFactor(Base):
+    """A second factor confirmed by an external identity provider (the ID token's
+    ``amr`` claim): the issuer and methods of the confirmation last recorded."""
+
+    __tablename__ = "external_factors"
+
+    user_name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    issuer: Mapped[str] = mapped_column(String(200))
+    methods: Mapped[str] = mapped_column(String(200))
+    seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class RecoveryCode(Base):
+    """One hashed, one-use recovery code."""
+
+    __tablename__ = "recovery_codes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_name: Mapped[str] = mapped_column(String(32), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class LoginFailures(Base):
+    """Operational: consecutive failed log-ins of one account (``user:NAME``) or address
+    (``addr:IP``), and the account's lock.
+
+    Keyed by the name as typed, existing or not, so that an unknown name is throttled
+    exactly like a known one. A lock, and an operator's unlock, are journaled.
+    """
+
+    __tablename__ = "login_failures"
+    __table_args__ = {"info": OPERATIONAL}
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    last_failure_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class IdentityVerification(Base):
+    """How, by whom and when a person's identity was verified."""
+
+    __tablename__ = "identity_verifications"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_name: Mapped[str] = mapped_column(String(32), index=True)
+    method: Mapped[str] = mapped_column(String(40))
+    reference: Mapped[str] = mapped_column(Text, default="")
+    verified_by: Mapped[str] = mapped_column(String(64))
+    verified_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class TrainingRecord(Base):
+    """A course a person passed, and when it expires."""
+
+    __tablename__ = "training_records"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_name: Mapped[str] = mapped_column(String(32), index=True)
+    course: Mapped[str] = mapped_column(String(80))
+    passed_on: Mapped[date] = mapped_column(Date)
+    expires_on: Mapped[date | None] = mapped_column(Date)
+    recorded_by: Mapped[str] = mapped_column(String(64))
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AccountState(Base):
+    """Whether an account is disabled, and when it expires (none: active, no expiry)."""
+
+    __tablename__ = "account_states"
+
+    user_name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    expires_on: Mapped[date | None] = mapped_column(Date)
+
+
+class ProcessingAssessment(Base):
+    """An application's data processing assessment: its reference and outcome."""
+
+    __tablename__ = "processing_assessments"
+
+    application_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reference: Mapped[str] = mapped_column(String(200))
+    outcome: Mapped[str] = mapped_column(String(40))
+    recorded_by: Mapped[str] = mapped_column(String(64))
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class CliSession(Base):
+    """A personal command-line credential from ``cleanroom login`` (stored hashed)."""
+
+    __tablename__ = "cli_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_name: Mapped[str] = mapped_column(String(32), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

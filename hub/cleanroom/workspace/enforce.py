@@ -6,6 +6,9 @@ The spawner refuses starts; this stops what is already running when one of those
 It runs as a hub-managed service (``cleanroom enforce --every 60``) and can be run by
 hand. Each stop is journaled with its reason, logged, and the reason is what the
 person sees when they try to start the workspace again.
+
+Each round also applies the retention policy (``cleanroom.lifecycle.retention``): the
+data of ended projects is deleted once its period has passed.
 """
 
 from __future__ import annotations
@@ -73,9 +76,12 @@ def enforce_once(registry: Registry, instance: str) -> list[Stopped]:
 
 def enforce_forever(registry: Registry, instance: str, every: float) -> None:
     """Enforce every ``every`` seconds until interrupted; one failed round is logged."""
+    from cleanroom.lifecycle.retention import enforce_deployment
+
     while True:
         try:
             enforce_once(registry, instance)
+            enforce_deployment(registry, instance)
         except CleanroomError as exc:
             print(f"cleanroom enforce: round failed: {exc}", file=sys.stderr, flush=True)
         except Exception as exc:  # the engine or database hiccuped: try again next round

@@ -1,7 +1,11 @@
 """A workspace's host folders: its work folder, the project's shared and incoming folders.
 
 Where a quota tier sets a size, a folder is a volume of an ext4 filesystem of that size
-(``storage_quota``), so a full workspace gets ENOSPC instead of filling the host.
+(``storage_quota``), so a full workspace gets ENOSPC instead of filling the host. With a
+keyring (encryption at rest, the default: ``docs/lifecycle.md``) each new filesystem is
+encrypted with a key derived from its project's key, and a folder whose tier sets no size
+gets a sparse filesystem of ``UNSIZED_ENCRYPTED`` bytes: a plain host folder would hold the
+files in clear.
 """
 
 from __future__ import annotations
@@ -13,13 +17,23 @@ from pathlib import Path
 
 import docker
 
+from cleanroom.lifecycle import fscrypt
+from cleanroom.lifecycle.keys import Keyring
 from cleanroom.registry import ProjectInfo
-from cleanroom.workspace import quotas, storage_quota
+from cleanroom.workspace import encrypted_fs, quotas, storage_quota
 from cleanroom.workspace.containers import workspace_containers
 from cleanroom.workspace.labels import LABEL_PROJECT
 
 WORKSPACE_HOME = "/home/researcher"
 Mounts = dict[str, dict[str, str]]
+UNSIZED_ENCRYPTED = 64 * 2**30  # sparse: takes only what is written
+
+
+def _rw(source: str) -> str:
+    """Read-write; for a volume also ``nocopy``: at a volume's first mount Docker copies
+    the image's folder at the mount point into it (its files, owner and mode) when the
+    volume is empty, as a new encrypted folder is, and would give it to root."""
+    return "rw" if source.startswith("/") else "rw,nocopy"
 
 
 @dataclass(frozen=True)
@@ -31,6 +45,7 @@ class WorkspaceFolders:
     uid: int
     instance: str
     engine: Callable[[], docker.DockerClient]
+    keyring: Keyring | None = None
 
     def mounts(self, plan: ProjectInfo, user: str, tier: quotas.QuotaTier | None = None) -> Mounts:
         """Create what is missing and say where each folder goes in the container."""
@@ -39,8 +54,8 @@ class WorkspaceFolders:
         work = self.folder(work_size, plan.name, "users", user, mode=0o700)
         shared = self.folder(shared_size, plan.name, "shared", mode=0o770)
         mounts = {
-            work: {"bind": f"{WORKSPACE_HOME}/work", "mode": "rw"},
-            shared: {"bind": "/project", "mode": "rw"},
+            work: {"bind": f"{WORKSPACE_HOME}/work", "mode": _rw(work)},
+            shared: {"bind": "/project", "mode": _rw(shared)},
             # Files an operator or provider let in (ingress), read-only in every workspace.
             self.host_dir(plan.name, "incoming", mode=0o755): {
                 "bind": "/project/incoming",
@@ -75,8 +90,10 @@ class WorkspaceFolders:
         image_file = folder.with_name(folder.name + ".ext4")
         if image_file.exists():
             size = max(size or 0, image_file.stat().st_size)
-        elif size is None or self._mounted_elsewhere(folder):
+        elif (size is None and self.keyring is None) or self._mounted_elsewhere(folder):
             return self.host_dir(*parts, mode=mode)
+        elif size is None:
+            size = UNSIZED_ENCRYPTED
         return storage_quota.ensure_folder_volume(
             self.engine(),
             image_file=image_file,
@@ -85,7 +102,21 @@ class WorkspaceFolders:
             instance=self.instance,
             labels={LABEL_PROJECT: parts[0]},
             legacy=folder,
+            key=self.folder_key(image_file),
         )
+
+    def folder_key(self, image_file: Path) -> bytes | None:
+        """The fscrypt key of a folder's filesystem: derived from its project's key and
+        its place under the root (no two folders share one); None when encryption is
+        off or the filesystem is an old plain one (it stays plain, and says so in the
+        docs: re-create it to encrypt it)."""
+        if self.keyring is None:
+            return None
+        if image_file.exists() and not encrypted_fs.is_encrypted(image_file):
+            return None
+        relative = image_file.relative_to(self.root)
+        project = relative.parts[0]
+        return self.keyring.derive(project, f"fscrypt:{relative}", fscrypt.KEY_SIZE)
 
     def _mounted_elsewhere(self, folder: Path) -> bool:
         if not folder.is_dir():

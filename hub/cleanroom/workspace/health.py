@@ -42,11 +42,12 @@ class HealthCheck:
     failures_allowed: int
     failures: int = field(default=0)
 
-    async def answers(self, url: str) -> bool:
+    async def answers(self, url: str, headers: dict[str, str] | None = None) -> bool:
         """Whether the server at ``url`` answers (any status below 500) in time."""
         try:
             reply = await AsyncHTTPClient().fetch(
                 url,
+                headers=headers,
                 raise_error=False,
                 follow_redirects=False,
                 connect_timeout=self.timeout,
@@ -56,9 +57,9 @@ class HealthCheck:
             return False
         return reply.code < 500
 
-    async def dead(self, url: str) -> bool:
+    async def dead(self, url: str, headers: dict[str, str] | None = None) -> bool:
         """Check once; True once the server has failed ``failures_allowed`` times in a row."""
-        if await self.answers(url):
+        if await self.answers(url, headers):
             self.failures = 0
             return False
         self.failures += 1

@@ -5,17 +5,27 @@ GPUs), the size of each work folder and of the project's shared folder (filesyst
 that size, so a full folder refuses writes), the size of the home folder and of
 ``/tmp``/``/var/tmp`` (tmpfs mounts: the root filesystem is read-only), and how many
 workspaces may run at once for the project and for one user.
+
+A tier with GPUs accepts only images that can use one (:func:`check_image_fits_tier`):
+a GPU handed to a CPU-only torch would sit idle while the tier's other limits are spent.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cleanroom.errors import InvalidInput, NotFound
+from cleanroom.errors import Forbidden, InvalidInput, NotFound
 from cleanroom.policy_files import load_yaml, policy_path
+
+# The image label that says an image can use a GPU, and the accelerators we know. The
+# label is set by the image's definition (images/pytorch-cuda/image.config), which
+# operators build; researchers cannot label images.
+ACCELERATOR_LABEL = "cleanroom.accelerator"
+GPU_ACCELERATORS = frozenset({"cuda"})
 
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([KMGT]?)i?B?$", re.IGNORECASE)
 _UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
@@ -144,3 +154,28 @@ def tier(name: str, path: Path | None = None) -> QuotaTier:
     if name not in tiers:
         raise NotFound(f"there is no quota tier {name!r}; known: {', '.join(sorted(tiers))}")
     return tiers[name]
+
+
+def can_image_use_gpu(labels: Mapping[str, str] | None) -> bool:
+    """Whether an image with these labels can use a GPU (``cleanroom.accelerator=cuda``)."""
+    return (labels or {}).get(ACCELERATOR_LABEL, "").strip().lower() in GPU_ACCELERATORS
+
+
+def can_image_fit_tier(tier: QuotaTier, labels: Mapping[str, str] | None) -> bool:
+    """Whether a workspace of ``tier`` may run an image with these labels."""
+    return not tier.gpus or can_image_use_gpu(labels)
+
+
+def check_image_fits_tier(tier: QuotaTier, image: str, labels: Mapping[str, str] | None) -> None:
+    """Raise :class:`Forbidden` when ``tier`` attaches GPUs and ``image`` cannot use them.
+
+    Tiers without GPUs accept every image (a CUDA image runs on the CPU too).
+    """
+    if can_image_fit_tier(tier, labels):
+        return
+    raise Forbidden(
+        f"quota tier {tier.name!r} attaches {tier.gpus} GPU(s), but image {image!r} cannot "
+        f"use a GPU (it has no {ACCELERATOR_LABEL}=cuda label); start the workspace with a "
+        f"CUDA image such as pytorch-cuda, which an operator builds with "
+        f"`cleanroom images build pytorch-cuda` and allows for the project"
+    )

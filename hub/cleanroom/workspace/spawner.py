@@ -22,13 +22,15 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 from traitlets import Bool, Float, Integer, Unicode, default, validate
 
 from cleanroom import paths
-from cleanroom.errors import CleanroomError, Conflict
+from cleanroom.errors import CleanroomError, Conflict, NotFound
 from cleanroom.hub import metrics
 from cleanroom.isolation.firewall import HostFirewall
 from cleanroom.isolation.networks import ProjectNetwork, ProjectNetworks
+from cleanroom.lifecycle.keys import Keyring
 from cleanroom.registry import ProjectInfo, Registry, shared_registry
+from cleanroom.registry.people import shared_people
 from cleanroom.settings import image_repository
-from cleanroom.workspace import culling, health, oom, quotas, spec, storage_quota
+from cleanroom.workspace import culling, gateway_routes, health, oom, quotas, spec, storage_quota
 from cleanroom.workspace.containers import workspace_containers
 from cleanroom.workspace.folders import WORKSPACE_HOME, WorkspaceFolders
 from cleanroom.workspace.labels import (
@@ -78,6 +80,30 @@ def http_error(status: int, message: str) -> web.HTTPError:
 def refuse(exc: CleanroomError) -> web.HTTPError:
     """Translate a domain refusal into the HTTP error JupyterHub shows the person."""
     return http_error(exc.status, str(exc))
+
+
+@functools.cache
+def _keyring() -> Keyring:
+    """The hub's keyring, opened once (the master key is read and checked on first use)."""
+    return Keyring()
+
+
+def check_image_for_tier(
+    client: docker.DockerClient, image: str, name: str, tier: quotas.QuotaTier
+) -> None:
+    """Refuse a GPU tier's workspace whose image cannot use the GPU (its labels say).
+
+    ``image`` is the reference the engine runs, ``name`` the one people know
+    (``pytorch``). Other tiers take any allowed image; their starts pay no inspection.
+    Raises Forbidden (the rule) or NotFound (no such image on this engine).
+    """
+    if not tier.gpus:
+        return
+    try:
+        labels = client.images.get(image).labels
+    except docker.errors.ImageNotFound as exc:
+        raise NotFound(f"image {image!r} is not built on this host") from exc
+    quotas.check_image_fits_tier(tier, name, labels)
 
 
 class CleanroomSpawner(DockerSpawner):
@@ -176,6 +202,29 @@ class CleanroomSpawner(DockerSpawner):
         hub's own check that follows succeeds at its first try.""",
     ).tag(config=True)
 
+    encrypt_folders = Bool(
+        help="""Encrypt work and project folders at rest (fscrypt, keys from the key source;
+        see docs/lifecycle.md). Default: on, unless $CLEANROOM_ENCRYPTION is ``off``.
+        Off only for hosts whose kernel lacks fscrypt: the files then lie in clear.""",
+    ).tag(config=True)
+
+    @default("encrypt_folders")
+    def _default_encrypt_folders(self) -> bool:
+        return os.environ.get("CLEANROOM_ENCRYPTION", "on") != "off"
+
+    gateway_url = Unicode(
+        "",
+        help="""Address of the egress gateway's public listener (``http://127.0.0.1:8003``).
+        When set, ``start`` returns it instead of the container's address, so the proxy
+        and the hub reach the workspace only through the gateway, and registers where
+        the server really lives with the gateway. Empty: the proxy goes straight to the
+        container (only the benchmarks' plain hub does that).""",
+    ).tag(config=True)
+
+    gateway_api_port = Integer(
+        8004, help="Port of the gateway's internal API on 127.0.0.1 (route registration)."
+    ).tag(config=True)
+
     @default("registry_url")
     def _default_registry_url(self) -> str:
         return paths.registry_url()
@@ -253,8 +302,12 @@ class CleanroomSpawner(DockerSpawner):
         """Start the container when its turn comes, and return once its server answers."""
         async with _start_queue(self.start_slots()):
             await super().start_object()
-            if not self.internal_ssl:
-                ip, port = await self.get_ip_and_port()
+            ip, port = await self.get_ip_and_port()
+            if self.gateway_url:
+                # The firewall lets only the gateway reach the server: register the
+                # route, then wait until the real server answers through the gateway.
+                await gateway_routes.register(self, ip, port)
+            elif not self.internal_ssl:
                 await self._wait_until_answering(ip, port)
 
     async def _wait_until_answering(self, ip: str, port: int) -> None:
@@ -294,6 +347,12 @@ class CleanroomSpawner(DockerSpawner):
             raise refuse(exc) from exc
 
         self._choose_image(plan)
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, self._check_image, tier)
+        except CleanroomError as exc:
+            self.log.warning("Refused workspace %s/%s: %s", self.user.name, project, exc)
+            metrics.SPAWN_REFUSALS.labels(metrics.refusal_reason(exc)).inc()
+            raise refuse(exc) from exc
         self._network = network
         self._plan = plan
         self._tier = tier
@@ -335,9 +394,13 @@ class CleanroomSpawner(DockerSpawner):
         started = await super().start()
         await asyncio.get_running_loop().run_in_executor(None, self._record_run, plan)
         self._health = health.HealthCheck(self.health_timeout, self.health_failures)
+        if self.gateway_url:
+            return gateway_routes.public_address(self.gateway_url)
         return started
 
     def _decide(self, project: str) -> tuple[ProjectInfo, quotas.QuotaTier, ProjectNetwork]:
+        # Verified, trained, active (cleanroom.registry.people): the refusal says why.
+        shared_people(self.registry).check_may_start(self.user.name)
         plan = self.registry.workspace_plan(self.user.name, project)
         self._check_firewall()
         _check_engine_seccomp()
@@ -396,7 +459,8 @@ class CleanroomSpawner(DockerSpawner):
         ports = [self.hub_api_port] + (
             [self.airlock_submit_port] if self.airlock_submit_port else []
         )
-        if not HostFirewall(ports, self.instance).is_installed():
+        guard = gateway_routes.SERVER_PORT if self.gateway_url else None
+        if not HostFirewall(ports, self.instance, guard_server_port=guard).is_installed():
             raise CleanroomError(
                 "the host firewall that isolates workspaces is not installed; "
                 "an operator must run `cleanroom firewall install` (make up does)"
@@ -417,6 +481,13 @@ class CleanroomSpawner(DockerSpawner):
                 f"image {asked!r} is not allowed for project {plan.name!r}; "
                 f"allowed: {', '.join(plan.images)}",
             )
+        if asked:
+            # DockerSpawner makes the same choice in its start(); made here too, the
+            # tier's image check (_check_image) sees the image that will run.
+            self.image = self.allowed_images[asked]
+
+    def _check_image(self, tier: quotas.QuotaTier) -> None:
+        check_image_for_tier(_engine(), self.image, self._image_name(), tier)
 
     def _image_name(self) -> str:
         for name, tag in self.allowed_images.items():
@@ -428,7 +499,11 @@ class CleanroomSpawner(DockerSpawner):
     def folders(self) -> WorkspaceFolders:
         """This hub's workspace folders (see workspaces_root)."""
         return WorkspaceFolders(
-            Path(self.workspaces_root), self.workspace_uid, self.instance, _engine
+            Path(self.workspaces_root),
+            self.workspace_uid,
+            self.instance,
+            _engine,
+            keyring=_keyring() if self.encrypt_folders else None,
         )
 
     # -- after the start: reproducibility, health -----------------------------------
@@ -459,6 +534,8 @@ class CleanroomSpawner(DockerSpawner):
         (only this workspace mounts it; the next start attaches it again)."""
         self._health = None  # a stop the hub asked for is not a lost server
         await super().stop(now=now)
+        if self.gateway_url:
+            await gateway_routes.unregister(self)
         work = self.folders.work_filesystem(self.name, self.user.name)
         try:
             await asyncio.get_running_loop().run_in_executor(
@@ -533,9 +610,17 @@ class CleanroomSpawner(DockerSpawner):
             return status
         if checker is None:
             return None  # starting (the start waits for it), or state from before a restart
-        ip, port = await self.get_ip_and_port()
         base = self.server.base_url if self.server is not None else "/"
-        if await checker.dead(f"http://{ip}:{port}{base}api"):
+        headers: dict[str, str] | None = None
+        if self.gateway_url:
+            # Only the gateway reaches the server's port (the host firewall), and it
+            # forwards only what the real server proves: a 502 there is a lost server.
+            url = f"{self.gateway_url.rstrip('/')}{base}api"
+            headers = {"Authorization": f"token {self.api_token}"}
+        else:
+            ip, port = await self.get_ip_and_port()
+            url = f"http://{ip}:{port}{base}api"
+        if await checker.dead(url, headers):
             self._health = None
             self._record_lost("unresponsive", health.UNRESPONSIVE_STATUS)
             return health.UNRESPONSIVE_STATUS
@@ -569,6 +654,11 @@ class CleanroomSpawner(DockerSpawner):
             )
         else:
             env["CLEANROOM_USER"] = self.user.name
+        tier: quotas.QuotaTier | None = getattr(self, "_tier", None)
+        if tier is not None and not tier.gpus:
+            # A host whose default runtime is nvidia would otherwise hand GPUs to any
+            # container that asks through its environment; the tier decides, hub-side.
+            env["NVIDIA_VISIBLE_DEVICES"] = "void"
         return env
 
 

@@ -17,6 +17,10 @@ start), and shrinking is never done automatically (it could lose files).
 
 A plain folder from before quotas is migrated once: its files are copied into the new
 filesystem and the old folder is kept beside it, renamed, never deleted.
+
+With a ``key`` a folder is encrypted at rest (``encrypted_fs``: ext4 ``-O encrypt`` and an
+fscrypt policy on its ``data`` directory); its volume then binds the unlocked ``data``
+directory instead of mounting the device, and it is locked again once no workspace uses it.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ import docker
 from docker.errors import NotFound as DockerNotFound
 
 from cleanroom.errors import CleanroomError
+from cleanroom.workspace import encrypted_fs
 
 
 class StorageError(CleanroomError):
@@ -60,23 +65,37 @@ def _has_files(folder: Path) -> bool:
     return folder.is_dir() and any(folder.iterdir())
 
 
-def _make_filesystem(target: Path, size: int, uid: int, legacy: Path | None) -> None:
+def _make_filesystem(
+    target: Path, size: int, uid: int, legacy: Path | None, key: bytes | None = None
+) -> None:
     """Create ``target`` (an ext4 file of ``size`` bytes owned by ``uid``), with the
-    files of ``legacy`` copied in; on any failure nothing is left behind."""
+    files of ``legacy`` copied in; on any failure nothing is left behind.
+
+    With a ``key`` the filesystem is made with the ``encrypt`` feature and its ``data``
+    directory gets the key's policy here, before the file takes its final name, so an
+    encrypted folder never exists half-made."""
     part = target.with_name(target.name + ".part")
     part.unlink(missing_ok=True)
     try:
         with part.open("wb") as f:
             f.truncate(size)  # sparse: disk is used only as the folder fills
         # -m 0: no blocks reserved for root, the workspace user gets the whole size.
-        _run("mkfs.ext4", "-q", "-F", "-m", "0", "-E", f"root_owner={uid}:{uid}", str(part))
-        if legacy is not None and _has_files(legacy):
+        features = ["-O", "encrypt"] if key is not None else []
+        _run(
+            "mkfs.ext4", "-q", "-F", "-m", "0", *features,
+            "-E", f"root_owner={uid}:{uid}", str(part),
+        )  # fmt: skip
+        if key is not None or (legacy is not None and _has_files(legacy)):
             with tempfile.TemporaryDirectory(prefix="cleanroom-migrate-") as mnt:
                 _run("mount", "-o", "loop", str(part), mnt)
                 try:
-                    _run("cp", "-a", f"{legacy}/.", mnt)
-                    # cp -a gave the root the legacy folder's owner; the member owns it.
-                    os.chown(mnt, uid, uid)
+                    into = mnt
+                    if key is not None:
+                        into = str(encrypted_fs.prepare(Path(mnt), key, uid))
+                    if legacy is not None and _has_files(legacy):
+                        _run("cp", "-a", f"{legacy}/.", into)
+                        # cp -a gave the root the legacy folder's owner; the member owns it.
+                        os.chown(into, uid, uid)
                 finally:
                     _run("umount", mnt)
         os.replace(part, target)
@@ -144,24 +163,43 @@ def ensure_folder_volume(
     instance: str,
     labels: dict[str, str],
     legacy: Path | None = None,
+    key: bytes | None = None,
 ) -> str:
     """The name of a Docker volume holding a ``size``-byte folder; created on first use.
 
     ``legacy`` is the plain folder this one replaces: its files are copied in once and
     the folder is renamed ``<name>.migrated-<time>``, kept for the operator to remove.
+    ``key`` encrypts a new folder and unlocks an encrypted one; an encrypted folder
+    without a key is refused (fail closed), a plain one with a key stays plain.
     """
     image_file.parent.mkdir(parents=True, exist_ok=True)
     with _locked(image_file):
         if not image_file.exists():
-            _make_filesystem(image_file, size, uid, legacy)
+            _make_filesystem(image_file, size, uid, legacy, key)
             if legacy is not None and legacy.exists():
                 stamp = time.strftime("%Y%m%dT%H%M%S")
                 legacy.rename(legacy.with_name(f"{legacy.name}.migrated-{stamp}"))
+            encrypted = key is not None
         else:
+            encrypted = encrypted_fs.is_encrypted(image_file)
+            if encrypted and key is None:
+                raise StorageError(
+                    f"{image_file} is encrypted but no key was given: it stays locked"
+                )
+            if image_file.stat().st_size < size and encrypted:
+                _lock_if_idle(image_file)
             _grow(image_file, size)
         os.chmod(image_file, 0o600)
         name = volume_name(instance, image_file)
-        opts = {"type": "ext4", "device": _attach(image_file)}
+        device = _attach(image_file)
+        opts = {"type": "ext4", "device": device}
+        if encrypted and key is not None:
+            try:
+                data = encrypted_fs.unlock(image_file, device, key, uid)
+            except BaseException:
+                _run("losetup", "-d", device)  # a refused key leaves nothing attached
+                raise
+            opts = {"type": "none", "o": "bind", "device": str(data)}
         try:
             existing = client.volumes.get(name)
             if (existing.attrs.get("Options") or {}) == opts:
@@ -192,6 +230,7 @@ def detach_unused(image_file: Path) -> int:
         return 0
     detached = 0
     with _locked(image_file):
+        _lock_if_idle(image_file)
         for device in _loop_devices(image_file):
             if not _is_mounted(device):
                 _run("losetup", "-d", device)
@@ -210,11 +249,21 @@ def release_folder(client: docker.DockerClient, instance: str, image_file: Path)
         pass
     except docker.errors.APIError:
         return False
+    _lock_if_idle(image_file)
     for device in _loop_devices(image_file):
         if _is_mounted(device):
             return False
         _run("losetup", "-d", device)
     return True
+
+
+def _lock_if_idle(image_file: Path) -> bool:
+    """Lock an unlocked encrypted folder that no workspace mounts any more."""
+    if not encrypted_fs.is_unlocked(image_file):
+        return False
+    if any(encrypted_fs.used_elsewhere(image_file, d) for d in _loop_devices(image_file)):
+        return False
+    return encrypted_fs.lock(image_file)
 
 
 def folder_usage(image_file: Path) -> tuple[int, int]:

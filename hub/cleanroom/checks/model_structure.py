@@ -1,0 +1,233 @@
+"""The structure of tree models in pickles, read without running the pickle's code.
+
+A fully grown decision tree keeps one leaf per training record, and a leaf's
+prediction is that record's label: releasing the tree releases the records. The
+opcode walk (:mod:`cleanroom.checks.pickles`) has already proved that the pickle
+imports only allowlisted globals; here it is loaded by an unpickler whose
+``find_class`` returns inert stand-ins for every class (they only keep the state they
+are given) and real objects only for numpy's array and dtype constructors, so no
+estimator code runs. The trees' node arrays then give every leaf's training-record
+count.
+
+Rules (SACRO-ML's defaults for its "safe" tree models, ``sacroml.safemodel``): every
+leaf holds at least ``min_samples_leaf`` (5) records; random forests are trained with
+bootstrapping.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+from typing import Any
+
+import numpy as np
+
+from cleanroom.checks.types import CheckContext, Finding, Verdict
+
+# Constructors that rebuild arrays, dtypes and builtin containers: the only real
+# callables the stand-in unpickler hands out.
+_REAL = {
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "scalar"),
+    ("numpy.core.numeric", "_frombuffer"),
+    ("numpy._core.numeric", "_frombuffer"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("copyreg", "_reconstructor"),
+    ("builtins", "object"),
+    ("builtins", "set"),
+    ("builtins", "frozenset"),
+    ("builtins", "slice"),
+    ("builtins", "complex"),
+    ("builtins", "bytearray"),
+    ("collections", "OrderedDict"),
+    ("collections", "defaultdict"),
+    ("_codecs", "encode"),
+}
+_JOBLIB_WRAPPER = ("joblib.numpy_pickle", "NumpyArrayWrapper")
+#: Arrays bigger than this (bytes, from the opcode walk) are not loaded.
+MAX_LOAD_BYTES = 256 * 1024 * 1024
+_TREE_CLASS = "sklearn.tree._tree.Tree"
+_FORESTS = (
+    "RandomForestClassifier",
+    "RandomForestRegressor",
+    "ExtraTreesClassifier",
+    "ExtraTreesRegressor",
+)
+
+
+class Stub:
+    """An inert stand-in for a pickled class: it keeps its arguments and state."""
+
+    cr_name = ""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Stub:
+        obj = object.__new__(cls)
+        obj.__dict__["cr_args"] = args
+        obj.__dict__["cr_state"] = None
+        return obj
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.__dict__["cr_args"] = args
+
+    def __setstate__(self, state: Any) -> None:
+        self.__dict__["cr_state"] = state
+
+    @property
+    def state(self) -> dict[str, Any]:
+        """The pickled state as a dict (empty if it was something else)."""
+        state = self.__dict__.get("cr_state")
+        if isinstance(state, tuple) and state and isinstance(state[0], dict):
+            state = state[0]
+        return state if isinstance(state, dict) else {}
+
+
+_STUBS: dict[str, type[Stub]] = {}
+
+
+def _stub(name: str) -> type[Stub]:
+    if name not in _STUBS:
+        _STUBS[name] = type(name.rsplit(".", 1)[-1], (Stub,), {"cr_name": name})
+    return _STUBS[name]
+
+
+def _find_class(module: str, name: str) -> Any:
+    if (module, name) in _REAL:
+        return getattr(__import__(module, fromlist=[name]), name)
+    if (module, name) == _JOBLIB_WRAPPER:
+        from joblib.numpy_pickle import NumpyArrayWrapper
+
+        return NumpyArrayWrapper
+    return _stub(f"{module}.{name}")
+
+
+class _StandInUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        return _find_class(module, name)
+
+
+def load_stand_ins(data: bytes, joblib_arrays: bool) -> Any:
+    """The pickled object with stand-ins for its classes (only after the opcode walk
+    allowed every global). ``joblib_arrays``: the file was written by ``joblib.dump``."""
+    if joblib_arrays:
+        from joblib.numpy_pickle import NumpyUnpickler
+
+        class _JoblibStandIns(NumpyUnpickler):
+            def find_class(self, module: str, name: str) -> Any:
+                return _find_class(module, name)
+
+        handle = io.BytesIO(data)
+        return _JoblibStandIns("<submitted>", handle, ensure_native_byte_order=True).load()
+    return _StandInUnpickler(io.BytesIO(data)).load()
+
+
+def _walk(obj: Any, seen: set[int], out: list[Stub], budget: list[int]) -> None:
+    budget[0] -= 1
+    if budget[0] < 0 or id(obj) in seen:
+        return
+    seen.add(id(obj))
+    if isinstance(obj, Stub):
+        out.append(obj)
+        _walk(obj.state, seen, out, budget)
+        _walk(list(obj.__dict__.get("cr_args") or ()), seen, out, budget)
+    elif isinstance(obj, dict):
+        for value in obj.values():
+            _walk(value, seen, out, budget)
+    elif isinstance(obj, list | tuple | set | frozenset):
+        for value in obj:
+            _walk(value, seen, out, budget)
+    elif isinstance(obj, np.ndarray) and obj.dtype == object:
+        for value in obj.ravel()[:100_000]:
+            _walk(value, seen, out, budget)
+
+
+def _leaf_sizes(tree: Stub) -> np.ndarray | None:
+    nodes = tree.state.get("nodes")
+    if not isinstance(nodes, np.ndarray) or nodes.dtype.names is None:
+        return None
+    if not {"left_child", "n_node_samples"} <= set(nodes.dtype.names):
+        return None
+    leaves = nodes["left_child"] == -1
+    return np.asarray(nodes["n_node_samples"][leaves], dtype=np.int64)
+
+
+def tree_findings(obj: Any, context: CheckContext, location: str = "") -> list[Finding]:
+    """Leaf sizes and bootstrapping of the tree models inside ``obj``."""
+    policy = context.policy.models
+    found: list[Stub] = []
+    _walk(obj, set(), found, [2_000_000])
+    trees = [s for s in found if s.cr_name == _TREE_CLASS]
+    estimators = [s for s in found if s.cr_name.startswith("sklearn.") and "tree_" in s.state]
+    forests = [s for s in found if s.cr_name.rsplit(".", 1)[-1] in _FORESTS]
+    if not trees and not forests:
+        return []
+    findings: list[Finding] = []
+    threshold = policy.min_samples_leaf
+    sizes = [s for s in (_leaf_sizes(t) for t in trees) if s is not None]
+    if len(sizes) < len(trees):
+        findings.append(
+            Finding(
+                "model.structure",
+                Verdict.REVIEW,
+                f"{len(trees) - len(sizes)} of {len(trees)} trees have no readable node array",
+                {"trees": len(trees)},
+                location,
+            )
+        )
+    if sizes:
+        leaves = np.concatenate(sizes)
+        small = int((leaves < threshold).sum())
+        params = sorted(
+            {
+                int(v)
+                for s in [*estimators, *forests]
+                if isinstance(v := s.state.get("min_samples_leaf"), int | np.integer)
+            }
+        )
+        evidence = {
+            "trees": len(sizes),
+            "leaves": len(leaves),
+            "smallest_leaf": int(leaves.min()) if len(leaves) else 0,
+            "leaves_below_threshold": small,
+            "threshold": threshold,
+            "min_samples_leaf_parameter": params,
+            "source": "SACRO-ML safemodel rules (min_samples_leaf >= 5)",
+        }
+        if small:
+            findings.append(
+                Finding(
+                    "model.leaf_size",
+                    Verdict.FAIL,
+                    f"{small} of {len(leaves)} leaves in {len(sizes)} trees hold fewer than "
+                    f"{threshold} training records (smallest: {int(leaves.min())}): a small "
+                    "leaf predicts its records' own values",
+                    evidence,
+                    location,
+                )
+            )
+        else:
+            findings.append(
+                Finding(
+                    "model.leaf_size",
+                    Verdict.PASS,
+                    f"every leaf of {len(sizes)} trees holds at least {threshold} training "
+                    f"records (smallest: {int(leaves.min())})",
+                    evidence,
+                    location,
+                )
+            )
+    no_bootstrap = [s.cr_name for s in forests if s.state.get("bootstrap") is False]
+    if no_bootstrap:
+        findings.append(
+            Finding(
+                "model.forest_bootstrap",
+                policy.forest_without_bootstrap_verdict,
+                "a random forest trained without bootstrapping: each tree sees every "
+                "record (SACRO-ML requires bootstrap=True)",
+                {"models": no_bootstrap},
+                location,
+            )
+        )
+    return findings

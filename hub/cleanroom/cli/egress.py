@@ -1,0 +1,91 @@
+"""``cleanroom egress usage|grant``: officers and operators see and raise egress budgets.
+
+The figures live in the running gateway (``cleanroom.gateway``), asked through its
+internal API with the gateway's token from the state folder. A grant is journaled twice:
+by the gateway (``egress.grant``, actor ``gateway``) and by this command (the person).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from typing import Any
+
+from cleanroom.cli.output import emit as _out
+from cleanroom.cli.output import emit_rows
+from cleanroom.errors import InvalidInput
+from cleanroom.gateway import client
+from cleanroom.gateway.budget import mib
+from cleanroom.registry import Registry
+
+_SIZE = re.compile(r"^(\d+)\s*(B|KiB|MiB|GiB|KB|MB|GB)?$", re.IGNORECASE)
+_UNITS = {
+    "b": 1,
+    "kib": 1024,
+    "mib": 1024**2,
+    "gib": 1024**3,
+    "kb": 1000,
+    "mb": 1000**2,
+    "gb": 1000**3,
+}
+
+
+def parse_size(text: str) -> int:
+    """``"16MiB"`` → 16777216; a clear error for anything else."""
+    m = _SIZE.match(text.strip())
+    if not m:
+        raise InvalidInput(f"{text!r} is not a size (e.g. 500000, 512KiB, 16MiB, 1GiB)")
+    value = int(m.group(1)) * _UNITS[(m.group(2) or "b").lower()]
+    if value <= 0:
+        raise InvalidInput("the size must be more than 0 bytes")
+    return value
+
+
+def _row(s: dict[str, Any]) -> str:
+    return (
+        f"{s['user']}\t{s['project']}\thour {mib(s['hour_bytes'])}/{mib(s['hour_limit'])}"
+        f"\tday {mib(s['day_bytes'])}/{mib(s['day_limit'])}\tgranted {mib(s['granted_today'])}"
+        f"\trefills {s['hour_refills_at']}"
+    )
+
+
+def usage(args: argparse.Namespace, reg: Registry) -> None:
+    """Print every researcher x project's egress (or one user's, one project's)."""
+    query = "&".join(f"{k}={v}" for k, v in (("user", args.user), ("project", args.project)) if v)
+    rows = client.call_sync("GET", "/api/usage" + (f"?{query}" if query else ""))
+    emit_rows(args, rows, _row)
+
+
+def grant(args: argparse.Namespace, reg: Registry) -> None:
+    """Grant more egress today to a researcher in a project (journaled)."""
+    reg.get_user(args.user)
+    reg.get_project(args.project)
+    nbytes = parse_size(args.size)
+    status = client.call_sync(
+        "POST",
+        "/api/grants",
+        {
+            "user": args.user,
+            "project": args.project,
+            "bytes": nbytes,
+            "by": args.by,
+            "reason": args.reason,
+        },
+    )
+    # The gateway journals the grant, as the officer's act (gateway.ledger).
+    _out(args, status, _row(status))
+
+
+def add_egress_verbs(verbs: Any, verb: Any) -> None:
+    """``cleanroom egress usage`` and ``cleanroom egress grant``."""
+    egress = verb(verbs, "egress", "what reached researchers' browsers, and their budgets")
+    egress = egress.add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = verb(egress, "usage", "bytes sent to browsers this hour and today", usage)
+    p.add_argument("--user")
+    p.add_argument("--project")
+    p = verb(egress, "grant", "give a researcher more egress today (journaled)", grant)
+    p.add_argument("user")
+    p.add_argument("project")
+    p.add_argument("size", help="bytes, or with a unit: 512KiB, 16MiB, 1GiB")
+    p.add_argument("--by", required=True, help="the officer granting it")
+    p.add_argument("--reason", required=True, help="why (kept in the journal)")

@@ -1,0 +1,425 @@
+"""The gateway process: settings (traitlets), state, the internal API, the event loop.
+
+Started by the hub as a managed service (``python -m cleanroom.gateway``). Two listeners
+on loopback: the public one, which the proxy sends ``/user/<name>/<project>/`` and the
+gateway's OAuth callback to, and the internal API, which only holders of the gateway's
+API token (the spawner, the command line) may call: routes, readiness, usage, grants and
+metrics.
+
+Why tornado: it is already the stack of JupyterHub, jupyter_server and their OAuth client
+(``HubOAuth``), it has an async HTTP client and a websocket client and server, and it
+carries JupyterLab within the overheads measured in ``docs/benchmarks.md``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from tornado import web
+from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+from traitlets import Integer, Unicode, default
+from traitlets.config import Application
+
+from cleanroom import paths
+from cleanroom.errors import CleanroomError, InvalidInput
+from cleanroom.gateway import metrics, proof
+from cleanroom.gateway.budget import Budgets
+from cleanroom.gateway.ledger import Ledger, journal_writer
+from cleanroom.gateway.messages import TokenBucket
+from cleanroom.gateway.policy import EgressPolicy, load_policy
+from cleanroom.gateway.proxy import GatewayOAuth, public_handlers
+from cleanroom.gateway.routes import RouteTable, backend_from
+
+SERVICE_NAME = "cleanroom-gateway"
+log = logging.getLogger("cleanroom.gateway")
+
+
+class Gateway:
+    """The gateway's state, shared by its handlers."""
+
+    def __init__(
+        self,
+        policy: EgressPolicy,
+        routes: RouteTable,
+        budgets: Budgets,
+        ledger: Ledger,
+        hub_auth: Any,
+        *,
+        api_token: str,
+        service_name: str = SERVICE_NAME,
+        service_prefix: str = f"/services/{SERVICE_NAME}/",
+        usage_path: Path | None = None,
+    ) -> None:
+        self.policy = policy
+        self.routes = routes
+        self.budgets = budgets
+        self.ledger = ledger
+        self.hub_auth = hub_auth
+        self.api_token = api_token
+        self.service_name = service_name
+        self.service_prefix = service_prefix
+        self.usage_path = usage_path
+        self.buckets: dict[tuple[str, str], TokenBucket] = {}
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.client = AsyncHTTPClient(
+            force_instance=True,
+            max_clients=512,
+            max_body_size=policy.http.max_response_bytes,
+            max_buffer_size=policy.http.max_response_bytes,
+        )
+
+    def bucket(self, user: str, project: str) -> TokenBucket:
+        """The output rate bucket of one researcher x project (shared by all sockets)."""
+        key = (user, project)
+        if key not in self.buckets:
+            ws = self.policy.websocket
+            self.buckets[key] = TokenBucket(ws.rate_bytes_per_second, ws.rate_burst_bytes)
+        return self.buckets[key]
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Run ``coro`` in the background, keeping a reference until it ends."""
+        task = asyncio.ensure_future(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    # -- bookkeeping every second ---------------------------------------------------
+    def account(self) -> None:
+        """Move closed hours and alerts into the ledger; save usage."""
+        for total in self.budgets.take_closed():
+            self.ledger.record(
+                "egress.hour",
+                f"{total.user}/{total.project}",
+                hour=total.hour,
+                bytes=total.bytes,
+                by_kind=total.by_kind,
+                exempt_bytes=total.exempt_bytes,
+            )
+        for user, project, used, limit in self.budgets.take_alerts():
+            metrics.ALERTS.labels(user, project).inc()
+            self.ledger.record(
+                "egress.alert",
+                f"{user}/{project}",
+                day_bytes=used,
+                day_limit=limit,
+                threshold=self.policy.budget.alert_at_fraction,
+            )
+        self.save_usage()
+
+    def save_usage(self) -> None:
+        """Write the budgets' counters (mode 0600), so a restart keeps them."""
+        if self.usage_path is None:
+            return
+        tmp = self.usage_path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(self.budgets.to_json(), f)
+        os.replace(tmp, self.usage_path)
+
+    async def ticker(self) -> None:
+        """Every second: accounting and the journal."""
+        while True:
+            await asyncio.sleep(1)
+            try:
+                self.account()
+                await self.ledger.flush()
+            except Exception:
+                log.exception("gateway bookkeeping failed")
+
+    async def is_ready(self, owner: str, server: str) -> bool:
+        """Whether the registered server answers with a valid proof."""
+        backend = self.routes.get(owner, server)
+        if backend is None:
+            return False
+        nonce = proof.new_nonce()
+        request = HTTPRequest(
+            f"{backend.target}{backend.prefix}api",
+            headers={"Authorization": f"token {backend.token}", proof.NONCE_HEADER: nonce},
+            request_timeout=5,
+            follow_redirects=False,
+        )
+        try:
+            reply = await self.client.fetch(request, raise_error=False)
+        except OSError:
+            return False
+        return reply.code < 500 and proof.is_valid(
+            backend.secret, nonce, reply.headers.get(proof.PROOF_HEADER)
+        )
+
+
+# -- the internal API -------------------------------------------------------------
+class _ApiHandler(web.RequestHandler):
+    def initialize(self, gateway: Gateway) -> None:
+        self.gw = gateway
+
+    def prepare(self) -> None:
+        sent = self.request.headers.get("Authorization", "")
+        expected = f"token {self.gw.api_token}"
+        if not hmac.compare_digest(sent.encode(), expected.encode()):
+            raise web.HTTPError(403, "the gateway's API needs its token")
+
+    def check_xsrf_cookie(self) -> None:
+        return  # token-authenticated API, no cookies
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        message = getattr(exc, "log_message", None) or str(exc or self._reason)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"message": message}))
+
+    def body(self) -> Any:
+        try:
+            return json.loads(self.request.body or b"null")
+        except ValueError as exc:
+            raise web.HTTPError(400, "the body must be JSON") from exc
+
+    def answer(self, data: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(data))
+
+
+class RouteApiHandler(_ApiHandler):
+    """``PUT``/``DELETE /api/routes/<owner>/<server>``; ``GET`` says whether it is ready."""
+
+    def put(self, owner: str, server: str) -> None:
+        try:
+            backend = backend_from(owner, server, self.body())
+        except InvalidInput as exc:
+            raise web.HTTPError(400, str(exc)) from exc
+        self.gw.routes.put(backend)
+        metrics.ROUTES.set(len(self.gw.routes.routes))
+        self.gw.ledger.record(
+            "egress.route",
+            f"{owner}/{server}",
+            target=backend.target,
+            manifest_files=len(backend.manifest),
+        )
+        self.answer({"owner": owner, "server": server, "target": backend.target})
+
+    def delete(self, owner: str, server: str) -> None:
+        found = self.gw.routes.remove(owner, server)
+        metrics.ROUTES.set(len(self.gw.routes.routes))
+        self.answer({"removed": found})
+
+    async def get(self, owner: str, server: str) -> None:
+        if self.gw.routes.get(owner, server) is None:
+            raise web.HTTPError(404, f"no route for {owner}/{server}")
+        ready = await self.gw.is_ready(owner, server)
+        self.answer({"ready": ready}, 200 if ready else 503)
+
+
+class UsageApiHandler(_ApiHandler):
+    """``GET /api/usage``: every researcher x project's usage (``?user=``, ``?project=``)."""
+
+    def get(self) -> None:
+        user = self.get_argument("user", "")
+        project = self.get_argument("project", "")
+        if user and project:
+            self.answer([self.gw.budgets.status(user, project)])
+            return
+        rows = [
+            s
+            for s in self.gw.budgets.all_status()
+            if (not user or s["user"] == user) and (not project or s["project"] == project)
+        ]
+        self.answer(rows)
+
+
+class GrantApiHandler(_ApiHandler):
+    """``POST /api/grants`` ``{user, project, bytes, by, reason}``: more budget today."""
+
+    def post(self) -> None:
+        body = self.body()
+        if not isinstance(body, dict):
+            raise web.HTTPError(400, "the body must be a JSON object")
+        user, project, nbytes = body.get("user"), body.get("project"), body.get("bytes")
+        by, reason = body.get("by"), body.get("reason", "")
+        for name, value in (("user", user), ("project", project), ("by", by)):
+            if not isinstance(value, str) or not value:
+                raise web.HTTPError(400, f"{name} must be a name")
+        if isinstance(nbytes, bool) or not isinstance(nbytes, int) or not 0 < nbytes <= 2**40:
+            raise web.HTTPError(400, "bytes must be a whole number > 0")
+        if not isinstance(reason, str) or len(reason) > 500:
+            raise web.HTTPError(400, "reason must be text of at most 500 characters")
+        assert isinstance(user, str) and isinstance(project, str)
+        self.gw.budgets.grant(user, project, nbytes)
+        self.gw.ledger.record(
+            "egress.grant", f"{user}/{project}", bytes=nbytes, by=by, reason=reason
+        )
+        self.gw.save_usage()
+        self.answer(self.gw.budgets.status(user, project))
+
+
+class MetricsHandler(_ApiHandler):
+    """``GET /metrics`` for Prometheus (with the gateway's token)."""
+
+    def get(self) -> None:
+        self.set_header("Content-Type", CONTENT_TYPE_LATEST)
+        self.finish(generate_latest())
+
+
+def api_handlers(gateway: Gateway) -> list[Any]:
+    """The internal application's routes."""
+    args = {"gateway": gateway}
+    return [
+        (r"/api/routes/([^/]+)/([^/]+)", RouteApiHandler, args),
+        (r"/api/usage", UsageApiHandler, args),
+        (r"/api/grants", GrantApiHandler, args),
+        (r"/metrics", MetricsHandler, args),
+    ]
+
+
+# -- the process ----------------------------------------------------------------------
+class GatewayApp(Application):
+    """``python -m cleanroom.gateway``: the egress gateway of one deployment."""
+
+    name = "cleanroom-gateway"
+    description = "The clean room's egress gateway (a JupyterHub managed service)."
+
+    port = Integer(
+        help="""Port of the public listener on 127.0.0.1 (the proxy sends workspace
+        routes here). Default: $CLEANROOM_GATEWAY_PORT or 8003.""",
+    ).tag(config=True)
+
+    api_port = Integer(
+        help="""Port of the internal API on 127.0.0.1 (routes, usage, grants, metrics;
+        token-protected). Default: $CLEANROOM_GATEWAY_API_PORT or 8004.""",
+    ).tag(config=True)
+
+    state_dir = Unicode(
+        help="Folder of the gateway's state (routes, usage). Default: <state>/gateway.",
+    ).tag(config=True)
+
+    policies_dir = Unicode(
+        help="Folder holding egress.yaml. Default: the deployment's policies folder.",
+    ).tag(config=True)
+
+    registry_url = Unicode(
+        help="The registry whose journal gets the gateway's records. Default: the state's.",
+    ).tag(config=True)
+
+    group = Unicode(
+        "cleanroom-gateway",
+        help="""System group the gateway runs as (when started as root): the host firewall
+        lets only sockets of this group open connections to workspace servers.""",
+    ).tag(config=True)
+
+    @default("port")
+    def _default_port(self) -> int:
+        return int(os.environ.get("CLEANROOM_GATEWAY_PORT") or 8003)
+
+    @default("api_port")
+    def _default_api_port(self) -> int:
+        return int(os.environ.get("CLEANROOM_GATEWAY_API_PORT") or 8004)
+
+    @default("state_dir")
+    def _default_state_dir(self) -> str:
+        return str(paths.state_dir() / "gateway")
+
+    @default("policies_dir")
+    def _default_policies_dir(self) -> str:
+        return str(paths.policies_dir())
+
+    @default("registry_url")
+    def _default_registry_url(self) -> str:
+        return paths.registry_url()
+
+    def build(self) -> Gateway:
+        """The gateway's state from its settings (raises on a bad policy)."""
+        from cleanroom.settings import secret
+
+        policy = load_policy(self.policies_dir)
+        state = Path(self.state_dir)
+        state.mkdir(parents=True, exist_ok=True)
+        os.chmod(state, 0o700)
+        budgets = Budgets(policy.budget)
+        usage_path = state / "usage.json"
+        if usage_path.exists():
+            budgets.load_json(json.loads(usage_path.read_text() or "{}"))
+        service_name = os.environ.get("JUPYTERHUB_SERVICE_NAME", SERVICE_NAME)
+        return Gateway(
+            policy,
+            RouteTable(state / "routes.json"),
+            budgets,
+            Ledger(journal_writer(self.registry_url)),
+            GatewayOAuth.instance(),
+            api_token=secret("gateway-api-token"),
+            service_name=service_name,
+            service_prefix=os.environ.get(
+                "JUPYTERHUB_SERVICE_PREFIX", f"/services/{service_name}/"
+            ),
+            usage_path=usage_path,
+        )
+
+    def start(self) -> None:
+        """Run until SIGTERM."""
+        from cleanroom.settings import secret_file
+
+        logging.basicConfig(level=logging.INFO, format="[gateway %(levelname)s] %(message)s")
+        try:
+            gateway = self.build()
+        except CleanroomError as exc:
+            print(f"cleanroom gateway: {exc}", file=sys.stderr)
+            raise SystemExit(2) from exc
+        cookie_secret = secret_file("gateway-cookie-secret").read_bytes().strip()
+        public = web.Application(public_handlers(gateway), cookie_secret=cookie_secret)
+        internal = web.Application(api_handlers(gateway))
+        drop_group(self.group)
+        asyncio.run(self._serve(gateway, public, internal))
+
+    async def _serve(
+        self, gateway: Gateway, public: web.Application, internal: web.Application
+    ) -> None:
+        max_body = gateway.policy.http.max_request_bytes
+        public.listen(self.port, "127.0.0.1", max_body_size=max_body, xheaders=False)
+        internal.listen(self.api_port, "127.0.0.1")
+        metrics.ROUTES.set(len(gateway.routes.routes))
+        log.info("listening on 127.0.0.1:%d (API on %d)", self.port, self.api_port)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        ticker = asyncio.ensure_future(gateway.ticker())
+        await stop.wait()
+        ticker.cancel()
+        gateway.account()
+        await gateway.ledger.flush()
+
+
+def drop_group(name: str) -> None:
+    """Run as the gateway's system group (the firewall's mark), when started as root.
+
+    The gateway keeps the hub's user: it writes the registry's journal, which that user
+    owns. What the firewall matches is the group of the socket's owner.
+    """
+    if os.geteuid() != 0:
+        return
+    import grp
+
+    try:
+        gid = grp.getgrnam(name).gr_gid
+    except KeyError as exc:
+        raise SystemExit(
+            f"cleanroom gateway: system group {name!r} is missing "
+            "(`cleanroom firewall install` creates it)"
+        ) from exc
+    os.setgroups([])
+    os.setgid(gid)
+    os.setegid(gid)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of ``python -m cleanroom.gateway``."""
+    app = GatewayApp()
+    app.initialize(argv)
+    app.start()

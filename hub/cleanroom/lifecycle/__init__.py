@@ -1,0 +1,1 @@
+"""The data's lifecycle: keys and encryption at rest, backups, retention, closure, teardown."""

@@ -1,0 +1,85 @@
+"""The spawner's side of the egress gateway: registering where a server really lives.
+
+Kept out of ``spawner.py`` so the spawner's own edits stay small. At every start the
+spawner tells the gateway the container's address, the server's hub token (the gateway
+forwards with it; the browser's cookies never reach the container), the per-start proof
+secret and the manifest of the image's static files; then it waits until the real
+server answers through the gateway. At stop the route goes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from typing import Any
+from urllib.parse import urlparse
+
+import docker
+
+from cleanroom import paths
+from cleanroom.errors import CleanroomError
+from cleanroom.gateway import client, proof
+from cleanroom.gateway.hub_config import SERVER_PORT
+from cleanroom.gateway.manifest import manifest_for
+
+__all__ = ["SERVER_PORT", "new_secret", "public_address", "register", "unregister"]
+
+new_secret = proof.new_secret
+
+
+@functools.cache
+def _engine() -> docker.DockerClient:
+    return docker.from_env()
+
+
+def public_address(gateway_url: str) -> tuple[str, int]:
+    """(host, port) of the gateway, what ``start`` returns to JupyterHub."""
+    parsed = urlparse(gateway_url)
+    return parsed.hostname or "127.0.0.1", parsed.port or 80
+
+
+def _path(spawner: Any) -> str:
+    return f"/api/routes/{spawner.user.name}/{spawner.name}"
+
+
+async def register(spawner: Any, ip: str, port: int) -> None:
+    """Register the started server with the gateway and wait until it answers there."""
+    loop = asyncio.get_running_loop()
+    try:
+        manifest = await loop.run_in_executor(
+            None, manifest_for, _engine(), spawner.image, paths.state_dir() / "manifests"
+        )
+    except (docker.errors.DockerException, ValueError) as exc:
+        # No manifest: every static byte counts against the budget (fail closed).
+        spawner.log.warning("No static manifest for %s: %s", spawner.image, exc)
+        manifest = []
+    await client.call(
+        "PUT",
+        _path(spawner),
+        {
+            "target": f"http://{ip}:{port}",
+            "token": spawner.api_token,
+            "secret": spawner.server_secret,
+            "manifest": manifest,
+        },
+    )
+    deadline = loop.time() + spawner.http_timeout
+    checks = 0
+    while loop.time() < deadline:
+        try:
+            await client.call("GET", _path(spawner))
+            return
+        except CleanroomError:
+            pass  # not answering (with a valid proof) yet
+        checks += 1
+        if checks % 20 == 0 and await spawner.poll() is not None:
+            return
+        await asyncio.sleep(spawner.readiness_poll_interval)
+
+
+async def unregister(spawner: Any) -> None:
+    """Drop the route (a stopped server is never reached again)."""
+    try:
+        await client.call("DELETE", _path(spawner))
+    except CleanroomError as exc:
+        spawner.log.warning("Gateway route of %s/%s: %s", spawner.user.name, spawner.name, exc)

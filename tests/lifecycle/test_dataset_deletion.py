@@ -1,0 +1,93 @@
+"""Deleting a dataset version: only its provider or an operator may ask; it waits while an
+open project uses it; once its uses end it is gone from the library, its index and every
+project, the journal says so, and the request survives a crash between the steps."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+from cleanroom.errors import Forbidden, NotFound
+from cleanroom.lifecycle import datasets
+from cleanroom.registry import Registry
+from cleanroom.registry.governance import Governance
+
+from tests.lifecycle.deployment import run
+from tests.people import Authenticator, personal_token
+
+
+@pytest.fixture
+def reg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Registry:
+    state = tmp_path / "state"
+    state.mkdir()
+    monkeypatch.setenv("CLEANROOM_STATE_DIR", str(state))
+    monkeypatch.delenv("CLEANROOM_REGISTRY_URL", raising=False)
+    monkeypatch.setenv("TEST_PASSWORD", "lifecycle-password")
+    source = tmp_path / "source"
+    source.mkdir()
+    (source / "rows.csv").write_text("a,b\n" + "".join(f"{i},{i}\n" for i in range(50)))
+    for step in (
+        ["users", "add", "pat", "--role", "provider", "--password-env", "TEST_PASSWORD"],
+        ["users", "add", "mallory", "--password-env", "TEST_PASSWORD"],
+        ["users", "add", "oscar", "--role", "operator", "--password-env", "TEST_PASSWORD"],
+        ["sign-in", "oscar"],  # decisions are the signed-in operator's (identity, #14)
+        ["providers", "add-user", "Acme", "pat"],
+        ["projects", "create", "p-open", "--title", "Open"],
+        ["projects", "create", "p-ending", "--title", "Ending",
+         "--ends", (date.today() + timedelta(days=3)).isoformat()],
+        ["datasets", "register", str(source), "--name", "press", "--version", "v1",
+         "--provider", "Acme"],
+        ["datasets", "register", str(source), "--name", "press", "--version", "v2",
+         "--provider", "Acme"],
+        ["datasets", "attach", "p-ending", "press", "--version", "v1"],
+        ["datasets", "attach", "p-open", "press", "--version", "v2"],
+    ):  # fmt: skip
+        if step[0] == "sign-in":
+            monkeypatch.setenv(
+                "CLEANROOM_TOKEN", personal_token(Registry(), step[1], Authenticator())
+            )
+        else:
+            run(*step)
+    return Registry()
+
+
+def test_only_the_provider_or_an_operator_may_ask(reg: Registry) -> None:
+    before = len(Governance(reg).journal_entries())
+    with pytest.raises(Forbidden, match="only an operator or an account of its provider"):
+        datasets.request_deletion(reg, "press", "v1", actor="mallory")
+    with pytest.raises(NotFound):
+        datasets.request_deletion(reg, "press", "v9", actor="pat")
+    assert len(Governance(reg).journal_entries()) == before
+    assert reg.dataset_exists("press", "v1")
+
+
+def test_deletion_waits_for_the_uses_to_end(reg: Registry) -> None:
+    v1 = reg.get_dataset("press", "v1")
+    assert Path(v1.location).is_dir() and v1.index_location
+    pending = datasets.request_deletion(reg, "press", "v1", actor="pat")
+    assert pending.waiting_for == ["p-ending"]
+    assert reg.dataset_exists("press", "v1") and Path(v1.location).is_dir()
+    # Later rounds before the end change nothing; the first after it deletes.
+    assert [p.waiting_for for p in datasets.finish_deletions(reg, date.today())] == [["p-ending"]]
+    assert datasets.finish_deletions(reg, date.today() + timedelta(days=4)) == []
+    assert not reg.dataset_exists("press", "v1")
+    assert not Path(v1.location).exists()
+    assert not Path(v1.index_location).exists()
+    assert all(d.version != "v1" for d in reg.get_project("p-ending").datasets)
+    assert reg.dataset_exists("press", "v2")  # the other version is untouched
+    # The version's own history: registered, then asked for and done.
+    entries = Governance(reg).journal_entries("dataset:press@v1")
+    assert [e.action for e in entries] == ["dataset.register", datasets.REQUESTED, datasets.DELETED]
+    assert entries[2].detail["detached_from"] == ["p-ending"]
+    assert datasets.pending_deletions(reg) == {}
+    run("journal", "verify")
+
+
+def test_an_operator_deletes_an_unused_version_at_once(reg: Registry) -> None:
+    run("datasets", "attach", "p-open", "press", "--version", "v2")
+    run("datasets", "register", str(Path(reg.get_dataset("press", "v1").location)),
+        "--name", "spare", "--version", "v1", "--provider", "Acme")  # fmt: skip
+    spare = reg.get_dataset("spare", "v1")
+    assert datasets.request_deletion(reg, "spare", "v1", actor="oscar").waiting_for == []
+    assert not reg.dataset_exists("spare", "v1") and not Path(spare.location).exists()
