@@ -47,7 +47,8 @@ def trained(hub: Hub) -> Iterator[tuple[Hub, Container, str]]:
     _ok(hub, "projects", "create", PROJECT, "--title", "Defect model", "--image", "pytorch")
     _ok(hub, "members", "add", PROJECT, "alice")
     _ok(hub, "datasets", "attach", PROJECT, DATASET)
-    _ok(hub, "datasets", "approve", PROJECT, DATASET, "--by", "pat")
+    done = hub.cli_as("pat", "datasets", "approve", PROJECT, DATASET)
+    assert done.returncode == 0, done.stderr
     hub.ensure_running("alice", PROJECT)
     container = hub.container("alice", PROJECT)
     code, output = run_in(
@@ -167,6 +168,7 @@ def test_gpu_tier_refuses_an_image_that_cannot_use_the_gpu(hub: Hub) -> None:
     _ok(hub, "users", "add", "gpu-trainer", "--password-env", "TEST_PASSWORD")
     _ok(hub, "projects", "create", GPU_PROJECT, "--title", "GPU", "--tier", "gpu")
     _ok(hub, "members", "add", GPU_PROJECT, "gpu-trainer")
+    hub.standing("gpu-trainer")
     reply, _ = hub.spawn("gpu-trainer", GPU_PROJECT)
     assert reply.status_code == 403, reply.text
     assert "image 'notebook' cannot use a GPU" in reply.text and "pytorch-cuda" in reply.text

@@ -94,6 +94,7 @@ def walter(hub: Hub) -> str:
     ):
         done = hub.cli(*step)
         assert done.returncode == 0, f"{step}: {done.stderr}"
+    hub.standing("walter")
     return "walter"
 
 
