@@ -15,6 +15,12 @@ import pytest
 
 from tests.ci import skip_or_fail
 
+# The real clean room the integration, gateway and wall tests share: defined once, here,
+# so the whole session has ONE such deployment. (A fixture imported into two conftest
+# files is two fixtures: two hubs of the same instance then fought over the same
+# container names and stopped each other's workspaces.)
+from tests.integration.deployment import hub, workspace_images  # noqa: F401
+
 
 def _docker_answers() -> bool:
     if shutil.which("docker") is None:

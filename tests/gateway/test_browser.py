@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.chromium import chromium
-from tests.integration.conftest import PROJECT
+from tests.integration.deployment import PROJECT
 from tests.integration.harness import Hub, run_in
 
 pytestmark = [pytest.mark.docker, pytest.mark.browser]

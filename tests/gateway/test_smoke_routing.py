@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from tests.integration.conftest import PROJECT
+from tests.integration.deployment import PROJECT
 from tests.integration.harness import Hub
 
 pytestmark = pytest.mark.docker

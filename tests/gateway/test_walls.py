@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from tests.gateway.helpers import api, execute, metric, start_kernel, usage, wait_for
-from tests.integration.conftest import PROJECT
+from tests.integration.deployment import PROJECT
 from tests.integration.harness import Hub, python_in
 
 pytestmark = pytest.mark.docker

@@ -11,7 +11,7 @@ import pytest
 import requests
 from cleanroom.workspace import encrypted_fs
 
-from tests.integration.conftest import PROJECT
+from tests.integration.deployment import PROJECT
 from tests.integration.harness import Hub, run_in
 
 pytestmark = pytest.mark.docker

@@ -17,7 +17,7 @@ import pytest
 import requests
 from cleanroom.workspace import encrypted_fs
 
-from tests.integration.conftest import PROJECT
+from tests.integration.deployment import PROJECT
 from tests.integration.harness import INSTANCE, Hub, run_in
 
 # Kills the shared hub: run after every other test (tests/conftest.py).

@@ -18,7 +18,7 @@ import requests
 from cleanroom.settings import image_repository
 from docker.models.containers import Container
 
-from tests.integration.conftest import OTHER_PROJECT, PROJECT
+from tests.integration.deployment import OTHER_PROJECT, PROJECT
 from tests.integration.harness import INSTANCE, Hub, host_addresses, python_in
 
 pytestmark = pytest.mark.docker

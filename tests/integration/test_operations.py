@@ -15,7 +15,7 @@ from datetime import date, timedelta
 import pytest
 import requests
 
-from tests.integration.conftest import DATASET
+from tests.integration.deployment import DATASET
 from tests.integration.harness import INSTANCE, Hub, run_in
 
 pytestmark = pytest.mark.docker

@@ -15,7 +15,7 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from tests.integration.conftest import DATASET, PROJECT
+from tests.integration.deployment import DATASET, PROJECT
 from tests.integration.harness import Hub
 
 pytestmark = pytest.mark.docker

@@ -21,7 +21,7 @@ import requests
 from cleanroom.images.build import ensure_images
 from docker.models.containers import Container
 
-from tests.integration.conftest import DATASET
+from tests.integration.deployment import DATASET
 from tests.integration.harness import Hub, run_in
 from tests.integration.test_release_path import _xsrf
 

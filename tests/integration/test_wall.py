@@ -16,7 +16,7 @@ import pytest
 from cleanroom.isolation import seccomp
 from cleanroom.workspace import spec
 
-from tests.integration.conftest import PROJECT
+from tests.integration.deployment import PROJECT
 from tests.integration.harness import Hub, run_in
 
 pytestmark = pytest.mark.docker

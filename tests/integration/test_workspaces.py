@@ -10,7 +10,7 @@ import pytest
 import requests
 from cleanroom.workspace import spec
 
-from tests.integration.conftest import DATASET, OTHER_PROJECT, PROJECT
+from tests.integration.deployment import DATASET, OTHER_PROJECT, PROJECT
 from tests.integration.harness import Hub, run_in
 
 pytestmark = pytest.mark.docker

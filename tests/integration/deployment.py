@@ -1,4 +1,5 @@
-"""Fixtures of the integration suite: one real clean room for the whole session."""
+"""The real clean room the integration, gateway and wall tests share: one for the whole
+session (its fixtures are imported by tests/conftest.py, and only there)."""
 
 from __future__ import annotations
 
