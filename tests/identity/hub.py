@@ -127,7 +127,7 @@ def start_identity_hub(
                 reply = requests.get(f"{hub.url}/hub/api", timeout=2, verify=str(hub.certificate))
                 if reply.status_code == 200:
                     return hub
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # still starting (a busy host)
                 pass
         time.sleep(0.2)
     stop_identity_hub(hub)

@@ -69,7 +69,7 @@ def oidc_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IdentityHub]:
             discovery = f"{issuer}/.well-known/openid-configuration"
             if requests.get(discovery, timeout=2, verify=str(cert)).ok:
                 break
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # still starting (a busy host)
             time.sleep(0.2)
     instance = os.environ.get("CLEANROOM_TEST_INSTANCE", "ident")[:8] + "oi"
     env = {
