@@ -16,12 +16,15 @@ import zipfile
 # Detected types (CheckReport.detected_type).
 PNG, JPEG, GIF, SVG, PDF = "png", "jpeg", "gif", "svg", "pdf"
 CSV, TSV, EXCEL, PARQUET = "csv", "tsv", "excel", "parquet"
+ARROW, NPY = "arrow", "npy"
 NOTEBOOK, JSON, JSONL, TEXT, HTML = "notebook", "json", "jsonl", "text", "html"
 PICKLE, SAFETENSORS, ONNX, TORCH = "pickle", "safetensors", "onnx", "torch"
 ZIP, TAR, GZIP, BZIP2, XZ, ZLIB = "zip", "tar", "gzip", "bzip2", "xz", "zlib"
 EMPTY, BINARY = "empty", "binary"
 
-TABLE_TYPES = {CSV, TSV, EXCEL, PARQUET, "csv;", "csv|"}
+TABLE_TYPES = {CSV, TSV, EXCEL, PARQUET, ARROW, NPY, "csv;", "csv|"}
+#: Table types read from binary bytes (never decoded as text).
+BINARY_TABLE_TYPES = {EXCEL, PARQUET, ARROW, NPY}
 ARCHIVE_TYPES = {ZIP, TAR, GZIP, BZIP2, XZ, ZLIB}
 
 _SNIFF = 65_536
@@ -42,6 +45,10 @@ def detect(data: bytes) -> str:
         return PDF
     if head.startswith(b"PAR1") and data.endswith(b"PAR1"):
         return PARQUET
+    if head.startswith(b"ARROW1"):
+        return ARROW  # Feather v2 and the Arrow IPC file format
+    if head.startswith(b"\x93NUMPY"):
+        return NPY  # np.save; an .npz is a zip of these
     if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
         return _zip_kind(data)
     if head.startswith(b"\x1f\x8b"):

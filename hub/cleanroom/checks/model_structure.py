@@ -231,3 +231,67 @@ def tree_findings(obj: Any, context: CheckContext, location: str = "") -> list[F
             )
         )
     return findings
+
+
+def data_frames(obj: Any, limit: int = 20) -> list[tuple[str, Any]]:
+    """Tables of plain data inside an unpickled object: lists of records, dicts of
+    columns, 2-D numeric arrays (``pickle.dump(rows)`` is as much a table as a CSV).
+    The state of stand-in classes (a model's own arrays) is not searched: models are
+    judged by their structure."""
+    import pandas as pd
+
+    from cleanroom.checks.runner import json_tables
+    from cleanroom.checks.tables import array_frame
+
+    found: list[tuple[str, pd.DataFrame]] = []
+
+    def visit(value: Any, where: str, depth: int) -> None:
+        if len(found) >= limit or depth > 6 or isinstance(value, Stub):
+            return
+        if isinstance(value, np.ndarray):
+            if value.dtype != object and value.ndim == 2 and value.shape[0] >= 2:
+                found.append((where, array_frame(value)))
+            return
+        if isinstance(value, list | dict) and value:
+            plain = _plain(value, 0)
+            if plain is not None:
+                tables = json_tables_of(plain)
+                if tables:
+                    found.extend((f"{where} {w}".strip(), f) for w, f in tables)
+                    return
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for key, item in list(items)[:200]:
+                visit(item, f"{where} / {str(key)[:40]}", depth + 1)
+        elif isinstance(value, tuple):
+            for i, item in enumerate(value[:200]):
+                visit(item, f"{where} / {i}", depth + 1)
+
+    def json_tables_of(plain: Any) -> list[tuple[str, pd.DataFrame]]:
+        import json
+
+        try:
+            text = json.dumps(plain, default=str).encode()
+        except (TypeError, ValueError):
+            return []
+        return [(w.replace("JSON table", "").strip(" /"), f) for w, f in json_tables(text, "json")]
+
+    visit(obj, "pickled data", 0)
+    return found
+
+
+def _plain(value: Any, depth: int) -> Any:
+    """``value`` as JSON-ready data (numpy scalars as numbers), or None if it holds
+    anything else."""
+    if depth > 8:
+        return None
+    if value is None or isinstance(value, str | bool | int | float):
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, list | tuple):
+        out = [_plain(v, depth + 1) for v in value[:100_000]]
+        return None if any(o is None and v is not None for o, v in zip(out, value, strict=False)) else out
+    if isinstance(value, dict):
+        items = {str(k): _plain(v, depth + 1) for k, v in list(value.items())[:100_000]}
+        return None if any(items[str(k)] is None and v is not None for k, v in value.items()) else items
+    return None

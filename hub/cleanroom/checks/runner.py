@@ -196,7 +196,7 @@ def _tables(data: bytes, kind: str, context: CheckContext) -> list[Finding]:
         refused = check_zip_budget(data, context)
         if refused:
             return refused
-    if kind not in (detect.EXCEL, detect.PARQUET):
+    if kind not in detect.BINARY_TABLE_TYPES:
         data = _valid_utf8(data)
     try:
         if kind == detect.EXCEL:
@@ -205,7 +205,7 @@ def _tables(data: bytes, kind: str, context: CheckContext) -> list[Finding]:
             extra = _parquet_metadata(data, context)
         tables = read_table_bytes(data, kind)
     except Exception as exc:
-        if kind == detect.EXCEL or kind == detect.PARQUET:
+        if kind in detect.BINARY_TABLE_TYPES:
             return [
                 Finding(
                     "table.malformed",

@@ -124,6 +124,16 @@ def read_table_bytes(data: bytes, kind: str) -> dict[str, pd.DataFrame]:
     if kind == "excel":
         sheets = pd.read_excel(buf, sheet_name=None, header=0, engine="openpyxl")
         return {f"sheet {name}": frame for name, frame in sheets.items()}
+    if kind == "arrow":
+        import pyarrow.ipc
+
+        try:
+            return {"": pyarrow.ipc.open_file(buf).read_pandas()}
+        except Exception:
+            buf.seek(0)
+            return {"": pyarrow.ipc.open_stream(buf).read_pandas()}
+    if kind == "npy":
+        return {"": array_frame(np.load(buf, allow_pickle=False))}
     sep = {"csv": ",", "tsv": "\t", "csv;": ";", "csv|": "|"}[kind]
     try:
         return {"": pd.read_csv(buf, sep=sep, engine="pyarrow")}
@@ -132,6 +142,23 @@ def read_table_bytes(data: bytes, kind: str) -> dict[str, pd.DataFrame]:
         # more, and if it also fails the caller treats the file as text.
         buf.seek(0)
         return {"": pd.read_csv(buf, sep=sep, engine="c", low_memory=False)}
+
+
+def array_frame(array: np.ndarray) -> pd.DataFrame:
+    """A 1-D or 2-D array (plain or structured) as a frame with numbered columns (a
+    row per record; more dimensions are flattened after the first). Object arrays are
+    refused (``ValueError``): they are pickles."""
+    if array.dtype.names:
+        return pd.DataFrame.from_records(array)
+    if array.dtype == object:
+        raise ValueError("an object array (a pickle) is not read")
+    if array.ndim == 0:
+        array = array.reshape(1, 1)
+    elif array.ndim == 1:
+        array = array.reshape(-1, 1)
+    elif array.ndim > 2:
+        array = array.reshape(array.shape[0], -1)
+    return pd.DataFrame(array, columns=[f"column_{i}" for i in range(array.shape[1])])
 
 
 def _flat_name(label: Any) -> str:
