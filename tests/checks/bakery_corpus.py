@@ -315,17 +315,20 @@ def build(bakes: pd.DataFrame, flour: pd.DataFrame) -> list[Sample]:
     sacks_by_grade = flour.groupby("grade")["sacks"].sum().reset_index()
     by_baker = bakes.groupby("baker")["loaves"].sum()
     first = bakes.iloc[17]
-    tree_full = DecisionTreeRegressor(random_state=0).fit(X[:4000], bakes["core_temp"][:4000])
+    # Models of the core temperature from the other readings.
+    Xc = bakes[["dough_kg", "proof_min", "oven_temp"]].to_numpy(dtype=float)
+    core = bakes["core_temp"].to_numpy()
+    tree_full = DecisionTreeRegressor(random_state=0).fit(Xc[:4000], core[:4000])
     clf_full = DecisionTreeClassifier(random_state=0).fit(X, y_scrap)
     knn = KNeighborsRegressor(3).fit(X[:400], y_loaves[:400])
     xgb_deep = xgboost.XGBRegressor(
         n_estimators=4, max_depth=12, min_child_weight=0, reg_lambda=0, tree_method="exact",
         random_state=0,
-    ).fit(X[:3000], bakes["core_temp"][:3000])
+    ).fit(Xc[:3000], core[:3000])
     lgb_deep = lightgbm.LGBMRegressor(
         n_estimators=4, num_leaves=1024, min_child_samples=1, min_child_weight=0,
         min_split_gain=0, verbose=-1, random_state=0,
-    ).fit(X[:3000], bakes["core_temp"][:3000])
+    ).fit(Xc[:3000], core[:3000])
     memory = {
         "prototypes": X[:500],
         "head.weight": np.random.default_rng(1).normal(size=(1, 4)),
@@ -483,7 +486,7 @@ def build(bakes: pd.DataFrame, flour: pd.DataFrame) -> list[Sample]:
         Sample(
             "pipeline.joblib",
             _joblib(make_pipeline(StandardScaler(), DecisionTreeRegressor(random_state=0)).fit(
-                X[:2000], bakes["core_temp"][:2000]
+                Xc[:2000], core[:2000]
             )),
             False,
             LEAVES,
@@ -494,7 +497,7 @@ def build(bakes: pd.DataFrame, flour: pd.DataFrame) -> list[Sample]:
         Sample("lgbm_deep.txt", lgb_deep.booster_.model_to_string().encode(), False, LEAVES),
         Sample("memory.safetensors", _safetensors(memory), False, MEMORY),
         Sample("knn.onnx", _onnx(knn, 4), False, MEMORY),
-        Sample("full_tree.onnx", _onnx(tree_full, 4), False, LEAVES),
+        Sample("full_tree.onnx", _onnx(tree_full, 3), False, LEAVES),
         Sample(
             "encoder.pkl",
             pickle.dumps(encoder),

@@ -101,11 +101,13 @@ class DisclosureChecks:
         try:
             from cleanroom.checks import Verdict
             from cleanroom.checks.reports import attached_reports
-            from cleanroom.checks.request import TableCells, cells_from_reports, differencing
+            from dataclasses import replace
+
+            from cleanroom.checks.request import cells_from_reports, differencing
 
             _check_bytes, context = self._load(project)
             cells = [
-                TableCells(path, c.location, c.keys, c.counts)
+                replace(c, file=path)
                 for path, _data, result in files
                 for c in cells_from_reports([result])
             ]

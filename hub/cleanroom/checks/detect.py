@@ -19,6 +19,7 @@ CSV, TSV, EXCEL, PARQUET = "csv", "tsv", "excel", "parquet"
 ARROW, NPY = "arrow", "npy"
 NOTEBOOK, JSON, JSONL, TEXT, HTML = "notebook", "json", "jsonl", "text", "html"
 PICKLE, SAFETENSORS, ONNX, TORCH = "pickle", "safetensors", "onnx", "torch"
+XGBOOST_JSON, XGBOOST_UBJ, LIGHTGBM, SKOPS = "xgboost-json", "xgboost-ubj", "lightgbm", "skops"
 ZIP, TAR, GZIP, BZIP2, XZ, ZLIB = "zip", "tar", "gzip", "bzip2", "xz", "zlib"
 EMPTY, BINARY = "empty", "binary"
 
@@ -61,6 +62,14 @@ def detect(data: bytes) -> str:
         return TAR
     if _is_zlib(head):
         return ZLIB
+    from cleanroom.checks.boosters import is_lightgbm, is_xgboost_json, is_xgboost_ubj
+
+    if is_xgboost_ubj(head):
+        return XGBOOST_UBJ
+    if is_xgboost_json(head):
+        return XGBOOST_JSON
+    if is_lightgbm(head):
+        return LIGHTGBM
     if _is_safetensors(head):
         return SAFETENSORS
     if head[:1] == b"\x80" and len(head) > 1 and 2 <= head[1] <= 5:
@@ -119,6 +128,8 @@ def _zip_kind(data: bytes) -> str:
         return EXCEL
     if any(n.endswith("data.pkl") for n in names) and any("/data/" in n for n in names):
         return TORCH
+    if "schema.json" in names and all(n == "schema.json" or n.endswith(".npy") for n in names):
+        return SKOPS
     return ZIP
 
 

@@ -24,12 +24,14 @@ from cleanroom.checks.archives import (
     check_zip_budget,
     decompress_stream,
 )
+from cleanroom.checks.boosters import check_lightgbm, check_xgboost
 from cleanroom.checks.html_tables import parse_html
 from cleanroom.checks.images import check_jpeg, check_other_image, check_png
 from cleanroom.checks.models import check_tensors
 from cleanroom.checks.notebooks import check_notebook
 from cleanroom.checks.pickles import check_pickle
 from cleanroom.checks.policy import DisclosurePolicy
+from cleanroom.checks.skops_files import check_skops
 from cleanroom.checks.source_index import load_source_index
 from cleanroom.checks.tables import check_frame, read_table_bytes
 from cleanroom.checks.text import check_text, check_text_numbers
@@ -149,6 +151,13 @@ def _dispatch(
         return check_pickle(data, context)
     if kind in (detect.SAFETENSORS, detect.ONNX):
         return check_tensors(data, kind, context)
+    if kind in (detect.XGBOOST_JSON, detect.XGBOOST_UBJ):
+        return check_xgboost(data, kind == detect.XGBOOST_UBJ, context)
+    if kind == detect.LIGHTGBM:
+        return check_lightgbm(data, context)
+    if kind == detect.SKOPS:
+        refused = check_zip_budget(data, context)
+        return refused or check_skops(data, context)
     if kind in (detect.ZIP, detect.TAR, detect.TORCH):
         findings = check_archive(
             data, "tar" if kind == detect.TAR else "zip", context, depth, member
