@@ -73,9 +73,13 @@ def generate_bakes(rows: int = 9_000, seed: int = 21) -> pd.DataFrame:
     gaps = rng.exponential(300.0, rows) + 30
     baked_at = pd.Timestamp("2025-05-05 03:00") + pd.to_timedelta(np.cumsum(gaps), unit="s")
     hour = baked_at.hour.to_numpy()
-    shift = np.where(hour < 3, "late", np.where(hour < 11, "early", np.where(hour < 19, "day", "late")))
+    shift = np.where(
+        hour < 3, "late", np.where(hour < 11, "early", np.where(hour < 19, "day", "late"))
+    )
     staff = bakers()
-    who = (np.where(shift == "early", 0, np.where(shift == "day", 7, 14)) + rng.integers(0, 7, rows)).astype(int)
+    who = (
+        np.where(shift == "early", 0, np.where(shift == "day", 7, 14)) + rng.integers(0, 7, rows)
+    ).astype(int)
     product = rng.choice(len(PRODUCTS), rows, p=(0.25, 0.25, 0.15, 0.15, 0.1, 0.1))
     oven = rng.choice(len(OVENS), rows, p=(0.3, 0.25, 0.2, 0.15, 0.1))
     dough = np.round(rng.gamma(9.0, 4.0, rows) + 5, 2)

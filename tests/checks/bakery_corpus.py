@@ -94,7 +94,9 @@ def _xgb(model: Any, fmt: str) -> bytes:
 def _onnx(model: Any, features: int) -> bytes:
     from skl2onnx import to_onnx
 
-    return to_onnx(model, np.zeros((1, features), dtype=np.float32), target_opset=17).SerializeToString()
+    return to_onnx(
+        model, np.zeros((1, features), dtype=np.float32), target_opset=17
+    ).SerializeToString()
 
 
 def _safetensors(tensors: dict[str, np.ndarray]) -> bytes:
@@ -176,7 +178,9 @@ def build(bakes: pd.DataFrame, flour: pd.DataFrame) -> list[Sample]:
     week = bakes["baked_at"].dt.isocalendar().week.astype(int).rename("week")
     oven_shift = pd.crosstab(bakes["oven"], bakes["shift"])
     by_hour = bakes.groupby(["oven", hour]).size().rename("batches").reset_index()
-    by_week = bakes.groupby(week).agg(batches=("batch_no", "count"), kg=("dough_kg", "sum")).round(1)
+    by_week = (
+        bakes.groupby(week).agg(batches=("batch_no", "count"), kg=("dough_kg", "sum")).round(1)
+    )
     edges = np.quantile(bakes["dough_kg"], np.linspace(0, 1, 11))
     bins = pd.cut(bakes["dough_kg"], edges, include_lowest=True)
     histogram = pd.DataFrame(
@@ -198,7 +202,9 @@ def build(bakes: pd.DataFrame, flour: pd.DataFrame) -> list[Sample]:
     shares = (pd.crosstab(bakes["product"], bakes["shift"], normalize="index") * 100).round(1)
     common = flour[flour["grade"].isin(["T55", "T65", "T80"])]
     kg_common = common.groupby("grade")["net_kg"].sum().round(1).reset_index()
-    tree_ok = DecisionTreeClassifier(max_depth=4, min_samples_leaf=40, random_state=0).fit(X, y_scrap)
+    tree_ok = DecisionTreeClassifier(max_depth=4, min_samples_leaf=40, random_state=0).fit(
+        X, y_scrap
+    )
     xgb_ok = xgboost.XGBRegressor(
         n_estimators=15, max_depth=3, min_child_weight=40, tree_method="hist", random_state=0
     ).fit(X, y_loaves)
@@ -310,7 +316,9 @@ def build(bakes: pd.DataFrame, flour: pd.DataFrame) -> list[Sample]:
     product_fault = bakes.groupby("product")["fault"].value_counts().rename("n").reset_index()
     kg_by_grade = flour.groupby("grade")["net_kg"].sum().round(1).reset_index()
     invoice_by_mill = flour.groupby("mill")["invoice_eur"].sum().round(2).reset_index()
-    pivot = flour.pivot_table(index="grade", columns="mill", values="net_kg", aggfunc="sum").round(1)
+    pivot = flour.pivot_table(index="grade", columns="mill", values="net_kg", aggfunc="sum").round(
+        1
+    )
     mean_by_grade = flour.groupby("grade")["net_kg"].mean().round(1).reset_index()
     sacks_by_grade = flour.groupby("grade")["sacks"].sum().reset_index()
     by_baker = bakes.groupby("baker")["loaves"].sum()
@@ -322,12 +330,21 @@ def build(bakes: pd.DataFrame, flour: pd.DataFrame) -> list[Sample]:
     clf_full = DecisionTreeClassifier(random_state=0).fit(X, y_scrap)
     knn = KNeighborsRegressor(3).fit(X[:400], y_loaves[:400])
     xgb_deep = xgboost.XGBRegressor(
-        n_estimators=4, max_depth=12, min_child_weight=0, reg_lambda=0, tree_method="exact",
+        n_estimators=4,
+        max_depth=12,
+        min_child_weight=0,
+        reg_lambda=0,
+        tree_method="exact",
         random_state=0,
     ).fit(Xc[:3000], core[:3000])
     lgb_deep = lightgbm.LGBMRegressor(
-        n_estimators=4, num_leaves=1024, min_child_samples=1, min_child_weight=0,
-        min_split_gain=0, verbose=-1, random_state=0,
+        n_estimators=4,
+        num_leaves=1024,
+        min_child_samples=1,
+        min_child_weight=0,
+        min_split_gain=0,
+        verbose=-1,
+        random_state=0,
     ).fit(Xc[:3000], core[:3000])
     memory = {
         "prototypes": X[:500],
@@ -338,18 +355,31 @@ def build(bakes: pd.DataFrame, flour: pd.DataFrame) -> list[Sample]:
         Sample("rows.parquet", _parquet(no_ids), False, ROWS),
         Sample("rows_renamed.parquet", _parquet(renamed), False, ROWS),
         Sample("rows_renamed.xlsx", _xlsx(renamed, index=False), False, ROWS),
-        Sample("rows.jsonl", no_ids.to_json(orient="records", lines=True).encode(), False, ROWS),
-        Sample("rows_split.json", renamed.to_json(orient="split", date_format="iso").encode(), False, ROWS),
-        Sample("rows_index.json", no_ids.to_json(orient="index").encode(), False, ROWS),
+        Sample(
+            "rows.jsonl",
+            no_ids.to_json(orient="records", lines=True, date_format="epoch").encode(),
+            False,
+            ROWS,
+        ),
+        Sample(
+            "rows_split.json",
+            renamed.to_json(orient="split", date_format="iso").encode(),
+            False,
+            ROWS,
+        ),
+        Sample(
+            "rows_index.json",
+            no_ids.to_json(orient="index", date_format="epoch").encode(),
+            False,
+            ROWS,
+        ),
         Sample("rows_table.json", no_ids.to_json(orient="table").encode(), False, ROWS),
         Sample("rows_values.json", json.dumps(measures.to_numpy().tolist()).encode(), False, ROWS),
         Sample("rows.feather", _feather(renamed), False, ROWS),
         Sample("rows.tex", _latex(measures, index=False), False, ROWS),
         Sample("rows.npy", _npy(measures.to_numpy()), False, ROWS),
-        Sample("frame.pkl", pickle.dumps(no_ids), False, ROWS + ("pickle.globals",)),
-        Sample(
-            "records.pkl", pickle.dumps(measures.to_dict(orient="records")), False, ROWS
-        ),
+        Sample("frame.pkl", pickle.dumps(no_ids), False, (*ROWS, "pickle.globals")),
+        Sample("records.pkl", pickle.dumps(measures.to_dict(orient="records")), False, ROWS),
         Sample("measures.csv", _csv(measures, index=False), False, ROWS),
         Sample("flour_rows.tsv", _csv(flour_renamed, sep="\t", index=False), False, ROWS),
         Sample(
@@ -392,7 +422,9 @@ def build(bakes: pd.DataFrame, flour: pd.DataFrame) -> list[Sample]:
         Sample("faults.md", _markdown(fault_shift.reset_index()), False, SMALL),
         Sample(
             "faults_nested.json",
-            json.dumps({"by_fault": pd.crosstab(bakes["fault"], bakes["shift"]).T.to_dict()}).encode(),
+            json.dumps(
+                {"by_fault": pd.crosstab(bakes["fault"], bakes["shift"]).T.to_dict()}
+            ).encode(),
             False,
             SMALL,
         ),
@@ -429,7 +461,9 @@ def build(bakes: pd.DataFrame, flour: pd.DataFrame) -> list[Sample]:
             DOMINANCE,
         ),
         Sample("sacks_by_grade.md", _markdown(sacks_by_grade), False, DOMINANCE),
-        Sample("kg_by_grade.json", kg_by_grade.to_json(orient="records").encode(), False, DOMINANCE),
+        Sample(
+            "kg_by_grade.json", kg_by_grade.to_json(orient="records").encode(), False, DOMINANCE
+        ),
         Sample(
             "loaves_by_baker.csv",
             _csv(by_baker),
@@ -485,9 +519,11 @@ def build(bakes: pd.DataFrame, flour: pd.DataFrame) -> list[Sample]:
         Sample("full_tree.skops", _skops(clf_full), False, LEAVES),
         Sample(
             "pipeline.joblib",
-            _joblib(make_pipeline(StandardScaler(), DecisionTreeRegressor(random_state=0)).fit(
-                Xc[:2000], core[:2000]
-            )),
+            _joblib(
+                make_pipeline(StandardScaler(), DecisionTreeRegressor(random_state=0)).fit(
+                    Xc[:2000], core[:2000]
+                )
+            ),
             False,
             LEAVES,
         ),
@@ -546,13 +582,19 @@ def requests(bakes: pd.DataFrame, flour: pd.DataFrame) -> list[RequestCase]:
     return [
         RequestCase(
             "counts, one request",
-            [("all.csv", _csv(by_product, index=False)), ("clean.csv", _csv(by_product_clean, index=False))],
+            [
+                ("all.csv", _csv(by_product, index=False)),
+                ("clean.csv", _csv(by_product_clean, index=False)),
+            ],
             False,
             rules=DIFFERENCING,
         ),
         RequestCase(
             "sums, one request",
-            [("loaves.csv", _csv(loaves, index=False)), ("loaves_clean.csv", _csv(loaves_clean, index=False))],
+            [
+                ("loaves.csv", _csv(loaves, index=False)),
+                ("loaves_clean.csv", _csv(loaves_clean, index=False)),
+            ],
             False,
             rules=DIFFERENCING,
         ),

@@ -122,7 +122,5 @@ def bakery_context(
 ) -> CheckContext:
     """A check context with the bakery's index (roles from its card)."""
     out = tmp_path_factory.mktemp("bakery_index")
-    build_source_index(
-        [bakery_dir / "bakes.parquet", bakery_dir / "flour.csv"], out, name="bakery"
-    )
+    build_source_index([bakery_dir / "bakes.parquet", bakery_dir / "flour.csv"], out, name="bakery")
     return CheckContext(policy=policy, sources=[load_source_index(out)])

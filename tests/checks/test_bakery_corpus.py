@@ -64,7 +64,9 @@ def test_recall_rules_and_false_alarms(
 
 
 def test_no_sample_crashes_the_checks(reports: dict[str, CheckReport]) -> None:
-    crashed = {n: _why(r) for n, r in reports.items() if any(f.rule == "check.error" for f in r.findings)}
+    crashed = {
+        n: _why(r) for n, r in reports.items() if any(f.rule == "check.error" for f in r.findings)
+    }
     assert not crashed, crashed
 
 

@@ -99,10 +99,10 @@ class DisclosureChecks:
         project's released files' stored results), ACRO's and SACRO-ML's reports.
         Never raises: a failure is noted on every file and sends it to review."""
         try:
-            from cleanroom.checks import Verdict
-            from cleanroom.checks.reports import attached_reports
             from dataclasses import replace
 
+            from cleanroom.checks import Verdict
+            from cleanroom.checks.reports import attached_reports
             from cleanroom.checks.request import cells_from_reports, differencing
 
             _check_bytes, context = self._load(project)

@@ -40,7 +40,7 @@ _MAX_HESSIAN = {
 }
 
 # UBJSON's numeric types (big-endian), as XGBoost writes them.
-_UBJ_NUMBERS = {
+_UBJ_NUMBERS: dict[bytes, np.dtype[Any]] = {
     b"i": np.dtype(">i1"),
     b"U": np.dtype(">u1"),
     b"I": np.dtype(">i2"),
@@ -164,8 +164,10 @@ def is_xgboost_ubj(head: bytes) -> bool:
 def is_xgboost_json(head: bytes) -> bool:
     """Whether the bytes start like an XGBoost model saved as JSON."""
     start = head[:400].lstrip()
-    return start.startswith(b"{") and re.match(rb'\{\s*"(learner|version)"', start) is not None and (
-        b'"learner"' in head[:400] and b"gradient_booster" in head[:65_536]
+    return (
+        start.startswith(b"{")
+        and re.match(rb'\{\s*"(learner|version)"', start) is not None
+        and (b'"learner"' in head[:400] and b"gradient_booster" in head[:65_536])
     )
 
 
@@ -188,7 +190,9 @@ def _trees(node: Any, depth: int = 0) -> list[Any]:
     return []
 
 
-def check_xgboost(data: bytes, binary: bool, context: CheckContext, location: str = "") -> list[Finding]:
+def check_xgboost(
+    data: bytes, binary: bool, context: CheckContext, location: str = ""
+) -> list[Finding]:
     """Findings for an XGBoost model file (JSON or UBJSON)."""
     fmt = "UBJSON" if binary else "JSON"
     try:
@@ -224,7 +228,11 @@ def check_xgboost(data: bytes, binary: bool, context: CheckContext, location: st
         # An objective whose hessian has no bound (Poisson, gamma, Tweedie, ranking):
         # the sums say nothing about record counts; only their number can.
         findings += leaf_size_findings(
-            [], context, location, model=f"XGBoost ({objective})", leaves_per_tree=[len(s) for s in sizes]
+            [],
+            context,
+            location,
+            model=f"XGBoost ({objective})",
+            leaves_per_tree=[len(s) for s in sizes],
         )
         return findings
     counts = [s / per_record for s in sizes]

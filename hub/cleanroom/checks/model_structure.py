@@ -290,10 +290,18 @@ def _plain(value: Any, depth: int) -> Any:
         return value.item()
     if isinstance(value, list | tuple):
         out = [_plain(v, depth + 1) for v in value[:100_000]]
-        return None if any(o is None and v is not None for o, v in zip(out, value, strict=False)) else out
+        return (
+            None
+            if any(o is None and v is not None for o, v in zip(out, value, strict=False))
+            else out
+        )
     if isinstance(value, dict):
         items = {str(k): _plain(v, depth + 1) for k, v in list(value.items())[:100_000]}
-        return None if any(items[str(k)] is None and v is not None for k, v in value.items()) else items
+        return (
+            None
+            if any(items[str(k)] is None and v is not None for k, v in value.items())
+            else items
+        )
     return None
 
 

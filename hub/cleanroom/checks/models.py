@@ -111,7 +111,7 @@ def _read_graph(graph: bytes, model: OnnxModel, depth: int) -> None:
 def _read_node(node: bytes, model: OnnxModel, depth: int) -> None:
     op = ""
     attributes: dict[str, list[int | bytes]] = {}
-    for number, wire, value in _fields(node):
+    for number, _wire, value in _fields(node):
         if number == 4 and isinstance(value, bytes):
             op = value.decode("utf-8", errors="replace")
         elif number == 6 and isinstance(value, bytes):

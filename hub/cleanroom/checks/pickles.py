@@ -376,5 +376,7 @@ def _structure(
     findings = tree_findings(obj, context, location) if trees else []
     for where, frame in data_frames(obj):
         place = f"{location} / {where}" if location else where
-        findings += [f for f in check_frame(frame, context, location=place) if f.verdict > Verdict.PASS]
+        findings += [
+            f for f in check_frame(frame, context, location=place) if f.verdict > Verdict.PASS
+        ]
     return findings

@@ -192,10 +192,21 @@ def margins(cells: TableCells) -> list[TableCells]:
                 if label in _TOTAL_LABELS:
                     continue
                 rows[label] = rows.get(label, 0.0) + value
-                by_column[column.strip().lower()] = by_column.get(column.strip().lower(), 0.0) + value
-        out.append(TableCells(cells.file, f"{where} (row totals)".strip(), cells.keys, {"(row total)": rows}))
+                by_column[column.strip().lower()] = (
+                    by_column.get(column.strip().lower(), 0.0) + value
+                )
         out.append(
-            TableCells(cells.file, f"{where} (column totals)".strip(), ["(columns)"], {"(column total)": by_column})
+            TableCells(
+                cells.file, f"{where} (row totals)".strip(), cells.keys, {"(row total)": rows}
+            )
+        )
+        out.append(
+            TableCells(
+                cells.file,
+                f"{where} (column totals)".strip(),
+                ["(columns)"],
+                {"(column total)": by_column},
+            )
         )
     elif len(cells.keys) == 2 and len(columns) == 1:
         ((column, values),) = columns.items()

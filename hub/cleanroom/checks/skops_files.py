@@ -52,7 +52,7 @@ class _Reader:
         if loader == "CachedNode":
             return self.cache.get(node.get("content", node.get("__id__")))
         if loader == "JsonNode":
-            value = json.loads(content) if node.get("is_json", True) else content
+            value = json.loads(str(content)) if node.get("is_json", True) else content
             if isinstance(value, str):
                 self.strings.append(value)
             out: Any = value
@@ -119,7 +119,9 @@ def check_skops(data: bytes, context: CheckContext, location: str = "") -> list[
     classes = list(dict.fromkeys(reader.classes))
     findings: list[Finding] = []
     untrusted = [
-        c for c in classes if not c.startswith(_DATA_MODULES) and not _matches(c, policy.allowed_globals)
+        c
+        for c in classes
+        if not c.startswith(_DATA_MODULES) and not _matches(c, policy.allowed_globals)
     ]
     if untrusted:
         # skops itself refuses to load these unless the loader trusts them by name.
@@ -127,7 +129,8 @@ def check_skops(data: bytes, context: CheckContext, location: str = "") -> list[
             Finding(
                 "skops.types",
                 Verdict.REVIEW,
-                "the skops file rebuilds classes outside the allowlist: " + ", ".join(untrusted[:10]),
+                "the skops file rebuilds classes outside the allowlist: "
+                + ", ".join(untrusted[:10]),
                 {"untrusted": untrusted, "classes": classes},
                 location,
             )

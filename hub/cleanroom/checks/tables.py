@@ -1076,9 +1076,7 @@ def table_summary(frame: pd.DataFrame, context: CheckContext) -> TableSummary | 
             sums[c] = cells_of(c)
             stats = source.cell_stats(match.group, measure, match.keys, table=t)
             top = stats["top1"].to_numpy(dtype="float64")
-            largest[c] = {
-                k: float(v) for k, v in zip(labels, top, strict=True) if np.isfinite(v)
-            }
+            largest[c] = {k: float(v) for k, v in zip(labels, top, strict=True) if np.isfinite(v)}
     if not counts and not sums:
         return None
     return TableSummary(list(table.key_cols), counts, sums, largest)
