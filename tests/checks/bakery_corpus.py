@@ -304,6 +304,8 @@ def build(bakes: pd.DataFrame, flour: pd.DataFrame) -> list[Sample]:
 
     rows = bakes.sample(30, random_state=6)
     no_ids = rows.drop(columns=["baker", "baker_mail", "baker_phone", "batch_no"])
+    # Timestamps as epoch milliseconds, as to_json wrote them by default.
+    epoch_ms = no_ids.assign(baked_at=(no_ids["baked_at"] - pd.Timestamp(0)) // pd.Timedelta("1ms"))
     renamed = no_ids.set_axis([f"c{i}" for i in range(no_ids.shape[1])], axis=1)
     measures = rows[FEATURES].set_axis(["w", "p", "t1", "t2"], axis=1)
     flour_rows = flour.sample(20, random_state=3).drop(columns=["lot"])
@@ -357,7 +359,7 @@ def build(bakes: pd.DataFrame, flour: pd.DataFrame) -> list[Sample]:
         Sample("rows_renamed.xlsx", _xlsx(renamed, index=False), False, ROWS),
         Sample(
             "rows.jsonl",
-            no_ids.to_json(orient="records", lines=True, date_format="epoch").encode(),
+            epoch_ms.to_json(orient="records", lines=True).encode(),
             False,
             ROWS,
         ),
@@ -369,7 +371,7 @@ def build(bakes: pd.DataFrame, flour: pd.DataFrame) -> list[Sample]:
         ),
         Sample(
             "rows_index.json",
-            no_ids.to_json(orient="index", date_format="epoch").encode(),
+            epoch_ms.to_json(orient="index").encode(),
             False,
             ROWS,
         ),
@@ -473,6 +475,12 @@ def build(bakes: pd.DataFrame, flour: pd.DataFrame) -> list[Sample]:
         Sample(
             "call.txt",
             f"If the proofer jams again, call the early lead on {first['baker_phone']}.\n".encode(),
+            False,
+            ("identifiers.personal",),
+        ),
+        Sample(
+            "rep.md",
+            b"# Flour\n\nThe mill's rep (0161 496 0783) confirmed the rye recall.\n",
             False,
             ("identifiers.personal",),
         ),

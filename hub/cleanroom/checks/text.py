@@ -26,6 +26,9 @@ PERSONAL_PATTERNS: dict[str, str] = {
     "phone number": (
         r"(\+|\b00)[1-9]\d{0,2}[ .-]?(\(\d{1,4}\)[ .-]?)?\d{1,4}([ .-]\d{2,5}){1,4}\b"
         r"|\(\d{3}\) ?\d{3}-\d{4}\b|\b\d{3}-\d{3}-\d{4}\b"
+        # National numbers written in groups: a trunk 0 then a non-zero digit (0161 496
+        # 0783, 07700 900123, 030-1234-5678); zero-padded ids have no such grouping.
+        r"|\b0[1-9]\d{1,3}[ -]\d{3,4}[ -]\d{3,4}\b|\b0[1-9]\d{3}[ -]\d{6}\b"
     ),
     "US social security number": r"\b\d{3}-\d{2}-\d{4}\b",
     "UK national insurance number": (
