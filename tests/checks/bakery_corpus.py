@@ -293,6 +293,12 @@ def build(bakes: pd.DataFrame, flour: pd.DataFrame) -> list[Sample]:
         Sample("xgb.ubj", _xgb(xgb_ok, "ubj"), True),
         Sample("xgb_classifier.json", _xgb(xgb_clf_ok, "json"), True),
         Sample("lgbm.txt", lgb_ok.booster_.model_to_string().encode(), True),
+        Sample("lgbm_dump.json", json.dumps(lgb_ok.booster_.dump_model()).encode(), True),
+        Sample(
+            "settings.json",
+            json.dumps({"n_train": 7200, "n_test": 1800, "folds": 5}).encode(),
+            True,
+        ),
         Sample("mlp.safetensors", _safetensors(mlp), True),
         Sample("linear.onnx", _onnx(linear, 4), True),
         Sample(
@@ -353,6 +359,11 @@ def build(bakes: pd.DataFrame, flour: pd.DataFrame) -> list[Sample]:
         "head.weight": np.random.default_rng(1).normal(size=(1, 4)),
     }
     encoder = OrdinalEncoder().fit(bakes[["baker"]])
+    xgb_clf_deep = xgboost.XGBClassifier(
+        n_estimators=3, max_depth=12, min_child_weight=0, reg_lambda=0, random_state=0
+    ).fit(Xc[:3000], y_scrap[:3000])
+    fault_series = bakes.groupby(["shift", "fault"]).size()
+    raw_md = _markdown(rows.drop(columns=["baker", "baker_mail", "baker_phone"]).head(10)).decode()
     unsafe = [
         Sample("rows.parquet", _parquet(no_ids), False, ROWS),
         Sample("rows_renamed.parquet", _parquet(renamed), False, ROWS),
@@ -453,6 +464,39 @@ def build(bakes: pd.DataFrame, flour: pd.DataFrame) -> list[Sample]:
             False,
             SMALL,
         ),
+        Sample("fault_series.json", fault_series.to_json().encode(), False, SMALL),
+        Sample(
+            "fault_series.ipynb",
+            builders.notebook(
+                [
+                    {
+                        "source": "bakes.groupby(['shift', 'fault']).size().to_frame('n')",
+                        "outputs": [builders.html_output(fault_series.to_frame("n").to_html())],
+                    }
+                ]
+            ),
+            False,
+            SMALL,
+        ),
+        Sample(
+            "markdown_output.ipynb",
+            builders.notebook(
+                [
+                    {
+                        "source": "display(Markdown(md))",
+                        "outputs": [
+                            {
+                                "output_type": "display_data",
+                                "metadata": {},
+                                "data": {"text/markdown": raw_md, "text/plain": "<Markdown>"},
+                            }
+                        ],
+                    }
+                ]
+            ),
+            False,
+            ROWS,
+        ),
         Sample("kg_by_grade.csv", _csv(kg_by_grade, index=False), False, DOMINANCE),
         Sample("invoice_by_mill.csv", _csv(invoice_by_mill, index=False), False, DOMINANCE),
         Sample("kg_pivot.csv", _csv(pivot), False, DOMINANCE),
@@ -536,6 +580,14 @@ def build(bakes: pd.DataFrame, flour: pd.DataFrame) -> list[Sample]:
             LEAVES,
         ),
         Sample("knn.skops", _skops(knn), False, MEMORY),
+        Sample(
+            "lgbm_deep_dump.json",
+            json.dumps(lgb_deep.booster_.dump_model()).encode(),
+            False,
+            LEAVES,
+        ),
+        # Hessian sums under a logistic loss only bound the records from below.
+        Sample("xgb_clf_deep.json", _xgb(xgb_clf_deep, "json"), False, LEAVES, Verdict.REVIEW),
         Sample("xgb_deep.json", _xgb(xgb_deep, "json"), False, LEAVES),
         Sample("xgb_deep.ubj", _xgb(xgb_deep, "ubj"), False, LEAVES),
         Sample("lgbm_deep.txt", lgb_deep.booster_.model_to_string().encode(), False, LEAVES),

@@ -171,6 +171,13 @@ def is_xgboost_json(head: bytes) -> bool:
     )
 
 
+def is_lightgbm_json(head: bytes) -> bool:
+    """Whether the bytes start like a LightGBM model dumped as JSON (``dump_model``)."""
+    return (
+        re.match(rb'\s*\{\s*"name"\s*:\s*"tree"\s*,\s*"version"\s*:\s*"v\d', head[:200]) is not None
+    )
+
+
 def is_lightgbm(head: bytes) -> bool:
     """Whether the bytes start like a LightGBM text model."""
     return re.match(rb"\s*tree\r?\nversion=v\d", head[:64]) is not None
@@ -294,6 +301,53 @@ def check_lightgbm(data: bytes, context: CheckContext, location: str = "") -> li
         basis="leaf_count",
         parameters={"min_data_in_leaf": int(params.group(1))} if params else None,
         leaves_per_tree=leaves_per_tree,
+    )
+    return findings
+
+
+def check_lightgbm_json(data: bytes, context: CheckContext, location: str = "") -> list[Finding]:
+    """Findings for a LightGBM model dumped as JSON (``booster.dump_model()``): each
+    leaf of ``tree_structure`` carries its ``leaf_count``."""
+    try:
+        doc = json.loads(data)
+        sizes: list[np.ndarray] = []
+        per_tree: list[int] = []
+        for tree in doc["tree_info"]:
+            counts: list[float] = []
+            stack = [tree["tree_structure"]]
+            while stack:  # no recursion: a chain of 1,000 splits is a valid tree
+                node = stack.pop()
+                if "leaf_count" in node or "leaf_value" in node:
+                    counts.append(float(node.get("leaf_count", np.nan)))
+                else:
+                    stack += [node["left_child"], node["right_child"]]
+                if len(counts) + len(stack) > 10_000_000:
+                    raise ValueError("a tree too large to read")
+            per_tree.append(len(counts))
+            if len(counts) > 1 or not all(np.isnan(counts)):
+                if any(np.isnan(counts)):
+                    raise ValueError("a leaf without its count")
+                sizes.append(np.asarray(counts))
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        return [
+            Finding(
+                "model.malformed",
+                Verdict.FAIL,
+                f"the LightGBM JSON model cannot be read: {type(exc).__name__}: {str(exc)[:200]}",
+                {"format": "lightgbm json"},
+                location,
+            )
+        ]
+    findings = _names_findings(
+        [
+            " ".join(map(str, doc.get("feature_names") or [])),
+            json.dumps(doc.get("pandas_categorical")),
+        ],
+        context,
+        location,
+    )
+    findings += leaf_size_findings(
+        sizes, context, location, model="LightGBM", basis="leaf_count", leaves_per_tree=per_tree
     )
     return findings
 

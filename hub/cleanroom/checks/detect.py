@@ -20,6 +20,7 @@ ARROW, NPY = "arrow", "npy"
 NOTEBOOK, JSON, JSONL, TEXT, HTML = "notebook", "json", "jsonl", "text", "html"
 PICKLE, SAFETENSORS, ONNX, TORCH = "pickle", "safetensors", "onnx", "torch"
 XGBOOST_JSON, XGBOOST_UBJ, LIGHTGBM, SKOPS = "xgboost-json", "xgboost-ubj", "lightgbm", "skops"
+LIGHTGBM_JSON = "lightgbm-json"
 ZIP, TAR, GZIP, BZIP2, XZ, ZLIB = "zip", "tar", "gzip", "bzip2", "xz", "zlib"
 EMPTY, BINARY = "empty", "binary"
 
@@ -62,7 +63,12 @@ def detect(data: bytes) -> str:
         return TAR
     if _is_zlib(head):
         return ZLIB
-    from cleanroom.checks.boosters import is_lightgbm, is_xgboost_json, is_xgboost_ubj
+    from cleanroom.checks.boosters import (
+        is_lightgbm,
+        is_lightgbm_json,
+        is_xgboost_json,
+        is_xgboost_ubj,
+    )
 
     if is_xgboost_ubj(head):
         return XGBOOST_UBJ
@@ -70,6 +76,8 @@ def detect(data: bytes) -> str:
         return XGBOOST_JSON
     if is_lightgbm(head):
         return LIGHTGBM
+    if is_lightgbm_json(head):
+        return LIGHTGBM_JSON
     if _is_safetensors(head):
         return SAFETENSORS
     if head[:1] == b"\x80" and len(head) > 1 and 2 <= head[1] <= 5:

@@ -28,6 +28,7 @@ _MODEL_TYPES = {
     detect.XGBOOST_JSON,
     detect.XGBOOST_UBJ,
     detect.LIGHTGBM,
+    detect.LIGHTGBM_JSON,
     detect.SKOPS,
 }
 

@@ -96,7 +96,7 @@ class RequestReport:
         return max((r.verdict for r in self.files.values()), default=Verdict.REVIEW)
 
 
-def frames_of(data: bytes) -> list[tuple[str, pd.DataFrame]]:
+def frames_of(data: bytes, context: CheckContext | None = None) -> list[tuple[str, pd.DataFrame]]:
     """The tables a file holds, by location, in any format the checks read (never
     raises: a file that does not parse has none)."""
     from cleanroom.checks.html_tables import parse_html
@@ -109,7 +109,7 @@ def frames_of(data: bytes) -> list[tuple[str, pd.DataFrame]]:
         if kind in detect.TABLE_TYPES:
             return list(read_table_bytes(data, kind).items())
         if kind in (detect.JSON, detect.JSONL):
-            return json_tables(data, kind)
+            return json_tables(data, kind, context)
         text = data.decode("utf-8", errors="replace")
         if kind == detect.TEXT:
             return [(f"text table {k}", f) for k, f in enumerate(tables_in_text(text), 1)]
@@ -153,7 +153,7 @@ def table_cells(data: bytes, filename: str, context: CheckContext) -> list[Table
     from cleanroom.checks.tables import table_summary
 
     out: list[TableCells] = []
-    for location, frame in frames_of(data):
+    for location, frame in frames_of(data, context):
         try:
             summary = table_summary(frame, context)
         except Exception:  # the per-file checks report what is wrong with the table
