@@ -52,6 +52,7 @@ _MAX_TIME_PAIRS = 6
 # Renamed columns: readings tried per table, and assignments tried per combination.
 _MAX_RENAMINGS = 24
 _MAX_ASSIGNMENTS = 6
+_RENAMING_HEAD = 5_000
 
 
 def normalise_name(name: object) -> str:
@@ -751,7 +752,13 @@ class SourceIndex:
         if found or frame.shape[1] < 2 or not len(frame):
             return found
         for t, table in enumerate(self.tables):
-            for renamed in self._renamings(frame, table):
+            readings = self._renamings(frame, table)
+            if len(frame) > _RENAMING_HEAD and len(readings) > 1:
+                # A long output: the readings are tried on its head, and the whole of it
+                # is probed with the one that matched there (or the first).
+                head = [r for r in readings if self._match_rows(r.head(_RENAMING_HEAD), only=t)]
+                readings = head[:1] or readings[:1]
+            for renamed in readings:
                 found += self._match_rows(renamed, only=t)
                 if found:
                     break
