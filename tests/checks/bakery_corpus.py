@@ -529,6 +529,12 @@ def build(bakes: pd.DataFrame, flour: pd.DataFrame) -> list[Sample]:
             ("identifiers.personal",),
         ),
         Sample(
+            "rota.txt",
+            f"Late shift lead: {first['baker'].split()[1]}, {first['baker'].split()[0]}\n".encode(),
+            False,
+            ("identifiers.source",),
+        ),
+        Sample(
             "praise.txt",
             f"Thanks to {first['baker']} for covering the late shift in June.\n".encode(),
             False,

@@ -6,6 +6,7 @@ bounded repetition only, so a hostile megabyte-long line costs linear time.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterator, Sequence
 
@@ -68,8 +69,9 @@ def residual_dofs(text: str) -> list[int]:
 
 
 def _ngram_blocks(text: str, longest: int, block_tokens: int = 50_000) -> Iterator[list[str]]:
-    """Distinct 1..``longest``-word phrases of ``text``, a block of tokens at a time, so
-    that memory stays bounded on long files."""
+    """Distinct 1..``longest``-word phrases of ``text`` (and each pair of words the other
+    way round), a block of tokens at a time, so that memory stays bounded on long
+    files."""
     tokens = [t.strip(".").lower() for t in _TOKEN.findall(text)]
     tokens = [t for t in tokens if t]
     for start in range(0, max(len(tokens), 1), block_tokens):
@@ -79,6 +81,9 @@ def _ngram_blocks(text: str, longest: int, block_tokens: int = 50_000) -> Iterat
         for n in range(1, longest + 1):
             for i in range(len(block) - n + 1):
                 grams.add(" ".join(block[i : i + n]))
+        if longest >= 2:
+            # Names are also written family name first ("Kowalski, Olga").
+            grams.update(f"{b} {a}" for a, b in itertools.pairwise(block))
         yield sorted(grams)
 
 
