@@ -96,3 +96,31 @@ def packaging_context(
         [packaging_dir / "packs.csv", packaging_dir / "film_deliveries.csv"], out, name="packaging"
     )
     return CheckContext(policy=policy, sources=[load_source_index(out)])
+
+
+@pytest.fixture(scope="session")
+def bakery_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The third dataset (a bakery: bakes and flour deliveries) with its roles card."""
+    from tests.checks.bakery import write_bakery
+
+    folder = tmp_path_factory.mktemp("bakery")
+    write_bakery(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def bakery_frames(bakery_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The two tables as a researcher reads them."""
+    bakes = pd.read_parquet(bakery_dir / "bakes.parquet")
+    flour = pd.read_csv(bakery_dir / "flour.csv", parse_dates=["received"])
+    return bakes, flour
+
+
+@pytest.fixture(scope="session")
+def bakery_context(
+    bakery_dir: Path, policy: DisclosurePolicy, tmp_path_factory: pytest.TempPathFactory
+) -> CheckContext:
+    """A check context with the bakery's index (roles from its card)."""
+    out = tmp_path_factory.mktemp("bakery_index")
+    build_source_index([bakery_dir / "bakes.parquet", bakery_dir / "flour.csv"], out, name="bakery")
+    return CheckContext(policy=policy, sources=[load_source_index(out)])

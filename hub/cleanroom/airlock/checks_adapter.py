@@ -99,13 +99,15 @@ class DisclosureChecks:
         project's released files' stored results), ACRO's and SACRO-ML's reports.
         Never raises: a failure is noted on every file and sends it to review."""
         try:
+            from dataclasses import replace
+
             from cleanroom.checks import Verdict
             from cleanroom.checks.reports import attached_reports
-            from cleanroom.checks.request import TableCells, cells_from_reports, differencing
+            from cleanroom.checks.request import cells_from_reports, differencing
 
             _check_bytes, context = self._load(project)
             cells = [
-                TableCells(path, c.location, c.keys, c.counts)
+                replace(c, file=path)
                 for path, _data, result in files
                 for c in cells_from_reports([result])
             ]

@@ -16,12 +16,17 @@ import zipfile
 # Detected types (CheckReport.detected_type).
 PNG, JPEG, GIF, SVG, PDF = "png", "jpeg", "gif", "svg", "pdf"
 CSV, TSV, EXCEL, PARQUET = "csv", "tsv", "excel", "parquet"
+ARROW, NPY = "arrow", "npy"
 NOTEBOOK, JSON, JSONL, TEXT, HTML = "notebook", "json", "jsonl", "text", "html"
 PICKLE, SAFETENSORS, ONNX, TORCH = "pickle", "safetensors", "onnx", "torch"
+XGBOOST_JSON, XGBOOST_UBJ, LIGHTGBM, SKOPS = "xgboost-json", "xgboost-ubj", "lightgbm", "skops"
+LIGHTGBM_JSON = "lightgbm-json"
 ZIP, TAR, GZIP, BZIP2, XZ, ZLIB = "zip", "tar", "gzip", "bzip2", "xz", "zlib"
 EMPTY, BINARY = "empty", "binary"
 
-TABLE_TYPES = {CSV, TSV, EXCEL, PARQUET, "csv;", "csv|"}
+TABLE_TYPES = {CSV, TSV, EXCEL, PARQUET, ARROW, NPY, "csv;", "csv|"}
+#: Table types read from binary bytes (never decoded as text).
+BINARY_TABLE_TYPES = {EXCEL, PARQUET, ARROW, NPY}
 ARCHIVE_TYPES = {ZIP, TAR, GZIP, BZIP2, XZ, ZLIB}
 
 _SNIFF = 65_536
@@ -42,6 +47,10 @@ def detect(data: bytes) -> str:
         return PDF
     if head.startswith(b"PAR1") and data.endswith(b"PAR1"):
         return PARQUET
+    if head.startswith(b"ARROW1"):
+        return ARROW  # Feather v2 and the Arrow IPC file format
+    if head.startswith(b"\x93NUMPY"):
+        return NPY  # np.save; an .npz is a zip of these
     if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
         return _zip_kind(data)
     if head.startswith(b"\x1f\x8b"):
@@ -54,6 +63,21 @@ def detect(data: bytes) -> str:
         return TAR
     if _is_zlib(head):
         return ZLIB
+    from cleanroom.checks.boosters import (
+        is_lightgbm,
+        is_lightgbm_json,
+        is_xgboost_json,
+        is_xgboost_ubj,
+    )
+
+    if is_xgboost_ubj(head):
+        return XGBOOST_UBJ
+    if is_xgboost_json(head):
+        return XGBOOST_JSON
+    if is_lightgbm(head):
+        return LIGHTGBM
+    if is_lightgbm_json(head):
+        return LIGHTGBM_JSON
     if _is_safetensors(head):
         return SAFETENSORS
     if head[:1] == b"\x80" and len(head) > 1 and 2 <= head[1] <= 5:
@@ -112,6 +136,8 @@ def _zip_kind(data: bytes) -> str:
         return EXCEL
     if any(n.endswith("data.pkl") for n in names) and any("/data/" in n for n in names):
         return TORCH
+    if "schema.json" in names and all(n == "schema.json" or n.endswith(".npy") for n in names):
+        return SKOPS
     return ZIP
 
 

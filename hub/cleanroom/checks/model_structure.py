@@ -231,3 +231,178 @@ def tree_findings(obj: Any, context: CheckContext, location: str = "") -> list[F
             )
         )
     return findings
+
+
+def data_frames(obj: Any, limit: int = 20) -> list[tuple[str, Any]]:
+    """Tables of plain data inside an unpickled object: lists of records, dicts of
+    columns, 2-D numeric arrays (``pickle.dump(rows)`` is as much a table as a CSV).
+    The state of stand-in classes (a model's own arrays) is not searched: models are
+    judged by their structure."""
+    import pandas as pd
+
+    from cleanroom.checks.runner import json_tables
+    from cleanroom.checks.tables import array_frame
+
+    found: list[tuple[str, pd.DataFrame]] = []
+
+    def visit(value: Any, where: str, depth: int) -> None:
+        if len(found) >= limit or depth > 6 or isinstance(value, Stub):
+            return
+        if isinstance(value, np.ndarray):
+            if value.dtype != object and value.ndim == 2 and value.shape[0] >= 2:
+                found.append((where, array_frame(value)))
+            return
+        if isinstance(value, list | dict) and value:
+            plain = _plain(value, 0)
+            if plain is not None:
+                tables = json_tables_of(plain)
+                if tables:
+                    found.extend((f"{where} {w}".strip(), f) for w, f in tables)
+                    return
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for key, item in list(items)[:200]:
+                visit(item, f"{where} / {str(key)[:40]}", depth + 1)
+        elif isinstance(value, tuple):
+            for i, item in enumerate(value[:200]):
+                visit(item, f"{where} / {i}", depth + 1)
+
+    def json_tables_of(plain: Any) -> list[tuple[str, pd.DataFrame]]:
+        import json
+
+        try:
+            text = json.dumps(plain, default=str).encode()
+        except (TypeError, ValueError):
+            return []
+        return [(w.replace("JSON table", "").strip(" /"), f) for w, f in json_tables(text, "json")]
+
+    visit(obj, "pickled data", 0)
+    return found
+
+
+def _plain(value: Any, depth: int) -> Any:
+    """``value`` as JSON-ready data (numpy scalars as numbers), or None if it holds
+    anything else."""
+    if depth > 8:
+        return None
+    if value is None or isinstance(value, str | bool | int | float):
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, list | tuple):
+        out = [_plain(v, depth + 1) for v in value[:100_000]]
+        return (
+            None
+            if any(o is None and v is not None for o, v in zip(out, value, strict=False))
+            else out
+        )
+    if isinstance(value, dict):
+        items = {str(k): _plain(v, depth + 1) for k, v in list(value.items())[:100_000]}
+        return (
+            None
+            if any(items[str(k)] is None and v is not None for k, v in value.items())
+            else items
+        )
+    return None
+
+
+def leaf_size_findings(
+    sizes: list[np.ndarray],
+    context: CheckContext,
+    location: str,
+    *,
+    model: str,
+    lower_bound: bool = False,
+    basis: str = "n_node_samples",
+    parameters: dict[str, Any] | None = None,
+    leaves_per_tree: list[int] | None = None,
+) -> list[Finding]:
+    """SACRO-ML's leaf-size rule on the training-record counts of every leaf (one
+    array per tree), for any tree format.
+
+    ``lower_bound``: the counts are lower bounds (XGBoost's hessian sums under a
+    logistic loss), so a small one sends the model to review, not to fail.
+    ``leaves_per_tree`` without ``sizes``: a format that keeps no counts (ONNX); then
+    only the pigeonhole rule can decide: a tree with more leaves than the source's
+    records divided by the minimum must have a smaller leaf.
+    """
+    threshold = context.policy.models.min_samples_leaf
+    per_tree = leaves_per_tree if leaves_per_tree is not None else [len(s) for s in sizes]
+    if not per_tree:
+        return []
+    most = max(per_tree)
+    rows = sum(s.rows for s in context.sources)
+    evidence: dict[str, Any] = {
+        "model": model,
+        "trees": len(per_tree),
+        "most_leaves_in_a_tree": most,
+        "threshold": threshold,
+        "basis": basis,
+        "source": "SACRO-ML safemodel rules (min_samples_leaf >= 5)",
+    }
+    if parameters:
+        evidence["parameters"] = parameters
+    if rows and most * threshold > rows:
+        evidence["source_records"] = rows
+        return [
+            Finding(
+                "model.leaf_size",
+                Verdict.FAIL,
+                f"a tree of this {model} model has {most} leaves: {rows} source records "
+                f"cannot give each of them {threshold}, so some leaf predicts fewer than "
+                f"{threshold} records' own values",
+                evidence,
+                location,
+            )
+        ]
+    if not sizes:
+        return [
+            Finding(
+                "model.leaf_size",
+                Verdict.REVIEW,
+                f"this {model} model does not record how many training records reach each "
+                f"leaf ({len(per_tree)} trees, up to {most} leaves); an officer must "
+                f"confirm every leaf holds at least {threshold}",
+                evidence,
+                location,
+            )
+        ]
+    leaves = np.concatenate(sizes) if sizes else np.zeros(0)
+    small = int((leaves < threshold).sum())
+    smallest = int(leaves.min()) if len(leaves) else 0
+    evidence.update(
+        {"leaves": len(leaves), "smallest_leaf": smallest, "leaves_below_threshold": small}
+    )
+    if small and not lower_bound:
+        return [
+            Finding(
+                "model.leaf_size",
+                Verdict.FAIL,
+                f"{small} of {len(leaves)} leaves in {len(sizes)} trees of this {model} model "
+                f"hold fewer than {threshold} training records (smallest: {smallest}, from "
+                f"{basis}): a small leaf predicts its records' own values",
+                evidence,
+                location,
+            )
+        ]
+    if small:
+        return [
+            Finding(
+                "model.leaf_size",
+                Verdict.REVIEW,
+                f"{small} of {len(leaves)} leaves of this {model} model may hold fewer than "
+                f"{threshold} training records ({basis} shows at least {smallest}); an "
+                "officer must confirm the model's minimum leaf size",
+                evidence,
+                location,
+            )
+        ]
+    return [
+        Finding(
+            "model.leaf_size",
+            Verdict.PASS,
+            f"every leaf of {len(sizes)} trees of this {model} model holds at least "
+            f"{threshold} training records (smallest: {smallest}, from {basis})",
+            evidence,
+            location,
+        )
+    ]

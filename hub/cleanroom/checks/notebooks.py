@@ -173,7 +173,10 @@ def _bundle(
             findings += check_text(text, context, location=where)
         elif mime in _TEXT_MIMES or mime.startswith("text/"):
             findings += check_text(_as_text(value), context, location=where)
-            if mime == "text/plain" and "text/html" not in bundle:
+            if (mime == "text/plain" and "text/html" not in bundle) or mime in (
+                "text/markdown",
+                "text/latex",
+            ):
                 # A frame shown without HTML (print, to_string) is still a table.
                 findings += check_text_tables(_as_text(value), context, location=where)
         else:

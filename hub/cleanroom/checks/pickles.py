@@ -79,8 +79,13 @@ class _Walker:
         self.wrapper: dict[str, Any] | None = None  # the joblib array being described
         self.nested = 0  # object arrays are whole pickles (with a STOP) inside joblib's
         self.outer_memos: list[dict[int, Any]] = []
+        self.strings: list[str] = []  # every text value, for the identifier checks
+        self.string_chars = 0
 
     def push(self, value: Any) -> None:
+        if isinstance(value, str) and self.string_chars < _MAX_STRING_CHARS:
+            self.strings.append(value)
+            self.string_chars += len(value)
         self.recent.append(value)
         if len(self.recent) > 64:
             self.recent = self.recent[-8:]
@@ -214,6 +219,18 @@ class _Walker:
         return pos + count * itemsize
 
 
+#: Text values read from a pickle for the identifier checks (characters).
+_MAX_STRING_CHARS = 2_000_000
+
+
+def pickle_strings(data: bytes) -> list[str]:
+    """The text values a pickle holds (class names, keys, labels an encoder learnt),
+    read from the opcodes without building anything (at most 2 million characters)."""
+    walker = _Walker(data)
+    walker.run()
+    return walker.strings
+
+
 def pickle_globals(data: bytes) -> tuple[list[str], int, str | None]:
     """The globals a pickle imports, its embedded binary payload size, and a parse error.
 
@@ -282,7 +299,8 @@ def check_pickle(data: bytes, context: CheckContext, location: str = "") -> list
                 location,
             )
         )
-    if not findings:
+    findings += _string_findings(data, unique, context, location)
+    if not any(f.verdict > Verdict.PASS for f in findings):
         findings += _structure(data, unique, payload, context, location)
     if not any(f.verdict > Verdict.PASS for f in findings):
         findings.append(
@@ -297,14 +315,39 @@ def check_pickle(data: bytes, context: CheckContext, location: str = "") -> list
     return findings
 
 
+def _string_findings(
+    data: bytes, imported: list[str], context: CheckContext, location: str
+) -> list[Finding]:
+    """The pickle's text values through the identifier checks: an encoder fitted on a
+    name column keeps the names, whatever else the pickle holds. The names of the
+    globals it imports are left out (they are code, not data)."""
+    from cleanroom.checks.text import check_text
+
+    code = set(imported) | {part for g in imported for part in g.rsplit(".", 1)}
+    values = [v for v in pickle_strings(data) if v not in code]
+    if not values:
+        return []
+    return [
+        f
+        for f in check_text("\n".join(values), context, location=location or "pickle strings")
+        if f.verdict > Verdict.PASS
+    ]
+
+
 def _structure(
     data: bytes, imported: list[str], payload: int, context: CheckContext, location: str
 ) -> list[Finding]:
-    """Tree models' leaf sizes, read with stand-in classes (every global was allowed)."""
-    from cleanroom.checks.model_structure import MAX_LOAD_BYTES, load_stand_ins, tree_findings
+    """Tree models' leaf sizes and tables of plain data (records, columns, arrays), read
+    with stand-in classes (every global was allowed, so nothing runs)."""
+    from cleanroom.checks.model_structure import (
+        MAX_LOAD_BYTES,
+        data_frames,
+        load_stand_ins,
+        tree_findings,
+    )
+    from cleanroom.checks.tables import check_frame
 
-    if not any(g.startswith(("sklearn.tree.", "sklearn.ensemble.")) for g in imported):
-        return []
+    trees = any(g.startswith(("sklearn.tree.", "sklearn.ensemble.")) for g in imported)
     if payload > MAX_LOAD_BYTES:
         return [
             Finding(
@@ -318,6 +361,8 @@ def _structure(
     try:
         obj = load_stand_ins(data, _JOBLIB_WRAPPER in imported)
     except Exception as exc:  # a stream the stand-ins cannot rebuild: an officer looks
+        if not trees:
+            return []
         return [
             Finding(
                 "model.structure",
@@ -328,4 +373,10 @@ def _structure(
                 location,
             )
         ]
-    return tree_findings(obj, context, location)
+    findings = tree_findings(obj, context, location) if trees else []
+    for where, frame in data_frames(obj):
+        place = f"{location} / {where}" if location else where
+        findings += [
+            f for f in check_frame(frame, context, location=place) if f.verdict > Verdict.PASS
+        ]
+    return findings

@@ -19,7 +19,18 @@ from typing import Any
 from cleanroom.checks import detect
 from cleanroom.checks.types import CheckContext, Finding, Verdict
 
-_MODEL_TYPES = {detect.PICKLE, detect.SAFETENSORS, detect.ONNX, detect.TORCH, detect.ZLIB}
+_MODEL_TYPES = {
+    detect.PICKLE,
+    detect.SAFETENSORS,
+    detect.ONNX,
+    detect.TORCH,
+    detect.ZLIB,
+    detect.XGBOOST_JSON,
+    detect.XGBOOST_UBJ,
+    detect.LIGHTGBM,
+    detect.LIGHTGBM_JSON,
+    detect.SKOPS,
+}
 
 
 def _json(data: bytes) -> Any:

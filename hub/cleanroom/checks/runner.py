@@ -24,12 +24,14 @@ from cleanroom.checks.archives import (
     check_zip_budget,
     decompress_stream,
 )
+from cleanroom.checks.boosters import check_lightgbm, check_lightgbm_json, check_xgboost
 from cleanroom.checks.html_tables import parse_html
 from cleanroom.checks.images import check_jpeg, check_other_image, check_png
 from cleanroom.checks.models import check_tensors
 from cleanroom.checks.notebooks import check_notebook
 from cleanroom.checks.pickles import check_pickle
 from cleanroom.checks.policy import DisclosurePolicy
+from cleanroom.checks.skops_files import check_skops
 from cleanroom.checks.source_index import load_source_index
 from cleanroom.checks.tables import check_frame, read_table_bytes
 from cleanroom.checks.text import check_text, check_text_numbers
@@ -149,6 +151,15 @@ def _dispatch(
         return check_pickle(data, context)
     if kind in (detect.SAFETENSORS, detect.ONNX):
         return check_tensors(data, kind, context)
+    if kind in (detect.XGBOOST_JSON, detect.XGBOOST_UBJ):
+        return check_xgboost(data, kind == detect.XGBOOST_UBJ, context)
+    if kind == detect.LIGHTGBM:
+        return check_lightgbm(data, context)
+    if kind == detect.LIGHTGBM_JSON:
+        return check_lightgbm_json(data, context)
+    if kind == detect.SKOPS:
+        refused = check_zip_budget(data, context)
+        return refused or check_skops(data, context)
     if kind in (detect.ZIP, detect.TAR, detect.TORCH):
         findings = check_archive(
             data, "tar" if kind == detect.TAR else "zip", context, depth, member
@@ -196,7 +207,7 @@ def _tables(data: bytes, kind: str, context: CheckContext) -> list[Finding]:
         refused = check_zip_budget(data, context)
         if refused:
             return refused
-    if kind not in (detect.EXCEL, detect.PARQUET):
+    if kind not in detect.BINARY_TABLE_TYPES:
         data = _valid_utf8(data)
     try:
         if kind == detect.EXCEL:
@@ -205,7 +216,7 @@ def _tables(data: bytes, kind: str, context: CheckContext) -> list[Finding]:
             extra = _parquet_metadata(data, context)
         tables = read_table_bytes(data, kind)
     except Exception as exc:
-        if kind == detect.EXCEL or kind == detect.PARQUET:
+        if kind in detect.BINARY_TABLE_TYPES:
             return [
                 Finding(
                     "table.malformed",
@@ -297,7 +308,7 @@ def _text(data: bytes, kind: str, context: CheckContext) -> list[Finding]:
         tables += found[0]
         findings += found[1]
     if kind in (detect.JSON, detect.JSONL):
-        for location, frame in json_tables(data, kind):
+        for location, frame in json_tables(data, kind, context):
             tables += 1
             findings += _worse_reading(frame, context, location)
     if kind == detect.HTML:
@@ -398,10 +409,14 @@ def _worse_reading(frame: pd.DataFrame, context: CheckContext, location: str) ->
     return findings
 
 
-def json_tables(data: bytes, kind: str) -> list[tuple[str, pd.DataFrame]]:
+def json_tables(
+    data: bytes, kind: str, context: CheckContext | None = None
+) -> list[tuple[str, pd.DataFrame]]:
     """The tables in a JSON or JSON Lines document, wherever they sit in it: lists of
     records, ``split`` and columnar (dict of equal-length lists) layouts, dicts of
-    dicts; nested under any key (``{"meta": ..., "rows": [...]}``)."""
+    dicts; nested under any key (``{"meta": ..., "rows": [...]}``); flat dicts of
+    numbers keyed by MultiIndex labels (``Series.to_json``), or by labels of the
+    context's sources (``value_counts().to_json()``; a dict of metrics is no table)."""
     if kind == detect.JSONL:
         docs = []
         for line in data.decode("utf-8", errors="replace").splitlines():
@@ -418,7 +433,14 @@ def json_tables(data: bytes, kind: str) -> list[tuple[str, pd.DataFrame]]:
             return []
     found: list[tuple[str, pd.DataFrame]] = []
     _walk_json(doc, "JSON table" if kind == detect.JSON else "JSON Lines", found, 0)
-    return found
+    return [(w, f) for w, f in found if _known_keys(f, context)]
+
+
+def _known_keys(frame: pd.DataFrame, context: CheckContext | None) -> bool:
+    if "key" not in frame.columns or list(frame.columns) != ["key", "value"]:
+        return True
+    sources = context.sources if context is not None else []
+    return any(source.knows_labels(frame["key"]) for source in sources)
 
 
 def _walk_json(doc: Any, where: str, found: list[tuple[str, pd.DataFrame]], depth: int) -> None:
@@ -457,6 +479,29 @@ def _records(doc: list[Any]) -> pd.DataFrame | None:
     return None
 
 
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+# A MultiIndex label as Series.to_json writes it: "('day', 'burnt')".
+_TUPLE_KEY = re.compile(r"^\((.{0,500})\)$")
+
+
+def _keyed_numbers(doc: dict[str, Any]) -> pd.DataFrame:
+    """A flat dict of numbers (``value_counts().to_json()``, a dict of counts) as a
+    table of its keys and values; tuple keys split into one column per level."""
+    keys = [str(k) for k in doc]
+    parts = [_TUPLE_KEY.match(k) for k in keys]
+    if all(parts):
+        split = [[p.strip().strip("'\"") for p in m.group(1).split(",")] for m in parts if m]
+        if len({len(p) for p in split}) == 1:
+            columns = [f"key_{i}" for i in range(len(split[0]))]
+            frame = pd.DataFrame(split, columns=columns)
+            frame["value"] = list(doc.values())
+            return frame
+    return pd.DataFrame({"key": keys, "value": list(doc.values())})
+
+
 def _as_frame(doc: Any) -> pd.DataFrame | None:
     try:
         frame: pd.DataFrame | None = None
@@ -481,6 +526,8 @@ def _as_frame(doc: Any) -> pd.DataFrame | None:
             )
         ):
             frame = pd.DataFrame(doc)
+        elif isinstance(doc, dict) and len(doc) >= 2 and all(_number(v) for v in doc.values()):
+            frame = _keyed_numbers(doc)
     except (ValueError, TypeError):
         return None
     if frame is None or frame.shape[0] == 0 or frame.shape[1] == 0:

@@ -49,6 +49,11 @@ _THREADS = max(1, min(4, os.cpu_count() or 1))
 _MAX_COMBOS = 12
 _MAX_TIME_PAIRS = 6
 
+# Renamed columns: readings tried per table, and assignments tried per combination.
+_MAX_RENAMINGS = 24
+_MAX_ASSIGNMENTS = 6
+_RENAMING_HEAD = 5_000
+
 
 def normalise_name(name: object) -> str:
     """A column name as checks compare it: lower case, words joined by ``_``."""
@@ -88,6 +93,19 @@ def hash_strings(values: np.ndarray) -> np.ndarray:
     if len(values) == 0:
         return np.empty(0, dtype=np.uint64)
     return np.asarray(pd.util.hash_array(values, categorize=True), dtype=np.uint64)
+
+
+def _at_resolution(column: pd.Series, decimals: int) -> bool:
+    """Whether a column's numbers are written at no finer resolution than ``decimals``
+    (with room for float32: tensors and some writers keep 52.1 as 52.09999847)."""
+    if not pd.api.types.is_numeric_dtype(column.dtype):
+        column = pd.to_numeric(column, errors="coerce")
+    nums = column.to_numpy(dtype="float64", na_value=np.nan)
+    nums = nums[np.isfinite(nums)]
+    if not len(nums):
+        return True
+    tolerance = np.maximum(10.0 ** -(decimals + 3), np.abs(nums) * 2e-7)
+    return bool(np.all(np.abs(np.round(nums, decimals) - nums) <= tolerance))
 
 
 @dataclass(frozen=True)
@@ -734,36 +752,71 @@ class SourceIndex:
         if found or frame.shape[1] < 2 or not len(frame):
             return found
         for t, table in enumerate(self.tables):
-            renamed = self._rename_by_values(frame, table)
-            if renamed is not None:
-                found += [m for m in self._match_rows(renamed, only=t)]
+            readings = self._renamings(frame, table)
+            if len(frame) > _RENAMING_HEAD and len(readings) > 1:
+                # A long output: the readings are tried on its head, and the whole of it
+                # is probed with the one that matched there (or the first).
+                head = [r for r in readings if self._match_rows(r.head(_RENAMING_HEAD), only=t)]
+                readings = head[:1] or readings[:1]
+            for renamed in readings:
+                found += self._match_rows(renamed, only=t)
+                if found:
+                    break
         return found
 
-    def _rename_by_values(self, frame: pd.DataFrame, table: _Table) -> pd.DataFrame | None:
-        """``frame`` with its columns named after the source columns whose value sets
-        hold (almost) all of their values; None when fewer than two columns map."""
+    def _renamings(self, frame: pd.DataFrame, table: _Table) -> list[pd.DataFrame]:
+        """Readings of ``frame`` with its columns named after source columns whose value
+        sets hold (almost) all of their values, one per way of completing an indexed
+        combination.
+
+        One output column often fits several source columns (an integer 35..240 is a
+        valid proofing time and a valid loaf count), so a single greedy naming can miss
+        the combination the rows reproduce: every assignment that completes one is
+        tried (bounded). A number written with more decimals than a source column
+        keeps is not that column's value (52.10 is not a loaf count).
+        """
         sample = frame.head(200)
-        scores: list[tuple[float, str, str]] = []
+        candidates: dict[str, set[str]] = {}
         for out_col in frame.columns:
             column = sample[out_col]
             if column.notna().sum() < min(5, len(sample)):
                 continue
             for src_col, values in table.value_sets.items():
-                keys, valid = table.specs[src_col].keys(column)
+                spec = table.specs[src_col]
+                if spec.kind == "num" and not _at_resolution(column, spec.decimals):
+                    continue
+                keys, valid = spec.keys(column)
                 if valid.sum() < max(1, 0.9 * column.notna().sum()) or not len(values):
                     continue
                 probe = (_mix(keys[valid]) >> np.uint64(32)).astype(np.uint32)
-                hit = float(sorted_contains(values, np.sort(probe)).mean())
-                if hit >= 0.95:
-                    scores.append((hit, out_col, src_col))
-        mapping: dict[str, str] = {}
-        for _hit, out_col, src_col in sorted(scores, reverse=True):
-            if out_col not in mapping and src_col not in mapping.values():
-                mapping[out_col] = src_col
-        if len(mapping) < 2:
-            return None
-        out = frame[list(mapping)].copy(deep=False)
-        out.columns = [mapping[c] for c in mapping]
+                if float(sorted_contains(values, np.sort(probe)).mean()) >= 0.95:
+                    candidates.setdefault(str(out_col), set()).add(src_col)
+        if len(candidates) < 2:
+            return []
+        mappings: list[tuple[tuple[str, str], ...]] = []
+        for columns, hashes, _rows in table.combos:
+            if not len(hashes):
+                continue
+            options = [sorted(o for o, srcs in candidates.items() if c in srcs) for c in columns]
+            if not all(options):
+                continue
+            tried = 0
+            for choice in itertools.product(*options):
+                if len(set(choice)) < len(choice):
+                    continue
+                mapping = tuple(zip(choice, columns, strict=True))
+                if mapping not in mappings:
+                    mappings.append(mapping)
+                tried += 1
+                if tried >= _MAX_ASSIGNMENTS:
+                    break
+            if len(mappings) >= _MAX_RENAMINGS:
+                break
+        out = []
+        for mapping in mappings[:_MAX_RENAMINGS]:
+            renamed = frame[[o for o, _s in mapping]].copy(deep=False)
+            renamed.columns = [s for _o, s in mapping]
+            out.append(renamed)
         return out
 
     def _match_rows(self, frame: pd.DataFrame, only: int | None = None) -> list[RowMatch]:

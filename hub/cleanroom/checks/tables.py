@@ -124,6 +124,16 @@ def read_table_bytes(data: bytes, kind: str) -> dict[str, pd.DataFrame]:
     if kind == "excel":
         sheets = pd.read_excel(buf, sheet_name=None, header=0, engine="openpyxl")
         return {f"sheet {name}": frame for name, frame in sheets.items()}
+    if kind == "arrow":
+        import pyarrow.ipc
+
+        try:
+            return {"": pyarrow.ipc.open_file(buf).read_pandas()}
+        except Exception:
+            buf.seek(0)
+            return {"": pyarrow.ipc.open_stream(buf).read_pandas()}
+    if kind == "npy":
+        return {"": array_frame(np.load(buf, allow_pickle=False))}
     sep = {"csv": ",", "tsv": "\t", "csv;": ";", "csv|": "|"}[kind]
     try:
         return {"": pd.read_csv(buf, sep=sep, engine="pyarrow")}
@@ -132,6 +142,23 @@ def read_table_bytes(data: bytes, kind: str) -> dict[str, pd.DataFrame]:
         # more, and if it also fails the caller treats the file as text.
         buf.seek(0)
         return {"": pd.read_csv(buf, sep=sep, engine="c", low_memory=False)}
+
+
+def array_frame(array: np.ndarray) -> pd.DataFrame:
+    """A 1-D or 2-D array (plain or structured) as a frame with numbered columns (a
+    row per record; more dimensions are flattened after the first). Object arrays are
+    refused (``ValueError``): they are pickles."""
+    if array.dtype.names:
+        return pd.DataFrame.from_records(array)
+    if array.dtype == object:
+        raise ValueError("an object array (a pickle) is not read")
+    if array.ndim == 0:
+        array = array.reshape(1, 1)
+    elif array.ndim == 1:
+        array = array.reshape(-1, 1)
+    elif array.ndim > 2:
+        array = array.reshape(array.shape[0], -1)
+    return pd.DataFrame(array, columns=[f"column_{i}" for i in range(array.shape[1])])
 
 
 def _flat_name(label: Any) -> str:
@@ -996,19 +1023,65 @@ def cell_summary(
 ) -> tuple[list[str], dict[str, dict[str, float]]] | None:
     """The key columns and count cells of an aggregate table (None for other tables):
     what the request-level differencing compares."""
+    summary = table_summary(frame, context)
+    if summary is None or not summary.counts:
+        return None
+    return summary.keys, summary.counts
+
+
+@dataclass
+class TableSummary:
+    """An aggregate table's cells, by value column and cell label (its key values,
+    normalised, joined with ``|``): counts, and sums of a source measure with the
+    largest single record's contribution to each cell (from the index, where the
+    table's grouping is one it holds)."""
+
+    keys: list[str]
+    counts: dict[str, dict[str, float]]
+    sums: dict[str, dict[str, float]] = field(default_factory=dict)
+    largest: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+def table_summary(frame: pd.DataFrame, context: CheckContext) -> TableSummary | None:
+    """The cells of an aggregate table that differencing compares (None for a table
+    that is not one): count columns, and value columns that are a source measure's
+    sums (by value, or by name when the table covers a subset of the records)."""
     table = _Table(frame, context, "")
     if not table.key_cols:
         return None
     table.resolve_source_cells()
-    counts = [c for c in table.count_cols if c not in table.key_cols]
-    if not counts:
-        return None
     labels = [
         "|".join(_label(v) for v in row)
         for row in table.frame[table.key_cols].itertuples(index=False, name=None)
     ]
-    cells: dict[str, dict[str, float]] = {}
-    for c in counts:
-        values = pd.to_numeric(table.frame[c], errors="coerce").to_numpy(dtype="float64")
-        cells[c] = {k: float(v) for k, v in zip(labels, values, strict=True) if np.isfinite(v)}
-    return list(table.key_cols), cells
+
+    def cells_of(column: str) -> dict[str, float]:
+        values = pd.to_numeric(table.frame[column], errors="coerce").to_numpy(dtype="float64")
+        return {k: float(v) for k, v in zip(labels, values, strict=True) if np.isfinite(v)}
+
+    counts = {c: cells_of(c) for c in table.count_cols if c not in table.key_cols}
+    sums: dict[str, dict[str, float]] = {}
+    largest: dict[str, dict[str, float]] = {}
+    for match in table.cell_matches:
+        source = match.source
+        named = {c: m for c, m, _dominance in table.measures(source)}
+        for c in table.numeric_cols:
+            if c in counts or c in table.key_cols or c in table.stat_cols or c in sums:
+                continue
+            kind, measure, t = match.values.get(c, ("", named.get(c, ""), None))
+            # A mean is no total; a column named for a measure is its sum unless it
+            # says otherwise (mean_kg, avg, median).
+            if kind == "mean" or not measure or (kind == "" and not _sum_like(c, measure)):
+                continue
+            sums[c] = cells_of(c)
+            stats = source.cell_stats(match.group, measure, match.keys, table=t)
+            top = stats["top1"].to_numpy(dtype="float64")
+            largest[c] = {k: float(v) for k, v in zip(labels, top, strict=True) if np.isfinite(v)}
+    if not counts and not sums:
+        return None
+    return TableSummary(list(table.key_cols), counts, sums, largest)
+
+
+def _sum_like(column: str, measure: str) -> bool:
+    rest = column.replace(measure, "").strip("_")
+    return not _has_word(rest, ("mean", "avg", "average", "median", "std", "sd", "min", "max"))

@@ -6,6 +6,7 @@ bounded repetition only, so a hostile megabyte-long line costs linear time.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterator, Sequence
 
@@ -26,6 +27,9 @@ PERSONAL_PATTERNS: dict[str, str] = {
     "phone number": (
         r"(\+|\b00)[1-9]\d{0,2}[ .-]?(\(\d{1,4}\)[ .-]?)?\d{1,4}([ .-]\d{2,5}){1,4}\b"
         r"|\(\d{3}\) ?\d{3}-\d{4}\b|\b\d{3}-\d{3}-\d{4}\b"
+        # National numbers written in groups: a trunk 0 then a non-zero digit (0161 496
+        # 0783, 07700 900123, 030-1234-5678); zero-padded ids have no such grouping.
+        r"|\b0[1-9]\d{1,3}[ -]\d{3,4}[ -]\d{3,4}\b|\b0[1-9]\d{3}[ -]\d{6}\b"
     ),
     "US social security number": r"\b\d{3}-\d{2}-\d{4}\b",
     "UK national insurance number": (
@@ -65,8 +69,9 @@ def residual_dofs(text: str) -> list[int]:
 
 
 def _ngram_blocks(text: str, longest: int, block_tokens: int = 50_000) -> Iterator[list[str]]:
-    """Distinct 1..``longest``-word phrases of ``text``, a block of tokens at a time, so
-    that memory stays bounded on long files."""
+    """Distinct 1..``longest``-word phrases of ``text`` (and each pair of words the other
+    way round), a block of tokens at a time, so that memory stays bounded on long
+    files."""
     tokens = [t.strip(".").lower() for t in _TOKEN.findall(text)]
     tokens = [t for t in tokens if t]
     for start in range(0, max(len(tokens), 1), block_tokens):
@@ -76,6 +81,9 @@ def _ngram_blocks(text: str, longest: int, block_tokens: int = 50_000) -> Iterat
         for n in range(1, longest + 1):
             for i in range(len(block) - n + 1):
                 grams.add(" ".join(block[i : i + n]))
+        if longest >= 2:
+            # Names are also written family name first ("Kowalski, Olga").
+            grams.update(f"{b} {a}" for a, b in itertools.pairwise(block))
         yield sorted(grams)
 
 

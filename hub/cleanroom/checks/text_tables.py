@@ -1,4 +1,5 @@
-"""Tables printed as text: ``print(df.head())``, ``value_counts()``, ``to_markdown()``.
+"""Tables printed as text: ``print(df.head())``, ``value_counts()``, ``to_markdown()``,
+``to_latex()``.
 
 A frame printed to a notebook's output or saved with ``to_string`` is as disclosive as
 the same frame saved as CSV, so blocks of text that line up in columns are parsed back
@@ -29,6 +30,12 @@ def tables_in_text(text: str) -> list[pd.DataFrame]:
     if len(text) > _MAX_TEXT:
         text = text[:_MAX_TEXT]
     frames = []
+    for found in _LATEX_TABLE.finditer(text):
+        latex = _latex_table(found.group(1))
+        if latex is not None:
+            frames.append(latex)
+    # What a LaTeX table held is read above; its lines are no fixed-width table.
+    text = _LATEX_TABLE.sub("\n\n", text)
     for block in re.split(r"\n\s*\n", text):
         lines = [ln.rstrip() for ln in block.splitlines() if ln.strip() and not _FOOTER.match(ln)]
         if len(lines) < 2 or len(lines) > _MAX_BLOCK_LINES:
@@ -85,6 +92,56 @@ def _fill_index_labels(frame: pd.DataFrame) -> pd.DataFrame:
         if series.isna().any() and series.notna().iloc[:1].all():
             frame[column] = series.ffill()
     return frame
+
+
+# A tabular environment (tabular, tabular*, tabularx, longtable), its body in group 1.
+_LATEX_TABLE = re.compile(
+    r"\\begin\{(?:tabular\*?|tabularx|longtable)\}(?:\{[^{}\n]{0,200}\}|\[[^\]\n]{0,50}\]){0,3}"
+    r"(.{0,2000000}?)\\end\{(?:tabular\*?|tabularx|longtable)\}",
+    re.DOTALL,
+)
+_LATEX_RULE = re.compile(
+    r"\\(?:toprule|midrule|bottomrule|hline|endhead|endfirsthead|endfoot|endlastfoot)\b"
+    r"|\\cline\{[^}]{0,20}\}|\\cmidrule(?:\([^)]{0,10}\))?\{[^}]{0,20}\}"
+)
+_LATEX_COMMAND = re.compile(r"\\(?:multicolumn|multirow)\{[^}]{0,20}\}\{[^}]{0,40}\}")
+_LATEX_ESCAPE = re.compile(r"\\([_%&$#{}])")
+
+
+def _latex_cell(cell: str) -> str:
+    cell = _LATEX_COMMAND.sub("", cell)
+    cell = re.sub(r"\\text\w{0,6}\{([^{}]{0,500})\}", r"\1", cell)
+    cell = _LATEX_ESCAPE.sub(r"\1", cell).replace("{", "").replace("}", "")
+    return cell.replace("\\textasciitilde", "~").strip()
+
+
+def _latex_table(body: str) -> pd.DataFrame | None:
+    """A LaTeX tabular (``df.to_latex()``) as a frame: rows end at ``\\``, cells
+    split at unescaped ``&``; rules dropped; the row of the index's name (pandas
+    writes it under the header) merged into the header; numbers converted."""
+    body = _LATEX_RULE.sub("\n", body)
+    rows = []
+    for line in re.split(r"\\\\(?:\[[^\]]{0,20}\])?", body):
+        if not line.strip():
+            continue
+        rows.append([_latex_cell(c) for c in re.split(r"(?<!\\)&", line)])
+    if len(rows) < 2:
+        return None
+    width = max(len(r) for r in rows)
+    header = rows[0] + [""] * (width - len(rows[0]))
+    data = [r + [""] * (width - len(r)) for r in rows[1:] if len(r) >= 2]
+    if data and data[0][0] and not any(data[0][1:]):
+        header[0] = data[0][0]
+        data = data[1:]
+    if not data:
+        return None
+    columns = [h or f"column_{i}" for i, h in enumerate(header)]
+    frame = pd.DataFrame(data, columns=columns).loc[:, lambda f: ~f.columns.duplicated()]
+    for column in frame.columns:
+        converted = pd.to_numeric(frame[column].str.replace(",", ""), errors="coerce")
+        if converted.notna().all():
+            frame[column] = converted
+    return frame if frame.shape[1] >= 2 else None
 
 
 def _markdown_table(lines: list[str]) -> pd.DataFrame | None:
