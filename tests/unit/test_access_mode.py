@@ -22,7 +22,6 @@ from cleanroom.registry.governance import Governance
 
 from tests.people import Authenticator, in_standing, personal_token
 
-
 APP = Authenticator()
 
 
