@@ -35,9 +35,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import cleanroom.workspace.viewer as viewers
 import docker
 from cleanroom.settings import image_repository
-from cleanroom.workspace import viewer as viewers
 
 from benchmarks.stats import summary
 from tests.viewer.rfb import RFBClient
