@@ -262,6 +262,8 @@ class Hub:
                     f"cleanroom.instance={INSTANCE}",
                     f"cleanroom.user={user}",
                     f"cleanroom.project={project}",
+                    # A restricted session's viewer carries the same user and project.
+                    "cleanroom.kind=workspace",
                 ]
             }
         )

@@ -207,6 +207,10 @@ RECIPES: dict[str, tuple[str, Callable[[Governance, Path], Any]]] = {
         "project.end_date",
         lambda g, _: g.set_project_end("defects", NEXT_YEAR, actor="olga"),
     ),
+    "set_access_mode": (
+        "project.access_mode",
+        lambda g, _: g.set_access_mode("defects", "restricted", actor="olga"),
+    ),
     "set_member_end": (
         "member.end_date",
         lambda g, _: g.set_member_end("defects", "alice", NEXT_YEAR, actor="olga"),

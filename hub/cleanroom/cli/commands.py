@@ -139,6 +139,31 @@ def projects_end(args: argparse.Namespace, reg: Registry) -> None:
     _out(args, p, f"project {p.name} ends {p.ends_on or 'never'}")
 
 
+def projects_mode(args: argparse.Namespace, reg: Registry) -> None:
+    Governance(reg).set_access_mode(args.name, args.mode, actor=decider_of(args))
+    p = reg.get_project(args.name)
+    _out(
+        args,
+        p,
+        f"project {p.name} runs in {p.access_mode} mode (from each workspace's next start)",
+    )
+
+
+def add_mode_verb(projects: Any, verb: Callable[..., Any]) -> None:
+    """``projects mode NAME standard|restricted``: how workspaces reach the researcher."""
+    from cleanroom.registry.access import ACCESS_MODES
+
+    p = verb(
+        projects,
+        "mode",
+        "set a project's access mode (restricted: only pixels reach the researcher)",
+        projects_mode,
+    )
+    p.add_argument("name")
+    p.add_argument("mode", choices=ACCESS_MODES)
+    add_credential(p)
+
+
 def members_end(args: argparse.Namespace, reg: Registry) -> None:
     ends = _end_date(args)
     Governance(reg).set_member_end(args.project, args.user, ends, actor=decider_of(args))

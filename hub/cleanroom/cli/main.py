@@ -120,6 +120,7 @@ def projects_show(args: argparse.Namespace, reg: Registry) -> None:
                 f"project:  {p.name} ({p.status})",
                 f"title:    {p.title}",
                 f"tier:     {p.quota_tier}",
+                f"mode:     {p.access_mode}",
                 f"ends on:  {p.ends_on or '-'}",
                 f"members:  {', '.join(p.members) or '-'}",
                 f"images:   {', '.join(p.images)}",
@@ -394,6 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = verb(members, "list", "list a project's members", members_list)
     p.add_argument("project")
     ops.add_end_verbs(projects, members, verb)
+    ops.add_mode_verb(projects, verb)
 
     datasets = verb(verbs, "datasets", "manage the data library").add_subparsers(
         dest="action", required=True, metavar="ACTION"

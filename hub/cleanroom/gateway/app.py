@@ -151,9 +151,21 @@ class Gateway:
             reply = await self.client.fetch(request, raise_error=False)
         except OSError:
             return False
-        return reply.code < 500 and proof.is_valid(
-            backend.secret, nonce, reply.headers.get(proof.PROOF_HEADER)
-        )
+        if not (
+            reply.code < 500
+            and proof.is_valid(backend.secret, nonce, reply.headers.get(proof.PROOF_HEADER))
+        ):
+            return False
+        if backend.viewer:
+            # Restricted mode: ready once the viewer serves its page too.
+            try:
+                page = await self.client.fetch(
+                    f"{backend.viewer}/index.html", raise_error=False, request_timeout=5
+                )
+            except OSError:
+                return False
+            return page.code == 200
+        return True
 
 
 # -- the internal API -------------------------------------------------------------

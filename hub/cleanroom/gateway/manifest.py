@@ -10,6 +10,7 @@ it; a file it writes anywhere has another owner and another hash.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -17,13 +18,16 @@ from typing import Any
 
 _SCRIPT = r"""
 import hashlib, json, os, stat, sys
-roots = [os.path.join(sys.prefix, "share", "jupyter"), "/usr/share/jupyter",
-         "/usr/local/share/jupyter"]
-try:
-    import jupyter_server
-    roots.append(os.path.join(os.path.dirname(jupyter_server.__file__), "static"))
-except Exception:
-    pass
+if len(sys.argv) > 1:
+    roots = json.loads(sys.argv[1])
+else:
+    roots = [os.path.join(sys.prefix, "share", "jupyter"), "/usr/share/jupyter",
+             "/usr/local/share/jupyter"]
+    try:
+        import jupyter_server
+        roots.append(os.path.join(os.path.dirname(jupyter_server.__file__), "static"))
+    except Exception:
+        pass
 hashes = set()
 for root in roots:
     for folder, _, files in os.walk(root):
@@ -40,16 +44,25 @@ print(json.dumps(sorted(hashes)))
 """
 
 
-def manifest_for(engine: Any, image: str, folder: Path) -> list[str]:
-    """The sha256 digests of ``image``'s root-owned static files (cached by image id)."""
+def manifest_for(
+    engine: Any, image: str, folder: Path, roots: tuple[str, ...] | None = None
+) -> list[str]:
+    """The sha256 digests of ``image``'s root-owned static files (cached by image id).
+
+    ``roots``: the folders to hash (default: Jupyter's data and static folders; the
+    restricted mode's viewer passes its page's folders).
+    """
     image_id = engine.images.get(image).id.replace("sha256:", "")
     folder.mkdir(parents=True, exist_ok=True)
-    cached = folder / f"{image_id}.json"
+    suffix = ""
+    if roots is not None:
+        suffix = "-" + hashlib.sha256(json.dumps(list(roots)).encode()).hexdigest()[:8]
+    cached = folder / f"{image_id}{suffix}.json"
     if cached.exists():
         return list(json.loads(cached.read_text()))
     out = engine.containers.run(
         image,
-        ["python3", "-c", _SCRIPT],
+        ["python3", "-c", _SCRIPT, *([] if roots is None else [json.dumps(list(roots))])],
         user="0",
         network_mode="none",
         remove=True,

@@ -26,7 +26,7 @@ from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.iostream import StreamClosedError
 from tornado.websocket import WebSocketClosedError, WebSocketHandler, websocket_connect
 
-from cleanroom.gateway import content, metrics, pages, proof
+from cleanroom.gateway import content, metrics, pages, proof, viewer
 from cleanroom.gateway.messages import KernelRules, dumps
 from cleanroom.gateway.policy import Route
 from cleanroom.gateway.routes import Backend
@@ -111,6 +111,8 @@ class WorkspaceHandler(HubOAuthenticated, WebSocketHandler):
         self.upstream: Any = None
         self.kernel_rules: KernelRules | None = None
         self.noticed: set[str] = set()
+        # Restricted mode: the viewer's path for this request (None: not a viewer route).
+        self.viewer_path: str | None = None
 
     # tornado's own XSRF check is not used: see _check_csrf.
     def check_xsrf_cookie(self) -> None:
@@ -189,6 +191,10 @@ class WorkspaceHandler(HubOAuthenticated, WebSocketHandler):
                 "your projects page.",
             )
         upgrade = self.request.headers.get("Upgrade", "").lower() == "websocket"
+        if self.backend.viewer:
+            self._admit_restricted(upgrade)
+            if self.viewer_path is not None:
+                return
         self.route = self.gw.policy.route_for(self.request.method or "GET", self.rest)
         if self.route is None or (upgrade and not self.route.websocket):
             raise Refused(
@@ -196,6 +202,27 @@ class WorkspaceHandler(HubOAuthenticated, WebSocketHandler):
                 "not_allowed",
                 f"{self.request.method} {self.rest or '/'} is not a route the clean room allows.",
             )
+
+    def _admit_restricted(self, upgrade: bool) -> None:
+        """Restricted mode: the viewer's page and stream only (cleanroom.gateway.viewer);
+        everything else is refused, but for the hub's health check with the server's
+        own token (``GET api``), which then goes on like any request."""
+        assert self.backend is not None
+        method = self.request.method or "GET"
+        self.viewer_path = viewer.upstream_path(method, self.rest, upgrade)
+        if self.viewer_path is not None:
+            self.kind = "viewer"
+            return
+        health = method == "GET" and self.rest == "api" and not upgrade
+        if health and viewer.is_server_token(
+            self.request.headers.get("Authorization", ""), self.backend.token
+        ):
+            return
+        raise Refused(
+            403,
+            "restricted",
+            viewer.RESTRICTED_MESSAGE.format(owner=self.owner, server=self.server),
+        )
 
     def _check_csrf(self) -> None:
         """Writes in a browser (cookie) session must come from our own pages."""
@@ -224,7 +251,10 @@ class WorkspaceHandler(HubOAuthenticated, WebSocketHandler):
         if self._finished:
             return
         if self.request.headers.get("Upgrade", "").lower() == "websocket":
-            await self._open_websocket()
+            if self.viewer_path is not None:
+                await self._open_viewer_websocket()
+            else:
+                await self._open_websocket()
         else:
             await self._proxy()
 
@@ -259,9 +289,54 @@ class WorkspaceHandler(HubOAuthenticated, WebSocketHandler):
         if self._finished:
             return
         try:
-            await self._forward()
+            if self.viewer_path is not None:
+                await self._forward_viewer()
+            else:
+                await self._forward()
         except Refused as exc:
             self.refuse(exc)
+
+    async def _forward_viewer(self) -> None:
+        """A file of the viewer's page, only if it is a root-owned file of the viewer image."""
+        assert self.backend is not None and self.viewer_path is not None
+        user, project = self.owner, self.server
+        if self.viewer_path == "":
+            target = viewer.page_url(user, project)
+            self.gw.budgets.force(user, project, len(target), "viewer")
+            metrics.BYTES.labels(user, project, "viewer").inc(len(target))
+            self.redirect(target)
+            return
+        request = HTTPRequest(
+            self.backend.viewer + self.viewer_path,
+            method="GET",
+            follow_redirects=False,
+            request_timeout=30,
+        )
+        try:
+            reply = await self.gw.client.fetch(request, raise_error=False)
+        except (OSError, StreamClosedError, HTTPClientError) as exc:
+            raise Refused(502, "backend", f"The viewer did not answer ({exc}).") from exc
+        if reply.code == 599:
+            raise Refused(502, "backend", f"The viewer did not answer ({reply.error}).")
+        data = reply.body or b""
+        if reply.code != 200:
+            raise Refused(404, "not_allowed", f"{self.rest} is not a file of the viewer.")
+        if hashlib.sha256(data).hexdigest() not in self.gw.routes.viewer_manifest(user, project):
+            raise Refused(
+                403, "content", f"{self.rest} is not a file of the viewer image; not sent."
+            )
+        # Bytes of the image's own files: accounted as exempt, like JupyterLab's bundles.
+        self.gw.budgets.exempt(user, project, len(data))
+        metrics.EXEMPT_BYTES.labels(user, project).inc(len(data))
+        self.clear()
+        self.set_status(200)
+        self.set_header("Content-Type", viewer.content_type(self.viewer_path))
+        self.set_header("Cache-Control", "no-cache")
+        self._security_headers()
+        self.set_header("Permissions-Policy", viewer.PERMISSIONS_POLICY)
+        if self.request.method != "HEAD":
+            self.write(data)
+        self.finish()
 
     async def _forward(self) -> None:
         assert self.backend is not None
@@ -392,6 +467,9 @@ class WorkspaceHandler(HubOAuthenticated, WebSocketHandler):
 
     # -- websockets ----------------------------------------------------------------
     def select_subprotocol(self, subprotocols: list[str]) -> str | None:
+        if self.viewer_path is not None:
+            # noVNC asks for websockify's "binary": the VNC stream is not Jupyter's.
+            return "binary" if "binary" in subprotocols else None
         # No subprotocol: the server (and so the browser) speaks Jupyter's JSON protocol,
         # which the gateway reads; v1.kernel.websocket.jupyter.org is never chosen.
         return None
@@ -420,8 +498,54 @@ class WorkspaceHandler(HubOAuthenticated, WebSocketHandler):
             )
         await WebSocketHandler.get(self)
 
+    async def _open_viewer_websocket(self) -> None:
+        """The VNC stream of a restricted session (websockify in the viewer)."""
+        assert self.backend is not None and self.viewer_path is not None
+        url = "ws" + self.backend.viewer[len("http") :] + self.viewer_path
+        try:
+            self.upstream = await websocket_connect(
+                HTTPRequest(url, request_timeout=30),
+                subprotocols=["binary"],
+                max_message_size=self.gw.policy.http.max_response_bytes,
+            )
+        except (OSError, StreamClosedError, HTTPClientError) as exc:
+            self.refuse(Refused(502, "backend", f"The viewer did not accept ({exc})."))
+            return
+        await WebSocketHandler.get(self)
+
     def open(self, *args: str) -> None:
+        if self.viewer_path is not None:
+            self.gw.spawn(self._pump_viewer())
+            return
         self.gw.spawn(self._pump())
+
+    async def _pump_viewer(self) -> None:
+        """VNC frames towards the browser: each counted (kind ``viewer``) against the
+        budget and rate-limited like kernel output; when the budget is spent the stream
+        closes (a notice cannot be drawn into a binary stream)."""
+        bucket = self.gw.bucket(self.owner, self.server)
+        user, project, budgets = self.owner, self.server, self.gw.budgets
+        try:
+            while True:
+                message = await self.upstream.read_message()
+                if message is None:
+                    break
+                data = message if isinstance(message, bytes) else message.encode()
+                if not budgets.spend(user, project, len(data), "viewer"):
+                    self._withhold("budget")
+                    self.close(4429, "the egress budget is spent")
+                    break
+                metrics.BYTES.labels(user, project, "viewer").inc(len(data))
+                metrics.REMAINING.labels(user, project).set(budgets.remaining(user, project))
+                await bucket.take(len(data))
+                await self.write_message(data, binary=True)
+        except (WebSocketClosedError, StreamClosedError):
+            pass
+        except Exception:
+            log.exception("viewer stream of %s/%s failed", self.owner, self.server)
+        finally:
+            if self.ws_connection is not None:
+                self.close()
 
     def on_message(self, message: str | bytes) -> None:
         if self.upstream is None:

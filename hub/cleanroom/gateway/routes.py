@@ -22,7 +22,12 @@ _TARGET = re.compile(r"^http://\d{1,3}(\.\d{1,3}){3}:\d{1,5}$")
 
 @dataclass
 class Backend:
-    """One workspace server: its address, the token the gateway uses, its proof secret."""
+    """One workspace server: its address, the token the gateway uses, its proof secret.
+
+    ``viewer`` (restricted mode, ``cleanroom.gateway.viewer``): the address of the
+    session's viewer; the researcher then reaches only its page and VNC stream, whose
+    static files must hash to ``viewer_manifest``.
+    """
 
     owner: str
     server: str
@@ -30,6 +35,8 @@ class Backend:
     token: str
     secret: str
     manifest: list[str] = field(default_factory=list)
+    viewer: str = ""
+    viewer_manifest: list[str] = field(default_factory=list)
 
     @property
     def prefix(self) -> str:
@@ -50,10 +57,15 @@ def backend_from(owner: str, server: str, body: Any) -> Backend:
         if not isinstance(value, str) or len(value) < 16:
             raise InvalidInput(f"{name} must be a string of at least 16 characters")
     manifest = body.get("manifest", [])
-    if not isinstance(manifest, list) or any(not isinstance(h, str) for h in manifest):
-        raise InvalidInput("manifest must be a list of sha256 hex digests")
+    viewer_manifest = body.get("viewer_manifest", [])
+    for name, value in (("manifest", manifest), ("viewer_manifest", viewer_manifest)):
+        if not isinstance(value, list) or any(not isinstance(h, str) for h in value):
+            raise InvalidInput(f"{name} must be a list of sha256 hex digests")
+    viewer = body.get("viewer", "")
+    if viewer != "" and (not isinstance(viewer, str) or not _TARGET.match(viewer)):
+        raise InvalidInput(f"viewer {viewer!r} must be http://<IPv4>:<port> (or absent)")
     assert isinstance(token, str) and isinstance(secret, str)
-    return Backend(owner, server, target, token, secret, manifest)
+    return Backend(owner, server, target, token, secret, manifest, viewer, viewer_manifest)
 
 
 class RouteTable:
@@ -63,6 +75,7 @@ class RouteTable:
         self.path = path
         self.routes: dict[tuple[str, str], Backend] = {}
         self.manifests: dict[tuple[str, str], frozenset[str]] = {}
+        self.viewer_manifests: dict[tuple[str, str], frozenset[str]] = {}
         if path is not None and path.exists():
             for item in json.loads(path.read_text() or "[]"):
                 b = Backend(**item)
@@ -72,6 +85,7 @@ class RouteTable:
         key = (backend.owner, backend.server)
         self.routes[key] = backend
         self.manifests[key] = frozenset(backend.manifest)
+        self.viewer_manifests[key] = frozenset(backend.viewer_manifest)
 
     def get(self, owner: str, server: str) -> Backend | None:
         """The backend of ``owner``'s ``server``, or None."""
@@ -80,6 +94,10 @@ class RouteTable:
     def manifest(self, owner: str, server: str) -> frozenset[str]:
         """Hashes of the image's root-owned static files for this server."""
         return self.manifests.get((owner, server), frozenset())
+
+    def viewer_manifest(self, owner: str, server: str) -> frozenset[str]:
+        """Hashes of the viewer image's root-owned page files (restricted mode)."""
+        return self.viewer_manifests.get((owner, server), frozenset())
 
     def put(self, backend: Backend) -> None:
         """Add or replace a route and save."""
@@ -90,6 +108,7 @@ class RouteTable:
         """Drop a route and save; False when there was none."""
         found = self.routes.pop((owner, server), None)
         self.manifests.pop((owner, server), None)
+        self.viewer_manifests.pop((owner, server), None)
         self.save()
         return found is not None
 

@@ -46,18 +46,24 @@ from cleanroom import paths
 from cleanroom.images import wheels
 from cleanroom.settings import image_repository
 
-IMAGE_NAMES = ("base", "notebook", "pytorch", "pytorch-cuda")
+IMAGE_NAMES = ("base", "notebook", "pytorch", "pytorch-cuda", "viewer")
 PARENTS: dict[str, str | None] = {
     "base": None,
     "notebook": "base",
     "pytorch": "notebook",
     # Not on pytorch: its CPU torch would stay in a layer below the CUDA one for good.
     "pytorch-cuda": "notebook",
+    # The restricted mode's viewer (Chromium, Xvfb, x11vnc, noVNC: docs/restricted-mode.md).
+    "viewer": "base",
 }
 # Built only when named: pytorch-cuda is 6.6 GB and installs 2.9 GB of wheels that
-# only some machines hold; CI and `make up` build the others.
-OPT_IN_IMAGES = frozenset({"pytorch-cuda"})
+# only some machines hold; the viewer (about 500 MB of Debian packages) only where a
+# project runs in restricted mode. CI and `make up` build the others.
+OPT_IN_IMAGES = frozenset({"pytorch-cuda", "viewer"})
 DEFAULT_IMAGES = tuple(name for name in IMAGE_NAMES if name not in OPT_IN_IMAGES)
+# Images that are not workspaces: no project may allow them as its workspace image.
+SERVICE_IMAGES = frozenset({"viewer"})
+WORKSPACE_IMAGES = tuple(name for name in IMAGE_NAMES if name not in SERVICE_IMAGES)
 # Wheels an image must find on disk: without them the build refuses to start rather
 # than let pip fetch gigabytes from an index (the others may come from the index).
 REQUIRED_LOCAL_WHEELS: dict[str, frozenset[str]] = {"pytorch-cuda": frozenset({"torch"})}
@@ -332,6 +338,9 @@ class _Planner:
             where = ", ".join(dict.fromkeys(str(s) for s in sources)) or "(no local folder)"
             plan.hashed["missing_wheels"] = " ".join(plan.missing)
             plan.hashed["looked_in"] = where
+
+    def _add_viewer_inputs(self, plan: _Plan) -> None:
+        """Only Debian packages and the files of ``images/viewer/``: nothing to add."""
 
     def _add_pip_ca(self, plan: _Plan) -> None:
         bundle = _pip_ca_bundle()

@@ -56,11 +56,12 @@ def check_tier(name: str) -> None:
 
 
 def check_known_image(name: str) -> None:
-    """Refuse an image name the image build does not define, naming those it does."""
-    from cleanroom.images.build import IMAGE_NAMES
+    """Refuse an image name the image build does not define as a workspace image (the
+    viewer is a service of the restricted mode), naming those it does."""
+    from cleanroom.images.build import WORKSPACE_IMAGES
 
-    if name not in IMAGE_NAMES:
-        raise InvalidInput(f"unknown image {name!r}; known: {', '.join(IMAGE_NAMES)}")
+    if name not in WORKSPACE_IMAGES:
+        raise InvalidInput(f"unknown image {name!r}; known: {', '.join(WORKSPACE_IMAGES)}")
 
 
 def check_images_usable(s: Session, images: tuple[str, ...] | list[str]) -> None:

@@ -211,6 +211,23 @@ class RegistryDatabase:
             self._build_journal_head()
         if "dataset_approvals" not in existing:
             self._grandfather_dataset_links()
+        if "projects" in existing:
+            self._add_access_mode_column()
+
+    def _add_access_mode_column(self) -> None:
+        """Upgrade step, run when ``projects`` lacks ``access_mode`` (restricted mode).
+
+        Not journaled: it changes no project's meaning, since every project before it
+        ran in the standard mode, which is the column's default.
+        """
+        columns = {c["name"] for c in inspect(self.engine).get_columns("projects")}
+        if "access_mode" in columns:
+            return
+        with self.engine.begin() as conn:
+            conn.exec_driver_sql(
+                "ALTER TABLE projects ADD COLUMN access_mode VARCHAR(20) "
+                "NOT NULL DEFAULT 'standard'"
+            )
 
     def _build_journal_head(self) -> None:
         """Upgrade step, run once when the journal's head record is introduced.

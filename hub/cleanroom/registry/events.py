@@ -108,6 +108,19 @@ class ProjectEndSet(JournalEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ProjectAccessModeSet(JournalEvent):
+    """A project's access mode changed from ``before`` to ``after`` (``standard``:
+    JupyterLab in the researcher's browser; ``restricted``: only pixels, through the
+    viewer). Running workspaces keep their mode until they restart."""
+
+    kind = "project.access_mode"
+    subject_template = "project:{project}"
+    project: str
+    before: str
+    after: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class ProjectImageAllowed(JournalEvent):
     """A project's workspaces may now run ``image``."""
 

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from cleanroom import paths
 from cleanroom.errors import Conflict, Forbidden, InvalidInput, NotFound
 from cleanroom.registry import events, journal, names
+from cleanroom.registry.access import check_access_mode
 from cleanroom.registry.backbone import (
     BackboneWrites,
     actor_name,
@@ -410,6 +411,19 @@ class Governance(BackboneWrites):
             p.ends_on = ends_on
             tx.journal(
                 events.ProjectEndSet(actor=actor, project=project, before=before, after=ends_on)
+            )
+
+    def set_access_mode(self, project: str, mode: str, *, actor: str) -> None:
+        """Set a project's access mode (``standard`` or ``restricted``); effective at each
+        workspace's next start (see cleanroom.registry.access)."""
+        actor = self._decider(actor, "operator", "change access modes")
+        check_access_mode(mode)
+        with self.db.write() as tx:
+            p = self._project(tx.session, project)
+            before = p.access_mode or "standard"
+            p.access_mode = mode
+            tx.journal(
+                events.ProjectAccessModeSet(actor=actor, project=project, before=before, after=mode)
             )
 
     def set_member_end(self, project: str, user: str, ends_on: date | None, *, actor: str) -> None:

@@ -71,6 +71,9 @@ class Project(Base):
     title: Mapped[str] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(20), default="approved")
     quota_tier: Mapped[str] = mapped_column(String(40), default="standard")
+    # How the workspace reaches the researcher: "standard" (JupyterLab in their browser)
+    # or "restricted" (only pixels, through the viewer; cleanroom.registry.access).
+    access_mode: Mapped[str] = mapped_column(String(20), default="standard")
     ends_on: Mapped[date | None] = mapped_column(Date)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     created_by: Mapped[str] = mapped_column(String(32), default="")

@@ -64,6 +64,7 @@ class ProjectInfo:
     members: tuple[str, ...] = ()
     images: tuple[str, ...] = ()
     datasets: tuple[DatasetMount, ...] = ()
+    access_mode: str = "standard"
 
     def is_open(self, today: date | None = None) -> bool:
         """Approved and not past its end date."""
@@ -291,6 +292,7 @@ class Registry:
             status=p.status,
             quota_tier=p.quota_tier,
             ends_on=p.ends_on,
+            access_mode=p.access_mode or "standard",
             members=tuple(sorted(m.user_name for m in p.memberships)),
             images=tuple(i.image for i in p.images),
             datasets=tuple(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import docker
 from docker.errors import APIError, NotFound
 from docker.models.containers import Container
@@ -28,12 +30,29 @@ def workspace_containers(
 
 
 def stop_workspace_containers(user: str, project: str, instance: str = "main") -> int:
-    """Stop (and so remove) every container of ``user`` on ``project``; how many."""
+    """Stop (and so remove) every workspace container of ``user`` on ``project``, and the
+    restricted mode's viewers of that session; how many workspaces."""
     stopped = 0
-    for container in workspace_containers(user, project, instance):
+    engine = docker.from_env()
+    for container in workspace_containers(user, project, instance, client=engine):
         try:
             container.stop(timeout=5)
             stopped += 1
         except (NotFound, APIError):
             continue
+    viewers = engine.containers.list(
+        all=True,
+        filters={
+            "label": [
+                f"{LABEL_KIND}=viewer",
+                f"{LABEL_INSTANCE}={instance}",
+                f"{LABEL_USER}={user}",
+                f"{LABEL_PROJECT}={project}",
+            ]
+        },
+    )
+    for container in viewers:
+        # Without its workspace a viewer shows nothing; it goes too.
+        with contextlib.suppress(NotFound, APIError):
+            container.remove(force=True)
     return stopped

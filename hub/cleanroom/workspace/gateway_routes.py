@@ -21,6 +21,7 @@ from cleanroom.errors import CleanroomError
 from cleanroom.gateway import client, proof
 from cleanroom.gateway.hub_config import SERVER_PORT
 from cleanroom.gateway.manifest import manifest_for
+from cleanroom.gateway.viewer import MANIFEST_ROOTS
 
 __all__ = ["SERVER_PORT", "new_secret", "public_address", "register", "unregister"]
 
@@ -42,27 +43,36 @@ def _path(spawner: Any) -> str:
     return f"/api/routes/{spawner.user.name}/{spawner.name}"
 
 
-async def register(spawner: Any, ip: str, port: int) -> None:
-    """Register the started server with the gateway and wait until it answers there."""
+async def register(
+    spawner: Any, ip: str, port: int, *, viewer: str = "", viewer_image: str = ""
+) -> None:
+    """Register the started server with the gateway and wait until it answers there.
+
+    ``viewer`` (restricted mode): the address of the session's viewer; the gateway then
+    sends the researcher only the viewer's page (files of ``viewer_image``'s manifest)
+    and VNC stream, and waits for the viewer too before the route counts as ready.
+    """
     loop = asyncio.get_running_loop()
+    folder = paths.state_dir() / "manifests"
     try:
-        manifest = await loop.run_in_executor(
-            None, manifest_for, _engine(), spawner.image, paths.state_dir() / "manifests"
-        )
+        manifest = await loop.run_in_executor(None, manifest_for, _engine(), spawner.image, folder)
     except (docker.errors.DockerException, ValueError) as exc:
         # No manifest: every static byte counts against the budget (fail closed).
         spawner.log.warning("No static manifest for %s: %s", spawner.image, exc)
         manifest = []
-    await client.call(
-        "PUT",
-        _path(spawner),
-        {
-            "target": f"http://{ip}:{port}",
-            "token": spawner.api_token,
-            "secret": spawner.server_secret,
-            "manifest": manifest,
-        },
-    )
+    body: dict[str, Any] = {
+        "target": f"http://{ip}:{port}",
+        "token": spawner.api_token,
+        "secret": spawner.server_secret,
+        "manifest": manifest,
+    }
+    if viewer:
+        # Without it the viewer's page is refused (fail closed): no fallback here.
+        body["viewer"] = viewer
+        body["viewer_manifest"] = await loop.run_in_executor(
+            None, manifest_for, _engine(), viewer_image, folder, MANIFEST_ROOTS
+        )
+    await client.call("PUT", _path(spawner), body)
     deadline = loop.time() + spawner.http_timeout
     checks = 0
     while loop.time() < deadline:

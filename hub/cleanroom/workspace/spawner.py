@@ -28,9 +28,19 @@ from cleanroom.isolation.firewall import HostFirewall
 from cleanroom.isolation.networks import ProjectNetwork, ProjectNetworks
 from cleanroom.lifecycle.keys import Keyring
 from cleanroom.registry import ProjectInfo, Registry, shared_registry
+from cleanroom.registry.access import is_restricted
 from cleanroom.registry.people import shared_people
 from cleanroom.settings import image_repository
-from cleanroom.workspace import culling, gateway_routes, health, oom, quotas, spec, storage_quota
+from cleanroom.workspace import (
+    culling,
+    gateway_routes,
+    health,
+    oom,
+    quotas,
+    spec,
+    storage_quota,
+    viewer,
+)
 from cleanroom.workspace.containers import workspace_containers
 from cleanroom.workspace.folders import WORKSPACE_HOME, WorkspaceFolders
 from cleanroom.workspace.labels import (
@@ -225,6 +235,43 @@ class CleanroomSpawner(DockerSpawner):
         8004, help="Port of the gateway's internal API on 127.0.0.1 (route registration)."
     ).tag(config=True)
 
+    viewer_image = Unicode(
+        help="""Image of the restricted mode's viewer (Chromium, Xvfb, x11vnc, noVNC), one
+        container per workspace session of a restricted project. Default:
+        ``<image_repository>viewer:latest`` (built by ``cleanroom images build viewer``).""",
+    ).tag(config=True)
+
+    @default("viewer_image")
+    def _default_viewer_image(self) -> str:
+        return f"{self.image_repository}viewer:latest"
+
+    viewer_network_pool = Unicode(
+        viewer.DEFAULT_LINK_POOL,
+        help="""Address pool of the restricted mode's link networks (one internal /29 per
+        session joins a workspace and its viewer). It must not overlap network_pool.""",
+    ).tag(config=True)
+
+    viewer_geometry = Unicode(
+        viewer.DEFAULT_GEOMETRY,
+        help="Size of the viewer's virtual screen (WIDTHxHEIGHT) in restricted mode.",
+    ).tag(config=True)
+
+    viewer_memory = Integer(
+        viewer.DEFAULT_MEMORY_BYTES,
+        help="""Memory limit of each viewer container in bytes (swap included): Chromium
+        with JupyterLab, the virtual screen and its tmpfs.""",
+    ).tag(config=True)
+
+    @validate("viewer_geometry")
+    def _valid_geometry(self, proposal: Any) -> str:
+        return viewer.check_geometry(proposal.value)
+
+    @validate("viewer_memory")
+    def _enough_memory(self, proposal: Any) -> int:
+        if proposal.value < 256 * 1024**2:
+            raise ValueError("CleanroomSpawner.viewer_memory must be at least 256 MiB")
+        return int(proposal.value)
+
     @default("registry_url")
     def _default_registry_url(self) -> str:
         return paths.registry_url()
@@ -303,7 +350,15 @@ class CleanroomSpawner(DockerSpawner):
         async with _start_queue(self.start_slots()):
             await super().start_object()
             ip, port = await self.get_ip_and_port()
-            if self.gateway_url:
+            if self.gateway_url and getattr(self, "_restricted", False):
+                # Restricted mode: the session's viewer, then a route to it alone.
+                session = await asyncio.get_running_loop().run_in_executor(
+                    None, self._start_viewer, port
+                )
+                await gateway_routes.register(
+                    self, ip, port, viewer=session.target, viewer_image=self.viewer_image
+                )
+            elif self.gateway_url:
                 # The firewall lets only the gateway reach the server: register the
                 # route, then wait until the real server answers through the gateway.
                 await gateway_routes.register(self, ip, port)
@@ -349,6 +404,7 @@ class CleanroomSpawner(DockerSpawner):
         self._choose_image(plan)
         try:
             await asyncio.get_running_loop().run_in_executor(None, self._check_image, tier)
+            await asyncio.get_running_loop().run_in_executor(None, self._check_restricted, plan)
         except CleanroomError as exc:
             self.log.warning("Refused workspace %s/%s: %s", self.user.name, project, exc)
             metrics.SPAWN_REFUSALS.labels(metrics.refusal_reason(exc)).inc()
@@ -356,6 +412,8 @@ class CleanroomSpawner(DockerSpawner):
         self._network = network
         self._plan = plan
         self._tier = tier
+        # Decided at every start from the registry (cleanroom.registry.access).
+        self._restricted = is_restricted(plan)
         self._oom_seen = 0
         self._health = None
         workspace = spec.WorkspacePlan(
@@ -489,6 +547,50 @@ class CleanroomSpawner(DockerSpawner):
     def _check_image(self, tier: quotas.QuotaTier) -> None:
         check_image_for_tier(_engine(), self.image, self._image_name(), tier)
 
+    def _check_restricted(self, plan: ProjectInfo) -> None:
+        """A restricted project needs the gateway and the viewer image (fail closed)."""
+        if not is_restricted(plan):
+            return
+        if not self.gateway_url:
+            raise CleanroomError(
+                f"project {plan.name!r} runs in restricted mode, which needs the egress "
+                "gateway (CleanroomSpawner.gateway_url)"
+            )
+        try:
+            _engine().images.get(self.viewer_image)
+        except docker.errors.ImageNotFound as exc:
+            raise NotFound(
+                f"project {plan.name!r} runs in restricted mode and the viewer image "
+                f"{self.viewer_image!r} is not built here (cleanroom images build viewer)"
+            ) from exc
+
+    @property
+    def viewers(self) -> viewer.Viewers:
+        """The restricted mode's viewers of this deployment."""
+        return viewer.Viewers(_engine(), instance=self.instance, pool=self.viewer_network_pool)
+
+    def _start_viewer(self, port: int) -> viewer.ViewerSession:
+        """Join the workspace and a new viewer on the session's link network."""
+        viewers = self.viewers
+        network = viewers.link_network(self.user.name, self.name)
+        workspace_ip = viewers.connect_workspace(network, self.container_id)
+        base = self.server.base_url if self.server is not None else f"/user/{self.user.name}/"
+        lab_url, ready_url = viewer.lab_urls(workspace_ip, port, base, self.api_token)
+        config = (network.attrs.get("IPAM") or {}).get("Config") or [{}]
+        plan = viewer.ViewerPlan(
+            user=self.user.name,
+            project=self.name,
+            instance=self.instance,
+            image=self.viewer_image,
+            network=network.name,
+            dns=str(config[0].get("Gateway", "")),
+            lab_url=lab_url,
+            ready_url=ready_url,
+            geometry=self.viewer_geometry,
+            memory_bytes=self.viewer_memory,
+        )
+        return viewers.start(plan)
+
     def _image_name(self) -> str:
         for name, tag in self.allowed_images.items():
             if tag == self.image:
@@ -536,6 +638,10 @@ class CleanroomSpawner(DockerSpawner):
         await super().stop(now=now)
         if self.gateway_url:
             await gateway_routes.unregister(self)
+            # Whatever the mode was: a viewer left of this session must not outlive it.
+            await asyncio.get_running_loop().run_in_executor(
+                None, self.viewers.stop, self.user.name, self.name
+            )
         work = self.folders.work_filesystem(self.name, self.user.name)
         try:
             await asyncio.get_running_loop().run_in_executor(
@@ -654,6 +760,8 @@ class CleanroomSpawner(DockerSpawner):
             )
         else:
             env["CLEANROOM_USER"] = self.user.name
+        if getattr(self, "_restricted", False):
+            env.update(viewer.server_environment())
         tier: quotas.QuotaTier | None = getattr(self, "_tier", None)
         if tier is not None and not tier.gpus:
             # A host whose default runtime is nvidia would otherwise hand GPUs to any
