@@ -7,7 +7,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.integration.conftest import hub, workspace_images  # noqa: F401
 from tests.integration.harness import Hub
 
 RESTRICTED_PROJECT = "p-view"
@@ -24,7 +23,7 @@ def viewer_image() -> str:
 
 
 @pytest.fixture(scope="module")
-def restricted(hub: Hub, viewer_image: str) -> Iterator[Hub]:  # noqa: F811
+def restricted(hub: Hub, viewer_image: str) -> Iterator[Hub]:
     """vera's running workspace of the restricted project ``p-view``."""
     if all(p.name != RESTRICTED_PROJECT for p in hub.registry.list_projects()):
         for step in (
