@@ -13,6 +13,7 @@ data of ended projects is deleted once its period has passed.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -75,10 +76,20 @@ def enforce_once(registry: Registry, instance: str) -> list[Stopped]:
 
 
 def enforce_forever(registry: Registry, instance: str, every: float) -> None:
-    """Enforce every ``every`` seconds until interrupted; one failed round is logged."""
+    """Enforce every ``every`` seconds until interrupted; one failed round is logged.
+
+    As a hub-managed service it ends with its hub: a hub killed outright (``kill -9``)
+    leaves its services behind, and an orphaned enforcer would go on stopping, by label,
+    the workspaces of whatever hub of this instance starts next, which it knows nothing
+    about."""
     from cleanroom.lifecycle.retention import enforce_deployment
 
+    managed = bool(os.environ.get("JUPYTERHUB_SERVICE_NAME"))
+    hub_pid = os.getppid()
     while True:
+        if managed and os.getppid() != hub_pid:
+            print("cleanroom enforce: the hub is gone; stopping", file=sys.stderr, flush=True)
+            return
         try:
             enforce_once(registry, instance)
             enforce_deployment(registry, instance)
