@@ -31,7 +31,8 @@ def test_an_orphaned_enforcer_stops(tmp_path: Path) -> None:
         [
             "sh",
             "-c",
-            f"{sys.executable} -m cleanroom.cli.main enforce --every 0.2 >/dev/null 2>&1 & echo $!; sleep 5",
+            f"{sys.executable} -m cleanroom.cli.main enforce --every 0.2 >/dev/null 2>&1 "
+            "& echo $!; sleep 5",
         ],
         env=env,
         capture_output=True,
