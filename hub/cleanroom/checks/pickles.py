@@ -250,6 +250,25 @@ def _matches(name: str, patterns: list[str]) -> bool:
     return any(fnmatch.fnmatchcase(name, p) for p in patterns)
 
 
+def training_row_findings(
+    names: list[str], context: CheckContext, location: str = ""
+) -> list[Finding]:
+    """A fail for each model class among ``names`` that keeps its training rows inside it
+    (nearest neighbours and the like), whatever file format rebuilds it."""
+    keeps_rows = [n for n in names if _matches(n, context.policy.pickles.training_row_models)]
+    if not keeps_rows:
+        return []
+    return [
+        Finding(
+            "model.training_rows",
+            Verdict.FAIL,
+            "the model keeps training rows inside it: " + ", ".join(keeps_rows),
+            {"models": keeps_rows},
+            location,
+        )
+    ]
+
+
 def check_pickle(data: bytes, context: CheckContext, location: str = "") -> list[Finding]:
     """Findings for a pickle: disallowed globals, models that keep rows, large data."""
     policy = context.policy.pickles
@@ -277,17 +296,7 @@ def check_pickle(data: bytes, context: CheckContext, location: str = "") -> list
                 location,
             )
         )
-    keeps_rows = [g for g in unique if _matches(g, policy.training_row_models)]
-    if keeps_rows:
-        findings.append(
-            Finding(
-                "model.training_rows",
-                Verdict.FAIL,
-                "the model keeps training rows inside it: " + ", ".join(keeps_rows),
-                {"models": keeps_rows},
-                location,
-            )
-        )
+    findings += training_row_findings(unique, context, location)
     if payload > LARGE_PAYLOAD_BYTES:
         findings.append(
             Finding(

@@ -21,7 +21,7 @@ import numpy as np
 
 from cleanroom.checks.model_structure import Stub, _stub, tree_findings
 from cleanroom.checks.models import tensor_row_findings
-from cleanroom.checks.pickles import _matches
+from cleanroom.checks.pickles import _matches, training_row_findings
 from cleanroom.checks.text import check_text
 from cleanroom.checks.types import CheckContext, Finding, Verdict
 
@@ -135,17 +135,7 @@ def check_skops(data: bytes, context: CheckContext, location: str = "") -> list[
                 location,
             )
         )
-    keeps_rows = [c for c in classes if _matches(c, policy.training_row_models)]
-    if keeps_rows:
-        findings.append(
-            Finding(
-                "model.training_rows",
-                Verdict.FAIL,
-                "the model keeps training rows inside it: " + ", ".join(keeps_rows),
-                {"models": keeps_rows},
-                location,
-            )
-        )
+    findings += training_row_findings(classes, context, location)
     findings += tree_findings(obj, context, location)
     findings += tensor_row_findings(reader.arrays, context, location)
     if reader.strings:
