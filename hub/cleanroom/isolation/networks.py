@@ -105,53 +105,29 @@ class ProjectNetworks:
             return None
         return self._describe(net.attrs)
 
-    def _used_subnets(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-        used = []
-        for net in self.client.api.networks():
-            for cfg in (net.get("IPAM") or {}).get("Config") or []:
-                if cfg.get("Subnet"):
-                    used.append(ipaddress.ip_network(cfg["Subnet"], strict=False))
-        return used
-
     def _create(self, project: str) -> ProjectNetwork:
-        used = self._used_subnets()
-        for candidate in self.pool.subnets(new_prefix=self.prefix):
-            if any(candidate.overlaps(u) for u in used):
-                continue
-            gateway = str(next(candidate.hosts()))
-            ipam = docker.types.IPAMConfig(
-                pool_configs=[docker.types.IPAMPool(subnet=str(candidate), gateway=gateway)]
-            )
-            try:
-                net = self.client.networks.create(
-                    network_name(self.instance, project),
-                    driver="bridge",
-                    check_duplicate=True,
-                    internal=True,
-                    ipam=ipam,
-                    labels={
-                        LABEL_PROJECT: project,
-                        LABEL_KIND: "project-network",
-                        LABEL_INSTANCE: self.instance,
-                    },
-                    options={
-                        "com.docker.network.bridge.name": bridge_name(self.instance, project),
-                        "com.docker.network.bridge.enable_icc": "false",
-                        "com.docker.network.bridge.enable_ip_masquerade": "false",
-                    },
-                )
-            except APIError as exc:
-                # Another engine user took this subnet between our look and our create.
-                if "overlap" in str(exc).lower():
-                    used.append(candidate)
-                    continue
-                raise
-            net.reload()
-            return self._describe(net.attrs)
-        raise CleanroomError(
-            f"the project address pool {self.pool} is full ({self.capacity()} networks); "
-            "remove unused project networks or configure a larger pool"
+        net = create_in_pool(
+            self.client,
+            self.pool,
+            self.prefix,
+            network_name(self.instance, project),
+            labels={
+                LABEL_PROJECT: project,
+                LABEL_KIND: "project-network",
+                LABEL_INSTANCE: self.instance,
+            },
+            options={
+                "com.docker.network.bridge.name": bridge_name(self.instance, project),
+                "com.docker.network.bridge.enable_icc": "false",
+            },
         )
+        if net is None:
+            raise CleanroomError(
+                f"the project address pool {self.pool} is full ({self.capacity()} networks); "
+                "remove unused project networks or configure a larger pool"
+            )
+        net.reload()
+        return self._describe(net.attrs)
 
     @staticmethod
     def _describe(attrs: dict[str, Any]) -> ProjectNetwork:
@@ -163,3 +139,54 @@ class ProjectNetworks:
             subnet=cfg[0].get("Subnet", ""),
             gateway=cfg[0].get("Gateway", ""),
         )
+
+
+def _used_subnets(
+    client: docker.DockerClient,
+) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """Every subnet some network of the engine holds (ours or anyone's)."""
+    return [
+        ipaddress.ip_network(cfg["Subnet"], strict=False)
+        for net in client.api.networks()
+        for cfg in (net.get("IPAM") or {}).get("Config") or []
+        if cfg.get("Subnet")
+    ]
+
+
+def create_in_pool(
+    client: docker.DockerClient,
+    pool: ipaddress.IPv4Network | ipaddress.IPv6Network,
+    prefix: int,
+    name: str,
+    *,
+    labels: dict[str, str],
+    options: dict[str, str],
+) -> Any | None:
+    """Create the internal bridge network ``name`` on the first ``/prefix`` of ``pool``
+    that no network of the engine overlaps, without masquerading; ``None`` when the pool
+    has none left. ``options`` are the bridge's (its name, inter-container traffic)."""
+    used = _used_subnets(client)
+    for candidate in pool.subnets(new_prefix=prefix):
+        if any(candidate.overlaps(u) for u in used):
+            continue
+        gateway = str(next(candidate.hosts()))
+        ipam = docker.types.IPAMConfig(
+            pool_configs=[docker.types.IPAMPool(subnet=str(candidate), gateway=gateway)]
+        )
+        try:
+            return client.networks.create(
+                name,
+                driver="bridge",
+                check_duplicate=True,
+                internal=True,
+                ipam=ipam,
+                labels=labels,
+                options={**options, "com.docker.network.bridge.enable_ip_masquerade": "false"},
+            )
+        except APIError as exc:
+            # Another engine user took this subnet between our look and our create.
+            if "overlap" in str(exc).lower():
+                used.append(candidate)
+                continue
+            raise
+    return None

@@ -35,7 +35,7 @@ import docker
 from docker.errors import APIError, NotFound
 
 from cleanroom.errors import CleanroomError
-from cleanroom.isolation.networks import bridge_prefix
+from cleanroom.isolation.networks import bridge_prefix, create_in_pool
 from cleanroom.workspace import spec
 from cleanroom.workspace.labels import LABEL_INSTANCE, LABEL_KIND, LABEL_PROJECT, LABEL_USER
 
@@ -212,46 +212,27 @@ class Viewers:
                 return self.client.networks.get(name)
             except NotFound:
                 pass
-            used = [
-                ipaddress.ip_network(cfg["Subnet"], strict=False)
-                for net in self.client.api.networks()
-                for cfg in (net.get("IPAM") or {}).get("Config") or []
-                if cfg.get("Subnet")
-            ]
-            for candidate in self.pool.subnets(new_prefix=LINK_PREFIX):
-                if any(candidate.overlaps(u) for u in used):
-                    continue
-                gateway = str(next(candidate.hosts()))
-                ipam = docker.types.IPAMConfig(
-                    pool_configs=[docker.types.IPAMPool(subnet=str(candidate), gateway=gateway)]
-                )
-                try:
-                    return self.client.networks.create(
-                        name,
-                        driver="bridge",
-                        check_duplicate=True,
-                        internal=True,
-                        ipam=ipam,
-                        labels={
-                            LABEL_USER: user,
-                            LABEL_PROJECT: project,
-                            LABEL_KIND: KIND_LINK,
-                            LABEL_INSTANCE: self.instance,
-                        },
-                        options={
-                            "com.docker.network.bridge.name": link_bridge_name(
-                                self.instance, user, project
-                            ),
-                            # The two containers of the session talk to each other.
-                            "com.docker.network.bridge.enable_icc": "true",
-                            "com.docker.network.bridge.enable_ip_masquerade": "false",
-                        },
-                    )
-                except APIError as exc:
-                    if "overlap" in str(exc).lower():
-                        used.append(candidate)
-                        continue
-                    raise
+            net = create_in_pool(
+                self.client,
+                self.pool,
+                LINK_PREFIX,
+                name,
+                labels={
+                    LABEL_USER: user,
+                    LABEL_PROJECT: project,
+                    LABEL_KIND: KIND_LINK,
+                    LABEL_INSTANCE: self.instance,
+                },
+                options={
+                    "com.docker.network.bridge.name": link_bridge_name(
+                        self.instance, user, project
+                    ),
+                    # The two containers of the session talk to each other.
+                    "com.docker.network.bridge.enable_icc": "true",
+                },
+            )
+            if net is not None:
+                return net
             raise ViewerError(f"the viewer link pool {self.pool} has no free /{LINK_PREFIX} left")
 
     def connect_workspace(self, network: Any, container_id: str) -> str:
