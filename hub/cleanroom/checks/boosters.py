@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from cleanroom.checks.model_structure import leaf_size_findings
+from cleanroom.checks.model_structure import leaf_size_findings, unreadable_model
 from cleanroom.checks.text import check_text
 from cleanroom.checks.types import CheckContext, Finding, Verdict
 
@@ -215,15 +215,7 @@ def check_xgboost(
                 raise ValueError("a tree's node arrays differ in length")
             sizes.append(hessian[left == -1])
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        return [
-            Finding(
-                "model.malformed",
-                Verdict.FAIL,
-                f"the XGBoost {fmt} model cannot be read: {type(exc).__name__}: {str(exc)[:200]}",
-                {"format": f"xgboost {fmt}"},
-                location,
-            )
-        ]
+        return unreadable_model(f"the XGBoost {fmt} model", f"xgboost {fmt}", exc, location)
     findings = _names_findings(
         [str(n) for n in learner.get("feature_names") or []]
         + [json.dumps(learner.get("attributes") or {}, default=str)],
@@ -329,15 +321,7 @@ def check_lightgbm_json(data: bytes, context: CheckContext, location: str = "") 
                     raise ValueError("a leaf without its count")
                 sizes.append(np.asarray(counts))
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        return [
-            Finding(
-                "model.malformed",
-                Verdict.FAIL,
-                f"the LightGBM JSON model cannot be read: {type(exc).__name__}: {str(exc)[:200]}",
-                {"format": "lightgbm json"},
-                location,
-            )
-        ]
+        return unreadable_model("the LightGBM JSON model", "lightgbm json", exc, location)
     findings = _names_findings(
         [
             " ".join(map(str, doc.get("feature_names") or [])),

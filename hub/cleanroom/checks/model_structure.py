@@ -406,3 +406,17 @@ def leaf_size_findings(
             location,
         )
     ]
+
+
+def unreadable_model(what: str, fmt: str, exc: Exception, location: str = "") -> list[Finding]:
+    """The fail for a model file that does not parse (``what``: "the skops file"): a file
+    we cannot read is never passed on the strength of what we could not see."""
+    return [
+        Finding(
+            "model.malformed",
+            Verdict.FAIL,
+            f"{what} cannot be read: {type(exc).__name__}: {str(exc)[:200]}",
+            {"format": fmt},
+            location,
+        )
+    ]

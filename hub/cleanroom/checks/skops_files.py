@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from cleanroom.checks.model_structure import Stub, _stub, tree_findings
+from cleanroom.checks.model_structure import Stub, _stub, tree_findings, unreadable_model
 from cleanroom.checks.models import tensor_row_findings
 from cleanroom.checks.pickles import _matches, training_row_findings
 from cleanroom.checks.text import check_text
@@ -106,15 +106,7 @@ def check_skops(data: bytes, context: CheckContext, location: str = "") -> list[
         reader = _Reader(members)
         obj = reader.build(schema, "model", 0)
     except (ValueError, KeyError, TypeError, zipfile.BadZipFile, OSError) as exc:
-        return [
-            Finding(
-                "model.malformed",
-                Verdict.FAIL,
-                f"the skops file cannot be read: {type(exc).__name__}: {str(exc)[:200]}",
-                {"format": "skops"},
-                location,
-            )
-        ]
+        return unreadable_model("the skops file", "skops", exc, location)
     policy = context.policy.pickles
     classes = list(dict.fromkeys(reader.classes))
     findings: list[Finding] = []
