@@ -269,9 +269,12 @@ def test_contents_reads_stop_at_the_budget_and_are_on_the_record(dave: Hub) -> N
         return done.returncode == 0 and "egress.refused" in done.stdout and "budget" in done.stdout
 
     wait_for(journaled)
-    # An officer's grant opens it again, on the record.
-    done = dave.cli(
-        "egress", "grant", "dave", PROJECT, "1MiB", "--by", "olga", "--reason", "review of figures"
+    # An officer's grant, signed in, opens it again, on the record as that officer; the
+    # researcher's own credential grants nothing.
+    done = dave.cli_as("dave", "egress", "grant", "dave", PROJECT, "1MiB", "--reason", "more")
+    assert done.returncode == 2 and "holds none of the roles officer or operator" in done.stderr
+    done = dave.cli_as(
+        "olga", "egress", "grant", "dave", PROJECT, "1MiB", "--reason", "review of figures"
     )
     assert done.returncode == 0, done.stderr
     assert usage(dave, "dave", PROJECT)["granted_today"] == 1048576

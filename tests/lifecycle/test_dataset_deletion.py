@@ -14,7 +14,7 @@ from cleanroom.registry import Registry
 from cleanroom.registry.governance import Governance
 
 from tests.lifecycle.deployment import run
-from tests.people import Authenticator, personal_token
+from tests.people import Authenticator, in_standing, personal_token
 
 
 @pytest.fixture
@@ -49,6 +49,7 @@ def reg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Registry:
             )
         else:
             run(*step)
+    in_standing(Registry(), "pat")  # a deletion is a decision: by a provider in standing
     return Registry()
 
 
@@ -60,6 +61,36 @@ def test_only_the_provider_or_an_operator_may_ask(reg: Registry) -> None:
         datasets.request_deletion(reg, "press", "v9", actor="pat")
     assert len(Governance(reg).journal_entries()) == before
     assert reg.dataset_exists("press", "v1")
+
+
+def test_a_deletion_is_the_signed_in_persons(
+    reg: Registry, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No typed name: --by is gone; a researcher's, a foreign or an expired credential,
+    or a provider out of standing, change nothing; the operator's credential deletes."""
+    from cleanroom.cli.main import main
+    from cleanroom.registry.people import People
+
+    mallory = personal_token(reg, "mallory", Authenticator(), "lifecycle-password")
+    People(reg).set_disabled("pat", True, actor="oscar", reason="left Acme")
+    before = len(Governance(reg).journal_entries())
+    with pytest.raises(SystemExit):
+        main(["datasets", "delete", "press", "--version", "v1", "--by", "pat"])
+    assert "unrecognized arguments: --by pat" in capsys.readouterr().err
+    assert main(["datasets", "delete", "press", "--version", "v1", "--token", mallory]) == 2
+    assert "only an operator or an account of its provider" in capsys.readouterr().err
+    assert main(["datasets", "delete", "press", "--version", "v1", "--token", "forged"]) == 2
+    assert "unknown or expired" in capsys.readouterr().err
+    with pytest.raises(Forbidden, match="disabled"):  # pat's account is out of standing
+        datasets.request_deletion(reg, "press", "v1", actor="pat")
+    assert len(Governance(reg).journal_entries()) == before
+    assert reg.dataset_exists("press", "v1")
+    # oscar's credential is $CLEANROOM_TOKEN (the fixture signed him in).
+    monkeypatch.setenv("CLEANROOM_TOKEN_FILE", "/nonexistent/token")
+    assert main(["datasets", "delete", "press", "--version", "v1"]) == 0
+    assert "once these projects end: p-ending" in capsys.readouterr().out
+    asked = Governance(reg).journal_entries("dataset:press@v1")[-1]
+    assert (asked.action, asked.actor) == (datasets.REQUESTED, "oscar")
 
 
 def test_deletion_waits_for_the_uses_to_end(reg: Registry) -> None:

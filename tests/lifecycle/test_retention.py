@@ -20,6 +20,7 @@ from cleanroom.registry.governance import Governance
 
 from tests.airlock.factories import PROJECT
 from tests.lifecycle.deployment import airlock_of, build, run
+from tests.people import person
 
 POLICY = Path(__file__).parents[2] / "policies" / "retention.yaml"
 
@@ -80,6 +81,7 @@ def test_closure_then_deletion_on_schedule(env: Path, tmp_path: Path) -> None:
     reg = Registry()
     closed_at = datetime.now(UTC)
 
+    person(reg, "olive", ["operator"])  # closing is a decision: an operator in standing
     report = close_project(
         reg, PROJECT, actor="olive", instance="lifeclose", stop_through_hub=False,
         blobs=blobs, airlock=storage, keyring=keyring, now=closed_at,

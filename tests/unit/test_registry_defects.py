@@ -16,7 +16,7 @@ from cleanroom.registry import DatasetInfo, Registry
 from cleanroom.registry.governance import Governance
 from cleanroom.workspace.quotas import load_tiers
 
-from tests.people import person
+from tests.people import Authenticator, person, personal_token
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -158,10 +158,25 @@ def test_an_unknown_image_is_refused_by_every_verb(
 
 
 def test_users_roles_replaces_the_roles_journaled(
-    registry: Registry, capsys: pytest.CaptureFixture[str]
+    registry: Registry,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
+    """Granting a role is a decision: the signed-in operator's, never a typed name."""
+    monkeypatch.setenv("CLEANROOM_TOKEN_FILE", str(tmp_path / "no-saved-token"))
+    monkeypatch.delenv("CLEANROOM_TOKEN", raising=False)
     Governance(registry).add_user("alice", actor="op")
-    code, out, _ = _run(capsys, "users", "roles", "alice", "--role", "officer", "--by", "olga")
+    Governance(registry).add_user("olga", ["operator"], actor="op")
+    olga = personal_token(registry, "olga", Authenticator())
+    with pytest.raises(SystemExit):
+        _run(capsys, "users", "roles", "alice", "--role", "officer", "--by", "olga")
+    assert "unrecognized arguments: --by olga" in capsys.readouterr().err
+    code, _, err = _run(capsys, "users", "roles", "alice", "--role", "officer")
+    assert code == 2 and "run `cleanroom login` first" in err  # an operator is in standing
+    assert registry.get_user("alice").roles == frozenset({"researcher"})
+    monkeypatch.setenv("CLEANROOM_TOKEN", olga)
+    code, out, _ = _run(capsys, "users", "roles", "alice", "--role", "officer")
     assert code == 0 and "officer" in out
     assert registry.get_user("alice").roles == frozenset({"officer"})
     last = Governance(registry).journal_entries("user:alice")[-1]

@@ -9,8 +9,6 @@ see :mod:`cleanroom.cli.identity`), never a typed name, and is journaled.
 from __future__ import annotations
 
 import argparse
-import getpass
-import os
 from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
@@ -25,16 +23,12 @@ from cleanroom.registry.governance import Governance
 _out = emit
 
 
-def default_actor() -> str:
-    """Who the journal names for the backbone's host verbs (projects, members, datasets):
-    ``$CLEANROOM_ACTOR``, ``$SUDO_USER`` or the login name."""
-    return os.environ.get("CLEANROOM_ACTOR") or os.environ.get("SUDO_USER") or getpass.getuser()
-
-
 def actor_of(args: argparse.Namespace) -> str:
-    """Who does what ``args`` asks, for the backbone's plain admin verbs: ``--by``, else
-    :func:`default_actor`. Decisions never use it (:func:`decider_of`)."""
-    return str(getattr(args, "by", None) or default_actor())
+    """Who does a host administration verb (:func:`cleanroom.cli.identity.admin_actor`):
+    the signed-in operator, else the host account; never a typed name."""
+    from cleanroom.cli.identity import admin_actor
+
+    return admin_actor(args, args.registry)
 
 
 def decider_of(args: argparse.Namespace) -> str:
@@ -218,13 +212,12 @@ def datasets_roles(args: argparse.Namespace, reg: Registry) -> None:
 
     info = reg.get_dataset(args.dataset, args.version)
     if args.assignments:
-        if not args.by:
-            raise InvalidInput("setting roles needs --by USER (a user acting for the provider)")
         try:
             wanted = parse_role_assignments(args.assignments)
         except RolesError as exc:
             raise InvalidInput(str(exc)) from exc
-        roles = set_column_roles(reg, info.name, info.version, wanted, actor=args.by)
+        # A provider's decision: the signed-in person's, never a typed name.
+        roles = set_column_roles(reg, info.name, info.version, wanted, actor=decider_of(args))
     else:
         if not info.index_location:
             raise InvalidInput(f"{info.name} {info.version} has no source index")
@@ -392,7 +385,7 @@ def add_verbs(verbs: Any, verb: Callable[..., Any]) -> None:
     p.add_argument("--signed", action="append", help="member who signed the pledge (repeat)")
     p.add_argument("--starts", type=_date, help="start of the period, YYYY-MM-DD")
     p.add_argument("--ends", type=_date, required=True, help="end of the period, YYYY-MM-DD")
-    by(p, what="the applicant (default: $CLEANROOM_ACTOR or your login)")
+    by(p, what="the applicant, signed in")
     p = verb(apps, "list", "list applications", applications_list)
     p.add_argument("--status", choices=["pending", "approved", "declined"])
     p = verb(apps, "show", "show one application", applications_show)
@@ -497,7 +490,7 @@ def add_dataset_verbs(datasets: Any, verb: Callable[..., Any]) -> None:
     p.add_argument("dataset")
     p.add_argument("assignments", nargs="*", metavar="COLUMN=ROLE")
     p.add_argument("--version", help="default: the newest version")
-    p.add_argument("--by", metavar="USER", help="a user acting for the provider (to set roles)")
+    add_credential(p)  # setting roles is the signed-in provider's decision
 
 
 def add_end_verbs(projects: Any, members: Any, verb: Callable[..., Any]) -> None:

@@ -1,8 +1,10 @@
 """``cleanroom egress usage|grant``: officers and operators see and raise egress budgets.
 
 The figures live in the running gateway (``cleanroom.gateway``), asked through its
-internal API with the gateway's token from the state folder. A grant is journaled twice:
-by the gateway (``egress.grant``, actor ``gateway``) and by this command (the person).
+internal API with the gateway's token from the state folder. A grant is a decision: it
+carries the signed-in person's own credential, which the gateway resolves and checks
+(officer or operator in standing, never for themselves) before it journals
+``egress.grant`` as that person's act.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import argparse
 import re
 from typing import Any
 
+from cleanroom.cli.identity import add_credential
 from cleanroom.cli.output import emit as _out
 from cleanroom.cli.output import emit_rows
 from cleanroom.errors import InvalidInput
@@ -57,10 +60,15 @@ def usage(args: argparse.Namespace, reg: Registry) -> None:
 
 
 def grant(args: argparse.Namespace, reg: Registry) -> None:
-    """Grant more egress today to a researcher in a project (journaled)."""
+    """Grant more egress today to a researcher in a project (journaled), as the
+    signed-in officer or operator: the gateway resolves their credential itself."""
+    from cleanroom.cli.identity import credential
+
     reg.get_user(args.user)
     reg.get_project(args.project)
     nbytes = parse_size(args.size)
+    if not args.reason.strip():
+        raise InvalidInput("say why the grant is made (--reason), for the journal")
     status = client.call_sync(
         "POST",
         "/api/grants",
@@ -68,11 +76,11 @@ def grant(args: argparse.Namespace, reg: Registry) -> None:
             "user": args.user,
             "project": args.project,
             "bytes": nbytes,
-            "by": args.by,
             "reason": args.reason,
+            "cli_token": credential(args),
         },
     )
-    # The gateway journals the grant, as the officer's act (gateway.ledger).
+    # The gateway journals the grant as the act of the person it found (gateway.ledger).
     _out(args, status, _row(status))
 
 
@@ -87,5 +95,5 @@ def add_egress_verbs(verbs: Any, verb: Any) -> None:
     p.add_argument("user")
     p.add_argument("project")
     p.add_argument("size", help="bytes, or with a unit: 512KiB, 16MiB, 1GiB")
-    p.add_argument("--by", required=True, help="the officer granting it")
+    add_credential(p)  # the signed-in officer or operator decides, never a typed name
     p.add_argument("--reason", required=True, help="why (kept in the journal)")

@@ -49,15 +49,59 @@ def actor(args: argparse.Namespace, reg: Registry) -> str:
     return shared_people(reg).actor_of_token(credential(args))
 
 
+def carries_credential(args: argparse.Namespace) -> bool:
+    """Whether this command carries a personal credential (``--token``,
+    ``$CLEANROOM_TOKEN`` or the one ``cleanroom login`` saved)."""
+    return bool(
+        getattr(args, "token", None) or os.environ.get("CLEANROOM_TOKEN") or token_file().is_file()
+    )
+
+
+def host_actor() -> str:
+    """``host:<account>``: the host account running this command, from its real user id
+    (under sudo, the account that ran sudo), never a name typed on the command line or
+    put in the environment by its caller."""
+    import pwd
+
+    name = pwd.getpwuid(os.getuid()).pw_name
+    if os.getuid() == 0 and os.environ.get("SUDO_USER"):
+        name = os.environ["SUDO_USER"]  # set by sudo itself; root could name anyone anyway
+    return "host:" + name
+
+
 def lifecycle_actor(args: argparse.Namespace, reg: Registry) -> str:
     """The actor of a verb about people: the authenticated person, or, while no operator
-    is in standing (a new deployment), the host's login name (the bootstrap)."""
+    is in standing (a new deployment), the host account (the bootstrap)."""
     people = shared_people(reg)
-    if getattr(args, "token", None) or os.environ.get("CLEANROOM_TOKEN") or token_file().is_file():
+    if carries_credential(args):
         return people.actor_of_token(credential(args))
     if not people.any_operator_in_standing():
-        return "host:" + (os.environ.get("SUDO_USER") or getpass.getuser())
+        return host_actor()
     raise InvalidInput("an operator in standing acts on people's records: run `cleanroom login`")
+
+
+def admin_actor(args: argparse.Namespace, reg: Registry) -> str:
+    """Who does a host administration verb (accounts, projects, members, datasets,
+    tokens, the firewall, the demo): the signed-in person, who must be an operator in
+    standing, when the command carries a credential; else the host account running it
+    (:func:`host_actor`). Never a typed name."""
+    if carries_credential(args):
+        person = actor(args, reg)
+        shared_people(reg).check_may_act(person, "operator", what="administer the clean room")
+        return person
+    return host_actor()
+
+
+def bootstrap_decider(args: argparse.Namespace, reg: Registry, what: str) -> str:
+    """Who takes a decision the deployment also needs before anyone can decide (people's
+    roles, a project's status): an operator in standing, signed in; while no operator is
+    in standing yet (a new deployment), the host account, as for people's records."""
+    people = shared_people(reg)
+    if carries_credential(args) or people.any_operator_in_standing():
+        person = actor(args, reg)  # without a credential: "run cleanroom login"
+        people.check_may_act(person, "operator", what=what)
+        return person
+    return host_actor()
 
 
 def add_credential(p: Any) -> None:

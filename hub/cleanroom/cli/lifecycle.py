@@ -168,14 +168,16 @@ def teardown_main(argv: Sequence[str]) -> int:
 # -- verbs inside the main parser (they use the registry) -------------------------------
 def projects_close(args: argparse.Namespace, reg: Any) -> None:
     """``cleanroom projects close NAME``"""
+    from cleanroom.cli.identity import actor
     from cleanroom.cli.output import emit
     from cleanroom.lifecycle.closure import close_project
     from cleanroom.lifecycle.retention import deployment_stores
     from cleanroom.settings import Settings
 
+    decider = actor(args, reg)  # the signed-in operator's decision, never a typed name
     stores = deployment_stores()
     report = close_project(
-        reg, args.name, actor=args.by, instance=Settings.from_env().instance,
+        reg, args.name, actor=decider, instance=Settings.from_env().instance,
         blobs=stores.blobs, airlock=stores.airlock, keyring=stores.keyring,
     )  # fmt: skip
     emit(args, report.__dict__, report.describe())
@@ -233,11 +235,12 @@ def retention_run(args: argparse.Namespace, reg: Any) -> None:
 
 
 def datasets_delete(args: argparse.Namespace, reg: Any) -> None:
-    """``cleanroom datasets delete NAME --version V --by USER``"""
+    """``cleanroom datasets delete NAME --version V`` (as the signed-in person)"""
+    from cleanroom.cli.identity import actor
     from cleanroom.cli.output import emit
     from cleanroom.lifecycle.datasets import request_deletion
 
-    pending = request_deletion(reg, args.name, args.version, actor=args.by)
+    pending = request_deletion(reg, args.name, args.version, actor=actor(args, reg))
     if pending.waiting_for:
         text = f"{args.name} {args.version} will be deleted once these projects end: " + ", ".join(
             pending.waiting_for
@@ -249,6 +252,8 @@ def datasets_delete(args: argparse.Namespace, reg: Any) -> None:
 
 def add_verbs(verbs: Any, projects: Any, datasets: Any, verb: Any) -> None:
     """Add ``projects close``, ``datasets delete`` and ``retention plan|run``."""
+    from cleanroom.cli.identity import add_credential
+
     p = verb(
         datasets,
         "delete",
@@ -257,7 +262,7 @@ def add_verbs(verbs: Any, projects: Any, datasets: Any, verb: Any) -> None:
     )
     p.add_argument("name")
     p.add_argument("--version", required=True)
-    p.add_argument("--by", required=True, metavar="USER", help="the provider's account or operator")
+    add_credential(p)  # the signed-in provider's account or operator
     p = verb(
         projects,
         "close",
@@ -265,7 +270,7 @@ def add_verbs(verbs: Any, projects: Any, datasets: Any, verb: Any) -> None:
         projects_close,
     )
     p.add_argument("name")
-    p.add_argument("--by", default="operator", metavar="USER", help="who closes it")
+    add_credential(p)  # the signed-in operator
     ret = verb(verbs, "retention", "what of ended projects is deleted when (policy)")
     ret = ret.add_subparsers(dest="action", required=True, metavar="ACTION")
     verb(ret, "plan", "when each kind of each ended project's data is deleted", retention_plan)

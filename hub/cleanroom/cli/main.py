@@ -16,7 +16,7 @@ from typing import Any
 
 from cleanroom.cli import commands as ops
 from cleanroom.cli.egress import add_egress_verbs
-from cleanroom.cli.identity import add_credential, add_identity_verbs
+from cleanroom.cli.identity import add_credential, add_identity_verbs, bootstrap_decider
 from cleanroom.cli.output import emit, emit_rows
 from cleanroom.errors import CleanroomError, InvalidInput, NotFound
 from cleanroom.registry import Registry
@@ -72,7 +72,9 @@ def users_list(args: argparse.Namespace, reg: Registry) -> None:
 
 
 def users_roles(args: argparse.Namespace, reg: Registry) -> None:
-    user = Governance(reg).set_roles(args.name, args.role, actor=ops.actor_of(args))
+    # Granting a role is a decision: the signed-in operator's (host only at bootstrap).
+    decider = bootstrap_decider(args, reg, "change people's roles")
+    user = Governance(reg).set_roles(args.name, args.role, actor=decider)
     _out(args, user, f"{user.name} now has the roles {', '.join(sorted(user.roles))}")
 
 
@@ -131,7 +133,9 @@ def projects_show(args: argparse.Namespace, reg: Registry) -> None:
 
 
 def projects_status(args: argparse.Namespace, reg: Registry) -> None:
-    Governance(reg).set_project_status(args.name, args.status, actor=ops.actor_of(args))
+    # Approving, suspending or closing is a decision: the signed-in operator's.
+    decider = bootstrap_decider(args, reg, "change a project's status")
+    Governance(reg).set_project_status(args.name, args.status, actor=decider)
     p = reg.get_project(args.name)
     _out(args, p, f"project {p.name} is {p.status}")
 
@@ -308,9 +312,11 @@ WRITES: tuple[Handler, ...] = (
     firewall,
     demo,
 )
-"""Handlers of the backbone's plain admin verbs here: each takes ``--by``. Decisions
-(``projects allow-image`` here, the governance verbs in :mod:`cleanroom.cli.commands`)
-take the authenticated person's credential instead (:func:`add_credential`)."""
+"""Handlers of the host administration verbs here. None takes a typed actor: each is
+recorded as the signed-in operator when it carries a credential, else as the host
+account running it (:func:`cleanroom.cli.identity.admin_actor`). Decisions (``users
+roles``, ``projects status``, ``projects allow-image`` here, the governance verbs in
+:mod:`cleanroom.cli.commands`) are the signed-in person's whose role is checked."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -334,11 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
         if handler:
             sub.set_defaults(handler=handler)
             if handler in WRITES:
-                sub.add_argument(
-                    "--by",
-                    metavar="USER",
-                    help="who does this, for the journal (default: $CLEANROOM_ACTOR or your login)",
-                )
+                # Recorded as the signed-in operator, else the host account: no --by.
+                add_credential(sub)
         return sub
 
     users = verb(verbs, "users", "manage people who can log in").add_subparsers(

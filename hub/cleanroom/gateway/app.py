@@ -31,9 +31,10 @@ from traitlets import Integer, Unicode, default
 from traitlets.config import Application
 
 from cleanroom import paths
-from cleanroom.errors import CleanroomError, InvalidInput
+from cleanroom.errors import CleanroomError, Forbidden, InvalidInput
 from cleanroom.gateway import metrics, proof
 from cleanroom.gateway.budget import Budgets
+from cleanroom.gateway.deciders import GrantDecider
 from cleanroom.gateway.ledger import Ledger, journal_writer
 from cleanroom.gateway.messages import TokenBucket
 from cleanroom.gateway.policy import EgressPolicy, load_policy
@@ -59,6 +60,7 @@ class Gateway:
         service_name: str = SERVICE_NAME,
         service_prefix: str = f"/services/{SERVICE_NAME}/",
         usage_path: Path | None = None,
+        decider: GrantDecider | None = None,
     ) -> None:
         self.policy = policy
         self.routes = routes
@@ -69,6 +71,7 @@ class Gateway:
         self.service_name = service_name
         self.service_prefix = service_prefix
         self.usage_path = usage_path
+        self.decider = decider or GrantDecider(paths.registry_url())
         self.buckets: dict[tuple[str, str], TokenBucket] = {}
         self.tasks: set[asyncio.Task[Any]] = set()
         self.client = AsyncHTTPClient(
@@ -185,6 +188,8 @@ class _ApiHandler(web.RequestHandler):
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
         message = getattr(exc, "log_message", None) or str(exc or self._reason)
+        if isinstance(exc, web.HTTPError) and exc.log_message and exc.args:
+            message = exc.log_message % exc.args
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps({"message": message}))
 
@@ -248,28 +253,62 @@ class UsageApiHandler(_ApiHandler):
 
 
 class GrantApiHandler(_ApiHandler):
-    """``POST /api/grants`` ``{user, project, bytes, by, reason}``: more budget today."""
+    """``POST /api/grants`` ``{user, project, bytes, reason}`` and the deciding person's
+    own credential, ``cli_token`` (``cleanroom login``) or ``hub_token`` (the signed-in
+    officer's, forwarded by the airlock's pages): more budget today. The gateway finds
+    out who decides from that credential (:mod:`cleanroom.gateway.deciders`); it takes
+    no name of a decider from the body."""
 
-    def post(self) -> None:
+    async def post(self) -> None:
         body = self.body()
         if not isinstance(body, dict):
             raise web.HTTPError(400, "the body must be a JSON object")
+        if "by" in body:
+            raise web.HTTPError(
+                400,
+                "a grant names no decider: send the deciding person's credential "
+                "(cli_token or hub_token) and the gateway records who they are",
+            )
         user, project, nbytes = body.get("user"), body.get("project"), body.get("bytes")
-        by, reason = body.get("by"), body.get("reason", "")
-        for name, value in (("user", user), ("project", project), ("by", by)):
+        reason = body.get("reason", "")
+        for name, value in (("user", user), ("project", project)):
             if not isinstance(value, str) or not value:
                 raise web.HTTPError(400, f"{name} must be a name")
         if isinstance(nbytes, bool) or not isinstance(nbytes, int) or not 0 < nbytes <= 2**40:
             raise web.HTTPError(400, "bytes must be a whole number > 0")
-        if not isinstance(reason, str) or len(reason) > 500:
-            raise web.HTTPError(400, "reason must be text of at most 500 characters")
+        if not isinstance(reason, str) or not reason.strip() or len(reason) > 500:
+            raise web.HTTPError(400, "reason must be text of 1 to 500 characters")
         assert isinstance(user, str) and isinstance(project, str)
+        by = await self.decider(user, body)
         self.gw.budgets.grant(user, project, nbytes)
         self.gw.ledger.record(
             "egress.grant", f"{user}/{project}", bytes=nbytes, by=by, reason=reason
         )
         self.gw.save_usage()
         self.answer(self.gw.budgets.status(user, project))
+
+    async def decider(self, grantee: str, body: dict[str, Any]) -> str:
+        """The person deciding, from their own credential, once they may (else 403)."""
+        cli_token, hub_token = body.get("cli_token"), body.get("hub_token")
+        given = [t for t in (cli_token, hub_token) if t is not None]
+        if len(given) != 1 or not isinstance(given[0], str) or not given[0].strip():
+            raise web.HTTPError(
+                403, "a grant needs the deciding person's credential: cli_token or hub_token"
+            )
+        loop = asyncio.get_running_loop()
+        try:
+            if cli_token is not None:
+                person = await loop.run_in_executor(
+                    None, self.gw.decider.person_of_cli_token, cli_token
+                )
+            else:
+                model = await self.gw.hub_auth.user_for_token(hub_token, sync=False)
+                if not model or model.get("kind", "user") != "user":
+                    raise Forbidden("this hub token is unknown, expired or not a person's")
+                person = str(model["name"])
+            return str(await loop.run_in_executor(None, self.gw.decider.check, person, grantee))
+        except CleanroomError as exc:
+            raise web.HTTPError(exc.status, "%s", str(exc)) from exc
 
 
 class MetricsHandler(_ApiHandler):
@@ -371,6 +410,7 @@ class GatewayApp(Application):
                 "JUPYTERHUB_SERVICE_PREFIX", f"/services/{service_name}/"
             ),
             usage_path=usage_path,
+            decider=GrantDecider(self.registry_url),
         )
 
     def start(self) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClient, HTTPClientError, HTTPRequest
 
-from cleanroom.errors import CleanroomError
+from cleanroom.errors import CleanroomError, Forbidden, InvalidInput, NotFound
 
 
 class GatewayUnavailable(CleanroomError):
@@ -40,6 +40,19 @@ def _request(method: str, path: str, body: Any = None) -> HTTPRequest:
     )
 
 
+def _refusal(exc: HTTPClientError) -> CleanroomError | None:
+    """A refusal of the request itself (bad input, not allowed, unknown), as the error
+    the command line reports with the gateway's own message; None for anything else."""
+    kinds: dict[int, type[CleanroomError]] = {400: InvalidInput, 403: Forbidden, 404: NotFound}
+    if exc.response is None or exc.code not in kinds:
+        return None
+    try:
+        message = json.loads(exc.response.body or b"{}").get("message")
+    except (ValueError, AttributeError):
+        return None
+    return kinds[exc.code](str(message)) if message else None
+
+
 def _decode(reply: Any) -> Any:
     return json.loads(reply.body or b"null")
 
@@ -61,6 +74,9 @@ def call_sync(method: str, path: str, body: Any = None) -> Any:
     try:
         return _decode(client.fetch(_request(method, path, body)))
     except HTTPClientError as exc:
+        refusal = _refusal(exc)
+        if refusal is not None:
+            raise refusal from exc
         detail = exc.response.body.decode(errors="replace") if exc.response else str(exc)
         raise GatewayUnavailable(f"the egress gateway refused {method} {path}: {detail}") from exc
     except OSError as exc:

@@ -266,6 +266,9 @@ def set_column_roles(
             f"{actor!r} does not act for {d.provider!r}, the provider of dataset "
             f"{d.name} version {d.version}"
         )
+    # A decision about the data: the provider's account in standing (second factor,
+    # verified, trained, active), as their approvals of its use.
+    governance.people.check_may_act(actor, "provider", what="set the roles of columns")
     name, version, index = d.name, d.version, d.index_location
     if not index:
         raise InvalidInput(f"{name} {version} has no source index: run datasets reindex")

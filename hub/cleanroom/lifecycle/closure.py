@@ -70,7 +70,8 @@ def close_project(
     airlock: Any = None,
     keyring: Any = None,
 ) -> ClosureReport:
-    """Close ``project`` (see the module docstring); the report of what was done."""
+    """Close ``project`` (see the module docstring); the report of what was done.
+    ``actor`` is the authenticated person: an operator in standing, else Forbidden."""
     import docker
 
     from cleanroom.isolation.networks import ProjectNetworks
@@ -83,6 +84,8 @@ def close_project(
     state = Path(state or paths.state_dir())
     policy = retention.load_policy()  # a broken policy stops the closure before any change
     info = registry.get_project(project)
+    # A decision: an operator in standing, the authenticated person, before any change.
+    Governance(registry).people.check_may_act(actor, "operator", what="close projects")
     report = ClosureReport(project)
     Governance(registry).set_project_status(project, "closed", actor=actor)
     client = docker.from_env()

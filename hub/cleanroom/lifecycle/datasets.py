@@ -41,19 +41,27 @@ def _subject(name: str, version: str) -> str:
 
 
 def request_deletion(registry: Any, name: str, version: str, *, actor: str) -> Pending:
-    """Ask for a dataset version's deletion (its provider's accounts or an operator)."""
+    """Ask for a dataset version's deletion: ``actor`` (the authenticated person) is an
+    operator or an account of its provider, in standing; else Forbidden, nothing written."""
     from cleanroom.registry.governance import Governance
 
     dataset = registry.get_dataset(name, version)  # NotFound for an unknown version
     governance = Governance(registry)
-    if not actor:
-        raise InvalidInput("say who asks for the deletion (--by USER)")
-    user = registry.get_user(actor)
-    if "operator" not in user.roles and dataset.provider not in governance.providers_of(actor):
+    if not actor or not actor.strip():
+        raise InvalidInput("a deletion is asked for by a signed-in person (cleanroom login)")
+    actor = actor.strip()
+    roles: tuple[str, ...] = ("operator",)
+    if dataset.provider in governance.providers_of(actor):
+        roles = ("operator", "provider")
+    try:
+        # A decision: the person holds the role and is in standing (second factor,
+        # verified, trained, account active), as every other decision.
+        governance.people.check_may_decide(actor, roles, what=f"delete {name} {version}")
+    except Forbidden as exc:
         raise Forbidden(
-            f"{actor} may not delete {name} {version}: only an operator or an account of "
-            f"its provider {dataset.provider!r} may"
-        )
+            f"{exc}; only an operator or an account of its provider {dataset.provider!r} "
+            "in standing may delete it"
+        ) from exc
     governance.record(
         DatasetDeletionRequested(
             actor=actor, name=name, version=version,

@@ -627,6 +627,24 @@ class People:
         if problems:
             raise Forbidden(f"{name!r} may not {what}: " + " ".join(problems))
 
+    def check_may_decide(self, name: str, roles: tuple[str, ...], *, what: str) -> str:
+        """Raise Forbidden unless ``name`` holds one of ``roles`` (the first they hold
+        counts, so list the strongest first) and may act in it (:meth:`check_may_act`);
+        returns that role. For decisions more than one role may take (an operator or the
+        dataset's provider deletes it; an officer or an operator grants egress)."""
+        with self.registry.session() as s:
+            user = s.get(User, name)
+            held = user.role_set if user else set()
+        if user is None:
+            raise Forbidden(f"{name!r} is not a registered person and may not {what}")
+        role = next((r for r in roles if r in held), None)
+        if role is None:
+            raise Forbidden(
+                f"{name!r} holds none of the roles {' or '.join(roles)} and may not {what}"
+            )
+        self.check_may_act(name, role, what=what)
+        return role
+
     def can_act(self, name: str, role: str) -> bool:
         """True when :meth:`check_may_act` would pass."""
         try:
