@@ -175,6 +175,39 @@ def test_script_outputs_are_stripped_with_a_notice(alice: Hub) -> None:
     assert html and "<b>ok</b>" in html[0]
 
 
+def test_binary_frames_meet_the_same_rules(alice: Hub) -> None:
+    """Messages with buffers travel as binary frames: the gateway reads them, strips
+    code-running outputs, caps and counts the whole frame, buffers included."""
+    kernel = start_kernel(alice, "alice", PROJECT)
+    before = usage(alice, "alice", PROJECT)["by_kind"].get("kernel", 0)
+    code = (
+        "k = get_ipython().kernel\n"
+        "def send(data, buffers):\n"
+        "    k.session.send(k.iopub_socket, 'display_data', {'data': data, 'metadata': {}},\n"
+        "                   parent=k.get_parent(), buffers=buffers)\n"
+        "send({'application/javascript': 'window.leak = 5', 'text/plain': 'binary one',\n"
+        "      'text/html': '<b>b</b><script>window.leak = 6</script>'}, [b'B' * 5000])\n"
+        "send({'text/plain': 'too big'}, [b'C' * (3 * 1024 * 1024)])\n"
+    )
+    messages = execute(alice, "alice", PROJECT, kernel, code)
+    binary = [m for m in messages if "binary_frame_bytes" in m]
+    assert len(binary) == 1, [m["header"]["msg_type"] for m in messages]
+    data = binary[0]["content"]["data"]
+    assert data["text/plain"] == "binary one" and "application/javascript" not in data
+    assert "window.leak" not in json.dumps(data)
+    assert [bytes(b) for b in binary[0]["buffers"]] == [b"B" * 5000]
+    assert not any(b"C" * 1000 in bytes(b) for m in messages for b in m.get("buffers", []))
+    texts = [m["content"].get("text", "") for m in messages if m["header"]["msg_type"] == "stream"]
+    assert any("runs code in the browser" in t for t in texts), texts
+    assert any("was withheld" in t and "display_data" in t for t in texts), texts
+
+    def counted() -> bool:
+        now = usage(alice, "alice", PROJECT)["by_kind"].get("kernel", 0)
+        return bool(now - before >= binary[0]["binary_frame_bytes"] > 5000)
+
+    wait_for(counted)
+
+
 def test_a_fake_png_output_is_withheld(alice: Hub) -> None:
     kernel = start_kernel(alice, "alice", PROJECT)
     code = (

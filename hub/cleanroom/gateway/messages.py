@@ -103,12 +103,21 @@ class KernelRules:
         return self.sessions[key]
 
     def note_sent(self, text: str) -> None:
-        """Remember the msg_id of a message the browser sent to the kernel."""
+        """Remember the msg_id of a message the browser sent to the kernel (text frame)."""
         try:
             msg = json.loads(text)
+        except ValueError:
+            return
+        self.note_message(msg)
+
+    def note_message(self, msg: Any) -> None:
+        """Remember the msg_id of a message the browser sent (text or binary frame)."""
+        try:
             header = msg["header"]
             msg_id = header["msg_id"]
-        except (ValueError, KeyError, TypeError):
+        except (KeyError, TypeError):
+            return
+        if not isinstance(header, dict):
             return
         if isinstance(msg_id, str) and len(msg_id) <= 128:
             self.sent[msg_id] = {

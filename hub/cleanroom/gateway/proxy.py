@@ -27,7 +27,8 @@ from tornado.iostream import StreamClosedError
 from tornado.websocket import WebSocketClosedError, WebSocketHandler, websocket_connect
 
 from cleanroom.gateway import content, metrics, pages, proof, viewer
-from cleanroom.gateway.messages import KernelRules, dumps
+from cleanroom.gateway.frames import SocketRules, frame_size
+from cleanroom.gateway.messages import KernelRules
 from cleanroom.gateway.policy import Route
 from cleanroom.gateway.routes import Backend
 
@@ -109,10 +110,9 @@ class WorkspaceHandler(HubOAuthenticated, WebSocketHandler):
         self.kind = "page"
         self.cookie_auth = False
         self.upstream: Any = None
-        self.kernel_rules: KernelRules | None = None
-        self.noticed: set[str] = set()
         # Restricted mode: the viewer's path for this request (None: not a viewer route).
         self.viewer_path: str | None = None
+        self.frames: SocketRules | None = None
 
     # tornado's own XSRF check is not used: see _check_csrf.
     def check_xsrf_cookie(self) -> None:
@@ -492,10 +492,17 @@ class WorkspaceHandler(HubOAuthenticated, WebSocketHandler):
             self.upstream.close()
             self.refuse(Refused(502, "proof", "The workspace's server could not prove it is real."))
             return
+        kernel = None
         if self.rest.startswith("api/kernels/"):
-            self.kernel_rules = KernelRules(
-                self.gw.policy.websocket, self.gw.policy.http.max_image_bytes
-            )
+            kernel = KernelRules(self.gw.policy.websocket, self.gw.policy.http.max_image_bytes)
+        self.frames = SocketRules(
+            self.gw,
+            self.owner,
+            self.server,
+            "kernel" if kernel else ("terminal" if self.kind == "terminal" else self.kind),
+            self.rest,
+            kernel,
+        )
         await WebSocketHandler.get(self)
 
     async def _open_viewer_websocket(self) -> None:
@@ -532,7 +539,8 @@ class WorkspaceHandler(HubOAuthenticated, WebSocketHandler):
                     break
                 data = message if isinstance(message, bytes) else message.encode()
                 if not budgets.spend(user, project, len(data), "viewer"):
-                    self._withhold("budget")
+                    metrics.REFUSALS.labels(user, project, "budget").inc()
+                    self.gw.ledger.refusal(user, project, "budget", path=self.viewer_path[:200])
                     self.close(4429, "the egress budget is spent")
                     break
                 metrics.BYTES.labels(user, project, "viewer").inc(len(data))
@@ -553,10 +561,14 @@ class WorkspaceHandler(HubOAuthenticated, WebSocketHandler):
         if len(message) > self.gw.policy.http.max_request_bytes:
             self.close(1009, "message too large")
             return
-        if self.kernel_rules is not None and isinstance(message, str):
-            self.kernel_rules.note_sent(message)
+        if self.frames is None:  # the viewer's VNC stream: keys and pointer, passed on
+            passing: str | bytes | None = message
+        else:
+            passing = self.frames.towards_workspace(message)  # binary frames: same rules
+        if passing is None:
+            return
         try:
-            self.upstream.write_message(message, binary=isinstance(message, bytes))
+            self.upstream.write_message(passing, binary=isinstance(passing, bytes))
         except WebSocketClosedError:
             self.close()
 
@@ -571,9 +583,10 @@ class WorkspaceHandler(HubOAuthenticated, WebSocketHandler):
                 message = await self.upstream.read_message()
                 if message is None:
                     break
-                for text in self._towards_browser(message):
-                    await bucket.take(len(text.encode()))
-                    await self.write_message(text)
+                assert self.frames is not None
+                for frame in self.frames.towards_browser(message):
+                    await bucket.take(frame_size(frame))
+                    await self.write_message(frame, binary=isinstance(frame, bytes))
         except (WebSocketClosedError, StreamClosedError):
             pass
         except Exception:
@@ -581,96 +594,6 @@ class WorkspaceHandler(HubOAuthenticated, WebSocketHandler):
         finally:
             if self.ws_connection is not None:
                 self.close()
-
-    def _withhold(self, reason: str) -> None:
-        metrics.REFUSALS.labels(self.owner, self.server, reason).inc()
-        self.gw.ledger.refusal(self.owner, self.server, reason, path=self.rest[:200])
-
-    def _towards_browser(self, message: str | bytes) -> list[str]:
-        """What of one upstream message may go to the browser (already counted)."""
-        user, project, kind = (
-            self.owner,
-            self.server,
-            "kernel"
-            if self.kernel_rules
-            else ("terminal" if self.kind == "terminal" else self.kind),
-        )
-        rules = self.gw.policy.websocket
-        budgets = self.gw.budgets
-        if isinstance(message, bytes):
-            # Binary frames (messages with buffers) are not read by the gateway: withheld.
-            self._withhold("content")
-            return []
-        size = len(message.encode())
-        if self.kernel_rules is None:
-            if size > rules.max_message_bytes:
-                self._withhold("too_large")
-                return []
-            if budgets.spend(user, project, size, kind):
-                metrics.BYTES.labels(user, project, kind).inc(size)
-                return [message]
-            self._withhold("budget")
-            if kind == "terminal" and "terminal" not in self.noticed:
-                self.noticed.add("terminal")
-                text = budgets.exhausted_message(user, project)
-                return [json.dumps(["stdout", f"\r\n[clean room] {text}\r\n"])]
-            return []
-        kr = self.kernel_rules
-        try:
-            msg = json.loads(message)
-        except ValueError:
-            self._withhold("content")
-            return []
-        if not isinstance(msg, dict):
-            return []
-        header = msg.get("header") if isinstance(msg.get("header"), dict) else {}
-        msg_type = str((header or {}).get("msg_type", "?"))[:40]
-        out: list[str] = []
-        if size > rules.max_message_bytes:
-            self._withhold("too_large")
-            # The notice first: a client may stop reading at the reply that follows.
-            out.append(
-                dumps(
-                    kr.notice(
-                        msg,
-                        (
-                            f"An output of {size} bytes ({msg_type}) was withheld: messages "
-                            f"larger than {rules.max_message_bytes} bytes are not sent to the "
-                            "browser. Write large results to a file in your work folder and "
-                            "request a release."
-                        ),
-                    )
-                )
-            )
-            skeleton = kr.skeleton(msg)
-            if skeleton is not None:
-                text = dumps(skeleton)
-                budgets.force(user, project, len(text), kind)
-                out.append(text)
-            return out
-        withheld = kr.sanitize(msg)
-        if withheld:
-            self._withhold("content")
-            message = dumps(msg)
-            size = len(message.encode())
-        if budgets.spend(user, project, size, kind):
-            metrics.BYTES.labels(user, project, kind).inc(size)
-            out.append(message)
-            if withheld:
-                out.append(dumps(kr.notice(msg, content.notice(withheld)[len("[clean room] ") :])))
-        else:
-            self._withhold("budget")
-            parent = (msg.get("parent_header") or {}).get("msg_id", "")
-            if parent in kr.sent and parent not in self.noticed:
-                self.noticed.add(parent)
-                out.append(dumps(kr.notice(msg, budgets.exhausted_message(user, project))))
-            skeleton = kr.skeleton(msg)
-            if skeleton is not None:
-                text = dumps(skeleton)
-                budgets.force(user, project, len(text), kind)
-                out.append(text)
-        metrics.REMAINING.labels(user, project).set(budgets.remaining(user, project))
-        return out
 
     def get_compression_options(self) -> None:
         return None
