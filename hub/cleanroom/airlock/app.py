@@ -38,6 +38,7 @@ from traitlets.config import Configurable
 from . import render
 from .blobs import BlobStore
 from .database import open_storage
+from .egress import egress_routes
 from .exceptions import AirlockError, Misconfigured
 from .membership import Membership, StaticMembership
 from .policy import Policy, load_policy
@@ -243,7 +244,9 @@ def make_apps(
             {"path": str(HERE / "static")},
         ),
     ]
-    public_routes += [(r, h, shared) for r, h in api_routes(prefix) + page_routes(prefix)]
+    public_routes += [
+        (r, h, shared) for r, h in api_routes(prefix) + page_routes(prefix) + egress_routes(prefix)
+    ]
     public = web.Application(
         public_routes,
         xsrf_cookies=True,

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from .domain import (
     OFFICER_SCOPE,
+    OPERATOR_SCOPE,
     RESEARCHER_SCOPE,
     REVIEWABLE_STATES,
     TERMINAL_STATES,
@@ -288,3 +289,33 @@ def check_can_export_audit(actor: Actor) -> None:
             "progress, which officers must not see; ask another operator, or run "
             "`cleanroom audit export` on the host"
         )
+
+
+def check_can_see_egress(actor: Actor) -> None:
+    """Officers and operators see what reached researchers' browsers (the gateway's
+    usage, grants and alerts of every researcher and project)."""
+    if not (actor.is_officer or actor.is_operator):
+        raise PermissionDenied(
+            "the egress pages are for disclosure officers and operators "
+            f"({OFFICER_SCOPE} or {OPERATOR_SCOPE})"
+        )
+
+
+def can_see_egress(actor: Actor) -> bool:
+    """Answer of ``check_can_see_egress``."""
+    return _answer(check_can_see_egress, actor)
+
+
+def check_can_grant_egress(actor: Actor, user: str) -> None:
+    """An officer or operator in standing grants egress, never to themselves (the
+    gateway checks the same again against the registry, from the person's own token)."""
+    check_can_see_egress(actor)
+    if actor.standing_problem:
+        raise PermissionDenied(f"you may not grant egress now: {actor.standing_problem}")
+    if user == actor.username:
+        raise PermissionDenied("nobody grants egress to themselves: ask another officer")
+
+
+def can_grant_egress(actor: Actor, user: str) -> bool:
+    """Answer of ``check_can_grant_egress``."""
+    return _answer(check_can_grant_egress, actor, user)

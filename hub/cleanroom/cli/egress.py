@@ -10,7 +10,6 @@ carries the signed-in person's own credential, which the gateway resolves and ch
 from __future__ import annotations
 
 import argparse
-import re
 from typing import Any
 
 from cleanroom.cli.identity import add_credential
@@ -18,30 +17,8 @@ from cleanroom.cli.output import emit as _out
 from cleanroom.cli.output import emit_rows
 from cleanroom.errors import InvalidInput
 from cleanroom.gateway import client
-from cleanroom.gateway.budget import mib
+from cleanroom.gateway.budget import mib, parse_size
 from cleanroom.registry import Registry
-
-_SIZE = re.compile(r"^(\d+)\s*(B|KiB|MiB|GiB|KB|MB|GB)?$", re.IGNORECASE)
-_UNITS = {
-    "b": 1,
-    "kib": 1024,
-    "mib": 1024**2,
-    "gib": 1024**3,
-    "kb": 1000,
-    "mb": 1000**2,
-    "gb": 1000**3,
-}
-
-
-def parse_size(text: str) -> int:
-    """``"16MiB"`` → 16777216; a clear error for anything else."""
-    m = _SIZE.match(text.strip())
-    if not m:
-        raise InvalidInput(f"{text!r} is not a size (e.g. 500000, 512KiB, 16MiB, 1GiB)")
-    value = int(m.group(1)) * _UNITS[(m.group(2) or "b").lower()]
-    if value <= 0:
-        raise InvalidInput("the size must be more than 0 bytes")
-    return value
 
 
 def _row(s: dict[str, Any]) -> str:

@@ -8,12 +8,14 @@ State survives a gateway restart through :meth:`Budgets.to_json` / :meth:`from_j
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from cleanroom.errors import InvalidInput
 from cleanroom.gateway.policy import Budget
 
 HOUR = 3600
@@ -151,6 +153,9 @@ class Budgets:
             "by_kind": dict(u.by_kind),
             "exempt_bytes": u.exempt_bytes,
             "alerted": u.alerted,
+            # Something did not fit since the budget last refilled or grew (the officers'
+            # pages show it as an alert).
+            "exhausted": u.exhausted,
         }
 
     def all_status(self) -> list[dict[str, Any]]:
@@ -198,3 +203,26 @@ class Budgets:
                 self.usage[(user, project)] = Usage(
                     **{k: v for k, v in value.items() if k in fields}
                 )
+
+
+_SIZE = re.compile(r"^(\d+)\s*(B|KiB|MiB|GiB|KB|MB|GB)?$", re.IGNORECASE)
+_UNITS = {
+    "b": 1,
+    "kib": 1024,
+    "mib": 1024**2,
+    "gib": 1024**3,
+    "kb": 1000,
+    "mb": 1000**2,
+    "gb": 1000**3,
+}
+
+
+def parse_size(text: str) -> int:
+    """``"16MiB"`` → 16777216; a clear error for anything else."""
+    m = _SIZE.match(text.strip())
+    if not m:
+        raise InvalidInput(f"{text!r} is not a size (e.g. 500000, 512KiB, 16MiB, 1GiB)")
+    value = int(m.group(1)) * _UNITS[(m.group(2) or "b").lower()]
+    if value <= 0:
+        raise InvalidInput("the size must be more than 0 bytes")
+    return value

@@ -58,12 +58,17 @@ def _decode(reply: Any) -> Any:
 
 
 async def call(method: str, path: str, body: Any = None, *, ok: tuple[int, ...] = (200,)) -> Any:
-    """Call the API from an event loop; raises :class:`GatewayUnavailable` on failure."""
+    """Call the API from an event loop; a refusal of the request itself raises the
+    matching :class:`CleanroomError` with the gateway's message, anything else
+    :class:`GatewayUnavailable`."""
     try:
         reply = await AsyncHTTPClient().fetch(_request(method, path, body), raise_error=False)
     except OSError as exc:
         raise GatewayUnavailable(f"the egress gateway does not answer: {exc}") from exc
     if reply.code not in ok:
+        refusal = _refusal(HTTPClientError(reply.code, response=reply))
+        if refusal is not None:
+            raise refusal
         raise GatewayUnavailable(f"the egress gateway refused {method} {path}: {reply.body!r}")
     return _decode(reply)
 
