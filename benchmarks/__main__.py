@@ -8,7 +8,10 @@ baseline (see ``benchmarks/plain_hub_config.py``):
 - concurrent spawns (N users at once): time until all are ready, failures;
 - the airlock: submission-to-queued for 1 MB and 100 MB files, queue-page and
   request-page latency with many requests in the store;
-- disclosure-check throughput (``benchmarks/bench_checks.py``, the checks' own).
+- disclosure-check throughput (``benchmarks/bench_checks.py``, the checks' own);
+- the egress gateway's overhead: contents, kernel round trip, output throughput and
+  JupyterLab's page through the gateway against the plain hub's direct path
+  (``benchmarks/gateway.py``).
 
 Writes ``benchmarks/results/<timestamp>.json`` and, unless ``--no-docs``, the tables in
 ``docs/benchmarks.md``. It reports; it never fails on time.
@@ -42,7 +45,7 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 DOCS = HERE.parent / "docs" / "benchmarks.md"
 IMAGE = f"{image_repository()}/notebook:latest"
-PARTS = ("spawn", "memory", "concurrency", "airlock", "checks")
+PARTS = ("spawn", "memory", "concurrency", "gateway", "airlock", "checks")
 PROJECT_SIZE = 10
 
 
@@ -76,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--airlock-requests", type=int, default=10_000)
     parser.add_argument("--airlock-sizes-mb", type=_levels, default=[1, 100])
     parser.add_argument("--page-loads", type=int, default=10, help="loads per page timed")
+    parser.add_argument(
+        "--gateway-loads", type=int, default=30, help="timed rounds of each gateway action"
+    )
     parser.add_argument("--check-rows", type=int, default=100_000)
     parser.add_argument(
         "--quick",
@@ -100,6 +106,7 @@ def _quick(args: argparse.Namespace) -> None:
     args.airlock_requests = min(args.airlock_requests, 200)
     args.airlock_sizes_mb = [1, 5]
     args.page_loads = min(args.page_loads, 3)
+    args.gateway_loads = min(args.gateway_loads, 4)
     args.check_rows = min(args.check_rows, 5_000)
 
 
@@ -229,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         "arguments": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "machine": machine.describe(IMAGE),
     }
-    needs_hubs = {"spawn", "memory", "concurrency"} & set(args.parts)
+    needs_hubs = {"spawn", "memory", "concurrency", "gateway"} & set(args.parts)
     root = Path(tempfile.mkdtemp(prefix="cleanroom-bench-"))
     deps: list[Deployment] = []
     try:
@@ -245,6 +252,10 @@ def main(argv: list[str] | None = None) -> int:
             result["concurrency"] = _step(
                 "concurrency", lambda: run_concurrency(deps, args.concurrency)
             )
+        if "gateway" in args.parts:
+            from benchmarks import gateway
+
+            result["gateway"] = _step("gateway", lambda: gateway.run(deps, args.gateway_loads))
     finally:
         for dep in deps:
             try:

@@ -137,6 +137,9 @@ def _env(state: Path, instance: str) -> dict[str, str]:
         "CLEANROOM_PROXY_API_PORT": str(free_port()),
         "CLEANROOM_AIRLOCK_PORT": str(free_port()),
         "CLEANROOM_AIRLOCK_SUBMIT_PORT": str(free_port()),
+        # The gateway's listeners too: the defaults (8003, 8004) are `make up`'s.
+        "CLEANROOM_GATEWAY_PORT": str(free_port()),
+        "CLEANROOM_GATEWAY_API_PORT": str(free_port()),
         "BENCH_PASSWORD": PASSWORD,
         # The hub's children (the airlock service) must import the benchmark's checkout.
         "CLEANROOM_ROOT": str(repo_root()),

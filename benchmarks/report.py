@@ -144,6 +144,37 @@ def _checks(checks: dict[str, Any]) -> list[str]:
     ]
 
 
+def _gateway(gw: dict[str, Any]) -> list[str]:
+    names = {
+        "contents": "contents GET, 1 MB notebook (s)",
+        "roundtrip": "kernel round trip, small execute (s)",
+        "page": "JupyterLab page, `GET lab` (s)",
+        "throughput": "stream output (MiB/s)",
+    }
+    ratios, overhead = gw.get("ratios") or {}, gw.get("overhead_ms") or {}
+    rows = []
+    for key, label in names.items():
+        cr = (gw.get("cleanroom") or {}).get(key) or {}
+        pl = (gw.get("plain") or {}).get(key) or {}
+        rows.append(
+            [label, _s(cr.get("p50"), 4), _s(cr.get("p95"), 4), _s(pl.get("p50"), 4),
+             _s(pl.get("p95"), 4), _s(ratios.get(key)), _s(overhead.get(key), 1)]
+        )  # fmt: skip
+    head = ["action", "gateway p50", "gateway p95", "direct p50", "direct p95", "ratio p50",
+            "overhead p50 (ms)"]  # fmt: skip
+    return [
+        f"### Egress gateway ({gw.get('loads')} interleaved rounds; the gateway path against "
+        "the plain hub's direct proxy-to-server path; `benchmarks/gateway.py`)",
+        "",
+        *_table(head, rows),
+        "",
+        f"The policy's output rate limit: {_s(gw.get('policy_rate_mib_s'))} MiB/s with a burst "
+        f"of {_s(gw.get('policy_burst_mib'))} MiB; the stream output measured (512 KiB) fits "
+        "under every rate limit of both paths, so its ratio is the path's own cost.",
+        "",
+    ]
+
+
 def markdown(result: dict[str, Any]) -> str:
     """The tables of one run."""
     lines = [
@@ -156,6 +187,7 @@ def markdown(result: dict[str, Any]) -> str:
         "spawn": _spawn,
         "memory": _memory,
         "concurrency": _concurrency,
+        "gateway": _gateway,
         "airlock": _airlock,
         "checks": _checks,
     }
@@ -170,7 +202,8 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 def _arguments(args: dict[str, Any]) -> str:
-    keep = ("spawns", "concurrency", "idle_seconds", "airlock_requests", "check_rows", "quick")
+    keep = ("spawns", "concurrency", "idle_seconds", "gateway_loads", "airlock_requests",
+            "check_rows", "quick")  # fmt: skip
     return " ".join(f"{k}={args[k]}" for k in keep if k in args)
 
 

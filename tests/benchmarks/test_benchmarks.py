@@ -52,13 +52,14 @@ def test_every_part_runs_at_tiny_sizes(tmp_path: Path) -> None:
         "--airlock-requests", "20",
         "--airlock-sizes-mb", "1",
         "--page-loads", "1",
+        "--gateway-loads", "1",
         "--check-rows", "2000",
         "--no-docs",
         "--out", str(out),
     ]  # fmt: skip
     assert main(args) == 0
     result = json.loads(out.read_text())
-    for part in ("spawn", "memory", "concurrency", "airlock", "checks"):
+    for part in ("spawn", "memory", "concurrency", "gateway", "airlock", "checks"):
         assert "error" not in result[part], result[part]
 
     for phase in ("cold", "warm"):
@@ -70,6 +71,12 @@ def test_every_part_runs_at_tiny_sizes(tmp_path: Path) -> None:
         assert {"hub", "proxy"} <= result["memory"][kind]["processes"].keys()
         level = result["concurrency"]["2"][kind]
         assert level["count"] == 2 and level["failures"] == 0, level["errors"]
+    gateway = result["gateway"]
+    for kind in ("cleanroom", "plain"):
+        for action in ("contents", "roundtrip", "page"):
+            assert gateway[kind][action]["n"] == 1, (kind, action)
+        assert gateway[kind]["throughput"]["p50"] > 0
+    assert set(gateway["ratios"]) == {"contents", "roundtrip", "page", "throughput"}
     assert result["airlock"]["submit"]["1"]["n"] > 0
     pages = result["airlock"]["pages"]
     assert pages["queue (first)"]["n"] == pages["queue (last)"]["n"] == 1
