@@ -21,6 +21,7 @@ from cleanroom.registry import DatasetInfo, Registry, journal
 from cleanroom.registry.database import JournalMissing, OperationalOnly, ReadOnly
 from cleanroom.registry.events import WorkspaceStopped, all_events
 from cleanroom.registry.governance import READS, Governance
+from cleanroom.registry.library import NewCard
 from cleanroom.registry.models import Base, LoginFailures, SecondFactor, User, is_operational
 from cleanroom.registry.people import READS as PEOPLE_READS
 from cleanroom.registry.people import People
@@ -121,6 +122,11 @@ def _seed(gov: Governance, tmp_path: Path) -> None:
             actor="seed",
         )
     gov.add_provider_account("Acme", "pat", actor="olga")
+    gov.register_dataset_version(
+        DatasetInfo("gauges-q", "v1", "Acme", "/lib/gauges-q/v1", None, 1),
+        NewCard("internal", "quarantined", quality={"summary": {"rows": 3, "errors": 2}}),
+        actor="seed",
+    )
     gov.create_project("defects", "Defects", actor="seed")
     gov.add_member("defects", "alice", actor="seed")
     gov.add_member("defects", "bob", actor="seed")
@@ -176,6 +182,22 @@ RECIPES: dict[str, tuple[str, Callable[[Governance, Path], Any]]] = {
         lambda g, _: g.add_dataset(
             DatasetInfo("gauges", "v1", "Acme", "/lib/g", None, 1), actor="o"
         ),
+    ),
+    "register_dataset_version": (
+        "dataset.register",
+        lambda g, _: g.register_dataset_version(
+            DatasetInfo("gauges", "v2", "Acme", "/lib/g2", None, 1),
+            NewCard("confidential", "verified"),
+            actor="o",
+        ),
+    ),
+    "classify_dataset": (
+        "dataset.classify",
+        lambda g, _: g.classify_dataset("press-line", "v1", "trade-secret", actor="pat"),
+    ),
+    "accept_dataset_version": (
+        "dataset.accept",
+        lambda g, _: g.accept_dataset_version("gauges-q", "v1", "known sensor gap", actor="pat"),
     ),
     "set_index_location": (
         "dataset.reindex",

@@ -15,9 +15,11 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from cleanroom import paths
 from cleanroom.errors import Conflict, Forbidden, InvalidInput
+from cleanroom.library.quality import RowProgress
 from cleanroom.registry import DatasetInfo, Registry, names
 from cleanroom.registry.events import DatasetRolesSet
 from cleanroom.registry.governance import Governance
@@ -100,16 +102,35 @@ def register_dataset(
     actor: str,
     progress: Progress | None = None,
     build_index: bool = True,
+    schema: dict[str, Any] | None = None,
+    classification: str | None = None,
+    description: str = "",
+    licence: str = "",
+    quality_progress: RowProgress | None = None,
 ) -> DatasetInfo:
     """Copy ``source`` (a file or folder) into the library as ``name`` ``version``.
 
     Files are checksummed (sha256) while copied, made read-only, and a disclosure-check
     index is built beside the library (hashes only) when the checks library is present.
+    Every table is verified against ``schema`` (a Frictionless Table Schema; None:
+    profiled against inferred types) and profiled, streaming (cleanroom.library.quality);
+    the version's card (``classification``, default: the policy's; ``description``,
+    ``licence``, the schema and the quality report) is recorded in the same transaction
+    as the version. A version that fails its provider's schema is registered
+    ``quarantined``: no workspace mounts it until the provider accepts it.
     """
+    from cleanroom.library.classification import load_policy
+    from cleanroom.library.quality import check_schema, verify_version
+    from cleanroom.registry.library import NewCard
+
     names.dataset_name(name)
     names.version(version)
     if not provider.strip():
         raise InvalidInput("a dataset needs a provider")
+    policy = load_policy()
+    category = policy.get(classification).name if classification else policy.default
+    if schema is not None:
+        schema = check_schema(schema)
     if registry.dataset_exists(name, version):
         raise Conflict(f"dataset {name} version {version} exists already; versions are immutable")
     source = Path(source)
@@ -132,6 +153,9 @@ def register_dataset(
             size, sha = _copy_and_hash(f, staging / rel, done, total, progress)
             done += size
             records.append((rel.as_posix(), size, sha))
+        quality = verify_version(
+            staging, [r for r, _, _ in records], schema, progress=quality_progress
+        )
         if build_index:
             index_path = _build_index(staging, [staging / r for r, _, _ in records], name, version)
 
@@ -147,7 +171,15 @@ def register_dataset(
             index_location=str(index_path) if index_path else None,
         )
         try:
-            return Governance(registry).add_dataset(info, actor=actor)
+            card = NewCard(
+                classification=category,
+                status=quality.status,
+                description=description,
+                licence=licence,
+                table_schema=schema,
+                quality=quality.report,
+            )
+            return Governance(registry).register_dataset_version(info, card, actor=actor)
         except Exception:
             _make_writable(final)
             shutil.rmtree(final)

@@ -9,13 +9,14 @@ its typed event in that same transaction.
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from cleanroom.errors import Conflict, Forbidden, InvalidInput, NotFound
 from cleanroom.registry import events, names
-from cleanroom.registry.database import RegistryDatabase
+from cleanroom.registry.database import RegistryDatabase, Write
 from cleanroom.registry.models import (
     Dataset,
     DatasetFile,
@@ -235,30 +236,7 @@ class BackboneWrites:
         """Record a dataset version whose files are already in the library."""
         actor = actor_name(actor)
         with self.db.write() as tx:
-            if tx.session.get(Dataset, (dataset.name, dataset.version)) is not None:
-                raise Conflict(f"dataset {dataset.name} version {dataset.version} exists already")
-            tx.session.add(
-                Dataset(
-                    name=dataset.name,
-                    version=dataset.version,
-                    provider=dataset.provider,
-                    location=dataset.location,
-                    index_location=dataset.index_location,
-                    total_bytes=dataset.total_bytes,
-                    registered_by=actor,
-                    files=[DatasetFile(path=p, size=n, sha256=h) for p, n, h in dataset.files],
-                )
-            )
-            tx.journal(
-                events.DatasetRegistered(
-                    actor=actor,
-                    dataset=dataset.name,
-                    version=dataset.version,
-                    provider=dataset.provider,
-                    files=len(dataset.files),
-                    total_bytes=dataset.total_bytes,
-                )
-            )
+            add_dataset_rows(tx, dataset, actor)
         return dataset
 
     def set_index_location(self, name: str, version: str, location: str, *, actor: str) -> None:
@@ -338,6 +316,39 @@ class BackboneWrites:
                     detached_from=detached_from, bytes=bytes_freed,
                 )
             )  # fmt: skip
+
+
+def add_dataset_rows(
+    tx: Write, dataset: DatasetInfo, actor: str, card: dict[str, Any] | None = None
+) -> None:
+    """Add a dataset version's rows and its ``dataset.register`` entry to ``tx`` (shared
+    with the library's registration, which writes the version's card in the same
+    transaction and hands its summary on as ``card``)."""
+    if tx.session.get(Dataset, (dataset.name, dataset.version)) is not None:
+        raise Conflict(f"dataset {dataset.name} version {dataset.version} exists already")
+    tx.session.add(
+        Dataset(
+            name=dataset.name,
+            version=dataset.version,
+            provider=dataset.provider,
+            location=dataset.location,
+            index_location=dataset.index_location,
+            total_bytes=dataset.total_bytes,
+            registered_by=actor,
+            files=[DatasetFile(path=p, size=n, sha256=h) for p, n, h in dataset.files],
+        )
+    )
+    tx.journal(
+        events.DatasetRegistered(
+            actor=actor,
+            dataset=dataset.name,
+            version=dataset.version,
+            provider=dataset.provider,
+            files=len(dataset.files),
+            total_bytes=dataset.total_bytes,
+            card=card,
+        )
+    )
 
 
 def _check_password(password: str) -> None:

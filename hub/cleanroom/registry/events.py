@@ -203,7 +203,11 @@ class ApplicationDeclined(JournalEvent):
 # -- datasets and providers ------------------------------------------------------------
 @dataclass(frozen=True, kw_only=True)
 class DatasetRegistered(JournalEvent):
-    """A dataset version was registered in the library: ``files`` files, ``total_bytes``."""
+    """A dataset version was registered in the library: ``files`` files, ``total_bytes``.
+
+    ``card``: what its card recorded at registration (``classification``, ``status``:
+    verified, profiled or quarantined, whether a Table ``schema`` was given, the quality
+    report's ``rows`` and ``errors``); None for a version registered without a card."""
 
     kind = "dataset.register"
     subject_template = "dataset:{dataset}@{version}"
@@ -212,6 +216,7 @@ class DatasetRegistered(JournalEvent):
     provider: str
     files: int
     total_bytes: int
+    card: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -236,6 +241,32 @@ class DatasetRolesSet(JournalEvent):
     version: str
     changed: dict[str, str]
     before: dict[str, str | None]
+
+
+@dataclass(frozen=True, kw_only=True)
+class DatasetClassified(JournalEvent):
+    """A dataset version's classification changed from ``before`` to ``after``."""
+
+    kind = "dataset.classify"
+    subject_template = "dataset:{dataset}@{version}"
+    dataset: str
+    version: str
+    before: str
+    after: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class DatasetAccepted(JournalEvent):
+    """The provider's user accepted a quarantined version despite its quality report
+    (``errors`` failed checks), for ``reason``: workspaces may mount it from now on."""
+
+    kind = "dataset.accept"
+    subject_template = "dataset:{dataset}@{version}"
+    dataset: str
+    version: str
+    provider: str
+    errors: int
+    reason: str
 
 
 @dataclass(frozen=True, kw_only=True)

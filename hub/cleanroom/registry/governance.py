@@ -35,6 +35,7 @@ from cleanroom.registry.backbone import (
     membership_row,
 )
 from cleanroom.registry.events import JournalEvent
+from cleanroom.registry.library import LibraryWrites
 from cleanroom.registry.models import (
     Application,
     Dataset,
@@ -201,7 +202,7 @@ READS = (
 and takes a keyword-only ``actor`` (a test holds every write to it)."""
 
 
-class Governance(BackboneWrites):
+class Governance(BackboneWrites, LibraryWrites):
     """The registry's one writer: every change, journaled in its own transaction."""
 
     def __init__(self, registry: Registry | None = None, people: People | None = None) -> None:

@@ -449,3 +449,37 @@ class CliSession(Base):
     user_name: Mapped[str] = mapped_column(String(32), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+# -- the data library's cards (hub/cleanroom/registry/library.py) -----------------------
+class DatasetCard(Base):
+    """A dataset version's card: classification, description, terms, its Table Schema,
+    the quality report made at registration and whether the version may be used.
+
+    ``status``: ``verified`` (the provider's schema holds), ``profiled`` (no schema given:
+    profiled only), ``quarantined`` (the provider's own constraints fail: no workspace
+    mounts it) or ``accepted`` (quarantined, then accepted by the provider). A version
+    registered before cards existed has no row and reads as the policy's default
+    classification, ``profiled`` (see cleanroom.library.catalogue).
+    """
+
+    __tablename__ = "dataset_cards"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["dataset_name", "dataset_version"],
+            ["datasets.name", "datasets.version"],
+            ondelete="CASCADE",
+        ),
+    )
+
+    dataset_name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    dataset_version: Mapped[str] = mapped_column(String(32), primary_key=True)
+    classification: Mapped[str] = mapped_column(String(40))
+    description: Mapped[str] = mapped_column(Text, default="")
+    licence: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(20), default="profiled")
+    table_schema: Mapped[str] = mapped_column(Text, default="")  # JSON, "" when none
+    quality_report: Mapped[str] = mapped_column(Text, default="{}")  # JSON
+    accepted_by: Mapped[str | None] = mapped_column(String(32))
+    accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    accept_reason: Mapped[str] = mapped_column(Text, default="")

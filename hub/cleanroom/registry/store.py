@@ -236,6 +236,11 @@ class Registry:
                 + ", ".join(f"dataset {d.name} version {d.version}" for d in unapproved)
                 + " until its provider approves (cleanroom datasets approve)"
             )
+        # The data's classification and quality (cleanroom.library): a quarantined
+        # version, or a project short of the controls its data needs, is refused here.
+        from cleanroom.library.classification import check_project
+
+        check_project(self, project, info.quota_tier)
         retired = self.retired_images()
         usable = tuple(i for i in info.images if i not in retired)
         if not usable:
