@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from cleanroom.cli import commands as ops
+from cleanroom.cli import library as library_verbs
 from cleanroom.cli.egress import add_egress_verbs
 from cleanroom.cli.identity import add_credential, add_identity_verbs, bootstrap_decider
 from cleanroom.cli.output import emit, emit_rows
@@ -201,6 +202,7 @@ def datasets_register(args: argparse.Namespace, reg: Registry) -> None:
         provider=args.provider,
         actor=ops.actor_of(args),
         progress=_Progress(),
+        **library_verbs.register_options(args),
     )
     _out(
         args,
@@ -410,6 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", required=True)
     p.add_argument("--version", required=True)
     p.add_argument("--provider", required=True)
+    library_verbs.add_register_options(p)
     verb(datasets, "list", "list dataset versions", datasets_list)
     p = verb(
         datasets,
@@ -425,6 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dataset")
     p.add_argument("--version", help="default: the newest version")
     ops.add_dataset_verbs(datasets, verb)
+    library_verbs.add_library_verbs(datasets, verb)
 
     p = verb(verbs, "token", "issue an API token for a user (operators only)", token)
     p.add_argument("user")

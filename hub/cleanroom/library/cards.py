@@ -116,7 +116,7 @@ def croissant(card: CardInfo, *, url: str, roles: dict[str, str] | None = None) 
     for path, _, _ in card.files:
         if not is_table(path) or not cols:
             continue
-        rs_id = re.sub(r"[^A-Za-z0-9_.-]", "_", path)
+        rs_id = "records/" + re.sub(r"[^A-Za-z0-9_.-]", "_", path)
         record_sets.append(
             mlc.RecordSet(
                 id=rs_id,
@@ -146,9 +146,11 @@ def croissant(card: CardInfo, *, url: str, roles: dict[str, str] | None = None) 
         record_sets=record_sets,
     )
     document: dict[str, Any] = metadata.to_json()
-    errors = list(metadata.ctx.issues.errors)
-    if errors:
-        raise InvalidInput(f"the Croissant card of {card.name} {card.version}: {errors[0]}")
+    try:
+        # mlcroissant's own reading of the JSON-LD: what a consumer of the card will see.
+        mlc.Dataset(jsonld=document)
+    except mlc.ValidationError as exc:
+        raise InvalidInput(f"the Croissant card of {card.name} {card.version}: {exc}") from exc
     return document
 
 

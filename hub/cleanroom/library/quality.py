@@ -53,8 +53,8 @@ class Distinct:
     """A bounded distinct-value counter (k minimum values): exact while fewer than ``k``
     distinct values were seen, an estimate with a relative error near 1/sqrt(k) above."""
 
-    def __init__(self, k: int = SKETCH_SIZE) -> None:
-        self.k = k
+    def __init__(self, k: int | None = None) -> None:
+        self.k = SKETCH_SIZE if k is None else k
         self._heap: list[int] = []  # negated: the largest kept hash on top
         self._kept: set[int] = set()
 
@@ -91,8 +91,8 @@ class Duplicates:
     (by 64-bit hash): exact while the table has no more distinct rows than that, a lower
     bound above (a repeat of a row not remembered goes uncounted)."""
 
-    def __init__(self, limit: int = DUPLICATE_LIMIT) -> None:
-        self.limit = limit
+    def __init__(self, limit: int | None = None) -> None:
+        self.limit = DUPLICATE_LIMIT if limit is None else limit
         self._seen: set[int] = set()
         self.count = 0
         self.exact = True
