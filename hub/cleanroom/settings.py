@@ -34,6 +34,7 @@ class Settings:
     enforce_every: int = 60
     gateway_port: int = 8003
     gateway_api_port: int = 8004
+    library_port: int = 8093
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -51,6 +52,7 @@ class Settings:
             enforce_every=_int("CLEANROOM_ENFORCE_EVERY", 60),
             gateway_port=_int("CLEANROOM_GATEWAY_PORT", 8003),
             gateway_api_port=_int("CLEANROOM_GATEWAY_API_PORT", 8004),
+            library_port=_int("CLEANROOM_LIBRARY_PORT", 8093),
         )
 
     def public_url_is_https(self) -> bool:

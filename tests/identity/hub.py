@@ -94,6 +94,7 @@ def start_identity_hub(
         "CLEANROOM_PROXY_API_PORT": str(free_port()),
         "CLEANROOM_AIRLOCK_PORT": str(free_port()),
         "CLEANROOM_AIRLOCK_SUBMIT_PORT": str(free_port()),
+        "CLEANROOM_LIBRARY_PORT": str(free_port()),
         "CLEANROOM_ENFORCE_EVERY": "3600",
         "CLEANROOM_TOKEN_FILE": str(root / "cli-token"),
         "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}",

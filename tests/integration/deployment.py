@@ -110,6 +110,7 @@ def hub(workspace_images: list[str], tmp_path_factory: pytest.TempPathFactory) -
         "CLEANROOM_AIRLOCK_SUBMIT_PORT": str(free_port()),
         "CLEANROOM_GATEWAY_PORT": str(free_port()),
         "CLEANROOM_GATEWAY_API_PORT": str(free_port()),
+        "CLEANROOM_LIBRARY_PORT": str(free_port()),
         "TEST_PASSWORD": "integration-password",
         "CLEANROOM_TOKEN_FILE": str(tmp / "cli-token"),
     }

@@ -199,6 +199,12 @@ RECIPES: dict[str, tuple[str, Callable[[Governance, Path], Any]]] = {
         "dataset.accept",
         lambda g, _: g.accept_dataset_version("gauges-q", "v1", "known sensor gap", actor="pat"),
     ),
+    "decline_dataset_use": (
+        "dataset.decline_use",
+        lambda g, _: g.decline_dataset_use(
+            "defects", "press-line", "v1", "not for this purpose", actor="pat"
+        ),
+    ),
     "set_index_location": (
         "dataset.reindex",
         lambda g, _: g.set_index_location("press-line", "v1", "/idx", actor="olga"),

@@ -66,7 +66,12 @@ def role_definitions() -> list[dict[str, Any]]:
         # (cleanroom.gateway), and only through it reaches their workspaces.
         {
             "name": "user",
-            "scopes": ["self", "access:services!service=cleanroom-gateway"],
+            # ... and to the data library's pages (cleanroom.library), every person.
+            "scopes": [
+                "self",
+                "access:services!service=cleanroom-gateway",
+                "access:services!service=library",
+            ],
             "description": "every logged-in person",
         },
         {

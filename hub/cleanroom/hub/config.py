@@ -161,6 +161,20 @@ def configure(c: Any, settings: Settings | None = None, *, install_firewall: boo
     c.CleanroomSpawner.airlock_submit_port = settings.airlock_submit_port
 
     _add_airlock(c, settings, registry_url)
+    # The data library's pages (catalogue, cards, providers): cleanroom.library.
+    from cleanroom.library.hub_config import library_service_config
+
+    c.JupyterHub.services.append(
+        library_service_config(
+            port=settings.library_port,
+            environment={
+                "CLEANROOM_STATE_DIR": str(paths.state_dir()),
+                "CLEANROOM_POLICIES_DIR": str(paths.policies_dir()),
+                "CLEANROOM_PUBLIC_URL": settings.public_url,
+                "CLEANROOM_REGISTRY_URL": registry_url,
+            },
+        )
+    )
     # The egress gateway: every byte between a browser and a workspace passes it.
     add_gateway(c, settings)
     # The enforcer of end dates, the idle culler and the metrics reader.

@@ -270,6 +270,22 @@ class DatasetAccepted(JournalEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
+class DatasetUseDeclined(JournalEvent):
+    """The provider (``actor`` acting for ``provider``) declined ``project``'s use of
+    ``dataset`` ``version`` for ``reason``; ``revoked``: whether a current approval was
+    withdrawn with it."""
+
+    kind = "dataset.decline_use"
+    subject_template = "project:{project}"
+    project: str
+    dataset: str
+    version: str
+    provider: str
+    reason: str
+    revoked: bool
+
+
+@dataclass(frozen=True, kw_only=True)
 class DatasetAttached(JournalEvent):
     """``project`` mounts ``dataset`` at ``version`` (``before``: the version it had)."""
 

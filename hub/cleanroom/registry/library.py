@@ -16,12 +16,19 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from cleanroom.errors import Conflict, Forbidden, InvalidInput
+from cleanroom.errors import Conflict, Forbidden, InvalidInput, NotFound
 from cleanroom.registry import events
 from cleanroom.registry.backbone import actor_name, add_dataset_rows
 from cleanroom.registry.database import RegistryDatabase
-from cleanroom.registry.models import Dataset, DatasetCard, ProviderAccount, User
-from cleanroom.registry.store import DatasetInfo, dataset_row
+from cleanroom.registry.models import (
+    Dataset,
+    DatasetApproval,
+    DatasetCard,
+    ProjectDataset,
+    ProviderAccount,
+    User,
+)
+from cleanroom.registry.store import DatasetInfo, dataset_row, project_row
 
 CARD_STATUSES = ("verified", "profiled", "quarantined")
 """What registration may record; ``accepted`` is reached only by the provider's act."""
@@ -181,3 +188,54 @@ class LibraryWrites:
                     reason=reason,
                 )
             )
+
+    def decline_dataset_use(
+        self, project: str, dataset: str, version: str, reason: str, *, actor: str
+    ) -> bool:
+        """The provider's user ``actor`` (in standing) declines ``project``'s use of a
+        version it mounts or was approved for, with ``reason``; a current approval is
+        withdrawn in the same act. Returns whether one was."""
+        by = self._decider(actor, "provider", "decline dataset use")
+        reason = (reason or "").strip()
+        if not reason:
+            raise InvalidInput("say why the project may not use the data")
+        with self.db.write() as tx:
+            s = tx.session
+            project_row(s, project)
+            d: Dataset = dataset_row(s, dataset, version)
+            if not _acts_for(s, by, d.provider):
+                raise Forbidden(
+                    f"{by!r} does not act for {d.provider!r}, the provider of dataset "
+                    f"{d.name} version {d.version}"
+                )
+            link = s.scalar(
+                select(ProjectDataset).where(
+                    ProjectDataset.project_name == project,
+                    ProjectDataset.dataset_name == d.name,
+                    ProjectDataset.dataset_version == d.version,
+                )
+            )
+            approval = s.scalar(
+                select(DatasetApproval).where(
+                    DatasetApproval.project_name == project,
+                    DatasetApproval.dataset_name == d.name,
+                    DatasetApproval.dataset_version == d.version,
+                    DatasetApproval.revoked_at.is_(None),
+                )
+            )
+            if link is None and approval is None:
+                raise NotFound(f"{project!r} neither mounts nor may use {d.name} {d.version}")
+            if approval is not None:
+                approval.revoked_by, approval.revoked_at = by, datetime.now(UTC)
+            tx.journal(
+                events.DatasetUseDeclined(
+                    actor=by,
+                    project=project,
+                    dataset=d.name,
+                    version=d.version,
+                    provider=d.provider,
+                    reason=reason,
+                    revoked=approval is not None,
+                )
+            )
+            return approval is not None
