@@ -14,6 +14,7 @@ from cleanroom.airlock.exceptions import PolicyError as AirlockPolicyError
 from cleanroom.checks.policy import DisclosurePolicy
 from cleanroom.checks.policy import PolicyError as ChecksPolicyError
 from cleanroom.errors import InvalidInput
+from cleanroom.library import classification
 from cleanroom.workspace import culling, quotas
 
 # Each module raises its own error type for a bad policy.
@@ -125,6 +126,7 @@ def test_hub_config_adds_enforcer_culler_and_metrics(state: Path) -> None:
         (lambda: culling.load_policy(), "culling.yaml", "culling policy"),
         (lambda: airlock_policy.load_policy(), "airlock.yaml", "airlock policy"),
         (lambda: DisclosurePolicy.load(), "disclosure.yaml", "disclosure policy"),
+        (lambda: classification.load_policy(), "classification.yaml", "classification policy"),
     ],
 )
 def test_every_policy_is_read_from_the_one_policies_folder_by_the_one_loader(
