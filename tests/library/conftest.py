@@ -74,6 +74,11 @@ def _seed(registry: Registry, tmp: Path) -> Governance:
         registry, bad, name="gauges", version="v1", provider="Acme", actor="olga",
         build_index=False, schema=SCHEMA,
     )  # fmt: skip
+    # A second quarantined version, for the page tests (the browser test accepts gauges).
+    register_dataset(
+        registry, bad, name="valves", version="v1", provider="Acme", actor="olga",
+        build_index=False, schema=SCHEMA,
+    )  # fmt: skip
     other = _table(tmp / "other", ["1,3,A"])
     register_dataset(
         registry, other, name="bolts", version="v1", provider="Bolt", actor="olga",
@@ -84,12 +89,17 @@ def _seed(registry: Registry, tmp: Path) -> Governance:
         gov.add_member("defects", member, actor="olga")
     gov.attach_dataset("defects", "strokes", "v1", actor="olga")
     gov.attach_dataset("defects", "bolts", "v1", actor="olga")
+    # The browser test's own project, so that the page tests' decisions never meet it.
+    gov.create_project("furnace", "Furnace", quota_tier="small", actor="olga")
+    gov.add_member("furnace", "bob", actor="olga")
+    gov.attach_dataset("furnace", "strokes", "v1", actor="olga")
     return gov
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def library(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Library]:
-    """The hub with the library service over a freshly seeded registry."""
+    """The hub with the library service over a freshly seeded registry, shared by the
+    library's tests (each decides on its own project or version)."""
     if shutil.which("configurable-http-proxy") is None:
         skip_or_fail("configurable-http-proxy is not installed")
     root = tmp_path_factory.mktemp("library")

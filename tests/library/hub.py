@@ -30,6 +30,9 @@ class LibraryHub:
     registry_url: str
     proc: subprocess.Popen
     log_path: Path
+    # The service's own listener, behind the proxy (fuzzing sends it URLs the proxy would
+    # refuse before the service sees them).
+    service_url: str = ""
 
     @property
     def library(self) -> str:
@@ -100,7 +103,10 @@ def start_library_hub(root: Path, state: Path, registry_url: str) -> LibraryHub:
         env=env,
         start_new_session=True,
     )
-    hub = LibraryHub(root, f"http://127.0.0.1:{public}", registry_url, proc, log_path)
+    hub = LibraryHub(
+        root, f"http://127.0.0.1:{public}", registry_url, proc, log_path,
+        service_url=f"http://127.0.0.1:{port}",
+    )  # fmt: skip
     try:
         wait_http(f"{hub.url}/hub/api/", timeout=60, proc=proc)
         wait_http(f"{hub.library}health", timeout=60, proc=proc)

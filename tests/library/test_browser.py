@@ -67,10 +67,10 @@ def test_a_provider_accepts_and_approves_by_keyboard(
     assert "gauges v1 accepted" in driver.find_element(By.CLASS_NAME, "notice").text
     assert get_card(library.registry, "gauges", "v1").status == "accepted"
     section = driver.find_element(By.ID, "ds-strokes-v1")
-    approve = section.find_element(By.XPATH, ".//button[normalize-space()='Approve defects']")
+    approve = section.find_element(By.XPATH, ".//button[normalize-space()='Approve furnace']")
     press(driver, approve, Keys.ENTER)
-    assert "defects may use strokes v1" in driver.page_source
-    (approval,) = [a for a in library.governance.approvals("defects") if a.dataset == "strokes"]
+    assert "furnace may use strokes v1" in driver.page_source
+    (approval,) = library.governance.approvals("furnace")
     assert approval.approved_by == "pat" and approval.current
 
 

@@ -30,7 +30,7 @@ def test_a_researcher_reads_the_catalogue_and_cards_never_the_data(library: Libr
     s = library.hub.session("alice")
     catalogue = s.get(library.hub.library, timeout=30)
     assert catalogue.headers["Content-Security-Policy"].startswith("default-src 'none'")
-    for text in ("strokes", "gauges", "bolts", "confidential", "quarantined", "Acme"):
+    for text in ("strokes", "valves", "bolts", "confidential", "quarantined", "Acme"):
         assert text in catalogue.text
     assert "Your datasets" not in catalogue.text  # no provider page for a researcher
     found = s.get(library.hub.library, params={"q": "line 3"}, timeout=30)
@@ -48,7 +48,7 @@ def test_a_researcher_reads_the_catalogue_and_cards_never_the_data(library: Libr
         "quota tier small or higher",
     ):
         assert text in card.text, text
-    quarantined = s.get(f"{library.hub.library}datasets/gauges/v1", timeout=30)
+    quarantined = s.get(f"{library.hub.library}datasets/valves/v1", timeout=30)
     assert "unique-error" in quarantined.text and "No workspace may use it" in quarantined.text
     croissant = s.get(f"{library.hub.library}datasets/strokes/v1/croissant.json", timeout=30)
     assert croissant.json()["name"] == "strokes"
@@ -117,7 +117,8 @@ def test_a_form_from_another_origin_is_refused(library: Library) -> None:
     s = library.hub.session("pat")
     token = _xsrf(s, f"{library.hub.library}provider")
     before = library.governance.journal_entries()
-    form = {"_xsrf": token, "project": "defects", "dataset": "gauges", "version": "v1",
+    status = get_card(library.registry, "valves", "v1").status
+    form = {"_xsrf": token, "project": "defects", "dataset": "valves", "version": "v1",
             "reason": "x"}  # fmt: skip
     r = s.post(
         f"{library.hub.library}provider/accept", data=form,
@@ -129,4 +130,4 @@ def test_a_form_from_another_origin_is_refused(library: Library) -> None:
     )
     assert r.status_code == 403
     assert library.governance.journal_entries() == before
-    assert get_card(library.registry, "gauges", "v1").status == "quarantined"
+    assert get_card(library.registry, "valves", "v1").status == status == "quarantined"
