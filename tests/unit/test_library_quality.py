@@ -9,7 +9,6 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
-import mlcroissant as mlc
 import pytest
 from cleanroom import paths
 from cleanroom.errors import InvalidInput
@@ -229,8 +228,9 @@ def test_the_card_exports_as_croissant_and_as_a_data_package(
     card = get_card(registry, "strokes", "v1")
     roles = {"stroke": "identifier", "force_kn": "measure"}
     document = cards.croissant(card, url="https://cleanroom.test/library/strokes/v1", roles=roles)
-    loaded = mlc.Dataset(jsonld=document)  # mlcroissant's own reading of the JSON-LD
-    assert loaded.metadata.name == "strokes"
+    assert cards.check_croissant(document) == []
+    assert document["conformsTo"] == "http://mlcommons.org/croissant/1.0"
+    assert document["@context"]["cr"] == "http://mlcommons.org/croissant/"
     assert document["license"] == "Acme DUA 3"
     files = {d["name"]: d for d in document["distribution"]}
     sums = {p: sha for p, _, sha in card.files}
@@ -248,3 +248,29 @@ def test_the_card_exports_as_croissant_and_as_a_data_package(
     assert package["keywords"] == ["trade-secret"]
     for exported in (document, package):
         assert MARK not in json.dumps(exported)
+
+
+def test_a_croissant_document_of_the_wrong_shape_is_found_out() -> None:
+    good = {
+        "@context": {"cr": "http://mlcommons.org/croissant/"},
+        "@type": "sc:Dataset",
+        "conformsTo": "http://mlcommons.org/croissant/1.0",
+        "name": "n", "description": "d", "license": "l", "url": "https://x.test/n",
+        "distribution": [
+            {"@type": "cr:FileObject", "@id": "a.csv", "contentUrl": "a.csv", "sha256": "0" * 64}
+        ],
+        "recordSet": [
+            {"@id": "records/a", "field": [
+                {"@id": "records/a/x", "dataType": "sc:Integer",
+                 "source": {"fileObject": {"@id": "a.csv"}}}]}
+        ],
+    }  # fmt: skip
+    assert cards.check_croissant(good) == []
+    bad = json.loads(json.dumps(good))
+    bad["distribution"][0]["sha256"] = "abc"
+    bad["recordSet"][0]["field"][0]["source"]["fileObject"]["@id"] = "b.csv"
+    bad["recordSet"][0]["@id"] = "a.csv"
+    del bad["license"]
+    problems = "\n".join(cards.check_croissant(bad))
+    for text in ("license is required", "needs a sha256", "reads 'b.csv'", "unique: ['a.csv']"):
+        assert text in problems, problems

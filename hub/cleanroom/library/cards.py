@@ -1,6 +1,6 @@
 """A dataset version's card exported in the field's two metadata standards: MLCommons'
-Croissant (JSON-LD, built and checked with ``mlcroissant``) and a Frictionless Data
-Package descriptor (built and checked with ``frictionless``).
+Croissant 1.0 (JSON-LD, its shape checked here) and a Frictionless Data Package
+descriptor (built and checked with ``frictionless``).
 
 Both describe the version: provider, description, licence, classification, files with
 sizes and sha256 checksums, columns with types and declared roles, and the quality
@@ -65,17 +65,59 @@ def _media(path: str) -> str:
     return "application/octet-stream"
 
 
-def _croissant_type(table_type: str) -> Any:
-    import mlcroissant as mlc
+CROISSANT = "http://mlcommons.org/croissant/1.0"
+"""The Croissant version the cards conform to."""
+CROISSANT_CONTEXT: dict[str, Any] = {
+    "@language": "en",
+    "@vocab": "https://schema.org/",
+    "sc": "https://schema.org/",
+    "cr": "http://mlcommons.org/croissant/",
+    "rai": "http://mlcommons.org/croissant/RAI/",
+    "dct": "http://purl.org/dc/terms/",
+    "citeAs": "cr:citeAs",
+    "column": "cr:column",
+    "conformsTo": "dct:conformsTo",
+    "data": {"@id": "cr:data", "@type": "@json"},
+    "dataType": {"@id": "cr:dataType", "@type": "@vocab"},
+    "examples": {"@id": "cr:examples", "@type": "@json"},
+    "extract": "cr:extract",
+    "field": "cr:field",
+    "fileObject": "cr:fileObject",
+    "fileProperty": "cr:fileProperty",
+    "fileSet": "cr:fileSet",
+    "format": "cr:format",
+    "includes": "cr:includes",
+    "isLiveDataset": "cr:isLiveDataset",
+    "jsonPath": "cr:jsonPath",
+    "key": "cr:key",
+    "md5": "cr:md5",
+    "parentField": "cr:parentField",
+    "path": "cr:path",
+    "recordSet": "cr:recordSet",
+    "references": "cr:references",
+    "regex": "cr:regex",
+    "repeated": "cr:repeated",
+    "replace": "cr:replace",
+    "samplingRate": "cr:samplingRate",
+    "separator": "cr:separator",
+    "source": "cr:source",
+    "subField": "cr:subField",
+    "transform": "cr:transform",
+}
+"""The Croissant 1.0 JSON-LD context (the specification's, as its reference library
+writes it)."""
+_CROISSANT_TYPES = {
+    "integer": "sc:Integer",
+    "number": "sc:Float",
+    "boolean": "sc:Boolean",
+    "date": "sc:Date",
+    "datetime": "sc:DateTime",
+    "time": "sc:Time",
+}
 
-    return {
-        "integer": mlc.DataType.INTEGER,
-        "number": mlc.DataType.FLOAT,
-        "boolean": mlc.DataType.BOOL,
-        "date": mlc.DataType.DATE,
-        "datetime": mlc.DataType.DATETIME,
-        "time": mlc.DataType.TIME,
-    }.get(table_type, mlc.DataType.TEXT)
+
+def _croissant_type(table_type: str) -> str:
+    return _CROISSANT_TYPES.get(table_type, "sc:Text")
 
 
 def _field_text(c: dict[str, Any]) -> str:
@@ -96,21 +138,11 @@ def _description(card: CardInfo) -> str:
 
 
 def croissant(card: CardInfo, *, url: str, roles: dict[str, str] | None = None) -> dict[str, Any]:
-    """The card as Croissant JSON-LD (``url``: the version's catalogue page), checked by
-    mlcroissant: an error in it raises InvalidInput."""
-    import mlcroissant as mlc
+    """The card as Croissant 1.0 JSON-LD (``url``: the version's catalogue page), its
+    shape checked (:func:`check_croissant`): an error in it raises InvalidInput.
 
-    files = [
-        mlc.FileObject(
-            id=path,
-            name=path,
-            content_url=path,
-            content_size=f"{size} B",
-            encoding_formats=[_media(path)],
-            sha256=sha,
-        )
-        for path, size, sha in card.files
-    ]
+    Written here rather than with ``mlcroissant``, whose install brings ``pandas-stubs``
+    along, which retypes every use of pandas in the project (docs/library.md)."""
     cols = columns(card, roles)
     record_sets = []
     for path, _, _ in card.files:
@@ -118,40 +150,97 @@ def croissant(card: CardInfo, *, url: str, roles: dict[str, str] | None = None) 
             continue
         rs_id = "records/" + re.sub(r"[^A-Za-z0-9_.-]", "_", path)
         record_sets.append(
-            mlc.RecordSet(
-                id=rs_id,
-                name=path,
-                fields=[
-                    mlc.Field(
-                        id=f"{rs_id}/{c['name']}",
-                        name=c["name"],
-                        description=_field_text(c),
-                        data_types=[_croissant_type(c["type"])],
-                        source=mlc.Source(file_object=path, extract=mlc.Extract(column=c["name"])),
-                    )
+            {
+                "@type": "cr:RecordSet",
+                "@id": rs_id,
+                "name": path,
+                "field": [
+                    {
+                        "@type": "cr:Field",
+                        "@id": f"{rs_id}/{c['name']}",
+                        "name": c["name"],
+                        "description": _field_text(c),
+                        "dataType": _croissant_type(c["type"]),
+                        "source": {
+                            "fileObject": {"@id": path},
+                            "extract": {"column": c["name"]},
+                        },
+                    }
                     for c in cols
                 ],
-            )
+            }
         )
-    metadata = mlc.Metadata(
-        name=card.name,
-        description=_description(card),
-        url=url,
-        license=[card.licence or "terms of the provider's data agreement"],
-        version=card.version,
-        cite_as=f"{card.provider}, {card.name} version {card.version}",
-        date_published=card.registered_at.date().isoformat() if card.registered_at else None,
-        creators=[mlc.Organization(name=card.provider)],
-        distribution=files,
-        record_sets=record_sets,
-    )
-    document: dict[str, Any] = metadata.to_json()
-    try:
-        # mlcroissant's own reading of the JSON-LD: what a consumer of the card will see.
-        mlc.Dataset(jsonld=document)
-    except mlc.ValidationError as exc:
-        raise InvalidInput(f"the Croissant card of {card.name} {card.version}: {exc}") from exc
+    document: dict[str, Any] = {
+        "@context": CROISSANT_CONTEXT,
+        "@type": "sc:Dataset",
+        "name": card.name,
+        "description": _description(card),
+        "conformsTo": CROISSANT,
+        "citeAs": f"{card.provider}, {card.name} version {card.version}",
+        "creator": {"@type": "sc:Organization", "name": card.provider},
+        "license": card.licence or "terms of the provider's data agreement",
+        "url": url,
+        "version": card.version,
+        "keywords": [card.classification],
+        "distribution": [
+            {
+                "@type": "cr:FileObject",
+                "@id": path,
+                "name": path,
+                "contentSize": f"{size} B",
+                "contentUrl": path,
+                "encodingFormat": _media(path),
+                "sha256": sha,
+            }
+            for path, size, sha in card.files
+        ],
+        "recordSet": record_sets,
+    }
+    if card.registered_at:
+        document["datePublished"] = card.registered_at.date().isoformat()
+    problems = check_croissant(document)
+    if problems:
+        raise InvalidInput(f"the Croissant card of {card.name} {card.version}: {problems[0]}")
     return document
+
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def check_croissant(document: dict[str, Any]) -> list[str]:
+    """What is wrong with a Croissant dataset document (empty: nothing): the properties
+    Croissant 1.0 requires, unique ``@id`` values, a sha256 on every file object, and every
+    field's source naming a file object of the document."""
+    problems: list[str] = []
+    if document.get("@type") != "sc:Dataset":
+        problems.append("@type must be sc:Dataset")
+    if document.get("conformsTo") != CROISSANT:
+        problems.append(f"conformsTo must be {CROISSANT}")
+    for key in ("@context", "name", "description", "license", "url", "distribution"):
+        if not document.get(key):
+            problems.append(f"{key} is required")
+    ids: list[str] = []
+    files: set[str] = set()
+    for f in document.get("distribution", []):
+        ids.append(f.get("@id", ""))
+        files.add(f.get("@id", ""))
+        if f.get("@type") != "cr:FileObject" or not f.get("contentUrl"):
+            problems.append(f"file object {f.get('@id')!r} needs @type and contentUrl")
+        if not _SHA256.match(str(f.get("sha256", ""))):
+            problems.append(f"file object {f.get('@id')!r} needs a sha256")
+    for rs in document.get("recordSet", []):
+        ids.append(rs.get("@id", ""))
+        for field in rs.get("field", []):
+            ids.append(field.get("@id", ""))
+            source = field.get("source", {}).get("fileObject", {}).get("@id")
+            if source not in files:
+                problems.append(f"field {field.get('@id')!r} reads {source!r}, no file object")
+            if not str(field.get("dataType", "")).startswith("sc:"):
+                problems.append(f"field {field.get('@id')!r} needs a dataType")
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicates or "" in ids:
+        problems.append(f"@id values must be present and unique: {duplicates or ['']}")
+    return problems
 
 
 def _resource_name(path: str) -> str:
