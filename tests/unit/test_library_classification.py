@@ -14,7 +14,7 @@ import yaml
 from cleanroom import paths
 from cleanroom.errors import Conflict, Forbidden, InvalidInput
 from cleanroom.library import classification
-from cleanroom.library.catalogue import get_card, project_classifications
+from cleanroom.library.catalogue import get_card, list_cards, project_classifications
 from cleanroom.registry import DatasetInfo, Registry
 from cleanroom.registry.governance import Governance
 from cleanroom.registry.library import NewCard
@@ -216,3 +216,21 @@ def test_a_version_without_a_card_reads_as_the_default(
     writer.add_dataset(DatasetInfo("old", "v1", "Acme", "/lib/old/v1", None, 1), actor="seed")
     card = get_card(registry, "old")
     assert (card.classification, card.status, card.usable) == ("internal", "profiled", True)
+
+
+def test_cards_on_sqlite_and_postgresql(any_registry: Registry) -> None:
+    """The card's writes and the spawn-time refusal on both databases."""
+    gov = Governance(any_registry)
+    _project(gov, "confidential", "tiny", status="quarantined")
+    with pytest.raises(Forbidden, match="quarantined by its quality report"):
+        any_registry.workspace_plan("alice", "defects")
+    gov.accept_dataset_version("gauges", "v1", "known fault", actor="pat")
+    with pytest.raises(Forbidden, match="quota tier 'tiny' is below 'small'"):
+        any_registry.workspace_plan("alice", "defects")
+    gov.classify_dataset("gauges", "v1", "internal", actor="pat")
+    assert any_registry.workspace_plan("alice", "defects").name == "defects"
+    assert gov.decline_dataset_use("defects", "gauges", "v1", "changed purpose", actor="pat")
+    gov.delete_dataset_version(
+        "gauges", "v1", actor="retention", requested_by="pat", detached_from=(), bytes_freed=0
+    )
+    assert list_cards(any_registry) == []  # the card goes with its version
