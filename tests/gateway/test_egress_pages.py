@@ -19,7 +19,7 @@ import pytest
 
 from tests.chromium import chromium
 from tests.gateway.helpers import usage, wait_for
-from tests.integration.conftest import PROJECT
+from tests.integration.deployment import PROJECT
 from tests.integration.harness import Hub
 
 pytestmark = [pytest.mark.docker, pytest.mark.browser]
