@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 from cleanroom.errors import Forbidden, NotFound
+from cleanroom.library import at_rest
 from cleanroom.lifecycle import datasets
+from cleanroom.lifecycle.keys import Keyring, KeyShredded
 from cleanroom.registry import Registry
 from cleanroom.registry.governance import Governance
 
@@ -95,16 +97,23 @@ def test_a_deletion_is_the_signed_in_persons(
 
 def test_deletion_waits_for_the_uses_to_end(reg: Registry) -> None:
     v1 = reg.get_dataset("press", "v1")
-    assert Path(v1.location).is_dir() and v1.index_location
+    # Encrypted at rest: one filesystem file per version, with a key of its own.
+    assert at_rest.is_encrypted(v1.location) and v1.index_location
+    assert Keyring().has_dataset_key("press", "v1")
     pending = datasets.request_deletion(reg, "press", "v1", actor="pat")
     assert pending.waiting_for == ["p-ending"]
-    assert reg.dataset_exists("press", "v1") and Path(v1.location).is_dir()
+    assert reg.dataset_exists("press", "v1") and at_rest.is_encrypted(v1.location)
     # Later rounds before the end change nothing; the first after it deletes.
     assert [p.waiting_for for p in datasets.finish_deletions(reg, date.today())] == [["p-ending"]]
     assert datasets.finish_deletions(reg, date.today() + timedelta(days=4)) == []
     assert not reg.dataset_exists("press", "v1")
-    assert not Path(v1.location).exists()
+    assert not at_rest.exists(v1.location)
     assert not Path(v1.index_location).exists()
+    # Crypto-shredded: the version's key is destroyed, so no backup of its file opens.
+    assert not Keyring().has_dataset_key("press", "v1")
+    with pytest.raises(KeyShredded):
+        Keyring().dataset_key("press", "v1")
+    assert Keyring().has_dataset_key("press", "v2")
     assert all(d.version != "v1" for d in reg.get_project("p-ending").datasets)
     assert reg.dataset_exists("press", "v2")  # the other version is untouched
     # The version's own history: registered, then asked for and done.
@@ -117,8 +126,9 @@ def test_deletion_waits_for_the_uses_to_end(reg: Registry) -> None:
 
 def test_an_operator_deletes_an_unused_version_at_once(reg: Registry) -> None:
     run("datasets", "attach", "p-open", "press", "--version", "v2")
-    run("datasets", "register", str(Path(reg.get_dataset("press", "v1").location)),
-        "--name", "spare", "--version", "v1", "--provider", "Acme")  # fmt: skip
+    with at_rest.opened(reg.get_dataset("press", "v1").location, "press", "v1") as folder:
+        run("datasets", "register", str(folder),
+            "--name", "spare", "--version", "v1", "--provider", "Acme")  # fmt: skip
     spare = reg.get_dataset("spare", "v1")
     assert datasets.request_deletion(reg, "spare", "v1", actor="oscar").waiting_for == []
-    assert not reg.dataset_exists("spare", "v1") and not Path(spare.location).exists()
+    assert not reg.dataset_exists("spare", "v1") and not at_rest.exists(spare.location)

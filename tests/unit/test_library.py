@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from cleanroom.errors import Conflict, InvalidInput
+from cleanroom.library import at_rest
 from cleanroom.library import register as library
 from cleanroom.registry import Registry
 
@@ -36,10 +37,11 @@ def test_register_copies_hashes_and_locks(registry: Registry, tmp_path: Path) ->
     files = {path: (size, sha) for path, size, sha in info.files}
     assert files["a.csv"] == (8, hashlib.sha256(b"x,y\n1,2\n").hexdigest())
     assert files["sub/b.txt"][0] == 3_000_000
-    location = Path(info.location)
-    assert (location / "sub" / "b.txt").stat().st_size == 3_000_000
-    assert stat.S_IMODE((location / "a.csv").stat().st_mode) == 0o444
-    assert stat.S_IMODE(location.stat().st_mode) == 0o555
+    # Encrypted at rest (cleanroom.library.at_rest): read through its unlocked mount.
+    with at_rest.opened(info.location, info.name, info.version) as location:
+        assert (location / "sub" / "b.txt").stat().st_size == 3_000_000
+        assert stat.S_IMODE((location / "a.csv").stat().st_mode) == 0o444
+        assert stat.S_IMODE(location.stat().st_mode) == 0o555
     assert seen[-1] == (info.total_bytes, info.total_bytes)  # progress reached the end
     assert registry.get_dataset("press-line").files == info.files
 

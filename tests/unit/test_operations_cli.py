@@ -11,6 +11,7 @@ import pytest
 from cleanroom.cli import main as cli
 from cleanroom.registry import DatasetInfo, Registry
 from cleanroom.registry.governance import Governance
+from cleanroom.workspace import incoming
 
 from tests.people import Authenticator, personal_token
 
@@ -199,10 +200,6 @@ def test_ingress_through_the_command(
     code, out, err = _run(capsys, "ingress", "approve", request_id)
     assert code == 0, err
     assert "incoming" in out
-    assert (
-        Path(seeded.url.removeprefix("sqlite:///")).parent
-        / "workspaces"
-        / "defects"
-        / "incoming"
-        / "codes.csv"
-    ).read_text() == "a,b\n"
+    # Delivered into the encrypted incoming folder (cleanroom.workspace.incoming).
+    workspaces = Path(seeded.url.removeprefix("sqlite:///")).parent / "workspaces"
+    assert incoming.read_bytes("defects", "codes.csv", root=workspaces) == b"a,b\n"

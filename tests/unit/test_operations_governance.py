@@ -10,7 +10,8 @@ import pytest
 from cleanroom.chain import ProblemKind
 from cleanroom.errors import Conflict, Forbidden, InvalidInput, NotFound
 from cleanroom.registry import DatasetInfo, Registry
-from cleanroom.registry.governance import Governance, incoming_dir
+from cleanroom.registry.governance import Governance
+from cleanroom.workspace import incoming
 
 from tests.people import in_standing
 
@@ -243,10 +244,11 @@ def test_ingress_needs_review_and_delivers_the_reviewed_bytes(
         gov.decide_ingress(req.id, actor="alice", approve=True)
     with pytest.raises(Forbidden, match="neither an operator nor a provider"):
         gov.decide_ingress(req.id, actor="quinn", approve=True)
-    assert not (incoming_dir("defects") / "lookup.csv").exists()
+    assert incoming.read_bytes("defects", "lookup.csv") is None
     done = gov.decide_ingress(req.id, actor="pat", approve=True)
     assert done.status == "approved" and done.decided_by == "pat"
-    assert (incoming_dir("defects") / "lookup.csv").read_text() == "code,meaning\n1,ok\n"
+    # Delivered into the encrypted incoming folder (cleanroom.workspace.incoming).
+    assert incoming.read_bytes("defects", "lookup.csv") == b"code,meaning\n1,ok\n"
     with pytest.raises(Conflict):
         gov.decide_ingress(req.id, actor="olga", approve=False, reason="late")
     other = gov.request_ingress("defects", source, actor="alice", reason="again")

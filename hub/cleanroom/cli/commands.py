@@ -9,6 +9,9 @@ see :mod:`cleanroom.cli.identity`), never a typed name, and is journaled.
 from __future__ import annotations
 
 import argparse
+import getpass
+import os
+import sys
 from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
@@ -339,11 +342,20 @@ def enforce(args: argparse.Namespace, reg: Registry) -> None:
 
 
 def status(args: argparse.Namespace, reg: Registry) -> None:
+    from cleanroom.lifecycle.at_rest_status import clear_at_rest
     from cleanroom.settings import Settings
     from cleanroom.workspace.status import describe, running_workspaces
 
     rows = running_workspaces(Settings.from_env().instance)
     _out(args, rows, describe(rows))
+    left = clear_at_rest(reg)
+    if left:  # on stderr: the JSON on stdout keeps its shape
+        kinds = sorted({i.kind for i in left})
+        print(
+            f"cleanroom: warning: {len(left)} things lie in clear at rest ({', '.join(kinds)}): "
+            "see cleanroom datasets encrypt --check",
+            file=sys.stderr,
+        )
 
 
 def journal_list(args: argparse.Namespace, reg: Registry) -> None:

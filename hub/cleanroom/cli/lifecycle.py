@@ -250,10 +250,44 @@ def datasets_delete(args: argparse.Namespace, reg: Any) -> None:
     emit(args, pending.__dict__, text)
 
 
+def datasets_encrypt(args: argparse.Namespace, reg: Any) -> None:
+    """``cleanroom datasets encrypt [--check]``: move what is still in clear at rest in."""
+    from cleanroom.cli.output import emit
+    from cleanroom.lifecycle.at_rest_status import clear_at_rest, encrypt_all
+    from cleanroom.settings import Settings
+
+    if not args.check:
+        moved = encrypt_all(
+            reg, instance=Settings.from_env().instance, progress=_Progress(args.json)
+        )
+        for m in moved:
+            state = "encrypted" if m.done else f"not moved ({m.note})"
+            print(f"{m.kind} {m.what}: {state}", file=sys.stderr)
+    left = clear_at_rest(reg)
+    emit(
+        args,
+        [item.__dict__ for item in left],
+        "\n".join(f"in clear: {i.kind}: {i.path} (fix: {i.fix})" for i in left)
+        or "nothing of this deployment lies in clear at rest",
+    )
+    if args.check and left:
+        raise SystemExit(1)
+
+
 def add_verbs(verbs: Any, projects: Any, datasets: Any, verb: Any) -> None:
-    """Add ``projects close``, ``datasets delete`` and ``retention plan|run``."""
+    """Add ``projects close``, ``datasets delete|encrypt`` and ``retention plan|run``."""
     from cleanroom.cli.identity import add_credential
 
+    p = verb(
+        datasets,
+        "encrypt",
+        "move clear dataset versions and incoming folders into encrypted filesystems",
+        datasets_encrypt,
+    )
+    p.add_argument(
+        "--check", action="store_true",
+        help="only list what still lies in clear (exit 1 if anything does)",
+    )  # fmt: skip
     p = verb(
         datasets,
         "delete",

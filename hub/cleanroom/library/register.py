@@ -1,8 +1,9 @@
 """The data library: registering an immutable, checksummed, read-only dataset version.
 
-Registration copies the provider's files into ``<state>/library/<name>/<version>/``
-through a temporary folder and one rename, so a failure at any point leaves either the
-whole version registered or nothing at all.
+Registration copies the provider's files into ``<state>/library/<name>/<version>``
+(an encrypted filesystem of its own, ``cleanroom.library.at_rest``) under a temporary
+name and one rename, so a failure at any point leaves either the whole version
+registered or nothing at all.
 """
 
 from __future__ import annotations
@@ -12,13 +13,13 @@ import os
 import shutil
 import stat
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from cleanroom import paths
 from cleanroom.errors import Conflict, Forbidden, InvalidInput
+from cleanroom.library import at_rest
 from cleanroom.library.quality import RowProgress
 from cleanroom.registry import DatasetInfo, Registry, names
 from cleanroom.registry.events import DatasetRolesSet
@@ -84,14 +85,6 @@ def _make_read_only(root: Path) -> None:
     os.chmod(root, 0o555)
 
 
-def _make_writable(root: Path) -> None:
-    """Undo ``_make_read_only`` so that a failed registration can be cleaned away."""
-    os.chmod(root, 0o755)
-    for dirpath, dirnames, _ in os.walk(root):
-        for d in dirnames:
-            os.chmod(Path(dirpath, d), 0o755)
-
-
 def register_dataset(
     registry: Registry,
     source: Path,
@@ -139,28 +132,31 @@ def register_dataset(
     total = sum(f.stat().st_size for f in files)
 
     final = paths.library_dir() / name / version
-    if final.exists():
+    if at_rest.exists(final):
         raise Conflict(f"{final} exists already but is not registered; move it away first")
-    final.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".incoming-{name}-", dir=final.parent))
     index_path: Path | None = None
     try:
         records: list[tuple[str, int, str]] = []
-        done = 0
-        for f in files:
-            rel = f.relative_to(base)
-            (staging / rel).parent.mkdir(parents=True, exist_ok=True)
-            size, sha = _copy_and_hash(f, staging / rel, done, total, progress)
-            done += size
-            records.append((rel.as_posix(), size, sha))
-        quality = verify_version(
-            staging, [r for r, _, _ in records], schema, progress=quality_progress
-        )
-        if build_index:
-            index_path = _build_index(staging, [staging / r for r, _, _ in records], name, version)
-
-        _make_read_only(staging)
-        os.rename(staging, final)
+        # Storage (cleanroom.library.at_rest): the files land in the version's encrypted
+        # filesystem (or a plain folder with encryption off), made whole or not at all.
+        with at_rest.new_version(
+            final, name, version, total=total, files=len(files), keyring=at_rest.library_keyring()
+        ) as staging:
+            done = 0
+            for f in files:
+                rel = f.relative_to(base)
+                (staging / rel).parent.mkdir(parents=True, exist_ok=True)
+                size, sha = _copy_and_hash(f, staging / rel, done, total, progress)
+                done += size
+                records.append((rel.as_posix(), size, sha))
+            quality = verify_version(
+                staging, [r for r, _, _ in records], schema, progress=quality_progress
+            )
+            if build_index:
+                index_path = _build_index(
+                    staging, [staging / r for r, _, _ in records], name, version
+                )
+            _make_read_only(staging)
         info = DatasetInfo(
             name=name,
             version=version,
@@ -181,13 +177,9 @@ def register_dataset(
             )
             return Governance(registry).register_dataset_version(info, card, actor=actor)
         except Exception:
-            _make_writable(final)
-            shutil.rmtree(final)
+            at_rest.discard_version(final)
             raise
     except BaseException:
-        if staging.exists():
-            _make_writable(staging)
-            shutil.rmtree(staging, ignore_errors=True)
         if index_path is not None:
             shutil.rmtree(index_path, ignore_errors=True)
         raise
@@ -266,9 +258,10 @@ def reindex_dataset(registry: Registry, name: str, version: str, *, actor: str) 
     nothing; the library copy itself is read, never written.
     """
     info = registry.get_dataset(name, version)
-    files = [Path(info.location) / path for path, _, _ in info.files]
     final = paths.index_dir() / name / version
-    fresh = _build_index(Path(info.location), files, name, f"{version}.rebuilding")
+    with at_rest.opened(info.location, info.name, info.version) as folder:
+        files = [folder / path for path, _, _ in info.files]
+        fresh = _build_index(folder, files, name, f"{version}.rebuilding")
     old = final.with_name(f"{version}.old")
     if final.exists():
         os.rename(final, old)

@@ -4,10 +4,11 @@ project uses it any more.
 The request is journaled first (``dataset.delete.requested``, with where the files and
 the index lie); every enforcer round then finishes the requests whose uses have ended:
 the version is detached from every (ended) project, its registry rows go, its files and
-its disclosure-check index are removed from the library, and ``dataset.deleted`` is
-journaled. Each step can be repeated, so a round that crashed half-way is finished by the
-next one from the journal. The provider's approvals and the records of the workspaces
-that used the version stay: they are the history of where the data went.
+its disclosure-check index are removed from the library, its key is destroyed
+(crypto-shredding: old backups of its encrypted filesystem no longer open), and
+``dataset.deleted`` is journaled. Each step can be repeated, so a round that crashed
+half-way is finished by the next one from the journal. The provider's approvals and the
+records of the workspaces that used the version stay: the history of where the data went.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 
 from cleanroom import paths
 from cleanroom.errors import Forbidden, InvalidInput
+from cleanroom.lifecycle.keys import Keyring
 from cleanroom.registry.events import DatasetDeleted, DatasetDeletionRequested
 
 REQUESTED = DatasetDeletionRequested.kind
@@ -113,6 +115,12 @@ def _remove(path_text: str) -> int:
         root == path.resolve() or root in path.resolve().parents for root in (library, indexes)
     ):
         return 0
+    if library in path.resolve().parents:
+        # A library version: its encrypted filesystem (locked and detached first) and
+        # any clear folder of it (cleanroom.library.at_rest).
+        from cleanroom.library import at_rest
+
+        return at_rest.discard_version(path)
     if not path.exists():
         return 0
     size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else 0
@@ -139,6 +147,11 @@ def finish_deletions(registry: Any, today: date | None = None) -> list[Pending]:
             continue
         # Files first: a round that fails after them finds no files and retries the rows.
         freed = _remove(detail.get("location", "")) + _remove(detail.get("index_location", ""))
+        # Crypto-shredding: without its key no copy of the version (an old backup's)
+        # opens again. Needs no master key, so it is done even with the key source away.
+        keyring = Keyring()
+        if keyring.has_dataset_key(name, version):
+            keyring.shred_dataset(name, version)
         Governance(registry).delete_dataset_version(
             name, version, actor="retention", requested_by=detail["by"],
             detached_from=tuple(ended), bytes_freed=freed,

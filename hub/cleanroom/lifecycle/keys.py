@@ -10,6 +10,10 @@ per project (wrapped by the master key), keys for each use derived from it.
   wrapped key copied under another project's name does not open). Destroying that file
   *crypto-shreds* the project: its work and shared filesystems and its airlock blobs can no
   longer be read by anyone, including from old backups once the file is gone from them.
+- **Dataset keys** (``<state>/keys/datasets/<name>@<version>.key``): one per registered
+  dataset version, made and wrapped the same way (associated data ``dataset:<name>@<version>``).
+  One per *version*, not per dataset or provider, because deletion is per version: shredding
+  one version's key must leave its other versions readable.
 - **Derived keys**: HKDF-SHA256 of the project key with the use as ``info`` (one per
   filesystem, one for the blob store), so no two stores share a key.
 
@@ -39,6 +43,7 @@ from cleanroom.errors import CleanroomError, Conflict
 
 _CHECK_PLAINTEXT = b"cleanroom keyring v1"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
+_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
 
 
 class KeyUnavailable(CleanroomError):
@@ -158,15 +163,23 @@ class Keyring:
         self._master = key
         return key
 
+    def _wrapped_keys(self) -> list[tuple[Path, bytes]]:
+        """Every wrapped key file with its associated data (projects', then datasets')."""
+        found = [(p, f"project:{p.stem}".encode()) for p in sorted(self._folder("projects"))]
+        found += [(p, f"dataset:{p.stem}".encode()) for p in sorted(self._folder("datasets"))]
+        return found
+
+    def _folder(self, kind: str) -> list[Path]:
+        folder = self.root / kind
+        return list(folder.glob("*.key")) if folder.is_dir() else []
+
     def _check_against_a_project_key(self, key: bytes) -> None:
-        """With the check file lost, a key is trusted only if it opens a project key."""
-        path = sorted((self.root / "projects").glob("*.key"))[0]
+        """With the check file lost, a key is trusted only if it opens a wrapped key."""
+        path, aad = self._wrapped_keys()[0]
         record = json.loads(path.read_text())
         try:
             AESGCM(key).decrypt(
-                bytes.fromhex(record["nonce"]),
-                bytes.fromhex(record["wrapped"]),
-                f"project:{path.stem}".encode(),
+                bytes.fromhex(record["nonce"]), bytes.fromhex(record["wrapped"]), aad
             )
         except (InvalidTag, KeyError, ValueError) as exc:
             raise KeyUnavailable(
@@ -175,8 +188,9 @@ class Keyring:
             ) from exc
 
     def _has_project_keys(self) -> bool:
-        folder = self.root / "projects"
-        return folder.is_dir() and any(folder.glob("*.key"))
+        """Whether any wrapped key (a project's or a dataset version's) exists: then a
+        missing key file is never replaced, and a new key is checked against one."""
+        return bool(self._wrapped_keys())
 
     # -- project keys ---------------------------------------------------------------
     def _path(self, project: str) -> Path:
@@ -189,8 +203,13 @@ class Keyring:
         path = self._path(project)
         if path.with_suffix(".shredded").exists():
             raise KeyShredded(f"the key of project {project!r} was destroyed (crypto-shredded)")
+        return self._unwrap(path, f"project:{project}", f"project {project!r}", create)
+
+    def _unwrap(self, path: Path, aad_text: str, what: str, create: bool) -> bytes:
+        """The key wrapped in ``path`` (associated data ``aad_text``); a new one when
+        absent and ``create``."""
         master = self.master()
-        aad = f"project:{project}".encode()
+        aad = aad_text.encode()
         if path.exists():
             record = json.loads(path.read_text())
             try:
@@ -199,11 +218,12 @@ class Keyring:
                 )
             except (InvalidTag, KeyError, ValueError) as exc:
                 raise KeyUnavailable(
-                    f"the key of project {project!r} ({path}) does not open with the master "
-                    "key: it was changed or copied from another project; nothing was opened"
+                    f"the key of {what} ({path}) does not open with the master key: it "
+                    "was changed or copied from another project or dataset version; "
+                    "nothing was opened"
                 ) from exc
         if not create:
-            raise KeyUnavailable(f"project {project!r} has no key ({path})")
+            raise KeyUnavailable(f"{what} has no key ({path})")
         key = secrets.token_bytes(32)
         nonce = secrets.token_bytes(12)
         record = {
@@ -228,6 +248,49 @@ class Keyring:
         """Whether a (not shredded) key exists for the project."""
         return self._path(project).exists()
 
+    # -- dataset version keys ---------------------------------------------------------
+    def _dataset_path(self, name: str, version: str) -> Path:
+        if not (_NAME.match(name) and _VERSION.match(version)):
+            raise KeyUnavailable(f"not a dataset version: {name!r} {version!r}")
+        return self.root / "datasets" / f"{name}@{version}.key"
+
+    def dataset_key(
+        self, name: str, version: str, length: int = 32, *, create: bool = False
+    ) -> bytes:
+        """A key for a dataset version's library copy: HKDF of its own wrapped key (made
+        on first use when ``create``, that is at registration or encryption)."""
+        path = self._dataset_path(name, version)
+        tombstone = path.with_suffix(".shredded")
+        if tombstone.exists() and create and not path.exists():
+            # A new registration of a deleted version's name: a new key, which opens
+            # nothing of the old one (its key stays destroyed).
+            tombstone.unlink()
+        if tombstone.exists():
+            raise KeyShredded(
+                f"the key of dataset {name} version {version} was destroyed (crypto-shredded)"
+            )
+        base = self._unwrap(path, f"dataset:{name}@{version}", f"dataset {name} {version}", create)
+        hkdf = HKDF(
+            algorithm=hashes.SHA256(),
+            length=length,
+            salt=None,
+            info=f"cleanroom:dataset:{name}@{version}:library".encode(),
+        )
+        return hkdf.derive(base)
+
+    def has_dataset_key(self, name: str, version: str) -> bool:
+        """Whether a (not shredded) key exists for the dataset version."""
+        return self._dataset_path(name, version).exists()
+
+    def forget_dataset_key(self, name: str, version: str) -> None:
+        """Remove a dataset version's key that never protected anything kept (a failed
+        registration); a key that did is shredded instead (``shred_dataset``)."""
+        self._dataset_path(name, version).unlink(missing_ok=True)
+
+    def shred_dataset(self, name: str, version: str) -> bool:
+        """Destroy a dataset version's key (crypto-shredding, as ``shred``)."""
+        return self._shred(self._dataset_path(name, version))
+
     def shred(self, project: str) -> bool:
         """Destroy the project's key (crypto-shredding); a tombstone says it was done.
 
@@ -235,7 +298,9 @@ class Keyring:
         journalling filesystem the old blocks may survive: the key is still wrapped by the
         master key, so a stolen disk without the master key shows nothing either way).
         """
-        path = self._path(project)
+        return self._shred(self._path(project))
+
+    def _shred(self, path: Path) -> bool:
         existed = path.exists()
         if existed:
             size = path.stat().st_size

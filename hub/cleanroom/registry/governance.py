@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -782,16 +781,24 @@ class Governance(BackboneWrites, LibraryWrites):
         """An operator, or a provider of one of the project's datasets, decides. An approved
         file is copied (exactly the reviewed bytes) into the project's incoming folder."""
         actor = _actor(actor)
-        delivered: list[Path] = []
+        delivered: list[tuple[str, str]] = []
         try:
             return self._decide_ingress(request_id, actor, approve, reason, delivered)
         except BaseException:
-            for path in delivered:  # the commit failed: nothing may stay delivered
-                path.unlink(missing_ok=True)
+            from cleanroom.workspace import incoming
+
+            for project, filename in delivered:  # the commit failed: nothing may stay
+                with incoming.opened(project) as folder:
+                    (folder / filename).unlink(missing_ok=True)
             raise
 
     def _decide_ingress(
-        self, request_id: int, actor: str, approve: bool, reason: str, delivered: list[Path]
+        self,
+        request_id: int,
+        actor: str,
+        approve: bool,
+        reason: str,
+        delivered: list[tuple[str, str]],
     ) -> IngressInfo:
         with self.db.write() as tx:
             s = tx.session
@@ -850,25 +857,28 @@ class Governance(BackboneWrites, LibraryWrites):
             # Last, after the journal entry: a refusal or a failed journal write delivers
             # nothing; a failed commit takes the delivered file back (below).
             if approve:
-                delivered.append(self._deliver(row))
+                self._deliver(row)
+                delivered.append((row.project_name, row.filename))
             info = _ingress_info(row)
         return info
 
-    def _deliver(self, row: IngressRequest) -> Path:
+    def _deliver(self, row: IngressRequest) -> None:
+        # The incoming folder is encrypted at rest (cleanroom.workspace.incoming): it is
+        # unlocked for the delivery and locked again unless a workspace uses it.
+        from cleanroom.workspace import incoming
+
         held = self.ingress_dir() / row.sha256
         data = held.read_bytes()
         if hashlib.sha256(data).hexdigest() != row.sha256:
             raise Conflict(f"the held copy of ingress request {row.id} changed; refused")
-        target_dir = incoming_dir(row.project_name)
-        target_dir.mkdir(parents=True, exist_ok=True)
-        target = target_dir / row.filename
-        if target.exists():
-            raise Conflict(f"{row.filename} exists in {row.project_name}'s incoming folder")
-        tmp = target_dir / f".{row.filename}.part"
-        shutil.copyfile(held, tmp)
-        os.chmod(tmp, 0o444)
-        os.replace(tmp, target)
-        return target
+        with incoming.opened(row.project_name) as target_dir:
+            target = target_dir / row.filename
+            if target.exists():
+                raise Conflict(f"{row.filename} exists in {row.project_name}'s incoming folder")
+            tmp = target_dir / f".{row.filename}.part"
+            tmp.write_bytes(data)  # the checked bytes, not a second read of the held file
+            os.chmod(tmp, 0o444)
+            os.replace(tmp, target)
 
     def ingress_requests(
         self, project: str | None = None, status: str | None = None
@@ -904,5 +914,6 @@ class Governance(BackboneWrites, LibraryWrites):
 
 
 def incoming_dir(project: str) -> Path:
-    """Host folder of a project's approved inbound files, mounted read-only in workspaces."""
+    """Host folder of a project's approved inbound files before encryption at rest (or
+    with it off); an encrypted one is read through ``cleanroom.workspace.incoming``."""
     return paths.workspaces_dir() / project / "incoming"

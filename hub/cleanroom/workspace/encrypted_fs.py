@@ -91,14 +91,18 @@ def prepare(root: Path, key: bytes, uid: int) -> Path:
     return data
 
 
-def unlock(image_file: Path, device: str, key: bytes, uid: int) -> Path:
-    """Mount the folder's device on the host and add its key; the ``data`` directory."""
+def unlock(image_file: Path, device: str, key: bytes, uid: int, *, read_only: bool = False) -> Path:
+    """Mount the folder's device on the host and add its key; the ``data`` directory.
+
+    ``read_only`` (a dataset version of the library) mounts it ``ro,noexec``: nobody on
+    the host or in a workspace can change a registered version through this mount."""
     mnt = mountpoint(image_file)
     MOUNT_ROOT.mkdir(parents=True, exist_ok=True)
     os.chmod(MOUNT_ROOT, 0o700)
     mnt.mkdir(exist_ok=True)
     if not os.path.ismount(mnt):
-        _run("mount", "-t", "ext4", "-o", "nodev,nosuid", device, str(mnt))
+        options = "ro,noload,nodev,nosuid,noexec" if read_only else "nodev,nosuid"
+        _run("mount", "-t", "ext4", "-o", options, device, str(mnt))
     try:
         return prepare(mnt, key, uid)
     except BaseException:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import docker
 
+from cleanroom.library import at_rest
 from cleanroom.lifecycle import fscrypt
 from cleanroom.lifecycle.keys import Keyring
 from cleanroom.registry import ProjectInfo
@@ -27,6 +28,11 @@ from cleanroom.workspace.labels import LABEL_PROJECT
 WORKSPACE_HOME = "/home/researcher"
 Mounts = dict[str, dict[str, str]]
 UNSIZED_ENCRYPTED = 64 * 2**30  # sparse: takes only what is written
+
+
+def _ro(source: str) -> str:
+    """Read-only; for a volume also ``nocopy`` (as ``_rw``)."""
+    return "ro" if source.startswith("/") else "ro,nocopy"
 
 
 def _rw(source: str) -> str:
@@ -53,17 +59,27 @@ class WorkspaceFolders:
         shared_size = tier.project_storage_bytes if tier else None
         work = self.folder(work_size, plan.name, "users", user, mode=0o700)
         shared = self.folder(shared_size, plan.name, "shared", mode=0o770)
+        # Files an operator or provider let in (ingress), read-only in every workspace;
+        # encrypted like the shared folder (cleanroom.workspace.incoming).
+        incoming = self.folder(None, plan.name, "incoming", mode=0o755)
+        unlocked = encrypted_fs.mountpoint(Path(self.root, plan.name, "incoming.ext4"))
+        if not incoming.startswith("/") and os.path.ismount(unlocked):
+            # Read by the server (uid 1001) as well as the kernels: the plain folder's mode.
+            os.chmod(unlocked / encrypted_fs.DATA_DIR, 0o755)
         mounts = {
             work: {"bind": f"{WORKSPACE_HOME}/work", "mode": _rw(work)},
             shared: {"bind": "/project", "mode": _rw(shared)},
-            # Files an operator or provider let in (ingress), read-only in every workspace.
-            self.host_dir(plan.name, "incoming", mode=0o755): {
-                "bind": "/project/incoming",
-                "mode": "ro",
-            },
+            incoming: {"bind": "/project/incoming", "mode": _ro(incoming)},
         }
         for ds in plan.datasets:
-            mounts[ds.location] = {"bind": f"/data/{ds.name}", "mode": "ro"}
+            source = ds.location
+            if at_rest.is_encrypted(ds.location):
+                # Unlocked read-only for as long as a workspace uses it (at_rest).
+                source = at_rest.workspace_volume(
+                    self.engine(), instance=self.instance, location=ds.location,
+                    name=ds.name, version=ds.version, keyring=self.keyring,
+                )  # fmt: skip
+            mounts[source] = {"bind": f"/data/{ds.name}", "mode": _ro(source)}
         return mounts
 
     def work_filesystem(self, project: str, user: str) -> Path:

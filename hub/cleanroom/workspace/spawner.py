@@ -26,6 +26,7 @@ from cleanroom.errors import CleanroomError, Conflict, NotFound
 from cleanroom.hub import metrics
 from cleanroom.isolation.firewall import HostFirewall
 from cleanroom.isolation.networks import ProjectNetwork, ProjectNetworks
+from cleanroom.library import at_rest
 from cleanroom.lifecycle.keys import Keyring
 from cleanroom.registry import ProjectInfo, Registry, shared_registry
 from cleanroom.registry.access import is_restricted
@@ -439,17 +440,20 @@ class CleanroomSpawner(DockerSpawner):
         self.use_internal_ip = True
         self.mem_limit = tier.memory_bytes
         self.cpu_limit = tier.cpu
-        try:
-            # Quota'd folders need losetup and the engine: off the event loop too.
-            self.volumes = await asyncio.get_running_loop().run_in_executor(
-                None, self.folders.mounts, plan, self.user.name, tier
-            )
-        except CleanroomError as exc:
-            self.log.error("Workspace folders of %s/%s: %s", self.user.name, project, exc)
-            raise refuse(exc) from exc
-        self.extra_create_kwargs = spec.create_kwargs(workspace)
-        self.extra_host_config = host_config
-        started = await super().start()
+        # From unlocking the datasets until the container mounts them, no stop of
+        # another workspace may lock them (cleanroom.library.at_rest).
+        with at_rest.starting():
+            try:
+                # Quota'd folders need losetup and the engine: off the event loop too.
+                self.volumes = await asyncio.get_running_loop().run_in_executor(
+                    None, self.folders.mounts, plan, self.user.name, tier
+                )
+            except CleanroomError as exc:
+                self.log.error("Workspace folders of %s/%s: %s", self.user.name, project, exc)
+                raise refuse(exc) from exc
+            self.extra_create_kwargs = spec.create_kwargs(workspace)
+            self.extra_host_config = host_config
+            started = await super().start()
         await asyncio.get_running_loop().run_in_executor(None, self._record_run, plan)
         self._health = health.HealthCheck(self.health_timeout, self.health_failures)
         if self.gateway_url:
@@ -650,6 +654,13 @@ class CleanroomSpawner(DockerSpawner):
         except CleanroomError as exc:
             self.log.warning(
                 "Work folder of %s/%s stays attached: %s", self.user.name, self.name, exc
+            )
+        try:
+            # Datasets no running workspace uses any more are locked again.
+            await asyncio.get_running_loop().run_in_executor(None, at_rest.lock_unused)
+        except CleanroomError as exc:
+            self.log.warning(
+                "Datasets stay unlocked after %s/%s: %s", self.user.name, self.name, exc
             )
 
     async def get_object(self) -> Any:

@@ -114,12 +114,13 @@ def _is_mounted(device: str) -> bool:
         return any(line.split(" ", 1)[0] == device for line in mounts)
 
 
-def _attach(image_file: Path) -> str:
+def _attach(image_file: Path, read_only: bool = False) -> str:
     """The loop device of ``image_file``, attached now unless it is already."""
     found = _loop_devices(image_file)
     if found:
         return found[0]
-    return _run("losetup", "--find", "--show", str(image_file.resolve())).strip()
+    ro = ["--read-only"] if read_only else []
+    return _run("losetup", "--find", "--show", *ro, str(image_file.resolve())).strip()
 
 
 def _grow(image_file: Path, size: int) -> None:
@@ -164,6 +165,7 @@ def ensure_folder_volume(
     labels: dict[str, str],
     legacy: Path | None = None,
     key: bytes | None = None,
+    read_only: bool = False,
 ) -> str:
     """The name of a Docker volume holding a ``size``-byte folder; created on first use.
 
@@ -171,9 +173,13 @@ def ensure_folder_volume(
     the folder is renamed ``<name>.migrated-<time>``, kept for the operator to remove.
     ``key`` encrypts a new folder and unlocks an encrypted one; an encrypted folder
     without a key is refused (fail closed), a plain one with a key stays plain.
+    ``read_only`` (a dataset version: ``cleanroom.library.at_rest``) attaches and mounts
+    an existing filesystem read-only and never makes one.
     """
     image_file.parent.mkdir(parents=True, exist_ok=True)
     with _locked(image_file):
+        if read_only and not image_file.exists():
+            raise StorageError(f"{image_file} does not exist")
         if not image_file.exists():
             _make_filesystem(image_file, size, uid, legacy, key)
             if legacy is not None and legacy.exists():
@@ -189,13 +195,13 @@ def ensure_folder_volume(
             if image_file.stat().st_size < size and encrypted:
                 _lock_if_idle(image_file)
             _grow(image_file, size)
-        os.chmod(image_file, 0o600)
+        os.chmod(image_file, 0o400 if read_only else 0o600)
         name = volume_name(instance, image_file)
-        device = _attach(image_file)
+        device = _attach(image_file, read_only)
         opts = {"type": "ext4", "device": device}
         if encrypted and key is not None:
             try:
-                data = encrypted_fs.unlock(image_file, device, key, uid)
+                data = encrypted_fs.unlock(image_file, device, key, uid, read_only=read_only)
             except BaseException:
                 _run("losetup", "-d", device)  # a refused key leaves nothing attached
                 raise
@@ -264,6 +270,19 @@ def _lock_if_idle(image_file: Path) -> bool:
     if any(encrypted_fs.used_elsewhere(image_file, d) for d in _loop_devices(image_file)):
         return False
     return encrypted_fs.lock(image_file)
+
+
+# For the library's read-only filesystems (cleanroom.library.at_rest), which share
+# this file's locking and loop-device handling.
+locked = _locked
+loop_devices = _loop_devices
+attach = _attach
+is_mounted = _is_mounted
+
+
+def loop_detach(device: str) -> None:
+    """Detach one loop device."""
+    _run("losetup", "-d", device)
 
 
 def folder_usage(image_file: Path) -> tuple[int, int]:
