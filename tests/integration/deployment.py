@@ -157,4 +157,5 @@ def _teardown(running: Hub) -> None:
         network.remove()
     # Quota'd folders: their volume records and loop devices go before their files.
     release_all(client, INSTANCE, running.state / "workspaces")
+    release_all(client, INSTANCE, running.state / "library")  # encrypted dataset versions
     shutil.rmtree(running.state / "workspaces", ignore_errors=True)

@@ -250,7 +250,7 @@ def datasets_delete(args: argparse.Namespace, reg: Any) -> None:
     emit(args, pending.__dict__, text)
 
 
-def datasets_encrypt(args: argparse.Namespace, reg: Any) -> None:
+def datasets_encrypt(args: argparse.Namespace, reg: Any) -> int:
     """``cleanroom datasets encrypt [--check]``: move what is still in clear at rest in."""
     from cleanroom.cli.output import emit
     from cleanroom.lifecycle.at_rest_status import clear_at_rest, encrypt_all
@@ -270,8 +270,7 @@ def datasets_encrypt(args: argparse.Namespace, reg: Any) -> None:
         "\n".join(f"in clear: {i.kind}: {i.path} (fix: {i.fix})" for i in left)
         or "nothing of this deployment lies in clear at rest",
     )
-    if args.check and left:
-        raise SystemExit(1)
+    return 1 if args.check and left else 0
 
 
 def add_verbs(verbs: Any, projects: Any, datasets: Any, verb: Any) -> None:

@@ -521,7 +521,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
         registry = Registry()
         args.registry = registry
-        args.handler(args, registry)
+        code = args.handler(args, registry)
+        if isinstance(code, int):  # a verb that reports by its exit status (a check)
+            return code
     except CleanroomError as exc:
         print(f"cleanroom: error: {exc}", file=sys.stderr)
         return 2

@@ -154,14 +154,16 @@ def teardown(instance: str, *, state: Path | None = None, images: bool = False) 
         container.remove(force=True)
         report.add("containers", container.name)
     # Filesystems first (their volumes name them), then the remaining volumes.
-    workspaces = state / "workspaces"
-    if workspaces.is_dir():
-        for image_file in sorted(workspaces.rglob("*.ext4")):
-            name = storage_quota.volume_name(instance, image_file)
-            if storage_quota.release_folder(client, instance, image_file):
-                report.add("filesystems released", str(image_file.relative_to(state)))
-            else:
-                report.left.append(f"filesystem {image_file} (still mounted: {name})")
+    # The library's dataset versions are filesystems too (cleanroom.library.at_rest).
+    for image_file in sorted(
+        f for folder in (state / "workspaces", state / "library") if folder.is_dir()
+        for f in folder.rglob("*.ext4")
+    ):  # fmt: skip
+        name = storage_quota.volume_name(instance, image_file)
+        if storage_quota.release_folder(client, instance, image_file):
+            report.add("filesystems released", str(image_file.relative_to(state)))
+        else:
+            report.left.append(f"filesystem {image_file} (still mounted: {name})")
     for volume in client.volumes.list(filters=label):
         volume.remove(force=True)
         report.add("volumes", volume.name)
