@@ -13,12 +13,13 @@ from pathlib import Path
 
 import pytest
 from cleanroom.cli.main import main as cleanroom
+from cleanroom.errors import Conflict
 from cleanroom.library import at_rest
 from cleanroom.library import register as library
 from cleanroom.lifecycle import at_rest_status
 from cleanroom.lifecycle.keys import Keyring, KeyUnavailable
 from cleanroom.registry import DatasetInfo, Registry
-from cleanroom.workspace import encrypted_fs, incoming, storage_quota
+from cleanroom.workspace import encrypted_fs, incoming, ingress_holds, storage_quota
 
 MARKER = "MARKER-library-at-rest-5d0e7"
 
@@ -195,3 +196,24 @@ def test_incoming_deliveries_land_encrypted(registry: Registry, tmp_path: Path) 
     done = subprocess.run(["losetup", "-j", str(incoming.image_file("p-beta", root))],
                           capture_output=True, text=True, check=True)  # fmt: skip
     assert done.stdout == ""
+
+
+def test_held_ingress_files_are_sealed(registry: Registry, tmp_path: Path) -> None:
+    folder = tmp_path / "state" / "ingress"
+    data = f"{MARKER}-held\n".encode() * 30
+    sha = ingress_holds.hold(folder, "p-alpha", data)
+    assert all(MARKER.encode() not in p.read_bytes() for p in folder.iterdir())
+    assert ingress_holds.read_held(folder, "p-alpha", sha) == data
+    assert ingress_holds.clear_holds(folder) == []
+    # Moved under another project's name it does not open (the project is in the AAD).
+    (folder / f"{sha}.p-alpha.sealed").rename(folder / f"{sha}.p-beta.sealed")
+    with pytest.raises(Conflict, match="does not open"):
+        ingress_holds.read_held(folder, "p-beta", sha)
+    # A file held in clear before encryption is still read, and reported as clear.
+    old = b"held before encryption\n"
+    old_sha = hashlib.sha256(old).hexdigest()
+    (folder / old_sha).write_bytes(old)
+    assert ingress_holds.read_held(folder, "p-alpha", old_sha) == old
+    assert [i.kind for i in at_rest_status.clear_at_rest(registry)] == [
+        "ingress file held in clear"
+    ]

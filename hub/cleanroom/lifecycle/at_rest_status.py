@@ -21,7 +21,7 @@ from cleanroom.errors import CleanroomError
 from cleanroom.library import at_rest
 from cleanroom.lifecycle.keys import Keyring
 from cleanroom.registry import Registry
-from cleanroom.workspace import incoming, storage_quota
+from cleanroom.workspace import incoming, ingress_holds, storage_quota
 
 FIX_ENCRYPT = "cleanroom datasets encrypt"
 
@@ -78,11 +78,10 @@ def clear_at_rest(registry: Registry, *, workspaces: Path | None = None) -> list
         for name, version, location in at_rest.clear_versions(registry)
     ]
     items += _legacy_folders(Path(workspaces or paths.workspaces_dir()))
-    held = paths.state_dir() / "ingress"
-    if held.is_dir() and any(p.is_file() for p in held.iterdir()):
-        items.append(
-            ClearItem("ingress files waiting for review", str(held), "decide on the requests")
-        )
+    items += [
+        ClearItem("ingress file held in clear", str(p), "decide on its request")
+        for p in ingress_holds.clear_holds(paths.state_dir() / "ingress")
+    ]
     return items
 
 

@@ -738,18 +738,17 @@ class Governance(BackboneWrites, LibraryWrites):
             raise InvalidInput(f"{filename!r} is not an acceptable file name")
         if not self.registry.is_member(requester, project):
             raise Forbidden(f"{requester!r} is not a current member of {project!r}")
-        folder = self.ingress_dir()
-        folder.mkdir(parents=True, exist_ok=True)
-        os.chmod(folder, 0o700)
-        digest = hashlib.sha256()
-        tmp = folder / f".incoming-{os.getpid()}"
-        with source.open("rb") as src, tmp.open("wb") as dst:
-            while chunk := src.read(1 << 20):
-                digest.update(chunk)
-                dst.write(chunk)
-        held = folder / digest.hexdigest()
-        os.replace(tmp, held)
-        os.chmod(held, 0o400)
+        # Held sealed at rest (cleanroom.workspace.ingress_holds); at most
+        # INGRESS_MAX_BYTES, so read whole.
+        from cleanroom.workspace import ingress_holds
+
+        with source.open("rb") as src:
+            data = src.read(INGRESS_MAX_BYTES + 1)
+        if len(data) > INGRESS_MAX_BYTES:
+            raise InvalidInput(f"{source.name} grew past {INGRESS_MAX_BYTES} bytes; refused")
+        size = len(data)
+        digest = hashlib.sha256(data)
+        ingress_holds.hold(self.ingress_dir(), project, data)
         with self.db.write() as tx:
             s = tx.session
             self._project(s, project)
@@ -865,12 +864,9 @@ class Governance(BackboneWrites, LibraryWrites):
     def _deliver(self, row: IngressRequest) -> None:
         # The incoming folder is encrypted at rest (cleanroom.workspace.incoming): it is
         # unlocked for the delivery and locked again unless a workspace uses it.
-        from cleanroom.workspace import incoming
+        from cleanroom.workspace import incoming, ingress_holds
 
-        held = self.ingress_dir() / row.sha256
-        data = held.read_bytes()
-        if hashlib.sha256(data).hexdigest() != row.sha256:
-            raise Conflict(f"the held copy of ingress request {row.id} changed; refused")
+        data = ingress_holds.read_held(self.ingress_dir(), row.project_name, row.sha256)
         with incoming.opened(row.project_name) as target_dir:
             target = target_dir / row.filename
             if target.exists():
