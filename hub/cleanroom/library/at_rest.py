@@ -38,6 +38,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import docker
 
@@ -45,8 +46,10 @@ from cleanroom import paths
 from cleanroom.errors import CleanroomError
 from cleanroom.lifecycle import fscrypt
 from cleanroom.lifecycle.keys import Keyring
-from cleanroom.registry import DatasetInfo, Registry
 from cleanroom.workspace import encrypted_fs, storage_quota
+
+if TYPE_CHECKING:
+    from cleanroom.registry import DatasetInfo, Registry
 
 IMAGE_SUFFIX = ".ext4"
 _CHUNK = 1 << 20

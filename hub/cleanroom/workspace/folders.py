@@ -17,7 +17,6 @@ from pathlib import Path
 
 import docker
 
-from cleanroom.library import at_rest
 from cleanroom.lifecycle import fscrypt
 from cleanroom.lifecycle.keys import Keyring
 from cleanroom.registry import ProjectInfo
@@ -71,6 +70,9 @@ class WorkspaceFolders:
             shared: {"bind": "/project", "mode": _rw(shared)},
             incoming: {"bind": "/project/incoming", "mode": _ro(incoming)},
         }
+        # Imported here: the library's module builds on this package's storage modules.
+        from cleanroom.library import at_rest
+
         for ds in plan.datasets:
             source = ds.location
             if at_rest.is_encrypted(ds.location):
