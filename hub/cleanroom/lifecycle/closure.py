@@ -109,6 +109,11 @@ def close_project(
     if folder.is_dir():
         for image_file in sorted(folder.rglob("*.ext4")):
             report.released += storage_quota.release_folder(client, instance, image_file)
+    # Dataset versions no workspace uses any more are locked again (its workspaces were
+    # stopped here, perhaps not through the hub): cleanroom.library.at_rest.
+    from cleanroom.library import at_rest
+
+    at_rest.lock_unused(state / "library")
     report.network_removed = ProjectNetworks(client, instance=instance).remove(project)
     Governance(registry).record(
         ProjectClosed(
