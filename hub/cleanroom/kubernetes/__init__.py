@@ -1,0 +1,1 @@
+"""The Kubernetes backend: workspace pods through KubeSpawner, isolation as NetworkPolicies."""

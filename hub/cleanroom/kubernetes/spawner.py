@@ -1,0 +1,404 @@
+"""The Kubernetes workspace spawner: "user U works on project P" becomes one hardened pod.
+
+Built on KubeSpawner (``jupyterhub-kubespawner``). Like the Docker spawner
+(:mod:`cleanroom.workspace.spawner`), the named server *is* the project, and at every
+start the registry is read afresh: membership, the person's standing, project status,
+datasets and allowed images are decided on the server, whatever ``user_options`` say.
+What the pod is comes from :mod:`cleanroom.kubernetes.pods` (checked by
+:func:`~cleanroom.kubernetes.pods.check_pod` before it is created: fail closed) and the
+project's NetworkPolicies from :mod:`cleanroom.kubernetes.policies`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Any, cast
+
+from kubernetes_asyncio.client import ApiClient, NetworkingV1Api
+from kubernetes_asyncio.client.rest import ApiException
+from kubespawner import KubeSpawner
+from traitlets import Dict, Integer, Unicode, default, validate
+
+from cleanroom import paths
+from cleanroom.errors import CleanroomError, Conflict
+from cleanroom.hub import metrics
+from cleanroom.kubernetes import pods, policies
+from cleanroom.registry import ProjectInfo, Registry, shared_registry
+from cleanroom.registry.people import shared_people
+from cleanroom.settings import image_repository
+from cleanroom.workspace import culling, quotas
+from cleanroom.workspace.folders import WORKSPACE_HOME
+from cleanroom.workspace.spawner import http_error, refuse
+from cleanroom.workspace.spec import RESEARCHER_UID
+
+FOLDER_STORAGE = ("dynamic", "hostpath")
+
+
+class CleanroomKubeSpawner(KubeSpawner):
+    """KubeSpawner for one user's workspace on one approved project."""
+
+    registry_url = Unicode(
+        help="SQLAlchemy URL of the cleanroom registry. Default: the state folder's SQLite file.",
+    ).tag(config=True)
+
+    instance = Unicode(
+        "main",
+        help="""Name of this deployment. Pods, claims, volumes and policies carry it as a
+        label, and the default namespace is ``cleanroom-<instance>``.""",
+    ).tag(config=True)
+
+    hub_api_port = Integer(
+        8081, help="Port of the hub API at ``hub_ip``, as workspace pods reach it."
+    ).tag(config=True)
+
+    airlock_submit_port = Integer(
+        0,
+        help="""Port of the airlock's submission listener at ``hub_ip`` (0: no airlock;
+        the workspace extension then refuses release requests, clearly).""",
+    ).tag(config=True)
+
+    image_repository = Unicode(
+        help="Repository prefix of images: ``notebook`` runs ``cleanroom/notebook:latest``.",
+    ).tag(config=True)
+
+    hub_ip = Unicode(
+        help="""Address at which workspace pods reach the hub API and the airlock's
+        submission listener ($CLEANROOM_K8S_HUB_IP). On the one-node test cluster the
+        node's bridge address; in the chart the hub pod's own address.""",
+    ).tag(config=True)
+
+    hub_pod_labels = Dict(
+        help="""Labels of the hub's pods when the hub runs in the cluster: the project's
+        egress policy then selects those pods instead of the address block ``hub_ip/32``.""",
+    ).tag(config=True)
+
+    gateway_cidr = Unicode(
+        help="""Address block the proxy's requests to workspaces come from, the only
+        ingress a workspace's policy allows (default ``hub_ip/32``: the proxy runs with
+        the hub).""",
+    ).tag(config=True)
+
+    gateway_pod_labels = Dict(
+        help="Labels of the proxy's pods in the cluster (instead of ``gateway_cidr``).",
+    ).tag(config=True)
+
+    folder_storage = Unicode(
+        "dynamic",
+        help="""How work and project folders get their volumes: ``dynamic`` (claims of
+        ``storage_class``, provisioned by the cluster) or ``hostpath`` (volumes on the
+        node's folders under ``workspaces_root``: a one-node cluster without a
+        provisioner, such as the test cluster; sizes are then not enforced).""",
+    ).tag(config=True)
+
+    workspaces_root = Unicode(
+        help="Node folder of work and project folders for ``folder_storage = hostpath``.",
+    ).tag(config=True)
+
+    dataset_volume_source = Dict(
+        {"hostPath": {"path": "{location}"}},
+        help="""The PersistentVolume source of a dataset version, ``{location}`` standing
+        for the data library's folder of it: hostPath on one node; on a cluster the
+        library's share (``{"nfs": {"server": "library.example", "path": "{location}"}}``)
+        or a CSI volume. Always mounted read-only.""",
+    ).tag(config=True)
+
+    @validate("folder_storage")
+    def _known_storage(self, proposal: Any) -> str:
+        if proposal.value not in FOLDER_STORAGE:
+            raise ValueError(
+                f"CleanroomKubeSpawner.folder_storage={proposal.value!r}: "
+                f"use {' or '.join(FOLDER_STORAGE)}"
+            )
+        return str(proposal.value)
+
+    @default("registry_url")
+    def _default_registry_url(self) -> str:
+        return paths.registry_url()
+
+    @default("workspaces_root")
+    def _default_workspaces_root(self) -> str:
+        return str(paths.workspaces_dir())
+
+    @default("image_repository")
+    def _default_image_repository(self) -> str:
+        return f"{image_repository()}/"
+
+    @default("hub_ip")
+    def _default_hub_ip(self) -> str:
+        return os.environ.get("CLEANROOM_K8S_HUB_IP", "")
+
+    @default("namespace")
+    def _default_namespace(self) -> str:
+        return os.environ.get("CLEANROOM_K8S_NAMESPACE", f"cleanroom-{self.instance}")
+
+    @default("image_pull_policy")
+    def _default_pull_policy(self) -> str:
+        # The test cluster has no registry: its images are imported (scripts/k8s.sh).
+        return os.environ.get("CLEANROOM_K8S_IMAGE_PULL_POLICY", "IfNotPresent")
+
+    @default("automount_service_account_token")
+    def _default_no_token(self) -> bool:
+        # Code in a workspace must never hold a credential of the cluster's API.
+        return False
+
+    @default("delete_stopped_pods")
+    def _default_delete_stopped(self) -> bool:
+        return True
+
+    @default("storage_pvc_ensure")
+    def _default_no_kubespawner_pvc(self) -> bool:
+        return False  # our claims are per project and per user (ensure_storage)
+
+    @default("default_url")
+    def _default_default_url(self) -> str:
+        return "/lab"
+
+    @default("working_dir")
+    def _default_working_dir(self) -> str:
+        return WORKSPACE_HOME
+
+    @property
+    def registry(self) -> Registry:
+        """The registry, shared by all spawners of this hub."""
+        return shared_registry(self.registry_url)
+
+    # -- start ---------------------------------------------------------------------
+    async def start(self) -> Any:
+        """Decide on the server what this workspace may be, then start its pod."""
+        project = self._requested_project()
+        loop = asyncio.get_running_loop()
+        try:
+            # Registry reads block: keep them off the hub's event loop.
+            info, tier = await loop.run_in_executor(None, self._decide, project)
+            await self._check_concurrency(project, tier)
+        except CleanroomError as exc:
+            self.log.warning("Refused workspace %s/%s: %s", self.user.name, project, exc)
+            metrics.SPAWN_REFUSALS.labels(metrics.refusal_reason(exc)).inc()
+            raise refuse(exc) from exc
+        name = self._choose_image(info)
+        plan = pods.PodPlan(
+            user=self.user.name,
+            project=info,
+            tier=tier,
+            image=name,
+            image_ref=self.image,
+            instance=self.instance,
+        )
+        self._pod_plan = plan
+        self._apply(plan)
+        await self.ensure_storage(plan)
+        await self.ensure_policies(project)
+        return await super().start()
+
+    def _decide(self, project: str) -> tuple[ProjectInfo, quotas.QuotaTier]:
+        # Verified, trained, active (cleanroom.registry.people): the refusal says why.
+        shared_people(self.registry).check_may_start(self.user.name)
+        info = self.registry.workspace_plan(self.user.name, project)
+        if not self.hub_ip:
+            raise CleanroomError(
+                "CleanroomKubeSpawner.hub_ip ($CLEANROOM_K8S_HUB_IP) is not set: "
+                "workspaces would not find the hub"
+            )
+        return info, quotas.tier(info.quota_tier)
+
+    def _requested_project(self) -> str:
+        if not self.name:
+            raise http_error(
+                400,
+                "Choose a project: each workspace belongs to one project, "
+                "started at /hub/spawn/<user>/<project>.",
+            )
+        asked = (self.user_options or {}).get("project")
+        if asked not in (None, "", self.name):
+            raise http_error(
+                400,
+                f"user_options asks for project {asked!r} but this server is "
+                f"{self.name!r}; start the server named after the project",
+            )
+        return self.name
+
+    def _choose_image(self, info: ProjectInfo) -> str:
+        """Set ``image`` to the asked image if the project allows it (else refuse)."""
+        if not info.images:
+            raise refuse(CleanroomError(f"project {info.name!r} allows no image"))
+        self._allowed_images = {n: f"{self.image_repository}{n}:latest" for n in info.images}
+        asked = (self.user_options or {}).get("image") or info.images[0]
+        if asked not in self._allowed_images:
+            raise http_error(
+                403,
+                f"image {asked!r} is not allowed for project {info.name!r}; "
+                f"allowed: {', '.join(info.images)}",
+            )
+        self.image = self._allowed_images[asked]
+        return str(asked)
+
+    def _apply(self, plan: pods.PodPlan) -> None:
+        """Hand the pod settings of :mod:`cleanroom.kubernetes.pods` to KubeSpawner."""
+        tier = plan.tier
+        self.extra_labels = pods.labels(plan)
+        self.extra_annotations = pods.pod_annotations(plan)
+        self.uid = RESEARCHER_UID
+        self.gid = RESEARCHER_UID
+        self.fs_gid = RESEARCHER_UID
+        self.privileged = False
+        self.allow_privilege_escalation = False
+        self.pod_security_context = pods.pod_security_context()
+        self.container_security_context = pods.container_security_context()
+        self.volumes = pods.volumes(plan)
+        self.volume_mounts = pods.volume_mounts(plan)
+        self.lifecycle_hooks = pods.lifecycle_hooks()
+        limits = pods.resources(tier)["limits"]
+        self.cpu_limit = self.cpu_guarantee = tier.cpu
+        self.mem_limit = self.mem_guarantee = tier.memory_bytes
+        gpus = {k: v for k, v in limits.items() if k == pods.GPU_RESOURCE}
+        self.extra_resource_limits = dict(gpus)
+        self.extra_resource_guarantees = dict(gpus)
+
+    async def get_pod_manifest(self) -> Any:
+        """KubeSpawner's pod, refused unless it holds the wall (:func:`pods.check_pod`)."""
+        pod = await super().get_pod_manifest()
+        manifest = ApiClient().sanitize_for_serialization(pod)
+        allowed = set(getattr(self, "_allowed_images", {}).values())
+        try:
+            pods.check_pod(manifest, allowed_images=allowed)
+        except pods.PodSpecError as exc:
+            self.log.error("Workspace %s/%s: %s", self.user.name, self.name, exc)
+            raise refuse(exc) from exc
+        return pod
+
+    async def _check_concurrency(self, project: str, tier: quotas.QuotaTier) -> None:
+        """Refuse a start beyond the tier's concurrent workspaces (project, user), counted
+        from the cluster's workspace pods of this deployment."""
+        if tier.max_workspaces is None and tier.max_workspaces_per_user is None:
+            return
+        selector = (
+            f"{pods.LABEL_KIND}=workspace,{pods.LABEL_INSTANCE}={pods.label_value(self.instance)}"
+        )
+        found = await self.api.list_namespaced_pod(self.namespace, label_selector=selector)
+        pairs = set()
+        for pod in found.items:
+            notes = pod.metadata.annotations or {}
+            pairs.add((notes.get("cleanroom/user"), notes.get("cleanroom/project")))
+        me = self.user.name
+        pairs.discard((me, project))
+        in_project = sum(1 for _, p in pairs if p == project)
+        of_user = sum(1 for u, _ in pairs if u == me)
+        if tier.max_workspaces is not None and in_project >= tier.max_workspaces:
+            raise Conflict(
+                f"project {project!r} runs {in_project} workspaces, the most its quota tier "
+                f"{tier.name!r} allows at once; try again when one stops"
+            )
+        if tier.max_workspaces_per_user is not None and of_user >= tier.max_workspaces_per_user:
+            raise Conflict(
+                f"{me!r} runs {of_user} workspaces in other projects, the most quota tier "
+                f"{tier.name!r} allows at once; stop one first"
+            )
+
+    # -- cluster objects besides the pod -------------------------------------------
+    async def _create(self, create: Any, *args: Any) -> None:
+        """Create an object; one that exists already is left as it is (claims and
+        volumes keep their files; a claim's spec cannot change once bound)."""
+        try:
+            await create(*args)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+
+    async def ensure_namespace(self) -> None:
+        """The deployment's namespace, created when missing (the chart's namespace exists)."""
+        body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": self.namespace}}
+        try:
+            await self.api.read_namespace(self.namespace)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            await self._create(self.api.create_namespace, body)
+
+    async def ensure_storage(self, plan: pods.PodPlan) -> None:
+        """The workspace's claims, and the volumes they bind to (datasets always; work and
+        project folders only for ``folder_storage = hostpath``)."""
+        await self.ensure_namespace()
+        static = self.folder_storage == "hostpath"
+        volumes = pods.dataset_volumes(plan, dict(self.dataset_volume_source))
+        if static:
+            await asyncio.get_running_loop().run_in_executor(None, self._make_folders, plan)
+            volumes += pods.folder_volumes(plan, self.workspaces_root)
+        for volume in volumes:
+            await self._create(self.api.create_persistent_volume, volume)
+        storage_class = self.storage_class or None
+        for claim in pods.claims(plan, self.namespace, storage_class, static=static):
+            await self._create(
+                self.api.create_namespaced_persistent_volume_claim, self.namespace, claim
+            )
+
+    def _make_folders(self, plan: pods.PodPlan) -> None:
+        """The node folders of a hostpath workspace, owned by the researcher's uid."""
+        root = Path(self.workspaces_root, plan.project.name)
+        for folder, mode in ((root / "users" / plan.user, 0o700), (root / "shared", 0o770)):
+            folder.mkdir(parents=True, exist_ok=True)
+            os.chmod(folder, mode)
+            if os.geteuid() == 0:
+                os.chown(folder, RESEARCHER_UID, RESEARCHER_UID)
+
+    def policy_plan(self, project: str) -> policies.PolicyPlan:
+        """What ``project``'s NetworkPolicies are made from (this hub's settings)."""
+        hub = (
+            policies.Peer(pod_labels=dict(self.hub_pod_labels))
+            if self.hub_pod_labels
+            else policies.Peer(cidr=f"{self.hub_ip}/32")
+        )
+        gateway = (
+            policies.Peer(pod_labels=dict(self.gateway_pod_labels))
+            if self.gateway_pod_labels
+            else policies.Peer(cidr=self.gateway_cidr or f"{self.hub_ip}/32")
+        )
+        return policies.PolicyPlan(
+            project=project,
+            instance=self.instance,
+            namespace=self.namespace,
+            hub=hub,
+            hub_port=self.hub_api_port,
+            gateway=gateway,
+            airlock=hub if self.airlock_submit_port else None,
+            airlock_port=self.airlock_submit_port,
+            server_port=self.port or pods.SERVER_PORT,
+        )
+
+    async def ensure_policies(self, project: str) -> None:
+        """Create or replace ``project``'s NetworkPolicies, so they are exactly as designed
+        at every start (an edited or deleted policy is put back)."""
+        api = NetworkingV1Api(self.api.api_client)
+        for policy in policies.network_policies(self.policy_plan(project)):
+            name = policy["metadata"]["name"]
+            try:
+                await api.create_namespaced_network_policy(self.namespace, cast(Any, policy))
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise
+                await api.replace_namespaced_network_policy(name, self.namespace, cast(Any, policy))
+
+    # -- environment ---------------------------------------------------------------
+    def get_env(self) -> dict[str, str]:
+        """KubeSpawner's environment, with the hub API and the airlock at ``hub_ip`` and
+        the project, its datasets and the person."""
+        env: dict[str, str] = super().get_env()
+        base = self.hub.base_url if self.hub is not None else "/hub/"
+        hub = f"http://{self.hub_ip}:{self.hub_api_port}"
+        env["JUPYTERHUB_API_URL"] = f"{hub}{base}api"
+        env["JUPYTERHUB_ACTIVITY_URL"] = f"{hub}{base}api/users/{self.user.name}/activity"
+        env["CLEANROOM_USER"] = self.user.name
+        plan: pods.PodPlan | None = getattr(self, "_pod_plan", None)
+        if plan is not None:
+            env["CLEANROOM_PROJECT"] = plan.project.name
+            env["CLEANROOM_DATASETS"] = ",".join(d.name for d in plan.project.datasets)
+            if not plan.tier.gpus:
+                env["NVIDIA_VISIBLE_DEVICES"] = "void"
+        if self.airlock_submit_port:
+            env["CLEANROOM_AIRLOCK_URL"] = f"http://{self.hub_ip}:{self.airlock_submit_port}"
+        return env
+
+    def get_args(self) -> list[str]:
+        """The server's arguments, plus kernel culling from the culling policy."""
+        return [*super().get_args(), *culling.kernel_args(culling.load_policy())]
