@@ -1,6 +1,6 @@
 # The clean room's commands. `make up` runs it, `make test` tests it (both install what
 # they need on Debian as root), `make check` lints and type-checks.
-.PHONY: up down uninstall test check venv images demo bench clean-state
+.PHONY: up down uninstall test check venv images demo bench clean-state k8s-up k8s-down test-k8s
 
 PY_SOURCES := hub tests benchmarks extensions/cleanroom_workspace
 
@@ -37,3 +37,15 @@ bench: venv
 
 clean-state: down
 	rm -rf state
+
+# The one-node Kubernetes test cluster (docs/kubernetes.md): built once per machine
+# (build/k8s, reused while its inputs are unchanged), state under state/k8s.
+k8s-up:
+	@scripts/k8s.sh up
+
+k8s-down:
+	@scripts/k8s.sh down
+
+# The Kubernetes backend's tests: the cluster is started when down (and stopped after).
+test-k8s: venv
+	@scripts/setup.sh test -m k8s tests/kubernetes $(PYTEST_ARGS)

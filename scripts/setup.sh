@@ -196,6 +196,11 @@ cmd_test() {
     CLEANROOM_TEST_POSTGRES_URL="$(scripts/postgres.sh start)"
     export CLEANROOM_TEST_POSTGRES_URL
   fi
+  # Under CI the Kubernetes tests (marker k8s) must run: build the test cluster's
+  # binaries first (cached in build/k8s); the tests start and stop the cluster.
+  case "$(printf '%s' "${CI:-}" | tr '[:upper:]' '[:lower:]')" in
+    1 | true | yes | on) scripts/k8s.sh build ;;
+  esac
   set +e
   "$VENV/bin/python" -m pytest -ra -p no:cacheprovider "$@"
   local rc=$?

@@ -172,6 +172,7 @@ def members_remove(args: argparse.Namespace, reg: Registry) -> None:
 def _stop_workspace(user: str, project: str) -> bool:
     """Stop a removed member's workspace through the hub, or directly when it is down."""
     from cleanroom.hub.api import HubAPI
+    from cleanroom.kubernetes.hub_config import backend
     from cleanroom.settings import Settings
     from cleanroom.workspace.containers import stop_workspace_containers
 
@@ -179,8 +180,12 @@ def _stop_workspace(user: str, project: str) -> bool:
         stopped = HubAPI().stop_server(user, project)
     except CleanroomError:
         stopped = False
-    # Whatever the hub said, no container of that pair may keep running.
+    # Whatever the hub said, no container (or pod) of that pair may keep running.
     instance = Settings.from_env().instance
+    if backend() == "kubernetes":
+        from cleanroom.kubernetes.workloads import stop_workspace_pods
+
+        return stop_workspace_pods(user, project, instance) > 0 or stopped
     return stop_workspace_containers(user, project, instance) > 0 or stopped
 
 

@@ -19,6 +19,7 @@ from cleanroom.hub import activity
 from cleanroom.hub.cookies import cookie_options
 from cleanroom.hub.services import configure_operations
 from cleanroom.identity import tls
+from cleanroom.kubernetes.hub_config import backend, configure_kubernetes
 from cleanroom.registry import shared_registry
 from cleanroom.settings import Settings, secret, secret_file
 
@@ -103,7 +104,10 @@ def configure_hub_process(c: Any, settings: Settings) -> Path:
     c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{settings.proxy_api_port}"
     c.ConfigurableHTTPProxy.should_start = True
     c.ConfigurableHTTPProxy.auth_token = secret("proxy-auth-token")
-    c.JupyterHub.db_url = f"sqlite:///{state / 'jupyterhub.sqlite'}"
+    # $CLEANROOM_HUB_DB_URL: the hub's own database elsewhere (PostgreSQL; the chart).
+    c.JupyterHub.db_url = os.environ.get("CLEANROOM_HUB_DB_URL") or (
+        f"sqlite:///{state / 'jupyterhub.sqlite'}"
+    )
     c.JupyterHub.cookie_secret_file = str(secret_file("jupyterhub-cookie-secret"))
     c.JupyterHub.pid_file = str(state / "jupyterhub.pid")
     # Cookies (SameSite, Secure) and HSTS: configure_tls above.
@@ -175,11 +179,17 @@ def configure(c: Any, settings: Settings | None = None, *, install_firewall: boo
             },
         )
     )
-    # The egress gateway: every byte between a browser and a workspace passes it.
-    add_gateway(c, settings)
+    # CLEANROOM_BACKEND=kubernetes: workspaces are pods, walled by NetworkPolicies
+    # (docs/kubernetes.md); the gateway and host firewall below guard Docker bridges.
+    on_kubernetes = backend() == "kubernetes"
+    if on_kubernetes:
+        configure_kubernetes(c, settings, registry_url)
+    else:
+        # The egress gateway: every byte between a browser and a workspace passes it.
+        add_gateway(c, settings)
     # The enforcer of end dates, the idle culler and the metrics reader.
     configure_operations(c, settings)
 
-    if install_firewall:
+    if install_firewall and not on_kubernetes:
         host_firewall(settings).install()
     print(f"cleanroom hub: state in {state}", file=sys.stderr)

@@ -21,6 +21,10 @@ METRICS_SERVICE = "prometheus"
 def _forwarded_env() -> dict[str, str]:
     """Managed services start with a minimal environment: hand them our settings."""
     env = {k: v for k, v in os.environ.items() if k.startswith("CLEANROOM_")}
+    # The Kubernetes backend's enforcer reaches the cluster as the hub does.
+    env.update(
+        {k: v for k, v in os.environ.items() if k == "KUBECONFIG" or k.startswith("KUBERNETES_")}
+    )
     env.setdefault("CLEANROOM_STATE_DIR", str(paths.state_dir()))
     return env
 

@@ -68,5 +68,17 @@ def configure_kubernetes(c: Any, settings: Settings, registry_url: str) -> None:
     gateway_cidr = os.environ.get("CLEANROOM_K8S_GATEWAY_CIDR")
     if gateway_cidr:
         spawner.gateway_cidr = gateway_cidr
+    source = os.environ.get("CLEANROOM_K8S_DATASET_VOLUME_SOURCE", "").strip()
+    if source:
+        try:
+            parsed = json.loads(source)
+        except ValueError as exc:
+            raise SystemExit(f"cleanroom hub: CLEANROOM_K8S_DATASET_VOLUME_SOURCE: {exc}") from exc
+        if not isinstance(parsed, dict) or len(parsed) != 1:
+            raise SystemExit(
+                "cleanroom hub: CLEANROOM_K8S_DATASET_VOLUME_SOURCE must be one volume "
+                'source as JSON ({"nfs": {"server": "...", "path": "{location}"}})'
+            )
+        spawner.dataset_volume_source = parsed
     # A pod takes a while longer than a container the first time (image, volumes).
     spawner.start_timeout = 300

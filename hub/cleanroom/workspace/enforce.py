@@ -35,13 +35,8 @@ class Stopped:
 
 def overdue(registry: Registry, instance: str) -> list[tuple[str, str, str]]:
     """(user, project, reason) for every running workspace that may no longer run."""
-    from cleanroom.workspace.containers import workspace_containers
-    from cleanroom.workspace.labels import LABEL_PROJECT, LABEL_USER
-
     found: dict[tuple[str, str], str] = {}
-    for container in workspace_containers(instance=instance):
-        user = container.labels.get(LABEL_USER, "")
-        project = container.labels.get(LABEL_PROJECT, "")
+    for user, project in _running_pairs(instance):
         try:
             registry.workspace_plan(user, project)
         except (Forbidden, NotFound) as exc:
@@ -49,10 +44,39 @@ def overdue(registry: Registry, instance: str) -> list[tuple[str, str, str]]:
     return [(u, p, r) for (u, p), r in sorted(found.items())]
 
 
+def _running_pairs(instance: str) -> list[tuple[str, str]]:
+    """(user, project) of every running workspace, from the backend's ground truth."""
+    from cleanroom.kubernetes.hub_config import backend
+
+    if backend() == "kubernetes":
+        from cleanroom.kubernetes.workloads import workspace_pods
+
+        return [(p.user, p.project) for p in workspace_pods(instance=instance)]
+    from cleanroom.workspace.containers import workspace_containers
+    from cleanroom.workspace.labels import LABEL_PROJECT, LABEL_USER
+
+    return [
+        (c.labels.get(LABEL_USER, ""), c.labels.get(LABEL_PROJECT, ""))
+        for c in workspace_containers(instance=instance)
+    ]
+
+
+def _stop_everywhere(user: str, project: str, instance: str) -> None:
+    from cleanroom.kubernetes.hub_config import backend
+
+    if backend() == "kubernetes":
+        from cleanroom.kubernetes.workloads import stop_workspace_pods
+
+        stop_workspace_pods(user, project, instance)
+        return
+    from cleanroom.workspace.containers import stop_workspace_containers
+
+    stop_workspace_containers(user, project, instance)
+
+
 def enforce_once(registry: Registry, instance: str) -> list[Stopped]:
     """Stop every overdue workspace through the hub and, whatever it says, by label."""
     from cleanroom.hub.api import HubAPI
-    from cleanroom.workspace.containers import stop_workspace_containers
 
     governance = Governance(registry)
     stopped = []
@@ -61,7 +85,7 @@ def enforce_once(registry: Registry, instance: str) -> list[Stopped]:
             HubAPI().stop_server(user, project)
         except CleanroomError as exc:
             print(f"cleanroom enforce: hub did not stop {user}/{project}: {exc}", file=sys.stderr)
-        stop_workspace_containers(user, project, instance)
+        _stop_everywhere(user, project, instance)
         governance.record(
             WorkspaceStopped(actor="enforcer", project=project, user=user, reason=reason),
             actor="enforcer",

@@ -1,0 +1,73 @@
+"""Choosing the workspace backend by configuration (``CLEANROOM_BACKEND``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from cleanroom.hub.config import configure
+from cleanroom.kubernetes.spawner import CleanroomKubeSpawner
+from traitlets.config import Config
+
+
+@pytest.fixture
+def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("CLEANROOM_STATE_DIR", str(tmp_path))
+    monkeypatch.delenv("CLEANROOM_REGISTRY_URL", raising=False)
+    return tmp_path
+
+
+def test_docker_is_the_default_backend(state: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CLEANROOM_BACKEND", raising=False)
+    c = Config()
+    configure(c, install_firewall=False)
+    assert c.JupyterHub.spawner_class == "cleanroom.workspace.spawner.CleanroomSpawner"
+    assert c.CleanroomSpawner.gateway_url
+
+
+def test_kubernetes_backend_uses_the_kube_spawner_with_the_deployments_settings(
+    state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLEANROOM_BACKEND", "kubernetes")
+    monkeypatch.setenv("CLEANROOM_HUB_PORT", "18081")
+    monkeypatch.setenv("CLEANROOM_K8S_FOLDER_STORAGE", "hostpath")
+    monkeypatch.setenv("CLEANROOM_K8S_HUB_POD_LABELS", json.dumps({"app": "hub"}))
+    monkeypatch.setenv(
+        "CLEANROOM_K8S_DATASET_VOLUME_SOURCE",
+        json.dumps({"nfs": {"server": "lib", "path": "{location}"}}),
+    )
+    c = Config()
+    configure(c, install_firewall=False)
+    assert c.JupyterHub.spawner_class == "cleanroom.kubernetes.spawner.CleanroomKubeSpawner"
+    spawner = c.CleanroomKubeSpawner
+    assert spawner.hub_api_port == 18081
+    assert spawner.folder_storage == "hostpath"
+    assert spawner.hub_pod_labels == {"app": "hub"}
+    assert spawner.dataset_volume_source == {"nfs": {"server": "lib", "path": "{location}"}}
+    # The Docker gateway and host firewall guard Docker bridges: not on Kubernetes.
+    assert "gateway_url" not in c.CleanroomSpawner
+    assert any(s["name"] == "airlock" for s in c.JupyterHub.services)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("CLEANROOM_BACKEND", "nomad"),
+        ("CLEANROOM_K8S_HUB_POD_LABELS", "app=hub"),
+        ("CLEANROOM_K8S_HUB_POD_LABELS", '["app"]'),
+        ("CLEANROOM_K8S_DATASET_VOLUME_SOURCE", '{"nfs": {}, "hostPath": {}}'),
+    ],
+)
+def test_bad_backend_settings_stop_the_hub_with_their_name(
+    state: Path, monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv("CLEANROOM_BACKEND", "kubernetes")
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit, match=name):
+        configure(Config(), install_firewall=False)
+
+
+def test_folder_storage_is_validated() -> None:
+    with pytest.raises(ValueError, match="folder_storage"):
+        CleanroomKubeSpawner(folder_storage="nfs-please")
