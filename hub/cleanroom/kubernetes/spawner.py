@@ -315,6 +315,18 @@ class CleanroomKubeSpawner(KubeSpawner):
             if exc.status != 404:
                 raise
             await self._create(self.api.create_namespace, body)
+            # Pods are refused until the controller has made the namespace's default
+            # service account (the pod gets no token of it, but admission needs it).
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 60
+            while True:
+                try:
+                    await self.api.read_namespaced_service_account("default", self.namespace)
+                    return
+                except ApiException as missing:
+                    if missing.status != 404 or loop.time() > deadline:
+                        raise
+                await asyncio.sleep(0.2)
 
     async def ensure_storage(self, plan: pods.PodPlan) -> None:
         """The workspace's claims, and the volumes they bind to (datasets always; work and

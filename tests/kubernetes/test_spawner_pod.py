@@ -1,0 +1,98 @@
+"""The pod KubeSpawner makes from the Kubernetes spawner's settings (no cluster needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cleanroom.kubernetes import pods
+from cleanroom.kubernetes.spawner import CleanroomKubeSpawner
+from jupyterhub.objects import Hub
+from kubernetes_asyncio.client import ApiClient
+from kubernetes_asyncio.config import kube_config
+from tornado import web
+
+from tests.kubernetes.test_pods import plan
+
+IMAGE = "cleanroom/notebook:latest"
+# A kubeconfig KubeSpawner can load; nothing is ever sent to its (closed) port.
+KUBECONFIG = """apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:9"}}]
+users: [{name: u, user: {token: unused}}]
+contexts: [{name: c, context: {cluster: c, user: u}}]
+current-context: c
+"""
+
+
+class User:
+    name = "erin"
+    id = 7
+    url = "/user/erin/"
+    escaped_name = "erin"
+    server = None
+    spawners: dict[str, Any] = {}
+
+
+@pytest.fixture
+async def spawner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CleanroomKubeSpawner:
+    config = tmp_path / "kubeconfig"
+    config.write_text(KUBECONFIG)
+    # kubernetes_asyncio reads $KUBECONFIG once, at import.
+    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(config))
+    made = CleanroomKubeSpawner(_mock=True, user=User(), hub=Hub(), hub_ip="10.77.0.1")
+    p = plan()
+    made._allowed_images = {"notebook": IMAGE}
+    made.image = IMAGE
+    made._pod_plan = p
+    made._apply(p)
+    return made
+
+
+async def manifest(spawner: CleanroomKubeSpawner) -> dict[str, Any]:
+    made: dict[str, Any] = ApiClient().sanitize_for_serialization(await spawner.get_pod_manifest())
+    return made
+
+
+async def test_kubespawners_pod_from_our_settings_holds_the_wall(
+    spawner: CleanroomKubeSpawner,
+) -> None:
+    pod = await manifest(spawner)
+    pods.check_pod(pod, allowed_images={IMAGE})
+    container = pod["spec"]["containers"][0]
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert pod["spec"]["automountServiceAccountToken"] is False
+    assert pod["metadata"]["labels"][pods.LABEL_PROJECT] == "p-gamma"
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    # Pods reach the hub at hub_ip, never at the hub's loopback connect URL.
+    assert env["JUPYTERHUB_API_URL"].startswith("http://10.77.0.1:8081/")
+    assert env["CLEANROOM_PROJECT"] == "p-gamma"
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    assert mounts["/data/press-line"]["readOnly"] is True
+
+
+def _context(**changes: Any) -> dict[str, Any]:
+    return {**pods.container_security_context(), **changes}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"container_security_context": _context(privileged=True)},
+        {"container_security_context": _context(allowPrivilegeEscalation=True)},
+        {"container_security_context": _context(capabilities={"add": ["NET_ADMIN"]})},
+        {"container_security_context": _context(runAsUser=0, runAsNonRoot=False)},
+        {"automount_service_account_token": True},
+        {"extra_pod_config": {"hostNetwork": True}},
+        {"image": "evil/miner:latest"},
+    ],
+)
+async def test_a_pod_that_would_not_hold_the_wall_is_refused(
+    spawner: CleanroomKubeSpawner, change: dict[str, Any]
+) -> None:
+    for name, value in change.items():
+        setattr(spawner, name, value)
+    with pytest.raises(web.HTTPError) as refused:
+        await manifest(spawner)
+    assert refused.value.status_code == 500
