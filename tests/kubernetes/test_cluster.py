@@ -232,5 +232,57 @@ def test_removing_a_member_stops_their_pod(k8s_hub: Hub, cluster: Path) -> None:
     while workspace_pods(cluster, "dave", PROJECT):
         assert time.monotonic() < deadline, "dave's pod still runs"
         time.sleep(0.5)
+    # The hub's own stop finishes once the pod is gone: wait for it, then try again.
+    while PROJECT in (k8s_hub.api("GET", "/users/dave").json().get("servers") or {}):
+        assert time.monotonic() < deadline, "the hub still lists dave's server"
+        time.sleep(0.5)
     again, _ = k8s_hub.spawn("dave", PROJECT)
-    assert again.status_code == 403
+    assert again.status_code == 403, again.text
+
+
+TABLE = "line,defects\nA,120\nB,95\nC,143\n"
+
+
+def test_the_airlock_release_path_works_end_to_end(alice: Hub) -> None:
+    """From a file in the pod's ~/work, through the extension and the airlock's submission
+    listener at the hub's address, two officers' review, to the author's download."""
+    from tests.integration.test_release_path import _approve, _xsrf
+
+    hub = alice
+    put = contents(
+        hub,
+        "alice",
+        "work/counts.csv",
+        "PUT",
+        json={"type": "file", "format": "text", "content": TABLE},
+    )
+    assert put.status_code in (200, 201), put.text
+    import requests
+
+    server = f"{hub.public_url}/user/alice/{PROJECT}/cleanroom/api/releases"
+    submitted = requests.post(
+        server,
+        json={
+            "paths": ["work/counts.csv"],
+            "justification": "defect counts for the report",
+            "descriptions": {"work/counts.csv": "defects per line, all cells >= 95"},
+        },
+        headers={"Authorization": f"token {hub.token('alice')}"},
+        timeout=120,
+    )
+    assert submitted.status_code == 201, submitted.text
+    rid = submitted.json()["id"]
+    author = hub.airlock_session("alice")
+    early = author.get(f"{hub.airlock_url}requests/{rid}/download?path=work/counts.csv", timeout=30)
+    assert early.status_code in (403, 404)
+    _approve(hub, "olga", rid, "work/counts.csv")
+    _approve(hub, "otto", rid, "work/counts.csv")
+    olga = hub.airlock_session("olga")
+    page = olga.get(f"{hub.airlock_url}requests/{rid}", timeout=30)
+    released = olga.post(
+        f"{hub.airlock_url}requests/{rid}/release", data={"_xsrf": _xsrf(page.text)}, timeout=30
+    )
+    assert released.status_code == 200, released.text[:300]
+    got = author.get(f"{hub.airlock_url}requests/{rid}/download?path=work/counts.csv", timeout=30)
+    assert got.status_code == 200
+    assert got.content == TABLE.encode()
