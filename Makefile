@@ -48,4 +48,4 @@ k8s-down:
 
 # The Kubernetes backend's tests: the cluster is started when down (and stopped after).
 test-k8s: venv
-	@scripts/setup.sh test -m k8s tests/kubernetes $(PYTEST_ARGS)
+	@scripts/setup.sh test -m k8s tests/k8s $(PYTEST_ARGS)

@@ -13,7 +13,7 @@ from kubernetes_asyncio.client import ApiClient
 from kubernetes_asyncio.config import kube_config
 from tornado import web
 
-from tests.kubernetes.test_pods import plan
+from tests.k8s.test_pods import plan
 
 IMAGE = "cleanroom/notebook:latest"
 # A kubeconfig KubeSpawner can load; nothing is ever sent to its (closed) port.
