@@ -441,7 +441,9 @@ cmd_down() {
   iptables -F "$FWD_CHAIN" 2>/dev/null || true
   iptables -X "$FWD_CHAIN" 2>/dev/null || true
   local c
-  for c in $(cgroup_dirs); do
+  # The kubelet also makes our cgroup root in the unified (v2) hierarchy of this hybrid
+  # setup, which `up` does not create: remove it as well.
+  for c in $(cgroup_dirs) /sys/fs/cgroup/unified/"$CGROUP_NAME"; do
     [ -d "$c" ] && find "$c" -depth -type d -exec rmdir {} + 2>/dev/null || true
   done
   if [ -f "$STATE/sysctl.saved" ]; then
