@@ -9,8 +9,6 @@ see :mod:`cleanroom.cli.identity`), never a typed name, and is journaled.
 from __future__ import annotations
 
 import argparse
-import getpass
-import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import date

@@ -540,7 +540,9 @@ class WorkspaceHandler(HubOAuthenticated, WebSocketHandler):
                 data = message if isinstance(message, bytes) else message.encode()
                 if not budgets.spend(user, project, len(data), "viewer"):
                     metrics.REFUSALS.labels(user, project, "budget").inc()
-                    self.gw.ledger.refusal(user, project, "budget", path=self.viewer_path[:200])
+                    self.gw.ledger.refusal(
+                        user, project, "budget", path=(self.viewer_path or "")[:200]
+                    )
                     self.close(4429, "the egress budget is spent")
                     break
                 metrics.BYTES.labels(user, project, "viewer").inc(len(data))
