@@ -37,6 +37,7 @@ from traitlets.config import Configurable
 
 from . import render
 from .blobs import BlobStore
+from .co_review import DataOwners, RegistryDataOwners, StaticDataOwners
 from .database import open_storage
 from .egress import egress_routes
 from .exceptions import AirlockError, Misconfigured
@@ -119,6 +120,24 @@ class AirlockSettings(Configurable):
     def _default_membership(self) -> str:
         return os.environ.get("CLEANROOM_AIRLOCK_MEMBERSHIP", "registry")
 
+    data_owners = Unicode(
+        help="""Where the data's owners come from, for providers' co-review of releases
+        ($CLEANROOM_AIRLOCK_DATA_OWNERS):
+
+        - ``registry``: the cleanroom registry (the default when membership comes from it):
+          each dataset version's provider, its classification's ``co_review`` and the
+          registry's provider accounts;
+        - ``file:<path>``: JSON ``{"accounts": {provider: [users]}, "uses": {project:
+          [{"dataset", "version", "provider", "co_review"}]}}`` (tests, demos);
+        - ``none``: no data asks for co-review (the default with any other membership,
+          which has no data library behind it).""",
+    ).tag(config=True)
+
+    @default("data_owners")
+    def _default_data_owners(self) -> str:
+        fallback = "registry" if self.membership == "registry" else "none"
+        return os.environ.get("CLEANROOM_AIRLOCK_DATA_OWNERS", fallback)
+
     public_url = Unicode(
         help="Where the public listener binds ($JUPYTERHUB_SERVICE_URL, set by the hub).",
     ).tag(config=True)
@@ -191,6 +210,24 @@ def load_membership(spec: str) -> Membership:
     return make()
 
 
+def load_data_owners(spec: str) -> DataOwners:
+    """The ``DataOwners`` of a settings string (see ``AirlockSettings.data_owners``)."""
+    if spec == "none":
+        return StaticDataOwners()
+    if spec == "registry":
+        return RegistryDataOwners()
+    if spec.startswith("file:"):
+        try:
+            return StaticDataOwners.from_json(
+                json.loads(Path(spec[5:]).read_text(encoding="utf-8"))
+            )
+        except (OSError, ValueError) as exc:
+            raise Misconfigured(f"data owners file {spec[5:]}: {exc}") from exc
+    raise Misconfigured(
+        f"CLEANROOM_AIRLOCK_DATA_OWNERS={spec!r}: use registry, file:<path> or none"
+    )
+
+
 def blob_store(settings: AirlockSettings) -> BlobStore:
     """The blob store of these settings: sealed per project unless encryption is off."""
     keyring = Keyring() if settings.encrypt_blobs else None
@@ -202,11 +239,13 @@ def build_airlock(settings: AirlockSettings, policy: Policy | None = None) -> Ai
     # Cheapest and most likely to be wrong first: the policy, then membership, then storage.
     policy = policy or load_policy(Path(settings.policy_file))
     membership = load_membership(settings.membership)
+    data_owners = load_data_owners(settings.data_owners)
     return Airlock(
         storage=open_storage(settings.db_url),
         blobs=blob_store(settings),
         membership=membership,
         policy=policy,
+        data_owners=data_owners,
     )
 
 

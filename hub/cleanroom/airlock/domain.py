@@ -22,8 +22,12 @@ class State(enum.StrEnum):
     DRAFT = "draft"
     SUBMITTED = "submitted"
     IN_REVIEW = "in_review"
+    # The officers approved; the data's providers must approve too (co-review ``required``).
+    PROVIDER_REVIEW = "provider_review"
     APPROVED = "approved"
     REJECTED = "rejected"
+    # A provider of the project's data declined the release the officers approved.
+    DECLINED = "declined"
     RETURNED = "returned"
     RESUBMITTED = "resubmitted"
     RELEASED = "released"
@@ -35,6 +39,8 @@ class Owner(enum.StrEnum):
 
     AUTHOR = "author"
     OFFICER = "officer"
+    # A person acting for a data provider whose dataset asks for co-review of releases.
+    PROVIDER = "provider"
     # Terminal states belong to the system: nobody moves them again, the record is kept.
     SYSTEM = "system"
 
@@ -45,6 +51,22 @@ class Decision(enum.StrEnum):
     APPROVE = "approve"
     REJECT = "reject"
     CHANGES = "changes"
+
+
+class ProviderDecision(enum.StrEnum):
+    """A data provider's decision on a whole request the officers approved."""
+
+    APPROVE = "approve"
+    DECLINE = "decline"
+
+
+class CoReview(enum.StrEnum):
+    """What a dataset's classification asks of its provider for releases of projects
+    that use it (``co_review`` in ``policies/classification.yaml``)."""
+
+    NONE = "none"
+    NOTIFY = "notify"
+    REQUIRED = "required"
 
 
 class Action(enum.StrEnum):
@@ -62,6 +84,9 @@ class Action(enum.StrEnum):
     RELEASE = "release"
     DOWNLOAD = "download"
     REFUSAL = "refusal"
+    # A provider was told of a request on their data (co-review ``notify`` or ``required``).
+    NOTIFY_PROVIDER = "notify_provider"
+    PROVIDER_VOTE = "provider_vote"
 
 
 # (from, to) -> who makes that move. The single source of truth for the state machine.
@@ -71,6 +96,7 @@ TRANSITIONS: dict[tuple[State, State], Owner] = {
     (State.SUBMITTED, State.IN_REVIEW): Owner.OFFICER,
     (State.SUBMITTED, State.WITHDRAWN): Owner.AUTHOR,
     (State.IN_REVIEW, State.APPROVED): Owner.OFFICER,
+    (State.IN_REVIEW, State.PROVIDER_REVIEW): Owner.OFFICER,
     (State.IN_REVIEW, State.REJECTED): Owner.OFFICER,
     (State.IN_REVIEW, State.RETURNED): Owner.OFFICER,
     (State.IN_REVIEW, State.WITHDRAWN): Owner.AUTHOR,
@@ -78,6 +104,8 @@ TRANSITIONS: dict[tuple[State, State], Owner] = {
     (State.RETURNED, State.WITHDRAWN): Owner.AUTHOR,
     (State.RESUBMITTED, State.IN_REVIEW): Owner.OFFICER,
     (State.RESUBMITTED, State.WITHDRAWN): Owner.AUTHOR,
+    (State.PROVIDER_REVIEW, State.APPROVED): Owner.PROVIDER,
+    (State.PROVIDER_REVIEW, State.DECLINED): Owner.PROVIDER,
     (State.APPROVED, State.RELEASED): Owner.OFFICER,
 }
 
@@ -88,8 +116,10 @@ STATE_OWNERS: dict[State, Owner] = {
     State.IN_REVIEW: Owner.OFFICER,
     State.RETURNED: Owner.AUTHOR,
     State.RESUBMITTED: Owner.OFFICER,
+    State.PROVIDER_REVIEW: Owner.PROVIDER,
     State.APPROVED: Owner.OFFICER,
     State.REJECTED: Owner.SYSTEM,
+    State.DECLINED: Owner.SYSTEM,
     State.RELEASED: Owner.SYSTEM,
     State.WITHDRAWN: Owner.SYSTEM,
 }
@@ -98,8 +128,10 @@ STATE_OWNERS: dict[State, Owner] = {
 STATE_ACTIONS: dict[State, Action] = {
     State.SUBMITTED: Action.SUBMIT,
     State.IN_REVIEW: Action.OPEN_REVIEW,
+    State.PROVIDER_REVIEW: Action.DECIDE,
     State.APPROVED: Action.DECIDE,
     State.REJECTED: Action.DECIDE,
+    State.DECLINED: Action.DECIDE,
     State.RETURNED: Action.DECIDE,
     State.RESUBMITTED: Action.RESUBMIT,
     State.RELEASED: Action.RELEASE,
@@ -131,7 +163,9 @@ class Actor:
     ``affiliations`` every project they are or ever were a member of (it includes
     ``projects``): they are not independent of those projects' requests;
     ``standing_problem`` why the registry says they may not review now (expired training
-    or verification, no second factor), or ``""``.
+    or verification, no second factor), or ``""``;
+    ``acts_for`` the data providers they act for (provider accounts in the registry);
+    ``provider_problem`` why they may not act as a provider now, or ``""``.
     """
 
     username: str
@@ -139,6 +173,8 @@ class Actor:
     projects: frozenset[str] = frozenset()
     affiliations: frozenset[str] = frozenset()
     standing_problem: str = ""
+    acts_for: frozenset[str] = frozenset()
+    provider_problem: str = ""
 
     def is_affiliated(self, project: str) -> bool:
         """Is or was a member of ``project``."""
@@ -194,6 +230,30 @@ class Vote:
     comment: str = ""
 
 
+@dataclass(frozen=True)
+class CoReviewer:
+    """A data provider asked about a request: to vote (``required``) or told (``notify``).
+
+    ``datasets`` names the ``dataset@version`` of theirs the project uses, why they are asked.
+    """
+
+    provider: str
+    level: CoReview
+    datasets: tuple[str, ...] = ()
+
+
+@dataclass
+class ProviderVote:
+    """A provider's decision (by ``voter``, who acts for ``provider``) on one round."""
+
+    provider: str
+    voter: str
+    decision: ProviderDecision
+    round: int
+    time: datetime
+    reason: str = ""
+
+
 @dataclass
 class Comment:
     """A remark on a request or on one of its files."""
@@ -234,6 +294,8 @@ class ReleaseRequest:
     reviews: list[Review] = field(default_factory=list)
     comments: list[Comment] = field(default_factory=list)
     opened_by: list[str] = field(default_factory=list)
+    co_reviewers: list[CoReviewer] = field(default_factory=list)
+    provider_votes: list[ProviderVote] = field(default_factory=list)
 
     def current_files(self) -> list[RequestFile]:
         """The files of the current round: what is reviewed and, if approved, released."""
@@ -256,6 +318,21 @@ class ReleaseRequest:
     def has_reviewed(self, officer: str) -> bool:
         """Whether ``officer`` finished their review of the current round."""
         return officer in self.reviewers()
+
+    def providers_asked(self, level: CoReview = CoReview.REQUIRED) -> list[str]:
+        """The providers whose co-review is ``level`` (by default: those who must vote)."""
+        return sorted(c.provider for c in self.co_reviewers if c.level is level)
+
+    def provider_vote(self, provider: str, round_: int | None = None) -> ProviderVote | None:
+        """``provider``'s vote on a round (the current one by default), if cast."""
+        r = self.round if round_ is None else round_
+        return next(
+            (v for v in self.provider_votes if v.provider == provider and v.round == r), None
+        )
+
+    def providers_awaited(self) -> list[str]:
+        """The providers who must vote and have not yet voted on the current round."""
+        return [p for p in self.providers_asked() if self.provider_vote(p) is None]
 
 
 @dataclass(frozen=True)

@@ -118,6 +118,40 @@ class OpenRow(Base):
     __table_args__ = (UniqueConstraint("request_id", "round", "officer", name="uq_airlock_opens"),)
 
 
+class CoReviewerRow(Base):
+    """A data provider asked about a request (``notify`` or ``required``), and why."""
+
+    __tablename__ = "airlock_co_reviewers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    request_id: Mapped[str] = mapped_column(ForeignKey("airlock_requests.id"), index=True)
+    provider: Mapped[str] = mapped_column(String(100), index=True)
+    level: Mapped[str] = mapped_column(String(16))
+    # JSON list of the "dataset@version" of this provider's that the project uses.
+    datasets: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (UniqueConstraint("request_id", "provider", name="uq_airlock_co_reviewers"),)
+
+
+class ProviderVoteRow(Base):
+    """A provider's decision on one round of a request (one per provider and round)."""
+
+    __tablename__ = "airlock_provider_votes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    request_id: Mapped[str] = mapped_column(ForeignKey("airlock_requests.id"), index=True)
+    round: Mapped[int] = mapped_column(Integer)
+    provider: Mapped[str] = mapped_column(String(100))
+    voter: Mapped[str] = mapped_column(String(255))
+    decision: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        UniqueConstraint("request_id", "round", "provider", name="uq_airlock_provider_votes"),
+    )
+
+
 class CommentRow(Base):
     """A comment on a request or on one of its files."""
 

@@ -17,6 +17,7 @@ from .domain import (
     TERMINAL_STATES,
     WITHDRAWABLE_STATES,
     Actor,
+    CoReview,
     ReleaseRequest,
     State,
 )
@@ -98,8 +99,20 @@ def is_independent(actor: Actor, request: ReleaseRequest) -> bool:
     return _answer(check_is_independent, actor, request)
 
 
+def co_reviews_for(actor: Actor, request: ReleaseRequest) -> list[str]:
+    """The providers asked about ``request`` (``notify`` or ``required``) that the actor
+    acts for."""
+    return sorted({c.provider for c in request.co_reviewers} & actor.acts_for)
+
+
+def votes_for(actor: Actor, request: ReleaseRequest) -> list[str]:
+    """The providers that must vote on ``request`` that the actor acts for."""
+    return sorted(set(request.providers_asked(CoReview.REQUIRED)) & actor.acts_for)
+
+
 def check_can_view(actor: Actor, request: ReleaseRequest) -> None:
-    """See a request: its author and project members, independent officers, operators.
+    """See a request: its author and project members, independent officers, operators,
+    and independent people of the data providers asked about it.
 
     Refusals say "not found" so that an outsider learns nothing of a request's existence.
     """
@@ -110,6 +123,8 @@ def check_can_view(actor: Actor, request: ReleaseRequest) -> None:
     ):
         return
     if actor.is_officer and request.state is not State.DRAFT and not _is_involved(actor, request):
+        return
+    if co_reviews_for(actor, request) and is_independent(actor, request):
         return
     raise NotFound(f"no request {request.id}")
 
@@ -153,8 +168,12 @@ def check_can_view_content(actor: Actor, request: ReleaseRequest) -> None:
     # Independence first, whatever the role: an operator who is (or was) a member of the
     # project, or wrote the request, must not read its unreleased bytes either.
     check_is_independent(actor, request)
-    if not (actor.is_officer or actor.is_operator):
-        raise PermissionDenied("only officers see files before they are released")
+    if actor.is_officer or actor.is_operator:
+        return
+    # The provider who must vote sees what the officers saw; one only told does not.
+    if votes_for(actor, request) and not actor.provider_problem:
+        return
+    raise PermissionDenied("only officers see files before they are released")
 
 
 def can_view_content(actor: Actor, request: ReleaseRequest) -> bool:
@@ -176,6 +195,8 @@ def check_can_see_votes_of_others(actor: Actor, request: ReleaseRequest) -> None
             if request.has_reviewed(actor.username) or request.state not in REVIEWABLE_STATES:
                 return
             raise PermissionDenied("finish your own review before seeing other officers' votes")
+        if votes_for(actor, request) and request.state not in REVIEWABLE_STATES:
+            return  # the officers' round is decided: the provider sees what they decided
     if _is_involved(actor, request) and request.state not in REVIEWABLE_STATES:
         return
     raise PermissionDenied("votes are hidden until the round is decided")
@@ -212,14 +233,66 @@ def can_resubmit(actor: Actor, request: ReleaseRequest) -> bool:
     return _answer(check_can_resubmit, actor, request)
 
 
+def check_provider_may_vote(actor: Actor, request: ReleaseRequest, provider: str) -> None:
+    """Vote for ``provider`` on a request: a person who acts for that provider, in
+    standing, never the author nor a (former) member of the project, while the request
+    waits for that provider's vote."""
+    if provider not in actor.acts_for:
+        raise PermissionDenied(
+            f"you do not act for {provider!r}: only its provider accounts vote for it"
+        )
+    if provider not in request.providers_asked(CoReview.REQUIRED):
+        raise PermissionDenied(
+            f"{provider!r} is not asked to vote on request {request.id}: none of the "
+            "project's data that needs its vote is theirs"
+        )
+    if actor.provider_problem:
+        raise PermissionDenied(f"you may not vote as a provider now: {actor.provider_problem}")
+    if actor.username == request.author:
+        raise PermissionDenied("you may not vote on your own request")
+    if actor.is_affiliated(request.project):
+        raise PermissionDenied(
+            f"you are or were a member of project {request.project!r}: a provider's vote "
+            f"on its releases must come from someone outside it; ask another person who "
+            f"acts for {provider!r}"
+        )
+    cast = request.provider_vote(provider)
+    if cast is not None:
+        raise InvalidTransition(
+            f"{provider} already voted on round {request.round} of request {request.id} "
+            f"({cast.voter}: {cast.decision}); one vote per provider"
+        )
+    if request.state is not State.PROVIDER_REVIEW:
+        raise InvalidTransition(
+            f"request {request.id} is {request.state}, not waiting for a provider's vote"
+        )
+
+
+def can_provider_vote(actor: Actor, request: ReleaseRequest, provider: str) -> bool:
+    """Answer of ``check_provider_may_vote``."""
+    return _answer(check_provider_may_vote, actor, request, provider)
+
+
 def check_can_release(actor: Actor, request: ReleaseRequest) -> None:
-    """An independent officer releases an approved request."""
+    """An independent officer releases an approved request, once every provider that
+    must vote approved its current round."""
     if not actor.is_officer:
         raise PermissionDenied(f"releasing needs the officer role ({OFFICER_SCOPE})")
     check_in_standing(actor)
     check_is_independent(actor, request)
     if request.state is not State.APPROVED:
         raise InvalidTransition(f"request {request.id} is {request.state}, not approved")
+    # APPROVED is reached through the providers' votes; this holds it even for a
+    # request stored otherwise (the state machine is not the only guard).
+    missing = [
+        p
+        for p in request.providers_asked(CoReview.REQUIRED)
+        if (vote := request.provider_vote(p)) is None or vote.decision != "approve"
+    ]
+    if missing:
+        raise InvalidTransition(
+            f"request {request.id} still needs the approval of provider(s) {', '.join(missing)}"
+        )
 
 
 def can_release(actor: Actor, request: ReleaseRequest) -> bool:

@@ -22,6 +22,7 @@ from . import rules
 from .audit import VerifyResult, export_lines, verify
 from .blobs import BlobStore
 from .checks_adapter import Checker, DisclosureChecks
+from .co_review import DataOwners, StaticDataOwners, co_reviewers, merge
 from .content import detect_type
 from .domain import (
     AWAITING_REVIEW,
@@ -30,9 +31,13 @@ from .domain import (
     Actor,
     AuditEvent,
     Comment,
+    CoReview,
+    CoReviewer,
     Decision,
     FileUpload,
     Owner,
+    ProviderDecision,
+    ProviderVote,
     ReleaseRequest,
     RequestFile,
     Review,
@@ -40,7 +45,7 @@ from .domain import (
     Vote,
     transition,
 )
-from .exceptions import AirlockError, BadRequest, InvalidTransition, NotFound
+from .exceptions import AirlockError, BadRequest, InvalidTransition, NotFound, PermissionDenied
 from .membership import Membership
 from .policy import Policy
 from .storage import Independence, Readable, StaleRequest, Storage, one_day_before
@@ -86,10 +91,13 @@ class Airlock:
         policy: Policy,
         checks: Checker | None = None,
         clock: Callable[[], datetime] | None = None,
+        data_owners: DataOwners | None = None,
     ) -> None:
         self.storage = storage
         self.blobs = blobs
         self.membership = membership
+        # Without a data library nobody's data asks for co-review.
+        self.data_owners: DataOwners = data_owners or StaticDataOwners()
         self.policy = policy
         self.checks: Checker = checks or DisclosureChecks()
         self.clock = clock or (lambda: datetime.now(UTC))
@@ -108,6 +116,7 @@ class Airlock:
         standing = getattr(self.membership, "standing_problem", None)
         if standing is not None and OFFICER_SCOPE in scopes:
             problem = standing(username, "officer")
+        acts_for = frozenset(self.data_owners.providers_of(username))
         return Actor(
             username=username,
             scopes=scopes,
@@ -115,7 +124,30 @@ class Airlock:
             # Includes the current projects (Membership.affiliations_of says so).
             affiliations=frozenset(self.membership.affiliations_of(username)),
             standing_problem=problem,
+            acts_for=acts_for,
+            provider_problem=self.data_owners.provider_problem(username) if acts_for else "",
         )
+
+    def _co_reviewers_now(self, project: str) -> list[CoReviewer]:
+        """The providers the project's data asks about its releases, read now."""
+        return co_reviewers(self.data_owners.uses_of(project))
+
+    @staticmethod
+    def _notices(
+        actor: str, request_id: str, told: Sequence[CoReviewer], before: Sequence[CoReviewer] = ()
+    ) -> list[AuditEvent]:
+        """One ``notify_provider`` event per provider newly asked (or asked more strictly)."""
+        known = {(c.provider, c.level) for c in before}
+        return [
+            AuditEvent(
+                actor=actor,
+                action=Action.NOTIFY_PROVIDER,
+                request_id=request_id,
+                detail={"provider": c.provider, "level": str(c.level), "datasets": c.datasets},
+            )
+            for c in told
+            if (c.provider, c.level) not in known
+        ]
 
     @contextmanager
     def _refusals_audited(self, actor: Actor, act: str, request_id: str | None) -> Iterator[None]:
@@ -186,6 +218,7 @@ class Airlock:
                 self.policy,
                 self.storage.count_submissions_since(actor.username, one_day_before(now)),
             )
+            asked = self._co_reviewers_now(project)
             files = self._snapshot(uploads, project, round_=1)
             request = ReleaseRequest(
                 id=secrets.token_hex(8),
@@ -196,6 +229,7 @@ class Airlock:
                 created=now,
                 updated=now,
                 files=files,
+                co_reviewers=asked,
             )
             events = transition(
                 request,
@@ -211,6 +245,7 @@ class Airlock:
                     "verdict": f.checks.get("verdict"),
                 },
             )
+            events += self._notices(actor.username, request.id, asked)
             request.state = State.SUBMITTED
             # The checks above were a fast path; storage repeats them inside the
             # transaction, so a retry racing its original still makes one request.
@@ -475,6 +510,13 @@ class Airlock:
             review = Review(officer=actor.username, round=request.round, time=self.clock())
             after = replace(request, reviews=[*request.reviews, review])
             decision = rules.outcome(after, self.policy.approvals_required)
+            asked = request.co_reviewers
+            if decision is State.APPROVED:
+                # Read the data's owners again: a dataset linked since the submission
+                # asks too. Any provider who must vote takes the request from here.
+                asked = merge(request.co_reviewers, self._co_reviewers_now(request.project))
+                if any(c.level is CoReview.REQUIRED for c in asked):
+                    decision = State.PROVIDER_REVIEW
             events = [
                 AuditEvent(
                     actor=actor.username,
@@ -491,14 +533,127 @@ class Airlock:
                     actor.username,
                     detail={"state": str(decision), "round": request.round},
                 )
+                events += self._notices(actor.username, request_id, asked, request.co_reviewers)
             self.storage.complete_review(
                 request_id,
                 review,
                 decision,
                 len(request.reviewers()),
+                co_reviewers=asked,
                 audit=events,
             )
             return self._load(request_id)
+
+    def provider_vote(
+        self,
+        actor: Actor,
+        request_id: str,
+        provider: str,
+        decision: ProviderDecision,
+        reason: str,
+        round_: int,
+    ) -> ReleaseRequest:
+        """A provider's vote on the round the officers approved: once every provider who
+        must vote approved, the request is approved; one decline stops it (declined).
+
+        ``round_`` is the round the voter saw: a vote on an older one is refused.
+        """
+        for _attempt in range(5):
+            try:
+                return self._provider_vote(actor, request_id, provider, decision, reason, round_)
+            except StaleRequest:
+                continue
+        raise InvalidTransition(f"request {request_id} keeps changing; try again")
+
+    def _provider_vote(
+        self,
+        actor: Actor,
+        request_id: str,
+        provider: str,
+        decision: ProviderDecision,
+        reason: str,
+        round_: int,
+    ) -> ReleaseRequest:
+        with self._refusals_audited(actor, "provider_vote", request_id):
+            request = self._load(request_id)
+            perm.check_can_view(actor, request)
+            perm.check_provider_may_vote(actor, request, provider)
+            if round_ != request.round:
+                raise InvalidTransition(
+                    f"you voted on round {round_} of request {request_id}, which is now in "
+                    f"round {request.round}: reload the request and look again"
+                )
+            reason = reason.strip()
+            if len(reason) > MAX_COMMENT:
+                raise BadRequest(f"the reason is longer than {MAX_COMMENT} characters")
+            if decision is ProviderDecision.DECLINE and not reason:
+                raise BadRequest("say why: declining a release needs a reason for the officers")
+            vote = ProviderVote(
+                provider=provider,
+                voter=actor.username,
+                decision=decision,
+                round=request.round,
+                time=self.clock(),
+                reason=reason,
+            )
+            cast = [v for v in request.provider_votes if v.round == request.round]
+            approved = {v.provider for v in cast if v.decision is ProviderDecision.APPROVE}
+            move: State | None = None
+            if decision is ProviderDecision.DECLINE:
+                move = State.DECLINED
+            elif set(request.providers_asked()) <= approved | {provider}:
+                move = State.APPROVED
+            events = [
+                AuditEvent(
+                    actor=actor.username,
+                    action=Action.PROVIDER_VOTE,
+                    request_id=request_id,
+                    detail={
+                        "provider": provider,
+                        "decision": str(decision),
+                        "round": request.round,
+                        "reason": reason,
+                    },
+                )
+            ]
+            if move is not None:
+                events += transition(
+                    request,
+                    move,
+                    Owner.PROVIDER,
+                    actor.username,
+                    detail={"state": str(move), "round": request.round, "provider": provider},
+                )
+            self.storage.record_provider_vote(request_id, vote, move, len(cast), audit=events)
+            return self._load(request_id)
+
+    def provider_requests(
+        self, actor: Actor, *, limit: int | None = None, offset: int = 0
+    ) -> tuple[list[ReleaseRequest], RequestPage]:
+        """For a person who acts for data providers: the requests waiting for their vote
+        (oldest first), and a page of every request their providers were asked about
+        (newest first)."""
+        if not actor.acts_for:
+            raise PermissionDenied(
+                f"{actor.username} acts for no data provider: this page lists the release "
+                "requests on a provider's data for the people who act for it"
+            )
+        waiting = [
+            r
+            for r in self.storage.list_requests(
+                co_reviewed_by=actor.acts_for, states=[State.PROVIDER_REVIEW]
+            )
+            if any(perm.can_provider_vote(actor, r, p) for p in perm.votes_for(actor, r))
+        ]
+        found = self.storage.list_requests(
+            co_reviewed_by=actor.acts_for, newest_first=True, limit=limit, offset=offset
+        )
+        page = RequestPage(
+            requests=[r for r in found if perm.can_view(actor, r)],
+            total=self.storage.count_requests(co_reviewed_by=actor.acts_for),
+            offset=offset,
+        )
+        return waiting, page
 
     def release(self, actor: Actor, request_id: str) -> ReleaseRequest:
         """Make an approved request's files downloadable by the project's members."""

@@ -23,7 +23,11 @@ from . import audit as audit_chain
 from .domain import (
     AuditEvent,
     Comment,
+    CoReview,
+    CoReviewer,
     Decision,
+    ProviderDecision,
+    ProviderVote,
     ReleaseRequest,
     RequestFile,
     Review,
@@ -35,8 +39,10 @@ from .models import (
     AuditHeadRow,
     AuditRow,
     CommentRow,
+    CoReviewerRow,
     FileRow,
     OpenRow,
+    ProviderVoteRow,
     RequestRow,
     ReviewRow,
     VoteRow,
@@ -69,6 +75,7 @@ def _filtered(
     states: Sequence[State] | None,
     independent_of: Independence | None,
     readable_by: Readable | None = None,
+    co_reviewed_by: frozenset[str] | None = None,
 ) -> _Query:
     if project is not None:
         query = query.where(RequestRow.project == project)
@@ -84,6 +91,14 @@ def _filtered(
         query = query.where(
             (RequestRow.author == readable_by.author)
             | RequestRow.project.in_(sorted(readable_by.projects))
+        )
+    if co_reviewed_by is not None:
+        query = query.where(
+            RequestRow.id.in_(
+                select(CoReviewerRow.request_id).where(
+                    CoReviewerRow.provider.in_(sorted(co_reviewed_by))
+                )
+            )
         )
     return query
 
@@ -126,12 +141,13 @@ class Storage(Protocol):
         states: Sequence[State] | None = None,
         independent_of: Independence | None = None,
         readable_by: Readable | None = None,
+        co_reviewed_by: frozenset[str] | None = None,
         newest_first: bool = False,
         limit: int | None = None,
         offset: int = 0,
     ) -> list[ReleaseRequest]:
         """Requests matching every given filter, oldest (or newest) first; ``limit`` of them
-        from ``offset``."""
+        from ``offset``. ``co_reviewed_by``: only requests that ask one of these providers."""
 
     def count_requests(
         self,
@@ -141,6 +157,7 @@ class Storage(Protocol):
         states: Sequence[State] | None = None,
         independent_of: Independence | None = None,
         readable_by: Readable | None = None,
+        co_reviewed_by: frozenset[str] | None = None,
     ) -> int:
         """How many requests ``list_requests`` would return with these filters and no limit."""
 
@@ -179,13 +196,29 @@ class Storage(Protocol):
         decision: State | None,
         expected_reviews: int,
         *,
+        co_reviewers: Sequence[CoReviewer] = (),
         audit: Audit,
     ) -> None:
         """Fix an officer's review; ``decision`` (if any) moves the request from in review.
 
         ``expected_reviews`` is how many finished reviews of the round the decision was
         computed from; ``StaleRequest`` if another officer finished one meanwhile.
+        ``co_reviewers`` replaces the providers asked (the decision was made with them).
         """
+
+    def record_provider_vote(
+        self,
+        request_id: str,
+        vote: ProviderVote,
+        move_to: State | None,
+        expected_votes: int,
+        *,
+        audit: Audit,
+    ) -> None:
+        """Record a provider's vote on a round; ``move_to`` (if any) moves the request out
+        of provider review. ``InvalidTransition`` if that provider voted on the round
+        already; ``StaleRequest`` if another provider's vote came in since the decision
+        was computed from ``expected_votes`` votes of the round."""
 
     def resubmit(
         self,
@@ -364,6 +397,24 @@ class SqlStorage:
             )
             s.flush()
             self._add_files(s, request.id, request.files)
+            self._set_co_reviewers(s, request.id, request.co_reviewers)
+
+    def _set_co_reviewers(
+        self, s: Session, request_id: str, co_reviewers: Sequence[CoReviewer]
+    ) -> None:
+        rows = {
+            r.provider: r
+            for r in s.execute(
+                select(CoReviewerRow).where(CoReviewerRow.request_id == request_id)
+            ).scalars()
+        }
+        for c in co_reviewers:
+            row = rows.get(c.provider)
+            if row is None:
+                row = CoReviewerRow(request_id=request_id, provider=c.provider)
+                s.add(row)
+            row.level = str(c.level)
+            row.datasets = json.dumps(list(c.datasets))
 
     def _add_files(self, s: Session, request_id: str, files: Sequence[RequestFile]) -> None:
         for f in files:
@@ -448,6 +499,7 @@ class SqlStorage:
         decision: State | None,
         expected_reviews: int,
         *,
+        co_reviewers: Sequence[CoReviewer] = (),
         audit: Audit,
     ) -> None:
         """Fix an officer's review; ``decision`` (if any) moves the request from in review.
@@ -474,12 +526,59 @@ class SqlStorage:
             )
             if decision is not None:
                 self._move(s, request_id, State.IN_REVIEW, decision)
+                self._set_co_reviewers(s, request_id, co_reviewers)
             else:
                 s.execute(
                     update(RequestRow)
                     .where(RequestRow.id == request_id)
                     .values(updated=self.clock())
                 )
+
+    def record_provider_vote(
+        self,
+        request_id: str,
+        vote: ProviderVote,
+        move_to: State | None,
+        expected_votes: int,
+        *,
+        audit: Audit,
+    ) -> None:
+        """Record a provider's vote on a round, and the move it decides.
+
+        The request row is locked first, as for officers' reviews, so two providers
+        voting at once cannot both miss the other's vote.
+        """
+        with self._write(audit) as s:
+            s.execute(select(RequestRow.id).where(RequestRow.id == request_id).with_for_update())
+            cast = list(
+                s.execute(
+                    select(ProviderVoteRow).where(
+                        ProviderVoteRow.request_id == request_id,
+                        ProviderVoteRow.round == vote.round,
+                    )
+                ).scalars()
+            )
+            twin = next((v for v in cast if v.provider == vote.provider), None)
+            if twin is not None:
+                raise InvalidTransition(
+                    f"{vote.provider} already voted on round {vote.round} of request "
+                    f"{request_id} ({twin.voter}: {twin.decision}); one vote per provider"
+                )
+            if len(cast) != expected_votes:
+                raise StaleRequest(f"request {request_id} changed while you voted on it")
+            s.add(
+                ProviderVoteRow(
+                    request_id=request_id,
+                    round=vote.round,
+                    provider=vote.provider,
+                    voter=vote.voter,
+                    decision=str(vote.decision),
+                    reason=vote.reason,
+                    time=vote.time,
+                )
+            )
+            if move_to is not None:
+                self._move(s, request_id, State.PROVIDER_REVIEW, move_to)
 
     def resubmit(
         self,
@@ -542,12 +641,13 @@ class SqlStorage:
         states: Sequence[State] | None = None,
         independent_of: Independence | None = None,
         readable_by: Readable | None = None,
+        co_reviewed_by: frozenset[str] | None = None,
         newest_first: bool = False,
         limit: int | None = None,
         offset: int = 0,
     ) -> list[ReleaseRequest]:
         """Requests matching every given filter, oldest (or newest) first; ``limit`` of them
-        from ``offset``."""
+        from ``offset``. ``co_reviewed_by``: only requests that ask one of these providers."""
         order = (
             (RequestRow.created.desc(), RequestRow.id.desc())
             if newest_first
@@ -560,6 +660,7 @@ class SqlStorage:
             states,
             independent_of,
             readable_by,
+            co_reviewed_by,
         )
         if limit is not None:
             query = query.limit(limit)
@@ -576,6 +677,7 @@ class SqlStorage:
         states: Sequence[State] | None = None,
         independent_of: Independence | None = None,
         readable_by: Readable | None = None,
+        co_reviewed_by: frozenset[str] | None = None,
     ) -> int:
         """How many requests ``list_requests`` would return with these filters and no limit."""
         query = _filtered(
@@ -585,6 +687,7 @@ class SqlStorage:
             states,
             independent_of,
             readable_by,
+            co_reviewed_by,
         )
         with self._sessions() as s:
             return int(s.execute(query).scalar_one())
@@ -650,6 +753,29 @@ class SqlStorage:
                     round=c.round,
                     file=c.file,
                     review=c.review,
+                )
+            )
+        for cr in s.execute(
+            select(CoReviewerRow)
+            .where(CoReviewerRow.request_id.in_(ids))
+            .order_by(CoReviewerRow.provider)
+        ).scalars():
+            out[cr.request_id].co_reviewers.append(
+                CoReviewer(cr.provider, CoReview(cr.level), tuple(json.loads(cr.datasets)))
+            )
+        for pv in s.execute(
+            select(ProviderVoteRow)
+            .where(ProviderVoteRow.request_id.in_(ids))
+            .order_by(ProviderVoteRow.id)
+        ).scalars():
+            out[pv.request_id].provider_votes.append(
+                ProviderVote(
+                    provider=pv.provider,
+                    voter=pv.voter,
+                    decision=ProviderDecision(pv.decision),
+                    round=pv.round,
+                    time=_utc(pv.time),
+                    reason=pv.reason,
                 )
             )
         for o in s.execute(
