@@ -16,7 +16,7 @@ from cleanroom.airlock.policy import Policy
 from cleanroom.airlock.service import Airlock
 from cleanroom.airlock.storage import SqlStorage
 
-from .factories import MEMBERS
+from .factories import MEMBERS, data_owners
 from .hub import MEMBERS as HUB_MEMBERS
 from .hub import OFFICERS, OPERATORS, USERS, Hub, start_hub, stop_hub
 
@@ -99,6 +99,7 @@ def make_airlock(tmp_path: Path, clock: Clock):
             policy=policy or Policy(),
             checks=checks,
             clock=clock,
+            data_owners=data_owners(),
         )
 
     return make

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from cleanroom.airlock.co_review import DataUse, StaticDataOwners
 from cleanroom.airlock.domain import (
     OFFICER_SCOPE,
     OPERATOR_SCOPE,
     RESEARCHER_SCOPE,
     Actor,
+    CoReview,
     Decision,
     FileUpload,
+    ProviderDecision,
     ReleaseRequest,
     State,
 )
@@ -26,12 +29,33 @@ def engine_of(airlock: Airlock) -> Engine:
 
 PROJECT = "press-line"
 OTHER_PROJECT = "furnace"
+# A project whose data needs its provider's vote on releases (and tells a second one).
+CO_PROJECT = "kiln"
 
 # project -> members
 MEMBERS = {
     PROJECT: {"alice", "bob", "otto"},
     OTHER_PROJECT: {"eve"},
+    CO_PROJECT: {"alice", "kim"},
 }
+# Acme's recipes need Acme's vote; Boreal's sensor logs only tell Boreal. paul and kim act
+# for Acme (kim is a member of kiln: never its voter), nina for Boreal, fred for Fjord
+# (whose data no project here uses).
+PROVIDER_ACCOUNTS = {"Acme": ["paul", "kim"], "Boreal": ["nina"], "Fjord": ["fred"]}
+DATA_USES = {
+    CO_PROJECT: [
+        DataUse("recipes", "v1", "Acme", CoReview.REQUIRED),
+        DataUse("sensors", "v2", "Boreal", CoReview.NOTIFY),
+    ],
+    PROJECT: [DataUse("strokes", "v1", "Fjord", CoReview.NONE)],
+}
+
+
+def data_owners() -> StaticDataOwners:
+    """The test deployment's data owners (a fresh copy: tests may add uses)."""
+    return StaticDataOwners({p: list(u) for p, u in DATA_USES.items()}, PROVIDER_ACCOUNTS)
+
+
 OFFICERS = {"olga", "oscar", "otto", "omar"}
 OPERATORS = {"pat"}
 
@@ -55,12 +79,16 @@ def csv_file(path: str = "out/table.csv", rows: int = 3, salt: str = "") -> File
 
 
 def submit(
-    airlock: Airlock, author: str = "alice", files: list[FileUpload] | None = None, why: str = ""
+    airlock: Airlock,
+    author: str = "alice",
+    files: list[FileUpload] | None = None,
+    why: str = "",
+    project: str = PROJECT,
 ) -> ReleaseRequest:
-    """A freshly submitted request by ``author`` in ``PROJECT``."""
+    """A freshly submitted request by ``author`` in ``project``."""
     done = airlock.submit(
-        actor(airlock, author, PROJECT),
-        PROJECT,
+        actor(airlock, author, project),
+        project,
         why or f"figures for the paper {id(files)}",
         files or [csv_file(salt=str(len(airlock.storage.list_requests())))],
     )
@@ -78,8 +106,23 @@ def review(airlock: Airlock, request_id: str, officer: str, decision: Decision) 
     return airlock.complete_review(who, request_id)
 
 
+def approved_by_officers(airlock: Airlock, project: str = CO_PROJECT) -> ReleaseRequest:
+    """A request by alice in ``project`` that both officers approved."""
+    rid = submit(airlock, project=project).id
+    review(airlock, rid, "olga", Decision.APPROVE)
+    return review(airlock, rid, "oscar", Decision.APPROVE)
+
+
 def request_in(airlock: Airlock, state: State) -> ReleaseRequest:
-    """A request by alice in ``state``, reached through the real transitions."""
+    """A request by alice in ``state``, reached through the real transitions (those
+    past the providers' vote in ``CO_PROJECT``, the others in ``PROJECT``)."""
+    if state is State.PROVIDER_REVIEW:
+        return approved_by_officers(airlock)
+    if state is State.DECLINED:
+        rid = approved_by_officers(airlock).id
+        return airlock.provider_vote(
+            actor(airlock, "paul"), rid, "Acme", ProviderDecision.DECLINE, "recipe visible", 1
+        )
     request = submit(airlock)
     rid = request.id
     if state is State.SUBMITTED:

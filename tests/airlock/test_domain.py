@@ -31,7 +31,7 @@ def test_every_arrival_state_emits_an_audit_action(state: State) -> None:
 
 
 def test_terminal_states_have_no_way_out() -> None:
-    assert {State.REJECTED, State.RELEASED, State.WITHDRAWN} == TERMINAL_STATES
+    assert {State.REJECTED, State.DECLINED, State.RELEASED, State.WITHDRAWN} == TERMINAL_STATES
     assert not [pair for pair in TRANSITIONS if pair[0] in TERMINAL_STATES]
 
 

@@ -124,7 +124,7 @@ def check_can_view(actor: Actor, request: ReleaseRequest) -> None:
         return
     if actor.is_officer and request.state is not State.DRAFT and not _is_involved(actor, request):
         return
-    if co_reviews_for(actor, request) and is_independent(actor, request):
+    if co_reviews_for(actor, request) and not _is_involved(actor, request):
         return
     raise NotFound(f"no request {request.id}")
 
