@@ -17,8 +17,8 @@ from cleanroom.airlock.service import Airlock
 from cleanroom.airlock.storage import SqlStorage
 
 from .factories import MEMBERS, data_owners
+from .hub import DATA_OWNERS, OFFICERS, OPERATORS, USERS, Hub, start_hub, stop_hub
 from .hub import MEMBERS as HUB_MEMBERS
-from .hub import OFFICERS, OPERATORS, USERS, Hub, start_hub, stop_hub
 
 
 class Clock:
@@ -113,7 +113,9 @@ def airlock(make_airlock, sqlite_url: str) -> Airlock:
 @pytest.fixture(scope="session")
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
     """One real JupyterHub with the airlock service for the whole session."""
-    running = start_hub(tmp_path_factory.mktemp("hub"), HUB_MEMBERS, OFFICERS, OPERATORS)
+    running = start_hub(
+        tmp_path_factory.mktemp("hub"), HUB_MEMBERS, OFFICERS, OPERATORS, data_owners=DATA_OWNERS
+    )
     try:
         for user in USERS:
             running.add_user(user)

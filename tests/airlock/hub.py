@@ -25,10 +25,22 @@ from cleanroom.airlock.hub_config import airlock_service_config
 
 VENV_BIN = Path(sys.executable).parent
 PROJECT = "press-line"
-MEMBERS = {PROJECT: ["alice", "bob", "otto"], "furnace": ["eve"]}
+CO_PROJECT = "kiln"
+MEMBERS = {PROJECT: ["alice", "bob", "otto"], "furnace": ["eve"], CO_PROJECT: ["alice", "kim"]}
 OFFICERS = ["olga", "oscar", "otto"]
 OPERATORS = ["pat"]
-USERS = ["alice", "bob", "eve", "olga", "oscar", "otto", "pat"]
+USERS = ["alice", "bob", "eve", "olga", "oscar", "otto", "pat", "paul", "kim", "nina"]
+# kiln's recipes need Acme's vote on releases (paul, or kim, who is a member of kiln and
+# so never votes); its sensor logs only tell Boreal (nina).
+DATA_OWNERS = {
+    "accounts": {"Acme": ["paul", "kim"], "Boreal": ["nina"]},
+    "uses": {
+        CO_PROJECT: [
+            {"dataset": "recipes", "version": "v1", "provider": "Acme", "co_review": "required"},
+            {"dataset": "sensors", "version": "v2", "provider": "Boreal", "co_review": "notify"},
+        ]
+    },
+}
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -151,12 +163,15 @@ def start_hub(
     *,
     policy: str = TEST_POLICY,
     db_url: str | None = None,
+    data_owners: dict | None = None,
     timeout: float = 60,
 ) -> Hub:
     """Start JupyterHub with the airlock as a managed service and wait until both answer.
 
     ``policy`` is the airlock policy's YAML; ``db_url`` its store (default: a SQLite file
-    in ``root``). The benchmarks start this same hub with their own policy and store.
+    in ``root``); ``data_owners`` the providers' accounts and the projects' data
+    (``StaticDataOwners.from_json``; default: no data asks for co-review). The benchmarks
+    start this same hub with their own policy and store.
     """
     if shutil.which("configurable-http-proxy") is None:
         raise RuntimeError("configurable-http-proxy is not installed (npm install -g ...)")
@@ -165,10 +180,13 @@ def start_hub(
     admin_token = secrets.token_hex(16)
     members_file = root / "members.json"
     members_file.write_text(json.dumps(members))
+    owners_file = root / "data-owners.json"
+    owners_file.write_text(json.dumps(data_owners or {}))
     airlock_env = {
         "CLEANROOM_AIRLOCK_DB_URL": db_url or f"sqlite:///{root / 'airlock.sqlite'}",
         "CLEANROOM_AIRLOCK_BLOB_DIR": str(root / "blobs"),
         "CLEANROOM_AIRLOCK_MEMBERSHIP": f"file:{members_file}",
+        "CLEANROOM_AIRLOCK_DATA_OWNERS": f"file:{owners_file}",
         "CLEANROOM_AIRLOCK_POLICY": str(root / "airlock.yaml"),
         "CLEANROOM_STATE_DIR": str(root / "state"),
         "CLEANROOM_POLICIES_DIR": str(REPO / "policies"),

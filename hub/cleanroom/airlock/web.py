@@ -36,6 +36,7 @@ from .domain import (
     Comment,
     Decision,
     FileUpload,
+    ProviderDecision,
     ReleaseRequest,
     State,
 )
@@ -66,7 +67,14 @@ T = TypeVar("T")
 # reviewed it: text the workspace wrote must not come back out unreviewed (submit,
 # read back, withdraw, repeat).
 FREE_TEXT_HIDDEN = "(shown after review)"
-_REVIEWED = {State.APPROVED, State.REJECTED, State.RETURNED, State.RELEASED}
+_REVIEWED = {
+    State.PROVIDER_REVIEW,
+    State.APPROVED,
+    State.REJECTED,
+    State.RETURNED,
+    State.RELEASED,
+    State.DECLINED,
+}
 
 
 def free_text_hidden(viewer: str, request: ReleaseRequest) -> bool:
@@ -603,13 +611,19 @@ def paging(found: RequestPage, number: int, url: str, kept: dict[str, str]) -> d
 
 
 class HomeHandler(PageHandler):
-    """``/``: officers to their queue, everyone else to their requests."""
+    """``/``: officers to their queue, providers' people to theirs, everyone else to
+    their requests."""
 
     @web.authenticated
     async def get(self) -> None:
         """Redirect by role."""
         actor = await self.actor()
-        self.redirect(self.prefix + ("queue" if actor.is_officer else "requests"))
+        if actor.is_officer:
+            self.redirect(self.prefix + "queue")
+        elif actor.acts_for:
+            self.redirect(self.prefix + "provider")
+        else:
+            self.redirect(self.prefix + "requests")
 
 
 def _age(moment: datetime) -> str:
@@ -639,7 +653,12 @@ class QueueHandler(PageHandler):
             except ValueError as exc:
                 raise BadRequest(f"unknown state {state!r}") from exc
         else:
-            states = [*sorted(AWAITING_REVIEW), State.IN_REVIEW, State.APPROVED]
+            states = [
+                *sorted(AWAITING_REVIEW),
+                State.IN_REVIEW,
+                State.PROVIDER_REVIEW,
+                State.APPROVED,
+            ]
         number = self.page_number()
         found = await self.run(
             lambda: self.airlock.queue(
@@ -674,6 +693,29 @@ class QueueHandler(PageHandler):
             states=[str(s) for s in State],
             filters=filters,
             **paging(found, number, self.prefix + "queue", filters),
+        )
+
+
+class ProviderHandler(PageHandler):
+    """For people who act for data providers: the requests waiting for their vote, and
+    every request their providers were asked about or told of, 50 a page."""
+
+    @web.authenticated
+    async def get(self) -> None:
+        """List them (a person who acts for no provider gets a page that says so)."""
+        actor = await self.actor()
+        number = self.page_number()
+        waiting, found = await self.run(
+            lambda: self.airlock.provider_requests(
+                actor, limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE
+            )
+        )
+        self.page(
+            "provider.html",
+            waiting=waiting,
+            requests=found.requests,
+            mine=lambda r: [c for c in r.co_reviewers if c.provider in actor.acts_for],
+            **paging(found, number, self.prefix + "provider", {}),
         )
 
 
@@ -726,6 +768,11 @@ class RequestHandler(PageHandler):
             can_resubmit=perm.can_resubmit(actor, request),
             can_comment=perm.can_comment(actor, request),
             can_download=perm.can_download(actor, request),
+            provider_votes_open=[
+                p
+                for p in perm.votes_for(actor, request)
+                if perm.can_provider_vote(actor, request, p)
+            ],
         )
 
     def _free_text_checks(self, request: ReleaseRequest) -> list[tuple[str, dict[str, Any]]]:
@@ -882,6 +929,8 @@ class ActionHandler(PageHandler):
             check_free_text(a.policy.limits.text_characters, justification, [])
             await self.run(a.resubmit, actor, request_id, justification)
             self.back_to(request_id, "Resubmitted for a new review round.")
+        elif action == "provider-vote":
+            await self._provider_vote(actor, request_id)
         elif action == "comment":
             await self.run(
                 a.comment,
@@ -893,6 +942,28 @@ class ActionHandler(PageHandler):
             self.back_to(request_id, "Comment added.")
         else:
             raise NotFound(f"no action {action!r}")
+
+    async def _provider_vote(self, actor: Actor, request_id: str) -> None:
+        """A provider's vote from the request page: for one provider, on one round."""
+        try:
+            decision = ProviderDecision(self.get_body_argument("decision", ""))
+        except ValueError as exc:
+            raise BadRequest("choose approve or decline") from exc
+        round_ = self.get_body_argument("round", "")
+        if not round_.isdecimal() or not 0 < int(round_) < 1_000_000:
+            raise BadRequest(f"round must be a whole number from 1, not {round_[:20]!r}")
+        reason = self.get_body_argument("reason", "")
+        check_free_text(self.airlock.policy.limits.text_characters, reason, [])
+        done = await self.run(
+            self.airlock.provider_vote,
+            actor,
+            request_id,
+            self.get_body_argument("provider", ""),
+            decision,
+            reason,
+            int(round_),
+        )
+        self.back_to(request_id, f"Your vote is recorded; the request is {done.state}.")
 
 
 class AuditHandler(PageHandler):
@@ -930,13 +1001,15 @@ def page_routes(prefix: str) -> list[tuple[str, type[web.RequestHandler]]]:
         (prefix, HomeHandler),
         (prefix + "queue", QueueHandler),
         (prefix + "requests", RequestsHandler),
+        (prefix + "provider", ProviderHandler),
         (prefix + f"requests/{rid}", RequestHandler),
         (prefix + f"requests/{rid}/file", FileHandler),
         (prefix + f"requests/{rid}/notebook", NotebookHandler),
         (prefix + f"requests/{rid}/raw", RawHandler),
         (prefix + f"requests/{rid}/download", DownloadHandler),
         (
-            prefix + f"requests/{rid}/(vote|complete|release|withdraw|resubmit|comment)",
+            prefix
+            + f"requests/{rid}/(vote|complete|release|withdraw|resubmit|comment|provider-vote)",
             ActionHandler,
         ),
         (prefix + "audit", AuditHandler),
