@@ -110,6 +110,22 @@ def airlock(make_airlock, sqlite_url: str) -> Airlock:
     return make_airlock(sqlite_url)
 
 
+@pytest.fixture
+def browsers(tmp_path: Path) -> Iterator:
+    """A factory of fresh Chromium instances (one per person: no cookies shared)."""
+    from tests.chromium import chromium
+
+    started: list = []
+
+    def start():
+        started.append(chromium(download_dir=tmp_path))
+        return started[-1]
+
+    yield start
+    for d in started:
+        d.quit()
+
+
 @pytest.fixture(scope="session")
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
     """One real JupyterHub with the airlock service for the whole session."""

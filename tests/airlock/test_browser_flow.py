@@ -7,32 +7,15 @@ the JupyterLab end of the path is tested where the workspace runs (integration t
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from tests.chromium import chromium
 
 from .hub import PROJECT, Hub
 from .test_hub_api import submit
 
 pytestmark = pytest.mark.browser
 TABLE = b"line,defects\nA,120\nB,95\nC,143\n"
-
-
-@pytest.fixture
-def browsers(tmp_path: Path) -> Iterator:
-    """A factory of fresh Chromium instances (one per person: no cookies shared)."""
-    started: list = []
-
-    def start():
-        started.append(chromium(download_dir=tmp_path))
-        return started[-1]
-
-    yield start
-    for d in started:
-        d.quit()
 
 
 def press(driver, element, key: str) -> None:
