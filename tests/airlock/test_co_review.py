@@ -7,10 +7,13 @@ member of kiln), nina for Boreal, fred for Fjord (whose data asks nothing).
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from cleanroom.airlock import permissions as perm
+from cleanroom.airlock.app import AirlockSettings, load_data_owners
 from cleanroom.airlock.co_review import DataUse, StaticDataOwners, co_reviewers, merge
 from cleanroom.airlock.domain import (
     Action,
@@ -23,6 +26,7 @@ from cleanroom.airlock.domain import (
 from cleanroom.airlock.exceptions import (
     BadRequest,
     InvalidTransition,
+    Misconfigured,
     NotFound,
     PermissionDenied,
 )
@@ -46,8 +50,6 @@ APPROVE, DECLINE = ProviderDecision.APPROVE, ProviderDecision.DECLINE
 
 def audit(airlock: Airlock, request_id: str) -> list[tuple[str, str, dict]]:
     """(action, actor, detail) of every audit entry about one request, in order."""
-    import json
-
     return [
         (r.action, r.actor, json.loads(r.detail))
         for r in airlock.storage.audit_records()
@@ -373,3 +375,26 @@ def test_the_providers_page_lists_what_waits_for_them(airlock: Airlock) -> None:
     assert nina_waiting == [] and {r.id for r in nina_page.requests} == {waiting_id, told_id}
     with pytest.raises(PermissionDenied, match="acts for no data provider"):
         airlock.provider_requests(actor(airlock, "olga"))
+
+
+# -- the setting -----------------------------------------------------------------------
+
+
+def test_the_data_owners_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    good = tmp_path / "owners.json"
+    good.write_text(json.dumps({"accounts": {"Acme": ["paul"]}}))
+    assert load_data_owners(f"file:{good}").providers_of("paul") == {"Acme"}
+    assert load_data_owners("none").uses_of(CO_PROJECT) == []
+    bad = tmp_path / "bad.json"
+    bad.write_text("[1]")
+    with pytest.raises(Misconfigured, match=r"data owners file .*bad\.json: expected"):
+        load_data_owners(f"file:{bad}")
+    with pytest.raises(Misconfigured, match="use registry, file:<path> or none"):
+        load_data_owners("ldap")
+    # The registry's data goes with the registry's membership; other memberships have no
+    # data library behind them unless the setting names one.
+    monkeypatch.delenv("CLEANROOM_AIRLOCK_DATA_OWNERS", raising=False)
+    assert AirlockSettings(membership="registry").data_owners == "registry"
+    assert AirlockSettings(membership=f"file:{good}").data_owners == "none"
+    monkeypatch.setenv("CLEANROOM_AIRLOCK_DATA_OWNERS", f"file:{good}")
+    assert AirlockSettings(membership="registry").data_owners == f"file:{good}"
