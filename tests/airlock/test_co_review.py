@@ -196,7 +196,8 @@ def test_a_providers_decline_stops_the_release_with_its_reason(airlock: Airlock)
         actor(airlock, "paul"), rid, "Acme", DECLINE, "the oven curve shows the recipe", 1
     )
     assert done.state is State.DECLINED
-    assert done.provider_vote("Acme").reason == "the oven curve shows the recipe"
+    cast = done.provider_vote("Acme")
+    assert cast is not None and cast.reason == "the oven curve shows the recipe"
     assert audit(airlock, rid)[-2][2]["reason"] == "the oven curve shows the recipe"
     for move in (
         lambda: airlock.release(actor(airlock, "olga"), rid),
