@@ -164,13 +164,15 @@ def start_hub(
     policy: str = TEST_POLICY,
     db_url: str | None = None,
     data_owners: dict | None = None,
+    environment: dict[str, str] | None = None,
     timeout: float = 60,
 ) -> Hub:
     """Start JupyterHub with the airlock as a managed service and wait until both answer.
 
     ``policy`` is the airlock policy's YAML; ``db_url`` its store (default: a SQLite file
     in ``root``); ``data_owners`` the providers' accounts and the projects' data
-    (``StaticDataOwners.from_json``; default: no data asks for co-review). The benchmarks
+    (``StaticDataOwners.from_json``; default: no data asks for co-review); ``environment``
+    overrides the airlock's settings (a registry instead of the files). The benchmarks
     start this same hub with their own policy and store.
     """
     if shutil.which("configurable-http-proxy") is None:
@@ -193,6 +195,7 @@ def start_hub(
         # The origin the airlock's forms must come from (the proxy's public address).
         "CLEANROOM_PUBLIC_URL": f"http://127.0.0.1:{public}",
         "PYTHONPATH": str(REPO / "hub"),
+        **(environment or {}),
     }
     (root / "airlock.yaml").write_text(policy)
     pieces = airlock_service_config(
