@@ -131,3 +131,7 @@ def k8s_hub(
             capture_output=True,
             check=False,
         )
+        # With no pod left, no dataset version may stay unlocked on the node.
+        from cleanroom.library import at_rest
+
+        at_rest.lock_unused(state / "library")

@@ -10,7 +10,6 @@ enforcement cannot be proven here (docs/kubernetes.md): nothing below claims it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import subprocess
 import time
@@ -24,7 +23,7 @@ from cleanroom.library import at_rest
 from cleanroom.workspace import encrypted_fs
 from kubernetes_asyncio.client import ApiClient, CoreV1Api
 
-from tests.gateway.helpers import metric, usage, wait_for
+from tests.gateway.helpers import execute, metric, start_kernel, usage, wait_for
 from tests.integration.deployment import DATASET
 from tests.integration.harness import INSTANCE, Hub
 from tests.k8s.conftest import PROJECT
@@ -50,11 +49,17 @@ def gateway_route(hub: Hub, user: str) -> dict[str, Any]:
     return next(r for r in table if r["owner"] == user and r["server"] == PROJECT)
 
 
-def read_data_file(hub: Hub, user: str, path: str) -> bytes:
-    """A file of /data through the contents API (so through the proxy and the gateway)."""
-    reply = contents(hub, user, f"data/{DATASET}/{path}", params={"format": "text"})
-    assert reply.status_code == 200, reply.text[:300]
-    return str(reply.json()["content"]).encode()
+def data_sha256(hub: Hub, user: str, kernel: str, path: str) -> str:
+    """The sha256 of a file of /data as kernel code in the pod reads it (the contents
+    API refuses to send dataset files; the kernel's answer passes the gateway)."""
+    code = (
+        "import hashlib\n"
+        f"print(hashlib.sha256(open('/data/{DATASET}/{path}', 'rb').read()).hexdigest())"
+    )
+    messages = execute(hub, user, PROJECT, kernel, code)
+    return "".join(
+        m["content"].get("text", "") for m in messages if m["header"]["msg_type"] == "stream"
+    ).strip()
 
 
 @pytest.fixture(scope="module")
@@ -116,6 +121,21 @@ def test_jupyterlab_is_reached_through_the_proxy_and_the_gateway(alice: Hub, clu
     ) >= len(got.content)
 
 
+def test_kernel_code_can_read_the_proof_secret_with_one_uid(alice: Hub) -> None:
+    """The limit docs/kubernetes.md states ("One uid"): the pod's first process runs as
+    the researcher's uid, so a kernel reads this start's proof secret from its
+    environment. (On Docker the server runs as another uid and the secret stays out of
+    reach.) The gateway's other rules never relied on it."""
+    secret = gateway_route(alice, "alice")["secret"]
+    kernel = start_kernel(alice, "alice", PROJECT)
+    code = f"print(open('/proc/1/environ', 'rb').read().count(b'={secret}'))"
+    messages = execute(alice, "alice", PROJECT, kernel, code)
+    out = "".join(
+        m["content"].get("text", "") for m in messages if m["header"]["msg_type"] == "stream"
+    )
+    assert out.strip() == "1", messages[-3:]
+
+
 def _dataset_volume(cluster: Path) -> dict[str, Any]:
     name = pods.dataset_claim_name(INSTANCE, DATASET, "v1")
 
@@ -156,10 +176,10 @@ def test_data_is_read_from_the_encrypted_version_and_locked_after_the_last_pod(
     volume = _dataset_volume(cluster)
     unlocked = encrypted_fs.mountpoint(image) / encrypted_fs.DATA_DIR
     assert volume["spec"]["hostPath"]["path"] == str(unlocked)
-    path, size, sha = next(f for f in info.files if f[0].endswith(".csv"))
-    for user in ("alice", "bob"):
-        data = read_data_file(hub, user, path)
-        assert len(data) == size and hashlib.sha256(data).hexdigest() == sha
+    path, _, sha = next(f for f in info.files if f[0].endswith(".csv"))
+    kernels = {user: start_kernel(hub, user, PROJECT) for user in ("alice", "bob")}
+    for user, kernel in kernels.items():
+        assert data_sha256(hub, user, kernel, path) == sha, user
     # bob's pod stops; alice's still binds the version's folder (in its own mount
     # namespace, which the hub's does not see): it stays unlocked and readable for her.
     hub.stop_server("bob", PROJECT)
@@ -168,7 +188,7 @@ def test_data_is_read_from_the_encrypted_version_and_locked_after_the_last_pod(
         assert time.monotonic() < deadline, "bob's pod was not deleted"
         time.sleep(0.5)
     assert encrypted_fs.is_unlocked(image)
-    assert hashlib.sha256(read_data_file(hub, "alice", path)).hexdigest() == sha
+    assert data_sha256(hub, "alice", kernels["alice"], path) == sha
     # The last pod using it stops: locked (no host mount, no loop device).
     _stop_every_workspace(hub, cluster)
     wait_for(lambda: not encrypted_fs.is_unlocked(image), timeout=30)
