@@ -68,7 +68,7 @@ def k8s_hub(
 ) -> Iterator[Hub]:
     """A clean room on the test cluster (``CLEANROOM_BACKEND=kubernetes``) with the
     integration suite's people, projects and dataset."""
-    from tests.integration.conftest import _seed
+    from tests.integration.deployment import _seed
 
     # The images the suite just built (unchanged ones are skipped) go into the cluster.
     done = _k8s("images")
@@ -94,6 +94,7 @@ def k8s_hub(
         "CLEANROOM_AIRLOCK_SUBMIT_PORT": str(free_port()),
         "CLEANROOM_GATEWAY_PORT": str(free_port()),
         "CLEANROOM_GATEWAY_API_PORT": str(free_port()),
+        "CLEANROOM_LIBRARY_PORT": str(free_port()),
         "TEST_PASSWORD": "integration-password",
         "CLEANROOM_TOKEN_FILE": str(tmp / "cli-token"),
     }
@@ -130,3 +131,7 @@ def k8s_hub(
             capture_output=True,
             check=False,
         )
+        # With no pod left, no dataset version may stay unlocked on the node.
+        from cleanroom.library import at_rest
+
+        at_rest.lock_unused(state / "library")

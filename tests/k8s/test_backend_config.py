@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
+from cleanroom.gateway.app import GatewayApp, drop_group
 from cleanroom.hub.config import configure
 from cleanroom.kubernetes.spawner import CleanroomKubeSpawner
 from traitlets.config import Config
@@ -24,6 +26,8 @@ def test_docker_is_the_default_backend(state: Path, monkeypatch: pytest.MonkeyPa
     configure(c, install_firewall=False)
     assert c.JupyterHub.spawner_class == "cleanroom.workspace.spawner.CleanroomSpawner"
     assert c.CleanroomSpawner.gateway_url
+    [gateway] = [s for s in c.JupyterHub.services if s["name"] == "cleanroom-gateway"]
+    assert "--GatewayApp.group=" not in gateway["command"]
 
 
 def test_kubernetes_backend_uses_the_kube_spawner_with_the_deployments_settings(
@@ -31,6 +35,7 @@ def test_kubernetes_backend_uses_the_kube_spawner_with_the_deployments_settings(
 ) -> None:
     monkeypatch.setenv("CLEANROOM_BACKEND", "kubernetes")
     monkeypatch.setenv("CLEANROOM_HUB_PORT", "18081")
+    monkeypatch.setenv("CLEANROOM_GATEWAY_PORT", "18003")
     monkeypatch.setenv("CLEANROOM_K8S_FOLDER_STORAGE", "hostpath")
     monkeypatch.setenv("CLEANROOM_K8S_HUB_POD_LABELS", json.dumps({"app": "hub"}))
     monkeypatch.setenv(
@@ -45,7 +50,11 @@ def test_kubernetes_backend_uses_the_kube_spawner_with_the_deployments_settings(
     assert spawner.folder_storage == "hostpath"
     assert spawner.hub_pod_labels == {"app": "hub"}
     assert spawner.dataset_volume_source == {"nfs": {"server": "lib", "path": "{location}"}}
-    # The Docker gateway and host firewall guard Docker bridges: not on Kubernetes.
+    # The egress gateway runs beside the hub; pods are reached only through it.
+    [gateway] = [s for s in c.JupyterHub.services if s["name"] == "cleanroom-gateway"]
+    assert spawner.gateway_url == gateway["url"] == "http://127.0.0.1:18003"
+    # No host firewall matches the gateway's group on Kubernetes: it keeps the hub's.
+    assert "--GatewayApp.group=" in gateway["command"]
     assert "gateway_url" not in c.CleanroomSpawner
     assert any(s["name"] == "airlock" for s in c.JupyterHub.services)
 
@@ -71,3 +80,12 @@ def test_bad_backend_settings_stop_the_hub_with_their_name(
 def test_folder_storage_is_validated() -> None:
     with pytest.raises(ValueError, match="folder_storage"):
         CleanroomKubeSpawner(folder_storage="nfs-please")
+
+
+def test_the_gateways_command_on_kubernetes_keeps_the_hubs_group() -> None:
+    app = GatewayApp()
+    app.initialize(["--GatewayApp.group="])
+    assert app.group == ""
+    gid, groups = os.getgid(), os.getgroups()
+    drop_group(app.group)
+    assert (os.getgid(), os.getgroups()) == (gid, groups)

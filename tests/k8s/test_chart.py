@@ -61,6 +61,10 @@ def test_defaults_render_the_hub_with_its_rbac_state_and_policy() -> None:
     pod_labels = one(docs, "Deployment")["spec"]["template"]["metadata"]["labels"]
     for key in ("CLEANROOM_K8S_HUB_POD_LABELS", "CLEANROOM_K8S_GATEWAY_POD_LABELS"):
         assert json.loads(env[key]).items() <= pod_labels.items()
+    # The egress gateway's ports, on the pod's loopback: not exposed as container ports.
+    assert (env["CLEANROOM_GATEWAY_PORT"], env["CLEANROOM_GATEWAY_API_PORT"]) == ("8003", "8004")
+    exposed = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["ports"]
+    assert not {8003, 8004} & {p["containerPort"] for p in exposed}
     source = json.loads(env["CLEANROOM_K8S_DATASET_VOLUME_SOURCE"])
     assert source["nfs"]["path"] == "{location}"
     hub = one(docs, "Deployment")["spec"]["template"]["spec"]

@@ -185,3 +185,27 @@ BREAKS = {
 def test_check_pod_refuses_every_broken_wall(name: str) -> None:
     with pytest.raises(pods.PodSpecError):
         pods.check_pod(_broken(BREAKS[name]), allowed_images={"cleanroom/notebook:latest"})
+
+
+def test_an_encrypted_versions_volume_is_the_node_folder_where_it_is_unlocked() -> None:
+    p = plan()
+    unlocked = {pods.dataset_key("press-line", "v1"): "/run/cleanroom/ab12/data"}
+    made = pods.dataset_volumes(p, {"hostPath": {"path": "{location}"}}, unlocked)
+    assert made[0]["spec"]["hostPath"] == {"path": "/run/cleanroom/ab12/data"}
+    # A clear version keeps its registered folder.
+    assert made[1]["spec"]["hostPath"] == {"path": "/srv/weather/2026-01"}
+    assert pods.is_node_folder({"hostPath": {"path": "{location}"}})
+    assert not pods.is_node_folder({"nfs": {"server": "lib", "path": "{location}"}})
+
+
+def test_a_dataset_volume_made_with_another_folder_is_told_apart() -> None:
+    wanted = pods.dataset_volumes(plan(), {"hostPath": {"path": "{location}"}})[0]
+    # As the API returns it: defaults filled in, status added.
+    existing = copy.deepcopy(wanted)
+    existing["spec"]["hostPath"]["type"] = ""
+    existing["spec"]["claimRef"] = {"name": "x"}
+    existing["status"] = {"phase": "Bound"}
+    assert pods.same_volume_source(wanted, existing)
+    existing["spec"]["hostPath"]["path"] = "/srv/press-line/v0"
+    assert not pods.same_volume_source(wanted, existing)
+    assert not pods.same_volume_source(wanted, {"spec": {"nfs": {"path": "/srv/press-line/v1"}}})

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cleanroom.gateway import proof
 from cleanroom.kubernetes import pods
 from cleanroom.kubernetes.spawner import CleanroomKubeSpawner
 from jupyterhub.objects import Hub
@@ -96,3 +97,21 @@ async def test_a_pod_that_would_not_hold_the_wall_is_refused(
     with pytest.raises(web.HTTPError) as refused:
         await manifest(spawner)
     assert refused.value.status_code == 500
+
+
+async def test_the_pod_gets_this_starts_proof_secret_and_the_state_keeps_it(
+    spawner: CleanroomKubeSpawner,
+) -> None:
+    spawner.server_secret = proof.new_secret()
+    pod = await manifest(spawner)
+    env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
+    assert env[proof.SECRET_ENV] == spawner.server_secret
+    # Never in a label or an annotation (those are readable by more than the hub).
+    notes = {**pod["metadata"]["labels"], **pod["metadata"]["annotations"]}
+    assert spawner.server_secret not in notes.values()
+    state = spawner.get_state()
+    again = CleanroomKubeSpawner(_mock=True, user=User(), hub=Hub(), hub_ip="10.77.0.1")
+    again.load_state(state)
+    assert again.server_secret == spawner.server_secret
+    again.clear_state()
+    assert again.server_secret == ""

@@ -217,3 +217,52 @@ def test_held_ingress_files_are_sealed(registry: Registry, tmp_path: Path) -> No
     assert [i.kind for i in at_rest_status.clear_at_rest(registry)] == [
         "ingress file held in clear"
     ]
+
+
+def test_a_version_unlocked_for_a_node_folder_stays_while_another_namespace_binds_it(
+    registry: Registry, tmp_path: Path
+) -> None:
+    """The Kubernetes backend's hostPath: the version is unlocked read-only on the host
+    and bound into a container's own mount namespace, which the host's mount table never
+    shows. lock_unused must leave it while that bind lives, and lock it after."""
+    src = _source(tmp_path)
+    info = _register(registry, src)
+    image = at_rest.image_of(info.location)
+    with at_rest.starting():
+        folder = at_rest.unlocked_folder(info.location, "press", "v1")
+    assert folder == encrypted_fs.mountpoint(image) / encrypted_fs.DATA_DIR
+    assert {path: _sha(folder / path) for path, _, _ in info.files} == {
+        path: sha for path, _, sha in info.files
+    }
+    # A "container": a process in a mount namespace of its own binding the folder.
+    target = tmp_path / "container-data"
+    target.mkdir()
+    holder = subprocess.Popen(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+         f"mount --bind {folder} {target} && echo bound && exec sleep 120"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "bound"
+        assert not os.path.ismount(target)  # not in the host's (our) namespace
+        assert at_rest.lock_unused() == 0
+        assert encrypted_fs.is_unlocked(image)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert at_rest.lock_unused() == 1
+    assert _locked(image)
+    # A clear version is its own folder, nothing to unlock.
+    clear = tmp_path / "clear-version"
+    clear.mkdir()
+    assert at_rest.unlocked_folder(clear, "clear", "v1") == clear
+
+
+def test_mount_tables_are_searched_by_device_number() -> None:
+    line = (
+        "1283 1201 7:3 /data /data/press-line ro,nosuid,nodev,noexec,relatime "
+        "master:1 - ext4 /dev/loop3 ro,noload"
+    )
+    assert encrypted_fs.mountinfo_has(f"22 1 8:1 / / rw - ext4 /dev/sda1 rw\n{line}\n", "7:3")
+    assert not encrypted_fs.mountinfo_has(line, "7:30")
+    assert not encrypted_fs.mountinfo_has("", "7:3")

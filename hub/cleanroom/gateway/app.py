@@ -362,7 +362,8 @@ class GatewayApp(Application):
     group = Unicode(
         "cleanroom-gateway",
         help="""System group the gateway runs as (when started as root): the host firewall
-        lets only sockets of this group open connections to workspace servers.""",
+        lets only sockets of this group open connections to workspace servers. Empty:
+        keep the hub's group (Kubernetes, where NetworkPolicies guard the server port).""",
     ).tag(config=True)
 
     @default("port")
@@ -454,8 +455,8 @@ def drop_group(name: str) -> None:
     The gateway keeps the hub's user: it writes the registry's journal, which that user
     owns. What the firewall matches is the group of the socket's owner.
     """
-    if os.geteuid() != 0:
-        return
+    if not name or os.geteuid() != 0:
+        return  # "": no host firewall matches the group (the Kubernetes backend)
     import grp
 
     try:

@@ -20,8 +20,12 @@ def host_firewall(settings: Settings) -> HostFirewall:
     return HostFirewall(settings.firewall_ports, settings.instance, guard_server_port=SERVER_PORT)
 
 
-def add_gateway(c: Any, settings: Settings) -> None:
-    """Run the gateway as a managed service and send workspaces through it."""
+def add_gateway(c: Any, settings: Settings, *, kubernetes: bool = False) -> None:
+    """Run the gateway as a managed service and send workspaces through it.
+
+    ``kubernetes``: the workspaces are pods (``CleanroomKubeSpawner``); no host firewall
+    matches the gateway's system group there (the pods' NetworkPolicies let only the
+    gateway's peer in), so the gateway keeps the hub's group."""
     env = {k: v for k, v in os.environ.items() if k.startswith("CLEANROOM_")}
     env.update(
         {
@@ -39,12 +43,21 @@ def add_gateway(c: Any, settings: Settings) -> None:
             # The proxy routes the service prefix (its OAuth callback) here; workspace
             # routes come from each spawner's start, which returns this address too.
             "url": f"http://127.0.0.1:{settings.gateway_port}",
-            "command": [sys.executable, "-m", "cleanroom.gateway"],
+            "command": [
+                sys.executable,
+                "-m",
+                "cleanroom.gateway",
+                *(["--GatewayApp.group="] if kubernetes else []),
+            ],
             "environment": env,
             "display": False,
             "oauth_no_confirm": True,
         }
     )
     c.JupyterHub.services = services
-    c.CleanroomSpawner.gateway_url = f"http://127.0.0.1:{settings.gateway_port}"
+    url = f"http://127.0.0.1:{settings.gateway_port}"
+    if kubernetes:
+        c.CleanroomKubeSpawner.gateway_url = url
+        return
+    c.CleanroomSpawner.gateway_url = url
     c.CleanroomSpawner.gateway_api_port = settings.gateway_api_port

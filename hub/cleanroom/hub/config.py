@@ -180,13 +180,12 @@ def configure(c: Any, settings: Settings | None = None, *, install_firewall: boo
         )
     )
     # CLEANROOM_BACKEND=kubernetes: workspaces are pods, walled by NetworkPolicies
-    # (docs/kubernetes.md); the gateway and host firewall below guard Docker bridges.
+    # (docs/kubernetes.md); the host firewall below guards Docker bridges only.
     on_kubernetes = backend() == "kubernetes"
     if on_kubernetes:
         configure_kubernetes(c, settings, registry_url)
-    else:
-        # The egress gateway: every byte between a browser and a workspace passes it.
-        add_gateway(c, settings)
+    # The egress gateway: every byte between a browser and a workspace passes it.
+    add_gateway(c, settings, kubernetes=on_kubernetes)
     # The enforcer of end dates, the idle culler and the metrics reader.
     configure_operations(c, settings)
 

@@ -1,9 +1,9 @@
 """The hub's configuration for the Kubernetes backend (``CLEANROOM_BACKEND=kubernetes``).
 
-The same hub, registry, authenticator, airlock, enforcer and culler as on Docker; only the
-spawner differs. The host firewall and the hub-side egress gateway belong to the Docker
-backend (they guard Docker bridges); on Kubernetes the project's NetworkPolicies are the
-wall (:mod:`cleanroom.kubernetes.policies`), enforced by the cluster's CNI.
+The same hub, registry, authenticator, airlock, egress gateway, enforcer and culler as on
+Docker; only the spawner differs. The host firewall belongs to the Docker backend (it
+guards Docker bridges); on Kubernetes the project's NetworkPolicies are the network wall
+(:mod:`cleanroom.kubernetes.policies`), enforced by the cluster's CNI.
 """
 
 from __future__ import annotations

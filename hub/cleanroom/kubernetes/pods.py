@@ -12,9 +12,11 @@ Where the two backends differ, and why:
 - **uids**: the Docker wall starts the entry point as root with five capabilities to split
   the server (uid 1001) from kernels (uid 1000). A pod here runs as non-root with every
   capability dropped and no privilege escalation, as the issue asks and as Pod Security
-  "restricted" requires, so the server and its kernels share uid 1000. The server secret
-  of the Docker gateway has no role here: on Kubernetes only the gateway's peer reaches
-  the server port (:mod:`cleanroom.kubernetes.policies`).
+  "restricted" requires, so the server and its kernels share uid 1000. The egress
+  gateway's per-start server secret is in the pod's environment as on Docker, but kernel
+  code (same uid) can read it: the gateway's proof then does not tell the real server
+  from another process of the pod; its route, budget and content rules hold whatever
+  answers (docs/kubernetes.md).
 - **seccomp**: ``RuntimeDefault`` (the container runtime's own profile). Our own profile
   would have to be installed on every node as a file (``Localhost``), which an operator's
   cluster may not allow; RuntimeDefault is what the restricted profile asks for.
@@ -117,7 +119,7 @@ def pod_annotations(plan: PodPlan) -> dict[str, str]:
         f"{ANNOTATION_PREFIX}project": plan.project.name,
         f"{ANNOTATION_PREFIX}image": plan.image,
         f"{ANNOTATION_PREFIX}datasets": ",".join(
-            f"{d.name}@{d.version}" for d in plan.project.datasets
+            dataset_key(d.name, d.version) for d in plan.project.datasets
         ),
     }
 
@@ -268,6 +270,28 @@ def _volume(
     }
 
 
+_VOLUME_FIELDS = ("capacity", "accessModes", "persistentVolumeReclaimPolicy", "storageClassName")
+
+
+def _within(want: Any, got: Any) -> bool:
+    if isinstance(want, dict):
+        return isinstance(got, dict) and all(_within(v, got.get(k)) for k, v in want.items())
+    return bool(want == got)
+
+
+def same_volume_source(wanted: dict[str, Any], existing: dict[str, Any]) -> bool:
+    """Whether an existing PersistentVolume (as the API returns it, defaults filled in)
+    has the source of ``wanted`` (one of :func:`dataset_volumes`). A volume's source
+    cannot change once made: a version that moved (encrypted at rest since) needs its
+    old volume deleted by an operator."""
+    spec = existing.get("spec") or {}
+    return all(
+        _within(value, spec.get(key))
+        for key, value in wanted["spec"].items()
+        if key not in _VOLUME_FIELDS
+    )
+
+
 def folder_volumes(plan: PodPlan, workspaces_root: str) -> list[dict[str, Any]]:
     """PersistentVolumes on the node's own folders for the work and project claims of
     :func:`claims` with ``static=True``: a one-node cluster without a provisioner (the
@@ -302,18 +326,34 @@ def _fill(template: Any, location: str) -> Any:
     return template
 
 
-def dataset_volumes(plan: PodPlan, source: dict[str, Any]) -> list[dict[str, Any]]:
+def dataset_key(name: str, version: str) -> str:
+    """How a dataset version is named in annotations and in ``folders``: ``name@version``."""
+    return f"{name}@{version}"
+
+
+def is_node_folder(source: dict[str, Any]) -> bool:
+    """Whether a dataset volume source is a folder of the node itself (hostPath)."""
+    return set(source) == {"hostPath"}
+
+
+def dataset_volumes(
+    plan: PodPlan, source: dict[str, Any], folders: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
     """One read-only PersistentVolume per dataset version of the project, from the data
     library's folder: ``source`` is the volume source with ``{location}`` standing for
     the dataset's folder (``{"hostPath": {"path": "{location}"}}`` on one node,
-    ``{"nfs": {"server": "library", "path": "{location}"}}`` on a cluster)."""
+    ``{"nfs": {"server": "library", "path": "{location}"}}`` on a cluster).
+
+    ``folders`` (by :func:`dataset_key`) replaces a version's registered location: the
+    node folder where an encrypted version is unlocked read-only."""
+    where = folders or {}
     return [
         _volume(
             dataset_claim_name(plan.instance, ds.name, ds.version),
             plan.instance,
             None,
             "ReadOnlyMany",
-            _fill(source, ds.location),
+            _fill(source, where.get(dataset_key(ds.name, ds.version), ds.location)),
         )
         for ds in plan.project.datasets
     ]

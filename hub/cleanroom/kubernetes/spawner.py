@@ -7,6 +7,12 @@ datasets and allowed images are decided on the server, whatever ``user_options``
 What the pod is comes from :mod:`cleanroom.kubernetes.pods` (checked by
 :func:`~cleanroom.kubernetes.pods.check_pod` before it is created: fail closed) and the
 project's NetworkPolicies from :mod:`cleanroom.kubernetes.policies`.
+
+As on Docker, the proxy reaches a workspace only through the hub-side egress gateway
+(:mod:`cleanroom.workspace.gateway_routes`: the pod's address, the server's token, a fresh
+proof secret and the image's static manifest are registered at every start), and
+encrypted dataset versions are unlocked read-only on the node while a pod uses them
+(:func:`cleanroom.library.at_rest.unlocked_folder`).
 """
 
 from __future__ import annotations
@@ -15,20 +21,24 @@ import asyncio
 import os
 from pathlib import Path
 from typing import Any, cast
+from urllib.parse import urlparse
 
 from kubernetes_asyncio.client import ApiClient, NetworkingV1Api
 from kubernetes_asyncio.client.rest import ApiException
 from kubespawner import KubeSpawner
-from traitlets import Dict, Integer, Unicode, default, validate
+from traitlets import Dict, Float, Integer, Unicode, default, validate
 
 from cleanroom import paths
 from cleanroom.errors import CleanroomError, Conflict
+from cleanroom.gateway import proof
 from cleanroom.hub import metrics
 from cleanroom.kubernetes import pods, policies
+from cleanroom.library import at_rest
 from cleanroom.registry import ProjectInfo, Registry, shared_registry
+from cleanroom.registry.access import is_restricted
 from cleanroom.registry.people import shared_people
 from cleanroom.settings import image_repository
-from cleanroom.workspace import culling, quotas
+from cleanroom.workspace import culling, gateway_routes, quotas
 from cleanroom.workspace.folders import WORKSPACE_HOME
 from cleanroom.workspace.spawner import http_error, refuse
 from cleanroom.workspace.spec import RESEARCHER_UID
@@ -102,6 +112,19 @@ class CleanroomKubeSpawner(KubeSpawner):
         for the data library's folder of it: hostPath on one node; on a cluster the
         library's share (``{"nfs": {"server": "library.example", "path": "{location}"}}``)
         or a CSI volume. Always mounted read-only.""",
+    ).tag(config=True)
+
+    gateway_url = Unicode(
+        "",
+        help="""Address of the egress gateway's public listener (``http://127.0.0.1:8003``).
+        When set, ``start`` registers the pod's server with the gateway and returns the
+        gateway's address, so the proxy reaches the workspace only through it. Empty: the
+        proxy goes straight to the pod (no budget, no route or content rules).""",
+    ).tag(config=True)
+
+    readiness_poll_interval = Float(
+        0.1,
+        help="Seconds between checks whether a started server answers through the gateway.",
     ).tag(config=True)
 
     @validate("folder_storage")
@@ -188,14 +211,93 @@ class CleanroomKubeSpawner(KubeSpawner):
         )
         self._pod_plan = plan
         self._apply(plan)
-        await self.ensure_storage(plan)
-        await self.ensure_policies(project)
-        return await super().start()
+        # Proof of the real server (see the gateway): fresh at every start, kept in the
+        # spawner's state (the hub database), never in a label.
+        self.server_secret = proof.new_secret()
+        # From unlocking the datasets until the pod mounts them, no stop of another
+        # workspace may lock them (cleanroom.library.at_rest).
+        with at_rest.starting():
+            try:
+                folders = await loop.run_in_executor(None, self._dataset_folders, info)
+            except CleanroomError as exc:
+                self.log.error("Datasets of %s/%s: %s", self.user.name, project, exc)
+                raise refuse(exc) from exc
+            await self.ensure_storage(plan, folders)
+            await self.ensure_policies(project)
+            url = await super().start()
+        if not self.gateway_url:
+            return url
+        # The pod's policy lets only the gateway reach the server: register the route,
+        # then wait until the server answers through the gateway.
+        address = urlparse(url)
+        await gateway_routes.register(
+            self, address.hostname or "", address.port or pods.SERVER_PORT
+        )
+        return gateway_routes.public_address(self.gateway_url)
+
+    def _dataset_folders(self, info: ProjectInfo) -> dict[str, str]:
+        """The node folders of the project's encrypted versions, unlocked read-only now
+        (by :func:`pods.dataset_key`); clear versions keep their registered folder."""
+        source = dict(self.dataset_volume_source)
+        folders: dict[str, str] = {}
+        for ds in info.datasets:
+            if not at_rest.is_encrypted(ds.location):
+                continue
+            if not pods.is_node_folder(source):
+                # Unlocked on this host, it would not be on the share the volume names.
+                raise CleanroomError(
+                    f"dataset {ds.name} {ds.version} is encrypted at rest by the clean room, "
+                    "which only a hostPath dataset volume source (one node) can serve; on a "
+                    "cluster the library's share must be encrypted by its storage layer "
+                    "(docs/kubernetes.md)"
+                )
+            folder = at_rest.unlocked_folder(ds.location, ds.name, ds.version)
+            folders[pods.dataset_key(ds.name, ds.version)] = str(folder)
+        return folders
+
+    async def stop(self, now: bool = False) -> None:
+        """Stop the pod, drop its gateway route, and lock the dataset versions that no
+        workspace on this node mounts any more."""
+        await super().stop(now=now)
+        if self.gateway_url:
+            await gateway_routes.unregister(self)
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, at_rest.lock_unused)
+        except CleanroomError as exc:
+            self.log.warning(
+                "Datasets stay unlocked after %s/%s: %s", self.user.name, self.name, exc
+            )
+
+    # -- state: the server secret survives a hub restart ---------------------------
+    server_secret: str = ""
+
+    def get_state(self) -> dict[str, Any]:
+        """KubeSpawner's state, plus this start's server secret (for the gateway)."""
+        state = dict(super().get_state())
+        if self.server_secret:
+            state["server_secret"] = self.server_secret
+        return state
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """KubeSpawner's state, plus the server secret of the running start."""
+        super().load_state(state)
+        self.server_secret = state.get("server_secret", "")
+
+    def clear_state(self) -> None:
+        """Forget the pod's server secret (the next start makes a new one)."""
+        super().clear_state()
+        self.server_secret = ""
 
     def _decide(self, project: str) -> tuple[ProjectInfo, quotas.QuotaTier]:
         # Verified, trained, active (cleanroom.registry.people): the refusal says why.
         shared_people(self.registry).check_may_start(self.user.name)
         info = self.registry.workspace_plan(self.user.name, project)
+        if is_restricted(info):
+            # Fail closed: the viewer that sends only pixels runs on Docker only.
+            raise CleanroomError(
+                f"project {info.name!r} runs in restricted mode (the researcher sees "
+                "pixels only), which the Kubernetes backend does not offer"
+            )
         if not self.hub_ip:
             raise CleanroomError(
                 "CleanroomKubeSpawner.hub_ip ($CLEANROOM_K8S_HUB_IP) is not set: "
@@ -328,21 +430,46 @@ class CleanroomKubeSpawner(KubeSpawner):
                         raise
                 await asyncio.sleep(0.2)
 
-    async def ensure_storage(self, plan: pods.PodPlan) -> None:
+    async def ensure_storage(
+        self, plan: pods.PodPlan, folders: dict[str, str] | None = None
+    ) -> None:
         """The workspace's claims, and the volumes they bind to (datasets always; work and
-        project folders only for ``folder_storage = hostpath``)."""
+        project folders only for ``folder_storage = hostpath``). ``folders``: where
+        encrypted dataset versions are unlocked (see ``_dataset_folders``)."""
         await self.ensure_namespace()
         static = self.folder_storage == "hostpath"
-        volumes = pods.dataset_volumes(plan, dict(self.dataset_volume_source))
+        datasets = pods.dataset_volumes(plan, dict(self.dataset_volume_source), folders)
+        for volume in datasets:
+            await self._ensure_dataset_volume(volume)
         if static:
             await asyncio.get_running_loop().run_in_executor(None, self._make_folders, plan)
-            volumes += pods.folder_volumes(plan, self.workspaces_root)
-        for volume in volumes:
-            await self._create(self.api.create_persistent_volume, volume)
+            for volume in pods.folder_volumes(plan, self.workspaces_root):
+                await self._create(self.api.create_persistent_volume, volume)
         storage_class = self.storage_class or None
         for claim in pods.claims(plan, self.namespace, storage_class, static=static):
             await self._create(
                 self.api.create_namespaced_persistent_volume_claim, self.namespace, claim
+            )
+
+    async def _ensure_dataset_volume(self, volume: dict[str, Any]) -> None:
+        """A dataset version's volume; one made before with another source is refused
+        (a pod would mount a folder that is no longer the version's)."""
+        name = volume["metadata"]["name"]
+        try:
+            await self.api.create_persistent_volume(volume)
+            return
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+        found = await self.api.read_persistent_volume(name)
+        existing = self.api.api_client.sanitize_for_serialization(found)
+        if not pods.same_volume_source(volume, existing):
+            raise refuse(
+                CleanroomError(
+                    f"the PersistentVolume {name} of a dataset names a folder that is no "
+                    "longer the version's (encrypted at rest since?): an operator deletes "
+                    "it and its claims once no workspace uses them"
+                )
             )
 
     def _make_folders(self, plan: pods.PodPlan) -> None:
@@ -409,6 +536,9 @@ class CleanroomKubeSpawner(KubeSpawner):
                 env["NVIDIA_VISIBLE_DEVICES"] = "void"
         if self.airlock_submit_port:
             env["CLEANROOM_AIRLOCK_URL"] = f"http://{self.hub_ip}:{self.airlock_submit_port}"
+        if self.server_secret:
+            # The workspace extension signs every answer with it (cleanroom_workspace.proof).
+            env[proof.SECRET_ENV] = self.server_secret
         return env
 
     def get_args(self) -> list[str]:

@@ -233,18 +233,33 @@ def opened(
     locked again afterwards unless a workspace uses it. A wrong key fails closed
     (``KeyUnavailable``, ``WrongFolderKey``) before anything is read.
     """
+    data = unlocked_folder(location, name, version, keyring)
+    try:
+        yield data
+    finally:
+        if is_encrypted(location) and not _starting.busy():
+            storage_quota.detach_unused(image_of(location))
+
+
+def unlocked_folder(
+    location: str | Path, name: str, version: str, keyring: Keyring | None = None
+) -> Path:
+    """The folder on this host holding a version's files, readable (read-only) until
+    :func:`lock_unused` finds nothing using it any more.
+
+    A clear version is its folder as it is. An encrypted one is unlocked read-only (loop
+    device ``--read-only``, mount ``ro,noexec``): what a workspace on this host binds at
+    ``/data/<name>`` when its volume is a host folder (the Kubernetes backend's
+    hostPath). Call it inside ``with starting():`` so no stop locks it before the
+    workspace mounts it. A wrong key fails closed, as in :func:`opened`.
+    """
     if not is_encrypted(location):
-        yield Path(location)
-        return
+        return Path(location)
     image = image_of(location)
     keyring = keyring if keyring is not None else library_keyring()
     with storage_quota.locked(image):
         _, data = _unlock(image, keyring, name, version)
-    try:
-        yield data
-    finally:
-        if not _starting.busy():
-            storage_quota.detach_unused(image)
+    return data
 
 
 def workspace_volume(

@@ -128,6 +128,51 @@ def lock(image_file: Path) -> bool:
 
 
 def used_elsewhere(image_file: Path, device: str) -> bool:
-    """Whether anything but our host mount mounts the device (a workspace's volume)."""
+    """Whether anything but our host mount mounts the device (a workspace's volume).
+
+    Docker's volumes mount in this mount namespace; a Kubernetes pod's hostPath volume
+    is bound by the container runtime inside the container's own namespace, which this
+    one never sees: so every other mount namespace on the host is looked at too.
+    """
     ours = str(mountpoint(image_file))
-    return any(m != ours for m in mounts_of(device))
+    if any(m != ours for m in mounts_of(device)):
+        return True
+    return mounted_in_other_namespace(device)
+
+
+def device_number(device: str) -> str:
+    """``major:minor`` of a block device, as ``/proc/<pid>/mountinfo`` names it."""
+    rdev = os.stat(device).st_rdev
+    return f"{os.major(rdev)}:{os.minor(rdev)}"
+
+
+def mountinfo_has(mountinfo: str, number: str) -> bool:
+    """Whether a ``mountinfo`` text holds a mount of the filesystem on device ``number``
+    (its third field; a bind of a sub-folder names the same device)."""
+    for line in mountinfo.splitlines():
+        fields = line.split(" ", 3)
+        if len(fields) > 2 and fields[2] == number:
+            return True
+    return False
+
+
+def mounted_in_other_namespace(device: str) -> bool:
+    """Whether a process in another mount namespace than ours (a container) has a mount
+    of ``device``. Namespaces we may not read (not root) are skipped."""
+    number = device_number(device)
+    seen = {os.stat("/proc/self/ns/mnt").st_ino}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            namespace = os.stat(f"/proc/{pid}/ns/mnt").st_ino
+            if namespace in seen:
+                continue
+            with open(f"/proc/{pid}/mountinfo") as f:
+                text = f.read()
+        except OSError:
+            continue  # gone meanwhile, or not ours to read
+        seen.add(namespace)
+        if mountinfo_has(text, number):
+            return True
+    return False
