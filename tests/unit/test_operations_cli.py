@@ -73,7 +73,9 @@ def test_application_to_running_project_through_the_command(
     app = json.loads(out)
     assert app["status"] == "pending" and app["members"] == ["alice"]
     assert app["assessment_reference"] == "DPIA-1"
-    code, out, err = _run(capsys, "applications", "sign", str(app["id"]), "--token", TOKENS["alice"])
+    code, out, err = _run(
+        capsys, "applications", "sign", str(app["id"]), "--token", TOKENS["alice"]
+    )
     assert code == 0 and "alice signed the pledge; waiting for providers" in out, err
     code, _, err = _run(capsys, "applications", "approve", str(app["id"]), "--project", "defects")
     assert code == 2 and "no data processing assessment" in err
@@ -94,8 +96,9 @@ def test_application_to_running_project_through_the_command(
     assert code == 2 and "waits for its providers' decisions on: press-line v1 (Acme)" in err
     assert _run(capsys, "providers", "add-user", "Acme", "pat")[0] == 0
     code, out, err = _run(
-        capsys, "applications", "approve-use", str(app["id"]), "press-line", "--token", TOKENS["pat"]
-    )
+        capsys, "applications", "approve-use", str(app["id"]), "press-line",
+        "--token", TOKENS["pat"],
+    )  # fmt: skip
     assert code == 0 and "the use of press-line@v1 is approved" in out, err
     code, out, err = _run(capsys, "applications", "approve", str(app["id"]), "--project", "defects")
     assert code == 0 and "project defects created" in out, err

@@ -144,9 +144,7 @@ def _seed(gov: Governance, tmp_path: Path) -> None:
     people = People(gov.registry)
     people.record_assessment(1, reference="DPIA-1", outcome="approved", actor="olga")
     # 3: a draft to submit; 4: waiting for bob's signature; 5: waiting for its provider.
-    gov.save_draft(
-        title="Draft", purpose="p", ends_on=NEXT_YEAR, actor="alice", members=["alice"]
-    )
+    gov.save_draft(title="Draft", purpose="p", ends_on=NEXT_YEAR, actor="alice", members=["alice"])
     gov.submit_application(
         title="Unsigned", purpose="p", ends_on=NEXT_YEAR, actor="alice", members=["bob"]
     )

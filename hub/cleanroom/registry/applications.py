@@ -163,7 +163,7 @@ def application_info(a: Application) -> ApplicationInfo:
         uses=tuple(
             UseInfo(u.dataset_name, u.dataset_version, u.provider, u.status, u.decided_by,
                     u.decided_at, u.reason)
-            for u in a.uses
+            for u in sorted(a.uses, key=lambda u: u.dataset_name)
         ),
     )  # fmt: skip
 
@@ -400,7 +400,7 @@ class ApplicationWrites:
             members=_split(row.members),
             datasets=_split(row.datasets),
             ends_on=row.ends_on,
-            versions=tuple(f"{u.dataset_name}@{u.dataset_version}" for u in row.uses),
+            versions=tuple(sorted(f"{u.dataset_name}@{u.dataset_version}" for u in row.uses)),
             assessment=row.assessment_reference,
         )
 
@@ -546,7 +546,6 @@ class ApplicationWrites:
             app = _application(s, application_id)
             _check_pending(app)
             _check_independent(app, actor)
-            self.people.check_assessment(s, application_id)
             missing = set(_split(app.members)) - set(_split(app.pledge_signed_by))
             if missing:
                 raise Forbidden(f"not every member signed the pledge: {', '.join(sorted(missing))}")
@@ -557,6 +556,7 @@ class ApplicationWrites:
                     + ", ".join(f"{u.dataset_name} {u.dataset_version} ({u.provider})"
                                 for u in waiting)
                 )  # fmt: skip
+            self.people.check_assessment(s, application_id)
             if s.get(Project, project) is not None:
                 raise Conflict(f"project {project!r} exists already")
             check_images_usable(s, images)
