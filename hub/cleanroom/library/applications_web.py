@@ -133,7 +133,7 @@ def _tiers() -> list[str]:
 
 
 def _application_id(value: str) -> int:
-    if not value.isdecimal() or len(value) > 12:
+    if not re.fullmatch(r"[0-9]{1,12}", value):
         raise InvalidInput(f"{value!r} is not an application number")
     return int(value)
 
@@ -245,9 +245,9 @@ def routes(prefix: str) -> list[tuple[str, type[web.RequestHandler]]]:
     return [
         (prefix + "applications", ApplicationsHandler),
         (prefix + "applications/new", NewApplicationHandler),
-        (prefix + r"applications/(\d+)", ApplicationHandler),
+        (prefix + r"applications/([0-9]+)", ApplicationHandler),
         (
-            prefix + r"applications/(\d+)/(save|submit|sign|assess|approve|decline)",
+            prefix + r"applications/([0-9]+)/(save|submit|sign|assess|approve|decline)",
             ApplicationActionHandler,
         ),
         (prefix + "provider/applications/(approve|decline)", ProviderUseHandler),
