@@ -13,6 +13,7 @@ from cleanroom.errors import Conflict, Forbidden, InvalidInput, NotFound
 from cleanroom.registry import DatasetInfo, Registry
 from cleanroom.registry.applications import (
     PLEDGE_SHA256,
+    STAGE_MOVES,
     STAGES,
     STATUS_TRANSITIONS,
     can_see,
@@ -370,3 +371,55 @@ def test_a_registry_from_before_upgrades(any_registry: Registry) -> None:
         assert len(upgraded.journal_entries()) == count
     finally:
         upgraded.registry.db.engine.dispose()
+
+
+def test_the_domain_moves_exactly_as_the_stage_table_says(gov: Governance) -> None:
+    """Every act, in every stage it may happen in: the move it makes and the journal
+    action it writes are a row of STAGE_MOVES, and every row is made."""
+    seen: set[tuple[str, str, str, str]] = set()
+    roles = {"alice": "applicant", "olga": "operator", "pat": "provider", "rita": "provider"}
+
+    def act(who: str, app_id: int | None, do: Callable[[], Any], role: str = "") -> int:
+        before = gov.get_application(app_id).stage if app_id else "[*]"
+        result = do()
+        after = gov.get_application(result.id).stage if result else ""
+        seen.add((before, after, role or roles[who], gov.journal_entries()[-1].action))
+        return int(result.id)
+
+    def assess(app_id: int) -> Any:
+        gov.people.record_assessment(app_id, reference="R-1", outcome="approved", actor="olga")
+        return gov.get_application(app_id)
+
+    a = act("alice", None, lambda: gov.save_draft(**FIELDS, actor="alice"))
+    act("alice", a, lambda: gov.save_draft(**FIELDS, application=a, actor="alice"))
+    act("alice", a, lambda: gov.submit_draft(a, actor="alice"))
+    act("alice", a, lambda: gov.sign_pledge(a, actor="alice"), "member")
+    act("olga", a, lambda: assess(a))
+    act("bob", a, lambda: gov.sign_pledge(a, actor="bob"), "member")
+    act("olga", a, lambda: assess(a))
+    act("pat", a, lambda: gov.approve_application_use(a, "press-line", actor="pat"))
+    act("rita", a, lambda: gov.approve_application_use(a, "bolts", actor="rita"))
+    act("olga", a, lambda: assess(a))
+    act("olga", a, lambda: gov.approve_application(a, project="defects", actor="olga"))
+
+    def submit(title: str, datasets: list[str], members: tuple[str, ...] = ("alice",)) -> int:
+        fields = {**FIELDS, "title": title, "datasets": datasets, "members": list(members)}
+        return act("alice", None, lambda: gov.submit_application(**fields, actor="alice"))
+
+    def decline(app_id: int) -> None:
+        act("olga", app_id, lambda: gov.decline_application(app_id, actor="olga", reason="no"))
+
+    no_data = submit("No data", [])
+    act("alice", no_data, lambda: gov.sign_pledge(no_data, actor="alice"), "member")
+    decline(no_data)
+    decline(submit("Unsigned", ["bolts"], ("alice", "bob")))
+    by_operator, by_provider = submit("Operator says no", ["bolts"]), submit("Rita: no", ["bolts"])
+    act("alice", by_operator, lambda: gov.sign_pledge(by_operator, actor="alice"), "member")
+    act("alice", by_provider, lambda: gov.sign_pledge(by_provider, actor="alice"), "member")
+    decline(by_operator)
+    act(
+        "rita",
+        by_provider,
+        lambda: gov.decline_application_use(by_provider, "bolts", "no", actor="rita"),
+    )
+    assert seen == set(STAGE_MOVES)

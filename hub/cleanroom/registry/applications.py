@@ -70,6 +70,30 @@ STAGES = (
 """What the applicants see, in order; the three waiting stages are a submitted (pending)
 application's."""
 
+SIGNING, PROVIDERS, OPERATOR = STAGES[1:4]
+STAGE_MOVES: tuple[tuple[str, str, str, str], ...] = (
+    ("[*]", DRAFT, "applicant", "application.draft"),
+    ("[*]", SIGNING, "applicant", "application.submit"),
+    (DRAFT, DRAFT, "applicant", "application.draft"),
+    (DRAFT, SIGNING, "applicant", "application.submit"),
+    (SIGNING, SIGNING, "member", "application.sign"),
+    (SIGNING, PROVIDERS, "member", "application.sign"),  # the last signature, data wanted
+    (SIGNING, OPERATOR, "member", "application.sign"),  # the last signature, no data
+    (PROVIDERS, PROVIDERS, "provider", "application.approve_use"),  # another use waits
+    (PROVIDERS, OPERATOR, "provider", "application.approve_use"),
+    (PROVIDERS, DECLINED, "provider", "application.decline_use"),
+    (SIGNING, DECLINED, "operator", "application.decline"),
+    (PROVIDERS, DECLINED, "operator", "application.decline"),
+    (SIGNING, SIGNING, "operator", "application.assessment"),
+    (PROVIDERS, PROVIDERS, "operator", "application.assessment"),
+    (OPERATOR, OPERATOR, "operator", "application.assessment"),
+    (OPERATOR, DECLINED, "operator", "application.decline"),
+    (OPERATOR, APPROVED, "operator", "application.approve"),
+)
+"""Every move between stages: (from, to, whose act, its journal action); ``[*]`` is a new
+application. The docs' diagram is generated from it (cleanroom.registry.application_diagram)
+and a test holds the domain to it."""
+
 PLEDGE = (
     "I will use the data only for this project's stated purpose, inside the clean room. "
     "I will not try to take data out except through the airlock's reviewed releases, nor "
