@@ -34,7 +34,7 @@ def render() -> str:
         "```mermaid",
         "stateDiagram-v2",
     ]
-    lines += [f"    state \"{s}\" as {_node(s)}" for s in STAGES if " " in s]
+    lines += [f'    state "{s}" as {_node(s)}' for s in STAGES if " " in s]
     for src, dst, who, action in STAGE_MOVES:
         lines.append(f"    {_node(src)} --> {_node(dst)}: {who} ({action})")
     lines += [f"    {_node(s)} --> [*]" for s in ("approved", "declined")]
