@@ -423,3 +423,14 @@ def test_the_domain_moves_exactly_as_the_stage_table_says(gov: Governance) -> No
         lambda: gov.decline_application_use(by_provider, "bolts", "no", actor="rita"),
     )
     assert seen == set(STAGE_MOVES)
+
+
+def test_the_committed_stage_diagram_is_current() -> None:
+    from cleanroom.registry.application_diagram import DOC, render
+
+    assert DOC.read_text(encoding="utf-8") == render(), (
+        "docs/application-states.md is stale: run python -m cleanroom.registry.application_diagram"
+    )
+    for src, dst, who, action in STAGE_MOVES:
+        assert f"| {who} | `{action}` |" in render() and dst in STAGES
+        assert src == "[*]" or src in STAGES
