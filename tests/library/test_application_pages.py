@@ -136,6 +136,9 @@ def test_the_provider_decides_the_use_and_an_operator_the_application(library: L
     assert "waiting for the operator" in queue.text
     page = olga.get(f"{library.hub.library}applications/{number}", timeout=30)
     assert f"Approve application {number}" in page.text and "Record the assessment" in page.text
+    # strokes is confidential: the page says what the project needs (docs/library.md).
+    assert "quota tier small or higher, access standard, provider co-review notify" in page.text
+    assert "<option selected>standard</option>" in page.text
     _refused(library, alice, f"applications/{number}/approve", 403,
              "'alice' does not hold the operator role", project="press-dents")  # fmt: skip
     _refused(library, olga, f"applications/{number}/approve", 403,

@@ -17,8 +17,9 @@ from urllib.parse import urlencode
 
 from tornado import web
 
-from cleanroom.errors import InvalidInput
+from cleanroom.errors import InvalidInput, NotFound
 from cleanroom.library import catalogue
+from cleanroom.library.classification import Controls, combine, load_policy
 from cleanroom.library.web import LibraryHandler
 from cleanroom.registry import Registry
 from cleanroom.registry.applications import (
@@ -112,7 +113,10 @@ def application_view(
     check_may_see(app, user, roles, providers)
     people = shared_people(registry)
     operator = "operator" in roles and user != app.applicant and user not in app.members
+    controls, tier = _controls(registry, app)
     return {
+        "controls": controls,
+        "default_tier": tier,
         "application": app,
         "assessment": people.assessment(app.id),
         "may_edit": app.status == "draft" and user == app.applicant,
@@ -124,6 +128,26 @@ def application_view(
         "outcomes": OUTCOMES,
         "tiers": _tiers(),
     }
+
+
+def _controls(registry: Registry, app: ApplicationInfo) -> tuple[Controls | None, str]:
+    """The controls the wanted versions' classifications ask of the project (None when it
+    wants none), and the quota tier the approval form proposes: ``standard``, or the
+    data's lowest tier when that ranks higher."""
+    policy = load_policy()
+    versions = []
+    for use in app.uses:
+        try:
+            card = catalogue.get_card(registry, use.dataset, use.version)
+        except NotFound:  # deleted since: the approval says so
+            continue
+        versions.append((use.dataset, use.version, card.classification))
+    if not versions:
+        return None, "standard"
+    controls = combine(policy, versions)
+    low, standard = policy.tier_rank(controls.min_tier or ""), policy.tier_rank("standard")
+    higher = low is not None and standard is not None and low > standard
+    return controls, str(controls.min_tier) if higher else "standard"
 
 
 def _tiers() -> list[str]:
