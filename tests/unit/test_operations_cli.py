@@ -78,21 +78,6 @@ def test_application_to_running_project_through_the_command(
     )
     assert code == 0 and "alice signed the pledge; waiting for providers" in out, err
     code, _, err = _run(capsys, "applications", "approve", str(app["id"]), "--project", "defects")
-    assert code == 2 and "no data processing assessment" in err
-    assert (
-        _run(
-            capsys,
-            "applications",
-            "assess",
-            str(app["id"]),
-            "--reference",
-            "DPIA-1",
-            "--outcome",
-            "approved",
-        )[0]
-        == 0
-    )
-    code, _, err = _run(capsys, "applications", "approve", str(app["id"]), "--project", "defects")
     assert code == 2 and "waits for its providers' decisions on: press-line v1 (Acme)" in err
     assert _run(capsys, "providers", "add-user", "Acme", "pat")[0] == 0
     code, out, err = _run(
@@ -100,6 +85,10 @@ def test_application_to_running_project_through_the_command(
         "--token", TOKENS["pat"],
     )  # fmt: skip
     assert code == 0 and "the use of press-line@v1 is approved" in out, err
+    code, _, err = _run(capsys, "applications", "approve", str(app["id"]), "--project", "defects")
+    assert code == 2 and "no data processing assessment" in err
+    assess = ["assess", str(app["id"]), "--reference", "DPIA-1", "--outcome", "approved"]
+    assert _run(capsys, "applications", *assess)[0] == 0
     code, out, err = _run(capsys, "applications", "approve", str(app["id"]), "--project", "defects")
     assert code == 0 and "project defects created" in out, err
     assert [a.approved_by for a in Governance(seeded).approvals("defects")] == ["pat"]
