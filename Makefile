@@ -26,6 +26,7 @@ check: venv
 	.venv/bin/ruff format --check $(PY_SOURCES)
 	.venv/bin/mypy $(PY_SOURCES)
 	.venv/bin/python -m cleanroom.airlock.diagram --check
+	.venv/bin/python -m cleanroom.registry.application_diagram --check
 
 images: venv
 	@scripts/setup.sh engine

@@ -52,6 +52,7 @@ def _seed(registry: Registry, tmp: Path) -> Governance:
     for name, roles in [
         ("alice", ["researcher"]),
         ("bob", ["researcher"]),
+        ("carol", ["researcher"]),
         ("pat", ["provider"]),
         ("rita", ["provider"]),
         ("olga", ["operator"]),

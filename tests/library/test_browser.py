@@ -89,3 +89,88 @@ def test_a_researcher_finds_a_card_by_keyboard(
     assert "Press strokes of line 3" in text and "confidential" in text
     assert "Croissant (JSON-LD)" in text and MARK not in driver.page_source
     assert driver.find_element(By.ID, "quality-status").text.lower() == "verified"
+
+
+def _go(driver: Any, link: str) -> None:
+    """Follow the link named ``link`` by keyboard."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    press(driver, driver.find_element(By.LINK_TEXT, link), Keys.ENTER)
+
+
+def _button(driver: Any, label: str) -> Any:
+    from selenium.webdriver.common.by import By
+
+    return driver.find_element(By.XPATH, f"//button[normalize-space()={label!r}]")
+
+
+def _stage(driver: Any) -> str:
+    from selenium.webdriver.common.by import By
+
+    return str(driver.find_element(By.ID, "stage").text).lower()  # the style capitalises it
+
+
+def test_an_application_becomes_a_project_by_keyboard(
+    library: Library, browsers: Callable[[], Any]
+) -> None:
+    """alice applies with bob, both sign, the provider approves the use, an operator
+    records the assessment and approves: the project exists with both members."""
+    from datetime import date, timedelta
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    alice = _login(browsers, library, "alice")
+    _go(alice, "Your applications")
+    _go(alice, "Apply for a project")
+    alice.find_element(By.NAME, "title").send_keys("Furnace temperatures")
+    alice.find_element(By.NAME, "purpose").send_keys("Which stroke forces follow the furnace")
+    alice.find_element(By.NAME, "members").send_keys("alice, bob")
+    ends = (date.today() + timedelta(days=200)).isoformat()
+    alice.find_element(By.NAME, "ends_on").send_keys(ends)
+    alice.find_element(By.NAME, "assessment_reference").send_keys("DPIA-2026-031")
+    box = alice.find_element(By.CSS_SELECTOR, "input[value='strokes@v1']")
+    box.send_keys(Keys.SPACE)  # a checkbox ticks with the space bar
+    assert box.is_selected()
+    press(alice, _button(alice, "Submit"), Keys.ENTER)
+    assert "submitted" in alice.find_element(By.CLASS_NAME, "notice").text
+    number = int(alice.current_url.split("/applications/")[1].split("?")[0])
+    assert _stage(alice) == "waiting for signatures"
+    assert "I will use the data only" in alice.find_element(By.ID, "pledge").text
+    press(alice, _button(alice, "Sign the pledge"), Keys.ENTER)
+    assert _stage(alice) == "waiting for signatures"  # bob has not signed yet
+
+    bob = _login(browsers, library, "bob")
+    _go(bob, "Your applications")
+    _go(bob, str(number))
+    press(bob, _button(bob, "Sign the pledge"), Keys.ENTER)
+    assert _stage(bob) == "waiting for providers"
+
+    pat = _login(browsers, library, "pat")
+    _go(pat, "Your datasets")
+    section = pat.find_element(By.ID, f"app-{number}")
+    assert "Furnace temperatures" in section.text
+    press(pat, _button(section, f"Approve strokes for application {number}"), Keys.ENTER)
+    assert f"application {number} may use strokes" in pat.page_source
+
+    olga = _login(browsers, library, "olga")
+    _go(olga, "Applications to decide")
+    _go(olga, str(number))
+    assert _stage(olga) == "waiting for the operator"
+    reference = olga.find_element(By.NAME, "reference")
+    assert reference.get_attribute("value") == "DPIA-2026-031"  # the applicants' reference
+    press(olga, _button(olga, "Record the assessment"), Keys.ENTER)
+    assert "assessment DPIA-2026-031 recorded: approved" in olga.page_source
+    name = olga.find_element(By.NAME, "project")
+    name.send_keys("furnace-temps")
+    press(olga, name, Keys.ENTER)  # Enter in the field submits the approval
+    assert _stage(olga) == "approved"
+    assert olga.find_element(By.ID, "project").text == "furnace-temps"
+
+    project = library.registry.get_project("furnace-temps")
+    assert project.members == ("alice", "bob") and project.title == "Furnace temperatures"
+    (approval,) = library.governance.approvals("furnace-temps")
+    assert (approval.dataset, approval.approved_by, approval.current) == ("strokes", "pat", True)
+    alice.refresh()
+    assert _stage(alice) == "approved"

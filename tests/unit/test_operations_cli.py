@@ -60,8 +60,8 @@ def test_application_to_running_project_through_the_command(
         "Find defect drivers",
         "--member",
         "alice",
-        "--signed",
-        "alice",
+        "--assessment",
+        "DPIA-1",
         "--dataset",
         "press-line",
         "--ends",
@@ -72,30 +72,26 @@ def test_application_to_running_project_through_the_command(
     assert code == 0, err
     app = json.loads(out)
     assert app["status"] == "pending" and app["members"] == ["alice"]
-    code, _, err = _run(capsys, "applications", "approve", str(app["id"]), "--project", "defects")
-    assert code == 2 and "no data processing assessment" in err
-    assert (
-        _run(
-            capsys,
-            "applications",
-            "assess",
-            str(app["id"]),
-            "--reference",
-            "DPIA-1",
-            "--outcome",
-            "approved",
-        )[0]
-        == 0
+    assert app["assessment_reference"] == "DPIA-1"
+    code, out, err = _run(
+        capsys, "applications", "sign", str(app["id"]), "--token", TOKENS["alice"]
     )
-    code, out, err = _run(capsys, "applications", "approve", str(app["id"]), "--project", "defects")
-    assert code == 0, err
-    assert "waiting for the providers' approval of press-line@v1" in out
+    assert code == 0 and "alice signed the pledge; waiting for providers" in out, err
+    code, _, err = _run(capsys, "applications", "approve", str(app["id"]), "--project", "defects")
+    assert code == 2 and "waits for its providers' decisions on: press-line v1 (Acme)" in err
     assert _run(capsys, "providers", "add-user", "Acme", "pat")[0] == 0
     code, out, err = _run(
-        capsys, "--json", "datasets", "approve", "defects", "press-line", "--token", TOKENS["pat"]
-    )
-    assert code == 0, err
-    assert json.loads(out)["approved_by"] == "pat"
+        capsys, "applications", "approve-use", str(app["id"]), "press-line",
+        "--token", TOKENS["pat"],
+    )  # fmt: skip
+    assert code == 0 and "the use of press-line@v1 is approved" in out, err
+    code, _, err = _run(capsys, "applications", "approve", str(app["id"]), "--project", "defects")
+    assert code == 2 and "no data processing assessment" in err
+    assess = ["assess", str(app["id"]), "--reference", "DPIA-1", "--outcome", "approved"]
+    assert _run(capsys, "applications", *assess)[0] == 0
+    code, out, err = _run(capsys, "applications", "approve", str(app["id"]), "--project", "defects")
+    assert code == 0 and "project defects created" in out, err
+    assert [a.approved_by for a in Governance(seeded).approvals("defects")] == ["pat"]
     assert [d.name for d in seeded.workspace_plan("alice", "defects").datasets] == ["press-line"]
     code, out, _ = _run(capsys, "--json", "providers", "usage", "Acme")
     assert json.loads(out)["projects"] == ["defects"]
@@ -103,7 +99,8 @@ def test_application_to_running_project_through_the_command(
     actions = [(e["actor"], e["action"]) for e in json.loads(out)]
     assert ("alice", "application.submit") in actions
     assert ("olga", "application.approve") in actions
-    assert ("pat", "dataset.approve_use") in actions
+    assert ("alice", "application.sign") in actions
+    assert ("pat", "application.approve_use") in actions
     assert _run(capsys, "journal", "verify")[1].startswith("journal verifies")
     # A credential is never journaled.
     assert all(

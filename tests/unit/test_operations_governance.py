@@ -40,45 +40,56 @@ def gov(registry: Registry) -> Governance:
 
 
 def _apply(g: Governance, signed: list[str] | None = None) -> int:
-    """An application by alice, with an approving data processing assessment."""
+    """An application by alice, signed, with an approving data processing assessment."""
     app_id = _submit(g, signed)
     g.people.record_assessment(app_id, reference="DPIA-7", outcome="approved", actor="olga")
     return app_id
 
 
 def _submit(g: Governance, signed: list[str] | None = None) -> int:
-    return g.submit_application(
+    """alice applies with bob; each of ``signed`` (default: both) signs the pledge."""
+    app_id = g.submit_application(
         title="Defect drivers",
         purpose="Which press settings drive defects",
         datasets=["press-line"],
         members=["alice", "bob"],
-        pledge_signed_by=["alice", "bob"] if signed is None else signed,
         ends_on=NEXT_YEAR,
         actor="alice",
     ).id
+    for member in ["alice", "bob"] if signed is None else signed:
+        g.sign_pledge(app_id, actor=member)
+    return app_id
 
 
-def test_approved_application_creates_the_project_but_data_waits_for_the_provider(
+def test_approved_application_creates_the_project_with_its_providers_approvals(
     gov: Governance,
 ) -> None:
     app_id = _apply(gov)
+    with pytest.raises(Forbidden, match=r"waits for its providers' decisions on: press-line v1"):
+        gov.approve_application(app_id, project="defects", actor="olga")
+    assert gov.get_application(app_id).stage == "waiting for providers"
+    gov.approve_application_use(app_id, "press-line", actor="pat")
+    assert gov.get_application(app_id).stage == "waiting for the operator"
     decided = gov.approve_application(app_id, project="defects", actor="olga", reason="ok")
     assert (decided.status, decided.decided_by, decided.project) == ("approved", "olga", "defects")
-    assert decided.decided_at is not None
+    assert decided.decided_at is not None and decided.stage == "approved"
     reg = gov.registry
     project = reg.get_project("defects")
     assert project.members == ("alice", "bob") and project.ends_on == NEXT_YEAR
-    with pytest.raises(Forbidden, match="press-line version v1 until its provider approves"):
-        reg.workspace_plan("alice", "defects")
-    gov.approve_dataset_use("defects", "press-line", actor="pat")
+    # The provider's approval of the application's use is the project's approval.
+    (approval,) = gov.approvals("defects")
+    assert (approval.dataset, approval.version, approval.approved_by) == ("press-line", "v1", "pat")
     assert [d.name for d in reg.workspace_plan("alice", "defects").datasets] == ["press-line"]
     actions = [e.action for e in gov.journal_entries()]
-    assert actions[-4:] == [
+    assert actions[-6:] == [
         "application.submit",
+        "application.sign",
+        "application.sign",
         "application.assessment",
+        "application.approve_use",
         "application.approve",
-        "dataset.approve_use",
     ]
+    assert gov.journal_entries()[-1].detail["uses"] == ["press-line@v1:pat"]
 
 
 def test_declining_needs_a_reason_and_a_decision_is_final(gov: Governance) -> None:
@@ -109,10 +120,13 @@ def test_unsigned_pledge_blocks_approval_and_changes_nothing(gov: Governance) ->
     [
         ({"ends_on": date.today() - timedelta(days=1)}, "must end in the future"),
         ({"members": []}, "at least one member"),
-        ({"members": ["nobody"]}, "no user 'nobody'"),
+        ({"members": ["nobody"]}, "'nobody' is not a known researcher"),
+        ({"members": ["alice", "pat"]}, "'pat' is not a known researcher"),
         ({"datasets": ["nope"]}, "no dataset nope"),
+        ({"datasets": ["press-line@v9"]}, "no dataset press-line version v9"),
+        ({"datasets": ["press-line", "press-line@v1 "]}, "press-line is wanted twice"),
         ({"purpose": ""}, "title and a purpose"),
-        ({"pledge_signed_by": ["olga"]}, "only named members sign"),
+        ({"actor": "pat"}, "'pat' does not hold the researcher role"),
     ],
 )
 def test_bad_applications_are_refused(gov: Governance, change: dict, message: str) -> None:
@@ -124,9 +138,13 @@ def test_bad_applications_are_refused(gov: Governance, change: dict, message: st
         "actor": "alice",
     }
     fields.update(change)
-    with pytest.raises((InvalidInput, NotFound), match=message):
+    before = gov.journal_entries()
+    with pytest.raises((InvalidInput, NotFound, Forbidden), match=message):
         gov.submit_application(**fields)
+    with pytest.raises((InvalidInput, NotFound, Forbidden), match=message):
+        gov.save_draft(**fields)
     assert gov.list_applications() == []
+    assert gov.journal_entries() == before
 
 
 def test_only_the_datasets_provider_approves_and_revokes(gov: Governance) -> None:

@@ -139,10 +139,20 @@ def _seed(gov: Governance, tmp_path: Path) -> None:
             ends_on=NEXT_YEAR,
             actor="alice",
             members=["alice"],
-            pledge_signed_by=["alice"],
         )
+        gov.sign_pledge(len(gov.list_applications()), actor="alice")
     people = People(gov.registry)
     people.record_assessment(1, reference="DPIA-1", outcome="approved", actor="olga")
+    # 3: a draft to submit; 4: waiting for bob's signature; 5: waiting for its provider.
+    gov.save_draft(title="Draft", purpose="p", ends_on=NEXT_YEAR, actor="alice", members=["alice"])
+    gov.submit_application(
+        title="Unsigned", purpose="p", ends_on=NEXT_YEAR, actor="alice", members=["bob"]
+    )
+    gov.submit_application(
+        title="Wants data", purpose="p", ends_on=NEXT_YEAR, actor="alice", members=["alice"],
+        datasets=["press-line@v1"],
+    )  # fmt: skip
+    gov.sign_pledge(5, actor="alice")
     people.attempt("alice", "wrong password", "", "10.0.0.9")  # a failure to unlock
     source = tmp_path / "lookup.csv"
     source.write_text("code,name\n1,press\n")
@@ -222,6 +232,22 @@ RECIPES: dict[str, tuple[str, Callable[[Governance, Path], Any]]] = {
         lambda g, _: g.submit_application(
             title="Third", purpose="p", ends_on=NEXT_YEAR, actor="bob", members=["bob"]
         ),
+    ),
+    "save_draft": (
+        "application.draft",
+        lambda g, _: g.save_draft(
+            title="Another", purpose="p", ends_on=NEXT_YEAR, actor="bob", members=["bob"]
+        ),
+    ),
+    "submit_draft": ("application.submit", lambda g, _: g.submit_draft(3, actor="alice")),
+    "sign_pledge": ("application.sign", lambda g, _: g.sign_pledge(4, actor="bob")),
+    "approve_application_use": (
+        "application.approve_use",
+        lambda g, _: g.approve_application_use(5, "press-line", actor="pat"),
+    ),
+    "decline_application_use": (
+        "application.decline_use",
+        lambda g, _: g.decline_application_use(5, "press-line", "not this purpose", actor="pat"),
     ),
     "approve_application": (
         "application.approve",

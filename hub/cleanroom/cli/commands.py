@@ -59,12 +59,17 @@ def applications_submit(args: argparse.Namespace, reg: Registry) -> None:
         purpose=args.purpose,
         datasets=args.dataset or [],
         members=args.member or [],
-        pledge_signed_by=args.signed or [],
         starts_on=args.starts,
         ends_on=args.ends,
+        assessment_reference=args.assessment or "",
         actor=decider_of(args),
     )
-    _out(args, app, f"application {app.id} submitted ({app.title})")
+    _out(args, app, f"application {app.id} submitted ({app.title}); each member signs it next")
+
+
+def applications_sign(args: argparse.Namespace, reg: Registry) -> None:
+    a = Governance(reg).sign_pledge(args.id, actor=decider_of(args))
+    _out(args, a, f"application {a.id}: {decider_of(args)} signed the pledge; {a.stage}")
 
 
 def applications_list(args: argparse.Namespace, reg: Registry) -> None:
@@ -84,12 +89,14 @@ def applications_show(args: argparse.Namespace, reg: Registry) -> None:
         a,
         "\n".join(
             [
-                f"application: {a.id} ({decided})",
+                f"application: {a.id} ({decided}; {a.stage})",
                 f"title:       {a.title}",
                 f"purpose:     {a.purpose}",
                 f"members:     {', '.join(a.members)}",
                 f"pledge:      {', '.join(a.pledge_signed_by) or '-'}",
-                f"datasets:    {', '.join(a.datasets) or '-'}",
+                "datasets:    "
+                + (", ".join(f"{u.dataset}@{u.version} ({u.status})" for u in a.uses) or "-"),
+                f"assessment:  {a.assessment_reference or '-'}",
                 f"period:      {a.starts_on or 'approval'} to {a.ends_on}",
                 f"applicant:   {a.applicant} at {a.submitted_at}",
                 f"reason:      {a.reason or '-'}",
@@ -108,18 +115,17 @@ def applications_approve(args: argparse.Namespace, reg: Registry) -> None:
         images=tuple(args.image or ["notebook"]),
         reason=args.reason or "",
     )
-    waiting = reg.unapproved_datasets(args.project)
-    _out(
-        args,
-        a,
-        f"application {a.id} approved: project {a.project} created"
-        + (
-            "; waiting for the providers' approval of "
-            + ", ".join(f"{d.name}@{d.version}" for d in waiting)
-            if waiting
-            else ""
-        ),
-    )
+    _out(args, a, f"application {a.id} approved: project {a.project} created")
+
+
+def applications_decide_use(args: argparse.Namespace, reg: Registry) -> None:
+    gov, by = Governance(reg), decider_of(args)
+    if args.action == "approve-use":
+        a = gov.approve_application_use(args.id, args.dataset, actor=by)
+    else:
+        a = gov.decline_application_use(args.id, args.dataset, args.reason or "", actor=by)
+    use = next(u for u in a.uses if u.dataset == args.dataset)
+    _out(args, a, f"application {a.id}: the use of {use.dataset}@{use.version} is {use.status}")
 
 
 def applications_decline(args: argparse.Namespace, reg: Registry) -> None:
@@ -392,12 +398,25 @@ def add_verbs(verbs: Any, verb: Callable[..., Any]) -> None:
     p.add_argument("--purpose", required=True, help="what the project will find out, and why")
     p.add_argument("--dataset", action="append", help="dataset wanted (repeat)")
     p.add_argument("--member", action="append", required=True, help="named analyst (repeat)")
-    p.add_argument("--signed", action="append", help="member who signed the pledge (repeat)")
+    p.add_argument("--assessment", help="reference of the data processing assessment")
     p.add_argument("--starts", type=_date, help="start of the period, YYYY-MM-DD")
     p.add_argument("--ends", type=_date, required=True, help="end of the period, YYYY-MM-DD")
     by(p, what="the applicant, signed in")
+    p = verb(apps, "sign", "sign the pledge, as a member named on it", applications_sign)
+    p.add_argument("id", type=int)
+    by(p, what="the member, signed in")
+    for action, what in (("approve-use", "approve"), ("decline-use", "decline")):
+        p = verb(
+            apps, action, f"{what} an application's use of a dataset (its provider)",
+            applications_decide_use,
+        )  # fmt: skip
+        p.add_argument("id", type=int)
+        p.add_argument("dataset", help="the wanted dataset, by name")
+        if action == "decline-use":
+            p.add_argument("--reason", required=True, help="why the project may not use it")
+        by(p, what="the provider's user deciding")
     p = verb(apps, "list", "list applications", applications_list)
-    p.add_argument("--status", choices=["pending", "approved", "declined"])
+    p.add_argument("--status", choices=["draft", "pending", "approved", "declined"])
     p = verb(apps, "show", "show one application", applications_show)
     p.add_argument("id", type=int)
     p = verb(apps, "approve", "approve: create the project and its members", applications_approve)

@@ -27,6 +27,7 @@ from cleanroom.airlock.app import OAuthCallbackHandler
 from cleanroom.hub.cookies import cookie_options
 from cleanroom.registry.store import Registry, shared_registry
 
+from . import applications_web
 from .web import HealthHandler, NoRouteHandler, routes
 
 log = logging.getLogger("cleanroom.library")
@@ -48,7 +49,8 @@ def make_app(
         (prefix + "static/(airlock.css)", web.StaticFileHandler, {"path": str(AIRLOCK_STATIC)}),
         (prefix + "health", HealthHandler),
     ]
-    handlers += [(route, handler, shared) for route, handler in routes(prefix)]
+    pages = routes(prefix) + applications_web.routes(prefix)
+    handlers += [(route, handler, shared) for route, handler in pages]
     return web.Application(
         handlers,
         template_path=str(HERE / "templates"),

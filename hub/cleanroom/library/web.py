@@ -262,7 +262,19 @@ def provider_view(registry: Registry, user: str) -> dict[str, Any]:
         for e in governance.journal_entries()
         if e.action == "dataset.decline_use" and e.detail.get("provider") in providers
     ]
-    return {"providers": providers, "datasets": out, "declines": declines}
+    # Submitted applications that want their data; decided ones drop off (their uses'
+    # decisions stay on the application's page).
+    applications = [
+        a
+        for a in governance.list_applications("pending")
+        if any(u.provider in providers for u in a.uses)
+    ]
+    return {
+        "providers": providers,
+        "datasets": out,
+        "declines": declines,
+        "applications": applications,
+    }
 
 
 class ProviderHandler(LibraryHandler):

@@ -41,9 +41,17 @@ from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 from cleanroom import paths
 from cleanroom.errors import CleanroomError
 from cleanroom.registry import journal
-from cleanroom.registry.events import ApprovalsGrandfathered, JournalEvent, JournalHeadBuilt
+from cleanroom.registry.events import (
+    ApplicationUsesBuilt,
+    ApprovalsGrandfathered,
+    JournalEvent,
+    JournalHeadBuilt,
+)
 from cleanroom.registry.models import (
+    Application,
+    ApplicationUse,
     Base,
+    Dataset,
     DatasetApproval,
     JournalEntry,
     JournalHead,
@@ -213,6 +221,10 @@ class RegistryDatabase:
             self._grandfather_dataset_links()
         if "projects" in existing:
             self._add_access_mode_column()
+        if "applications" in existing:
+            self._add_column("applications", "assessment_reference", "VARCHAR(200)", "''")
+        if "applications" in existing and "application_uses" not in existing:
+            self._build_application_uses()
 
     def _add_access_mode_column(self) -> None:
         """Upgrade step, run when ``projects`` lacks ``access_mode`` (restricted mode).
@@ -228,6 +240,48 @@ class RegistryDatabase:
                 "ALTER TABLE projects ADD COLUMN access_mode VARCHAR(20) "
                 "NOT NULL DEFAULT 'standard'"
             )
+
+    def _add_column(self, table: str, column: str, kind: str, default: str) -> None:
+        """Upgrade step: add ``column`` to ``table`` when it lacks it (not journaled: the
+        default keeps every existing row's meaning). The same SQL runs on SQLite and
+        PostgreSQL."""
+        if column in {c["name"] for c in inspect(self.engine).get_columns(table)}:
+            return
+        with self.engine.begin() as conn:
+            conn.exec_driver_sql(
+                f"ALTER TABLE {table} ADD COLUMN {column} {kind} NOT NULL DEFAULT {default}"
+            )
+
+    def _build_application_uses(self) -> None:
+        """Upgrade step, run once when providers start deciding applications' uses.
+
+        An application still waiting for its decision gets one waiting use per wanted
+        dataset, at the newest version (what its approval linked before), so its providers
+        decide it like any new one; journaled, with the datasets no longer registered.
+        """
+        with self.write() as tx:
+            s = tx.session
+            built, missing = [], []
+            for app in s.scalars(select(Application).where(Application.status == "pending")):
+                for name in (n for n in app.datasets.split(",") if n):
+                    d = s.scalars(
+                        select(Dataset)
+                        .where(Dataset.name == name)
+                        .order_by(Dataset.registered_at.desc())
+                    ).first()
+                    if d is None:
+                        missing.append(f"{app.id}:{name}")
+                        continue
+                    app.uses.append(
+                        ApplicationUse(
+                            dataset_name=d.name, dataset_version=d.version, provider=d.provider
+                        )
+                    )
+                    built.append(f"{app.id}:{d.name}@{d.version}")
+            if built or missing:
+                tx.journal(
+                    ApplicationUsesBuilt(actor="upgrade", uses=tuple(built), missing=tuple(missing))
+                )
 
     def _build_journal_head(self) -> None:
         """Upgrade step, run once when the journal's head record is introduced.

@@ -165,10 +165,11 @@ class MemberEndSet(JournalEvent):
 
 # -- applications ----------------------------------------------------------------------
 @dataclass(frozen=True, kw_only=True)
-class ApplicationSubmitted(JournalEvent):
-    """An application for a project was submitted by ``actor`` (the applicant)."""
+class ApplicationDraftSaved(JournalEvent):
+    """The applicant (``actor``) saved a draft application, new or changed: only they see
+    it until they submit it. ``datasets``: ``name@version`` each."""
 
-    kind = "application.submit"
+    kind = "application.draft"
     subject_template = "application:{application}"
     application: int
     title: str
@@ -178,8 +179,66 @@ class ApplicationSubmitted(JournalEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ApplicationSubmitted(JournalEvent):
+    """An application for a project was submitted by ``actor`` (the applicant); from now
+    on it changes only by its members' signatures and the decisions on it. ``datasets``:
+    the names wanted (``versions``: ``name@version`` each, as the providers decide them);
+    ``assessment``: the data processing assessment's reference the applicants named."""
+
+    kind = "application.submit"
+    subject_template = "application:{application}"
+    application: int
+    title: str
+    members: tuple[str, ...]
+    datasets: tuple[str, ...]
+    ends_on: date
+    versions: tuple[str, ...] = ()
+    assessment: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class PledgeSigned(JournalEvent):
+    """A named member (``actor``) signed the pledge for the application: the text whose
+    sha256 is ``pledge`` (cleanroom.registry.applications.PLEDGE)."""
+
+    kind = "application.sign"
+    subject_template = "application:{application}"
+    application: int
+    pledge: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApplicationUseApproved(JournalEvent):
+    """The provider's user (``actor``, acting for ``provider``) approved the application's
+    use of ``dataset`` ``version``; the project created from it may use that version."""
+
+    kind = "application.approve_use"
+    subject_template = "application:{application}"
+    application: int
+    dataset: str
+    version: str
+    provider: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApplicationUseDeclined(JournalEvent):
+    """The provider's user (``actor``, acting for ``provider``) declined the application's
+    use of ``dataset`` ``version`` for ``reason``; the application is declined with it."""
+
+    kind = "application.decline_use"
+    subject_template = "application:{application}"
+    application: int
+    dataset: str
+    version: str
+    provider: str
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class ApplicationApproved(JournalEvent):
-    """An application was approved and ``project`` created from it."""
+    """An application was approved and ``project`` created from it, with its members and
+    datasets; ``uses``: ``dataset@version:by`` for each use its provider's user ``by``
+    approved on the application, now the project's approval."""
 
     kind = "application.approve"
     subject_template = "application:{application}"
@@ -188,6 +247,7 @@ class ApplicationApproved(JournalEvent):
     tier: str
     images: tuple[str, ...]
     reason: str
+    uses: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -349,6 +409,18 @@ class ApprovalsGrandfathered(JournalEvent):
     kind = "dataset.approvals.grandfathered"
     subject_template = "registry"
     links: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApplicationUsesBuilt(JournalEvent):
+    """Upgrade step: applications waiting for a decision before providers decided each
+    wanted use got one waiting use per dataset, at its newest version (``uses``:
+    ``application:dataset@version``); ``missing``: wanted datasets no longer registered."""
+
+    kind = "application.uses_built"
+    subject_template = "registry"
+    uses: tuple[str, ...]
+    missing: tuple[str, ...]
 
 
 # -- images and workspaces -------------------------------------------------------------

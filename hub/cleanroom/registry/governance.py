@@ -23,27 +23,24 @@ from sqlalchemy.orm import Session
 
 from cleanroom import paths
 from cleanroom.errors import Conflict, Forbidden, InvalidInput, NotFound
-from cleanroom.registry import events, journal, names
+from cleanroom.registry import events, journal
 from cleanroom.registry.access import check_access_mode
+from cleanroom.registry.applications import ApplicationWrites
 from cleanroom.registry.backbone import (
     BackboneWrites,
     actor_name,
     check_images_usable,
     check_known_image,
-    check_tier,
     membership_row,
 )
 from cleanroom.registry.events import JournalEvent
 from cleanroom.registry.library import LibraryWrites
 from cleanroom.registry.models import (
-    Application,
     Dataset,
     DatasetApproval,
     ImageState,
     IngressRequest,
     JournalEntry,
-    Membership,
-    Project,
     ProjectDataset,
     ProjectImage,
     ProviderAccount,
@@ -59,27 +56,6 @@ INGRESS_MAX_BYTES = 50 * 1024**2
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass(frozen=True)
-class ApplicationInfo:
-    """An application for a project and, once made, its decision."""
-
-    id: int
-    title: str
-    purpose: str
-    datasets: tuple[str, ...]
-    members: tuple[str, ...]
-    pledge_signed_by: tuple[str, ...]
-    starts_on: date | None
-    ends_on: date
-    applicant: str
-    submitted_at: datetime
-    status: str
-    decided_by: str | None
-    decided_at: datetime | None
-    reason: str
-    project: str | None
 
 
 @dataclass(frozen=True)
@@ -135,26 +111,6 @@ def _split(value: str) -> tuple[str, ...]:
     return tuple(v for v in value.split(",") if v)
 
 
-def _application_info(a: Application) -> ApplicationInfo:
-    return ApplicationInfo(
-        id=a.id,
-        title=a.title,
-        purpose=a.purpose,
-        datasets=_split(a.datasets),
-        members=_split(a.members),
-        pledge_signed_by=_split(a.pledge_signed_by),
-        starts_on=a.starts_on,
-        ends_on=a.ends_on,
-        applicant=a.applicant,
-        submitted_at=a.submitted_at,
-        status=a.status,
-        decided_by=a.decided_by,
-        decided_at=a.decided_at,
-        reason=a.reason,
-        project=a.project_name,
-    )
-
-
 def _approval_info(a: DatasetApproval) -> ApprovalInfo:
     return ApprovalInfo(
         a.project_name,
@@ -201,7 +157,7 @@ READS = (
 and takes a keyword-only ``actor`` (a test holds every write to it)."""
 
 
-class Governance(BackboneWrites, LibraryWrites):
+class Governance(ApplicationWrites, BackboneWrites, LibraryWrites):
     """The registry's one writer: every change, journaled in its own transaction."""
 
     def __init__(self, registry: Registry | None = None, people: People | None = None) -> None:
@@ -226,180 +182,6 @@ class Governance(BackboneWrites, LibraryWrites):
     _user = staticmethod(user_row)
     _project = staticmethod(project_row)
     _dataset = staticmethod(dataset_row)
-
-    # -- applications and decisions ------------------------------------------------
-    def submit_application(
-        self,
-        *,
-        title: str,
-        purpose: str,
-        ends_on: date,
-        actor: str,
-        members: list[str],
-        datasets: list[str] | None = None,
-        pledge_signed_by: list[str] | None = None,
-        starts_on: date | None = None,
-    ) -> ApplicationInfo:
-        """Record an application by ``actor`` (the applicant): title, purpose, datasets
-        wanted, members, period."""
-        applicant = _actor(actor)
-        if not title.strip() or not purpose.strip():
-            raise InvalidInput("an application needs a title and a purpose")
-        if not members:
-            raise InvalidInput("an application names at least one member")
-        today = date.today()
-        if ends_on < today:
-            raise InvalidInput(f"the period must end in the future, not on {ends_on}")
-        if starts_on and starts_on > ends_on:
-            raise InvalidInput(f"the period starts ({starts_on}) after it ends ({ends_on})")
-        datasets = list(dict.fromkeys(datasets or []))
-        members = list(dict.fromkeys(members))
-        signed = list(dict.fromkeys(pledge_signed_by or []))
-        stray = set(signed) - set(members)
-        if stray:
-            raise InvalidInput(f"only named members sign the pledge: {', '.join(sorted(stray))}")
-        with self.db.write() as tx:
-            s = tx.session
-            for member in members:
-                self._user(s, member)
-            for name in datasets:
-                self._dataset(s, name, None)
-            row = Application(
-                title=title.strip(),
-                purpose=purpose.strip(),
-                datasets=",".join(datasets),
-                members=",".join(members),
-                pledge_signed_by=",".join(signed),
-                starts_on=starts_on,
-                ends_on=ends_on,
-                applicant=applicant,
-            )
-            s.add(row)
-            s.flush()
-            tx.journal(
-                events.ApplicationSubmitted(
-                    actor=applicant,
-                    application=row.id,
-                    title=row.title,
-                    members=tuple(members),
-                    datasets=tuple(datasets),
-                    ends_on=ends_on,
-                )
-            )
-            return _application_info(row)
-
-    def list_applications(self, status: str | None = None) -> list[ApplicationInfo]:
-        """Applications, oldest first, optionally in one status."""
-        with self.db.read() as s:
-            query = select(Application).order_by(Application.id)
-            if status:
-                query = query.where(Application.status == status)
-            return [_application_info(a) for a in s.scalars(query)]
-
-    def get_application(self, application_id: int) -> ApplicationInfo:
-        """One application by number."""
-        with self.db.read() as s:
-            return _application_info(self._application(s, application_id))
-
-    @staticmethod
-    def _check_independent(app: Application, actor: str) -> None:
-        if actor == app.applicant:
-            raise Forbidden("nobody decides on their own application")
-        if actor in _split(app.members):
-            raise Forbidden(
-                f"{actor!r} is a member of application {app.id} and may not decide on it"
-            )
-
-    @staticmethod
-    def _application(s: Session, application_id: int) -> Application:
-        row = s.get(Application, application_id)
-        if row is None:
-            raise NotFound(f"there is no application {application_id}")
-        return row
-
-    def approve_application(
-        self,
-        application_id: int,
-        *,
-        project: str,
-        actor: str,
-        quota_tier: str = "standard",
-        images: tuple[str, ...] = ("notebook",),
-        reason: str = "",
-    ) -> ApplicationInfo:
-        """Approve: create the project, its members (ending with the period) and dataset
-        links (which still wait for each provider's approval).
-
-        Only an operator in standing who is neither the applicant nor a named member
-        approves, and only with an approving data processing assessment."""
-        actor = self._decider(actor, "operator", "approve applications")
-        names.project_name(project)
-        check_tier(quota_tier)  # an unknown tier is refused before anything is written
-        images = tuple(dict.fromkeys(images))
-        with self.db.write() as tx:
-            s = tx.session
-            app = self._application(s, application_id)
-            if app.status != "pending":
-                raise Conflict(f"application {application_id} is {app.status} already")
-            self._check_independent(app, actor)
-            self.people.check_assessment(s, application_id)
-            missing = set(_split(app.members)) - set(_split(app.pledge_signed_by))
-            if missing:
-                raise Forbidden(f"not every member signed the pledge: {', '.join(sorted(missing))}")
-            if s.get(Project, project) is not None:
-                raise Conflict(f"project {project!r} exists already")
-            check_images_usable(s, images)
-            row = Project(
-                name=project,
-                title=app.title,
-                quota_tier=quota_tier,
-                ends_on=app.ends_on,
-                created_by=actor,
-            )
-            row.images = [ProjectImage(image=i) for i in images]
-            row.memberships = [
-                Membership(user_name=m, added_by=actor, ends_on=app.ends_on)
-                for m in _split(app.members)
-            ]
-            row.datasets = [
-                ProjectDataset(dataset_name=d.name, dataset_version=d.version)
-                for d in (self._dataset(s, n, None) for n in _split(app.datasets))
-            ]
-            s.add(row)
-            app.status, app.decided_by, app.decided_at = "approved", actor, _now()
-            app.reason, app.project_name = reason, project
-            tx.journal(
-                events.ApplicationApproved(
-                    actor=actor,
-                    application=application_id,
-                    project=project,
-                    tier=quota_tier,
-                    images=images,
-                    reason=reason,
-                )
-            )
-            return _application_info(app)
-
-    def decline_application(
-        self, application_id: int, *, actor: str, reason: str
-    ) -> ApplicationInfo:
-        """Decline, with a reason the applicant can read (an independent operator)."""
-        actor = self._decider(actor, "operator", "decide on applications")
-        if not reason.strip():
-            raise InvalidInput("declining an application needs a reason")
-        with self.db.write() as tx:
-            app = self._application(tx.session, application_id)
-            if app.status != "pending":
-                raise Conflict(f"application {application_id} is {app.status} already")
-            self._check_independent(app, actor)
-            app.status, app.decided_by, app.decided_at = "declined", actor, _now()
-            app.reason = reason.strip()
-            tx.journal(
-                events.ApplicationDeclined(
-                    actor=actor, application=application_id, reason=reason.strip()
-                )
-            )
-            return _application_info(app)
 
     # -- end dates -----------------------------------------------------------------
     def set_project_end(self, project: str, ends_on: date | None, *, actor: str) -> None:

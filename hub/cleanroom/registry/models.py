@@ -219,6 +219,42 @@ class Application(Base):
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     reason: Mapped[str] = mapped_column(Text, default="")
     project_name: Mapped[str | None] = mapped_column(String(40))
+    # The data processing assessment the applicants name (its outcome is the operator's
+    # record, ProcessingAssessment); "" when they name none.
+    assessment_reference: Mapped[str] = mapped_column(String(200), default="")
+
+    uses: Mapped[list[ApplicationUse]] = relationship(
+        back_populates="application",
+        cascade="all, delete-orphan",
+        order_by="ApplicationUse.dataset_name",
+    )
+
+
+class ApplicationUse(Base):
+    """One dataset version an application wants, and its provider's decision on that use
+    (``waiting``, ``approved`` or ``declined``). The operator's approval turns an approved
+    use into the project's :class:`DatasetApproval`.
+
+    Dataset names are plain strings, not a foreign key: the record of what was asked and
+    decided outlives a version that retention deletes.
+    """
+
+    __tablename__ = "application_uses"
+    __table_args__ = (UniqueConstraint("application_id", "dataset_name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    application_id: Mapped[int] = mapped_column(
+        ForeignKey("applications.id", ondelete="CASCADE"), index=True
+    )
+    dataset_name: Mapped[str] = mapped_column(String(40))
+    dataset_version: Mapped[str] = mapped_column(String(32))
+    provider: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(20), default="waiting")
+    decided_by: Mapped[str | None] = mapped_column(String(32))
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    reason: Mapped[str] = mapped_column(Text, default="")
+
+    application: Mapped[Application] = relationship(back_populates="uses")
 
 
 class ProviderAccount(Base):

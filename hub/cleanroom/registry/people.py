@@ -680,6 +680,10 @@ class People:
             app = s.get(Application, application_id)
             if app is None:
                 raise NotFound(f"there is no application {application_id}")
+            if app.status == "draft":
+                raise Conflict(
+                    f"application {application_id} is a draft: it is assessed once submitted"
+                )
             if app.status != "pending":
                 raise Conflict(f"application {application_id} is {app.status} already")
             row = s.get(ProcessingAssessment, application_id)
