@@ -499,6 +499,9 @@ class WorkspaceHandler(HubOAuthenticated, WebSocketHandler):
             self.upstream.close()
             self.refuse(Refused(502, "proof", "The workspace's server could not prove it is real."))
             return
+        # Towards the workspace too, each frame at once (tornado leaves a client's
+        # stream with Nagle's algorithm on after the handshake).
+        self.upstream.protocol.set_nodelay(True)
         kernel = None
         if self.rest.startswith("api/kernels/"):
             kernel = KernelRules(self.gw.policy.websocket, self.gw.policy.http.max_image_bytes)
