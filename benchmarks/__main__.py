@@ -11,7 +11,8 @@ baseline (see ``benchmarks/plain_hub_config.py``):
 - disclosure-check throughput (``benchmarks/bench_checks.py``, the checks' own);
 - the egress gateway's overhead: contents, kernel round trip, output throughput and
   JupyterLab's page through the gateway against the plain hub's direct path
-  (``benchmarks/gateway.py``).
+  (``benchmarks/gateway.py``), and the gateway's CPU seconds and RSS with N active
+  workspaces (``benchmarks/gateway_load.py``).
 
 Writes ``benchmarks/results/<timestamp>.json`` and, unless ``--no-docs``, the tables in
 ``docs/benchmarks.md``. It reports; it never fails on time.
@@ -82,6 +83,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--gateway-loads", type=int, default=30, help="timed rounds of each gateway action"
     )
+    parser.add_argument(
+        "--gateway-workspaces",
+        type=int,
+        default=50,
+        help="active workspaces for the gateway's CPU and RSS (0: not measured)",
+    )
+    parser.add_argument(
+        "--gateway-active-seconds", type=float, default=30, help="how long they are active"
+    )
     parser.add_argument("--check-rows", type=int, default=100_000)
     parser.add_argument(
         "--quick",
@@ -107,6 +117,8 @@ def _quick(args: argparse.Namespace) -> None:
     args.airlock_sizes_mb = [1, 5]
     args.page_loads = min(args.page_loads, 3)
     args.gateway_loads = min(args.gateway_loads, 4)
+    args.gateway_workspaces = min(args.gateway_workspaces, 3)
+    args.gateway_active_seconds = min(args.gateway_active_seconds, 10)
     args.check_rows = min(args.check_rows, 5_000)
 
 
@@ -256,6 +268,16 @@ def main(argv: list[str] | None = None) -> int:
             from benchmarks import gateway
 
             result["gateway"] = _step("gateway", lambda: gateway.run(deps, args.gateway_loads))
+            cleanroom = [d for d in deps if d.kind == "cleanroom"]
+            if cleanroom and args.gateway_workspaces > 0 and "error" not in result["gateway"]:
+                from benchmarks import gateway_load
+
+                result["gateway"]["load"] = _step(
+                    "gateway load",
+                    lambda: gateway_load.run(
+                        cleanroom[0], args.gateway_workspaces, args.gateway_active_seconds
+                    ),
+                )
     finally:
         for dep in deps:
             try:

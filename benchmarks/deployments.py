@@ -99,6 +99,8 @@ class Deployment:
                 found["proxy"] = child.pid
             elif "cleanroom.airlock" in cmd:
                 found["airlock"] = child.pid
+            elif "cleanroom.gateway" in cmd:
+                found["gateway"] = child.pid
         return found
 
 

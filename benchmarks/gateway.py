@@ -105,11 +105,13 @@ def grant_budget(dep: Deployment) -> None:
 class Workspace:
     """One deployment's running workspace of the benchmark user, and timed actions on it."""
 
-    def __init__(self, dep: Deployment, client: httpx.AsyncClient) -> None:
+    def __init__(
+        self, dep: Deployment, client: httpx.AsyncClient, user: str = USER, project: str = PROJECT
+    ) -> None:
         self.dep = dep
         self.client = client
-        self.token = dep.tokens[USER]
-        self.base = f"{dep.hub.public_url}/user/{USER}/{PROJECT}"
+        self.token = dep.tokens[user]
+        self.base = f"{dep.hub.public_url}/user/{user}/{project}"
         self.kernel = ""
 
     async def prepare(self) -> None:

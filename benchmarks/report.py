@@ -172,6 +172,37 @@ def _gateway(gw: dict[str, Any]) -> list[str]:
         f"of {_s(gw.get('policy_burst_mib'))} MiB; the stream output measured (512 KiB) fits "
         "under every rate limit of both paths, so its ratio is the path's own cost.",
         "",
+        *_gateway_load(gw.get("load")),
+    ]
+
+
+def _gateway_load(load: dict[str, Any] | None) -> list[str]:
+    if not load:
+        return []
+    if "error" in load:
+        return [f"The gateway under load failed: `{load['error']}`", ""]
+    rows = [
+        ["workspaces asked / started / active", f"{load.get('workspaces_asked')} / "
+         f"{load.get('workspaces_started')} / {load.get('workspaces_active')}"],
+        ["window (s) / actions (executes + contents GETs)",
+         f"{_s(load.get('window_seconds'), 1)} / {load.get('actions')}"],
+        ["gateway CPU seconds (user + system)", _s(load.get("gateway_cpu_seconds"), 2)],
+        ["gateway CPU share of one core", _s(load.get("gateway_cpu_share"), 3)],
+        ["gateway CPU per action (ms)", _s(load.get("gateway_cpu_ms_per_action"), 2)],
+        ["gateway RSS before the workspaces started (MiB)",
+         _s(load.get("gateway_rss_before_mib"), 1)],
+        ["gateway RSS, routes registered, idle (MiB)", _s(load.get("gateway_rss_idle_mib"), 1)],
+        ["gateway RSS, highest while active (MiB)", _s(load.get("gateway_rss_peak_mib"), 1)],
+    ]  # fmt: skip
+    errors = load.get("errors") or []
+    return [
+        "Gateway under load (`benchmarks/gateway_load.py`): real workspaces, each with a "
+        "kernel websocket open and, about once a second, a small execute and a contents GET "
+        "of a 20 kB notebook, through the proxy and the gateway.",
+        "",
+        *_table(["measure", "value"], rows),
+        "",
+        *([f"Errors: {'; '.join(errors)}", ""] if errors else []),
     ]
 
 
@@ -202,8 +233,8 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 def _arguments(args: dict[str, Any]) -> str:
-    keep = ("spawns", "concurrency", "idle_seconds", "gateway_loads", "airlock_requests",
-            "check_rows", "quick")  # fmt: skip
+    keep = ("spawns", "concurrency", "idle_seconds", "gateway_loads", "gateway_workspaces",
+            "gateway_active_seconds", "airlock_requests", "check_rows", "quick")  # fmt: skip
     return " ".join(f"{k}={args[k]}" for k in keep if k in args)
 
 

@@ -53,6 +53,8 @@ def test_every_part_runs_at_tiny_sizes(tmp_path: Path) -> None:
         "--airlock-sizes-mb", "1",
         "--page-loads", "1",
         "--gateway-loads", "1",
+        "--gateway-workspaces", "2",
+        "--gateway-active-seconds", "3",
         "--check-rows", "2000",
         "--no-docs",
         "--out", str(out),
@@ -77,6 +79,9 @@ def test_every_part_runs_at_tiny_sizes(tmp_path: Path) -> None:
             assert gateway[kind][action]["n"] == 1, (kind, action)
         assert gateway[kind]["throughput"]["p50"] > 0
     assert set(gateway["ratios"]) == {"contents", "roundtrip", "page", "throughput"}
+    load = gateway["load"]
+    assert load["workspaces_active"] == 2 and not load["errors"], load
+    assert load["actions"] >= 4 and load["gateway_rss_peak_mib"] > 0
     assert result["airlock"]["submit"]["1"]["n"] > 0
     pages = result["airlock"]["pages"]
     assert pages["queue (first)"]["n"] == pages["queue (last)"]["n"] == 1

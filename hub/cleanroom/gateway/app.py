@@ -26,7 +26,8 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from tornado import web
-from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+from tornado.curl_httpclient import CurlAsyncHTTPClient
+from tornado.httpclient import HTTPClientError, HTTPRequest
 from traitlets import Integer, Unicode, default
 from traitlets.config import Application
 
@@ -74,12 +75,24 @@ class Gateway:
         self.decider = decider or GrantDecider(paths.registry_url())
         self.buckets: dict[tuple[str, str], TokenBucket] = {}
         self.tasks: set[asyncio.Task[Any]] = set()
-        self.client = AsyncHTTPClient(
-            force_instance=True,
-            max_clients=512,
-            max_body_size=policy.http.max_response_bytes,
-            max_buffer_size=policy.http.max_response_bytes,
-        )
+        self._client: CurlAsyncHTTPClient | None = None
+
+    @property
+    def client(self) -> CurlAsyncHTTPClient:
+        """The client towards workspace servers, made on first use inside the event loop
+        (libcurl's sockets are watched by the loop current when it is made).
+
+        libcurl's client: it keeps connections to each workspace server alive (tornado's
+        own client opens a new one, through a resolver thread, for every request) and
+        refuses a body over the cap as it arrives.
+        """
+        if self._client is None:
+            self._client = CurlAsyncHTTPClient(
+                force_instance=True,
+                max_clients=512,
+                max_body_size=self.policy.http.max_response_bytes,
+            )
+        return self._client
 
     def bucket(self, user: str, project: str) -> TokenBucket:
         """The output rate bucket of one researcher x project (shared by all sockets)."""
@@ -152,7 +165,7 @@ class Gateway:
         )
         try:
             reply = await self.client.fetch(request, raise_error=False)
-        except OSError:
+        except (OSError, HTTPClientError):  # no answer: refused, reset or timed out (599)
             return False
         if not (
             reply.code < 500
@@ -165,7 +178,7 @@ class Gateway:
                 page = await self.client.fetch(
                     f"{backend.viewer}/index.html", raise_error=False, request_timeout=5
                 )
-            except OSError:
+            except (OSError, HTTPClientError):
                 return False
             return page.code == 200
         return True

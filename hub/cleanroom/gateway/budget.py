@@ -72,7 +72,11 @@ class Budgets:
     def _current(self, user: str, project: str) -> Usage:
         now = int(self.clock())
         hour, day = now - now % HOUR, now - now % DAY
-        u = self.usage.setdefault((user, project), Usage(hour_start=hour, day_start=day))
+        u = self.usage.get((user, project))
+        if u is None:
+            u = self.usage[(user, project)] = Usage(hour_start=hour, day_start=day)
+        elif u.hour_start == hour and u.day_start == day:
+            return u  # the common case: nothing to close
         if u.hour_start != hour:
             if u.hour_bytes or u.exempt_bytes:
                 self.closed.append(
@@ -97,28 +101,33 @@ class Budgets:
         u = self._current(user, project)
         return self.policy.bytes_per_hour + u.granted, self.policy.bytes_per_day + u.granted
 
+    def _left(self, u: Usage) -> int:
+        hour_left = self.policy.bytes_per_hour + u.granted - u.hour_bytes
+        return max(0, min(hour_left, self.policy.bytes_per_day + u.granted - u.day_bytes))
+
     def remaining(self, user: str, project: str) -> int:
         """Bytes that may still go towards the browser now."""
-        u = self._current(user, project)
-        hour_limit, day_limit = self.limits(user, project)
-        return max(0, min(hour_limit - u.hour_bytes, day_limit - u.day_bytes))
+        return self._left(self._current(user, project))
 
     # -- spending ----------------------------------------------------------------
     def spend(self, user: str, project: str, nbytes: int, kind: str) -> bool:
         """Count ``nbytes`` if they fit the budget (True), else count nothing (False)."""
-        if nbytes > self.remaining(user, project):
-            self._current(user, project).exhausted = True
+        u = self._current(user, project)
+        if nbytes > self._left(u):
+            u.exhausted = True
             return False
-        self.force(user, project, nbytes, kind)
+        self._count(u, user, project, nbytes, kind)
         return True
 
     def force(self, user: str, project: str, nbytes: int, kind: str) -> None:
         """Count ``nbytes`` whatever the budget (tiny protocol skeletons past exhaustion)."""
-        u = self._current(user, project)
+        self._count(self._current(user, project), user, project, nbytes, kind)
+
+    def _count(self, u: Usage, user: str, project: str, nbytes: int, kind: str) -> None:
         u.hour_bytes += nbytes
         u.day_bytes += nbytes
         u.by_kind[kind] = u.by_kind.get(kind, 0) + nbytes
-        _, day_limit = self.limits(user, project)
+        day_limit = self.policy.bytes_per_day + u.granted
         if not u.alerted and u.day_bytes >= self.policy.alert_at_fraction * day_limit:
             u.alerted = True
             self.alerts.append((user, project, u.day_bytes, day_limit))

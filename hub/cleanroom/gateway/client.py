@@ -63,7 +63,10 @@ async def call(method: str, path: str, body: Any = None, *, ok: tuple[int, ...] 
     :class:`GatewayUnavailable`."""
     try:
         reply = await AsyncHTTPClient().fetch(_request(method, path, body), raise_error=False)
-    except OSError as exc:
+    except (OSError, HTTPClientError) as exc:
+        # With raise_error=False only errors that are no answer raise: a refused
+        # connection or a timeout (libcurl's client, which the hub picks when pycurl is
+        # installed, reports both as HTTP 599).
         raise GatewayUnavailable(f"the egress gateway does not answer: {exc}") from exc
     if reply.code not in ok:
         refusal = _refusal(HTTPClientError(reply.code, response=reply))

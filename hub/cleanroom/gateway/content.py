@@ -150,38 +150,46 @@ def notice(withheld: list[str]) -> str:
 
 
 def sanitize_notebook(model: dict[str, Any], blocked: frozenset[str], max_image: int) -> int:
-    """Clean every output of a notebook contents model in place; how many were changed.
+    """Clean every output of a notebook contents model in place; how many cells changed
+    (0: the model is as it came, and its bytes may go on as they are).
 
-    Cells are also marked untrusted, so JupyterLab never runs what remains.
+    Cells are also marked untrusted, so JupyterLab never runs what remains; a cell whose
+    trust was dropped counts as changed.
     """
     content = model.get("content")
     if not isinstance(content, dict):
         return 0
     changed = 0
     for cell in content.get("cells") or []:
-        if not isinstance(cell, dict):
-            continue
-        meta = cell.get("metadata")
-        if isinstance(meta, dict) and meta.get("trusted"):
-            meta["trusted"] = False
-        if cell.get("cell_type") == "markdown":
-            source = cell.get("source")
-            text = "".join(source) if isinstance(source, list) else source
-            if isinstance(text, str) and is_active(text):
-                cell["source"] = nh3.clean(text)
-                changed += 1
-        for output in cell.get("outputs") or []:
-            if (
-                isinstance(output, dict)
-                and isinstance(output.get("data"), dict)
-                and sanitize_bundle(output["data"], blocked, max_image)
-            ):
-                changed += 1
-        attachments = cell.get("attachments")
-        if isinstance(attachments, dict):
-            for bundle in attachments.values():
-                if isinstance(bundle, dict) and sanitize_bundle(bundle, blocked, max_image):
-                    changed += 1
+        if isinstance(cell, dict) and _sanitize_cell(cell, blocked, max_image):
+            changed += 1
+    return changed
+
+
+def _sanitize_cell(cell: dict[str, Any], blocked: frozenset[str], max_image: int) -> bool:
+    changed = False
+    meta = cell.get("metadata")
+    if isinstance(meta, dict) and meta.get("trusted"):
+        meta["trusted"] = False
+        changed = True
+    if cell.get("cell_type") == "markdown":
+        source = cell.get("source")
+        text = "".join(source) if isinstance(source, list) else source
+        if isinstance(text, str) and is_active(text):
+            cell["source"] = nh3.clean(text)
+            changed = True
+    for output in cell.get("outputs") or []:
+        if (
+            isinstance(output, dict)
+            and isinstance(output.get("data"), dict)
+            and sanitize_bundle(output["data"], blocked, max_image)
+        ):
+            changed = True
+    attachments = cell.get("attachments")
+    if isinstance(attachments, dict):
+        for bundle in attachments.values():
+            if isinstance(bundle, dict) and sanitize_bundle(bundle, blocked, max_image):
+                changed = True
     return changed
 
 

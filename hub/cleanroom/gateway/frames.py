@@ -19,7 +19,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from cleanroom.gateway import content, metrics
+from cleanroom.gateway import content, jsonio, metrics
 from cleanroom.gateway.messages import KernelRules, dumps
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ def parse_binary(frame: bytes) -> tuple[dict[str, Any], list[bytes]] | None:
     bounds = [*offsets, len(frame)]
     chunks = [frame[a:b] for a, b in itertools.pairwise(bounds)]
     try:
-        msg = json.loads(chunks[0].decode("utf-8"))
+        msg = jsonio.loads(chunks[0].decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         return None
     if not isinstance(msg, dict):
@@ -67,7 +67,11 @@ def dumps_binary(msg: dict[str, Any], buffers: list[bytes]) -> bytes:
 
 def frame_size(frame: Frame) -> int:
     """The bytes a frame puts on the wire (its payload)."""
-    return len(frame.encode()) if isinstance(frame, str) else len(frame)
+    if isinstance(frame, bytes):
+        return len(frame)
+    # An ASCII string (most JSON: json escapes the rest) is as long as its UTF-8 bytes,
+    # and isascii() is a flag lookup: no copy of the frame to count it.
+    return len(frame) if frame.isascii() else len(frame.encode())
 
 
 @dataclass
@@ -82,6 +86,12 @@ class SocketRules:
     path: str
     kernel: KernelRules | None = None
     noticed: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        # This socket's metric series, looked up once rather than for every frame.
+        counted = "kernel" if self.kernel is not None else self.kind
+        self.sent = metrics.BYTES.labels(self.owner, self.server, counted)
+        self.left = metrics.REMAINING.labels(self.owner, self.server)
 
     def withhold(self, reason: str) -> None:
         """Count and record a frame that does not pass."""
@@ -120,7 +130,7 @@ class SocketRules:
             msg, buffers = parsed
         else:
             try:
-                loaded = json.loads(frame)
+                loaded = jsonio.loads(frame)
             except ValueError:
                 self.withhold("content")
                 return []
@@ -141,7 +151,7 @@ class SocketRules:
             self.withhold("too_large")
             return []
         if budgets.spend(user, project, size, kind):
-            metrics.BYTES.labels(user, project, kind).inc(size)
+            self.sent.inc(size)
             return [frame]
         self.withhold("budget")
         if kind == "terminal" and "terminal" not in self.noticed:
@@ -194,9 +204,10 @@ class SocketRules:
             passing = dumps_binary(msg, buffers)
         elif withheld:
             passing = dumps(msg)
-        size = frame_size(passing)
+        if passing is not frame:
+            size = frame_size(passing)
         if budgets.spend(user, project, size, kind):
-            metrics.BYTES.labels(user, project, kind).inc(size)
+            self.sent.inc(size)
             out.append(passing)
             if withheld:
                 out.append(dumps(kr.notice(msg, content.notice(withheld)[len("[clean room] ") :])))
@@ -212,5 +223,5 @@ class SocketRules:
                 text = dumps(skeleton)
                 budgets.force(user, project, len(text), kind)
                 out.append(text)
-        metrics.REMAINING.labels(user, project).set(budgets.remaining(user, project))
+        self.left.set(budgets.remaining(user, project))
         return out

@@ -26,7 +26,7 @@ from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.iostream import StreamClosedError
 from tornado.websocket import WebSocketClosedError, WebSocketHandler, websocket_connect
 
-from cleanroom.gateway import content, metrics, pages, proof, viewer
+from cleanroom.gateway import content, jsonio, metrics, pages, proof, viewer
 from cleanroom.gateway.frames import SocketRules, frame_size
 from cleanroom.gateway.messages import KernelRules
 from cleanroom.gateway.policy import Route
@@ -353,24 +353,17 @@ class WorkspaceHandler(HubOAuthenticated, WebSocketHandler):
             if body is not None
             else (b"" if method in ("POST", "PUT", "PATCH") else None),
             follow_redirects=False,
-            decompress_response=True,
+            # No Accept-Encoding: the body arrives as the bytes the cap and budget count.
+            decompress_response=False,
             request_timeout=300,
             allow_nonstandard_methods=True,
         )
         try:
             reply = await self.gw.client.fetch(request, raise_error=False)
         except (OSError, StreamClosedError, HTTPClientError) as exc:
-            raise Refused(502, "backend", f"The workspace server did not answer ({exc}).") from exc
+            raise self._no_answer(exc) from exc
         if reply.code == 599:
-            too_big = "max_body_size" in str(reply.error) or "too large" in str(reply.error)
-            if too_big:
-                raise Refused(
-                    403,
-                    "too_large",
-                    "The answer is larger than the clean room sends to a browser "
-                    f"({self.gw.policy.http.max_response_bytes} bytes).",
-                )
-            raise Refused(502, "backend", f"The workspace server did not answer ({reply.error}).")
+            raise self._no_answer(reply.error)
         if not proof.is_valid(self.backend.secret, nonce, reply.headers.get(proof.PROOF_HEADER)):
             raise Refused(
                 502,
@@ -379,6 +372,8 @@ class WorkspaceHandler(HubOAuthenticated, WebSocketHandler):
                 "nothing of its answer was sent. Restart the workspace.",
             )
         data = reply.body or b""
+        if len(data) > self.gw.policy.http.max_response_bytes:  # the client's cap, checked
+            raise self._no_answer(Exception("max_body_size"))
         ctype = reply.headers.get("Content-Type", "")
         if self.kind == "contents" and "json" in ctype and data and method == "GET":
             data = self._check_contents(data)
@@ -412,6 +407,18 @@ class WorkspaceHandler(HubOAuthenticated, WebSocketHandler):
             self.write(data)
         self.finish()
 
+    def _no_answer(self, error: BaseException | None) -> Refused:
+        """The refusal for an upstream request that brought no answer to pass on."""
+        text = str(error)
+        if "max_body_size" in text or "too large" in text:
+            return Refused(
+                403,
+                "too_large",
+                "The answer is larger than the clean room sends to a browser "
+                f"({self.gw.policy.http.max_response_bytes} bytes).",
+            )
+        return Refused(502, "backend", f"The workspace server did not answer ({text}).")
+
     def _security_headers(self) -> None:
         host = self.request.host
         self.set_header(
@@ -435,7 +442,7 @@ class WorkspaceHandler(HubOAuthenticated, WebSocketHandler):
     def _check_contents(self, data: bytes) -> bytes:
         """Notebooks lose script-carrying outputs; base64 answers must be real images."""
         try:
-            model = json.loads(data)
+            model = jsonio.loads(data)
         except ValueError as exc:
             raise Refused(
                 502, "content", "The workspace sent an unreadable contents answer."
@@ -447,8 +454,8 @@ class WorkspaceHandler(HubOAuthenticated, WebSocketHandler):
             if content.sanitize_notebook(
                 model, rules.websocket.blocked_mime_types, rules.http.max_image_bytes
             ):
-                return json.dumps(model).encode()
-            return data
+                return jsonio.dumps_bytes(model)
+            return data  # nothing changed: the bytes as they came, not re-serialised
         if model.get("format") == "base64":
             mime = str(model.get("mimetype") or "")
             raw = content._decode_b64(model.get("content"))
@@ -492,6 +499,9 @@ class WorkspaceHandler(HubOAuthenticated, WebSocketHandler):
             self.upstream.close()
             self.refuse(Refused(502, "proof", "The workspace's server could not prove it is real."))
             return
+        # Towards the workspace too, each frame at once (tornado leaves a client's
+        # stream with Nagle's algorithm on after the handshake).
+        self.upstream.protocol.set_nodelay(True)
         kernel = None
         if self.rest.startswith("api/kernels/"):
             kernel = KernelRules(self.gw.policy.websocket, self.gw.policy.http.max_image_bytes)
@@ -521,6 +531,9 @@ class WorkspaceHandler(HubOAuthenticated, WebSocketHandler):
         await WebSocketHandler.get(self)
 
     def open(self, *args: str) -> None:
+        # Each frame goes out as soon as it is written: with Nagle's algorithm a message
+        # written right after another waits for the browser's delayed ACK (up to 40 ms).
+        self.set_nodelay(True)
         if self.viewer_path is not None:
             self.gw.spawn(self._pump_viewer())
             return

@@ -1,0 +1,136 @@
+"""The gateway's client towards workspace servers: connections kept, the answer cap kept.
+
+A real gateway (its public handlers, policy, budgets and libcurl client) in front of a
+real tornado server that answers like a workspace's (the proof header on every answer),
+both on loopback; only the hub's login is stood in for, since who may pass is not what
+is tested here (tests/gateway/test_walls.py tests that through the real hub).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cleanroom import paths
+from cleanroom.gateway import proof
+from cleanroom.gateway.app import Gateway
+from cleanroom.gateway.budget import Budgets
+from cleanroom.gateway.deciders import GrantDecider
+from cleanroom.gateway.ledger import Ledger
+from cleanroom.gateway.policy import load_policy
+from cleanroom.gateway.proxy import public_handlers
+from cleanroom.gateway.routes import Backend, RouteTable
+from tornado import web
+from tornado.httpclient import AsyncHTTPClient
+from tornado.httpserver import HTTPServer
+
+USER, PROJECT = "dave", "press-quality"
+SECRET = "s" * 64
+TOKEN = "t" * 40
+CAP = 200_000
+
+
+class _Owner:
+    """The hub's answer for the workspace's owner with a token (stands in for HubOAuth)."""
+
+    async def get_user(self, handler: Any, sync: bool = False) -> dict[str, str]:
+        handler._token_authenticated = True
+        return {"kind": "user", "name": USER}
+
+    def check_scopes(self, wanted: set[str], user: Any) -> set[str]:
+        return wanted
+
+
+class _Server(HTTPServer):
+    """Counts the connections it accepts."""
+
+    accepted = 0
+
+    def handle_stream(self, stream: Any, address: Any) -> None:
+        type(self).accepted += 1
+        super().handle_stream(stream, address)
+
+
+class _Contents(web.RequestHandler):
+    def get(self, size: str) -> None:
+        nonce = self.request.headers.get(proof.NONCE_HEADER, "")
+        self.set_header(proof.PROOF_HEADER, proof.expected_proof(SECRET, nonce))
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"type": "file", "content": "x" * int(size)}))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+async def gateway(tmp_path: Path) -> AsyncIterator[tuple[str, Gateway]]:
+    """The gateway's public URL of the workspace (and the gateway), with the workspace
+    server behind it."""
+    upstream_port, public_port = _free_port(), _free_port()
+    prefix = f"/user/{USER}/{PROJECT}"
+    upstream = _Server(web.Application([(prefix + r"/api/contents/(\d+)", _Contents)]))
+    upstream.listen(upstream_port, "127.0.0.1")
+    _Server.accepted = 0
+    policy = load_policy(paths.policies_dir())
+    policy = dataclasses.replace(
+        policy, http=dataclasses.replace(policy.http, max_response_bytes=CAP)
+    )
+    gw = Gateway(
+        policy,
+        RouteTable(None),
+        Budgets(policy.budget),
+        Ledger(),
+        hub_auth=_Owner(),
+        api_token="unused",
+        decider=GrantDecider(f"sqlite:///{tmp_path / 'unused.db'}"),
+    )
+    gw.routes.put(Backend(USER, PROJECT, f"http://127.0.0.1:{upstream_port}", TOKEN, SECRET))
+    public = HTTPServer(web.Application(public_handlers(gw), cookie_secret=b"k" * 32))
+    public.listen(public_port, "127.0.0.1")
+    yield f"http://127.0.0.1:{public_port}{prefix}", gw
+    public.stop()
+    upstream.stop()
+    gw.client.close()
+
+
+async def _get(url: str) -> Any:
+    client = AsyncHTTPClient(force_instance=True)
+    try:
+        return await client.fetch(url, raise_error=False, headers={"Authorization": "token x"})
+    finally:
+        client.close()
+
+
+async def test_requests_to_a_workspace_reuse_one_connection(
+    gateway: tuple[str, Gateway],
+) -> None:
+    url, _ = gateway
+    for _ in range(5):
+        reply = await _get(f"{url}/api/contents/1000")
+        assert reply.code == 200, reply.body
+        assert json.loads(reply.body)["content"] == "x" * 1000
+    assert _Server.accepted == 1
+
+
+async def test_an_answer_over_the_cap_is_refused_and_recorded(
+    gateway: tuple[str, Gateway],
+) -> None:
+    url, gw = gateway
+    reply = await _get(f"{url}/api/contents/{CAP}")
+    assert reply.code == 403
+    assert str(CAP) in json.loads(reply.body)["message"]
+    assert b"xxxx" not in reply.body
+    assert gw.budgets.status(USER, PROJECT)["day_bytes"] == 0
+    reasons = [detail["reason"] for _, _, detail in gw.ledger.take()]
+    assert reasons == ["too_large"]
+    # The gateway answers again after a refused answer (the connection was dropped).
+    reply = await _get(f"{url}/api/contents/10")
+    assert reply.code == 200
