@@ -16,10 +16,13 @@ import pytest
 from cleanroom.paths import repo_root
 
 from tests.ci import skip_or_fail
-from tests.integration.harness import INSTANCE, Hub, free_port
+from tests.integration.harness import INSTANCE as SUITE_INSTANCE
+from tests.integration.harness import Hub, free_port
 
 SCRIPT = repo_root() / "scripts" / "k8s.sh"
 NODE_IP = os.environ.get("CLEANROOM_K8S_NODE_IP", "10.77.0.1")
+# Its own instance: the Docker suite's hub (one per instance on a host) runs beside it.
+INSTANCE = f"{SUITE_INSTANCE}-k8s"
 NAMESPACE = f"cleanroom-{INSTANCE}"
 PROJECT = "p-alpha"
 OTHER_PROJECT = "p-beta"

@@ -22,8 +22,8 @@ from cleanroom.workspace import quotas
 from kubernetes_asyncio import config
 from kubernetes_asyncio.client import ApiClient, Configuration, CoreV1Api, NetworkingV1Api
 
-from tests.integration.harness import INSTANCE, Hub
-from tests.k8s.conftest import NAMESPACE, NODE_IP, PROJECT
+from tests.integration.harness import Hub
+from tests.k8s.conftest import INSTANCE, NAMESPACE, NODE_IP, PROJECT
 
 pytestmark = pytest.mark.k8s
 T = TypeVar("T")

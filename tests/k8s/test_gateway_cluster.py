@@ -25,8 +25,8 @@ from kubernetes_asyncio.client import ApiClient, CoreV1Api
 
 from tests.gateway.helpers import execute, metric, start_kernel, usage, wait_for
 from tests.integration.deployment import DATASET
-from tests.integration.harness import INSTANCE, Hub
-from tests.k8s.conftest import PROJECT
+from tests.integration.harness import Hub
+from tests.k8s.conftest import INSTANCE, PROJECT
 from tests.k8s.test_cluster import contents, k8s, running_pod, workspace_pods
 
 pytestmark = pytest.mark.k8s
