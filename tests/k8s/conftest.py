@@ -22,7 +22,7 @@ from tests.integration.harness import Hub, free_port
 SCRIPT = repo_root() / "scripts" / "k8s.sh"
 NODE_IP = os.environ.get("CLEANROOM_K8S_NODE_IP", "10.77.0.1")
 # Its own instance: the Docker suite's hub (one per instance on a host) runs beside it.
-INSTANCE = f"{SUITE_INSTANCE}-k8s"
+INSTANCE = f"{SUITE_INSTANCE[:9]}k8s"  # 1-12 letters or digits
 NAMESPACE = f"cleanroom-{INSTANCE}"
 PROJECT = "p-alpha"
 OTHER_PROJECT = "p-beta"
