@@ -40,7 +40,7 @@ from cleanroom.registry.people import shared_people
 from cleanroom.settings import image_repository
 from cleanroom.workspace import culling, gateway_routes, quotas
 from cleanroom.workspace.folders import WORKSPACE_HOME
-from cleanroom.workspace.spawner import http_error, refuse
+from cleanroom.workspace.spawner import http_error, refuse, requested_project
 from cleanroom.workspace.spec import RESEARCHER_UID
 
 FOLDER_STORAGE = ("dynamic", "hostpath")
@@ -306,20 +306,7 @@ class CleanroomKubeSpawner(KubeSpawner):
         return info, quotas.tier(info.quota_tier)
 
     def _requested_project(self) -> str:
-        if not self.name:
-            raise http_error(
-                400,
-                "Choose a project: each workspace belongs to one project, "
-                "started at /hub/spawn/<user>/<project>.",
-            )
-        asked = (self.user_options or {}).get("project")
-        if asked not in (None, "", self.name):
-            raise http_error(
-                400,
-                f"user_options asks for project {asked!r} but this server is "
-                f"{self.name!r}; start the server named after the project",
-            )
-        return self.name
+        return requested_project(self.name, self.user_options)
 
     def _choose_image(self, info: ProjectInfo) -> str:
         """Set ``image`` to the asked image if the project allows it (else refuse)."""

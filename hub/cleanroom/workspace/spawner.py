@@ -88,6 +88,25 @@ def http_error(status: int, message: str) -> web.HTTPError:
     return error
 
 
+def requested_project(server_name: str, user_options: dict[str, Any] | None) -> str:
+    """The project a named server starts (each workspace is one project's): its name,
+    refused when missing or when ``user_options`` asks for another project."""
+    if not server_name:
+        raise http_error(
+            400,
+            "Choose a project: each workspace belongs to one project, "
+            "started at /hub/spawn/<user>/<project>.",
+        )
+    asked = (user_options or {}).get("project")
+    if asked not in (None, "", server_name):
+        raise http_error(
+            400,
+            f"user_options asks for project {asked!r} but this server is "
+            f"{server_name!r}; start the server named after the project",
+        )
+    return server_name
+
+
 def refuse(exc: CleanroomError) -> web.HTTPError:
     """Translate a domain refusal into the HTTP error JupyterHub shows the person."""
     return http_error(exc.status, str(exc))
@@ -500,20 +519,7 @@ class CleanroomSpawner(DockerSpawner):
             )
 
     def _requested_project(self) -> str:
-        if not self.name:
-            raise http_error(
-                400,
-                "Choose a project: each workspace belongs to one project, "
-                "started at /hub/spawn/<user>/<project>.",
-            )
-        asked = (self.user_options or {}).get("project")
-        if asked not in (None, "", self.name):
-            raise http_error(
-                400,
-                f"user_options asks for project {asked!r} but this server is "
-                f"{self.name!r}; start the server named after the project",
-            )
-        return self.name
+        return requested_project(self.name, self.user_options)
 
     def _check_firewall(self) -> None:
         if not self.require_firewall:
