@@ -220,3 +220,26 @@ def test_only_researchers_apply_and_forms_come_from_our_origin(library: Library)
                  timeout=30)  # fmt: skip
     assert r.status_code == 403
     assert library.governance.journal_entries() == before
+
+
+def test_its_applicant_withdraws_an_application_from_its_page(library: Library) -> None:
+    number = _signed(library, "Press dents, withdrawn", ["strokes@v1"])
+    alice, bob = library.hub.session("alice"), library.hub.session("bob")
+    page = alice.get(f"{library.hub.library}applications/{number}", timeout=30)
+    assert f"Withdraw application {number}" in page.text
+    assert "Withdraw application" not in bob.get(f"{library.hub.library}applications/{number}").text
+    _refused(library, bob, f"applications/{number}/withdraw", 403, "only its applicant withdraws")
+    r = _post(alice, library, f"applications/{number}/withdraw", reason="funding <ended>")
+    assert r.status_code == 200 and f"application {number} withdrawn" in r.text
+    assert 'id="stage">withdrawn<' in r.text and "funding &lt;ended&gt;" in r.text
+    assert "Withdraw application" not in r.text
+    _refused(library, alice, f"applications/{number}/withdraw", 409, "withdrawn already")
+    # Nothing waits on it: off the provider's list, decided on the operators'.
+    provider = library.hub.session("pat").get(f"{library.hub.library}provider", timeout=30)
+    assert f"app-{number}" not in provider.text
+    entry = library.governance.journal_entries()[-1]
+    assert (entry.action, entry.actor, entry.subject) == (
+        "application.withdraw",
+        "alice",
+        f"application:{number}",
+    )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date, timedelta
+from functools import partial
 from typing import Any
 
 import pytest
@@ -333,13 +334,56 @@ def test_a_providers_decline_declines_the_application(gov: Governance) -> None:
         gov.registry.get_project("defects")
 
 
+def test_only_its_applicant_withdraws_an_undecided_application(gov: Governance) -> None:
+    app = gov.submit_application(**FIELDS, actor="alice")
+    gov.sign_pledge(app.id, actor="bob")
+    for who in ("bob", "olga", "pat"):  # a member, an operator, a provider: not theirs
+        _unchanged(
+            gov,
+            partial(gov.withdraw_application, app.id, actor=who),
+            Forbidden,
+            "only its applicant",
+        )
+    _unchanged(gov, lambda: gov.withdraw_application(999, actor="alice"), NotFound, "999")
+    gone = gov.withdraw_application(app.id, actor="alice", reason="  funding ended ")
+    assert (gone.status, gone.stage, gone.reason, gone.decided_by) == (
+        "withdrawn",
+        "withdrawn",
+        "funding ended",
+        "alice",
+    )
+    assert gone.pledge_signed_by == ("bob",)  # what happened stays on record
+    entry = gov.journal_entries()[-1]
+    assert (entry.action, entry.actor, entry.detail["reason"]) == (
+        "application.withdraw",
+        "alice",
+        "funding ended",
+    )
+    # Final: no second withdrawal, no signature, no provider's or operator's decision.
+    for act, message in [
+        (lambda: gov.withdraw_application(app.id, actor="alice"), "withdrawn already"),
+        (lambda: gov.sign_pledge(app.id, actor="alice"), "withdrawn"),
+        (lambda: gov.approve_application_use(app.id, "bolts", actor="rita"), "withdrawn"),
+        (lambda: gov.decline_application(app.id, actor="olga", reason="x"), "withdrawn"),
+    ]:
+        _unchanged(gov, act, Conflict, message)
+    assert app.id not in {a.id for a in gov.list_applications("pending")}
+    decided = gov.submit_application(**{**FIELDS, "members": ["alice"], "datasets": []},
+                                     actor="alice")  # fmt: skip
+    gov.decline_application(decided.id, actor="olga", reason="no")
+    _unchanged(
+        gov, lambda: gov.withdraw_application(decided.id, actor="alice"), Conflict, "declined"
+    )
+
+
 def test_every_stored_status_and_stage_is_accounted_for() -> None:
-    assert set(STATUS_TRANSITIONS) == {"draft", "pending", "approved", "declined"}
+    final = {"approved", "declined", "withdrawn"}
+    assert set(STATUS_TRANSITIONS) == {"draft", "pending"} | final
     reached = {s for targets in STATUS_TRANSITIONS.values() for s in targets} | {"draft"}
     assert reached == set(STATUS_TRANSITIONS)
-    assert not STATUS_TRANSITIONS["approved"] and not STATUS_TRANSITIONS["declined"]
+    assert not any(STATUS_TRANSITIONS[s] for s in final)
     waiting = {"waiting for signatures", "waiting for providers", "waiting for the operator"}
-    assert set(STAGES) - waiting == {"draft", "approved", "declined"}
+    assert set(STAGES) - waiting == {"draft"} | final
 
 
 def test_a_registry_from_before_upgrades(any_registry: Registry) -> None:
@@ -422,6 +466,16 @@ def test_the_domain_moves_exactly_as_the_stage_table_says(gov: Governance) -> No
         by_provider,
         lambda: gov.decline_application_use(by_provider, "bolts", "no", actor="rita"),
     )
+
+    def withdraw(app_id: int) -> None:
+        act("alice", app_id, lambda: gov.withdraw_application(app_id, actor="alice"))
+
+    withdraw(act("alice", None, lambda: gov.save_draft(**FIELDS, actor="alice")))
+    withdraw(submit("Unsigned, withdrawn", ["bolts"], ("alice", "bob")))
+    for title, datasets in (("Providers wait", ["bolts"]), ("Operator waits", [])):
+        waits = submit(title, datasets)
+        act("alice", waits, partial(gov.sign_pledge, waits, actor="alice"), "member")
+        withdraw(waits)
     assert seen == set(STAGE_MOVES)
 
 

@@ -19,6 +19,7 @@ from cleanroom.cli.identity import add_credential, applications_assess
 from cleanroom.cli.output import emit, emit_rows
 from cleanroom.errors import InvalidInput
 from cleanroom.registry import Registry
+from cleanroom.registry.applications import STATUS_TRANSITIONS
 from cleanroom.registry.governance import Governance
 
 _out = emit
@@ -131,6 +132,13 @@ def applications_decide_use(args: argparse.Namespace, reg: Registry) -> None:
 def applications_decline(args: argparse.Namespace, reg: Registry) -> None:
     a = Governance(reg).decline_application(args.id, actor=decider_of(args), reason=args.reason)
     _out(args, a, f"application {a.id} declined: {a.reason}")
+
+
+def applications_withdraw(args: argparse.Namespace, reg: Registry) -> None:
+    a = Governance(reg).withdraw_application(
+        args.id, actor=decider_of(args), reason=args.reason or ""
+    )
+    _out(args, a, f"application {a.id} withdrawn")
 
 
 # -- end dates -------------------------------------------------------------------------
@@ -416,7 +424,7 @@ def add_verbs(verbs: Any, verb: Callable[..., Any]) -> None:
             p.add_argument("--reason", required=True, help="why the project may not use it")
         by(p, what="the provider's user deciding")
     p = verb(apps, "list", "list applications", applications_list)
-    p.add_argument("--status", choices=["draft", "pending", "approved", "declined"])
+    p.add_argument("--status", choices=list(STATUS_TRANSITIONS))
     p = verb(apps, "show", "show one application", applications_show)
     p.add_argument("id", type=int)
     p = verb(apps, "approve", "approve: create the project and its members", applications_approve)
@@ -444,6 +452,10 @@ def add_verbs(verbs: Any, verb: Callable[..., Any]) -> None:
     p.add_argument("id", type=int)
     p.add_argument("--reason", required=True)
     by(p, what="the operator deciding")
+    p = verb(apps, "withdraw", "withdraw your own undecided application", applications_withdraw)
+    p.add_argument("id", type=int)
+    p.add_argument("--reason", help="why (the members and the operators read it)")
+    by(p, what="the applicant, signed in")
 
     providers = verb(verbs, "providers", "data providers: accounts and how their data is used")
     providers = providers.add_subparsers(dest="action", required=True, metavar="ACTION")

@@ -122,6 +122,7 @@ def application_view(
         "may_edit": app.status == "draft" and user == app.applicant,
         "may_sign": app.status == PENDING and user in app.unsigned,
         "may_decide": operator and app.status == PENDING,
+        "may_withdraw": user == app.applicant and app.status in ("draft", PENDING),
         "versions": _usable_versions(registry) if app.status == "draft" else [],
         "chosen": {f"{u.dataset}@{u.version}" for u in app.uses},
         "pledge": PLEDGE,
@@ -177,7 +178,7 @@ class ApplicationHandler(LibraryHandler):
 
 
 class ApplicationActionHandler(LibraryHandler):
-    """An act on one application from its page: the applicant saves or submits a draft,
+    """An act on one application from its page: the applicant saves, submits or withdraws,
     a member signs, an operator records the assessment, approves or declines."""
 
     @web.authenticated
@@ -213,6 +214,10 @@ class ApplicationActionHandler(LibraryHandler):
                 )
             )
             notice = f"application {app_id} approved: project {project} exists"
+        elif action == "withdraw":
+            reason = arg("reason", "")
+            await self.run(lambda: governance.withdraw_application(app_id, reason=reason, actor=me))
+            notice = f"application {app_id} withdrawn"
         else:
             reason = arg("reason", "")
             await self.run(lambda: governance.decline_application(app_id, reason=reason, actor=me))
@@ -271,7 +276,7 @@ def routes(prefix: str) -> list[tuple[str, type[web.RequestHandler]]]:
         (prefix + "applications/new", NewApplicationHandler),
         (prefix + r"applications/([0-9]+)", ApplicationHandler),
         (
-            prefix + r"applications/([0-9]+)/(save|submit|sign|assess|approve|decline)",
+            prefix + r"applications/([0-9]+)/(save|submit|sign|assess|approve|decline|withdraw)",
             ApplicationActionHandler,
         ),
         (prefix + "provider/applications/(approve|decline)", ProviderUseHandler),

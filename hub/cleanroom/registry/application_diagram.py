@@ -11,7 +11,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from cleanroom.registry.applications import STAGE_MOVES, STAGES
+from cleanroom.registry.applications import STAGE_MOVES, STAGES, STATUS_TRANSITIONS
+
+FINAL = [s for s, targets in STATUS_TRANSITIONS.items() if not targets]
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "application-states.md"
 
@@ -37,7 +39,7 @@ def render() -> str:
     lines += [f'    state "{s}" as {_node(s)}' for s in STAGES if " " in s]
     for src, dst, who, action in STAGE_MOVES:
         lines.append(f"    {_node(src)} --> {_node(dst)}: {who} ({action})")
-    lines += [f"    {_node(s)} --> [*]" for s in ("approved", "declined")]
+    lines += [f"    {_node(s)} --> [*]" for s in FINAL]
     lines += ["```", "", "| from | to | whose act | journal action |", "|---|---|---|---|"]
     for src, dst, who, action in STAGE_MOVES:
         start = "(new)" if src == "[*]" else src

@@ -51,13 +51,16 @@ if TYPE_CHECKING:
     from cleanroom.registry.people import People
 
 DRAFT, PENDING, APPROVED, DECLINED = "draft", "pending", "approved", "declined"
+WITHDRAWN = "withdrawn"
 STATUS_TRANSITIONS: dict[str, tuple[str, ...]] = {
-    DRAFT: (DRAFT, PENDING),  # saved again by its applicant; submitted
-    PENDING: (APPROVED, DECLINED),  # the operator decides; a provider's decline ends it
+    DRAFT: (DRAFT, PENDING, WITHDRAWN),  # saved again by its applicant; submitted; withdrawn
+    PENDING: (APPROVED, DECLINED, WITHDRAWN),  # the operator decides; a provider's decline
+    # ends it; its applicant withdraws it
     APPROVED: (),
     DECLINED: (),
+    WITHDRAWN: (),
 }
-"""The stored status and where it may go: a decision is final."""
+"""The stored status and where it may go: a decision, and a withdrawal, is final."""
 
 STAGES = (
     "draft",
@@ -66,6 +69,7 @@ STAGES = (
     "waiting for the operator",
     "approved",
     "declined",
+    "withdrawn",
 )
 """What the applicants see, in order; the three waiting stages are a submitted (pending)
 application's."""
@@ -89,6 +93,10 @@ STAGE_MOVES: tuple[tuple[str, str, str, str], ...] = (
     (OPERATOR, OPERATOR, "operator", "application.assessment"),
     (OPERATOR, DECLINED, "operator", "application.decline"),
     (OPERATOR, APPROVED, "operator", "application.approve"),
+    (DRAFT, WITHDRAWN, "applicant", "application.withdraw"),
+    (SIGNING, WITHDRAWN, "applicant", "application.withdraw"),
+    (PROVIDERS, WITHDRAWN, "applicant", "application.withdraw"),
+    (OPERATOR, WITHDRAWN, "applicant", "application.withdraw"),
 )
 """Every move between stages: (from, to, whose act, its journal action); ``[*]`` is a new
 application. The docs' diagram is generated from it (cleanroom.registry.application_diagram)
@@ -648,6 +656,30 @@ class ApplicationWrites:
                 )
             )
             return application_info(app)
+
+    def withdraw_application(
+        self, application_id: int, *, actor: str, reason: str = ""
+    ) -> ApplicationInfo:
+        """The applicant withdraws their draft or undecided application (final: applying
+        again is a new application). Signatures and providers' decisions stay on record;
+        nothing waits on it any more."""
+        applicant = actor_name(actor)
+        with self.db.write() as tx:
+            row = _application(tx.session, application_id)
+            if row.applicant != applicant:
+                raise Forbidden(
+                    f"application {application_id} is not yours: only its applicant withdraws it"
+                )
+            if row.status not in (DRAFT, PENDING):
+                raise Conflict(f"application {application_id} is {row.status} already")
+            row.status, row.decided_by, row.decided_at = WITHDRAWN, applicant, _now()
+            row.reason = reason.strip()
+            tx.journal(
+                events.ApplicationWithdrawn(
+                    actor=applicant, application=application_id, reason=row.reason
+                )
+            )
+            return application_info(row)
 
     # -- reads -------------------------------------------------------------------------
     def list_applications(self, status: str | None = None) -> list[ApplicationInfo]:

@@ -260,6 +260,16 @@ class ApplicationDeclined(JournalEvent):
     reason: str
 
 
+@dataclass(frozen=True, kw_only=True)
+class ApplicationWithdrawn(JournalEvent):
+    """Its applicant withdrew an application (``reason``: theirs, may be empty)."""
+
+    kind = "application.withdraw"
+    subject_template = "application:{application}"
+    application: int
+    reason: str
+
+
 # -- datasets and providers ------------------------------------------------------------
 @dataclass(frozen=True, kw_only=True)
 class DatasetRegistered(JournalEvent):
