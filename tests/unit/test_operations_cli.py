@@ -200,3 +200,31 @@ def test_ingress_through_the_command(
     # Delivered into the encrypted incoming folder (cleanroom.workspace.incoming).
     workspaces = Path(seeded.url.removeprefix("sqlite:///")).parent / "workspaces"
     assert incoming.read_bytes("defects", "codes.csv", root=workspaces) == b"a,b\n"
+
+
+def test_provider_accounts_are_listed_and_removed_and_applications_withdrawn(
+    seeded: Registry, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _run(capsys, "providers", "add-user", "Acme", "pat")[0] == 0
+    code, out, _ = _run(capsys, "providers", "accounts", "Acme")
+    assert code == 0 and out.startswith("Acme\tpat\tprincipal\tsince ")
+    code, _, err = _run(
+        capsys, "providers", "remove-user", "Acme", "pat", "--token", TOKENS["alice"]
+    )
+    assert code == 2 and "provider" in err  # a researcher removes nobody
+    code, out, err = _run(capsys, "providers", "remove-user", "Acme", "pat")
+    assert code == 0 and "pat no longer acts for Acme" in out, err
+    assert json.loads(_run(capsys, "--json", "providers", "accounts")[1]) == []
+    code, out, err = _run(
+        capsys, "--json", "applications", "submit", "--title", "T", "--purpose", "p",
+        "--member", "alice", "--ends", NEXT_YEAR, "--token", TOKENS["alice"],
+    )  # fmt: skip
+    number = str(json.loads(out)["id"])
+    code, _, err = _run(capsys, "applications", "withdraw", number)
+    assert code == 2 and "only its applicant withdraws it" in err
+    code, out, err = _run(
+        capsys, "applications", "withdraw", number, "--reason", "done", "--token", TOKENS["alice"]
+    )
+    assert code == 0 and f"application {number} withdrawn" in out, err
+    code, out, _ = _run(capsys, "--json", "applications", "list", "--status", "withdrawn")
+    assert [a["reason"] for a in json.loads(out)] == ["done"]

@@ -111,6 +111,7 @@ def _seed(gov: Governance, tmp_path: Path) -> None:
         ("bob", ["researcher"]),
         ("olga", ["operator"]),
         ("pat", ["provider"]),
+        ("dora", ["provider"]),
     ]:
         gov.add_user(name, roles, actor="seed")
     # Deciders in standing (verified, trained, a second factor), through the domain.
@@ -268,6 +269,18 @@ RECIPES: dict[str, tuple[str, Callable[[Governance, Path], Any]]] = {
     "set_member_end": (
         "member.end_date",
         lambda g, _: g.set_member_end("defects", "alice", NEXT_YEAR, actor="olga"),
+    ),
+    "name_provider_delegate": (
+        "provider.delegate",
+        lambda g, _: g.name_provider_delegate("Acme", "dora", actor="pat"),
+    ),
+    "remove_provider_account": (
+        "provider.account_remove",
+        lambda g, _: g.remove_provider_account("Acme", "pat", actor="olga"),
+    ),
+    "withdraw_application": (
+        "application.withdraw",
+        lambda g, _: g.withdraw_application(4, actor="alice", reason="no longer needed"),
     ),
     "add_provider_account": (
         "provider.account",

@@ -20,6 +20,7 @@ from cleanroom.cli.output import emit, emit_rows
 from cleanroom.errors import InvalidInput
 from cleanroom.registry import Registry
 from cleanroom.registry.applications import STATUS_TRANSITIONS
+from cleanroom.registry.delegates import ProviderAccountInfo
 from cleanroom.registry.governance import Governance
 
 _out = emit
@@ -191,6 +192,23 @@ def providers_add_user(args: argparse.Namespace, reg: Registry) -> None:
         {"provider": args.provider, "user": args.user},
         f"{args.user} acts for {args.provider}",
     )
+
+
+def providers_remove_user(args: argparse.Namespace, reg: Registry) -> None:
+    Governance(reg).remove_provider_account(args.provider, args.user, actor=decider_of(args))
+    _out(
+        args,
+        {"provider": args.provider, "user": args.user},
+        f"{args.user} no longer acts for {args.provider}",
+    )
+
+
+def providers_accounts(args: argparse.Namespace, reg: Registry) -> None:
+    def line(a: ProviderAccountInfo) -> str:
+        kind = f"delegate named by {a.delegated_by}" if a.delegate else "principal"
+        return f"{a.provider}\t{a.user}\t{kind}\tsince {a.added_at:%Y-%m-%d}"
+
+    emit_rows(args, Governance(reg).provider_accounts(args.provider), line)
 
 
 def providers_usage(args: argparse.Namespace, reg: Registry) -> None:
@@ -465,6 +483,18 @@ def add_verbs(verbs: Any, verb: Callable[..., Any]) -> None:
     p.add_argument("provider", help="the provider as named on its datasets")
     p.add_argument("user")
     by(p)
+    p = verb(
+        providers, "remove-user", "a user no longer acts for a provider (principal or delegate)",
+        providers_remove_user,
+    )  # fmt: skip
+    p.add_argument("provider")
+    p.add_argument("user")
+    by(p)
+    p = verb(
+        providers, "accounts", "who acts for providers: principals and their delegates",
+        providers_accounts,
+    )  # fmt: skip
+    p.add_argument("provider", nargs="?", help="one provider (default: every one)")
     p = verb(
         providers,
         "usage",

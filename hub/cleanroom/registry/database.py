@@ -223,6 +223,8 @@ class RegistryDatabase:
             self._add_access_mode_column()
         if "applications" in existing:
             self._add_column("applications", "assessment_reference", "VARCHAR(200)", "''")
+        if "provider_accounts" in existing:
+            self._add_column("provider_accounts", "delegated_by", "VARCHAR(32)", "''")
         if "applications" in existing and "application_uses" not in existing:
             self._build_application_uses()
 

@@ -389,6 +389,27 @@ class ProviderAccountAdded(JournalEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ProviderDelegateNamed(JournalEvent):
+    """A principal of ``provider`` (the actor) named ``user`` its delegate."""
+
+    kind = "provider.delegate"
+    subject_template = "provider:{provider}"
+    provider: str
+    user: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProviderAccountRemoved(JournalEvent):
+    """``user`` no longer acts for ``provider`` (``delegate``: whether they were one)."""
+
+    kind = "provider.account_remove"
+    subject_template = "provider:{provider}"
+    provider: str
+    user: str
+    delegate: bool
+
+
+@dataclass(frozen=True, kw_only=True)
 class DatasetUseApproved(JournalEvent):
     """The provider (``actor`` acting for ``provider``) let ``project`` use a version."""
 

@@ -33,6 +33,7 @@ from cleanroom.registry.backbone import (
     check_known_image,
     membership_row,
 )
+from cleanroom.registry.delegates import DelegateWrites
 from cleanroom.registry.events import JournalEvent
 from cleanroom.registry.library import LibraryWrites
 from cleanroom.registry.models import (
@@ -148,6 +149,7 @@ READS = (
     "approvals",
     "providers_of",
     "provider_usage",
+    "provider_accounts",
     "runs",
     "ingress_",
     "journal_",
@@ -157,7 +159,7 @@ READS = (
 and takes a keyword-only ``actor`` (a test holds every write to it)."""
 
 
-class Governance(ApplicationWrites, BackboneWrites, LibraryWrites):
+class Governance(ApplicationWrites, BackboneWrites, DelegateWrites, LibraryWrites):
     """The registry's one writer: every change, journaled in its own transaction."""
 
     def __init__(self, registry: Registry | None = None, people: People | None = None) -> None:

@@ -268,6 +268,9 @@ class ProviderAccount(Base):
     user_name: Mapped[str] = mapped_column(ForeignKey("users.name", ondelete="CASCADE"))
     added_by: Mapped[str] = mapped_column(String(32), default="")
     added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Empty for a principal (an operator granted it), else the principal who named this
+    # delegate (cleanroom.registry.delegates).
+    delegated_by: Mapped[str] = mapped_column(String(32), default="")
 
 
 class DatasetApproval(Base):
