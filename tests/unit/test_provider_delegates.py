@@ -5,6 +5,7 @@ changes nothing."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import pytest
@@ -88,10 +89,8 @@ def test_naming_a_delegate_is_refused_clearly(gov: Governance) -> None:
         ("dora", "alice", Forbidden, "provider"),  # a researcher names nobody
         ("dora", "olga", Forbidden, "provider"),  # nor does an operator: they grant accounts
     ]:
-        _unchanged(
-            gov, lambda u=user, a=actor: gov.name_provider_delegate("Acme", u, actor=a), error,
-            message,
-        )  # fmt: skip
+        act = partial(gov.name_provider_delegate, "Acme", user, actor=actor)
+        _unchanged(gov, act, error, message)
 
 
 def test_principals_remove_their_delegates_and_operators_anyone(gov: Governance) -> None:
