@@ -55,10 +55,11 @@ def _seed(registry: Registry, tmp: Path) -> Governance:
         ("carol", ["researcher"]),
         ("pat", ["provider"]),
         ("rita", ["provider"]),
+        ("dora", ["provider"]),
         ("olga", ["operator"]),
     ]:
         gov.add_user(name, roles, actor="seed")
-    for name in ("pat", "rita", "olga"):
+    for name in ("pat", "rita", "dora", "olga"):
         in_standing(registry, name)
     gov.add_provider_account("Acme", "pat", actor="olga")
     gov.add_provider_account("Bolt", "rita", actor="olga")

@@ -131,3 +131,53 @@ def test_a_form_from_another_origin_is_refused(library: Library) -> None:
     assert r.status_code == 403
     assert library.governance.journal_entries() == before
     assert get_card(library.registry, "valves", "v1").status == status == "quarantined"
+
+
+def _act(s: requests.Session, library: Library, path: str, **form: str) -> requests.Response:
+    token = _xsrf(s, f"{library.hub.library}provider")
+    return s.post(f"{library.hub.library}{path}", data={**form, "_xsrf": token}, timeout=30)
+
+
+def test_a_principal_names_a_delegate_who_acts_and_then_removes_them(library: Library) -> None:
+    rita, dora, pat = (library.hub.session(n) for n in ("rita", "dora", "pat"))
+    page = dora.get(f"{library.hub.library}provider", timeout=30)
+    assert "You do not act for any data provider" in page.text
+    page = rita.get(f"{library.hub.library}provider", timeout=30)
+    assert "Who acts for Bolt" in page.text and "Name a delegate for Bolt" in page.text
+    gov = library.governance
+
+    def refused(s: requests.Session, path: str, status: int, message: str, **form: str) -> None:
+        before = (gov.journal_entries(), gov.provider_accounts())
+        r = _act(s, library, path, **form)
+        assert r.status_code == status and message in html.unescape(r.text), r.text[:800]
+        assert (gov.journal_entries(), gov.provider_accounts()) == before
+
+    add, remove = "provider/delegates/add", "provider/delegates/remove"
+    refused(pat, add, 403, "'pat' does not act for 'Bolt'", provider="Bolt", user="dora")
+    refused(rita, add, 403, "'alice' does not hold the provider role", provider="Bolt",
+            user="alice")  # fmt: skip
+    refused(rita, add, 404, "there is no user 'nobody'", provider="Bolt", user="nobody")
+    r = _act(rita, library, add, provider="Bolt", user="dora")
+    assert r.status_code == 200 and "dora now acts for Bolt as your delegate" in r.text
+    assert "delegate, named by rita" in r.text and "Remove dora" in r.text
+    refused(rita, add, 409, "'dora' acts for 'Bolt' already", provider="Bolt", user="dora")
+    # The delegate acts for Bolt: sees its datasets, approves and revokes a use...
+    page = dora.get(f"{library.hub.library}provider", timeout=30)
+    assert "You act for Bolt" in page.text and "bolts v1" in page.text
+    assert "Name a delegate" not in page.text and "Remove rita" not in page.text
+    form = {"project": "furnace", "dataset": "bolts", "version": "v1"}
+    r = _act(dora, library, "provider/approve", **form)
+    assert r.status_code == 200 and "furnace may use bolts v1" in r.text
+    assert "Revoke furnace&#39;s use" in r.text or "Revoke furnace's use" in r.text
+    r = _act(dora, library, "provider/decline", **form, reason="the purpose changed")
+    assert r.status_code == 200 and "furnace may not use bolts v1" in r.text
+    assert not [a for a in gov.approvals("furnace") if a.dataset == "bolts" and a.current]
+    # ... but names and removes nobody.
+    refused(dora, add, 403, "only its principals", provider="Bolt", user="pat")
+    refused(dora, remove, 403, "only its principals", provider="Bolt", user="dora")
+    refused(rita, remove, 403, "only an operator removes them", provider="Bolt", user="rita")
+    r = _act(rita, library, remove, provider="Bolt", user="dora")
+    assert r.status_code == 200 and "dora no longer acts for Bolt" in r.text
+    assert [(a.user, a.delegate) for a in gov.provider_accounts("Bolt")] == [("rita", False)]
+    actions = [(e.actor, e.action) for e in gov.journal_entries() if e.subject == "provider:Bolt"]
+    assert actions[-2:] == [("rita", "provider.delegate"), ("rita", "provider.account_remove")]

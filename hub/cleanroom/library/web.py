@@ -257,6 +257,12 @@ def provider_view(registry: Registry, user: str) -> dict[str, Any]:
                     "runs": use.get("runs", []),
                 }
             )  # fmt: skip
+    accounts = governance.provider_accounts()
+    people = {
+        provider: [a for a in accounts if a.provider == provider] for provider in providers
+    }
+    principal_of = [a.provider for a in accounts if a.user == user and not a.delegate]
+    members = {p.name: p.members for p in registry.list_projects()}
     declines = [
         e
         for e in governance.journal_entries()
@@ -274,6 +280,9 @@ def provider_view(registry: Registry, user: str) -> dict[str, Any]:
         "datasets": out,
         "declines": declines,
         "applications": applications,
+        "people": people,
+        "principal_of": principal_of,
+        "members": members,
     }
 
 
@@ -310,12 +319,36 @@ class ProviderActionHandler(LibraryHandler):
             await self.run(
                 lambda: governance.decline_dataset_use(project, dataset, version, reason, actor=me)
             )
-            notice = f"{project} may not use {dataset} {version}"
+            notice = (
+                f"{project} may not use {dataset} {version}: its running workspaces with "
+                "it stop at the enforcer's next round"
+            )
         else:
             await self.run(
                 lambda: governance.accept_dataset_version(dataset, version, reason, actor=me)
             )
             notice = f"{dataset} {version} accepted"
+        self.redirect(f"{self.prefix}provider?" + urlencode({"notice": notice}))
+
+
+class ProviderDelegateHandler(LibraryHandler):
+    """A principal names or removes one of their provider's delegates."""
+
+    @web.authenticated
+    async def post(self, action: str) -> None:
+        """As the signed-in person; the domain checks they are a principal in standing."""
+        me = self.me()
+        governance = Governance(self.registry)
+        provider = self.get_body_argument("provider", "")
+        user = self.get_body_argument("user", "").strip()
+        if not provider:
+            raise InvalidInput("the form names no provider")
+        if action == "add":
+            await self.run(lambda: governance.name_provider_delegate(provider, user, actor=me))
+            notice = f"{user} now acts for {provider} as your delegate"
+        else:
+            await self.run(lambda: governance.remove_provider_account(provider, user, actor=me))
+            notice = f"{user} no longer acts for {provider}"
         self.redirect(f"{self.prefix}provider?" + urlencode({"notice": notice}))
 
 
@@ -344,4 +377,5 @@ def routes(prefix: str) -> list[tuple[str, type[web.RequestHandler]]]:
         (prefix + f"datasets/{name}/{version}/(croissant|datapackage).json", ExportHandler),
         (prefix + "provider", ProviderHandler),
         (prefix + "provider/(approve|decline|accept)", ProviderActionHandler),
+        (prefix + "provider/delegates/(add|remove)", ProviderDelegateHandler),
     ]
