@@ -258,9 +258,7 @@ def provider_view(registry: Registry, user: str) -> dict[str, Any]:
                 }
             )  # fmt: skip
     accounts = governance.provider_accounts()
-    people = {
-        provider: [a for a in accounts if a.provider == provider] for provider in providers
-    }
+    people = {provider: [a for a in accounts if a.provider == provider] for provider in providers}
     principal_of = [a.provider for a in accounts if a.user == user and not a.delegate]
     members = {p.name: p.members for p in registry.list_projects()}
     declines = [
