@@ -20,7 +20,7 @@ from tornado import web
 from cleanroom.errors import InvalidInput, NotFound
 from cleanroom.library import catalogue
 from cleanroom.library.classification import Controls, combine, load_policy
-from cleanroom.library.web import LibraryHandler
+from cleanroom.library.web import LibraryHandler, page_number
 from cleanroom.registry import Registry
 from cleanroom.registry.applications import (
     PENDING,
@@ -60,13 +60,33 @@ def application_fields(handler: web.RequestHandler) -> dict[str, Any]:
     }
 
 
-def _usable_versions(registry: Registry) -> list[catalogue.CardInfo]:
-    return [c for c in catalogue.list_cards(registry) if c.usable]
+OFFERED = 100
+"""Usable versions the application form lists (search for the others)."""
+
+
+def offered_versions(registry: Registry, q: str, chosen: set[str]) -> dict[str, Any]:
+    """What the form's "Datasets wanted" lists (``versions``): the versions already
+    chosen, then up to :data:`OFFERED` usable versions matching ``q`` (``listed``), and
+    how many match in all (``offered_total``)."""
+    found, total = catalogue.find_cards(registry, q, limit=OFFERED, usable_only=True)
+    shown = {f"{c.name}@{c.version}" for c in found}
+    extra = []
+    for item in sorted(chosen - shown):
+        name, _, version = item.partition("@")
+        try:
+            extra.append(catalogue.get_card(registry, name, version or None))
+        except (NotFound, InvalidInput):
+            continue  # the form offers what exists; the domain refuses the rest on submit
+    return {"versions": extra + found, "listed": len(found), "offered_total": total}
+
+
+def _search(handler: web.RequestHandler) -> tuple[str, set[str]]:
+    q = handler.get_query_argument("q", "").strip()[:200]
+    return q, set(handler.get_query_arguments("dataset")[:50])
 
 
 def _mine(registry: Registry, user: str) -> list[ApplicationInfo]:
-    apps = Governance(registry).list_applications()
-    return [a for a in apps if user == a.applicant or user in a.members]
+    return Governance(registry).list_applications(person=user)
 
 
 class ApplicationsHandler(LibraryHandler):
@@ -84,9 +104,11 @@ class NewApplicationHandler(LibraryHandler):
 
     @web.authenticated
     async def get(self) -> None:
-        """An empty form; the datasets offered are the catalogue's usable versions."""
-        versions = await self.run(_usable_versions, self.registry)
-        self.page("application_form.html", application=None, versions=versions, chosen=set())
+        """An empty form (``?dataset=NAME@VERSION`` chosen already, ``?q=`` words to find
+        the versions it lists); the datasets offered are the catalogue's usable versions."""
+        q, chosen = _search(self)
+        offered = await self.run(offered_versions, self.registry, q, chosen)
+        self.page("application_form.html", application=None, chosen=chosen, q=q, **offered)
 
     @web.authenticated
     async def post(self) -> None:
@@ -103,7 +125,7 @@ class NewApplicationHandler(LibraryHandler):
 
 
 def application_view(
-    registry: Registry, application_id: int, user: str, roles: frozenset[str]
+    registry: Registry, application_id: int, user: str, roles: frozenset[str], q: str = ""
 ) -> dict[str, Any]:
     """What the application's page shows ``user`` (Forbidden when it is not theirs to
     read): the application, its assessment, and what the user may do on it now."""
@@ -114,6 +136,12 @@ def application_view(
     people = shared_people(registry)
     operator = "operator" in roles and user != app.applicant and user not in app.members
     controls, tier = _controls(registry, app)
+    chosen = {f"{u.dataset}@{u.version}" for u in app.uses}
+    offered = (
+        offered_versions(registry, q, chosen)
+        if app.status == "draft"
+        else {"versions": [], "listed": 0, "offered_total": 0}
+    )
     return {
         "controls": controls,
         "default_tier": tier,
@@ -123,8 +151,9 @@ def application_view(
         "may_sign": app.status == PENDING and user in app.unsigned,
         "may_decide": operator and app.status == PENDING,
         "may_withdraw": user == app.applicant and app.status in ("draft", PENDING),
-        "versions": _usable_versions(registry) if app.status == "draft" else [],
-        "chosen": {f"{u.dataset}@{u.version}" for u in app.uses},
+        **offered,
+        "q": q,
+        "chosen": chosen,
         "pledge": PLEDGE,
         "outcomes": OUTCOMES,
         "tiers": _tiers(),
@@ -171,8 +200,9 @@ class ApplicationHandler(LibraryHandler):
     async def get(self, number: str) -> None:
         """The application, its stage and the forms the signed-in person may use."""
         me = self.me()
+        q, _ = _search(self)
         view = await self.run(
-            application_view, self.registry, _application_id(number), me, self.roles(me)
+            application_view, self.registry, _application_id(number), me, self.roles(me), q
         )
         self.page("application.html", **view)
 
@@ -247,14 +277,34 @@ class ProviderUseHandler(LibraryHandler):
         self.redirect(f"{self.prefix}provider?" + urlencode({"notice": notice}))
 
 
-def operator_view(registry: Registry) -> dict[str, Any]:
-    """The operators' list: submitted applications, those waiting for an operator first,
-    then every decided one, newest first."""
-    apps = Governance(registry).list_applications()
-    pending = [a for a in apps if a.status == PENDING]
-    pending.sort(key=lambda a: (a.stage != "waiting for the operator", a.id))
-    decided = [a for a in reversed(apps) if a.status not in (PENDING, "draft")]
-    return {"pending": pending, "decided": decided}
+OPERATOR_PAGE = 100
+"""Applications a page of the operators' lists shows."""
+DECIDED = ("approved", "declined", "withdrawn")
+
+
+def operator_view(registry: Registry, page: int = 1, decided_page: int = 1) -> dict[str, Any]:
+    """The operators' lists, a page of each: submitted applications, those waiting for an
+    operator first, then the decided (and withdrawn) ones, newest first."""
+    governance = Governance(registry)
+    queue = governance.list_application_queue()
+    start = (page - 1) * OPERATOR_PAGE
+    ids = queue[start : start + OPERATOR_PAGE]
+    by_id = {a.id: a for a in governance.list_applications(ids=ids)}
+    decided_total = governance.get_application_count(DECIDED)
+    decided_start = (decided_page - 1) * OPERATOR_PAGE
+    decided = governance.list_applications(
+        DECIDED, newest_first=True, offset=decided_start, limit=OPERATOR_PAGE
+    )
+    return {
+        "pending": [by_id[i] for i in ids if i in by_id],
+        "pending_total": len(queue),
+        "page": page,
+        "more_pending": start + OPERATOR_PAGE < len(queue),
+        "decided": decided,
+        "decided_total": decided_total,
+        "decided_page": decided_page,
+        "more_decided": decided_start + OPERATOR_PAGE < decided_total,
+    }
 
 
 class OperatorHandler(LibraryHandler):
@@ -266,7 +316,8 @@ class OperatorHandler(LibraryHandler):
         me = self.me()
         if "operator" not in self.roles(me):
             raise web.HTTPError(403, f"{me!r} does not hold the operator role")
-        self.page("operator.html", **await self.run(operator_view, self.registry))
+        page, decided = page_number(self), page_number(self, "decided")
+        self.page("operator.html", **await self.run(operator_view, self.registry, page, decided))
 
 
 def routes(prefix: str) -> list[tuple[str, type[web.RequestHandler]]]:

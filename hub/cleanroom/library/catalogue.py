@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, func, literal, or_, select
+from sqlalchemy.orm import selectinload
 
 from cleanroom.registry.models import Dataset, DatasetCard, ProjectDataset
 from cleanroom.registry.store import Registry, dataset_row
@@ -85,16 +86,73 @@ def get_card(registry: Registry, name: str, version: str | None = None) -> CardI
 
 def list_cards(registry: Registry) -> list[CardInfo]:
     """Every version's card, by dataset name and version."""
-    default: str | None = None
+    return find_cards(registry, limit=None)[0]
+
+
+def _like(word: str) -> str:
+    """``word`` as a LIKE pattern that matches it anywhere, its wildcards taken literally."""
+    escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def find_cards(
+    registry: Registry,
+    q: str = "",
+    *,
+    offset: int = 0,
+    limit: int | None = 100,
+    usable_only: bool = False,
+    providers: list[str] | None = None,
+) -> tuple[list[CardInfo], int]:
+    """One page of cards, by dataset name and version, and how many match in all.
+
+    ``q``: words that must each appear in the name, provider, description or
+    classification (case-insensitive); ``usable_only``: leave quarantined versions out;
+    ``providers``: only theirs. Filtered, counted and paged by the database, so a page
+    costs the same with ten versions stored or ten thousand.
+    """
+    default = _default_classification()
+    card_of = and_(
+        DatasetCard.dataset_name == Dataset.name, DatasetCard.dataset_version == Dataset.version
+    )
+    text = func.lower(
+        Dataset.name
+        + " "
+        + Dataset.provider
+        + " "
+        + func.coalesce(func.nullif(DatasetCard.description, ""), Dataset.description, "")
+        + " "
+        + func.coalesce(DatasetCard.classification, literal(default))
+    )
+    query = select(Dataset, DatasetCard).outerjoin(DatasetCard, card_of)
+    for word in q.lower().split():
+        query = query.where(text.like(_like(word), escape="\\"))
+    if usable_only:
+        query = query.where(
+            or_(DatasetCard.status.is_(None), DatasetCard.status.not_in(sorted(UNUSABLE)))
+        )
+    if providers is not None:
+        query = query.where(Dataset.provider.in_(providers))
     with registry.session() as s:
-        rows = {(c.dataset_name, c.dataset_version): c for c in s.scalars(select(DatasetCard))}
-        cards = []
-        for d in s.scalars(select(Dataset).order_by(Dataset.name, Dataset.version)):
-            row = rows.get((d.name, d.version))
-            if row is None and default is None:
-                default = _default_classification()
-            cards.append(_card(d, row, row.classification if row else str(default)))
-        return cards
+        total = s.scalar(select(func.count()).select_from(query.subquery())) or 0
+        page = (
+            query.order_by(Dataset.name, Dataset.version)
+            .offset(offset)
+            .limit(limit)
+            .options(selectinload(Dataset.files))
+        )
+        cards = [
+            _card(d, row, row.classification if row else default) for d, row in s.execute(page)
+        ]
+        return cards, int(total)
+
+
+def versions_of(registry: Registry, name: str) -> list[str]:
+    """The versions of dataset ``name``, in order."""
+    with registry.session() as s:
+        return list(
+            s.scalars(select(Dataset.version).where(Dataset.name == name).order_by(Dataset.version))
+        )
 
 
 def _mounted(registry: Registry, project: str) -> list[tuple[str, str, DatasetCard | None]]:

@@ -35,6 +35,14 @@ PAGE_SIZE = 100
 """Cards on one catalogue page."""
 
 
+def page_number(handler: web.RequestHandler, name: str = "page") -> int:
+    """The ``name`` query argument as a page number from 1 (InvalidInput otherwise)."""
+    value = handler.get_query_argument(name, "1")
+    if not value.isdecimal() or not 1 <= int(value) <= 1_000_000:
+        raise InvalidInput(f"{name} must be a whole number from 1, not {value!r}")
+    return int(value)
+
+
 def human_size(n: int) -> str:
     """``n`` bytes for people (KiB, MiB, GiB)."""
     size = float(n)
@@ -157,16 +165,14 @@ class CatalogueHandler(LibraryHandler):
     async def get(self) -> None:
         """The catalogue page (``?q=`` words to look for, ``?page=``)."""
         q = self.get_query_argument("q", "").strip()[:200]
-        number = self.get_query_argument("page", "1")
-        if not number.isdecimal() or not 1 <= int(number) <= 1_000_000:
-            raise InvalidInput(f"page must be a whole number from 1, not {number!r}")
-        cards = await self.run(catalogue.list_cards, self.registry)
-        found = [c for c in cards if _matches(c, q)] if q else cards
-        start = (int(number) - 1) * PAGE_SIZE
-        shown = found[start : start + PAGE_SIZE]
-        more = start + PAGE_SIZE < len(found)
-        next_url = f"{self.prefix}?" + urlencode({"q": q, "page": int(number) + 1}) if more else ""
-        self.page("catalogue.html", cards=shown, total=len(found), q=q, next_url=next_url)
+        number = page_number(self)
+        start = (number - 1) * PAGE_SIZE
+        shown, total = await self.run(
+            lambda: catalogue.find_cards(self.registry, q, offset=start, limit=PAGE_SIZE)
+        )
+        more = start + PAGE_SIZE < total
+        next_url = f"{self.prefix}?" + urlencode({"q": q, "page": number + 1}) if more else ""
+        self.page("catalogue.html", cards=shown, total=total, q=q, next_url=next_url)
 
 
 async def _card(handler: LibraryHandler, name: str, version: str) -> CardInfo:
@@ -198,11 +204,8 @@ class CardHandler(LibraryHandler):
             card=card,
             columns=cards.columns(card, roles),
             controls=controls,
-            versions=[
-                c.version for c in await self.run(catalogue.list_cards, self.registry)
-                if c.name == card.name
-            ],
-        )  # fmt: skip
+            versions=await self.run(catalogue.versions_of, self.registry, card.name),
+        )
 
 
 class ExportHandler(LibraryHandler):
@@ -228,56 +231,72 @@ class ExportHandler(LibraryHandler):
         self.finish(json.dumps(document, indent=2, sort_keys=True, default=str))
 
 
-def provider_view(registry: Registry, user: str) -> dict[str, Any]:
-    """What the providers' page shows ``user``: for each provider they act for, every
-    version with its card, the projects that mount or were approved for it (and whether
-    their use is approved now), workspace runs, and the declines on record."""
+PROVIDER_PAGE = 50
+"""Dataset versions (and applications) a page of "Your datasets" shows."""
+
+
+def _uses(use: dict[str, Any]) -> list[dict[str, Any]]:
+    current = {a.project for a in use.get("approvals", []) if a.current}
+    mounted = set(use.get("mounted_by", []))
+    return [
+        {"project": p, "approved": p in current, "mounted": p in mounted}
+        for p in sorted(mounted | current)
+    ]
+
+
+def provider_view(registry: Registry, user: str, page: int = 1, q: str = "") -> dict[str, Any]:
+    """What the providers' page shows ``user``: for the providers they act for, one page
+    of their versions (matching ``q``) with each card, the projects that mount or were
+    approved for it (whether their use is approved now, and their members), workspace
+    runs; who acts for each provider; the submitted applications that want their data;
+    and the declines on record. Read a page at a time, whatever the library holds."""
     governance = Governance(registry)
     providers = governance.providers_of(user)
-    cards = [c for c in catalogue.list_cards(registry) if c.provider in providers]
-    out: list[dict[str, Any]] = []
+    start = (page - 1) * PROVIDER_PAGE
+    cards, total = (
+        catalogue.find_cards(registry, q, offset=start, limit=PROVIDER_PAGE, providers=providers)
+        if providers
+        else ([], 0)
+    )
+    by_version: dict[tuple[str, str], dict[str, Any]] = {}
     for provider in providers:
-        try:
-            usage = governance.provider_usage(provider)
-        except NotFound:
-            usage = {"datasets": []}
-        by_version = {(d["name"], d["version"]): d for d in usage["datasets"]}
-        for card in (c for c in cards if c.provider == provider):
-            use = by_version.get((card.name, card.version), {})
-            current = {a.project for a in use.get("approvals", []) if a.current}
-            projects = sorted(set(use.get("mounted_by", [])) | current)
-            out.append(
-                {
-                    "card": card,
-                    "uses": [
-                        {"project": p, "approved": p in current,
-                         "mounted": p in use.get("mounted_by", [])}
-                        for p in projects
-                    ],
-                    "runs": use.get("runs", []),
-                }
-            )  # fmt: skip
+        versions = [(c.name, c.version) for c in cards if c.provider == provider]
+        if versions:
+            usage = governance.provider_usage(provider, versions)
+            by_version.update({(d["name"], d["version"]): d for d in usage["datasets"]})
+    out = []
+    for card in cards:
+        use = by_version.get((card.name, card.version), {})
+        out.append({"card": card, "uses": _uses(use), "runs": use.get("runs", [])})
+    projects = {u["project"] for d in out for u in d["uses"]}
+    members = {p: registry.get_project(p).members for p in sorted(projects)}
     accounts = governance.provider_accounts()
     people = {provider: [a for a in accounts if a.provider == provider] for provider in providers}
     principal_of = [a.provider for a in accounts if a.user == user and not a.delegate]
-    members = {p.name: p.members for p in registry.list_projects()}
     declines = [
         e
-        for e in governance.journal_entries()
-        if e.action == "dataset.decline_use" and e.detail.get("provider") in providers
+        for e in governance.journal_entries(action="dataset.decline_use")
+        if e.detail.get("provider") in providers
     ]
     # Submitted applications that want their data; decided ones drop off (their uses'
     # decisions stay on the application's page).
-    applications = [
-        a
-        for a in governance.list_applications("pending")
-        if any(u.provider in providers for u in a.uses)
-    ]
+    applications = (
+        governance.list_applications("pending", providers=providers, limit=PROVIDER_PAGE)
+        if providers
+        else []
+    )
     return {
         "providers": providers,
         "datasets": out,
-        "declines": declines,
+        "total": total,
+        "page": page,
+        "q": q,
+        "more": start + PROVIDER_PAGE < total,
+        "declines": declines[-PROVIDER_PAGE:][::-1],
         "applications": applications,
+        "applications_total": (
+            governance.get_application_count("pending", providers=providers) if providers else 0
+        ),
         "people": people,
         "principal_of": principal_of,
         "members": members,
@@ -290,7 +309,8 @@ class ProviderHandler(LibraryHandler):
     @web.authenticated
     async def get(self) -> None:
         """The page of the providers the signed-in person acts for."""
-        view = await self.run(provider_view, self.registry, self.me())
+        q = self.get_query_argument("q", "").strip()[:200]
+        view = await self.run(provider_view, self.registry, self.me(), page_number(self), q)
         self.page("provider.html", **view)
 
 

@@ -24,10 +24,10 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, func, or_, select
+from sqlalchemy.orm import Session, selectinload
 
 from cleanroom.errors import Conflict, Forbidden, InvalidInput, NotFound
 from cleanroom.registry import events, names
@@ -275,6 +275,29 @@ def _application(s: Session, application_id: int) -> Application:
     if row is None:
         raise NotFound(f"there is no application {application_id}")
     return row
+
+
+def _filtered(
+    query: Select[Any],
+    status: str | tuple[str, ...] | None,
+    providers: list[str] | None,
+    person: str | None,
+    ids: list[int] | None,
+) -> Select[Any]:
+    if isinstance(status, str) and status:
+        query = query.where(Application.status == status)
+    elif status:
+        query = query.where(Application.status.in_(status))
+    if providers is not None:
+        wants = select(ApplicationUse.application_id).where(ApplicationUse.provider.in_(providers))
+        query = query.where(Application.id.in_(wants))
+    if person:
+        query = query.where(
+            or_(Application.applicant == person, Application.members.contains(person))
+        )
+    if ids is not None:
+        query = query.where(Application.id.in_(ids))
+    return query
 
 
 def _check_pending(app: Application) -> None:
@@ -682,13 +705,67 @@ class ApplicationWrites:
             return application_info(row)
 
     # -- reads -------------------------------------------------------------------------
-    def list_applications(self, status: str | None = None) -> list[ApplicationInfo]:
-        """Applications, oldest first, optionally in one status."""
+    def list_applications(
+        self,
+        status: str | tuple[str, ...] | None = None,
+        *,
+        providers: list[str] | None = None,
+        person: str | None = None,
+        ids: list[int] | None = None,
+        newest_first: bool = False,
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> list[ApplicationInfo]:
+        """Applications, oldest first (or newest), optionally in a status (or several), wanting data
+        of one of ``providers``, made by or naming ``person``, or among ``ids``; one page of
+        them with ``offset`` and ``limit`` (filtered and paged by the database)."""
+        query = _filtered(select(Application), status, providers, person, ids)
+        order = Application.id.desc() if newest_first else Application.id
+        query = query.order_by(order).offset(offset).limit(limit)
         with self.db.read() as s:
-            query = select(Application).order_by(Application.id)
-            if status:
-                query = query.where(Application.status == status)
-            return [application_info(a) for a in s.scalars(query)]
+            rows = s.scalars(query.options(selectinload(Application.uses)))
+            found = [application_info(a) for a in rows]
+        if person:  # members are stored comma-separated: the database matched a substring
+            found = [a for a in found if person == a.applicant or person in a.members]
+        return found
+
+    def get_application_count(
+        self,
+        status: str | tuple[str, ...] | None = None,
+        *,
+        providers: list[str] | None = None,
+        person: str | None = None,
+    ) -> int:
+        """How many :meth:`list_applications` would list with no page (``person``: an
+        upper bound, counted on the stored text)."""
+        query = _filtered(select(func.count(Application.id)), status, providers, person, None)
+        with self.db.read() as s:
+            return int(s.scalar(query) or 0)
+
+    def list_application_queue(self) -> list[int]:
+        """Submitted applications' numbers, those waiting for an operator first (every
+        member signed, no use waiting for its provider), each part oldest first; read
+        from three columns, so the queue of ten thousand is cheap to order and page."""
+        with self.db.read() as s:
+            pending = s.execute(
+                select(Application.id, Application.members, Application.pledge_signed_by)
+                .where(Application.status == PENDING)
+                .order_by(Application.id)
+            ).all()
+            waiting_uses = set(
+                s.scalars(
+                    select(ApplicationUse.application_id)
+                    .join(Application, Application.id == ApplicationUse.application_id)
+                    .where(Application.status == PENDING, ApplicationUse.status == "waiting")
+                    .distinct()
+                )
+            )
+        ready: list[int] = []
+        other: list[int] = []
+        for number, members, signed in pending:
+            done = set(_split(members)) <= set(_split(signed)) and number not in waiting_uses
+            (ready if done else other).append(number)
+        return ready + other
 
     def get_application(self, application_id: int) -> ApplicationInfo:
         """One application by number."""

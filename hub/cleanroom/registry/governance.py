@@ -351,18 +351,20 @@ class Governance(ApplicationWrites, BackboneWrites, DelegateWrites, LibraryWrite
                 query = query.where(DatasetApproval.project_name == project)
             return [_approval_info(a) for a in s.scalars(query)]
 
-    def provider_usage(self, provider: str) -> dict[str, Any]:
-        """What a provider's datasets are used for: per dataset version, the projects
-        that mount or were approved to use it, and the workspaces that ran with it."""
+    def provider_usage(
+        self, provider: str, versions: list[tuple[str, str]] | None = None
+    ) -> dict[str, Any]:
+        """What a provider's datasets are used for: per dataset version (all, or those of
+        ``versions``, ``(name, version)`` pairs), the projects that mount or were
+        approved to use it, and the workspaces that ran with it."""
         with self.db.read() as s:
-            datasets = list(
-                s.scalars(
-                    select(Dataset)
-                    .where(Dataset.provider == provider)
-                    .order_by(Dataset.name, Dataset.version)
-                )
-            )
-            if not datasets:
+            query = select(Dataset).where(Dataset.provider == provider)
+            if versions is not None:
+                query = query.where(Dataset.name.in_(sorted({n for n, _ in versions})))
+            datasets = list(s.scalars(query.order_by(Dataset.name, Dataset.version)))
+            if versions is not None:
+                datasets = [d for d in datasets if (d.name, d.version) in set(versions)]
+            if not datasets and versions is None:
                 raise NotFound(f"provider {provider!r} has no registered dataset")
             out: dict[str, Any] = {"provider": provider, "datasets": [], "projects": []}
             projects: set[str] = set()
@@ -681,10 +683,12 @@ class Governance(ApplicationWrites, BackboneWrites, DelegateWrites, LibraryWrite
         with self.db.write() as tx:
             tx.journal(event)
 
-    def journal_entries(self, subject: str | None = None) -> list[journal.Entry]:
-        """Journal entries, oldest first."""
+    def journal_entries(
+        self, subject: str | None = None, *, action: str | None = None
+    ) -> list[journal.Entry]:
+        """Journal entries, oldest first (about ``subject``, of ``action``)."""
         with self.db.read() as s:
-            return journal.entries(s, subject=subject)
+            return journal.entries(s, subject=subject, action=action)
 
     def verify_journal(self) -> journal.Verification:
         """Check every entry's hash and link."""

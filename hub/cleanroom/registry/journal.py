@@ -126,11 +126,16 @@ def build_head(session: Session) -> int | None:
     return last.seq if last else None
 
 
-def entries(session: Session, *, subject: str | None = None) -> list[Entry]:
-    """Entries oldest first, optionally only those about one subject (prefix match)."""
+def entries(
+    session: Session, *, subject: str | None = None, action: str | None = None
+) -> list[Entry]:
+    """Entries oldest first, optionally only those about one subject (prefix match) or
+    of one action."""
     query = select(JournalEntry).order_by(JournalEntry.seq)
     if subject:
         query = query.where(JournalEntry.subject.startswith(subject))
+    if action:
+        query = query.where(JournalEntry.action == action)
     return [
         Entry(e.seq, e.time, e.actor, e.action, e.subject, json.loads(e.detail), e.hash)
         for e in session.scalars(query)
