@@ -173,6 +173,9 @@ def test_an_operator_suspends_reopens_and_dates_a_project(
     _refused(library, olga, f"{base}/mode", 400, "pixels", mode="pixels")
     _refused(library, olga, "operator/projects/nothing/status", 404,
              "there is no project 'nothing'", status="suspended")  # fmt: skip
+    r = _post(olga, library, f"{base}/status", status="open")
+    back = f'href="/services/library/{base}">Back to the operators\' console'
+    assert back in html.unescape(r.text)
 
 
 def test_an_operator_manages_members_and_images(library: Library, olga: requests.Session) -> None:

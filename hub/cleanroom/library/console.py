@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date
-from typing import Any, TypeVar
+from typing import TypeVar
 from urllib.parse import quote, urlencode
 
 from tornado import web
@@ -82,11 +82,6 @@ class ConsoleHandler(LibraryHandler):
 
         return await self.run(checked)
 
-    def console(self, template: str, section: str, **ns: Any) -> None:
-        """Render a console page (``section``: its place in the console's navigation,
-        ``console_nav.html``)."""
-        self.page(template, section=section, **ns)
-
     def done(self, path: str, notice: str) -> None:
         """Redirect after an act to ``path`` (under the prefix) with its notice."""
         self.redirect(f"{self.prefix}{path}?" + urlencode({"notice": notice}))
@@ -113,8 +108,8 @@ class ProjectsHandler(ConsoleHandler):
         self.operator()
         q, number = self.paging()
         found = await self.run(views.projects_page, self.registry, q, number)
-        self.console(
-            "console_projects.html", "operator/projects", page=found, q=q,
+        self.page(
+            "console_projects.html", page=found, q=q,
             next_url=_next_url(self, "operator/projects", q, found),
         )  # fmt: skip
 
@@ -132,8 +127,8 @@ class ProjectHandler(ConsoleHandler):
         project = await self.run(views.project_state, self.registry, name)
         if project is None:
             raise NotFound(f"there is no project {name!r}")
-        self.console(
-            "console_project.html", "operator/projects", project=project,
+        self.page(
+            "console_project.html", project=project,
             statuses=PROJECT_STATUSES, modes=ACCESS_MODES,
             images=[i for i in WORKSPACE_IMAGES if i not in project.images],
         )  # fmt: skip
@@ -221,8 +216,8 @@ class PeopleHandler(ConsoleHandler):
         self.operator()
         q, number = self.paging()
         found = await self.run(views.people_page, self.registry, q, number)
-        self.console(
-            "console_people.html", "operator/users", page=found, q=q,
+        self.page(
+            "console_people.html", page=found, q=q,
             next_url=_next_url(self, "operator/users", q, found),
         )  # fmt: skip
 
@@ -237,8 +232,8 @@ class PersonHandler(ConsoleHandler):
         row = await self.run(views.person_row, self.registry, name)
         if row is None:
             raise NotFound(f"there is no user {name!r}")
-        self.console(
-            "console_person.html", "operator/users", person=row, all_roles=sorted(ROLES),
+        self.page(
+            "console_person.html", person=row, all_roles=sorted(ROLES),
             methods=self.people.policy.verification_methods, today=date.today().isoformat(),
         )  # fmt: skip
 
@@ -322,7 +317,7 @@ class ImagesHandler(ConsoleHandler):
         """The images' page."""
         self.operator()
         rows = await self.run(views.images_view, self.registry)
-        self.console("console_images.html", "operator/images", images=rows)
+        self.page("console_images.html", images=rows)
 
 
 class ImageActionHandler(ConsoleHandler):
@@ -360,7 +355,7 @@ class WorkspacesHandler(ConsoleHandler):
         """The running workspaces' page."""
         self.operator()
         view = await self.run(views.running_view, _instance())
-        self.console("console_workspaces.html", "operator/workspaces", **view)
+        self.page("console_workspaces.html", **view)
 
 
 class StopWorkspaceHandler(ConsoleHandler):
