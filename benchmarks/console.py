@@ -22,6 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from cleanroom.library import console_views as views
+
 from benchmarks.stats import summary
 
 
@@ -45,7 +47,6 @@ def seed(url: str, rows: int) -> float:
 
 def measure(rows: int = 10_000, repeats: int = 20) -> dict[str, Any]:
     """Milliseconds of each console read with ``rows`` projects and people stored."""
-    from cleanroom.library import console_views as views
     from cleanroom.registry import Registry
 
     with tempfile.TemporaryDirectory() as tmp:
