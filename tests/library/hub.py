@@ -20,6 +20,9 @@ from cleanroom.library.hub_config import access_scope, library_service_config
 
 from tests.airlock.hub import VENV_BIN, free_port, wait_http
 
+INSTANCE = os.environ.get("CLEANROOM_TEST_INSTANCE", "test")[:8] + "lib"
+"""The instance the library's hub runs as (1-12 letters and digits)."""
+
 
 @dataclass
 class LibraryHub:
@@ -72,6 +75,8 @@ def start_library_hub(root: Path, state: Path, registry_url: str) -> LibraryHub:
             "CLEANROOM_STATE_DIR": str(state),
             "CLEANROOM_REGISTRY_URL": registry_url,
             "CLEANROOM_PUBLIC_URL": f"http://127.0.0.1:{public}",
+            # The console's running workspaces: this hub's own instance, never another's.
+            "CLEANROOM_INSTANCE": INSTANCE,
         },
     )
     config = {"public": public, "hub_port": hub_port, "proxy_api": proxy_api,

@@ -170,23 +170,10 @@ def members_remove(args: argparse.Namespace, reg: Registry) -> None:
 
 
 def _stop_workspace(user: str, project: str) -> bool:
-    """Stop a removed member's workspace through the hub, or directly when it is down."""
-    from cleanroom.hub.api import HubAPI
-    from cleanroom.kubernetes.hub_config import backend
-    from cleanroom.settings import Settings
-    from cleanroom.workspace.containers import stop_workspace_containers
+    """Stop a removed member's workspace (the act the console's stop shares)."""
+    from cleanroom.workspace.stopping import stop_workspace
 
-    try:
-        stopped = HubAPI().stop_server(user, project)
-    except CleanroomError:
-        stopped = False
-    # Whatever the hub said, no container (or pod) of that pair may keep running.
-    instance = Settings.from_env().instance
-    if backend() == "kubernetes":
-        from cleanroom.kubernetes.workloads import stop_workspace_pods
-
-        return stop_workspace_pods(user, project, instance) > 0 or stopped
-    return stop_workspace_containers(user, project, instance) > 0 or stopped
+    return stop_workspace(user, project)
 
 
 def members_list(args: argparse.Namespace, reg: Registry) -> None:

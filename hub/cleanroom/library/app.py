@@ -3,7 +3,8 @@
 Started by JupyterHub as a managed service, it reads the hub's service environment
 (``JUPYTERHUB_SERVICE_URL``, ``JUPYTERHUB_SERVICE_PREFIX``, ``JUPYTERHUB_API_TOKEN``) and
 the deployment's ``CLEANROOM_*`` settings, then serves the catalogue and the providers'
-pages (:mod:`cleanroom.library.web`) behind the hub's proxy at ``/services/library/``.
+pages (:mod:`cleanroom.library.web`), the applications (:mod:`.applications_web`) and the
+operators' console (:mod:`.console`) behind the hub's proxy at ``/services/library/``.
 Who is signed in comes from the hub's OAuth; what they may do, from the registry.
 """
 
@@ -27,7 +28,7 @@ from cleanroom.airlock.app import OAuthCallbackHandler
 from cleanroom.hub.cookies import cookie_options
 from cleanroom.registry.store import Registry, shared_registry
 
-from . import applications_web
+from . import applications_web, console
 from .web import HealthHandler, NoRouteHandler, routes
 
 log = logging.getLogger("cleanroom.library")
@@ -49,7 +50,7 @@ def make_app(
         (prefix + "static/(airlock.css)", web.StaticFileHandler, {"path": str(AIRLOCK_STATIC)}),
         (prefix + "health", HealthHandler),
     ]
-    pages = routes(prefix) + applications_web.routes(prefix)
+    pages = routes(prefix) + applications_web.routes(prefix) + console.routes(prefix)
     handlers += [(route, handler, shared) for route, handler in pages]
     return web.Application(
         handlers,

@@ -492,7 +492,8 @@ class WorkspaceStarted(JournalEvent):
 
 @dataclass(frozen=True, kw_only=True)
 class WorkspaceStopped(JournalEvent):
-    """The enforcer stopped ``user``'s workspace of ``project`` for ``reason``."""
+    """``user``'s workspace of ``project`` was stopped for ``reason``: by the enforcer
+    (``actor`` ``enforcer``) or by an operator from the console (their name)."""
 
     kind = "workspace.stop"
     subject_template = "project:{project}"

@@ -62,16 +62,9 @@ def _running_pairs(instance: str) -> list[tuple[str, str]]:
 
 
 def _stop_everywhere(user: str, project: str, instance: str) -> None:
-    from cleanroom.kubernetes.hub_config import backend
+    from cleanroom.workspace.stopping import stop_by_label
 
-    if backend() == "kubernetes":
-        from cleanroom.kubernetes.workloads import stop_workspace_pods
-
-        stop_workspace_pods(user, project, instance)
-        return
-    from cleanroom.workspace.containers import stop_workspace_containers
-
-    stop_workspace_containers(user, project, instance)
+    stop_by_label(user, project, instance)
 
 
 def enforce_once(registry: Registry, instance: str) -> list[Stopped]:
