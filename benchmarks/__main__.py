@@ -8,6 +8,9 @@ baseline (see ``benchmarks/plain_hub_config.py``):
 - concurrent spawns (N users at once): time until all are ready, failures;
 - the airlock: submission-to-queued for 1 MB and 100 MB files, queue-page and
   request-page latency with many requests in the store;
+- the data library's pages (catalogue, cards, applications, providers' and operators'
+  pages, the console) with 10,000 dataset versions and applications stored, against the
+  same pages over a tiny store (``benchmarks/library.py``);
 - disclosure-check throughput (``benchmarks/bench_checks.py``, the checks' own);
 - the egress gateway's overhead: contents, kernel round trip, output throughput and
   JupyterLab's page through the gateway against the plain hub's direct path
@@ -46,7 +49,7 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 DOCS = HERE.parent / "docs" / "benchmarks.md"
 IMAGE = f"{image_repository()}/notebook:latest"
-PARTS = ("spawn", "memory", "concurrency", "gateway", "airlock", "checks")
+PARTS = ("spawn", "memory", "concurrency", "gateway", "airlock", "library", "checks")
 PROJECT_SIZE = 10
 
 
@@ -92,6 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--gateway-active-seconds", type=float, default=30, help="how long they are active"
     )
+    parser.add_argument(
+        "--library-items", type=int, default=10_000,
+        help="dataset versions and applications (and console rows) in the library's store",
+    )  # fmt: skip
     parser.add_argument("--check-rows", type=int, default=100_000)
     parser.add_argument(
         "--quick",
@@ -120,6 +127,7 @@ def _quick(args: argparse.Namespace) -> None:
     args.gateway_workspaces = min(args.gateway_workspaces, 3)
     args.gateway_active_seconds = min(args.gateway_active_seconds, 10)
     args.check_rows = min(args.check_rows, 5_000)
+    args.library_items = min(args.library_items, 200)
 
 
 def _step(name: str, fn: Callable[[], Any]) -> Any:
@@ -293,6 +301,13 @@ def main(argv: list[str] | None = None) -> int:
                 lambda: airlock.run(
                     root / "airlock", args.airlock_requests, args.airlock_sizes_mb, args.page_loads
                 ),
+            )
+        if "library" in args.parts:
+            from benchmarks import library
+
+            n = args.library_items
+            result["library"] = _step(
+                "library", lambda: library.run(root / "library", n, n, args.page_loads)
             )
         if "checks" in args.parts:
             from benchmarks import checks

@@ -10,10 +10,11 @@ same pages with almost nothing stored). Both are seeded through the registry's o
 The shape: versions spread over ``PROVIDERS`` providers (``pat`` acts for the first),
 each with a card, a three-file listing and a small quality report; applications by
 ``RESEARCHERS`` researchers (``alice`` is the first), each wanting one version, every
-tenth one decided. Each page is loaded ``loads`` times by a signed-in person through the
-proxy (the first load is dropped: it warms the service's caches as a person's first look
-would, once); p50, p95 and the ratio against the baseline hub are reported, and whether
-p50 stays under the 200 ms target.
+tenth one withdrawn; and as many projects (one member, one image each) and people again
+for the operators' console (``benchmarks.console.seed``). Each page is loaded ``loads``
+times by a signed-in person through the proxy (the first load is dropped: it warms the
+service's caches as a person's first look would, once); p50, p95, the ratio against the
+baseline hub, and whether p50 stays under the 200 ms target are reported.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Any
 
 import requests
 
+from benchmarks.console import seed as console_seed
 from benchmarks.stats import ratio, summary
 from tests.library.hub import LibraryHub, start_library_hub, stop_library_hub
 from tests.people import in_standing
@@ -104,6 +106,13 @@ def pages(datasets: int) -> dict[str, tuple[str, str]]:
         "apply (the form)": ("alice", "applications/new"),
         "your datasets (provider)": ("pat", "provider"),
         "applications to decide (operator)": ("olga", "operator"),
+        "console: projects": ("olga", "operator/projects"),
+        "console: projects search": ("olga", "operator/projects?q=p04999"),
+        "console: a project": ("olga", f"operator/projects/p{datasets // 2:05d}"),
+        "console: people": ("olga", "operator/users"),
+        "console: a person": ("olga", "operator/users/alice"),
+        "console: images": ("olga", "operator/images"),
+        "console: running workspaces": ("olga", "operator/workspaces"),
     }
 
 
@@ -141,6 +150,8 @@ def run(root: Path, datasets: int, applications: int, loads: int) -> dict[str, A
                 flush=True,
             )
             out[f"seed_seconds_{kind}"] = seed(url, n_data, n_apps)
+            # The console's rows (projects with a member, people), in one transaction.
+            out[f"seed_seconds_{kind}"]["console"] = console_seed(url, n_data)
             hubs[kind] = start_library_hub(root / kind / "hub", root / kind / "state", url)
         runs = {kind: _measure(hub, datasets if kind == "store" else small[0], loads)
                 for kind, hub in hubs.items()}  # fmt: skip

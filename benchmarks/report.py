@@ -126,6 +126,24 @@ def _airlock(air: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _library(lib: dict[str, Any]) -> list[str]:
+    lines = [
+        "### Data library pages",
+        "",
+        f"{lib.get('datasets')} dataset versions, {lib.get('applications')} applications and "
+        f"as many console projects and people in the store; the baseline hub's store holds a "
+        f"thousandth. Target: p50 under 200 ms with the full store.",
+        "",
+    ]
+    rows = [
+        [page, r["store_ms"]["p50"], r["store_ms"]["p95"], r["baseline_ms"]["p50"],
+         r["ratio_p50"], "met" if r["under_target"] else "NOT met"]
+        for page, r in (lib.get("pages") or {}).items()
+    ]  # fmt: skip
+    head = ["page", "p50 ms", "p95 ms", "baseline p50 ms", "ratio p50", "< 200 ms"]
+    return lines + _table(head, rows)
+
+
 def _checks(checks: dict[str, Any]) -> list[str]:
     if checks.get("missing"):
         return ["### Disclosure checks", "", f"Not measured: {checks['missing']}", ""]
@@ -220,6 +238,7 @@ def markdown(result: dict[str, Any]) -> str:
         "concurrency": _concurrency,
         "gateway": _gateway,
         "airlock": _airlock,
+        "library": _library,
         "checks": _checks,
     }
     for name, table in parts.items():
@@ -234,7 +253,8 @@ def markdown(result: dict[str, Any]) -> str:
 
 def _arguments(args: dict[str, Any]) -> str:
     keep = ("spawns", "concurrency", "idle_seconds", "gateway_loads", "gateway_workspaces",
-            "gateway_active_seconds", "airlock_requests", "check_rows", "quick")  # fmt: skip
+            "gateway_active_seconds", "airlock_requests", "library_items", "check_rows",
+            "quick")  # fmt: skip
     return " ".join(f"{k}={args[k]}" for k in keep if k in args)
 
 
