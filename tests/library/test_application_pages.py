@@ -243,3 +243,15 @@ def test_its_applicant_withdraws_an_application_from_its_page(library: Library) 
         "alice",
         f"application:{number}",
     )
+
+
+def test_the_form_opens_with_the_version_chosen_on_its_card(library: Library) -> None:
+    alice = library.hub.session("alice")
+    card = alice.get(f"{library.hub.library}datasets/strokes/v1", timeout=30)
+    link = re.search(r'href="([^"]*applications/new\?dataset=[^"]+)"', card.text)
+    assert link, card.text[:800]
+    form = alice.get(library.hub.url + html.unescape(link.group(1)), timeout=30)
+    assert re.search(r'value="strokes@v1" checked', form.text), form.text[:2000]
+    assert not re.search(r'value="bolts@v1" checked', form.text)
+    found = alice.get(f"{library.hub.library}applications/new", params={"q": "bolt"}, timeout=30)
+    assert 'value="bolts@v1"' in found.text and 'value="strokes@v1"' not in found.text
