@@ -215,18 +215,7 @@ def start_hub(
     }
     (root / "config.json").write_text(json.dumps(config))
     (root / "jupyterhub_config.py").write_text(
-        "import json\n"
-        f"cfg = json.load(open({str(root / 'config.json')!r}))\n"
-        "c = get_config()  # noqa: F821\n"
-        "c.JupyterHub.bind_url = f\"http://127.0.0.1:{cfg['public']}\"\n"
-        "c.JupyterHub.hub_bind_url = f\"http://127.0.0.1:{cfg['hub_port']}\"\n"
-        "c.ConfigurableHTTPProxy.api_url = f\"http://127.0.0.1:{cfg['proxy_api']}\"\n"
-        "c.JupyterHub.db_url = f\"sqlite:///{cfg['root']}/jupyterhub.sqlite\"\n"
-        "c.JupyterHub.cookie_secret_file = f\"{cfg['root']}/cookie_secret\"\n"
-        "c.JupyterHub.pid_file = f\"{cfg['root']}/jupyterhub.pid\"\n"
-        "c.JupyterHub.authenticator_class = 'dummy'\n"
-        "c.Authenticator.allow_all = True\n"
-        "c.JupyterHub.allow_named_servers = True\n"
+        loopback_hub_config(root) + "c.JupyterHub.allow_named_servers = True\n"
         # After log-in, go to the airlock: this hub has no spawner worth starting.
         "c.JupyterHub.default_url = '/services/airlock/'\n"
         "c.JupyterHub.custom_scopes = cfg['pieces']['custom_scopes']\n"
@@ -240,21 +229,8 @@ def start_hub(
         "c.JupyterHub.spawner_class = 'tests.airlock.token_spawner.TokenRecordingSpawner'\n"
         "c.TokenRecordingSpawner.token_dir = cfg['root']\n"
     )
-    log_path = root / "hub.log"
-    env = {
-        **os.environ,
-        "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}",
-        # The hub imports the test spawner from this checkout.
-        "PYTHONPATH": f"{REPO}:{os.environ.get('PYTHONPATH', '')}",
-    }
-    proc = subprocess.Popen(
-        [str(VENV_BIN / "jupyterhub"), "-f", str(root / "jupyterhub_config.py")],
-        cwd=root,
-        stdout=log_path.open("wb"),
-        stderr=subprocess.STDOUT,
-        env=env,
-        start_new_session=True,
-    )
+    # The hub imports the test spawner from this checkout.
+    proc, log_path = launch_hub(root, {"PYTHONPATH": f"{REPO}:{os.environ.get('PYTHONPATH', '')}"})
     hub = Hub(
         root=root,
         url=f"http://127.0.0.1:{public}",
@@ -279,10 +255,53 @@ def start_hub(
 
 def stop_hub(hub: Hub) -> None:
     """Stop the hub and everything it started (proxy, airlock): its process group."""
-    if hub.proc.poll() is None:
-        os.killpg(hub.proc.pid, signal.SIGTERM)
+    stop_group(hub.proc)
+
+
+def loopback_hub_config(root: Path) -> str:
+    """The first lines of a test hub's ``jupyterhub_config.py``: it reads its ports from
+    ``root/config.json`` (``public``, ``hub_port``, ``proxy_api``, ``root``), listens on
+    loopback only, keeps its state under ``root`` and logs anyone in (dummy)."""
+    return (
+        "import json\n"
+        f"cfg = json.load(open({str(root / 'config.json')!r}))\n"
+        "c = get_config()  # noqa: F821\n"
+        "c.JupyterHub.bind_url = f\"http://127.0.0.1:{cfg['public']}\"\n"
+        "c.JupyterHub.hub_bind_url = f\"http://127.0.0.1:{cfg['hub_port']}\"\n"
+        "c.ConfigurableHTTPProxy.api_url = f\"http://127.0.0.1:{cfg['proxy_api']}\"\n"
+        "c.JupyterHub.db_url = f\"sqlite:///{cfg['root']}/jupyterhub.sqlite\"\n"
+        "c.JupyterHub.cookie_secret_file = f\"{cfg['root']}/cookie_secret\"\n"
+        "c.JupyterHub.pid_file = f\"{cfg['root']}/jupyterhub.pid\"\n"
+        "c.JupyterHub.authenticator_class = 'dummy'\n"
+        "c.Authenticator.allow_all = True\n"
+    )
+
+
+def launch_hub(
+    root: Path, environment: dict[str, str] | None = None
+) -> tuple[subprocess.Popen, Path]:
+    """Start ``jupyterhub -f root/jupyterhub_config.py`` in a process group of its own
+    (its proxy and services with it), the venv first on PATH, its output in
+    ``root/hub.log``; returns the process and the log's path."""
+    log_path = root / "hub.log"
+    env = {**os.environ, "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}", **(environment or {})}
+    proc = subprocess.Popen(
+        [str(VENV_BIN / "jupyterhub"), "-f", str(root / "jupyterhub_config.py")],
+        cwd=root,
+        stdout=log_path.open("wb"),
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
+    )
+    return proc, log_path
+
+
+def stop_group(proc: subprocess.Popen) -> None:
+    """Stop ``proc`` and its process group: TERM, then KILL after 20 s."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
         try:
-            hub.proc.wait(timeout=20)
+            proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            os.killpg(hub.proc.pid, signal.SIGKILL)
-            hub.proc.wait()
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()

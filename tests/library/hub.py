@@ -18,7 +18,7 @@ from pathlib import Path
 import requests
 from cleanroom.library.hub_config import access_scope, library_service_config
 
-from tests.airlock.hub import VENV_BIN, free_port, wait_http
+from tests.airlock.hub import free_port, launch_hub, loopback_hub_config, stop_group, wait_http
 
 INSTANCE = os.environ.get("CLEANROOM_TEST_INSTANCE", "test")[:8] + "lib"
 """The instance the library's hub runs as (1-12 letters and digits)."""
@@ -83,31 +83,11 @@ def start_library_hub(root: Path, state: Path, registry_url: str) -> LibraryHub:
               "root": str(root), "service": service, "scope": access_scope()}  # fmt: skip
     (root / "config.json").write_text(json.dumps(config))
     (root / "jupyterhub_config.py").write_text(
-        "import json\n"
-        f"cfg = json.load(open({str(root / 'config.json')!r}))\n"
-        "c = get_config()  # noqa: F821\n"
-        "c.JupyterHub.bind_url = f\"http://127.0.0.1:{cfg['public']}\"\n"
-        "c.JupyterHub.hub_bind_url = f\"http://127.0.0.1:{cfg['hub_port']}\"\n"
-        "c.ConfigurableHTTPProxy.api_url = f\"http://127.0.0.1:{cfg['proxy_api']}\"\n"
-        "c.JupyterHub.db_url = f\"sqlite:///{cfg['root']}/jupyterhub.sqlite\"\n"
-        "c.JupyterHub.cookie_secret_file = f\"{cfg['root']}/cookie_secret\"\n"
-        "c.JupyterHub.pid_file = f\"{cfg['root']}/jupyterhub.pid\"\n"
-        "c.JupyterHub.authenticator_class = 'dummy'\n"
-        "c.Authenticator.allow_all = True\n"
-        "c.JupyterHub.default_url = '/services/library/'\n"
+        loopback_hub_config(root) + "c.JupyterHub.default_url = '/services/library/'\n"
         "c.JupyterHub.services = [cfg['service']]\n"
         "c.JupyterHub.load_roles = [{'name': 'user', 'scopes': ['self', cfg['scope']]}]\n"
     )
-    log_path = root / "hub.log"
-    env = {**os.environ, "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}"}
-    proc = subprocess.Popen(
-        [str(VENV_BIN / "jupyterhub"), "-f", str(root / "jupyterhub_config.py")],
-        cwd=root,
-        stdout=log_path.open("wb"),
-        stderr=subprocess.STDOUT,
-        env=env,
-        start_new_session=True,
-    )
+    proc, log_path = launch_hub(root)
     hub = LibraryHub(
         root, f"http://127.0.0.1:{public}", registry_url, proc, log_path,
         service_url=f"http://127.0.0.1:{port}",
@@ -123,12 +103,4 @@ def start_library_hub(root: Path, state: Path, registry_url: str) -> LibraryHub:
 
 def stop_library_hub(hub: LibraryHub) -> None:
     """Stop the hub and everything it started: its process group."""
-    import signal
-
-    if hub.proc.poll() is None:
-        os.killpg(hub.proc.pid, signal.SIGTERM)
-        try:
-            hub.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(hub.proc.pid, signal.SIGKILL)
-            hub.proc.wait()
+    stop_group(hub.proc)
