@@ -159,3 +159,23 @@ def test_a_registered_version_reaches_a_running_workspace_through_the_browser(
         "application.assessment",
         "application.approve",
     ]
+
+
+@pytest.mark.parametrize(
+    ("user", "shown", "hidden"),
+    [
+        ("pat", ["provider-pages", "library/provider"], ["Your projects", "operator-pages"]),
+        ("opal", ["operator-pages", "library/operator"], ["Your projects", "provider-pages"]),
+        ("olga", ["officer-pages", "airlock/queue"], ["Your projects", "operator-pages"]),
+        ("alice", ["Your projects", "library/applications"], ["provider-pages", "officer-pages"]),
+    ],
+)
+def test_the_home_page_leads_each_person_to_their_own_pages(
+    hub: Hub, user: str, shown: list[str], hidden: list[str]
+) -> None:
+    home = hub.login(user).get(f"{hub.public_url}/hub/home", timeout=60)
+    assert home.status_code == 200
+    for text in shown:
+        assert text in home.text, (user, text)
+    for text in hidden:
+        assert text not in home.text, (user, text)

@@ -162,4 +162,5 @@ def test_the_hub_resolves_the_registry_url_once_and_hands_it_on(
     assert c.CleanroomSpawner.registry_url == url
     assert c.CleanroomAuthenticator.registry_url == url
     assert airlock["environment"]["CLEANROOM_REGISTRY_URL"] == url
-    assert c.JupyterHub.template_vars["cleanroom_projects"].keywords == {"registry_url": url}
+    for var in ("cleanroom_projects", "cleanroom_roles"):
+        assert c.JupyterHub.template_vars[var].keywords == {"registry_url": url}

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from cleanroom import paths
-from cleanroom.errors import CleanroomError
+from cleanroom.errors import CleanroomError, NotFound
 from cleanroom.gateway.hub_config import add_gateway, host_firewall
 from cleanroom.hub import activity
 from cleanroom.hub.cookies import cookie_options
@@ -29,6 +29,17 @@ CLI_SERVICE = "cleanroom-cli"
 def template_projects(user: Any, registry_url: str | None = None) -> list[Any]:
     """The projects a user may start, for the home page (from the hub's registry)."""
     return shared_registry(registry_url).projects_of(user.name) if user is not None else []
+
+
+def template_roles(user: Any, registry_url: str | None = None) -> frozenset[str]:
+    """The registry's roles of a user, for the home page's links to their pages (what
+    each page lets them do is checked there, not here)."""
+    if user is None:
+        return frozenset()
+    try:
+        return shared_registry(registry_url).get_user(user.name).roles
+    except NotFound:
+        return frozenset()
 
 
 def _add_airlock(c: Any, settings: Settings, registry_url: str) -> None:
@@ -156,7 +167,8 @@ def configure(c: Any, settings: Settings | None = None, *, install_firewall: boo
     c.CleanroomAuthenticator.registry_url = registry_url
     c.CleanroomSpawner.registry_url = registry_url
     c.JupyterHub.template_vars = {
-        "cleanroom_projects": functools.partial(template_projects, registry_url=registry_url)
+        "cleanroom_projects": functools.partial(template_projects, registry_url=registry_url),
+        "cleanroom_roles": functools.partial(template_roles, registry_url=registry_url),
     }
 
     c.CleanroomSpawner.instance = settings.instance
