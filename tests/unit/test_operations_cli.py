@@ -228,3 +228,18 @@ def test_provider_accounts_are_listed_and_removed_and_applications_withdrawn(
     assert code == 0 and f"application {number} withdrawn" in out, err
     code, out, _ = _run(capsys, "--json", "applications", "list", "--status", "withdrawn")
     assert [a["reason"] for a in json.loads(out)] == ["done"]
+
+
+def test_a_personal_token_is_never_read_as_an_option(
+    seeded: Registry, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cleanroom.registry import people
+
+    # One in 32 of token_urlsafe's tokens begins with "-": `--token -x...` was an argparse
+    # error ("expected one argument") instead of the person's act.
+    monkeypatch.setattr(people.secrets, "token_urlsafe", lambda n: "-" + "x" * 42)
+    Governance(seeded).add_user("dina", ["researcher"], actor="op")
+    token = personal_token(seeded, "dina", Authenticator())
+    assert token.startswith(people.CLI_TOKEN_PREFIX)
+    code, _, err = _run(capsys, "applications", "sign", "999", "--token", token)
+    assert code == 2 and "there is no application 999" in err

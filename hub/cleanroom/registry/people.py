@@ -66,6 +66,10 @@ READS = (
 journaled (tests/unit/test_registry_writer.py holds each to one entry of its kind)."""
 
 
+CLI_TOKEN_PREFIX = "crcli_"
+"""What every command-line token starts with (never "-": see open_cli_session)."""
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -379,7 +383,9 @@ class People:
             )
         if not outcome.ok:
             raise Forbidden(outcome.message)
-        token = secrets.token_urlsafe(32)
+        # A prefix: a token that began with "-" (one in 32 of token_urlsafe's) would read as
+        # an option in `cleanroom ... --token TOKEN`; it also names what a leaked one is.
+        token = CLI_TOKEN_PREFIX + secrets.token_urlsafe(32)
         person = name.strip().lower()
         with self.db.write() as tx:
             tx.session.add(
