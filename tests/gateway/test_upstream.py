@@ -9,6 +9,7 @@ is tested here (tests/gateway/test_walls.py tests that through the real hub).
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import socket
@@ -26,6 +27,7 @@ from cleanroom.gateway.ledger import Ledger
 from cleanroom.gateway.policy import load_policy
 from cleanroom.gateway.proxy import public_handlers
 from cleanroom.gateway.routes import Backend, RouteTable
+from cleanroom.gateway.upstream import NoAnswer
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient
 from tornado.httpserver import HTTPServer
@@ -75,6 +77,15 @@ class _Contents(web.RequestHandler):
         self.finish()
 
 
+class _Slow(web.RequestHandler):
+    """An answer that takes a second."""
+
+    async def get(self) -> None:
+        await asyncio.sleep(1)
+        _prove(self)
+        self.finish("late")
+
+
 class _Chunked(web.RequestHandler):
     """An answer without a Content-Length: chunked, in pieces of 50 kB."""
 
@@ -105,6 +116,7 @@ async def gateway(tmp_path: Path) -> AsyncIterator[tuple[str, Gateway]]:
             [
                 (prefix + r"/api/contents/(\d+)", _Contents),
                 (prefix + r"/api/contents/chunked/(\d+)", _Chunked),
+                (prefix + r"/slow", _Slow),
             ]
         )
     )
@@ -213,3 +225,17 @@ async def test_an_answer_without_a_body_leaves_the_connection_usable(
     reply = await _get(f"{url}/api/contents/5")
     assert reply.code == 200
     assert _Server.accepted == 1
+
+
+async def test_an_answer_later_than_the_timeout_is_no_answer(
+    gateway: tuple[str, Gateway],
+) -> None:
+    _, gw = gateway
+    target = gw.routes.get(USER, PROJECT)
+    assert target is not None
+    with pytest.raises(NoAnswer, match=r"no answer within 0\.2 s"):
+        await gw.client.fetch(f"{target.target}{target.prefix}slow", timeout=0.2)
+    # The timed-out connection is not kept; the next request gets a fresh one.
+    reply = await gw.client.fetch(f"{target.target}{target.prefix}api/contents/3", timeout=5)
+    assert reply.code == 200
+    assert _Server.accepted == 2

@@ -93,6 +93,19 @@ class _Collect(httputil.HTTPMessageDelegate):
         return
 
 
+class _Exchange:
+    """One request's connection in use, which its timeout closes."""
+
+    def __init__(self) -> None:
+        self.stream: IOStream | None = None
+        self.timed_out = False
+
+    def expire(self) -> None:
+        self.timed_out = True
+        if self.stream is not None:
+            self.stream.close()
+
+
 class UpstreamClient:
     """Requests to workspace servers over kept-alive connections."""
 
@@ -129,10 +142,18 @@ class UpstreamClient:
         if body is not None:
             sent["Content-Length"] = str(len(body))
         start = httputil.RequestStartLine(method, target or "/", "HTTP/1.1")
+        # The timeout closes the connection in use (a timer, not asyncio.wait_for: that
+        # makes a task of every request, and more turns of the loop).
+        exchange = _Exchange()
+        timer = asyncio.get_running_loop().call_later(timeout, exchange.expire)
         try:
-            return await asyncio.wait_for(self._exchange(address, start, sent, body), timeout)
-        except TimeoutError as exc:
-            raise NoAnswer(f"no answer within {timeout:g} s") from exc
+            return await self._exchange(address, start, sent, body, exchange)
+        except NoAnswer as exc:
+            if exchange.timed_out:
+                raise NoAnswer(f"no answer within {timeout:g} s") from exc
+            raise
+        finally:
+            timer.cancel()
 
     async def _exchange(
         self,
@@ -140,19 +161,21 @@ class UpstreamClient:
         start: httputil.RequestStartLine,
         headers: httputil.HTTPHeaders,
         body: bytes | None,
+        exchange: _Exchange,
     ) -> Reply:
         stream, reused = self._idle(address), True
         if stream is None:
-            stream, reused = await self._connect(address), False
+            stream, reused = await self._connect(address, exchange), False
+        exchange.stream = stream
         try:
             collected = await self._once(stream, start, headers, body)
         except StreamClosedError as exc:
             stream.close()
-            if not reused:
+            if not reused or exchange.timed_out:
                 raise NoAnswer(f"the connection closed ({exc.real_error or exc})") from exc
             # A kept connection the server closed while it was idle: the request never
             # reached it, so it goes once more on a fresh connection.
-            stream = await self._connect(address)
+            stream = await self._connect(address, exchange)
             try:
                 collected = await self._once(stream, start, headers, body)
             except StreamClosedError as again:
@@ -214,11 +237,11 @@ class UpstreamClient:
                 return stream
         return None
 
-    async def _connect(self, address: tuple[str, int]) -> IOStream:
+    async def _connect(self, address: tuple[str, int], exchange: _Exchange) -> IOStream:
         # A numeric address: no resolver (tornado's TCPClient asks one in a thread).
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        stream = IOStream(sock)
+        stream = exchange.stream = IOStream(sock)
         try:
             await stream.connect(address)
         except (OSError, StreamClosedError) as exc:
