@@ -2,8 +2,8 @@
 
 HTTP/1.1 over tornado's own ``HTTP1Connection`` (the parser of tornado's server and
 clients), with idle connections kept per server and reused. Measured against libcurl's
-client (``tornado.curl_httpclient``) on the gateway's hot path it spends less than half
-the CPU per request and fewer event-loop turns (``docs/benchmarks.md``). It does only
+client (``tornado.curl_httpclient``) on the gateway's hot path it spends about a third
+less CPU per request, in fewer event-loop turns (``docs/benchmarks.md``). It does only
 what the gateway needs: no redirects followed, no decompression (the bytes counted are
 the bytes that came), and the answer's body capped as it arrives: an answer over the
 cap raises :class:`TooLarge` before more than the cap has been read, and its connection
