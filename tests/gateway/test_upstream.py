@@ -1,6 +1,7 @@
-"""The gateway's client towards workspace servers: connections kept, the answer cap kept.
+"""The gateway's client towards workspace servers (cleanroom.gateway.upstream): connections
+kept and replaced when the server closed them, the answer cap kept as the answer arrives.
 
-A real gateway (its public handlers, policy, budgets and libcurl client) in front of a
+A real gateway (its public handlers, policy, budgets and upstream client) in front of a
 real tornado server that answers like a workspace's (the proof header on every answer),
 both on loopback; only the hub's login is stood in for, since who may pass is not what
 is tested here (tests/gateway/test_walls.py tests that through the real hub).
@@ -8,6 +9,7 @@ is tested here (tests/gateway/test_walls.py tests that through the real hub).
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import socket
@@ -25,6 +27,7 @@ from cleanroom.gateway.ledger import Ledger
 from cleanroom.gateway.policy import load_policy
 from cleanroom.gateway.proxy import public_handlers
 from cleanroom.gateway.routes import Backend, RouteTable
+from cleanroom.gateway.upstream import NoAnswer
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient
 from tornado.httpserver import HTTPServer
@@ -47,21 +50,53 @@ class _Owner:
 
 
 class _Server(HTTPServer):
-    """Counts the connections it accepts."""
+    """Counts the connections it accepts (and keeps the latest server started)."""
 
     accepted = 0
+    latest: _Server | None = None
 
     def handle_stream(self, stream: Any, address: Any) -> None:
         type(self).accepted += 1
         super().handle_stream(stream, address)
 
 
+def _prove(handler: web.RequestHandler) -> None:
+    nonce = handler.request.headers.get(proof.NONCE_HEADER, "")
+    handler.set_header(proof.PROOF_HEADER, proof.expected_proof(SECRET, nonce))
+
+
 class _Contents(web.RequestHandler):
     def get(self, size: str) -> None:
-        nonce = self.request.headers.get(proof.NONCE_HEADER, "")
-        self.set_header(proof.PROOF_HEADER, proof.expected_proof(SECRET, nonce))
+        _prove(self)
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps({"type": "file", "content": "x" * int(size)}))
+
+    def delete(self, size: str) -> None:
+        _prove(self)
+        self.set_status(204)
+        self.finish()
+
+
+class _Slow(web.RequestHandler):
+    """An answer that takes a second."""
+
+    async def get(self) -> None:
+        await asyncio.sleep(1)
+        _prove(self)
+        self.finish("late")
+
+
+class _Chunked(web.RequestHandler):
+    """An answer without a Content-Length: chunked, in pieces of 50 kB."""
+
+    async def get(self, size: str) -> None:
+        _prove(self)
+        self.set_header("Content-Type", "application/json")
+        body = json.dumps({"type": "file", "content": "x" * int(size)}).encode()
+        for start in range(0, len(body), 50_000):
+            self.write(body[start : start + 50_000])
+            await self.flush()
+        self.finish()
 
 
 def _free_port() -> int:
@@ -76,8 +111,17 @@ async def gateway(tmp_path: Path) -> AsyncIterator[tuple[str, Gateway]]:
     server behind it."""
     upstream_port, public_port = _free_port(), _free_port()
     prefix = f"/user/{USER}/{PROJECT}"
-    upstream = _Server(web.Application([(prefix + r"/api/contents/(\d+)", _Contents)]))
+    upstream = _Server(
+        web.Application(
+            [
+                (prefix + r"/api/contents/(\d+)", _Contents),
+                (prefix + r"/api/contents/chunked/(\d+)", _Chunked),
+                (prefix + r"/slow", _Slow),
+            ]
+        )
+    )
     upstream.listen(upstream_port, "127.0.0.1")
+    _Server.latest = upstream
     _Server.accepted = 0
     policy = load_policy(paths.policies_dir())
     policy = dataclasses.replace(
@@ -134,3 +178,64 @@ async def test_an_answer_over_the_cap_is_refused_and_recorded(
     # The gateway answers again after a refused answer (the connection was dropped).
     reply = await _get(f"{url}/api/contents/10")
     assert reply.code == 200
+
+
+async def test_a_chunked_answer_is_capped_as_it_arrives(gateway: tuple[str, Gateway]) -> None:
+    url, gw = gateway
+    reply = await _get(f"{url}/api/contents/chunked/120000")
+    assert reply.code == 200, reply.body
+    assert json.loads(reply.body)["content"] == "x" * 120_000
+    reply = await _get(f"{url}/api/contents/chunked/{CAP}")
+    assert reply.code == 403
+    assert b"xxxx" not in reply.body
+    reasons = [detail["reason"] for _, _, detail in gw.ledger.take()]
+    assert reasons == ["too_large"]
+    counted = gw.budgets.status(USER, PROJECT)["by_kind"]["contents"]
+    assert 120_000 < counted < CAP  # the first answer only
+
+
+async def test_a_connection_the_server_closed_while_idle_is_replaced(
+    gateway: tuple[str, Gateway],
+) -> None:
+    url, _ = gateway
+    assert (await _get(f"{url}/api/contents/10")).code == 200
+    assert _Server.latest is not None
+    await _Server.latest.close_all_connections()
+    reply = await _get(f"{url}/api/contents/20")
+    assert reply.code == 200, reply.body
+    assert json.loads(reply.body)["content"] == "x" * 20
+    assert _Server.accepted == 2
+
+
+async def test_an_answer_without_a_body_leaves_the_connection_usable(
+    gateway: tuple[str, Gateway],
+) -> None:
+    url, _ = gateway
+    client = AsyncHTTPClient(force_instance=True)
+    try:
+        reply = await client.fetch(
+            f"{url}/api/contents/5",
+            method="DELETE",
+            raise_error=False,
+            headers={"Authorization": "token x"},
+        )
+    finally:
+        client.close()
+    assert reply.code == 204, reply.body
+    reply = await _get(f"{url}/api/contents/5")
+    assert reply.code == 200
+    assert _Server.accepted == 1
+
+
+async def test_an_answer_later_than_the_timeout_is_no_answer(
+    gateway: tuple[str, Gateway],
+) -> None:
+    _, gw = gateway
+    target = gw.routes.get(USER, PROJECT)
+    assert target is not None
+    with pytest.raises(NoAnswer, match=r"no answer within 0\.2 s"):
+        await gw.client.fetch(f"{target.target}{target.prefix}slow", timeout=0.2)
+    # The timed-out connection is not kept; the next request gets a fresh one.
+    reply = await gw.client.fetch(f"{target.target}{target.prefix}api/contents/3", timeout=5)
+    assert reply.code == 200
+    assert _Server.accepted == 2

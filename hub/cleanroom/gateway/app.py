@@ -25,9 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from tornado import web
-from tornado.curl_httpclient import CurlAsyncHTTPClient
-from tornado.httpclient import HTTPClientError, HTTPRequest
+from tornado import httputil, web
 from traitlets import Integer, Unicode, default
 from traitlets.config import Application
 
@@ -41,6 +39,7 @@ from cleanroom.gateway.messages import TokenBucket
 from cleanroom.gateway.policy import EgressPolicy, load_policy
 from cleanroom.gateway.proxy import GatewayOAuth, public_handlers
 from cleanroom.gateway.routes import RouteTable, backend_from
+from cleanroom.gateway.upstream import NoAnswer, UpstreamClient
 
 SERVICE_NAME = "cleanroom-gateway"
 log = logging.getLogger("cleanroom.gateway")
@@ -75,23 +74,14 @@ class Gateway:
         self.decider = decider or GrantDecider(paths.registry_url())
         self.buckets: dict[tuple[str, str], TokenBucket] = {}
         self.tasks: set[asyncio.Task[Any]] = set()
-        self._client: CurlAsyncHTTPClient | None = None
+        self._client: UpstreamClient | None = None
 
     @property
-    def client(self) -> CurlAsyncHTTPClient:
-        """The client towards workspace servers, made on first use inside the event loop
-        (libcurl's sockets are watched by the loop current when it is made).
-
-        libcurl's client: it keeps connections to each workspace server alive (tornado's
-        own client opens a new one, through a resolver thread, for every request) and
-        refuses a body over the cap as it arrives.
-        """
+    def client(self) -> UpstreamClient:
+        """The client towards workspace servers (:mod:`cleanroom.gateway.upstream`):
+        connections kept alive per server, answers over the cap refused as they arrive."""
         if self._client is None:
-            self._client = CurlAsyncHTTPClient(
-                force_instance=True,
-                max_clients=512,
-                max_body_size=self.policy.http.max_response_bytes,
-            )
+            self._client = UpstreamClient(max_body_size=self.policy.http.max_response_bytes)
         return self._client
 
     def bucket(self, user: str, project: str) -> TokenBucket:
@@ -110,7 +100,10 @@ class Gateway:
 
     # -- bookkeeping every second ---------------------------------------------------
     def account(self) -> None:
-        """Move closed hours and alerts into the ledger; save usage."""
+        """Move closed hours and alerts into the ledger; set the remaining-bytes gauges
+        (here, not per message: they also move when a window refills); save usage."""
+        for user, project in list(self.budgets.usage):
+            metrics.REMAINING.labels(user, project).set(self.budgets.remaining(user, project))
         for total in self.budgets.take_closed():
             self.ledger.record(
                 "egress.hour",
@@ -148,6 +141,8 @@ class Gateway:
             try:
                 self.account()
                 await self.ledger.flush()
+                if self._client is not None:
+                    self._client.prune()
             except Exception:
                 log.exception("gateway bookkeeping failed")
 
@@ -157,15 +152,14 @@ class Gateway:
         if backend is None:
             return False
         nonce = proof.new_nonce()
-        request = HTTPRequest(
-            f"{backend.target}{backend.prefix}api",
-            headers={"Authorization": f"token {backend.token}", proof.NONCE_HEADER: nonce},
-            request_timeout=5,
-            follow_redirects=False,
+        headers = httputil.HTTPHeaders(
+            {"Authorization": f"token {backend.token}", proof.NONCE_HEADER: nonce}
         )
         try:
-            reply = await self.client.fetch(request, raise_error=False)
-        except (OSError, HTTPClientError):  # no answer: refused, reset or timed out (599)
+            reply = await self.client.fetch(
+                f"{backend.target}{backend.prefix}api", headers=headers, timeout=5
+            )
+        except NoAnswer:  # refused, reset, timed out or cut short
             return False
         if not (
             reply.code < 500
@@ -175,10 +169,8 @@ class Gateway:
         if backend.viewer:
             # Restricted mode: ready once the viewer serves its page too.
             try:
-                page = await self.client.fetch(
-                    f"{backend.viewer}/index.html", raise_error=False, request_timeout=5
-                )
-            except (OSError, HTTPClientError):
+                page = await self.client.fetch(f"{backend.viewer}/index.html", timeout=5)
+            except NoAnswer:
                 return False
             return page.code == 200
         return True
@@ -432,6 +424,10 @@ class GatewayApp(Application):
         from cleanroom.settings import secret_file
 
         logging.basicConfig(level=logging.INFO, format="[gateway %(levelname)s] %(message)s")
+        # tornado's access log at INFO is a line for every request that passed (most of the
+        # cost of a small answer's logging); 4xx and 5xx stay logged, and every refusal is
+        # logged and journaled by the gateway itself.
+        logging.getLogger("tornado.access").setLevel(logging.WARNING)
         try:
             gateway = self.build()
         except CleanroomError as exc:

@@ -88,10 +88,10 @@ class SocketRules:
     noticed: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
-        # This socket's metric series, looked up once rather than for every frame.
+        # This socket's metric series, looked up once rather than for every frame (the
+        # budget's remaining-bytes gauge is set by the gateway's ticker, every second).
         counted = "kernel" if self.kernel is not None else self.kind
         self.sent = metrics.BYTES.labels(self.owner, self.server, counted)
-        self.left = metrics.REMAINING.labels(self.owner, self.server)
 
     def withhold(self, reason: str) -> None:
         """Count and record a frame that does not pass."""
@@ -223,5 +223,4 @@ class SocketRules:
                 text = dumps(skeleton)
                 budgets.force(user, project, len(text), kind)
                 out.append(text)
-        self.left.set(budgets.remaining(user, project))
         return out

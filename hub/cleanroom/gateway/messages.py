@@ -17,6 +17,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from cleanroom.gateway import jsonio
 from cleanroom.gateway.content import NOTICE_PREFIX, sanitize_bundle
 from cleanroom.gateway.policy import WebsocketRules
 
@@ -105,7 +106,7 @@ class KernelRules:
     def note_sent(self, text: str) -> None:
         """Remember the msg_id of a message the browser sent to the kernel (text frame)."""
         try:
-            msg = json.loads(text)
+            msg = jsonio.loads(text)
         except ValueError:
             return
         self.note_message(msg)

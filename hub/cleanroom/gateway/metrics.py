@@ -56,7 +56,7 @@ ALERTS = Counter(
 )
 REMAINING = Gauge(
     "cleanroom_gateway_budget_remaining_bytes",
-    "Bytes left in the current hour's egress budget",
+    "Bytes left in the current hour's egress budget (set every second)",
     ["user", "project"],
 )
 ROUTES = Gauge("cleanroom_gateway_routes", "Workspaces the gateway routes to")

@@ -14,6 +14,7 @@ from cleanroom.errors import InvalidInput
 
 POLICY_FILE = "egress.yaml"
 _METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
+_DECIDED_MAX = 4096
 
 
 @dataclass(frozen=True)
@@ -67,15 +68,24 @@ class EgressPolicy:
     websocket: WebsocketRules
     routes: tuple[Route, ...]
     source: str = field(default="")
+    # (method, path) -> the route decided for it: the allowlist is fixed once loaded, so a
+    # path decided once is decided the same again. Bounded: cleared when full.
+    _decided: dict[tuple[str, str], Route | None] = field(
+        default_factory=dict, init=False, compare=False, repr=False
+    )
 
     def route_for(self, method: str, path: str) -> Route | None:
         """The first route allowing this request, or None (refused)."""
         if method == "HEAD":
             method = "GET"  # a HEAD answers what a GET would, without the body
-        for route in self.routes:
-            if route.allows(method, path):
-                return route
-        return None
+        key = (method, path)
+        if key in self._decided:
+            return self._decided[key]
+        found = next((r for r in self.routes if r.allows(method, path)), None)
+        if len(self._decided) >= _DECIDED_MAX:
+            self._decided.clear()
+        self._decided[key] = found
+        return found
 
 
 def _int(section: dict[str, Any], key: str, where: str, *, minimum: int = 1) -> int:

@@ -12,6 +12,7 @@ content rules.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -31,6 +32,7 @@ from cleanroom.gateway.frames import SocketRules, frame_size
 from cleanroom.gateway.messages import KernelRules
 from cleanroom.gateway.policy import Route
 from cleanroom.gateway.routes import Backend
+from cleanroom.gateway.upstream import NoAnswer, TooLarge
 
 if TYPE_CHECKING:
     from cleanroom.gateway.app import Gateway
@@ -306,19 +308,11 @@ class WorkspaceHandler(HubOAuthenticated, WebSocketHandler):
             metrics.BYTES.labels(user, project, "viewer").inc(len(target))
             self.redirect(target)
             return
-        request = HTTPRequest(
-            self.backend.viewer + self.viewer_path,
-            method="GET",
-            follow_redirects=False,
-            request_timeout=30,
-        )
         try:
-            reply = await self.gw.client.fetch(request, raise_error=False)
-        except (OSError, StreamClosedError, HTTPClientError) as exc:
+            reply = await self.gw.client.fetch(self.backend.viewer + self.viewer_path, timeout=30)
+        except NoAnswer as exc:
             raise Refused(502, "backend", f"The viewer did not answer ({exc}).") from exc
-        if reply.code == 599:
-            raise Refused(502, "backend", f"The viewer did not answer ({reply.error}).")
-        data = reply.body or b""
+        data = reply.body
         if reply.code != 200:
             raise Refused(404, "not_allowed", f"{self.rest} is not a file of the viewer.")
         if hashlib.sha256(data).hexdigest() not in self.gw.routes.viewer_manifest(user, project):
@@ -345,25 +339,17 @@ class WorkspaceHandler(HubOAuthenticated, WebSocketHandler):
         if body is not None and len(body) > self.gw.policy.http.max_request_bytes:
             raise Refused(413, "too_large", "The request is larger than the clean room allows.")
         nonce = proof.new_nonce()
-        request = HTTPRequest(
-            self.backend.target + self.request.uri,
-            method=method,
-            headers=self._upstream_headers(nonce),
-            body=body
-            if body is not None
-            else (b"" if method in ("POST", "PUT", "PATCH") else None),
-            follow_redirects=False,
-            # No Accept-Encoding: the body arrives as the bytes the cap and budget count.
-            decompress_response=False,
-            request_timeout=300,
-            allow_nonstandard_methods=True,
-        )
         try:
-            reply = await self.gw.client.fetch(request, raise_error=False)
-        except (OSError, StreamClosedError, HTTPClientError) as exc:
+            # No Accept-Encoding: the body arrives as the bytes the cap and budget count.
+            reply = await self.gw.client.fetch(
+                self.backend.target + (self.request.uri or "/"),
+                method=method,
+                headers=self._upstream_headers(nonce),
+                body=body,
+                timeout=300,
+            )
+        except NoAnswer as exc:
             raise self._no_answer(exc) from exc
-        if reply.code == 599:
-            raise self._no_answer(reply.error)
         if not proof.is_valid(self.backend.secret, nonce, reply.headers.get(proof.PROOF_HEADER)):
             raise Refused(
                 502,
@@ -371,9 +357,7 @@ class WorkspaceHandler(HubOAuthenticated, WebSocketHandler):
                 "The workspace's server could not prove it is the clean room's server; "
                 "nothing of its answer was sent. Restart the workspace.",
             )
-        data = reply.body or b""
-        if len(data) > self.gw.policy.http.max_response_bytes:  # the client's cap, checked
-            raise self._no_answer(Exception("max_body_size"))
+        data = reply.body
         ctype = reply.headers.get("Content-Type", "")
         if self.kind == "contents" and "json" in ctype and data and method == "GET":
             data = self._check_contents(data)
@@ -395,7 +379,6 @@ class WorkspaceHandler(HubOAuthenticated, WebSocketHandler):
             raise Refused(429, "budget", self.gw.budgets.exhausted_message(user, project))
         else:
             metrics.BYTES.labels(user, project, self.kind).inc(counted)
-        metrics.REMAINING.labels(user, project).set(self.gw.budgets.remaining(user, project))
         self.clear()
         self.set_status(reply.code, reply.reason or "Unknown")
         for name, value in out:
@@ -407,26 +390,19 @@ class WorkspaceHandler(HubOAuthenticated, WebSocketHandler):
             self.write(data)
         self.finish()
 
-    def _no_answer(self, error: BaseException | None) -> Refused:
+    def _no_answer(self, error: NoAnswer) -> Refused:
         """The refusal for an upstream request that brought no answer to pass on."""
-        text = str(error)
-        if "max_body_size" in text or "too large" in text:
+        if isinstance(error, TooLarge):
             return Refused(
                 403,
                 "too_large",
                 "The answer is larger than the clean room sends to a browser "
                 f"({self.gw.policy.http.max_response_bytes} bytes).",
             )
-        return Refused(502, "backend", f"The workspace server did not answer ({text}).")
+        return Refused(502, "backend", f"The workspace server did not answer ({error}).")
 
     def _security_headers(self) -> None:
-        host = self.request.host
-        self.set_header(
-            "Content-Security-Policy",
-            content.CSP.replace(
-                "connect-src 'self'", f"connect-src 'self' ws://{host} wss://{host}"
-            ),
-        )
+        self.set_header("Content-Security-Policy", _page_csp(self.request.host))
         self.set_header("X-Content-Type-Options", "nosniff")
         self.set_header("Referrer-Policy", "same-origin")
         if self.cookie_auth and not self.get_cookie(XSRF_COOKIE):
@@ -559,9 +535,8 @@ class WorkspaceHandler(HubOAuthenticated, WebSocketHandler):
                     self.close(4429, "the egress budget is spent")
                     break
                 metrics.BYTES.labels(user, project, "viewer").inc(len(data))
-                metrics.REMAINING.labels(user, project).set(budgets.remaining(user, project))
                 await bucket.take(len(data))
-                await self.write_message(data, binary=True)
+                await self._send(data)
         except (WebSocketClosedError, StreamClosedError):
             pass
         except Exception:
@@ -601,7 +576,7 @@ class WorkspaceHandler(HubOAuthenticated, WebSocketHandler):
                 assert self.frames is not None
                 for frame in self.frames.towards_browser(message):
                     await bucket.take(frame_size(frame))
-                    await self.write_message(frame, binary=isinstance(frame, bytes))
+                    await self._send(frame)
         except (WebSocketClosedError, StreamClosedError):
             pass
         except Exception:
@@ -610,11 +585,36 @@ class WorkspaceHandler(HubOAuthenticated, WebSocketHandler):
             if self.ws_connection is not None:
                 self.close()
 
+    async def _send(self, frame: str | bytes) -> None:
+        """Write one frame towards the browser, waiting only while the browser's socket
+        is backed up. Awaiting every write (tornado makes each a task) costs the pump
+        two turns of the event loop per message, the latency of every kernel reply;
+        the wait where data is still queued keeps the backpressure."""
+        sent = self.write_message(frame, binary=isinstance(frame, bytes))
+        connection = self.ws_connection
+        stream = getattr(connection, "stream", None)
+        if stream is not None and stream.writing():
+            await sent
+        else:
+            sent.add_done_callback(_retrieve)
+
     def get_compression_options(self) -> None:
         return None
 
     def on_finish(self) -> None:
         return
+
+
+@functools.lru_cache(maxsize=64)
+def _page_csp(host: str) -> str:
+    """The pages' policy for ``host``: websockets to this host only (one per host)."""
+    return content.CSP.replace("connect-src 'self'", f"connect-src 'self' ws://{host} wss://{host}")
+
+
+def _retrieve(done: Any) -> None:
+    """Take a finished write's outcome (a closed socket is seen by the pump's next write)."""
+    if not done.cancelled():
+        done.exception()
 
 
 def public_handlers(gateway: Gateway) -> list[Any]:
