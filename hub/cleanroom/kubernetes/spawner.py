@@ -18,7 +18,9 @@ encrypted dataset versions are unlocked read-only on the node while a pod uses t
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import time
 from pathlib import Path
 from typing import Any, cast
 from urllib.parse import urlparse
@@ -44,6 +46,23 @@ from cleanroom.workspace.spawner import http_error, refuse, requested_project
 from cleanroom.workspace.spec import RESEARCHER_UID
 
 FOLDER_STORAGE = ("dynamic", "hostpath")
+
+
+class StepTimer:
+    """Seconds spent in each named step of a start, in order (printed as JSON)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._mark = time.monotonic()
+
+    def done(self, step: str) -> None:
+        """Record the time since the previous step (or since the start) as ``step``."""
+        now = time.monotonic()
+        self.seconds[step] = round(now - self._mark, 4)
+        self._mark = now
+
+    def __str__(self) -> str:
+        return json.dumps(self.seconds)
 
 
 class CleanroomKubeSpawner(KubeSpawner):
@@ -192,10 +211,13 @@ class CleanroomKubeSpawner(KubeSpawner):
         """Decide on the server what this workspace may be, then start its pod."""
         project = self._requested_project()
         loop = asyncio.get_running_loop()
+        steps = StepTimer()
         try:
             # Registry reads block: keep them off the hub's event loop.
             info, tier = await loop.run_in_executor(None, self._decide, project)
+            steps.done("registry")
             await self._check_concurrency(project, tier)
+            steps.done("concurrency")
         except CleanroomError as exc:
             self.log.warning("Refused workspace %s/%s: %s", self.user.name, project, exc)
             metrics.SPAWN_REFUSALS.labels(metrics.refusal_reason(exc)).inc()
@@ -222,18 +244,44 @@ class CleanroomKubeSpawner(KubeSpawner):
             except CleanroomError as exc:
                 self.log.error("Datasets of %s/%s: %s", self.user.name, project, exc)
                 raise refuse(exc) from exc
+            steps.done("datasets")
             await self.ensure_storage(plan, folders)
+            steps.done("storage")
             await self.ensure_policies(project)
-            url = await super().start()
-        if not self.gateway_url:
-            return url
-        # The pod's policy lets only the gateway reach the server: register the route,
-        # then wait until the server answers through the gateway.
-        address = urlparse(url)
-        await gateway_routes.register(
-            self, address.hostname or "", address.port or pods.SERVER_PORT
-        )
-        return gateway_routes.public_address(self.gateway_url)
+            steps.done("policies")
+            self._starting_pod = True
+            try:
+                url = await super().start()
+            finally:
+                self._starting_pod = False
+            steps.done("pod")
+        if self.gateway_url:
+            # The pod's policy lets only the gateway reach the server: register the
+            # route, then wait until the server answers through the gateway.
+            address = urlparse(url)
+            await gateway_routes.register(
+                self, address.hostname or "", address.port or pods.SERVER_PORT
+            )
+            url = gateway_routes.public_address(self.gateway_url)
+            steps.done("gateway")
+        # One line per start: where its time went (read by benchmarks/k8s_spawns.py).
+        self.log.info("Workspace %s/%s start steps: %s", self.user.name, project, steps)
+        return url
+
+    # True only while KubeSpawner's own start runs: it then asks ``_get_pod_url`` for the
+    # pod's address, which the gateway's route is made from.
+    _starting_pod = False
+
+    def _get_pod_url(self, pod: dict[str, Any]) -> str:
+        """The pod's address while KubeSpawner starts it; after that, with a gateway, the
+        gateway's. KubeSpawner's ``poll`` compares this with the hub's record of the server
+        and rewrites the record when they differ: with the pod's address it pointed the
+        record, and the proxy's route at the next sync, straight at the pod, past the
+        gateway (found by benchmarks/k8s_spawns.py: "url changed!" at the first poll)."""
+        if self.gateway_url and not self._starting_pod:
+            host, port = gateway_routes.public_address(self.gateway_url)
+            return f"http://{host}:{port}"
+        return str(super()._get_pod_url(pod))
 
     def _dataset_folders(self, info: ProjectInfo) -> dict[str, str]:
         """The node folders of the project's encrypted versions, unlocked read-only now
