@@ -293,7 +293,10 @@ def k8s_markdown(result: dict[str, Any]) -> str:
     lines += _machine(machine)
     if "sequential" in k8s:
         lines += _k8s_sequential(k8s["sequential"])
-    if "concurrent" in k8s:
+    if "error" in (k8s.get("concurrent") or {}):
+        lines += ["### Concurrent spawns on the cluster", "",
+                  f"This part failed: `{k8s['concurrent']['error']}`", ""]  # fmt: skip
+    elif "concurrent" in k8s:
         lines += _k8s_concurrent(k8s["concurrent"])
     return "\n".join(lines).rstrip() + "\n"
 
