@@ -15,7 +15,10 @@ baseline (see ``benchmarks/plain_hub_config.py``):
 - the egress gateway's overhead: contents, kernel round trip, output throughput and
   JupyterLab's page through the gateway against the plain hub's direct path
   (``benchmarks/gateway.py``), and the gateway's CPU seconds and RSS with N active
-  workspaces (``benchmarks/gateway_load.py``).
+  workspaces (``benchmarks/gateway_load.py``);
+- on the one-node Kubernetes test cluster (``make k8s-up``; the part ``k8s-spawn``, run
+  by default only while the cluster is up): spawn latency of cleanroom's Kubernetes
+  backend against plain KubeSpawner, and concurrent spawns (``benchmarks/k8s_spawns.py``).
 
 Writes ``benchmarks/results/<timestamp>.json`` and, unless ``--no-docs``, the tables in
 ``docs/benchmarks.md``. It reports; it never fails on time.
@@ -49,7 +52,10 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 DOCS = HERE.parent / "docs" / "benchmarks.md"
 IMAGE = f"{image_repository()}/notebook:latest"
-PARTS = ("spawn", "memory", "concurrency", "gateway", "airlock", "library", "checks")
+PARTS = ("spawn", "memory", "concurrency", "gateway", "airlock", "library", "checks", "k8s-spawn")
+# Parts that need more than this machine's Docker engine: in the default parts only
+# when what they need is there (checked when the command line is read).
+K8S_PART = "k8s-spawn"
 PROJECT_SIZE = 10
 
 
@@ -71,12 +77,25 @@ def _levels(value: str) -> list[int]:
     return levels
 
 
+def default_parts() -> list[str]:
+    """Every part; ``k8s-spawn`` only while the Kubernetes test cluster is up."""
+    from benchmarks.k8s_spawns import cluster_up
+
+    return [p for p in PARTS if p != K8S_PART or cluster_up()]
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line."""
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks", description=(__doc__ or "").splitlines()[0]
     )
-    parser.add_argument("--parts", type=_parts, default=list(PARTS), help="comma-separated")
+    parser.add_argument(
+        "--parts",
+        type=_parts,
+        default=None,
+        help=f"comma-separated, of {', '.join(PARTS)} (default: all; {K8S_PART} only "
+        "while the Kubernetes test cluster is up)",
+    )
     parser.add_argument("--spawns", type=int, default=20, help="timed spawns, cold and warm")
     parser.add_argument("--concurrency", type=_levels, default=[10, 25, 50])
     parser.add_argument("--idle-seconds", type=float, default=30, help="idle before memory")
@@ -100,6 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="dataset versions and applications (and console rows) in the library's store",
     )  # fmt: skip
     parser.add_argument("--check-rows", type=int, default=100_000)
+    parser.add_argument(
+        "--k8s-spawns", type=int, default=10, help="timed spawns on the cluster, cold and warm"
+    )
+    parser.add_argument(
+        "--k8s-concurrency", type=int, default=20, help="cleanroom pods started at once (0: none)"
+    )
     parser.add_argument(
         "--quick",
         action="store_true",
@@ -128,6 +153,8 @@ def _quick(args: argparse.Namespace) -> None:
     args.gateway_active_seconds = min(args.gateway_active_seconds, 10)
     args.check_rows = min(args.check_rows, 5_000)
     args.library_items = min(args.library_items, 200)
+    args.k8s_spawns = min(args.k8s_spawns, 2)
+    args.k8s_concurrency = min(args.k8s_concurrency, 3)
 
 
 def _step(name: str, fn: Callable[[], Any]) -> Any:
@@ -246,6 +273,8 @@ def run_concurrency(deps: list[Deployment], levels: list[int]) -> dict[str, Any]
 def main(argv: list[str] | None = None) -> int:
     """Run the chosen parts and write the results."""
     args = build_parser().parse_args(argv)
+    if args.parts is None:
+        args.parts = default_parts()
     if args.quick:
         _quick(args)
     from benchmarks import machine
@@ -260,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(tempfile.mkdtemp(prefix="cleanroom-bench-"))
     deps: list[Deployment] = []
     try:
-        if needs_hubs and not args.skip_build:
+        if (needs_hubs or K8S_PART in args.parts) and not args.skip_build:
             _step("images", _build_images)
         if needs_hubs:
             deps = _start_hubs(root)
@@ -293,6 +322,13 @@ def main(argv: list[str] | None = None) -> int:
             except Exception as exc:  # cleanup must go on for the other deployment
                 print(f"stopping {dep.kind}: {exc!r}", file=sys.stderr)
     try:
+        if K8S_PART in args.parts:
+            from benchmarks import k8s_spawns
+
+            result["k8s"] = _step(
+                "kubernetes spawns",
+                lambda: k8s_spawns.run(root / "k8s", args.k8s_spawns, args.k8s_concurrency),
+            )
         if "airlock" in args.parts:
             from benchmarks import airlock
 
@@ -325,11 +361,19 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or RESULTS / f"{started}.json"
     out.write_text(json.dumps(result, indent=2, default=str))
     print(f"results: {out}")
-    markdown = report.markdown(result)
-    print(markdown)
-    if not args.no_docs:
-        report.write(DOCS, markdown)
-        print(f"tables: {DOCS}")
+    # Each block of docs/benchmarks.md is rewritten only by a run of its parts.
+    if set(args.parts) - {K8S_PART}:
+        markdown = report.markdown(result)
+        print(markdown)
+        if not args.no_docs:
+            report.write(DOCS, markdown)
+            print(f"tables: {DOCS}")
+    if K8S_PART in args.parts:
+        markdown = report.k8s_markdown(result)
+        print(markdown)
+        if not args.no_docs:
+            report.write(DOCS, markdown, report.K8S_START, report.K8S_END)
+            print(f"Kubernetes tables: {DOCS}")
     return 0
 
 

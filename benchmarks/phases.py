@@ -20,10 +20,13 @@ from typing import Any
 
 from benchmarks.stats import summary
 
+PHASES = ("prepare", "boot", "detect")
+
 _LINE = re.compile(r"^\[\w (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) JupyterHub [^\]]*\] (.*)$")
 _BEGIN = re.compile(
     r"Creating oauth client jupyterhub-user-(.+)$|Updating oauth client jupyterhub-user-(.+)$"
 )
+# DockerSpawner's; the Kubernetes benchmark passes KubeSpawner's "Attempting to create pod".
 _START = re.compile(r"Starting container (\S+)")
 _UP = re.compile(r"POST /hub/api/users/([^/]+)/activity")
 _READY = re.compile(r"User ([^:]+):(\S+) took [\d.]+ seconds to start")
@@ -33,8 +36,9 @@ def _time(stamp: str) -> float:
     return datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S.%f").timestamp()
 
 
-def spawn_phases(text: str) -> list[dict[str, float]]:
-    """One ``{prepare, boot, detect}`` per completed spawn in a hub log's ``text``."""
+def spawn_phases(text: str, start: re.Pattern[str] = _START) -> list[dict[str, float]]:
+    """One ``{prepare, boot, detect}`` per completed spawn in a hub log's ``text``;
+    ``start`` matches the line that ends *prepare* (its group: the container's name)."""
     open_spawns: dict[str, dict[str, float]] = {}
     done: list[dict[str, float]] = []
     for raw in text.splitlines():
@@ -45,7 +49,7 @@ def spawn_phases(text: str) -> list[dict[str, float]]:
         if m := _BEGIN.search(text):
             # "<user>-<server>"; benchmark user names hold no dash.
             open_spawns[(m.group(1) or m.group(2)).strip()] = {"begin": when}
-        elif m := _START.search(text):
+        elif m := start.search(text):
             for key, spawn in open_spawns.items():
                 user = key.split("-", 1)[0]
                 if f"-{user}--" in m.group(1) and "start" not in spawn:
@@ -77,4 +81,4 @@ def report(log: Path, since: int = 0) -> dict[str, Any]:
     with log.open("rb") as f:
         f.seek(since)
         found = spawn_phases(f.read().decode(errors="replace"))
-    return {phase: summary([p[phase] for p in found]) for phase in ("prepare", "boot", "detect")}
+    return {phase: summary([p[phase] for p in found]) for phase in PHASES}

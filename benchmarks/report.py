@@ -1,7 +1,9 @@
 """The Markdown tables of a benchmark run, written into ``docs/benchmarks.md``.
 
-Only the part between the two markers is replaced, so the hand-written notes around
-it (method, what profiling found, what changed) survive every run.
+Only the part between two markers is replaced, so the hand-written notes around it
+(method, what profiling found, what changed) survive every run. The Kubernetes part
+(``k8s-spawn``) has markers of its own, so a run on the cluster alone keeps the Docker
+tables, and a run without it keeps the Kubernetes ones.
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ from typing import Any
 PHASES = ("prepare", "boot", "detect")
 START = "<!-- benchmark-results:start -->"
 END = "<!-- benchmark-results:end -->"
+K8S_START = "<!-- k8s-benchmark-results:start -->"
+K8S_END = "<!-- k8s-benchmark-results:end -->"
+K8S_STEPS = ("registry", "concurrency", "datasets", "storage", "policies", "pod", "gateway")
 
 
 def _s(value: Any, digits: int = 2) -> str:
@@ -224,6 +229,96 @@ def _gateway_load(load: dict[str, Any] | None) -> list[str]:
     ]
 
 
+def _k8s_sequential(seq: dict[str, Any]) -> list[str]:
+    rows = []
+    for phase in ("cold", "warm"):
+        found = seq.get(phase) or {}
+        for kind in ("cleanroom", "plain"):
+            if kind in found:
+                r = found[kind]
+                rows.append([phase, kind, r["n"], r["p50"], r["p95"], r["max"], r["failures"]])
+        rows.append([phase, "ratio cleanroom / plain", "", found.get("ratio_p50"),
+                     found.get("ratio_p95"), "", ""])  # fmt: skip
+    head = ["spawn", "hub", "n", "p50 s", "p95 s", "max s", "failures"]
+    lines = [
+        "### Spawn latency on the cluster (REST request until JupyterLab answers through "
+        "the proxy)",
+        "",
+        *_table(head, rows),
+    ]
+    rows, steps = [], []
+    for phase in ("cold", "warm"):
+        for kind, where in ((seq.get("phases") or {}).get(phase) or {}).items():
+            rows.append([phase, kind, *((where.get(p) or {}).get("p50") for p in PHASES)])
+            if where.get("steps"):
+                steps.append([phase, kind, *_steps(where["steps"])])
+    lines += [
+        "Where the time goes (p50 seconds, from the hubs' logs): *prepare* is hub-side work "
+        "until KubeSpawner asks for the pod, *boot* the pod and JupyterLab until the server "
+        "reports to the hub, *detect* until the hub declares it ready.",
+        "",
+        *_table(["spawn", "hub", *PHASES], rows),
+    ]
+    if steps:
+        lines += [
+            "Cleanroom's spawner, step by step (p50 seconds, its `start steps` log line; "
+            "*pod*: KubeSpawner's create and wait until the pod runs; *gateway*: the route "
+            "registered and the server answering through the gateway).",
+            "",
+            *_table(["spawn", "hub", *K8S_STEPS], steps),
+        ]
+    return lines
+
+
+def _steps(found: dict[str, Any]) -> list[Any]:
+    return [(found.get(step) or {}).get("p50") for step in K8S_STEPS]
+
+
+def _k8s_concurrent(conc: dict[str, Any]) -> list[str]:
+    where = conc.get("where") or {}
+    tier = conc.get("tier") or {}
+    row = [conc.get("count"), conc.get("all_ready_seconds"), conc.get("p50"), conc.get("p95"),
+           conc.get("max"), conc.get("failures"), conc.get("retries_429"),
+           *((where.get(p) or {}).get("p50") for p in PHASES)]  # fmt: skip
+    head = ["pods at once", "all ready s", "p50 s", "p95 s", "max s", "failures", "429s"]
+    head += [f"{p} p50 s" for p in PHASES]
+    lines = [
+        "### Concurrent spawns on the cluster (cleanroom's backend)",
+        "",
+        *_table(head, [row]),
+        f"Quota tier `{tier.get('name')}`: {tier.get('cpu')} CPU and {tier.get('memory')} "
+        "per pod (requests = limits), projects of at most 10 members.",
+        "",
+    ]
+    if where.get("steps"):
+        lines += [*_table(["steps p50 s", *K8S_STEPS], [["", *_steps(where["steps"])]])]
+    if conc.get("errors"):
+        lines += [f"Errors: {'; '.join(conc['errors'])}", ""]
+    return lines
+
+
+def k8s_markdown(result: dict[str, Any]) -> str:
+    """The Kubernetes tables of one run (the part ``k8s-spawn``)."""
+    k8s = result.get("k8s") or {}
+    lines = [
+        f"Run {result.get('started')} to {result.get('finished')}; arguments: "
+        f"`{_arguments(result.get('arguments') or {}, K8S_ARGUMENTS)}`.",
+        "",
+    ]
+    if "error" in k8s:
+        return "\n".join([*lines, f"This part failed: `{k8s['error']}`", ""])
+    machine = {**(result.get("machine") or {}), **(k8s.get("cluster") or {})}
+    lines += _machine(machine)
+    if "sequential" in k8s:
+        lines += _k8s_sequential(k8s["sequential"])
+    if "error" in (k8s.get("concurrent") or {}):
+        lines += ["### Concurrent spawns on the cluster", "",
+                  f"This part failed: `{k8s['concurrent']['error']}`", ""]  # fmt: skip
+    elif "concurrent" in k8s:
+        lines += _k8s_concurrent(k8s["concurrent"])
+    return "\n".join(lines).rstrip() + "\n"
+
+
 def markdown(result: dict[str, Any]) -> str:
     """The tables of one run."""
     lines = [
@@ -251,20 +346,27 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def _arguments(args: dict[str, Any]) -> str:
-    keep = ("spawns", "concurrency", "idle_seconds", "gateway_loads", "gateway_workspaces",
-            "gateway_active_seconds", "airlock_requests", "library_items", "check_rows",
-            "quick")  # fmt: skip
+ARGUMENTS = ("spawns", "concurrency", "idle_seconds", "gateway_loads", "gateway_workspaces",
+             "gateway_active_seconds", "airlock_requests", "library_items", "check_rows",
+             "quick")  # fmt: skip
+K8S_ARGUMENTS = ("k8s_spawns", "k8s_concurrency", "quick")
+
+
+def _arguments(args: dict[str, Any], keep: tuple[str, ...] = ARGUMENTS) -> str:
     return " ".join(f"{k}={args[k]}" for k in keep if k in args)
 
 
-def write(path: Path, tables: str) -> None:
+def write(path: Path, tables: str, start: str = START, end: str = END) -> None:
     """Put ``tables`` between the markers of ``path`` (created with them if missing)."""
-    block = f"{START}\n{tables}{END}"
-    if path.exists() and START in (text := path.read_text(encoding="utf-8")) and END in text:
-        head, rest = text.split(START, 1)
-        _, tail = rest.split(END, 1)
+    block = f"{start}\n{tables}{end}"
+    if path.exists() and start in (text := path.read_text(encoding="utf-8")) and end in text:
+        head, rest = text.split(start, 1)
+        _, tail = rest.split(end, 1)
         path.write_text(head + block + tail, encoding="utf-8")
+        return
+    if path.exists():
+        # A page without these markers keeps what it has; the block goes at its end.
+        path.write_text(text.rstrip() + "\n\n" + block + "\n", encoding="utf-8")
         return
     path.write_text(
         "# Benchmarks\n\nMeasured with `python -m benchmarks` (`make bench`); see "

@@ -115,3 +115,23 @@ async def test_the_pod_gets_this_starts_proof_secret_and_the_state_keeps_it(
     assert again.server_secret == spawner.server_secret
     again.clear_state()
     assert again.server_secret == ""
+
+
+def test_with_a_gateway_kubespawner_sees_the_gateways_address_once_the_pod_started(
+    spawner: CleanroomKubeSpawner,
+) -> None:
+    # KubeSpawner's poll() rewrites the hub's record of the server (and so the proxy's
+    # route) when this address differs from it: it must stay the gateway's.
+    pod = {
+        "metadata": {"name": "jupyter-erin--p-gamma"},
+        "spec": {"containers": [{"ports": [{"name": "notebook-port", "containerPort": 8888}]}]},
+        "status": {"podIP": "10.77.0.9"},
+    }
+    spawner.gateway_url = "http://127.0.0.1:8003"
+    assert spawner._get_pod_url(pod) == "http://127.0.0.1:8003"
+    # While KubeSpawner's start runs, the pod's own address (the gateway's route to it).
+    spawner._starting_pod = True
+    assert spawner._get_pod_url(pod) == "http://10.77.0.9:8888"
+    spawner._starting_pod = False
+    spawner.gateway_url = ""
+    assert spawner._get_pod_url(pod) == "http://10.77.0.9:8888"
