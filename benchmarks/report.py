@@ -39,7 +39,9 @@ def _machine(m: dict[str, Any]) -> list[str]:
     return ["### Machine", "", *_table(["", ""], rows)]
 
 
-def _spawn(spawn: dict[str, Any]) -> list[str]:
+def _latency_rows(spawn: dict[str, Any]) -> tuple[list[list[Any]], list[str]]:
+    """The spawn-latency table's rows (cold and warm, each hub and their ratio), and its
+    head: the Docker part's and the cluster's alike."""
     rows = []
     for phase in ("cold", "warm"):
         found = spawn.get(phase) or {}
@@ -49,7 +51,11 @@ def _spawn(spawn: dict[str, Any]) -> list[str]:
                 rows.append([phase, kind, r["n"], r["p50"], r["p95"], r["max"], r["failures"]])
         rows.append([phase, "ratio cleanroom / plain", "", found.get("ratio_p50"),
                      found.get("ratio_p95"), "", ""])  # fmt: skip
-    head = ["spawn", "hub", "n", "p50 s", "p95 s", "max s", "failures"]
+    return rows, ["spawn", "hub", "n", "p50 s", "p95 s", "max s", "failures"]
+
+
+def _spawn(spawn: dict[str, Any]) -> list[str]:
+    rows, head = _latency_rows(spawn)
     lines = [
         "### Spawn latency (REST request until JupyterLab answers through the proxy)",
         "",
@@ -230,16 +236,7 @@ def _gateway_load(load: dict[str, Any] | None) -> list[str]:
 
 
 def _k8s_sequential(seq: dict[str, Any]) -> list[str]:
-    rows = []
-    for phase in ("cold", "warm"):
-        found = seq.get(phase) or {}
-        for kind in ("cleanroom", "plain"):
-            if kind in found:
-                r = found[kind]
-                rows.append([phase, kind, r["n"], r["p50"], r["p95"], r["max"], r["failures"]])
-        rows.append([phase, "ratio cleanroom / plain", "", found.get("ratio_p50"),
-                     found.get("ratio_p95"), "", ""])  # fmt: skip
-    head = ["spawn", "hub", "n", "p50 s", "p95 s", "max s", "failures"]
+    rows, head = _latency_rows(seq)
     lines = [
         "### Spawn latency on the cluster (REST request until JupyterLab answers through "
         "the proxy)",
