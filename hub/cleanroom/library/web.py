@@ -153,11 +153,6 @@ class LibraryHandler(HubOAuthenticated, web.RequestHandler):
         super()._handle_request_exception(e)
 
 
-def _matches(card: CardInfo, q: str) -> bool:
-    text = f"{card.name} {card.provider} {card.description} {card.classification}".lower()
-    return all(word in text for word in q.lower().split())
-
-
 class CatalogueHandler(LibraryHandler):
     """Every dataset's versions with their card summary, searchable, in pages."""
 

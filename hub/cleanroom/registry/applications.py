@@ -166,11 +166,17 @@ class ApplicationInfo:
         """Where the application stands (one of :data:`STAGES`)."""
         if self.status != PENDING:
             return self.status
-        if self.unsigned:
-            return "waiting for signatures"
-        if any(u.status == "waiting" for u in self.uses):
-            return "waiting for providers"
-        return "waiting for the operator"
+        return pending_stage(bool(self.unsigned), any(u.status == "waiting" for u in self.uses))
+
+
+def pending_stage(unsigned: bool, uses_waiting: bool) -> str:
+    """A submitted application's stage: signatures first, then its providers, then the
+    operator (the page's stage and the operators' queue order both read it)."""
+    if unsigned:
+        return SIGNING
+    if uses_waiting:
+        return PROVIDERS
+    return OPERATOR
 
 
 def application_info(a: Application) -> ApplicationInfo:
@@ -763,8 +769,9 @@ class ApplicationWrites:
         ready: list[int] = []
         other: list[int] = []
         for number, members, signed in pending:
-            done = set(_split(members)) <= set(_split(signed)) and number not in waiting_uses
-            (ready if done else other).append(number)
+            unsigned = not set(_split(members)) <= set(_split(signed))
+            stage = pending_stage(unsigned, number in waiting_uses)
+            (ready if stage == OPERATOR else other).append(number)
         return ready + other
 
     def get_application(self, application_id: int) -> ApplicationInfo:

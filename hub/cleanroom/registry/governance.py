@@ -363,7 +363,8 @@ class Governance(ApplicationWrites, BackboneWrites, DelegateWrites, LibraryWrite
                 query = query.where(Dataset.name.in_(sorted({n for n, _ in versions})))
             datasets = list(s.scalars(query.order_by(Dataset.name, Dataset.version)))
             if versions is not None:
-                datasets = [d for d in datasets if (d.name, d.version) in set(versions)]
+                wanted = set(versions)
+                datasets = [d for d in datasets if (d.name, d.version) in wanted]
             if not datasets and versions is None:
                 raise NotFound(f"provider {provider!r} has no registered dataset")
             out: dict[str, Any] = {"provider": provider, "datasets": [], "projects": []}
