@@ -29,8 +29,9 @@ DATASET = "press-line"
 PASSWORD = "benchmark-password"
 PROVIDER = "Benchmark"
 # Names of the deployments on the engine: networks, firewall chain, container labels.
-CLEANROOM_INSTANCE = "bench"
-PLAIN_INSTANCE = "benchplain"
+# CLEANROOM_BENCH_INSTANCE renames both, so two checkouts can benchmark on one engine.
+CLEANROOM_INSTANCE = os.environ.get("CLEANROOM_BENCH_INSTANCE", "bench")
+PLAIN_INSTANCE = f"{CLEANROOM_INSTANCE}plain"
 PLAIN_LABEL = "cleanroom.bench"
 
 
