@@ -58,7 +58,9 @@ for pid in os.listdir("/proc"):
             cmd = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
         except OSError:
             continue
-        if any(part.endswith((b"jupyter-server", b"jupyterhub-singleuser")) for part in cmd[:2]):
+        if any(part.endswith(
+            (b"jupyter-server", b"jupyterhub-singleuser", b"cleanroom-workspace-server")
+        ) for part in cmd[:2]):
             server = int(pid)
 out["server_uid"] = status(server)["Uid"].split()[0] if server else None
 out["pid1_uid"] = status(1)["Uid"].split()[0]

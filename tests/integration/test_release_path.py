@@ -138,7 +138,7 @@ def is_server(pid):
     # tini (PID 1) carries the server's command line too; the server is its child.
     comm = open(f"/proc/{pid}/comm").read().strip()
     cmd = open(f"/proc/{pid}/cmdline", "rb").read()
-    return comm != "tini" and b"jupyterhub-singleuser" in cmd
+    return comm != "tini" and b"cleanroom-workspace-server" in cmd
 server = next(int(p) for p in os.listdir("/proc")
               if p.isdigit() and int(p) not in (1, os.getpid()) and is_server(p))
 attached = libc.ptrace(16, server, 0, 0)  # PTRACE_ATTACH

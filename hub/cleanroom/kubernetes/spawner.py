@@ -43,7 +43,7 @@ from cleanroom.settings import image_repository
 from cleanroom.workspace import culling, gateway_routes, quotas
 from cleanroom.workspace.folders import WORKSPACE_HOME
 from cleanroom.workspace.spawner import http_error, refuse, requested_project
-from cleanroom.workspace.spec import RESEARCHER_UID
+from cleanroom.workspace.spec import RESEARCHER_UID, SERVER_COMMAND
 
 FOLDER_STORAGE = ("dynamic", "hostpath")
 # How often a start checks whether its claims are bound, and nudges one that is not.
@@ -163,6 +163,10 @@ class CleanroomKubeSpawner(KubeSpawner):
                 f"use {' or '.join(FOLDER_STORAGE)}"
             )
         return str(proposal.value)
+
+    @default("cmd")
+    def _default_cmd(self) -> list[str]:
+        return list(SERVER_COMMAND)
 
     @default("registry_url")
     def _default_registry_url(self) -> str:

@@ -329,6 +329,10 @@ class CleanroomSpawner(DockerSpawner):
             raise ValueError("workspaces never run as root: workspace_uid must be > 0")
         return int(proposal.value)
 
+    @default("cmd")
+    def _default_cmd(self) -> list[str]:
+        return list(spec.SERVER_COMMAND)
+
     @default("prefix")
     def _default_prefix(self) -> str:
         return "cleanroom-ws"

@@ -39,6 +39,10 @@ from cleanroom.workspace.quotas import QuotaTier
 
 RESEARCHER_UID = 1000
 SERVER_UID = 1001
+# The workspace's server: the cleanroom extension's own launcher of jupyter_server, which
+# admits only the server's token (the gateway's) and starts without importing the hub
+# (extensions/cleanroom_workspace/server.py). The images keep jupyterhub-singleuser as CMD.
+SERVER_COMMAND = ["cleanroom-workspace-server"]
 # What the server needs, and only the server (kernels and terminals get none):
 # SETUID/SETGID/SETPCAP to start kernels and terminals as the researcher with an empty
 # bounding set, KILL to interrupt and stop them (another uid), DAC_OVERRIDE to save
