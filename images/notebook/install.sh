@@ -25,8 +25,12 @@ done
 # jupyter-events asks for jsonschema[format-nongpl], which brings rfc3987-syntax: it
 # compiles dozens of Earley parsers when jsonschema is imported, costing every workspace
 # start about 1.2 s and 15 MiB for IRI formats no Jupyter event schema uses. jsonschema
-# skips those formats when the module is absent. (verify_image.py keeps it out.)
-"$VENV/bin/pip" uninstall --yes rfc3987-syntax lark
+# skips those formats when the module is absent. (verify_image.py keeps it out.) The
+# same extras' other checkers (durations through isoduration and arrow, host names, URI
+# templates, colours, JSON pointers) are imported with jsonschema too, about 0.1 s of
+# every start, for formats no Jupyter schema uses; nothing else in the image needs them.
+"$VENV/bin/pip" uninstall --yes rfc3987-syntax lark isoduration arrow fqdn uri-template \
+    webcolors jsonpointer
 "$VENV/bin/pip" check
 
 # The test suites shipped inside the big scientific packages are about 130 MB and are

@@ -30,8 +30,17 @@ FORBIDDEN_DISTRIBUTIONS = {
 FORBIDDEN_MODULES = ("jupyter_server_proxy", "nbserverproxy")
 FORBIDDEN_PROGRAMS = ("code-server", "sudo")
 # Modules every workspace would import at start-up for nothing: rfc3987_syntax (pulled in
-# by jsonschema's format extras) spends about 1.2 s and 15 MiB building parsers at import.
-SLOW_STARTUP_MODULES = ("rfc3987_syntax",)
+# by jsonschema's format extras) spends about 1.2 s and 15 MiB building parsers at import;
+# the extras' other checkers about 0.1 s more (see install.sh).
+SLOW_STARTUP_MODULES = (
+    "rfc3987_syntax",
+    "isoduration",
+    "arrow",
+    "fqdn",
+    "uri_template",
+    "webcolors",
+    "jsonpointer",
+)
 # Modules researchers rely on for disclosure control (issue #12): ACRO's wrappers make
 # tables whose results.json the airlock shows officers beside its own checks.
 REQUIRED_MODULES = ("acro",)

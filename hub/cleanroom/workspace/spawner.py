@@ -51,6 +51,7 @@ from cleanroom.workspace.labels import (
     LABEL_PROJECT,
     LABEL_USER,
 )
+from cleanroom.workspace.steps import StepTimer
 
 __all__ = [
     "LABEL_IMAGE",
@@ -372,8 +373,10 @@ class CleanroomSpawner(DockerSpawner):
     async def start_object(self) -> None:
         """Start the container when its turn comes, and return once its server answers."""
         async with _start_queue(self.start_slots()):
+            self._steps.done("queue")
             await super().start_object()
             ip, port = await self.get_ip_and_port()
+            self._steps.done("container")
             if self.gateway_url and getattr(self, "_restricted", False):
                 # Restricted mode: the session's viewer, then a route to it alone.
                 session = await asyncio.get_running_loop().run_in_executor(
@@ -388,6 +391,7 @@ class CleanroomSpawner(DockerSpawner):
                 await gateway_routes.register(self, ip, port)
             elif not self.internal_ssl:
                 await self._wait_until_answering(ip, port)
+            self._steps.done("answering")
 
     async def _wait_until_answering(self, ip: str, port: int) -> None:
         base = self.server.base_url if self.server is not None else "/"
@@ -415,24 +419,56 @@ class CleanroomSpawner(DockerSpawner):
     async def start(self) -> Any:
         """Decide on the server what this workspace may be, then start it."""
         project = self._requested_project()
+        self._steps = StepTimer()
+        loop = asyncio.get_running_loop()
         try:
-            # Registry, firewall and engine calls block: keep them off the hub's event loop.
-            plan, tier, network = await asyncio.get_running_loop().run_in_executor(
-                None, self._decide, project
+            # Registry, firewall and engine calls block: keep them off the hub's event
+            # loop. The checks only read, so they run side by side; all of them pass
+            # before anything is made for this start.
+            plan = await loop.run_in_executor(None, self._plan_for, project)
+            tier = quotas.tier(plan.quota_tier)
+            self._choose_image(plan)
+            await asyncio.gather(
+                loop.run_in_executor(None, self._check_firewall),
+                loop.run_in_executor(None, _check_engine_seccomp),
+                loop.run_in_executor(None, self._check_concurrency, project, tier),
+                loop.run_in_executor(None, self._check_image, tier),
+                loop.run_in_executor(None, self._check_restricted, plan),
             )
         except CleanroomError as exc:
             self.log.warning("Refused workspace %s/%s: %s", self.user.name, project, exc)
             metrics.SPAWN_REFUSALS.labels(metrics.refusal_reason(exc)).inc()
             raise refuse(exc) from exc
+        self._steps.done("checks")
+        # From unlocking the datasets until the container mounts them, no stop of
+        # another workspace may lock them (cleanroom.library.at_rest).
+        with at_rest.starting():
+            try:
+                # The project's network and the workspace's folders (losetup, the
+                # engine) do not depend on each other: made at the same time.
+                network, self.volumes = await asyncio.gather(
+                    loop.run_in_executor(None, self._ensure_network, project),
+                    loop.run_in_executor(None, self.folders.mounts, plan, self.user.name, tier),
+                )
+            except CleanroomError as exc:
+                self.log.error("Workspace %s/%s: %s", self.user.name, project, exc)
+                raise refuse(exc) from exc
+            self._steps.done("network_and_folders")
+            started = await self._start_container(plan, tier, network)
+        await loop.run_in_executor(None, self._record_run, plan)
+        self._steps.done("record")
+        # One line per start: where its time went (read by benchmarks/spawns.py).
+        self.log.info("Workspace %s/%s start steps: %s", self.user.name, project, self._steps)
+        self._health = health.HealthCheck(self.health_timeout, self.health_failures)
+        if self.gateway_url:
+            return gateway_routes.public_address(self.gateway_url)
+        return started
 
-        self._choose_image(plan)
-        try:
-            await asyncio.get_running_loop().run_in_executor(None, self._check_image, tier)
-            await asyncio.get_running_loop().run_in_executor(None, self._check_restricted, plan)
-        except CleanroomError as exc:
-            self.log.warning("Refused workspace %s/%s: %s", self.user.name, project, exc)
-            metrics.SPAWN_REFUSALS.labels(metrics.refusal_reason(exc)).inc()
-            raise refuse(exc) from exc
+    async def _start_container(
+        self, plan: ProjectInfo, tier: quotas.QuotaTier, network: ProjectNetwork
+    ) -> Any:
+        """DockerSpawner's start of the container this plan allows, and nothing more."""
+        project = plan.name
         self._network = network
         self._plan = plan
         self._tier = tier
@@ -463,41 +499,22 @@ class CleanroomSpawner(DockerSpawner):
         self.use_internal_ip = True
         self.mem_limit = tier.memory_bytes
         self.cpu_limit = tier.cpu
-        # From unlocking the datasets until the container mounts them, no stop of
-        # another workspace may lock them (cleanroom.library.at_rest).
-        with at_rest.starting():
-            try:
-                # Quota'd folders need losetup and the engine: off the event loop too.
-                self.volumes = await asyncio.get_running_loop().run_in_executor(
-                    None, self.folders.mounts, plan, self.user.name, tier
-                )
-            except CleanroomError as exc:
-                self.log.error("Workspace folders of %s/%s: %s", self.user.name, project, exc)
-                raise refuse(exc) from exc
-            self.extra_create_kwargs = spec.create_kwargs(workspace)
-            self.extra_host_config = host_config
-            started = await super().start()
-        await asyncio.get_running_loop().run_in_executor(None, self._record_run, plan)
-        self._health = health.HealthCheck(self.health_timeout, self.health_failures)
-        if self.gateway_url:
-            return gateway_routes.public_address(self.gateway_url)
-        return started
+        self.extra_create_kwargs = spec.create_kwargs(workspace)
+        self.extra_host_config = host_config
+        return await super().start()
 
-    def _decide(self, project: str) -> tuple[ProjectInfo, quotas.QuotaTier, ProjectNetwork]:
+    def _plan_for(self, project: str) -> ProjectInfo:
         # Verified, trained, active (cleanroom.registry.people): the refusal says why.
         shared_people(self.registry).check_may_start(self.user.name)
-        plan = self.registry.workspace_plan(self.user.name, project)
-        self._check_firewall()
-        _check_engine_seccomp()
-        tier = quotas.tier(plan.quota_tier)
-        self._check_concurrency(project, tier)
-        network = ProjectNetworks(
+        return self.registry.workspace_plan(self.user.name, project)
+
+    def _ensure_network(self, project: str) -> ProjectNetwork:
+        return ProjectNetworks(
             _engine(),
             instance=self.instance,
             pool=self.network_pool,
             prefix=self.network_prefix,
         ).ensure(project)
-        return plan, tier, network
 
     def _check_concurrency(self, project: str, tier: quotas.QuotaTier) -> None:
         """Refuse a start beyond the tier's concurrent workspaces (project, user).
@@ -703,6 +720,7 @@ class CleanroomSpawner(DockerSpawner):
 
     # -- state: the server secret survives a hub restart ---------------------------
     server_secret: str = ""
+    _health: health.HealthCheck | None = None
 
     def get_state(self) -> dict[str, Any]:
         """DockerSpawner's state, plus this start's server secret (for the gateway)."""
