@@ -210,3 +210,38 @@ async def test_kubespawners_start_error_stands(
     monkeypatch.setattr(KubeSpawner, "start", kubespawner_start)
     with pytest.raises(TimeoutError, match="did not start"):
         await asyncio.wait_for(spawner._start_pod(), 10)
+
+
+async def test_the_start_waits_until_the_server_listens_and_sends_it_nothing(
+    spawner: CleanroomKubeSpawner, reflector: SimpleNamespace
+) -> None:
+    key = f"{spawner.namespace}/{spawner.pod_name}"
+    reflector.pods[key] = _reflected_pod(spawner, spawner.server_secret, "Running", "u1")
+    received: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        received.append(await reader.read())  # until the spawner closes its end
+        writer.close()
+
+    probe = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = probe.sockets[0].getsockname()[1]
+    probe.close()
+    await probe.wait_closed()
+    # Not listening yet (refused): the spawner waits.
+    waiting = asyncio.ensure_future(spawner._await_listening("127.0.0.1", port))
+    await asyncio.sleep(0.3)
+    assert not waiting.done()
+    server = await asyncio.start_server(handle, "127.0.0.1", port)
+    try:
+        await asyncio.wait_for(waiting, 10)
+        for _ in range(100):
+            if received:
+                break
+            await asyncio.sleep(0.05)
+        assert received == [b""], "a bare connect: no byte reaches the pod past the gateway"
+    finally:
+        server.close()
+        await server.wait_closed()
+    # A pod that is gone is not waited for.
+    del reflector.pods[key]
+    await asyncio.wait_for(spawner._await_listening("127.0.0.1", port), 10)

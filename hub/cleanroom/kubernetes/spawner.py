@@ -49,6 +49,8 @@ FOLDER_STORAGE = ("dynamic", "hostpath")
 # How often a start checks whether its claims are bound, and nudges one that is not.
 BIND_CHECK_SECONDS = 0.05
 BIND_NUDGE_SECONDS = 0.25
+# A pod's port that drops a connect attempt this long is out of this hub's reach.
+CONNECT_TIMEOUT_SECONDS = 1.0
 
 
 class StepTimer:
@@ -281,9 +283,9 @@ class CleanroomKubeSpawner(KubeSpawner):
             # The pod's policy lets only the gateway reach the server: register the
             # route, then wait until the server answers through the gateway.
             address = urlparse(url)
-            await gateway_routes.register(
-                self, address.hostname or "", address.port or pods.SERVER_PORT
-            )
+            host, port = address.hostname or "", address.port or pods.SERVER_PORT
+            await self._await_listening(host, port)
+            await gateway_routes.register(self, host, port)
             url = gateway_routes.public_address(self.gateway_url)
             steps.done("gateway")
         # One line per start: where its time went (read by benchmarks/k8s_spawns.py).
@@ -314,6 +316,39 @@ class CleanroomKubeSpawner(KubeSpawner):
         pod = watch.result()
         self.pod_id = pod["metadata"]["uid"]
         return str(self._get_pod_url(pod))
+
+    async def _await_listening(self, host: str, port: int) -> None:
+        """Wait until the pod's server port takes a connection, or is out of reach.
+
+        A pod runs a second or more before its server listens. The gateway's readiness
+        check (an HTTP request to the gateway, which asks the server for its proof) is
+        then repeated all that time, taking CPU the booting server needs on a small node;
+        a bare connect attempt costs next to nothing. Only the TCP handshake: no byte is
+        sent, so the pod still gets its requests only through the gateway. Where this
+        hub's address cannot reach the pod (its ingress policy admits a gateway elsewhere:
+        the connect times out), or the pod is gone, the gateway's own wait decides."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.http_timeout
+        while loop.time() < deadline:
+            try:
+                _, writer = await asyncio.wait_for(
+                    asyncio.open_connection(host, port), CONNECT_TIMEOUT_SECONDS
+                )
+            except TimeoutError:
+                return  # dropped, not refused: out of this hub's reach
+            except OSError:
+                if not self._pod_may_listen():
+                    return
+                await asyncio.sleep(self.pod_check_interval)
+                continue
+            writer.close()
+            return
+
+    def _pod_may_listen(self) -> bool:
+        """Whether this start's pod is still there and not terminated (reflector's copy)."""
+        reflector = self.pod_reflector
+        pod = reflector.pods.get(f"{self.namespace}/{self.pod_name}") if reflector else None
+        return pod is not None and self.is_pod_running(pod)
 
     async def _running_pod(self) -> dict[str, Any]:
         """This start's pod, once the pod reflector shows it running (as KubeSpawner's
