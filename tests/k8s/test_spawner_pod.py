@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -12,6 +14,7 @@ from cleanroom.kubernetes.spawner import CleanroomKubeSpawner
 from jupyterhub.objects import Hub
 from kubernetes_asyncio.client import ApiClient
 from kubernetes_asyncio.config import kube_config
+from kubespawner import KubeSpawner
 from tornado import web
 
 from tests.k8s.test_pods import plan
@@ -135,3 +138,110 @@ def test_with_a_gateway_kubespawner_sees_the_gateways_address_once_the_pod_start
     spawner._starting_pod = False
     spawner.gateway_url = ""
     assert spawner._get_pod_url(pod) == "http://10.77.0.9:8888"
+
+
+def _reflected_pod(spawner: CleanroomKubeSpawner, secret: str, phase: str, uid: str) -> Any:
+    """A pod as KubeSpawner's pod reflector holds it (the API's JSON)."""
+    return {
+        "metadata": {"name": spawner.pod_name, "uid": uid},
+        "spec": {
+            "containers": [
+                {
+                    "env": [{"name": proof.SECRET_ENV, "value": secret}],
+                    "ports": [{"name": "notebook-port", "containerPort": 8888}],
+                }
+            ]
+        },
+        "status": {"phase": phase, "podIP": "10.77.0.9", "containerStatuses": [{"ready": True}]},
+    }
+
+
+@pytest.fixture
+def reflector(spawner: CleanroomKubeSpawner, monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
+    """Stands in for KubeSpawner's shared pod reflector (its ``pods``: key -> pod)."""
+    shown = SimpleNamespace(pods={})
+    key = spawner._get_reflector_key("pods")
+    monkeypatch.setitem(CleanroomKubeSpawner.reflectors, key, shown)
+    spawner.server_secret = proof.new_secret()
+    return shown
+
+
+async def test_a_start_takes_its_own_pod_once_it_runs_never_an_older_one(
+    spawner: CleanroomKubeSpawner, reflector: SimpleNamespace
+) -> None:
+    key = f"{spawner.namespace}/{spawner.pod_name}"
+    reflector.pods[key] = _reflected_pod(spawner, "an older start's", "Running", "old")
+    waiting = asyncio.ensure_future(spawner._running_pod())
+    await asyncio.sleep(0.3)
+    assert not waiting.done(), "a running pod of another start is not this start's"
+    reflector.pods[key] = _reflected_pod(spawner, spawner.server_secret, "Pending", "new")
+    await asyncio.sleep(0.3)
+    assert not waiting.done(), "this start's pod does not run yet"
+    reflector.pods[key] = _reflected_pod(spawner, spawner.server_secret, "Running", "new")
+    found = await asyncio.wait_for(waiting, 10)
+    assert found["metadata"]["uid"] == "new"
+
+
+async def test_the_pod_start_ends_when_the_pod_runs_and_stops_kubespawners_wait(
+    spawner: CleanroomKubeSpawner, reflector: SimpleNamespace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = f"{spawner.namespace}/{spawner.pod_name}"
+    kube_wait = asyncio.Event()
+
+    async def kubespawner_start(self: Any) -> str:
+        # Its pod is made; its own wait for it, with backoff, has not ended yet.
+        reflector.pods[key] = _reflected_pod(spawner, spawner.server_secret, "Running", "u1")
+        await kube_wait.wait()
+        return "never returned"
+
+    monkeypatch.setattr(KubeSpawner, "start", kubespawner_start)
+    spawner._starting_pod = True
+    url = await asyncio.wait_for(spawner._start_pod(), 10)
+    assert url == "http://10.77.0.9:8888"
+    assert spawner.pod_id == "u1"
+
+
+async def test_kubespawners_start_error_stands(
+    spawner: CleanroomKubeSpawner, reflector: SimpleNamespace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def kubespawner_start(self: Any) -> str:
+        raise TimeoutError("pod did not start in 300 seconds!")
+
+    monkeypatch.setattr(KubeSpawner, "start", kubespawner_start)
+    with pytest.raises(TimeoutError, match="did not start"):
+        await asyncio.wait_for(spawner._start_pod(), 10)
+
+
+async def test_the_start_waits_until_the_server_listens_and_sends_it_nothing(
+    spawner: CleanroomKubeSpawner, reflector: SimpleNamespace
+) -> None:
+    key = f"{spawner.namespace}/{spawner.pod_name}"
+    reflector.pods[key] = _reflected_pod(spawner, spawner.server_secret, "Running", "u1")
+    received: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        received.append(await reader.read())  # until the spawner closes its end
+        writer.close()
+
+    probe = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = probe.sockets[0].getsockname()[1]
+    probe.close()
+    await probe.wait_closed()
+    # Not listening yet (refused): the spawner waits.
+    waiting = asyncio.ensure_future(spawner._await_listening("127.0.0.1", port))
+    await asyncio.sleep(0.3)
+    assert not waiting.done()
+    server = await asyncio.start_server(handle, "127.0.0.1", port)
+    try:
+        await asyncio.wait_for(waiting, 10)
+        for _ in range(100):
+            if received:
+                break
+            await asyncio.sleep(0.05)
+        assert received == [b""], "a bare connect: no byte reaches the pod past the gateway"
+    finally:
+        server.close()
+        await server.wait_closed()
+    # A pod that is gone is not waited for.
+    del reflector.pods[key]
+    await asyncio.wait_for(spawner._await_listening("127.0.0.1", port), 10)

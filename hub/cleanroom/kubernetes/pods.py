@@ -408,16 +408,6 @@ def volume_mounts(plan: PodPlan) -> list[dict[str, Any]]:
     return out
 
 
-def lifecycle_hooks() -> dict[str, Any]:
-    """Links in the (empty, per-start) home folder to the data and the project folder, as
-    the image's entry point makes them when it starts as root (it does not here)."""
-    script = (
-        f"for n in data project; do [ -e {WORKSPACE_HOME}/$n ] || "
-        f"ln -s /$n {WORKSPACE_HOME}/$n; done"
-    )
-    return {"postStart": {"exec": {"command": ["/bin/sh", "-c", script]}}}
-
-
 def _get(obj: dict[str, Any], *path: str) -> Any:
     for key in path:
         if not isinstance(obj, dict):

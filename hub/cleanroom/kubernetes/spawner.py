@@ -49,6 +49,8 @@ FOLDER_STORAGE = ("dynamic", "hostpath")
 # How often a start checks whether its claims are bound, and nudges one that is not.
 BIND_CHECK_SECONDS = 0.05
 BIND_NUDGE_SECONDS = 0.25
+# A pod's port that drops a connect attempt this long is out of this hub's reach.
+CONNECT_TIMEOUT_SECONDS = 1.0
 
 
 class StepTimer:
@@ -145,8 +147,14 @@ class CleanroomKubeSpawner(KubeSpawner):
     ).tag(config=True)
 
     readiness_poll_interval = Float(
-        0.1,
+        0.05,
         help="Seconds between checks whether a started server answers through the gateway.",
+    ).tag(config=True)
+
+    pod_check_interval = Float(
+        0.05,
+        help="""Seconds between checks whether a starting pod runs, in the pod reflector's
+        copy of it (no request to the cluster's API).""",
     ).tag(config=True)
 
     bind_timeout = Float(
@@ -258,13 +266,20 @@ class CleanroomKubeSpawner(KubeSpawner):
                 self.log.error("Datasets of %s/%s: %s", self.user.name, project, exc)
                 raise refuse(exc) from exc
             steps.done("datasets")
-            await self.ensure_storage(plan, folders)
-            steps.done("storage")
-            await self.ensure_policies(project)
+            # Independent objects: the policies are made while the claims bind (both in
+            # the namespace, made first when missing).
+            self._namespace_seen = ""  # looked at once per start
+            await self.ensure_namespace()
+            policies_made = asyncio.ensure_future(self.ensure_policies(project))
+            try:
+                await self.ensure_storage(plan, folders)
+                steps.done("storage")
+            finally:
+                await policies_made
             steps.done("policies")
             self._starting_pod = True
             try:
-                url = await super().start()
+                url: Any = await self._start_pod()
             finally:
                 self._starting_pod = False
             steps.done("pod")
@@ -272,14 +287,93 @@ class CleanroomKubeSpawner(KubeSpawner):
             # The pod's policy lets only the gateway reach the server: register the
             # route, then wait until the server answers through the gateway.
             address = urlparse(url)
-            await gateway_routes.register(
-                self, address.hostname or "", address.port or pods.SERVER_PORT
-            )
+            host, port = address.hostname or "", address.port or pods.SERVER_PORT
+            await self._await_listening(host, port)
+            await gateway_routes.register(self, host, port)
             url = gateway_routes.public_address(self.gateway_url)
             steps.done("gateway")
         # One line per start: where its time went (read by benchmarks/k8s_spawns.py).
         self.log.info("Workspace %s/%s start steps: %s", self.user.name, project, steps)
         return url
+
+    async def _start_pod(self) -> str:
+        """KubeSpawner's start, done as soon as this start's pod runs.
+
+        KubeSpawner waits for a running pod with JupyterHub's exponential backoff (checks
+        0.2, 0.4, 0.8, 1.6 s ... apart, with jitter): measured on the test cluster, its
+        wait ended up to 0.6 s after the server had already reported to the hub. Its pod
+        reflector (a watch of the namespace's pods) already holds the pod's state, so
+        that copy is checked here every ``pod_check_interval`` instead; KubeSpawner's
+        wait, when it has not ended yet, is then cancelled (nothing of its start is left
+        after it but returning the address). Its errors and its timeout stand as they are.
+        """
+        kube = asyncio.ensure_future(super().start())
+        watch = asyncio.ensure_future(self._running_pod())
+        try:
+            await asyncio.wait({kube, watch}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (kube, watch):
+                if not task.done():
+                    task.cancel()
+        if kube.done() and not kube.cancelled():
+            return str(kube.result())  # KubeSpawner's own end (or its error)
+        pod = watch.result()
+        self.pod_id = pod["metadata"]["uid"]
+        return str(self._get_pod_url(pod))
+
+    async def _await_listening(self, host: str, port: int) -> None:
+        """Wait until the pod's server port takes a connection, or is out of reach.
+
+        A pod runs a second or more before its server listens. The gateway's readiness
+        check (an HTTP request to the gateway, which asks the server for its proof) is
+        then repeated all that time, taking CPU the booting server needs on a small node;
+        a bare connect attempt costs next to nothing. Only the TCP handshake: no byte is
+        sent, so the pod still gets its requests only through the gateway. Where this
+        hub's address cannot reach the pod (its ingress policy admits a gateway elsewhere:
+        the connect times out), or the pod is gone, the gateway's own wait decides."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.http_timeout
+        while loop.time() < deadline:
+            try:
+                _, writer = await asyncio.wait_for(
+                    asyncio.open_connection(host, port), CONNECT_TIMEOUT_SECONDS
+                )
+            except TimeoutError:
+                return  # dropped, not refused: out of this hub's reach
+            except OSError:
+                if not self._pod_may_listen():
+                    return
+                await asyncio.sleep(self.pod_check_interval)
+                continue
+            writer.close()
+            return
+
+    def _pod_may_listen(self) -> bool:
+        """Whether this start's pod is still there and not terminated (reflector's copy)."""
+        reflector = self.pod_reflector
+        pod = reflector.pods.get(f"{self.namespace}/{self.pod_name}") if reflector else None
+        return pod is not None and self.is_pod_running(pod)
+
+    async def _running_pod(self) -> dict[str, Any]:
+        """This start's pod, once the pod reflector shows it running (as KubeSpawner's
+        ``is_pod_running`` decides). Another pod of the same name (an old one being
+        replaced) is never taken for it: only this start's pod holds this start's
+        server secret."""
+        key = f"{self.namespace}/{self.pod_name}"
+        while True:
+            reflector = self.pod_reflector  # made by KubeSpawner's start
+            pod = reflector.pods.get(key) if reflector is not None else None
+            if pod is not None and self._is_this_start(pod) and self.is_pod_running(pod):
+                return cast(dict[str, Any], pod)
+            await asyncio.sleep(self.pod_check_interval)
+
+    def _is_this_start(self, pod: dict[str, Any]) -> bool:
+        """Whether ``pod`` (as the reflector holds it) was made by this start."""
+        for container in (pod.get("spec") or {}).get("containers") or []:
+            for var in container.get("env") or []:
+                if var.get("name") == proof.SECRET_ENV:
+                    return bool(self.server_secret) and var.get("value") == self.server_secret
+        return False
 
     # True only while KubeSpawner's own start runs: it then asks ``_get_pod_url`` for the
     # pod's address, which the gateway's route is made from.
@@ -398,7 +492,8 @@ class CleanroomKubeSpawner(KubeSpawner):
         self.container_security_context = pods.container_security_context()
         self.volumes = pods.volumes(plan)
         self.volume_mounts = pods.volume_mounts(plan)
-        self.lifecycle_hooks = pods.lifecycle_hooks()
+        # No postStart hook: the image's entry point makes the home folder's links
+        # before the server starts (a hook delayed "running" by its own exec).
         limits = pods.resources(tier)["limits"]
         self.cpu_limit = self.cpu_guarantee = tier.cpu
         self.mem_limit = self.mem_guarantee = tier.memory_bytes
@@ -456,11 +551,16 @@ class CleanroomKubeSpawner(KubeSpawner):
             if exc.status != 409:
                 raise
 
+    _namespace_seen = ""
+
     async def ensure_namespace(self) -> None:
         """The deployment's namespace, created when missing (the chart's namespace exists)."""
+        if self._namespace_seen == self.namespace:
+            return  # seen at an earlier step of this start
         body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": self.namespace}}
         try:
             await self.api.read_namespace(self.namespace)
+            self._namespace_seen = self.namespace
         except ApiException as exc:
             if exc.status != 404:
                 raise
@@ -472,6 +572,7 @@ class CleanroomKubeSpawner(KubeSpawner):
             while True:
                 try:
                     await self.api.read_namespaced_service_account("default", self.namespace)
+                    self._namespace_seen = self.namespace
                     return
                 except ApiException as missing:
                     if missing.status != 404 or loop.time() > deadline:
@@ -487,20 +588,24 @@ class CleanroomKubeSpawner(KubeSpawner):
         await self.ensure_namespace()
         static = self.folder_storage == "hostpath"
         datasets = pods.dataset_volumes(plan, dict(self.dataset_volume_source), folders)
-        for volume in datasets:
-            await self._ensure_dataset_volume(volume)
-        if static:
-            await asyncio.get_running_loop().run_in_executor(None, self._make_folders, plan)
-            for volume in pods.folder_volumes(plan, self.workspaces_root):
-                await self._create(self.api.create_persistent_volume, volume)
+        # Each volume, then each claim, is its own request: made at once, not in turn.
+        await asyncio.gather(
+            *(self._ensure_dataset_volume(volume) for volume in datasets),
+            self._ensure_folder_volumes(plan) if static else asyncio.sleep(0),
+        )
         storage_class = self.storage_class or None
         made = pods.claims(plan, self.namespace, storage_class, static=static)
-        for claim in made:
-            await self._create(
-                self.api.create_namespaced_persistent_volume_claim, self.namespace, claim
-            )
+        create = self.api.create_namespaced_persistent_volume_claim
+        await asyncio.gather(*(self._create(create, self.namespace, claim) for claim in made))
         if static:
             await self._await_bound([c["metadata"]["name"] for c in made])
+
+    async def _ensure_folder_volumes(self, plan: pods.PodPlan) -> None:
+        """The node folders of a hostpath workspace and their volumes."""
+        await asyncio.get_running_loop().run_in_executor(None, self._make_folders, plan)
+        volumes = pods.folder_volumes(plan, self.workspaces_root)
+        create = self.api.create_persistent_volume
+        await asyncio.gather(*(self._create(create, volume) for volume in volumes))
 
     async def _await_bound(self, names: list[str]) -> None:
         """Wait until the claims (each naming its volume) are bound, nudging the cluster's
@@ -517,13 +622,14 @@ class CleanroomKubeSpawner(KubeSpawner):
         nudges = 0
         next_nudge = loop.time() + BIND_NUDGE_SECONDS
         pending = list(names)
+        read = self.api.read_namespaced_persistent_volume_claim
         while pending:
-            still = []
-            for name in pending:
-                claim = await self.api.read_namespaced_persistent_volume_claim(name, self.namespace)
-                if claim.status is None or claim.status.phase != "Bound":
-                    still.append(name)
-            pending = still
+            found = await asyncio.gather(*(read(name, self.namespace) for name in pending))
+            pending = [
+                name
+                for name, claim in zip(pending, found, strict=True)
+                if claim.status is None or claim.status.phase != "Bound"
+            ]
             if not pending or loop.time() > deadline:
                 break
             await asyncio.sleep(BIND_CHECK_SECONDS)
@@ -533,9 +639,9 @@ class CleanroomKubeSpawner(KubeSpawner):
             # the second run a nudge at 0.5 s made cold binds 0.6-1.1 s): nudge it.
             nudges += 1
             next_nudge = loop.time() + BIND_NUDGE_SECONDS
-            for name in pending:
-                patch = {"metadata": {"annotations": {"cleanroom/bind-nudge": str(nudges)}}}
-                await self.api.patch_namespaced_persistent_volume_claim(name, self.namespace, patch)
+            patch = {"metadata": {"annotations": {"cleanroom/bind-nudge": str(nudges)}}}
+            nudge = self.api.patch_namespaced_persistent_volume_claim
+            await asyncio.gather(*(nudge(name, self.namespace, patch) for name in pending))
         if pending:
             self.log.warning("Claims not bound yet, the pod waits for them: %s", pending)
 
@@ -597,14 +703,18 @@ class CleanroomKubeSpawner(KubeSpawner):
         """Create or replace ``project``'s NetworkPolicies, so they are exactly as designed
         at every start (an edited or deleted policy is put back)."""
         api = NetworkingV1Api(self.api.api_client)
-        for policy in policies.network_policies(self.policy_plan(project)):
-            name = policy["metadata"]["name"]
+
+        async def put(policy: dict[str, Any]) -> None:
             try:
                 await api.create_namespaced_network_policy(self.namespace, cast(Any, policy))
             except ApiException as exc:
                 if exc.status != 409:
                     raise
+                name = policy["metadata"]["name"]
                 await api.replace_namespaced_network_policy(name, self.namespace, cast(Any, policy))
+
+        made = policies.network_policies(self.policy_plan(project))
+        await asyncio.gather(*(put(policy) for policy in made))
 
     # -- environment ---------------------------------------------------------------
     def get_env(self) -> dict[str, str]:
