@@ -87,12 +87,13 @@ def test_read_once_while_fixed_and_each_page_gets_its_own_copy(
 def test_installed_into_jupyterlabs_page_handler_once() -> None:
     from jupyterlab_server import handlers
 
-    original = handlers.get_page_config
+    before = handlers.get_page_config  # already wrapped where a server ran in this process
+    handlers.get_page_config = get_page_config  # type: ignore[attr-defined]
     try:
         assert labpage.install()
         patched = handlers.get_page_config
-        assert patched is not original
+        assert patched is not get_page_config
         assert labpage.install()
         assert handlers.get_page_config is patched  # not wrapped twice
     finally:
-        handlers.get_page_config = original  # type: ignore[attr-defined]
+        handlers.get_page_config = before  # type: ignore[attr-defined]
