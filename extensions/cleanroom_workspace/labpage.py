@@ -116,5 +116,5 @@ def install() -> bool:
         from jupyterlab_server import handlers
     except ImportError:
         return False
-    handlers.get_page_config = once_while_fixed(handlers.get_page_config)  # type: ignore[attr-defined]
+    handlers.get_page_config = once_while_fixed(handlers.get_page_config)
     return True

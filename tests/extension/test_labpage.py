@@ -88,7 +88,7 @@ def test_installed_into_jupyterlabs_page_handler_once() -> None:
     from jupyterlab_server import handlers
 
     before = handlers.get_page_config  # already wrapped where a server ran in this process
-    handlers.get_page_config = get_page_config  # type: ignore[attr-defined]
+    handlers.get_page_config = get_page_config
     try:
         assert labpage.install()
         patched = handlers.get_page_config
@@ -96,4 +96,4 @@ def test_installed_into_jupyterlabs_page_handler_once() -> None:
         assert labpage.install()
         assert handlers.get_page_config is patched  # not wrapped twice
     finally:
-        handlers.get_page_config = before  # type: ignore[attr-defined]
+        handlers.get_page_config = before
