@@ -22,6 +22,7 @@ from .authorizer import GUARD_SETTING, CleanroomAuthorizer
 from .blocking import BLOCKED_ROUTES, BlockedRouteHandler
 from .channels import RULES_SETTING, CleanroomChannelsConnection
 from .guard import WorkspaceGuard
+from .labpage import install as install_lab_page
 from .paths import WorkspacePaths
 from .policy import WorkspacePolicy, load_policy
 from .process import forbid_tracing
@@ -163,6 +164,8 @@ def load_extension(serverapp: Any) -> None:
         )
     if install_proof(web_app, serverapp.log):
         serverapp.log.info("cleanroom: answers carry the server's proof for the gateway")
+    if install_lab_page():
+        serverapp.log.info("cleanroom: JupyterLab's page config is read once (fixed files)")
     if forbid_tracing():
         serverapp.log.info("cleanroom: server process is not traceable by kernel code")
     serverapp.log.info("cleanroom: workspace policy loaded from %s", policy.source)

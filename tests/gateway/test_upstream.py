@@ -1,5 +1,6 @@
 """The gateway's client towards workspace servers (cleanroom.gateway.upstream): connections
-kept and replaced when the server closed them, the answer cap kept as the answer arrives.
+kept and replaced when the server closed them, the answer cap kept as the answer arrives;
+and the server's own XSRF cookie, kept by the gateway and never passed to a browser.
 
 A real gateway (its public handlers, policy, budgets and upstream client) in front of a
 real tornado server that answers like a workspace's (the proof header on every answer),
@@ -77,6 +78,24 @@ class _Contents(web.RequestHandler):
         self.finish()
 
 
+class _Page(web.RequestHandler):
+    """A page that sets the server's XSRF cookie when the request lacks it, as
+    JupyterHub's single-user server does; records the Cookie header of each request."""
+
+    seen: list[str] = []
+    token = "c2lnbmVkLXRva2Vu"
+
+    def get(self) -> None:
+        cookie = self.request.headers.get("Cookie", "")
+        type(self).seen.append(cookie)
+        if f"_xsrf={self.token}" not in cookie:
+            self.set_cookie("_xsrf", self.token, path=f"/user/{USER}/{PROJECT}/")
+        self.set_cookie("other", "not-kept")
+        _prove(self)
+        self.set_header("Content-Type", "text/html")
+        self.finish("<html>lab</html>")
+
+
 class _Slow(web.RequestHandler):
     """An answer that takes a second."""
 
@@ -117,12 +136,14 @@ async def gateway(tmp_path: Path) -> AsyncIterator[tuple[str, Gateway]]:
                 (prefix + r"/api/contents/(\d+)", _Contents),
                 (prefix + r"/api/contents/chunked/(\d+)", _Chunked),
                 (prefix + r"/slow", _Slow),
+                (prefix + r"/lab", _Page),
             ]
         )
     )
     upstream.listen(upstream_port, "127.0.0.1")
     _Server.latest = upstream
     _Server.accepted = 0
+    _Page.seen = []
     policy = load_policy(paths.policies_dir())
     policy = dataclasses.replace(
         policy, http=dataclasses.replace(policy.http, max_response_bytes=CAP)
@@ -239,3 +260,35 @@ async def test_an_answer_later_than_the_timeout_is_no_answer(
     reply = await gw.client.fetch(f"{target.target}{target.prefix}api/contents/3", timeout=5)
     assert reply.code == 200
     assert _Server.accepted == 2
+
+
+async def test_the_servers_xsrf_cookie_is_kept_by_the_gateway_and_never_sent_on(
+    gateway: tuple[str, Gateway],
+) -> None:
+    url, gw = gateway
+    client = AsyncHTTPClient(force_instance=True)
+    try:
+        replies = [
+            await client.fetch(
+                f"{url}/lab",
+                raise_error=False,
+                # A browser's own cookies never reach the server.
+                headers={"Authorization": "token x", "Cookie": "_xsrf=browsers; session=s"},
+            )
+            for _ in range(3)
+        ]
+    finally:
+        client.close()
+    assert [r.code for r in replies] == [200, 200, 200]
+    for reply in replies:
+        assert not [c for c in reply.headers.get_list("Set-Cookie") if "_xsrf=" + _Page.token in c]
+        assert "not-kept" not in str(reply.headers)
+    # The first page had no cookie of the server's; the later ones carry only its own.
+    assert _Page.seen == ["", f"_xsrf={_Page.token}", f"_xsrf={_Page.token}"]
+    # A new start of the server (a new secret) does not get the old start's cookie.
+    backend = gw.routes.get(USER, PROJECT)
+    assert backend is not None
+    gw.routes.put(dataclasses.replace(backend, secret="n" * 64))
+    reply = await _get(f"{url}/lab")
+    assert reply.code == 502  # this test's server proves with the old secret
+    assert _Page.seen[-1] == ""

@@ -73,6 +73,9 @@ class Gateway:
         self.usage_path = usage_path
         self.decider = decider or GrantDecider(paths.registry_url())
         self.buckets: dict[tuple[str, str], TokenBucket] = {}
+        # Each server start's own XSRF cookie, kept by the gateway (proxy.py): (owner,
+        # server) -> (that start's secret, "_xsrf=..."); never sent to a browser.
+        self.server_cookies: dict[tuple[str, str], tuple[str, str]] = {}
         self.tasks: set[asyncio.Task[Any]] = set()
         self._client: UpstreamClient | None = None
 
@@ -230,6 +233,7 @@ class RouteApiHandler(_ApiHandler):
 
     def delete(self, owner: str, server: str) -> None:
         found = self.gw.routes.remove(owner, server)
+        self.gw.server_cookies.pop((owner, server), None)
         metrics.ROUTES.set(len(self.gw.routes.routes))
         self.answer({"removed": found})
 

@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import secrets
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
@@ -50,6 +51,8 @@ _FORWARD_REQUEST_HEADERS = (
 )
 _FORWARD_RESPONSE_HEADERS = ("Content-Type", "Cache-Control", "Etag", "Last-Modified", "Location")
 _SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+# The workspace server's own XSRF cookie (JupyterHub's signed, urlsafe-base64 token).
+_SERVER_XSRF = re.compile(r"_xsrf=([A-Za-z0-9_-]{1,1024})(?:;|$)")
 
 
 class GatewayOAuth(HubOAuth):
@@ -285,7 +288,25 @@ class WorkspaceHandler(HubOAuthenticated, WebSocketHandler):
         headers["Host"] = self.request.host
         headers["Authorization"] = f"token {self.backend.token}"
         headers[proof.NONCE_HEADER] = nonce
+        kept = self.gw.server_cookies.get((self.owner, self.server))
+        if kept is not None and kept[0] == self.backend.secret:
+            headers["Cookie"] = kept[1]
         return headers
+
+    def _keep_server_cookie(self, headers: httputil.HTTPHeaders) -> None:
+        """Keep the server's own XSRF cookie for this server start, as a browser would.
+
+        Without it the server makes a new token, sets it and logs a line on every page
+        (the gateway forwards no cookie either way). It goes back to that server only,
+        with the gateway's token (so the server checks no XSRF on it), never to the
+        browser; called only for answers whose proof was valid.
+        """
+        assert self.backend is not None
+        for value in headers.get_list("Set-Cookie"):
+            found = _SERVER_XSRF.match(value)
+            if found:
+                pair = f"_xsrf={found.group(1)}"
+                self.gw.server_cookies[(self.owner, self.server)] = (self.backend.secret, pair)
 
     async def _proxy(self) -> None:
         if self._finished:
@@ -357,6 +378,8 @@ class WorkspaceHandler(HubOAuthenticated, WebSocketHandler):
                 "The workspace's server could not prove it is the clean room's server; "
                 "nothing of its answer was sent. Restart the workspace.",
             )
+        if "Set-Cookie" in reply.headers:
+            self._keep_server_cookie(reply.headers)
         data = reply.body
         ctype = reply.headers.get("Content-Type", "")
         if self.kind == "contents" and "json" in ctype and data and method == "GET":
