@@ -18,9 +18,7 @@ encrypted dataset versions are unlocked read-only on the node while a pod uses t
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import time
 from pathlib import Path
 from typing import Any, cast
 from urllib.parse import urlparse
@@ -44,6 +42,7 @@ from cleanroom.workspace import culling, gateway_routes, quotas
 from cleanroom.workspace.folders import WORKSPACE_HOME
 from cleanroom.workspace.spawner import http_error, refuse, requested_project
 from cleanroom.workspace.spec import RESEARCHER_UID, SERVER_COMMAND
+from cleanroom.workspace.steps import StepTimer
 
 FOLDER_STORAGE = ("dynamic", "hostpath")
 # How often a start checks whether its claims are bound, and nudges one that is not.
@@ -51,23 +50,6 @@ BIND_CHECK_SECONDS = 0.05
 BIND_NUDGE_SECONDS = 0.25
 # A pod's port that drops a connect attempt this long is out of this hub's reach.
 CONNECT_TIMEOUT_SECONDS = 1.0
-
-
-class StepTimer:
-    """Seconds spent in each named step of a start, in order (printed as JSON)."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-        self._mark = time.monotonic()
-
-    def done(self, step: str) -> None:
-        """Record the time since the previous step (or since the start) as ``step``."""
-        now = time.monotonic()
-        self.seconds[step] = round(now - self._mark, 4)
-        self._mark = now
-
-    def __str__(self) -> str:
-        return json.dumps(self.seconds)
 
 
 class CleanroomKubeSpawner(KubeSpawner):
