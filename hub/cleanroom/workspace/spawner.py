@@ -474,6 +474,10 @@ class CleanroomSpawner(DockerSpawner):
         self._tier = tier
         # Decided at every start from the registry (cleanroom.registry.access).
         self._restricted = is_restricted(plan)
+        # Restricted mode: the session's viewer (a browser beside the server, the only
+        # client the gateway lets through) logs in with ?token= and JupyterLab's page
+        # token, which cleanroom-workspace-server never admits: there the stock server.
+        self.cmd = ["jupyterhub-singleuser"] if self._restricted else list(spec.SERVER_COMMAND)
         self._oom_seen = 0
         self._health = None
         workspace = spec.WorkspacePlan(
