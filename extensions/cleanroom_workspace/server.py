@@ -185,7 +185,11 @@ class ActivityReporter:
             DEFAULT_ACTIVITY_INTERVAL
         )
         self.server_name = os.environ.get("JUPYTERHUB_SERVER_NAME", "")
-        self.token = os.environ.get("JUPYTERHUB_API_TOKEN", "")
+        provider = app.identity_provider
+        # The token the server admits is the one it reports with: read in one place.
+        self.token = (
+            provider.server_token if isinstance(provider, ServerTokenIdentityProvider) else ""
+        )
         self.sent: datetime | None = None
 
     def _last_activity(self) -> datetime:
