@@ -24,6 +24,7 @@ from cleanroom.gateway import proof
 from cleanroom.gateway.app import Gateway
 from cleanroom.gateway.budget import Budgets
 from cleanroom.gateway.deciders import GrantDecider
+from cleanroom.gateway.front import Front
 from cleanroom.gateway.ledger import Ledger
 from cleanroom.gateway.policy import load_policy
 from cleanroom.gateway.proxy import public_handlers
@@ -124,10 +125,11 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-async def gateway(tmp_path: Path) -> AsyncIterator[tuple[str, Gateway]]:
+@pytest.fixture(params=["front", "handler"])
+async def gateway(tmp_path: Path, request: Any) -> AsyncIterator[tuple[str, Gateway]]:
     """The gateway's public URL of the workspace (and the gateway), with the workspace
-    server behind it."""
+    server behind it: through the lean front as deployed, and through the full handler
+    alone (what the front passes everything else to)."""
     upstream_port, public_port = _free_port(), _free_port()
     prefix = f"/user/{USER}/{PROJECT}"
     upstream = _Server(
@@ -158,9 +160,15 @@ async def gateway(tmp_path: Path) -> AsyncIterator[tuple[str, Gateway]]:
         decider=GrantDecider(f"sqlite:///{tmp_path / 'unused.db'}"),
     )
     gw.routes.put(Backend(USER, PROJECT, f"http://127.0.0.1:{upstream_port}", TOKEN, SECRET))
-    public = HTTPServer(web.Application(public_handlers(gw), cookie_secret=b"k" * 32))
-    public.listen(public_port, "127.0.0.1")
+    app = web.Application(public_handlers(gw), cookie_secret=b"k" * 32)
+    public = HTTPServer(app)
+    front = Front(gw, public, app)
+    if request.param == "front":
+        front.listen(public_port, "127.0.0.1")
+    else:
+        public.listen(public_port, "127.0.0.1")
     yield f"http://127.0.0.1:{public_port}{prefix}", gw
+    front.close()
     public.stop()
     upstream.stop()
     gw.client.close()

@@ -24,8 +24,10 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
+import uvloop
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from tornado import httputil, web
+from tornado.httpserver import HTTPServer
 from traitlets import Integer, Unicode, default
 from traitlets.config import Application
 
@@ -34,6 +36,7 @@ from cleanroom.errors import CleanroomError, Forbidden, InvalidInput
 from cleanroom.gateway import metrics, proof
 from cleanroom.gateway.budget import Budgets
 from cleanroom.gateway.deciders import GrantDecider
+from cleanroom.gateway.front import Admissions, Front
 from cleanroom.gateway.ledger import Ledger, journal_writer
 from cleanroom.gateway.messages import TokenBucket
 from cleanroom.gateway.policy import EgressPolicy, load_policy
@@ -77,6 +80,8 @@ class Gateway:
         # server) -> (that start's secret, "_xsrf=..."); never sent to a browser.
         self.server_cookies: dict[tuple[str, str], tuple[str, str]] = {}
         self.tasks: set[asyncio.Task[Any]] = set()
+        # Credentials the full handler admitted, for the lean path (front.py).
+        self.admissions = Admissions()
         self._client: UpstreamClient | None = None
 
     @property
@@ -441,13 +446,18 @@ class GatewayApp(Application):
         public = web.Application(public_handlers(gateway), cookie_secret=cookie_secret)
         internal = web.Application(api_handlers(gateway))
         drop_group(self.group)
-        asyncio.run(self._serve(gateway, public, internal))
+
+        uvloop.run(self._serve(gateway, public, internal))
 
     async def _serve(
         self, gateway: Gateway, public: web.Application, internal: web.Application
     ) -> None:
         max_body = gateway.policy.http.max_request_bytes
-        public.listen(self.port, "127.0.0.1", max_body_size=max_body, xheaders=False)
+        # The lean front takes every connection; tornado's server only the sockets it
+        # hands over (websockets), its application the requests it passes on.
+        server = HTTPServer(public, max_body_size=max_body, xheaders=False)
+        front = Front(gateway, server, public)
+        front.listen(self.port, "127.0.0.1")
         internal.listen(self.api_port, "127.0.0.1")
         metrics.ROUTES.set(len(gateway.routes.routes))
         log.info("listening on 127.0.0.1:%d (API on %d)", self.port, self.api_port)
@@ -458,6 +468,7 @@ class GatewayApp(Application):
         ticker = asyncio.ensure_future(gateway.ticker())
         await stop.wait()
         ticker.cancel()
+        front.close()
         gateway.account()
         await gateway.ledger.flush()
 

@@ -12,12 +12,10 @@ content rules.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import hmac
 import json
 import logging
-import re
 import secrets
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
@@ -28,12 +26,14 @@ from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.iostream import StreamClosedError
 from tornado.websocket import WebSocketClosedError, WebSocketHandler, websocket_connect
 
-from cleanroom.gateway import content, jsonio, metrics, pages, proof, viewer
+from cleanroom.gateway import forward, metrics, pages, proof, viewer
+from cleanroom.gateway.forward import Refused, route_kind
 from cleanroom.gateway.frames import SocketRules, frame_size
+from cleanroom.gateway.front import credential_key
 from cleanroom.gateway.messages import KernelRules
 from cleanroom.gateway.policy import Route
 from cleanroom.gateway.routes import Backend
-from cleanroom.gateway.upstream import NoAnswer, TooLarge
+from cleanroom.gateway.upstream import NoAnswer
 
 if TYPE_CHECKING:
     from cleanroom.gateway.app import Gateway
@@ -41,18 +41,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("cleanroom.gateway")
 
 XSRF_COOKIE = "_xsrf"
-_FORWARD_REQUEST_HEADERS = (
-    "Accept",
-    "Accept-Language",
-    "Content-Type",
-    "If-None-Match",
-    "If-Modified-Since",
-    "X-Requested-With",
-)
-_FORWARD_RESPONSE_HEADERS = ("Content-Type", "Cache-Control", "Etag", "Last-Modified", "Location")
 _SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
-# The workspace server's own XSRF cookie (JupyterHub's signed, urlsafe-base64 token).
-_SERVER_XSRF = re.compile(r"_xsrf=([A-Za-z0-9_-]{1,1024})(?:;|$)")
 
 
 class GatewayOAuth(HubOAuth):
@@ -66,39 +55,6 @@ class GatewayOAuth(HubOAuth):
     @property
     def cookie_path(self) -> str:
         return "/"
-
-
-def route_kind(rest: str) -> str:
-    """The accounting kind of a path below the server's prefix."""
-    if rest.startswith(("static/", "lab/static/", "lab/extensions/", "lab/api/themes")):
-        return "static"
-    if rest.startswith("api/contents"):
-        return "contents"
-    if rest.startswith("api/kernels") or rest.startswith("api/sessions"):
-        return "kernel"
-    if rest.startswith(("terminals/", "api/terminals")):
-        return "terminal"
-    if rest.startswith("lab/api/settings"):
-        return "settings"
-    if rest.startswith("lab/api/workspaces"):
-        return "workspaces"
-    if rest.startswith(("api/kernelspecs", "kernelspecs/")):
-        return "kernelspecs"
-    if rest.startswith("api/events"):
-        return "events"
-    if rest.startswith("cleanroom/"):
-        return "releases"
-    if rest.startswith("api"):
-        return "api"
-    return "page"
-
-
-class Refused(Exception):
-    """A refusal, answered once in :meth:`WorkspaceHandler.refuse`."""
-
-    def __init__(self, status: int, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.reason, self.message = status, reason, message
 
 
 class WorkspaceHandler(HubOAuthenticated, WebSocketHandler):
@@ -126,29 +82,27 @@ class WorkspaceHandler(HubOAuthenticated, WebSocketHandler):
     # -- refusals ------------------------------------------------------------------
     def refuse(self, exc: Refused) -> None:
         """Answer a refusal, count it and put it on the record."""
-        user, project = self.owner or "-", self.server or "-"
-        metrics.REFUSALS.labels(user, project, exc.reason).inc()
-        self.gw.ledger.refusal(
-            user, project, exc.reason, path=self.rest[:200], method=self.request.method
-        )
-        log.info(
-            "refused %s %s: %s (%s)",
-            self.request.method,
-            self.request.path,
-            exc.reason,
-            exc.message,
+        answer = forward.refusal(
+            self.gw,
+            exc,
+            owner=self.owner,
+            server=self.server,
+            rest=self.rest,
+            method=self.request.method or "GET",
+            path=self.request.path,
+            header=self.request.headers.get,
         )
         self.clear()
-        self.set_status(exc.status)
-        self.set_header("Content-Security-Policy", content.CSP)
-        self.set_header("X-Content-Type-Options", "nosniff")
-        mode = self.request.headers.get("Sec-Fetch-Mode", "")
-        if pages.wants_page(self.request.headers.get("Accept", ""), self.rest, mode):
-            self.set_header("Content-Type", "text/html; charset=utf-8")
-            self.finish(pages.refusal_page(exc.status, exc.message))
-        else:
-            self.set_header("Content-Type", "application/json")
-            self.finish(pages.refusal_json(exc.message))
+        self._write_answer(answer)
+
+    def _write_answer(self, answer: forward.Answer) -> None:
+        self.set_status(answer.status, answer.reason)
+        self.clear_header("Content-Type")
+        for name, value in answer.headers:
+            self.set_header(name, value)
+        if answer.body:
+            self.write(answer.body)
+        self.finish()
 
     # -- before anything reaches the container --------------------------------------
     async def prepare(self) -> None:
@@ -186,6 +140,13 @@ class WorkspaceHandler(HubOAuthenticated, WebSocketHandler):
         }
         if not self.hub_auth.check_scopes(wanted, user):
             raise Refused(403, "not_owner", "This token does not give access to this workspace.")
+        key = credential_key(
+            self.request.headers.get("Authorization"),
+            self.request.headers.get("Cookie"),
+            by_token=not self.cookie_auth,
+        )
+        if key is not None:  # the lean path may now take these credentials (front.py)
+            self.gw.admissions.admit(key, self.owner, self.server)
         self._check_csrf()
         self.backend = self.gw.routes.get(self.owner, self.server)
         if self.backend is None:
@@ -280,33 +241,9 @@ class WorkspaceHandler(HubOAuthenticated, WebSocketHandler):
 
     def _upstream_headers(self, nonce: str) -> httputil.HTTPHeaders:
         assert self.backend is not None
-        headers = httputil.HTTPHeaders()
-        for name in _FORWARD_REQUEST_HEADERS:
-            value = self.request.headers.get(name)
-            if value is not None:
-                headers[name] = value
-        headers["Host"] = self.request.host
-        headers["Authorization"] = f"token {self.backend.token}"
-        headers[proof.NONCE_HEADER] = nonce
-        kept = self.gw.server_cookies.get((self.owner, self.server))
-        if kept is not None and kept[0] == self.backend.secret:
-            headers["Cookie"] = kept[1]
-        return headers
-
-    def _keep_server_cookie(self, headers: httputil.HTTPHeaders) -> None:
-        """Keep the server's own XSRF cookie for this server start, as a browser would.
-
-        Without it the server makes a new token, sets it and logs a line on every page
-        (the gateway forwards no cookie either way). It goes back to that server only,
-        with the gateway's token (so the server checks no XSRF on it), never to the
-        browser; called only for answers whose proof was valid.
-        """
-        assert self.backend is not None
-        for value in headers.get_list("Set-Cookie"):
-            found = _SERVER_XSRF.match(value)
-            if found:
-                pair = f"_xsrf={found.group(1)}"
-                self.gw.server_cookies[(self.owner, self.server)] = (self.backend.secret, pair)
+        return forward.upstream_headers(
+            self.gw, self.backend, self.request.headers.get, self.request.host, nonce
+        )
 
     async def _proxy(self) -> None:
         if self._finished:
@@ -356,78 +293,26 @@ class WorkspaceHandler(HubOAuthenticated, WebSocketHandler):
     async def _forward(self) -> None:
         assert self.backend is not None
         method = self.request.method or "GET"
-        body = self.request.body if method in ("POST", "PUT", "PATCH") else None
-        if body is not None and len(body) > self.gw.policy.http.max_request_bytes:
-            raise Refused(413, "too_large", "The request is larger than the clean room allows.")
-        nonce = proof.new_nonce()
-        try:
-            # No Accept-Encoding: the body arrives as the bytes the cap and budget count.
-            reply = await self.gw.client.fetch(
-                self.backend.target + (self.request.uri or "/"),
-                method=method,
-                headers=self._upstream_headers(nonce),
-                body=body,
-                timeout=300,
-            )
-        except NoAnswer as exc:
-            raise self._no_answer(exc) from exc
-        if not proof.is_valid(self.backend.secret, nonce, reply.headers.get(proof.PROOF_HEADER)):
-            raise Refused(
-                502,
-                "proof",
-                "The workspace's server could not prove it is the clean room's server; "
-                "nothing of its answer was sent. Restart the workspace.",
-            )
-        if "Set-Cookie" in reply.headers:
-            self._keep_server_cookie(reply.headers)
-        data = reply.body
-        ctype = reply.headers.get("Content-Type", "")
-        if self.kind == "contents" and "json" in ctype and data and method == "GET":
-            data = self._check_contents(data)
-        out = [(k, reply.headers[k]) for k in _FORWARD_RESPONSE_HEADERS if k in reply.headers]
-        location = reply.headers.get("Location")
-        if location and not location.startswith(("/user/", "/hub/")):
-            out = [(k, v) for k, v in out if k != "Location"]
-        counted = len(data) + sum(len(k) + len(v) + 4 for k, v in out)
-        user, project = self.owner, self.server
-        exempt = (
-            self.kind == "static"
-            and reply.code == 200
-            and hashlib.sha256(data).hexdigest() in self.gw.routes.manifest(user, project)
+        answer = await forward.forward(
+            self.gw,
+            self.backend,
+            kind=self.kind,
+            method=method,
+            uri=self.request.uri or "/",
+            body=self.request.body if method in ("POST", "PUT", "PATCH") else None,
+            header=self.request.headers.get,
+            host=self.request.host,
         )
-        if exempt:
-            self.gw.budgets.exempt(user, project, counted)
-            metrics.EXEMPT_BYTES.labels(user, project).inc(counted)
-        elif not self.gw.budgets.spend(user, project, counted, self.kind):
-            raise Refused(429, "budget", self.gw.budgets.exhausted_message(user, project))
-        else:
-            metrics.BYTES.labels(user, project, self.kind).inc(counted)
         self.clear()
-        self.set_status(reply.code, reply.reason or "Unknown")
-        for name, value in out:
-            self.set_header(name, value)
-        if "Content-Type" not in dict(out):
-            self.clear_header("Content-Type")
-        self._security_headers()
-        if reply.code not in (204, 304) and method != "HEAD":
-            self.write(data)
-        self.finish()
-
-    def _no_answer(self, error: NoAnswer) -> Refused:
-        """The refusal for an upstream request that brought no answer to pass on."""
-        if isinstance(error, TooLarge):
-            return Refused(
-                403,
-                "too_large",
-                "The answer is larger than the clean room sends to a browser "
-                f"({self.gw.policy.http.max_response_bytes} bytes).",
-            )
-        return Refused(502, "backend", f"The workspace server did not answer ({error}).")
+        self._set_xsrf_cookie()
+        self._write_answer(answer)
 
     def _security_headers(self) -> None:
-        self.set_header("Content-Security-Policy", _page_csp(self.request.host))
-        self.set_header("X-Content-Type-Options", "nosniff")
-        self.set_header("Referrer-Policy", "same-origin")
+        for name, value in forward.security_headers(self.request.host):
+            self.set_header(name, value)
+        self._set_xsrf_cookie()
+
+    def _set_xsrf_cookie(self) -> None:
         if self.cookie_auth and not self.get_cookie(XSRF_COOKIE):
             # The gateway's own double-submit token: JupyterLab reads this cookie and
             # sends it back as X-XSRFToken on every write.
@@ -437,39 +322,6 @@ class WorkspaceHandler(HubOAuthenticated, WebSocketHandler):
                 path=f"/user/{self.owner}/{self.server}/",
                 samesite="Strict",
             )
-
-    def _check_contents(self, data: bytes) -> bytes:
-        """Notebooks lose script-carrying outputs; base64 answers must be real images."""
-        try:
-            model = jsonio.loads(data)
-        except ValueError as exc:
-            raise Refused(
-                502, "content", "The workspace sent an unreadable contents answer."
-            ) from exc
-        if not isinstance(model, dict) or model.get("content") is None:
-            return data
-        rules = self.gw.policy
-        if model.get("type") == "notebook":
-            if content.sanitize_notebook(
-                model, rules.websocket.blocked_mime_types, rules.http.max_image_bytes
-            ):
-                return jsonio.dumps_bytes(model)
-            return data  # nothing changed: the bytes as they came, not re-serialised
-        if model.get("format") == "base64":
-            mime = str(model.get("mimetype") or "")
-            raw = content._decode_b64(model.get("content"))
-            problem = (
-                "not base64"
-                if raw is None
-                else content.image_problem(mime, raw, rules.http.max_image_bytes)
-            )
-            if problem:
-                raise Refused(
-                    403,
-                    "content",
-                    f"{model.get('path', 'this file')} is not shown in the browser: {problem}.",
-                )
-        return data
 
     # -- websockets ----------------------------------------------------------------
     def select_subprotocol(self, subprotocols: list[str]) -> str | None:
@@ -626,12 +478,6 @@ class WorkspaceHandler(HubOAuthenticated, WebSocketHandler):
 
     def on_finish(self) -> None:
         return
-
-
-@functools.lru_cache(maxsize=64)
-def _page_csp(host: str) -> str:
-    """The pages' policy for ``host``: websockets to this host only (one per host)."""
-    return content.CSP.replace("connect-src 'self'", f"connect-src 'self' ws://{host} wss://{host}")
 
 
 def _retrieve(done: Any) -> None:
