@@ -23,7 +23,7 @@ from kubernetes_asyncio import config
 from kubernetes_asyncio.client import ApiClient, Configuration, CoreV1Api, NetworkingV1Api
 
 from tests.integration.harness import Hub
-from tests.k8s.conftest import INSTANCE, NAMESPACE, NODE_IP, PROJECT
+from tests.k8s.conftest import INSTANCE, NAMESPACE, NODE_IP, OTHER_PROJECT, PROJECT
 
 pytestmark = pytest.mark.k8s
 T = TypeVar("T")
@@ -241,6 +241,53 @@ def test_removing_a_member_stops_their_pod(k8s_hub: Hub, cluster: Path) -> None:
         time.sleep(0.5)
     again, _ = k8s_hub.spawn("dave", PROJECT)
     assert again.status_code == 403, again.text
+
+
+def claim_states(kubeconfig: Path, names: list[str]) -> dict[str, tuple[str, str]]:
+    """(phase, uid) of each named claim in the deployment's namespace that exists."""
+
+    async def call(api: ApiClient) -> dict[str, tuple[str, str]]:
+        found = await CoreV1Api(api).list_namespaced_persistent_volume_claim(NAMESPACE)
+        return {
+            c.metadata.name: (c.status.phase if c.status else "", c.metadata.uid)
+            for c in found.items
+            if c.metadata.name in names
+        }
+
+    return k8s(kubeconfig, call)
+
+
+def test_a_members_folder_claims_are_bound_before_their_first_start(
+    alice: Hub, cluster: Path
+) -> None:
+    """The hub's kube-ahead service (cleanroom.kubernetes.ahead) makes a member's work claim
+    and the project's claim without any start; the first start then uses those very
+    claims (same uid), so it does not wait for the volume controller's bind."""
+    assert not workspace_pods(cluster, "carol", OTHER_PROJECT)  # never started here
+    names = [
+        pods.work_claim_name(INSTANCE, OTHER_PROJECT, "carol"),
+        pods.project_claim_name(INSTANCE, OTHER_PROJECT),
+    ]
+    deadline = time.monotonic() + 60
+    while True:
+        states = claim_states(cluster, names)
+        if len(states) == 2 and all(phase == "Bound" for phase, _ in states.values()):
+            break
+        assert time.monotonic() < deadline, f"claims not made and bound ahead: {states}"
+        time.sleep(0.5)
+    reply, _ = alice.spawn("carol", OTHER_PROJECT)
+    assert reply.status_code in (201, 202), reply.text
+    try:
+        pod = running_pod(cluster, "carol", OTHER_PROJECT)
+        mounted = {
+            v["persistentVolumeClaim"]["claimName"]
+            for v in pod["spec"]["volumes"]
+            if v.get("persistentVolumeClaim")
+        }
+        assert set(names) <= mounted
+        assert claim_states(cluster, names) == states  # the same claims, still bound
+    finally:
+        alice.stop_server("carol", OTHER_PROJECT)
 
 
 TABLE = "line,defects\nA,120\nB,95\nC,143\n"

@@ -355,6 +355,21 @@ def ingress_decline(args: argparse.Namespace, reg: Registry) -> None:
 
 
 # -- running workspaces, journal -------------------------------------------------------
+def kube_ahead(args: argparse.Namespace, reg: Registry) -> None:
+    import asyncio
+
+    from cleanroom.kubernetes import ahead
+    from cleanroom.settings import Settings
+
+    instance = Settings.from_env().instance
+    maker = ahead.Ahead(reg, instance, ahead.storage_from_env(instance))
+    if args.every:
+        asyncio.run(ahead.run_forever(maker, args.every))
+        return
+    made = asyncio.run(ahead.run_once(maker))
+    _out(args, {"claims_made": made}, f"made {made} claims")
+
+
 def enforce(args: argparse.Namespace, reg: Registry) -> None:
     from cleanroom.settings import Settings
     from cleanroom.workspace.enforce import enforce_forever, enforce_once
@@ -527,6 +542,15 @@ def add_verbs(verbs: Any, verb: Callable[..., Any]) -> None:
     by(p, required=True, what="an operator, or a provider of the project's data")
 
     p = verb(verbs, "enforce", "stop workspaces past their project's or membership's end", enforce)
+    p.add_argument(
+        "--every", type=float, metavar="SECONDS", help="repeat forever (the hub's service does)"
+    )
+    p = verb(
+        verbs,
+        "kube-ahead",
+        "Kubernetes: make members' folder claims before their first start",
+        kube_ahead,
+    )
     p.add_argument(
         "--every", type=float, metavar="SECONDS", help="repeat forever (the hub's service does)"
     )

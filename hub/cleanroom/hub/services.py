@@ -15,6 +15,9 @@ from cleanroom.settings import Settings, secret
 from cleanroom.workspace import culling
 
 ENFORCER_SERVICE = "cleanroom-enforcer"
+AHEAD_SERVICE = "cleanroom-kube-ahead"
+# Seconds between the folder-ahead service's registry reads (one cheap query each).
+AHEAD_EVERY = 2
 METRICS_SERVICE = "prometheus"
 
 
@@ -27,6 +30,13 @@ def _forwarded_env() -> dict[str, str]:
     )
     env.setdefault("CLEANROOM_STATE_DIR", str(paths.state_dir()))
     return env
+
+
+def _runs_ahead() -> bool:
+    from cleanroom.kubernetes import ahead
+    from cleanroom.kubernetes.hub_config import backend
+
+    return backend() == "kubernetes" and ahead.enabled()
 
 
 def configure_operations(c: Any, settings: Settings) -> None:
@@ -44,6 +54,18 @@ def configure_operations(c: Any, settings: Settings) -> None:
             "environment": _forwarded_env(),
         }
     )
+
+    if _runs_ahead():
+        # Kubernetes: members' folder claims made before their first start (its module
+        # says why); it reaches the cluster as the hub does.
+        command = [sys.executable, "-m", "cleanroom.cli.main", "kube-ahead"]
+        services.append(
+            {
+                "name": AHEAD_SERVICE,
+                "command": [*command, "--every", str(AHEAD_EVERY)],
+                "environment": _forwarded_env(),
+            }
+        )
 
     policy = culling.load_policy()
     culler = culling.culler_service(policy)

@@ -213,6 +213,30 @@ def claims(
     """
     inst, project = plan.instance, plan.project.name
     base = {LABEL_INSTANCE: label_value(inst), LABEL_PROJECT: label_value(project)}
+    out = folder_claims(plan, namespace, storage_class, static=static)
+    for ds in plan.project.datasets:
+        name = dataset_claim_name(inst, ds.name, ds.version)
+        out.append(
+            _claim(
+                name,
+                namespace,
+                None,
+                "ReadOnlyMany",
+                "",
+                {**base, LABEL_COMPONENT: "dataset"},
+                name,
+            )
+        )
+    return out
+
+
+def folder_claims(
+    plan: PodPlan, namespace: str, storage_class: str | None, *, static: bool = False
+) -> list[dict[str, Any]]:
+    """The work folder's and the project folder's claims of :func:`claims` (what
+    :mod:`cleanroom.kubernetes.ahead` makes before a member's first start)."""
+    inst, project = plan.instance, plan.project.name
+    base = {LABEL_INSTANCE: label_value(inst), LABEL_PROJECT: label_value(project)}
     work = work_claim_name(inst, project, plan.user)
     shared = project_claim_name(inst, project)
     folder_class = "" if static else storage_class
@@ -236,19 +260,6 @@ def claims(
             shared if static else None,
         ),
     ]
-    for ds in plan.project.datasets:
-        name = dataset_claim_name(inst, ds.name, ds.version)
-        out.append(
-            _claim(
-                name,
-                namespace,
-                None,
-                "ReadOnlyMany",
-                "",
-                {**base, LABEL_COMPONENT: "dataset"},
-                name,
-            )
-        )
     return out
 
 

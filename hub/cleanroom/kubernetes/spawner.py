@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-from pathlib import Path
 from typing import Any, cast
 from urllib.parse import urlparse
 
@@ -33,6 +32,7 @@ from cleanroom.errors import CleanroomError, Conflict
 from cleanroom.gateway import proof
 from cleanroom.hub import metrics
 from cleanroom.kubernetes import pods, policies
+from cleanroom.kubernetes.folders import FOLDER_STORAGE, FolderStorage, create_or_keep
 from cleanroom.library import at_rest
 from cleanroom.registry import ProjectInfo, Registry, shared_registry
 from cleanroom.registry.access import is_restricted
@@ -44,7 +44,6 @@ from cleanroom.workspace.spawner import http_error, refuse, requested_project
 from cleanroom.workspace.spec import RESEARCHER_UID, SERVER_COMMAND
 from cleanroom.workspace.steps import StepTimer
 
-FOLDER_STORAGE = ("dynamic", "hostpath")
 # How often a start checks whether its claims are bound, and nudges one that is not.
 BIND_CHECK_SECONDS = 0.05
 BIND_NUDGE_SECONDS = 0.25
@@ -524,15 +523,6 @@ class CleanroomKubeSpawner(KubeSpawner):
             )
 
     # -- cluster objects besides the pod -------------------------------------------
-    async def _create(self, create: Any, *args: Any) -> None:
-        """Create an object; one that exists already is left as it is (claims and
-        volumes keep their files; a claim's spec cannot change once bound)."""
-        try:
-            await create(*args)
-        except ApiException as exc:
-            if exc.status != 409:
-                raise
-
     _namespace_seen = ""
 
     async def ensure_namespace(self) -> None:
@@ -546,7 +536,7 @@ class CleanroomKubeSpawner(KubeSpawner):
         except ApiException as exc:
             if exc.status != 404:
                 raise
-            await self._create(self.api.create_namespace, body)
+            await create_or_keep(self.api.create_namespace, body)
             # Pods are refused until the controller has made the namespace's default
             # service account (the pod gets no token of it, but admission needs it).
             loop = asyncio.get_running_loop()
@@ -568,26 +558,29 @@ class CleanroomKubeSpawner(KubeSpawner):
         project folders only for ``folder_storage = hostpath``). ``folders``: where
         encrypted dataset versions are unlocked (see ``_dataset_folders``)."""
         await self.ensure_namespace()
-        static = self.folder_storage == "hostpath"
+        storage = self.folder_storage_plan()
         datasets = pods.dataset_volumes(plan, dict(self.dataset_volume_source), folders)
         # Each volume, then each claim, is its own request: made at once, not in turn.
         await asyncio.gather(
             *(self._ensure_dataset_volume(volume) for volume in datasets),
-            self._ensure_folder_volumes(plan) if static else asyncio.sleep(0),
+            storage.ensure_volumes(self.api, plan),
         )
         storage_class = self.storage_class or None
-        made = pods.claims(plan, self.namespace, storage_class, static=static)
+        made = pods.claims(plan, self.namespace, storage_class, static=storage.static)
         create = self.api.create_namespaced_persistent_volume_claim
-        await asyncio.gather(*(self._create(create, self.namespace, claim) for claim in made))
-        if static:
+        await asyncio.gather(*(create_or_keep(create, self.namespace, claim) for claim in made))
+        if storage.static:
             await self._await_bound([c["metadata"]["name"] for c in made])
 
-    async def _ensure_folder_volumes(self, plan: pods.PodPlan) -> None:
-        """The node folders of a hostpath workspace and their volumes."""
-        await asyncio.get_running_loop().run_in_executor(None, self._make_folders, plan)
-        volumes = pods.folder_volumes(plan, self.workspaces_root)
-        create = self.api.create_persistent_volume
-        await asyncio.gather(*(self._create(create, volume) for volume in volumes))
+    def folder_storage_plan(self) -> FolderStorage:
+        """How this spawner stores work and project folders (what ``cleanroom.kubernetes.
+        ahead`` must make the same way)."""
+        return FolderStorage(
+            namespace=self.namespace,
+            folder_storage=self.folder_storage,
+            storage_class=self.storage_class or None,
+            workspaces_root=self.workspaces_root,
+        )
 
     async def _await_bound(self, names: list[str]) -> None:
         """Wait until the claims (each naming its volume) are bound, nudging the cluster's
@@ -647,15 +640,6 @@ class CleanroomKubeSpawner(KubeSpawner):
                     "it and its claims once no workspace uses them"
                 )
             )
-
-    def _make_folders(self, plan: pods.PodPlan) -> None:
-        """The node folders of a hostpath workspace, owned by the researcher's uid."""
-        root = Path(self.workspaces_root, plan.project.name)
-        for folder, mode in ((root / "users" / plan.user, 0o700), (root / "shared", 0o770)):
-            folder.mkdir(parents=True, exist_ok=True)
-            os.chmod(folder, mode)
-            if os.geteuid() == 0:
-                os.chown(folder, RESEARCHER_UID, RESEARCHER_UID)
 
     def policy_plan(self, project: str) -> policies.PolicyPlan:
         """What ``project``'s NetworkPolicies are made from (this hub's settings)."""

@@ -44,7 +44,9 @@ def namespace(instance: str) -> str:
     return os.environ.get("CLEANROOM_K8S_NAMESPACE", f"cleanroom-{instance}")
 
 
-async def _client_config() -> Configuration:
+async def client_config() -> Configuration:
+    """The API client settings: the pod's service account in the cluster, else the
+    kubeconfig (``$KUBECONFIG``)."""
     cfg = Configuration()
     try:
         config.load_incluster_config(client_configuration=cfg)
@@ -58,7 +60,7 @@ async def _client_config() -> Configuration:
 
 def _run(call: Callable[[CoreV1Api], Awaitable[T]]) -> T:
     async def run() -> T:
-        async with ApiClient(await _client_config()) as api:
+        async with ApiClient(await client_config()) as api:
             return await call(CoreV1Api(api))
 
     return asyncio.run(run())
