@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from cleanroom import paths
 from cleanroom.gateway import proof
-from cleanroom.gateway.app import Gateway
+from cleanroom.gateway.app import Gateway, api_handlers
 from cleanroom.gateway.budget import Budgets
 from cleanroom.gateway.deciders import GrantDecider
 from cleanroom.gateway.front import Front
@@ -300,3 +300,56 @@ async def test_the_servers_xsrf_cookie_is_kept_by_the_gateway_and_never_sent_on(
     reply = await _get(f"{url}/lab")
     assert reply.code == 502  # this test's server proves with the old secret
     assert _Page.seen[-1] == ""
+
+
+class _Api(web.RequestHandler):
+    """A workspace server's ``/api``, proving with this test's secret."""
+
+    def get(self) -> None:
+        _prove(self)
+        self.finish({"version": "test"})
+
+
+async def test_readiness_is_waited_for_in_the_gateway_with_one_api_request(
+    gateway: tuple[str, Gateway],
+) -> None:
+    """The spawner's one ``GET /api/routes/..?wait=`` answers once the server is up (the
+    gateway checks every 50 ms itself); bad waits are refused, and an unknown route."""
+    _, gw = gateway
+    gw.api_token = "api-token"
+    api_port, late_port = _free_port(), _free_port()
+    api = HTTPServer(web.Application(api_handlers(gw)))
+    api.listen(api_port, "127.0.0.1")
+    gw.routes.put(Backend("erin", PROJECT, f"http://127.0.0.1:{late_port}", TOKEN, SECRET))
+    late = HTTPServer(web.Application([(rf"/user/erin/{PROJECT}/api", _Api)]))
+    client = AsyncHTTPClient(force_instance=True)
+
+    async def ask(query: str, who: str = "erin") -> Any:
+        return await client.fetch(
+            f"http://127.0.0.1:{api_port}/api/routes/{who}/{PROJECT}{query}",
+            raise_error=False,
+            headers={"Authorization": "token api-token"},
+            request_timeout=20,
+        )
+
+    try:
+        for bad in ("?wait=abc", "?wait=-1", "?wait=11", "?wait=nan"):
+            assert (await ask(bad)).code == 400, bad
+        assert (await ask("?wait=1", who="nobody")).code == 404
+        assert (await ask("")).code == 503  # nothing listens yet: at once
+        waited = asyncio.ensure_future(ask("?wait=8"))
+        await asyncio.sleep(0.5)
+        assert not waited.done()
+        late.listen(late_port, "127.0.0.1")
+        reply = await asyncio.wait_for(waited, 5)
+        assert reply.code == 200 and json.loads(reply.body) == {"ready": True}
+        # A route that goes ends the wait at once.
+        gw.routes.put(Backend("fay", PROJECT, f"http://127.0.0.1:{_free_port()}", TOKEN, SECRET))
+        waiting = asyncio.ensure_future(ask("?wait=8", who="fay"))
+        await asyncio.sleep(0.3)
+        gw.routes.remove("fay", PROJECT)
+        assert (await asyncio.wait_for(waiting, 2)).code == 503
+    finally:
+        client.close()
+        late.stop()
+        api.stop()

@@ -45,6 +45,9 @@ from cleanroom.gateway.routes import RouteTable, backend_from
 from cleanroom.gateway.upstream import NoAnswer, UpstreamClient
 
 SERVICE_NAME = "cleanroom-gateway"
+# A route's readiness: checked this often, for at most this long per API request.
+READY_CHECK_SECONDS = 0.05
+READY_WAIT_MAX = 10.0
 log = logging.getLogger("cleanroom.gateway")
 
 
@@ -154,6 +157,20 @@ class Gateway:
             except Exception:
                 log.exception("gateway bookkeeping failed")
 
+    async def wait_ready(self, owner: str, server: str, seconds: float) -> bool:
+        """Whether the registered server answers with a valid proof within ``seconds``,
+        checked every ``READY_CHECK_SECONDS`` here, next to the server (one API request
+        from the spawner instead of one per check: on a small host those requests took
+        CPU the booting server needed). False at once when the route goes."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while True:
+            if await self.is_ready(owner, server):
+                return True
+            if self.routes.get(owner, server) is None or loop.time() >= deadline:
+                return False
+            await asyncio.sleep(READY_CHECK_SECONDS)
+
     async def is_ready(self, owner: str, server: str) -> bool:
         """Whether the registered server answers with a valid proof."""
         backend = self.routes.get(owner, server)
@@ -243,9 +260,17 @@ class RouteApiHandler(_ApiHandler):
         self.answer({"removed": found})
 
     async def get(self, owner: str, server: str) -> None:
+        """``?wait=SECONDS`` (at most ``READY_WAIT_MAX``): answer once the server is
+        ready or the time is up; without it, at once."""
+        try:
+            wait = float(self.get_argument("wait", "0"))
+        except ValueError:
+            wait = -1.0
+        if not 0 <= wait <= READY_WAIT_MAX:  # also refuses nan
+            raise web.HTTPError(400, f"wait must be 0 to {READY_WAIT_MAX:g} seconds")
         if self.gw.routes.get(owner, server) is None:
             raise web.HTTPError(404, f"no route for {owner}/{server}")
-        ready = await self.gw.is_ready(owner, server)
+        ready = await self.gw.wait_ready(owner, server, wait)
         self.answer({"ready": ready}, 200 if ready else 503)
 
 

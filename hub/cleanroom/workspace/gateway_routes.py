@@ -26,6 +26,9 @@ from cleanroom.gateway.viewer import MANIFEST_ROOTS
 __all__ = ["SERVER_PORT", "new_secret", "public_address", "register", "unregister"]
 
 new_secret = proof.new_secret
+# Seconds the gateway may hold one readiness request (the spawner polls the server's
+# container between requests, so a server that died is noticed this soon).
+READY_WAIT = 2.0
 
 
 @functools.cache
@@ -74,15 +77,17 @@ async def register(
         )
     await client.call("PUT", _path(spawner), body)
     deadline = loop.time() + spawner.http_timeout
-    checks = 0
     while loop.time() < deadline:
+        # The gateway checks every 50 ms itself and answers once the server is ready
+        # (or after READY_WAIT seconds): one request here instead of one per check.
+        wait = min(READY_WAIT, max(0.0, deadline - loop.time()))
         try:
-            await client.call("GET", _path(spawner))
+            await client.call("GET", f"{_path(spawner)}?wait={wait:.2f}")
             return
         except CleanroomError:
             pass  # not answering (with a valid proof) yet
-        checks += 1
-        if checks % 20 == 0 and await spawner.poll() is not None:
+        # A server that died while starting never answers: leave it to the hub.
+        if await spawner.poll() is not None:
             return
         await asyncio.sleep(spawner.readiness_poll_interval)
 
