@@ -128,6 +128,13 @@ class WorkspaceServerApp(ServerApp):
         config=True
     )
 
+    @default("contents_manager_class")
+    def _default_contents_manager_class(self) -> type:
+        # No notebook is trusted in the clean room (cleanroom_workspace.untrusted).
+        from cleanroom_workspace.untrusted import UntrustedLargeFileManager
+
+        return UntrustedLargeFileManager
+
     @default("activity_url")
     def _default_activity_url(self) -> str:
         return os.environ.get("JUPYTERHUB_ACTIVITY_URL", "")

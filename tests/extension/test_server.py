@@ -72,8 +72,13 @@ def _environment(port: int, hub: str, home: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def running(hub: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    home = tmp_path_factory.mktemp("home")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The server's home and root folder."""
+    return tmp_path_factory.mktemp("home")
+
+
+@pytest.fixture(scope="module")
+def running(hub: str, home: Path) -> Iterator[tuple[str, Path]]:
     port = _free_port()
     log = home.parent / "server.log"
     args = [sys.executable, "-m", "cleanroom_workspace.server"]
@@ -143,6 +148,50 @@ def test_writes_with_the_token_need_no_xsrf_cookie(running: tuple[str, Path]) ->
         timeout=10,
     )
     assert made.status_code == 201, made.text
+
+
+def _code_notebook() -> dict[str, object]:
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("1 + 1"), nbformat.v4.new_markdown_cell("note")]
+    return nb
+
+
+def test_no_notebook_is_trusted_not_even_a_signed_one(
+    running: tuple[str, Path], home: Path
+) -> None:
+    """cleanroom_workspace.untrusted: a notebook signed as stock Jupyter signs it (the
+    user's own signature store and secret, which a stock server would trust) comes back
+    with its cells untrusted; saving signs nothing; the explicit trust call is refused."""
+    import nbformat
+    from nbformat.sign import NotebookNotary
+
+    base, _ = running
+    auth = {"Authorization": f"token {TOKEN}"}
+    cells = _code_notebook()
+    for cell in cells["cells"]:  # type: ignore[attr-defined]
+        cell["metadata"]["trusted"] = True  # as JupyterLab sends a trusted notebook back
+    saved = httpx.put(
+        base + "api/contents/saved.ipynb",
+        headers=auth,
+        json={"type": "notebook", "content": cells},
+        timeout=10,
+    )
+    assert saved.status_code == 201, saved.text
+    assert not (home / ".local/share/jupyter/nbsignatures.db").exists()  # nothing signed
+    notary = NotebookNotary(data_dir=str(home / ".local/share/jupyter"))
+    signed = nbformat.from_dict(_code_notebook())
+    notary.mark_cells(signed, True)
+    notary.sign(signed)
+    assert notary.check_signature(signed)  # what a stock server would trust
+    nbformat.write(signed, str(home / "signed.ipynb"))
+    for name in ("saved.ipynb", "signed.ipynb"):
+        got = httpx.get(base + f"api/contents/{name}", headers=auth, timeout=10).json()
+        code = [c for c in got["content"]["cells"] if c["cell_type"] == "code"]
+        assert code and all(c["metadata"].get("trusted") is False for c in code), name
+    trust = httpx.post(base + "api/contents/signed.ipynb/trust", headers=auth, timeout=10)
+    assert trust.status_code == 403
 
 
 def test_activity_is_reported_to_the_hub_with_the_token(running: tuple[str, Path]) -> None:
