@@ -107,6 +107,7 @@ def test_a_round_makes_each_current_members_folders_once(
         assert claim["spec"]["volumeName"]  # hostpath: bound to the node folder's volume
     assert (tmp_path / "workspaces/defects/users/alice").is_dir()
     assert not (tmp_path / "workspaces/defects/users/bob").exists()
+    assert ("defects", "bob", "standard") in maker.ended  # not asked again every round
     calls = api.calls
     assert asyncio.run(maker.round(api)) == 0  # type: ignore[arg-type]
     assert api.calls == calls  # nothing asked of the cluster for what is done

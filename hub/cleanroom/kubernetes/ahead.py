@@ -93,6 +93,7 @@ class Ahead:
     instance: str
     storage: FolderStorage
     done: set[tuple[str, str, str]] = field(default_factory=set)
+    ended: set[tuple[str, str, str]] = field(default_factory=set)
     _namespace_ready: bool = False
 
     async def round(self, api: CoreV1Api) -> int:
@@ -104,8 +105,12 @@ class Ahead:
             key = (info.name, user, info.quota_tier)
             if key in self.done:
                 continue
-            # Ended memberships are still listed; the spawner's own check, read fresh.
+            if key in self.ended:
+                continue
+            # Ended memberships are still listed; the spawner's own check, read fresh
+            # (and not again for this pair until the next full check).
             if not await loop.run_in_executor(None, self.registry.is_member, user, info.name):
+                self.ended.add(key)
                 continue
             try:
                 tier = quotas.tier(info.quota_tier)
@@ -135,6 +140,7 @@ class Ahead:
     def forget(self) -> None:
         """Check everything against the cluster again at the next round."""
         self.done.clear()
+        self.ended.clear()
         self._namespace_ready = False
 
 
