@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from kubernetes_asyncio.client import ApiClient, CoreV1Api
+from kubernetes_asyncio.client.rest import ApiException
 
 from cleanroom import paths
 from cleanroom.errors import CleanroomError
@@ -101,21 +102,25 @@ class Ahead:
         loop = asyncio.get_running_loop()
         pairs = await loop.run_in_executor(None, wanted, self.registry)
         todo = []
+        tiers: dict[str, quotas.QuotaTier] | None = None
         for info, user in pairs:
             key = (info.name, user, info.quota_tier)
-            if key in self.done:
-                continue
-            if key in self.ended:
+            if key in self.done or key in self.ended:
                 continue
             # Ended memberships are still listed; the spawner's own check, read fresh
             # (and not again for this pair until the next full check).
             if not await loop.run_in_executor(None, self.registry.is_member, user, info.name):
                 self.ended.add(key)
                 continue
-            try:
-                tier = quotas.tier(info.quota_tier)
-            except CleanroomError as exc:
-                print(f"cleanroom kube-ahead: {info.name}: {exc}", file=sys.stderr, flush=True)
+            if tiers is None:
+                tiers = quotas.load_tiers()  # the policy file, read once a round
+            tier = tiers.get(info.quota_tier)
+            if tier is None:
+                print(
+                    f"cleanroom kube-ahead: {info.name}: no quota tier {info.quota_tier!r}",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 continue
             todo.append((key, self._plan(info, user, tier)))
         if not todo:
@@ -145,8 +150,6 @@ class Ahead:
 
 
 async def _namespace_exists(api: CoreV1Api, name: str) -> bool:
-    from kubernetes_asyncio.client.rest import ApiException
-
     try:
         await api.read_namespace(name)
     except ApiException as exc:

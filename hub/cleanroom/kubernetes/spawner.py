@@ -31,7 +31,7 @@ from cleanroom import paths
 from cleanroom.errors import CleanroomError, Conflict
 from cleanroom.gateway import proof
 from cleanroom.hub import metrics
-from cleanroom.kubernetes import pods, policies
+from cleanroom.kubernetes import pods, policies, workloads
 from cleanroom.kubernetes.folders import FOLDER_STORAGE, FolderStorage, create_or_keep
 from cleanroom.library import at_rest
 from cleanroom.registry import ProjectInfo, Registry, shared_registry
@@ -175,7 +175,8 @@ class CleanroomKubeSpawner(KubeSpawner):
 
     @default("namespace")
     def _default_namespace(self) -> str:
-        return os.environ.get("CLEANROOM_K8S_NAMESPACE", f"cleanroom-{self.instance}")
+        # One rule for the hub, the command line and the kube-ahead service.
+        return workloads.namespace(self.instance)
 
     @default("image_pull_policy")
     def _default_pull_policy(self) -> str:
@@ -565,8 +566,7 @@ class CleanroomKubeSpawner(KubeSpawner):
             *(self._ensure_dataset_volume(volume) for volume in datasets),
             storage.ensure_volumes(self.api, plan),
         )
-        storage_class = self.storage_class or None
-        made = pods.claims(plan, self.namespace, storage_class, static=storage.static)
+        made = pods.claims(plan, self.namespace, storage.storage_class, static=storage.static)
         create = self.api.create_namespaced_persistent_volume_claim
         await asyncio.gather(*(create_or_keep(create, self.namespace, claim) for claim in made))
         if storage.static:

@@ -77,6 +77,7 @@ async def register(
         )
     await client.call("PUT", _path(spawner), body)
     deadline = loop.time() + spawner.http_timeout
+    polled = loop.time()
     while loop.time() < deadline:
         # The gateway checks every 50 ms itself and answers once the server is ready
         # (or after READY_WAIT seconds): one request here instead of one per check.
@@ -86,9 +87,12 @@ async def register(
             return
         except CleanroomError:
             pass  # not answering (with a valid proof) yet
-        # A server that died while starting never answers: leave it to the hub.
-        if await spawner.poll() is not None:
-            return
+        # A server that died while starting never answers: leave it to the hub. (Looked
+        # at once a READY_WAIT, also when the gateway refused at once.)
+        if loop.time() - polled >= READY_WAIT:
+            polled = loop.time()
+            if await spawner.poll() is not None:
+                return
         await asyncio.sleep(spawner.readiness_poll_interval)
 
 
