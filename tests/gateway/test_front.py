@@ -140,12 +140,10 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     )
     gw.routes.put(Backend(USER, PROJECT, f"http://127.0.0.1:{upstream_port}", TOKEN, SECRET))
     app = web.Application(public_handlers(gw), cookie_secret=b"k" * 32)
-    server = HTTPServer(app)
-    front = Front(gw, server, app)
+    front = Front(gw, app)
     front.listen(public_port, "127.0.0.1")
     yield Rig(public_port, gw, hub)
     front.close()
-    server.stop()
     upstream.stop()
     gw.client.close()
 

@@ -162,7 +162,7 @@ async def gateway(tmp_path: Path, request: Any) -> AsyncIterator[tuple[str, Gate
     gw.routes.put(Backend(USER, PROJECT, f"http://127.0.0.1:{upstream_port}", TOKEN, SECRET))
     app = web.Application(public_handlers(gw), cookie_secret=b"k" * 32)
     public = HTTPServer(app)
-    front = Front(gw, public, app)
+    front = Front(gw, app)
     if request.param == "front":
         front.listen(public_port, "127.0.0.1")
     else:

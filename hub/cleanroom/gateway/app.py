@@ -27,7 +27,6 @@ from typing import Any
 import uvloop
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from tornado import httputil, web
-from tornado.httpserver import HTTPServer
 from traitlets import Integer, Unicode, default
 from traitlets.config import Application
 
@@ -83,6 +82,8 @@ class Gateway:
         # server) -> (that start's secret, "_xsrf=..."); never sent to a browser.
         self.server_cookies: dict[tuple[str, str], tuple[str, str]] = {}
         self.tasks: set[asyncio.Task[Any]] = set()
+        # Open websocket relays (cleanroom.gateway.relay), closed when the front closes.
+        self.relays: set[Any] = set()
         # Credentials the full handler admitted, for the lean path (front.py).
         self.admissions = Admissions()
         self._client: UpstreamClient | None = None
@@ -477,11 +478,9 @@ class GatewayApp(Application):
     async def _serve(
         self, gateway: Gateway, public: web.Application, internal: web.Application
     ) -> None:
-        max_body = gateway.policy.http.max_request_bytes
-        # The lean front takes every connection; tornado's server only the sockets it
-        # hands over (websockets), its application the requests it passes on.
-        server = HTTPServer(public, max_body_size=max_body, xheaders=False)
-        front = Front(gateway, server, public)
+        # The lean front takes every connection; the tornado application answers the
+        # requests it passes on, websocket handshakes included (front.py).
+        front = Front(gateway, public)
         front.listen(self.port, "127.0.0.1")
         internal.listen(self.api_port, "127.0.0.1")
         metrics.ROUTES.set(len(gateway.routes.routes))

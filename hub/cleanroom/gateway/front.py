@@ -12,8 +12,11 @@ on the same connection:
   handler writes its answer here, which frames it): first requests of a session
   (the hub is asked who it is), anything refused, cookie-authenticated writes (the
   XSRF double submit), the OAuth callback, restricted mode, odd requests;
-- a websocket upgrade by handing the socket itself to tornado's HTTP server, with the
-  upgrade request put back in front of it, so kernel messages cross one hop as before.
+- a websocket upgrade the same way: the handler admits it like any request, then takes
+  the socket itself (:meth:`_Exchange.take_socket`, for the relay of kernel and terminal
+  sockets, :mod:`cleanroom.gateway.relay`) or has tornado's websocket classes take it
+  (:meth:`_Exchange.detach`, the viewer's VNC stream). An upgrade it refuses is answered
+  and the connection closed (what follows an upgrade request is not HTTP).
 
 What the lean path decides itself, and why that is the same decision:
 
@@ -49,7 +52,6 @@ from typing import TYPE_CHECKING, Any
 import httptools
 from tornado import httputil
 from tornado.escape import url_unescape
-from tornado.httpserver import HTTPServer
 from tornado.iostream import IOStream
 
 from cleanroom.gateway import forward
@@ -152,11 +154,14 @@ class _Context:
 
 
 class _Resumed(IOStream):
-    """A socket handed to tornado with bytes already read from it put back in front."""
+    """A socket handed to tornado with bytes already read from it put back in front
+    (and answer bytes the socket did not take yet sent first)."""
 
-    def __init__(self, sock: socket.socket, pending: bytes) -> None:
+    def __init__(self, sock: socket.socket, pending: bytes, unsent: bytes) -> None:
         super().__init__(sock)
         self._pending = memoryview(pending)
+        if unsent:
+            self.write(unsent)
 
     def read_from_fd(self, buf: Any) -> int | None:
         if self._pending:
@@ -170,9 +175,8 @@ class _Resumed(IOStream):
 class Front:
     """The public listener (see the module's text)."""
 
-    def __init__(self, gateway: Gateway, server: HTTPServer, app: Any) -> None:
+    def __init__(self, gateway: Gateway, app: Any) -> None:
         self.gw = gateway
-        self.server = server  # tornado's, not listening: it takes handed-over sockets
         self.app = app
         self.sock: socket.socket | None = None
         self.connections: set[_Connection] = set()
@@ -195,6 +199,8 @@ class Front:
             self.sock = None
         for conn in list(self.connections):
             conn.close()
+        for relay in list(self.gw.relays):
+            relay.close(1001, "the gateway is stopping")
 
     def _accept(self) -> None:
         assert self.sock is not None
@@ -323,12 +329,18 @@ class _Connection:
         self.sock.close()
         self.front.connections.discard(self)
 
-    def _detach(self) -> socket.socket:
-        """The socket, no longer ours (tornado's from now on)."""
+    def _detach(self) -> tuple[socket.socket, bytes, bytes]:
+        """The socket, no longer ours, with the bytes read past the upgrade request and
+        those written that it did not take yet."""
         self._pause_reading()
+        if self.writing:
+            self.loop.remove_writer(self.sock.fileno())
+            self.writing = False
+        unsent = b"".join(self.out)
+        self.out.clear()
         self.closed = True
         self.front.connections.discard(self)
-        return self.sock
+        return self.sock, self.leftover, unsent
 
     # -- httptools' callbacks --------------------------------------------------------
     def on_message_begin(self) -> None:
@@ -386,10 +398,7 @@ class _Connection:
             return
         req = self.pending.popleft()
         self.busy = True
-        if req.upgrade:
-            self._hand_over(req)
-            return
-        lean = self._lean(req)
+        lean = None if req.upgrade else self._lean(req)
         if lean is not None:
             task = asyncio.ensure_future(self._serve_lean(req, *lean))
         else:
@@ -525,14 +534,6 @@ class _Connection:
         delegate.finish()
         await exchange.done
 
-    def _hand_over(self, req: _Request) -> None:
-        """Give the socket to tornado's server, the upgrade request in front of it."""
-        lines = [f"{req.method} {req.url.decode('latin-1')} HTTP/1.1"]
-        lines.extend(f"{name}: {value}" for name, value in req.headers.items())
-        again = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + self.leftover
-        sock = self._detach()
-        self.front.server.handle_stream(_Resumed(sock, again), self.address)
-
 
 def _after(views: list[memoryview], sent: int) -> list[memoryview]:
     """What is left of ``views`` once ``sent`` bytes of them went."""
@@ -564,6 +565,7 @@ class _Exchange(httputil.HTTPConnection):
         self.context = _Context(conn.address)
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.chunked = False
+        self.status = 0
 
     def set_close_callback(self, callback: Any) -> None:
         return  # the answer is written whole; a closed client only loses it
@@ -575,11 +577,12 @@ class _Exchange(httputil.HTTPConnection):
         chunk: bytes | None = None,
     ) -> asyncio.Future[None]:
         assert isinstance(start_line, httputil.ResponseStartLine)
-        bodiless = start_line.code in (204, 304) or self.req.method == "HEAD"
+        code = self.status = start_line.code
+        bodiless = code in (204, 304) or code < 200 or self.req.method == "HEAD"
         if "Content-Length" not in headers and not bodiless:
             self.chunked = True
             headers["Transfer-Encoding"] = "chunked"
-        if not self.req.keep_alive:
+        if self._closes:
             headers["Connection"] = "close"
         lines = [f"HTTP/1.1 {start_line.code} {start_line.reason}"]
         lines.extend(f"{name}: {value}" for name, value in headers.get_all())
@@ -597,17 +600,36 @@ class _Exchange(httputil.HTTPConnection):
     def _frame(self, chunk: bytes) -> bytes:
         return b"%x\r\n%s\r\n" % (len(chunk), chunk) if self.chunked else chunk
 
+    @property
+    def _closes(self) -> bool:
+        """The connection ends with this answer: the client asked, or it refuses an
+        upgrade (whatever follows an upgrade request is not HTTP). An accepted upgrade
+        (101) is taken over instead (:meth:`detach`)."""
+        return (not self.req.keep_alive or self.req.upgrade) and self.status != 101
+
     def finish(self) -> None:
         if self.chunked:
             self.conn.write(b"0\r\n\r\n")
-        if not self.req.keep_alive:
+        if self._closes and not self.conn.closed:
             self.conn.busy = True
             self.conn._close_when_written()
         if not self.done.done():
             self.done.set_result(None)
 
+    def take_socket(self) -> tuple[socket.socket, bytes, bytes]:
+        """An accepted upgrade's socket, no longer the front's: ``(socket, bytes read
+        past the request, bytes written that it has not taken yet)``."""
+        if not self.req.upgrade:
+            raise RuntimeError("only an upgrade takes its connection over")
+        taken = self.conn._detach()
+        if not self.done.done():
+            self.done.set_result(None)
+        return taken
+
     def detach(self) -> IOStream:
-        raise NotImplementedError("only upgrades take over a connection; they go whole")
+        """tornado's websocket classes take the socket (the viewer's VNC stream)."""
+        sock, unread, unsent = self.take_socket()
+        return _Resumed(sock, unread, unsent)
 
 
 def _done() -> asyncio.Future[None]:

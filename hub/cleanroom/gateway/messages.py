@@ -52,6 +52,19 @@ class TokenBucket:
     def __post_init__(self) -> None:
         self.level = self.burst
 
+    def try_take(self, nbytes: int) -> float:
+        """Take ``nbytes`` if they may pass now (0.0); else take nothing and return the
+        seconds until they may. More than a burst passes once the bucket is full, and
+        its excess is owed: the next frames wait for it."""
+        now = time.monotonic()
+        self.level = min(self.burst, self.level + (now - self.stamp) * self.rate)
+        self.stamp = now
+        need = min(float(nbytes), self.burst)
+        if self.level >= need:
+            self.level -= nbytes
+            return 0.0
+        return (need - self.level) / self.rate
+
     async def take(self, nbytes: int) -> float:
         """Wait until ``nbytes`` may pass; returns the seconds waited."""
         waited = 0.0

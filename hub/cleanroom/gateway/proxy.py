@@ -1,6 +1,8 @@
 """The public side of the gateway: ``/user/<owner>/<server>/...`` from the proxy.
 
-One handler class carries plain HTTP and websockets (a websocket upgrade is a GET). In
+One handler class carries plain HTTP and websockets (a websocket upgrade is a GET; kernel
+and terminal sockets are relayed by :mod:`cleanroom.gateway.relay`, the viewer's VNC
+stream by tornado's websocket classes). In
 order, for every request: the hub says who it is (the gateway's own OAuth cookie or a
 token); only the workspace's owner passes; browser writes must carry the gateway's
 double-submit XSRF token; the route must be on the policy's allowlist; the workspace must
@@ -26,9 +28,9 @@ from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.iostream import StreamClosedError
 from tornado.websocket import WebSocketClosedError, WebSocketHandler, websocket_connect
 
-from cleanroom.gateway import forward, metrics, pages, proof, viewer
+from cleanroom.gateway import forward, metrics, pages, proof, relay, viewer
 from cleanroom.gateway.forward import Refused, route_kind
-from cleanroom.gateway.frames import SocketRules, frame_size
+from cleanroom.gateway.frames import SocketRules
 from cleanroom.gateway.front import credential_key
 from cleanroom.gateway.messages import KernelRules
 from cleanroom.gateway.policy import Route
@@ -73,7 +75,6 @@ class WorkspaceHandler(HubOAuthenticated, WebSocketHandler):
         self.upstream: Any = None
         # Restricted mode: the viewer's path for this request (None: not a viewer route).
         self.viewer_path: str | None = None
-        self.frames: SocketRules | None = None
 
     # tornado's own XSRF check is not used: see _check_csrf.
     def check_xsrf_cookie(self) -> None:
@@ -333,30 +334,40 @@ class WorkspaceHandler(HubOAuthenticated, WebSocketHandler):
         return None
 
     async def _open_websocket(self) -> None:
+        """A kernel's or a terminal's websocket: the workspace's server is connected and
+        proven, then the browser answered and both sockets handed to a relay
+        (:mod:`cleanroom.gateway.relay`) that puts every frame through the rules."""
         assert self.backend is not None
-        nonce = proof.new_nonce()
-        url = "ws" + self.backend.target[len("http") :] + self.request.uri
-        request = HTTPRequest(url, headers=self._upstream_headers(nonce), request_timeout=60)
-        try:
-            self.upstream = await websocket_connect(
-                request, max_message_size=self.gw.policy.http.max_response_bytes
-            )
-        except (OSError, StreamClosedError, HTTPClientError) as exc:
-            self.refuse(Refused(502, "backend", f"The workspace did not accept ({exc})."))
+        problem = relay.handshake_problem(self.request.headers.get)
+        if problem is not None:
+            self.refuse(Refused(400, "not_allowed", problem))
             return
-        if not proof.is_valid(
-            self.backend.secret, nonce, self.upstream.headers.get(proof.PROOF_HEADER)
-        ):
-            self.upstream.close()
+        if self._check_cross_origin(self.check_origin) is not None:
+            self.refuse(Refused(403, "csrf", "Websockets from other sites are refused."))
+            return
+        take_socket = getattr(self.request.connection, "take_socket", None)
+        if take_socket is None:  # only the lean front (front.py) hands sockets over
+            self.refuse(Refused(400, "not_allowed", "Websockets come through the front."))
+            return
+        nonce = proof.new_nonce()
+        try:
+            upstream = await relay.connect(
+                self.backend.target,
+                self.request.uri or "/",
+                self._upstream_headers(nonce),
+                self.backend.secret,
+                nonce,
+            )
+        except relay.ProofFailed:
             self.refuse(Refused(502, "proof", "The workspace's server could not prove it is real."))
             return
-        # Towards the workspace too, each frame at once (tornado leaves a client's
-        # stream with Nagle's algorithm on after the handshake).
-        self.upstream.protocol.set_nodelay(True)
+        except relay.HandshakeFailed as exc:
+            self.refuse(Refused(502, "backend", f"The workspace did not accept ({exc})."))
+            return
         kernel = None
         if self.rest.startswith("api/kernels/"):
             kernel = KernelRules(self.gw.policy.websocket, self.gw.policy.http.max_image_bytes)
-        self.frames = SocketRules(
+        rules = SocketRules(
             self.gw,
             self.owner,
             self.server,
@@ -364,7 +375,11 @@ class WorkspaceHandler(HubOAuthenticated, WebSocketHandler):
             self.rest,
             kernel,
         )
-        await WebSocketHandler.get(self)
+        sock, unread, unsent = take_socket()
+        # The answer is the relay's from here on (what RequestHandler.detach does).
+        self._finished = True
+        greeting = unsent + relay.accept_head(self.request.headers["Sec-WebSocket-Key"])
+        relay.Relay(self.gw, rules, sock, unread, greeting, upstream)
 
     async def _open_viewer_websocket(self) -> None:
         """The VNC stream of a restricted session (websockify in the viewer)."""
@@ -385,10 +400,7 @@ class WorkspaceHandler(HubOAuthenticated, WebSocketHandler):
         # Each frame goes out as soon as it is written: with Nagle's algorithm a message
         # written right after another waits for the browser's delayed ACK (up to 40 ms).
         self.set_nodelay(True)
-        if self.viewer_path is not None:
-            self.gw.spawn(self._pump_viewer())
-            return
-        self.gw.spawn(self._pump())
+        self.gw.spawn(self._pump_viewer())
 
     async def _pump_viewer(self) -> None:
         """VNC frames towards the browser: each counted (kind ``viewer``) against the
@@ -421,19 +433,14 @@ class WorkspaceHandler(HubOAuthenticated, WebSocketHandler):
                 self.close()
 
     def on_message(self, message: str | bytes) -> None:
+        """The viewer's VNC stream: keys and pointer, passed on."""
         if self.upstream is None:
             return
         if len(message) > self.gw.policy.http.max_request_bytes:
             self.close(1009, "message too large")
             return
-        if self.frames is None:  # the viewer's VNC stream: keys and pointer, passed on
-            passing: str | bytes | None = message
-        else:
-            passing = self.frames.towards_workspace(message)  # binary frames: same rules
-        if passing is None:
-            return
         try:
-            self.upstream.write_message(passing, binary=isinstance(passing, bytes))
+            self.upstream.write_message(message, binary=isinstance(message, bytes))
         except WebSocketClosedError:
             self.close()
 
@@ -441,30 +448,9 @@ class WorkspaceHandler(HubOAuthenticated, WebSocketHandler):
         if self.upstream is not None:
             self.upstream.close()
 
-    async def _pump(self) -> None:
-        bucket = self.gw.bucket(self.owner, self.server)
-        try:
-            while True:
-                message = await self.upstream.read_message()
-                if message is None:
-                    break
-                assert self.frames is not None
-                for frame in self.frames.towards_browser(message):
-                    await bucket.take(frame_size(frame))
-                    await self._send(frame)
-        except (WebSocketClosedError, StreamClosedError):
-            pass
-        except Exception:
-            log.exception("websocket pump of %s/%s failed", self.owner, self.server)
-        finally:
-            if self.ws_connection is not None:
-                self.close()
-
     async def _send(self, frame: str | bytes) -> None:
         """Write one frame towards the browser, waiting only while the browser's socket
-        is backed up. Awaiting every write (tornado makes each a task) costs the pump
-        two turns of the event loop per message, the latency of every kernel reply;
-        the wait where data is still queued keeps the backpressure."""
+        is backed up (the wait keeps the backpressure)."""
         sent = self.write_message(frame, binary=isinstance(frame, bytes))
         connection = self.ws_connection
         stream = getattr(connection, "stream", None)
