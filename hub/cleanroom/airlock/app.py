@@ -27,6 +27,7 @@ from urllib.parse import urlparse
 
 from cleanroom import paths
 from cleanroom.hub.cookies import cookie_options
+from cleanroom.hub.lifeline import end_with_hub
 from cleanroom.lifecycle.keys import Keyring
 from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler
 from tornado import web
@@ -314,6 +315,7 @@ def main(argv: list[str] | None = None) -> int:
         level=os.environ.get("CLEANROOM_AIRLOCK_LOG_LEVEL", "INFO"),
         format="[airlock %(levelname)1.1s %(asctime)s %(name)s] %(message)s",
     )
+    end_with_hub()
     settings = AirlockSettings()
     if not os.environ.get("JUPYTERHUB_API_TOKEN"):
         raise SystemExit(

@@ -42,6 +42,7 @@ from cleanroom.gateway.policy import EgressPolicy, load_policy
 from cleanroom.gateway.proxy import GatewayOAuth, public_handlers
 from cleanroom.gateway.routes import RouteTable, backend_from
 from cleanroom.gateway.upstream import NoAnswer, UpstreamClient
+from cleanroom.hub.lifeline import end_with_hub
 
 SERVICE_NAME = "cleanroom-gateway"
 # A route's readiness: checked this often, for at most this long per API request.
@@ -472,6 +473,7 @@ class GatewayApp(Application):
         public = web.Application(public_handlers(gateway), cookie_secret=cookie_secret)
         internal = web.Application(api_handlers(gateway))
         drop_group(self.group)
+        end_with_hub()  # after the group changed: the kernel forgets the request then
 
         uvloop.run(self._serve(gateway, public, internal))
 

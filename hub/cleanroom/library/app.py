@@ -26,6 +26,7 @@ from tornado.ioloop import IOLoop
 
 from cleanroom.airlock.app import OAuthCallbackHandler
 from cleanroom.hub.cookies import cookie_options
+from cleanroom.hub.lifeline import end_with_hub
 from cleanroom.registry.store import Registry, shared_registry
 
 from . import applications_web, console
@@ -72,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         level=os.environ.get("CLEANROOM_LIBRARY_LOG_LEVEL", "INFO"),
         format="[library %(levelname)1.1s %(asctime)s %(name)s] %(message)s",
     )
+    end_with_hub()
     if not os.environ.get("JUPYTERHUB_API_TOKEN"):
         raise SystemExit(
             "cleanroom library: JUPYTERHUB_API_TOKEN is not set; run it as a JupyterHub "

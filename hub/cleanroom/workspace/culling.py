@@ -112,6 +112,8 @@ def culler_service(policy: CullingPolicy) -> dict[str, Any] | None:
     return {
         "name": CULLER_SERVICE,
         "command": [
+            # jupyterhub-idle-culler is not ours: started so that it ends with the hub.
+            *(sys.executable, "-m", "cleanroom.hub.lifeline", "--"),
             sys.executable,
             "-m",
             "jupyterhub_idle_culler",
