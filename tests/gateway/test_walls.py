@@ -38,6 +38,8 @@ def alice(hub: Hub) -> Iterator[Hub]:
 def dave(hub: Hub) -> Iterator[Hub]:
     hub.ensure_running("dave", PROJECT)
     yield hub
+    # dave's workspace is this module's own: later modules start him from nothing.
+    hub.stop_server("dave", PROJECT)
 
 
 # -- who gets in -------------------------------------------------------------------
