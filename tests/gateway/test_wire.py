@@ -7,6 +7,7 @@ raises with the close code the relay answers.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import struct
 from typing import Any
@@ -24,15 +25,12 @@ class _Stream:
 
     def write(self, data: bytes) -> Any:
         self.data += data
-
-        class _Done:
-            def add_done_callback(self, _: Any) -> None:
-                return
-
-        return _Done()
+        done = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
 
 
-def _tornado_frames(messages: list[bytes | str], masked: bool) -> bytes:
+async def _tornado_frames(messages: list[bytes | str], masked: bool) -> bytes:
     """What tornado writes for ``messages`` (text for str, binary for bytes)."""
 
     class _Handler:
@@ -46,7 +44,7 @@ def _tornado_frames(messages: list[bytes | str], masked: bool) -> bytes:
     stream = _Stream()
     protocol.stream = stream  # type: ignore[assignment]
     for message in messages:
-        protocol.write_message(message, binary=isinstance(message, bytes))
+        await protocol.write_message(message, binary=isinstance(message, bytes))
     return stream.data
 
 
@@ -55,12 +53,14 @@ SIZES = [0, 1, 125, 126, 127, 65535, 65536, 200_000]
 
 @pytest.mark.parametrize("masked", [True, False], ids=["from-a-browser", "from-a-server"])
 @pytest.mark.parametrize("chunk", [1, 7, 4096, 10**7], ids=["1", "7", "4096", "whole"])
-def test_messages_are_read_back_whole_however_the_bytes_arrive(masked: bool, chunk: int) -> None:
+async def test_messages_are_read_back_whole_however_the_bytes_arrive(
+    masked: bool, chunk: int
+) -> None:
     messages: list[bytes | str] = []
     for n in SIZES:
         messages.append(os.urandom(n))
         messages.append("é" * (n // 2))
-    data = _tornado_frames(messages, masked)
+    data = await _tornado_frames(messages, masked)
     reader = wire.FrameReader(masked, max_message=10**6)
     got: list[wire.Message] = []
     for i in range(0, len(data), chunk):

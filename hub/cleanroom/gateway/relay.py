@@ -394,7 +394,6 @@ class Relay:
 
     def _drain(self) -> None:
         """Send held frames to the browser as the output rate lets them go."""
-        self.retry = None
         held = self.held
         while held and not self.closing:
             opcode, payload = held[0]
@@ -411,6 +410,7 @@ class Relay:
             self._write(self.browser, wire.encode(opcode, payload, masked=False))
 
     def _drain_later(self) -> None:
+        self.retry = None
         self._drain()
         self._flow()
 
@@ -479,6 +479,7 @@ class Relay:
         if self.retry is not None:
             self.retry.cancel()
             self.retry = None
+        self.deadline = self.loop.call_later(CLOSE_WAIT_SECONDS, self._drop)
         for side in (self.browser, self.upstream):
             told = code if blame is None or side is blame else wire.CLOSE_GOING_AWAY
             payload = wire.close_payload(told, reason if side is blame or blame is None else "")
@@ -486,7 +487,6 @@ class Relay:
             side.sent_close = True
             if not side.out:
                 self._finish(side)
-        self.deadline = self.loop.call_later(CLOSE_WAIT_SECONDS, self._drop)
         self._flow()
 
     def _finish(self, side: _Side) -> None:
@@ -543,10 +543,6 @@ class Relay:
             self.deadline.cancel()
             self.deadline = None
         self.gw.relays.discard(self)
-
-    @property
-    def done(self) -> bool:
-        return self.browser.closed and self.upstream.closed
 
 
 def _frame_of(
