@@ -561,3 +561,18 @@ async def test_a_browser_that_reads_nothing_holds_the_server_back(rig: Rig) -> N
     assert one.browser.queued < relay.HIGH_WATER + 2**18 + 2 * len(text)
     assert not one.upstream.reading
     browser.close()
+
+
+async def test_many_small_messages_at_once_arrive_all_and_in_order(rig: Rig) -> None:
+    """More frames in one read than one system call can send (Linux: 1024 buffers)."""
+
+    def burst(handler: Any, message: str | bytes) -> None:
+        for i in range(1500):
+            handler.write_message(json.dumps(["stdout", str(i)]))
+
+    rig.kernel.answer = burst
+    browser, _ = await Browser.connect(rig.port, "/terminals/websocket/1")
+    browser.send(json.dumps(["stdin", "go"]))
+    got = [(await browser.message()) for _ in range(1500)]
+    assert got == [["stdout", str(i)] for i in range(1500)]
+    browser.close()

@@ -56,6 +56,7 @@ CLOSE_WAIT_SECONDS = 5.0
 MAX_HEADER_BYTES = 65_536
 """The server's handshake answer (status line and headers), at most."""
 _READ = 2**18
+_IOV_MAX = 512  # buffers per sendmsg (Linux takes at most 1024)
 log = logging.getLogger("cleanroom.gateway")
 
 
@@ -393,12 +394,15 @@ class Relay:
                 self.held.append((wire.OP_BINARY, passing))
 
     def _drain(self) -> None:
-        """Send held frames to the browser as the output rate lets them go."""
+        """Send held frames to the browser as the output rate lets them go (those that
+        may go now in one system call: a kernel's reply is several messages at once)."""
         held = self.held
-        while held and not self.closing:
+        parts: list[bytes] = []
+        while held:
             opcode, payload = held[0]
             if opcode == wire.OP_CLOSE:
                 held.popleft()
+                self._write(self.browser, parts)
                 self._closed_by(self.upstream, payload)
                 return
             wait = self.bucket.try_take(len(payload))
@@ -407,7 +411,9 @@ class Relay:
                     self.retry = self.loop.call_later(wait, self._drain_later)
                 break
             held.popleft()
-            self._write(self.browser, wire.encode(opcode, payload, masked=False))
+            parts += wire.encode(opcode, payload, masked=False)
+        if parts:
+            self._write(self.browser, parts)
 
     def _drain_later(self) -> None:
         self.retry = None
@@ -419,9 +425,11 @@ class Relay:
         if side.closed or side.sent_close:
             return
         views = [memoryview(p) for p in parts if p]
+        if not views:
+            return
         if not side.out:
             try:
-                sent = side.sock.sendmsg(views)
+                sent = side.sock.sendmsg(views[:_IOV_MAX])
             except (BlockingIOError, InterruptedError):
                 sent = 0
             except OSError:
@@ -438,7 +446,7 @@ class Relay:
 
     def _writable(self, side: _Side) -> None:
         try:
-            sent = side.sock.sendmsg(list(side.out)[:64])
+            sent = side.sock.sendmsg(list(side.out)[:_IOV_MAX])
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
