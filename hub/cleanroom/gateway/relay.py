@@ -23,9 +23,10 @@ What it keeps from the tornado path, and how:
   on TCP, as it did when the pump awaited the bucket).
 - **backpressure**: when more than :data:`HIGH_WATER` bytes wait for one side, the other
   side is not read until they have gone.
-- **control frames** are answered by the gateway on each side and never passed on; a
-  close from either side closes both, with the code passed on when it is one a peer may
-  send.
+- **control frames** are answered by the gateway on each side and never passed on
+  (their payloads are not messages the rules read or the budget counts); a close from
+  either side closes both: a browser's code goes on to the server, while the browser
+  hears only "going away" (1001) of a server's close, no code or reason of its choosing.
 """
 
 from __future__ import annotations
@@ -467,19 +468,26 @@ class Relay:
 
     # -- closing ---------------------------------------------------------------------
     def _closed_by(self, side: _Side, payload: bytes) -> None:
-        """``side`` sent a close frame: both sides are closed with its code."""
+        """``side`` sent a close frame: both sides are closed. A browser's code goes to
+        the server and back to the browser; a server's goes back to the server only, the
+        browser is told it went away (1001): a close code or reason is not a message the
+        rules read or the budget counts, so none of the server's choosing reaches the
+        browser (JupyterLab reconnects whatever the code)."""
         side.got_close = True
         try:
             code = wire.parse_close(payload)
         except wire.ProtocolError as exc:
             self.close(exc.code, exc.reason, blame=side)
             return
-        self.close(code, "")
+        if side is self.upstream:
+            self.close(code, blame=side)
+        else:
+            self.close(code)
 
     def close(self, code: int | None = None, reason: str = "", blame: _Side | None = None) -> None:
         """Send both sides a close frame (``code``; None: none) and end both sockets
-        once it has gone. ``blame``: the side that broke the protocol (the other side
-        is told only that the socket went away)."""
+        once it has gone. ``blame``: the side the close comes from, when the other is
+        to be told only that the socket went away (1001)."""
         if self.closing:
             return
         self.closing = True
