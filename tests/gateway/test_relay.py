@@ -579,3 +579,39 @@ async def test_many_small_messages_at_once_arrive_all_and_in_order(rig: Rig) -> 
     got = [(await browser.message()) for _ in range(1500)]
     assert got == [["stdout", str(i)] for i in range(1500)]
     browser.close()
+
+
+async def test_a_workspace_whose_route_goes_loses_its_sockets(rig: Rig) -> None:
+    """Stopped, or started again (a new secret): open sockets do not outlive the route."""
+    from cleanroom.gateway.app import api_handlers
+    from tornado.httpclient import AsyncHTTPClient
+
+    api_port = _free_port()
+    api = HTTPServer(web.Application(api_handlers(rig.gw)))
+    api.listen(api_port, "127.0.0.1")
+    client = AsyncHTTPClient()
+    url = f"http://127.0.0.1:{api_port}/api/routes/{USER}/{PROJECT}"
+    headers = {"Authorization": "token unused", "Content-Type": "application/json"}
+    backend = rig.gw.routes.get(USER, PROJECT)
+    assert backend is not None
+    try:
+        browser, _ = await Browser.connect(rig.port)
+        await _eventually(lambda: len(rig.gw.relays) == 1)
+        # The same start registered again (the hub restarted): the socket stays.
+        body = json.dumps({"target": backend.target, "token": TOKEN, "secret": SECRET})
+        reply = await client.fetch(url, method="PUT", headers=headers, body=body)
+        assert reply.code == 200 and len(rig.gw.relays) == 1
+        # Another start of the server: the old start's socket closes.
+        body = json.dumps({"target": backend.target, "token": TOKEN, "secret": "n" * 64})
+        await client.fetch(url, method="PUT", headers=headers, body=body)
+        assert await browser.closed_with() == wire.CLOSE_GOING_AWAY
+        await _eventually(lambda: not rig.gw.relays)
+        # Stopped: gone.
+        rig.gw.routes.put(backend)
+        browser, _ = await Browser.connect(rig.port)
+        await _eventually(lambda: len(rig.gw.relays) == 1)
+        await client.fetch(url, method="DELETE", headers=headers)
+        assert await browser.closed_with() == wire.CLOSE_GOING_AWAY
+        await _eventually(lambda: not rig.gw.relays)
+    finally:
+        api.stop()

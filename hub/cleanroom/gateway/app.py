@@ -40,6 +40,7 @@ from cleanroom.gateway.ledger import Ledger, journal_writer
 from cleanroom.gateway.messages import TokenBucket
 from cleanroom.gateway.policy import EgressPolicy, load_policy
 from cleanroom.gateway.proxy import GatewayOAuth, public_handlers
+from cleanroom.gateway.relay import Relay
 from cleanroom.gateway.routes import RouteTable, backend_from
 from cleanroom.gateway.upstream import NoAnswer, UpstreamClient
 from cleanroom.hub.lifeline import end_with_hub
@@ -84,7 +85,7 @@ class Gateway:
         self.server_cookies: dict[tuple[str, str], tuple[str, str]] = {}
         self.tasks: set[asyncio.Task[Any]] = set()
         # Open websocket relays (cleanroom.gateway.relay), closed when the front closes.
-        self.relays: set[Any] = set()
+        self.relays: set[Relay] = set()
         # Credentials the full handler admitted, for the lean path (front.py).
         self.admissions = Admissions()
         self._client: UpstreamClient | None = None
@@ -104,6 +105,19 @@ class Gateway:
             ws = self.policy.websocket
             self.buckets[key] = TokenBucket(ws.rate_bytes_per_second, ws.rate_burst_bytes)
         return self.buckets[key]
+
+    def close_relays(self, owner: str, server: str, keep_secret: str | None = None) -> int:
+        """Close the open websockets of a workspace whose route went (or changed to
+        another start of its server: those of ``keep_secret``'s start stay); how many."""
+        closing = [
+            relay
+            for relay in self.relays
+            if (relay.rules.owner, relay.rules.server) == (owner, server)
+            and relay.secret != keep_secret
+        ]
+        for relay in closing:
+            relay.close(1001, "the workspace stopped")
+        return len(closing)
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         """Run ``coro`` in the background, keeping a reference until it ends."""
@@ -246,6 +260,8 @@ class RouteApiHandler(_ApiHandler):
         except InvalidInput as exc:
             raise web.HTTPError(400, str(exc)) from exc
         self.gw.routes.put(backend)
+        # Sockets to an earlier start of this server do not outlive its route.
+        self.gw.close_relays(owner, server, keep_secret=backend.secret)
         metrics.ROUTES.set(len(self.gw.routes.routes))
         self.gw.ledger.record(
             "egress.route",
@@ -258,6 +274,7 @@ class RouteApiHandler(_ApiHandler):
     def delete(self, owner: str, server: str) -> None:
         found = self.gw.routes.remove(owner, server)
         self.gw.server_cookies.pop((owner, server), None)
+        self.gw.close_relays(owner, server)
         metrics.ROUTES.set(len(self.gw.routes.routes))
         self.answer({"removed": found})
 

@@ -379,7 +379,7 @@ class WorkspaceHandler(HubOAuthenticated, WebSocketHandler):
         # The answer is the relay's from here on (what RequestHandler.detach does).
         self._finished = True
         greeting = unsent + relay.accept_head(self.request.headers["Sec-WebSocket-Key"])
-        relay.Relay(self.gw, rules, sock, unread, greeting, upstream)
+        relay.Relay(self.gw, rules, sock, unread, greeting, upstream, self.backend.secret)
 
     async def _open_viewer_websocket(self) -> None:
         """The VNC stream of a restricted session (websockify in the viewer)."""

@@ -256,10 +256,12 @@ class Relay:
         browser_unread: bytes,
         greeting: bytes,
         upstream: Upstream,
+        secret: str = "",
     ) -> None:
         http = gw.policy.http
         self.gw = gw
         self.rules = rules
+        self.secret = secret  # the server start it joins (its route's secret)
         self.loop = asyncio.get_running_loop()
         self.bucket = gw.bucket(rules.owner, rules.server)
         self.browser = _Side(
