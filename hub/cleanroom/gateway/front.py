@@ -293,7 +293,7 @@ class _Connection:
             except OSError:
                 self.close()
                 return
-            views = _after(views, sent)
+            views = after_sent(views, sent)
             if not views:
                 return
         self.out.extend(views)
@@ -310,7 +310,7 @@ class _Connection:
         except OSError:
             self.close()
             return
-        left = _after(list(self.out), sent)
+        left = after_sent(list(self.out), sent)
         self.out.clear()
         self.out.extend(left)
         if not self.out:
@@ -535,7 +535,7 @@ class _Connection:
         await exchange.done
 
 
-def _after(views: list[memoryview], sent: int) -> list[memoryview]:
+def after_sent(views: list[memoryview], sent: int) -> list[memoryview]:
     """What is left of ``views`` once ``sent`` bytes of them went."""
     for i, view in enumerate(views):
         if sent < len(view):

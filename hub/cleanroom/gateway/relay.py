@@ -45,6 +45,7 @@ import httptools
 from tornado import httputil
 
 from cleanroom.gateway import proof, wire
+from cleanroom.gateway.front import after_sent
 from cleanroom.gateway.frames import SocketRules
 
 if TYPE_CHECKING:
@@ -438,7 +439,7 @@ class Relay:
             except OSError:
                 self._broken(side)
                 return
-            views = _after(views, sent)
+            views = after_sent(views, sent)
             if not views:
                 return
         side.out.extend(views)
@@ -456,7 +457,7 @@ class Relay:
             self._broken(side)
             return
         side.queued -= sent
-        left = _after(list(side.out), sent)
+        left = after_sent(list(side.out), sent)
         side.out.clear()
         side.out.extend(left)
         if side.out:
@@ -574,11 +575,3 @@ def _frame_of(
         return wire.encode(wire.OP_TEXT, passing.encode(), masked)
     return wire.encode(wire.OP_BINARY, passing, masked)
 
-
-def _after(views: list[memoryview], sent: int) -> list[memoryview]:
-    """What is left of ``views`` once ``sent`` bytes of them went."""
-    for i, view in enumerate(views):
-        if sent < len(view):
-            return [view[sent:], *views[i + 1 :]]
-        sent -= len(view)
-    return []
