@@ -45,8 +45,8 @@ import httptools
 from tornado import httputil
 
 from cleanroom.gateway import proof, wire
-from cleanroom.gateway.front import after_sent
 from cleanroom.gateway.frames import SocketRules
+from cleanroom.gateway.front import after_sent
 
 if TYPE_CHECKING:
     from cleanroom.gateway.app import Gateway
