@@ -574,4 +574,3 @@ def _frame_of(
     if isinstance(passing, str):
         return wire.encode(wire.OP_TEXT, passing.encode(), masked)
     return wire.encode(wire.OP_BINARY, passing, masked)
-
