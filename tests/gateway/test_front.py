@@ -15,65 +15,34 @@ import base64
 import dataclasses
 import json
 import os
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from cleanroom import paths
-from cleanroom.gateway import proof
 from cleanroom.gateway.app import Gateway
-from cleanroom.gateway.budget import Budgets
-from cleanroom.gateway.deciders import GrantDecider
 from cleanroom.gateway.front import Admissions, Front, credential_key
-from cleanroom.gateway.ledger import Ledger
-from cleanroom.gateway.policy import load_policy
 from cleanroom.gateway.proxy import public_handlers
-from cleanroom.gateway.routes import Backend, RouteTable
 from tornado import web, websocket
 from tornado.httpserver import HTTPServer
 
-USER, PROJECT = "dave", "press-quality"
-PREFIX = f"/user/{USER}/{PROJECT}"
-SECRET = "s" * 64
-TOKEN = "t" * 40
-GOOD = "token good-token"
-
-
-class _Hub:
-    """Stands in for HubOAuth: ``token good-token`` and the cookie ``hub=good`` are dave's;
-    counts the requests it was asked about."""
-
-    def __init__(self) -> None:
-        self.asked = 0
-
-    async def get_user(self, handler: Any, sync: bool = False) -> dict[str, str] | None:
-        self.asked += 1
-        if handler.request.headers.get("Authorization") == GOOD:
-            handler._token_authenticated = True
-            return {"kind": "user", "name": USER}
-        if handler.get_cookie("hub") == "good":
-            return {"kind": "user", "name": USER}
-        return None
-
-    def check_scopes(self, wanted: set[str], user: Any) -> set[str]:
-        return wanted
-
-    def get_login_url(self) -> str:
-        return "/hub/login"
-
-
-def _prove(handler: web.RequestHandler) -> None:
-    nonce = handler.request.headers.get(proof.NONCE_HEADER, "")
-    handler.set_header(proof.PROOF_HEADER, proof.expected_proof(SECRET, nonce))
+from tests.gateway.standins import (
+    GOOD,
+    PREFIX,
+    PROJECT,
+    TOKEN,
+    USER,
+    StandInHub,
+    gateway_to,
+    prove,
+)
+from tests.integration.harness import free_port
 
 
 class _Api(web.RequestHandler):
     """Echoes what reached the server: method, body, headers."""
 
     def _answer(self) -> None:
-        _prove(self)
+        prove(self)
         self.set_header("Content-Type", "application/json")
         self.finish(
             json.dumps(
@@ -89,7 +58,7 @@ class _Api(web.RequestHandler):
     get = post = put = delete = patch = _answer
 
     def head(self) -> None:
-        _prove(self)
+        prove(self)
         self.set_header("Content-Type", "application/json")
         self.set_header("Content-Length", "1000")
         self.finish()
@@ -99,46 +68,30 @@ class _Terminal(websocket.WebSocketHandler):
     """A terminal's websocket that echoes, as the real server proves itself."""
 
     def prepare(self) -> None:
-        _prove(self)
+        prove(self)
 
     def on_message(self, message: str | bytes) -> None:
         self.write_message(json.dumps(["stdout", f"echo:{json.loads(message)[1]}"]))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclasses.dataclass
 class Rig:
     port: int
     gw: Gateway
-    hub: _Hub
+    hub: StandInHub
 
 
 @pytest.fixture
 async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
-    upstream_port, public_port = _free_port(), _free_port()
+    upstream_port, public_port = free_port(), free_port()
     upstream = HTTPServer(
         web.Application(
             [(PREFIX + r"/api/contents/.*", _Api), (PREFIX + r"/terminals/websocket/1", _Terminal)]
         )
     )
     upstream.listen(upstream_port, "127.0.0.1")
-    policy = load_policy(paths.policies_dir())
-    hub = _Hub()
-    gw = Gateway(
-        policy,
-        RouteTable(None),
-        Budgets(policy.budget),
-        Ledger(),
-        hub_auth=hub,
-        api_token="unused",
-        decider=GrantDecider(f"sqlite:///{tmp_path / 'unused.db'}"),
-    )
-    gw.routes.put(Backend(USER, PROJECT, f"http://127.0.0.1:{upstream_port}", TOKEN, SECRET))
+    hub = StandInHub()
+    gw = gateway_to(upstream_port, tmp_path, hub)
     app = web.Application(public_handlers(gw), cookie_secret=b"k" * 32)
     front = Front(gw, app)
     front.listen(public_port, "127.0.0.1")

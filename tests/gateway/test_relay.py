@@ -15,7 +15,6 @@ import base64
 import dataclasses
 import json
 import os
-import socket
 import struct
 import time
 from collections.abc import AsyncIterator, Callable
@@ -24,44 +23,30 @@ from typing import Any
 
 import pytest
 from cleanroom import paths
-from cleanroom.gateway import proof, relay, wire
+from cleanroom.gateway import relay, wire
 from cleanroom.gateway.app import Gateway
-from cleanroom.gateway.budget import Budgets
-from cleanroom.gateway.deciders import GrantDecider
 from cleanroom.gateway.front import Front
-from cleanroom.gateway.ledger import Ledger
 from cleanroom.gateway.policy import load_policy
 from cleanroom.gateway.proxy import public_handlers
-from cleanroom.gateway.routes import Backend, RouteTable
 from tornado import web, websocket
 from tornado.httpserver import HTTPServer
 
-USER, PROJECT = "dave", "press-quality"
-PREFIX = f"/user/{USER}/{PROJECT}"
-SECRET = "s" * 64
-TOKEN = "t" * 40
-GOOD = "token good-token"
+from tests.gateway.standins import (
+    GOOD,
+    PREFIX,
+    PROJECT,
+    SECRET,
+    TOKEN,
+    USER,
+    StandInHub,
+    gateway_to,
+    prove,
+)
+from tests.integration.harness import free_port
+
 MAX_REQUEST = 65_536
 MAX_RESPONSE = 262_144
 RATE, BURST = 65_536, 131_072
-
-
-class _Hub:
-    """dave's token and cookie; nobody else."""
-
-    async def get_user(self, handler: Any, sync: bool = False) -> dict[str, str] | None:
-        if handler.request.headers.get("Authorization") == GOOD:
-            handler._token_authenticated = True
-            return {"kind": "user", "name": USER}
-        if handler.get_cookie("hub") == "good":
-            return {"kind": "user", "name": USER}
-        return None
-
-    def check_scopes(self, wanted: set[str], user: Any) -> set[str]:
-        return wanted
-
-    def get_login_url(self) -> str:
-        return "/hub/login"
 
 
 @dataclasses.dataclass
@@ -75,16 +60,15 @@ class Kernel:
 
 
 class _Channels(websocket.WebSocketHandler):
-    """A kernel's channels socket that proves itself (unless ``prove`` is off)."""
+    """A kernel's channels socket that proves itself (unless ``proves`` is off)."""
 
-    def initialize(self, kernel: Kernel, prove: bool = True) -> None:
+    def initialize(self, kernel: Kernel, proves: bool = True) -> None:
         self.kernel = kernel
-        self.prove = prove
+        self.proves = proves
 
     def prepare(self) -> None:
-        if self.prove:
-            nonce = self.request.headers.get(proof.NONCE_HEADER, "")
-            self.set_header(proof.PROOF_HEADER, proof.expected_proof(SECRET, nonce))
+        if self.proves:
+            prove(self)
 
     def open(self, *args: str) -> None:
         self.kernel.sockets.append(self)
@@ -108,12 +92,6 @@ def msg(msg_type: str, content: dict[str, Any], parent: str = "p1") -> dict[str,
     }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @dataclasses.dataclass
 class Rig:
     port: int
@@ -123,9 +101,9 @@ class Rig:
 
 @pytest.fixture
 async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
-    upstream_port, public_port = _free_port(), _free_port()
+    upstream_port, public_port = free_port(), free_port()
     kernel = Kernel()
-    unproven = {"kernel": kernel, "prove": False}
+    unproven = {"kernel": kernel, "proves": False}
     upstream = HTTPServer(
         web.Application(
             [
@@ -149,16 +127,7 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
             rate_burst_bytes=BURST,
         ),
     )
-    gw = Gateway(
-        policy,
-        RouteTable(None),
-        Budgets(policy.budget),
-        Ledger(),
-        hub_auth=_Hub(),
-        api_token="unused",
-        decider=GrantDecider(f"sqlite:///{tmp_path / 'unused.db'}"),
-    )
-    gw.routes.put(Backend(USER, PROJECT, f"http://127.0.0.1:{upstream_port}", TOKEN, SECRET))
+    gw = gateway_to(upstream_port, tmp_path, StandInHub(), policy)
     front = Front(gw, web.Application(public_handlers(gw), cookie_secret=b"k" * 32))
     front.listen(public_port, "127.0.0.1")
     yield Rig(public_port, gw, kernel)
@@ -586,7 +555,7 @@ async def test_a_workspace_whose_route_goes_loses_its_sockets(rig: Rig) -> None:
     from cleanroom.gateway.app import api_handlers
     from tornado.httpclient import AsyncHTTPClient
 
-    api_port = _free_port()
+    api_port = free_port()
     api = HTTPServer(web.Application(api_handlers(rig.gw)))
     api.listen(api_port, "127.0.0.1")
     client = AsyncHTTPClient()

@@ -13,30 +13,25 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cleanroom import paths
-from cleanroom.gateway import proof
 from cleanroom.gateway.app import Gateway, api_handlers
-from cleanroom.gateway.budget import Budgets
-from cleanroom.gateway.deciders import GrantDecider
 from cleanroom.gateway.front import Front
-from cleanroom.gateway.ledger import Ledger
 from cleanroom.gateway.policy import load_policy
 from cleanroom.gateway.proxy import public_handlers
-from cleanroom.gateway.routes import Backend, RouteTable
+from cleanroom.gateway.routes import Backend
 from cleanroom.gateway.upstream import NoAnswer
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient
 from tornado.httpserver import HTTPServer
 
-USER, PROJECT = "dave", "press-quality"
-SECRET = "s" * 64
-TOKEN = "t" * 40
+from tests.gateway.standins import PROJECT, SECRET, TOKEN, USER, gateway_to, prove
+from tests.integration.harness import free_port
+
 CAP = 200_000
 
 
@@ -62,19 +57,14 @@ class _Server(HTTPServer):
         super().handle_stream(stream, address)
 
 
-def _prove(handler: web.RequestHandler) -> None:
-    nonce = handler.request.headers.get(proof.NONCE_HEADER, "")
-    handler.set_header(proof.PROOF_HEADER, proof.expected_proof(SECRET, nonce))
-
-
 class _Contents(web.RequestHandler):
     def get(self, size: str) -> None:
-        _prove(self)
+        prove(self)
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps({"type": "file", "content": "x" * int(size)}))
 
     def delete(self, size: str) -> None:
-        _prove(self)
+        prove(self)
         self.set_status(204)
         self.finish()
 
@@ -92,7 +82,7 @@ class _Page(web.RequestHandler):
         if f"_xsrf={self.token}" not in cookie:
             self.set_cookie("_xsrf", self.token, path=f"/user/{USER}/{PROJECT}/")
         self.set_cookie("other", "not-kept")
-        _prove(self)
+        prove(self)
         self.set_header("Content-Type", "text/html")
         self.finish("<html>lab</html>")
 
@@ -102,7 +92,7 @@ class _Slow(web.RequestHandler):
 
     async def get(self) -> None:
         await asyncio.sleep(1)
-        _prove(self)
+        prove(self)
         self.finish("late")
 
 
@@ -110,7 +100,7 @@ class _Chunked(web.RequestHandler):
     """An answer without a Content-Length: chunked, in pieces of 50 kB."""
 
     async def get(self, size: str) -> None:
-        _prove(self)
+        prove(self)
         self.set_header("Content-Type", "application/json")
         body = json.dumps({"type": "file", "content": "x" * int(size)}).encode()
         for start in range(0, len(body), 50_000):
@@ -119,18 +109,12 @@ class _Chunked(web.RequestHandler):
         self.finish()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(params=["front", "handler"])
 async def gateway(tmp_path: Path, request: Any) -> AsyncIterator[tuple[str, Gateway]]:
     """The gateway's public URL of the workspace (and the gateway), with the workspace
     server behind it: through the lean front as deployed, and through the full handler
     alone (what the front passes everything else to)."""
-    upstream_port, public_port = _free_port(), _free_port()
+    upstream_port, public_port = free_port(), free_port()
     prefix = f"/user/{USER}/{PROJECT}"
     upstream = _Server(
         web.Application(
@@ -150,16 +134,7 @@ async def gateway(tmp_path: Path, request: Any) -> AsyncIterator[tuple[str, Gate
     policy = dataclasses.replace(
         policy, http=dataclasses.replace(policy.http, max_response_bytes=CAP)
     )
-    gw = Gateway(
-        policy,
-        RouteTable(None),
-        Budgets(policy.budget),
-        Ledger(),
-        hub_auth=_Owner(),
-        api_token="unused",
-        decider=GrantDecider(f"sqlite:///{tmp_path / 'unused.db'}"),
-    )
-    gw.routes.put(Backend(USER, PROJECT, f"http://127.0.0.1:{upstream_port}", TOKEN, SECRET))
+    gw = gateway_to(upstream_port, tmp_path, _Owner(), policy)
     app = web.Application(public_handlers(gw), cookie_secret=b"k" * 32)
     public = HTTPServer(app)
     front = Front(gw, app)
@@ -306,7 +281,7 @@ class _Api(web.RequestHandler):
     """A workspace server's ``/api``, proving with this test's secret."""
 
     def get(self) -> None:
-        _prove(self)
+        prove(self)
         self.finish({"version": "test"})
 
 
@@ -317,7 +292,7 @@ async def test_readiness_is_waited_for_in_the_gateway_with_one_api_request(
     gateway checks every 50 ms itself); bad waits are refused, and an unknown route."""
     _, gw = gateway
     gw.api_token = "api-token"
-    api_port, late_port = _free_port(), _free_port()
+    api_port, late_port = free_port(), free_port()
     api = HTTPServer(web.Application(api_handlers(gw)))
     api.listen(api_port, "127.0.0.1")
     gw.routes.put(Backend("erin", PROJECT, f"http://127.0.0.1:{late_port}", TOKEN, SECRET))
@@ -344,7 +319,7 @@ async def test_readiness_is_waited_for_in_the_gateway_with_one_api_request(
         reply = await asyncio.wait_for(waited, 5)
         assert reply.code == 200 and json.loads(reply.body) == {"ready": True}
         # A route that goes ends the wait at once.
-        gw.routes.put(Backend("fay", PROJECT, f"http://127.0.0.1:{_free_port()}", TOKEN, SECRET))
+        gw.routes.put(Backend("fay", PROJECT, f"http://127.0.0.1:{free_port()}", TOKEN, SECRET))
         waiting = asyncio.ensure_future(ask("?wait=8", who="fay"))
         await asyncio.sleep(0.3)
         gw.routes.remove("fay", PROJECT)
