@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import struct
@@ -15,7 +16,7 @@ from cleanroom.errors import InvalidInput
 from cleanroom.gateway import proof
 from cleanroom.gateway.budget import Budgets
 from cleanroom.gateway.content import image_problem, sanitize_bundle, sanitize_notebook
-from cleanroom.gateway.messages import KernelRules
+from cleanroom.gateway.messages import KernelRules, TokenBucket
 from cleanroom.gateway.policy import load_policy, parse_policy
 from cleanroom.paths import repo_root
 
@@ -211,6 +212,30 @@ def test_notebooks_lose_script_outputs_and_trust() -> None:
     assert cells[0]["metadata"]["trusted"] is False
     assert "application/javascript" not in cells[0]["outputs"][0]["data"]
     assert "<script" not in cells[1]["source"]
+
+
+# -- output rate -----------------------------------------------------------------------
+def test_the_output_rate_lets_a_burst_pass_then_makes_the_rest_wait() -> None:
+    bucket = TokenBucket(rate=1000.0, burst=500.0)
+    assert bucket.try_take(400) == 0.0
+    wait = bucket.try_take(400)  # 100 left: 300 more at 1000 bytes a second (less what
+    assert 0.2 < wait <= 0.3  # refilled meanwhile)
+    assert bucket.level > 0  # a refused take takes nothing
+
+
+def test_more_than_a_burst_passes_from_a_full_bucket_and_is_owed() -> None:
+    bucket = TokenBucket(rate=1000.0, burst=500.0)
+    assert bucket.try_take(2000) == 0.0  # never stuck behind a frame bigger than a burst
+    assert bucket.level < -1400  # owed: the next frames wait until it is paid back
+    assert bucket.try_take(1) > 1.4
+
+
+async def test_take_waits_as_long_as_try_take_says() -> None:
+    bucket = TokenBucket(rate=10_000.0, burst=1000.0)
+    assert await bucket.take(1000) == 0.0
+    waited = await bucket.take(500)
+    assert 0 < waited <= 0.05
+    assert await asyncio.wait_for(bucket.take(5000), 5) > 0  # more than a burst: once full
 
 
 # -- kernel messages ---------------------------------------------------------------------

@@ -42,7 +42,8 @@ _SKELETON_TYPES = {
 
 @dataclass
 class TokenBucket:
-    """Bytes per second with a burst; :meth:`take` waits (backpressure), never drops."""
+    """Bytes per second with a burst: :meth:`try_take` says how long to wait, :meth:`take`
+    waits (backpressure); neither drops."""
 
     rate: float
     burst: float
@@ -66,18 +67,13 @@ class TokenBucket:
         return (need - self.level) / self.rate
 
     async def take(self, nbytes: int) -> float:
-        """Wait until ``nbytes`` may pass; returns the seconds waited."""
+        """Wait until ``nbytes`` may pass (:meth:`try_take`), then take them; returns the
+        seconds waited."""
         waited = 0.0
-        while True:
-            now = time.monotonic()
-            self.level = min(self.burst, self.level + (now - self.stamp) * self.rate)
-            self.stamp = now
-            if self.level >= nbytes:
-                self.level -= nbytes
-                return waited
-            pause = (nbytes - self.level) / self.rate
+        while (pause := self.try_take(nbytes)) > 0:
             waited += pause
             await asyncio.sleep(pause)
+        return waited
 
 
 def _header(msg_type: str, session: str) -> dict[str, Any]:
