@@ -8,15 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie is gone too (its parent, init here, has not reaped it yet).
-    stat = Path(f"/proc/{pid}/stat")
-    return stat.exists() and stat.read_text().split()[2] != "Z"
+from tests.processes import alive
 
 
 def test_an_orphaned_enforcer_stops(tmp_path: Path) -> None:
@@ -41,10 +33,10 @@ def test_an_orphaned_enforcer_stops(tmp_path: Path) -> None:
     )
     pid = int(started.stdout.strip())
     deadline = time.monotonic() + 60
-    while _alive(pid) and time.monotonic() < deadline:
+    while alive(pid) and time.monotonic() < deadline:
         time.sleep(0.2)
     try:
-        assert not _alive(pid), "the orphaned enforcer kept running"
+        assert not alive(pid), "the orphaned enforcer kept running"
     finally:
-        if _alive(pid):
+        if alive(pid):
             os.kill(pid, 9)

@@ -18,22 +18,14 @@ import pytest
 from cleanroom.hub import lifeline
 from cleanroom.workspace.culling import culler_service, load_policy
 
+from tests.processes import alive
+
 HUB = """
 import os, subprocess, sys
 child = subprocess.Popen([sys.executable, "-m", "cleanroom.hub.lifeline", "--", *sys.argv[1:]])
 print(child.pid, flush=True)
 child.wait()
 """
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie (ended, not yet reaped by init) counts as ended.
-    stat = Path(f"/proc/{pid}/stat")
-    return stat.exists() and stat.read_text().split(")")[-1].split()[0] != "Z"
 
 
 def _start(tmp_path: Path, managed: bool) -> tuple[subprocess.Popen[str], int]:
@@ -53,13 +45,13 @@ def _start(tmp_path: Path, managed: bool) -> tuple[subprocess.Popen[str], int]:
 def test_a_service_ends_when_its_hub_is_killed_outright(tmp_path: Path) -> None:
     hub, service = _start(tmp_path, managed=True)
     time.sleep(0.5)  # the service has become `sleep` with its request made
-    assert _alive(service)
+    assert alive(service)
     hub.send_signal(signal.SIGKILL)
     hub.wait()
     deadline = time.monotonic() + 10
-    while _alive(service) and time.monotonic() < deadline:
+    while alive(service) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not _alive(service)
+    assert not alive(service)
 
 
 def test_a_service_run_by_hand_asks_nothing(
@@ -72,9 +64,16 @@ def test_a_service_run_by_hand_asks_nothing(
         hub.send_signal(signal.SIGKILL)
         hub.wait()
         time.sleep(0.5)
-        assert _alive(service)  # by hand, nothing ties it to the parent
+        assert alive(service)  # by hand, nothing ties it to the parent
     finally:
         os.kill(service, signal.SIGKILL)
+
+
+def test_a_watch_run_by_hand_never_sees_its_hub_go(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("JUPYTERHUB_SERVICE_NAME", raising=False)
+    assert lifeline.HubWatch().hub_gone() is False
+    monkeypatch.setenv("JUPYTERHUB_SERVICE_NAME", "test-service")
+    assert lifeline.HubWatch().hub_gone() is False  # this test's parent still runs
 
 
 def test_a_missing_command_is_a_clear_error() -> None:

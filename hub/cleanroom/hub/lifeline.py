@@ -7,7 +7,8 @@ serving, a culler that keeps culling for a hub that is gone. Each service asks t
 for SIGTERM when its parent dies (``prctl(PR_SET_PDEATHSIG)``, Linux), so its own orderly
 stop runs. A service we did not write is started through this module
 (``python -m cleanroom.hub.lifeline -- COMMAND...``), which asks, then becomes COMMAND
-(the request survives ``execve``).
+(the request survives ``execve``). A service whose loop should finish its round first
+checks :class:`HubWatch` between rounds instead.
 """
 
 from __future__ import annotations
@@ -22,6 +23,22 @@ PR_SET_PDEATHSIG = 1
 log = logging.getLogger("cleanroom.hub")
 
 
+def managed() -> bool:
+    """Whether this process runs as a hub-managed service (run by hand, it has no hub)."""
+    return bool(os.environ.get("JUPYTERHUB_SERVICE_NAME"))
+
+
+class HubWatch:
+    """Whether the hub that started this service has gone: the process has another
+    parent now (init or a subreaper took it over). Never, run by hand."""
+
+    def __init__(self) -> None:
+        self._hub_pid = os.getppid() if managed() else None
+
+    def hub_gone(self) -> bool:
+        return self._hub_pid is not None and os.getppid() != self._hub_pid
+
+
 def end_with_hub() -> bool:
     """SIGTERM this process when its parent (the hub) dies; True when asked.
 
@@ -29,7 +46,7 @@ def end_with_hub() -> bool:
     service has no hub to end with. Call it again after changing the process's user or
     group (the kernel forgets the request then).
     """
-    if not os.environ.get("JUPYTERHUB_SERVICE_NAME") or not sys.platform.startswith("linux"):
+    if not managed() or not sys.platform.startswith("linux"):
         return False
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:

@@ -38,6 +38,7 @@ from kubernetes_asyncio.client.rest import ApiException
 
 from cleanroom import paths
 from cleanroom.errors import CleanroomError
+from cleanroom.hub.lifeline import HubWatch
 from cleanroom.kubernetes import pods, workloads
 from cleanroom.kubernetes.folders import FOLDER_STORAGE, FolderStorage
 from cleanroom.registry import ProjectInfo, Registry
@@ -162,13 +163,12 @@ async def _namespace_exists(api: CoreV1Api, name: str) -> bool:
 async def run_forever(ahead: Ahead, every: float) -> None:
     """A round every ``every`` seconds until the hub that started it is gone; a failed
     round (the cluster or the database hiccuped) is logged and tried again."""
-    managed = bool(os.environ.get("JUPYTERHUB_SERVICE_NAME"))
-    hub_pid = os.getppid()
+    watch = HubWatch()
     checked = time.monotonic()
     async with ApiClient(await workloads.client_config()) as client:
         api = CoreV1Api(client)
         while True:
-            if managed and os.getppid() != hub_pid:
+            if watch.hub_gone():
                 print("cleanroom kube-ahead: the hub is gone; stopping", file=sys.stderr)
                 return
             if time.monotonic() - checked > RECHECK_SECONDS:

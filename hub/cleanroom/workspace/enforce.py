@@ -13,12 +13,12 @@ data of ended projects is deleted once its period has passed.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from dataclasses import dataclass
 
 from cleanroom.errors import CleanroomError, Forbidden, NotFound
+from cleanroom.hub.lifeline import HubWatch
 from cleanroom.registry import Registry
 from cleanroom.registry.events import WorkspaceStopped
 from cleanroom.registry.governance import Governance
@@ -101,10 +101,9 @@ def enforce_forever(registry: Registry, instance: str, every: float) -> None:
     about."""
     from cleanroom.lifecycle.retention import enforce_deployment
 
-    managed = bool(os.environ.get("JUPYTERHUB_SERVICE_NAME"))
-    hub_pid = os.getppid()
+    watch = HubWatch()
     while True:
-        if managed and os.getppid() != hub_pid:
+        if watch.hub_gone():
             print("cleanroom enforce: the hub is gone; stopping", file=sys.stderr, flush=True)
             return
         try:
