@@ -530,7 +530,7 @@ async def test_a_browser_that_reads_nothing_holds_the_server_back(rig: Rig) -> N
     await asyncio.sleep(0.5)
     (one,) = rig.gw.relays
     # The relay stopped reading the server: what waits in the gateway stays bounded.
-    assert one.browser.queued < relay.HIGH_WATER + 2**18 + 2 * len(text)
+    assert one.browser.out.queued < relay.HIGH_WATER + 2**18 + 2 * len(text)
     assert not one.upstream.reading
     browser.close()
 

@@ -55,6 +55,7 @@ from tornado.escape import url_unescape
 from tornado.iostream import IOStream
 
 from cleanroom.gateway import forward
+from cleanroom.gateway.outbox import Outbox
 
 if TYPE_CHECKING:
     from cleanroom.gateway.app import Gateway
@@ -235,11 +236,10 @@ class _Connection:
         self.pending: collections.deque[_Request] = collections.deque()
         self.leftover = b""  # bytes after an upgrade request
         self.refusal: _TooLarge | None = None
-        # Answer bytes the socket did not take yet (views: a partial send copies nothing).
-        self.out: collections.deque[memoryview] = collections.deque()
+        # Answer bytes the socket did not take yet.
+        self.out = Outbox(self.loop, sock, drained=self._next, broken=self.close)
         self.busy = False
         self.reading = False
-        self.writing = False
         self.closed = False
         self._resume_reading()
 
@@ -284,48 +284,16 @@ class _Connection:
         an answer's head and body are never copied together)."""
         if self.closed:
             return
-        views = [memoryview(p) for p in parts if p]
-        if not self.out:
-            try:
-                sent = self.sock.sendmsg(views)
-            except (BlockingIOError, InterruptedError):
-                sent = 0
-            except OSError:
-                self.close()
-                return
-            views = after_sent(views, sent)
-            if not views:
-                return
-        self.out.extend(views)
-        if not self.writing:
-            self.loop.add_writer(self.sock.fileno(), self._writable)
-            self.writing = True
-        self._pause_reading()  # a slow reader gets nothing more until it catches up
-
-    def _writable(self) -> None:
-        try:
-            sent = self.sock.sendmsg(list(self.out)[:64])
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            self.close()
-            return
-        left = after_sent(list(self.out), sent)
-        self.out.clear()
-        self.out.extend(left)
-        if not self.out:
-            self.loop.remove_writer(self.sock.fileno())
-            self.writing = False
-            self._next()
+        self.out.send(parts)
+        if self.out.waiting:
+            self._pause_reading()  # a slow reader gets nothing more until it catches up
 
     def close(self) -> None:
         if self.closed:
             return
         self.closed = True
         self._pause_reading()
-        if self.writing:
-            self.loop.remove_writer(self.sock.fileno())
-            self.writing = False
+        self.out.take()
         self.sock.close()
         self.front.connections.discard(self)
 
@@ -333,11 +301,7 @@ class _Connection:
         """The socket, no longer ours, with the bytes read past the upgrade request and
         those written that it did not take yet."""
         self._pause_reading()
-        if self.writing:
-            self.loop.remove_writer(self.sock.fileno())
-            self.writing = False
-        unsent = b"".join(self.out)
-        self.out.clear()
+        unsent = self.out.take()
         self.closed = True
         self.front.connections.discard(self)
         return self.sock, self.leftover, unsent
@@ -391,7 +355,7 @@ class _Connection:
 
     # -- answering -------------------------------------------------------------------
     def _next(self) -> None:
-        if self.busy or self.out or self.closed:
+        if self.busy or self.out.waiting or self.closed:
             return
         if not self.pending:
             self._resume_reading()
@@ -428,7 +392,7 @@ class _Connection:
         self._close_when_written()
 
     def _close_when_written(self) -> None:
-        if not self.out:
+        if not self.out.waiting:
             self.close()
         else:
             self.loop.call_later(0.05, self._close_when_written)
@@ -533,15 +497,6 @@ class _Connection:
             await _maybe(delegate.data_received(chunk))
         delegate.finish()
         await exchange.done
-
-
-def after_sent(views: list[memoryview], sent: int) -> list[memoryview]:
-    """What is left of ``views`` once ``sent`` bytes of them went."""
-    for i, view in enumerate(views):
-        if sent < len(view):
-            return [view[sent:], *views[i + 1 :]]
-        sent -= len(view)
-    return []
 
 
 class _TooLarge(Exception):

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import logging
 import socket
 import time
@@ -46,7 +47,7 @@ from tornado import httputil
 
 from cleanroom.gateway import proof, wire
 from cleanroom.gateway.frames import SocketRules
-from cleanroom.gateway.front import after_sent
+from cleanroom.gateway.outbox import Outbox
 
 if TYPE_CHECKING:
     from cleanroom.gateway.app import Gateway
@@ -58,7 +59,6 @@ CLOSE_WAIT_SECONDS = 5.0
 MAX_HEADER_BYTES = 65_536
 """The server's handshake answer (status line and headers), at most."""
 _READ = 2**18
-_IOV_MAX = 512  # buffers per sendmsg (Linux takes at most 1024)
 log = logging.getLogger("cleanroom.gateway")
 
 
@@ -223,23 +223,26 @@ class _Side:
         "masks",
         "name",
         "out",
-        "queued",
         "reader",
         "reading",
         "sent_close",
         "sock",
-        "writing",
     )
 
-    def __init__(self, name: str, sock: socket.socket, reader: wire.FrameReader, masks: bool):
+    def __init__(
+        self, relay: Relay, name: str, sock: socket.socket, reader: wire.FrameReader, masks: bool
+    ):
         self.name = name
         self.sock = sock
         self.reader = reader
         self.masks = masks  # frames sent to this side are masked (it is a server)
-        self.out: collections.deque[memoryview] = collections.deque()
-        self.queued = 0
+        self.out = Outbox(
+            relay.loop,
+            sock,
+            drained=functools.partial(relay._drained, self),
+            broken=functools.partial(relay._broken, self),
+        )
         self.reading = False
-        self.writing = False
         self.sent_close = False
         self.got_close = False
         self.eof = False
@@ -266,10 +269,14 @@ class Relay:
         self.loop = asyncio.get_running_loop()
         self.bucket = gw.bucket(rules.owner, rules.server)
         self.browser = _Side(
-            "browser", browser, wire.FrameReader(True, http.max_request_bytes), masks=False
+            self, "browser", browser, wire.FrameReader(True, http.max_request_bytes), masks=False
         )
         self.upstream = _Side(
-            "upstream", upstream.sock, wire.FrameReader(False, http.max_response_bytes), masks=True
+            self,
+            "upstream",
+            upstream.sock,
+            wire.FrameReader(False, http.max_response_bytes),
+            masks=True,
         )
         # Frames for the browser, in order, waiting for the output rate (and a close
         # from the server that came after them).
@@ -301,8 +308,8 @@ class Relay:
             for side in (self.browser, self.upstream):
                 self._set_reading(side, not side.eof)
             return
-        self._set_reading(self.browser, self.upstream.queued < HIGH_WATER)
-        self._set_reading(self.upstream, not self.held and self.browser.queued < HIGH_WATER)
+        self._set_reading(self.browser, self.upstream.out.queued < HIGH_WATER)
+        self._set_reading(self.upstream, not self.held and self.browser.out.queued < HIGH_WATER)
 
     def _readable(self, side: _Side) -> None:
         try:
@@ -331,7 +338,7 @@ class Relay:
             return
         if any(opcode == wire.OP_CLOSE for opcode, _, _ in messages):
             side.got_close = True
-            if not side.out:
+            if not side.out.waiting:
                 self._drop_side(side)
 
     def _received(self, side: _Side, data: bytes) -> None:
@@ -426,44 +433,11 @@ class Relay:
 
     # -- writing ---------------------------------------------------------------------
     def _write(self, side: _Side, parts: list[bytes]) -> None:
-        if side.closed or side.sent_close:
-            return
-        views = [memoryview(p) for p in parts if p]
-        if not views:
-            return
-        if not side.out:
-            try:
-                sent = side.sock.sendmsg(views[:_IOV_MAX])
-            except (BlockingIOError, InterruptedError):
-                sent = 0
-            except OSError:
-                self._broken(side)
-                return
-            views = after_sent(views, sent)
-            if not views:
-                return
-        side.out.extend(views)
-        side.queued += sum(len(v) for v in views)
-        if not side.writing:
-            self.loop.add_writer(side.sock.fileno(), self._writable, side)
-            side.writing = True
+        if not (side.closed or side.sent_close):
+            side.out.send(parts)
 
-    def _writable(self, side: _Side) -> None:
-        try:
-            sent = side.sock.sendmsg(list(side.out)[:_IOV_MAX])
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            self._broken(side)
-            return
-        side.queued -= sent
-        left = after_sent(list(side.out), sent)
-        side.out.clear()
-        side.out.extend(left)
-        if side.out:
-            return
-        self.loop.remove_writer(side.sock.fileno())
-        side.writing = False
+    def _drained(self, side: _Side) -> None:
+        """All that waited for ``side`` has gone."""
         if self.closing:
             self._finish(side)
         else:
@@ -504,7 +478,7 @@ class Relay:
             payload = wire.close_payload(told, reason if side is blame or blame is None else "")
             self._write(side, wire.encode(wire.OP_CLOSE, payload, masked=side.masks))
             side.sent_close = True
-            if not side.out:
+            if not side.out.waiting:
                 self._finish(side)
         self._flow()
 
@@ -528,7 +502,7 @@ class Relay:
         self._set_reading(side, False)
         if not self.closing:
             self.close(None)  # gone without a close frame: the other side is told
-        if not side.out:
+        if not side.out.waiting:
             self._drop_side(side)  # else once the close frame has gone (_finish)
 
     def _broken(self, side: _Side) -> None:
@@ -542,12 +516,8 @@ class Relay:
         if side.closed:
             return
         self._set_reading(side, False)
-        if side.writing:
-            self.loop.remove_writer(side.sock.fileno())
-            side.writing = False
         side.closed = True
-        side.out.clear()
-        side.queued = 0
+        side.out.take()  # dropped with the socket
         side.sock.close()
         if self.browser.closed and self.upstream.closed:
             self._dropped()
