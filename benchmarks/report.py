@@ -198,8 +198,9 @@ def _gateway(gw: dict[str, Any]) -> list[str]:
         *_table(head, rows),
         "",
         f"The policy's output rate limit: {_s(gw.get('policy_rate_mib_s'))} MiB/s with a burst "
-        f"of {_s(gw.get('policy_burst_mib'))} MiB; the stream output measured (512 KiB) fits "
-        "under every rate limit of both paths, so its ratio is the path's own cost.",
+        f"of {_s(gw.get('policy_burst_mib'))} MiB; each stream output measured (512 KiB) "
+        "starts with that much in the bucket (the rounds are paced), so its ratio is the "
+        "path's own cost.",
         "",
         *_gateway_load(gw.get("load")),
     ]
