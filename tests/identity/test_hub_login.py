@@ -72,7 +72,8 @@ def test_enrolment_with_a_qr_code_then_code_at_every_log_in(
     browser.find_element(By.ID, "mfa-code").send_keys(Keys.ENTER)
     assert "does not match" in _wait(browser, "#mfa-error").text
     assert not hub_people.mfa_enrolled("rita")
-    browser.find_element(By.ID, "mfa-code").send_keys(totp.current_code(secret) + Keys.ENTER)
+    enrolment_code = totp.current_code(secret)
+    browser.find_element(By.ID, "mfa-code").send_keys(enrolment_code + Keys.ENTER)
     _wait(browser, "#recovery-codes")
     codes = [e.text for e in browser.find_elements(By.CSS_SELECTOR, ".recovery-code")]
     assert len(codes) == 10 and len(set(codes)) == 10
@@ -87,8 +88,9 @@ def test_enrolment_with_a_qr_code_then_code_at_every_log_in(
     assert "Enter the code from your authenticator app" in _login_error(browser)
     app = Authenticator()
     app.add("rita", secret)
-    # The code used at enrolment is spent: it does not open a session a second time.
-    _sign_in(browser, identity_hub, "rita", PASSWORD, totp.current_code(secret))
+    # The code used at enrolment is spent: it does not open a session a second time. (The
+    # very code sent then: the code of "now" may be a later, unspent step by this time.)
+    _sign_in(browser, identity_hub, "rita", PASSWORD, enrolment_code)
     assert throttle.INVALID in _login_error(browser)
     _sign_in(browser, identity_hub, "rita", PASSWORD, app.code("rita"))
     WebDriverWait(browser, 30).until(lambda d: "/hub/home" in d.current_url)
