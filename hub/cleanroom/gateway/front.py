@@ -318,7 +318,7 @@ class _Connection:
         req = self.current
         self._count(len(name) + len(value) + 4)
         key = name.decode("latin-1").lower()
-        text = value.decode("latin-1")
+        text = value.decode("latin-1").strip(" \t")  # whitespace around is no part of it
         if key in req.headers:  # repeated: one comma-joined value, as tornado's get()
             text = f"{req.headers[key]},{text}"
         req.headers[key] = text
