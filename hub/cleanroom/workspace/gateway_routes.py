@@ -17,13 +17,13 @@ from urllib.parse import urlparse
 import docker
 
 from cleanroom import paths
-from cleanroom.errors import CleanroomError
+from cleanroom.errors import CleanroomError, NotFound
 from cleanroom.gateway import client, proof
 from cleanroom.gateway.hub_config import SERVER_PORT
 from cleanroom.gateway.manifest import manifest_for
 from cleanroom.gateway.viewer import MANIFEST_ROOTS
 
-__all__ = ["SERVER_PORT", "new_secret", "public_address", "register", "unregister"]
+__all__ = ["SERVER_PORT", "answers", "new_secret", "public_address", "register", "unregister"]
 
 new_secret = proof.new_secret
 # Seconds the gateway may hold one readiness request (the spawner polls the server's
@@ -94,6 +94,20 @@ async def register(
             if await spawner.poll() is not None:
                 return
         await asyncio.sleep(spawner.readiness_poll_interval)
+
+
+async def answers(spawner: Any) -> bool | None:
+    """Whether the running server answers the gateway now, with this start's proof (the
+    gateway asks it with the route's own token: a restarted hub knows no server token).
+    None when the gateway itself does not answer, which says nothing of the server."""
+    try:
+        reply = await client.call("GET", _path(spawner), ok=(200, 503))
+    except NotFound:
+        return False  # no route: nobody reaches this server
+    except CleanroomError as exc:
+        spawner.log.warning("Health of %s/%s unknown: %s", spawner.user.name, spawner.name, exc)
+        return None
+    return bool(isinstance(reply, dict) and reply.get("ready"))
 
 
 async def unregister(spawner: Any) -> None:

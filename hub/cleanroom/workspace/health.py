@@ -59,7 +59,11 @@ class HealthCheck:
 
     async def dead(self, url: str, headers: dict[str, str] | None = None) -> bool:
         """Check once; True once the server has failed ``failures_allowed`` times in a row."""
-        if await self.answers(url, headers):
+        return self.record(await self.answers(url, headers))
+
+    def record(self, answered: bool) -> bool:
+        """Count one check's outcome; True once ``failures_allowed`` failed in a row."""
+        if answered:
             self.failures = 0
             return False
         self.failures += 1

@@ -193,9 +193,11 @@ class CleanroomSpawner(DockerSpawner):
     health_timeout = Float(
         10.0,
         help="""Seconds the hub's poll waits for a running workspace's server to answer
-        its health request. A server that does not answer ``health_failures`` polls in a
-        row is treated as dead: the hub stops the workspace, logs, counts and journals it
-        (a stopped or wedged server must not keep the workspace looking healthy).""",
+        its health request (without a gateway; with one, the gateway asks the server and
+        its own bound applies). A server that does not answer ``health_failures`` polls
+        in a row is treated as dead: the hub stops the workspace, logs, counts and
+        journals it (a stopped or wedged server must not keep the workspace looking
+        healthy).""",
     ).tag(config=True)
 
     health_failures = Integer(
@@ -759,17 +761,17 @@ class CleanroomSpawner(DockerSpawner):
             return status
         if checker is None:
             return None  # starting (the start waits for it), or state from before a restart
-        base = self.server.base_url if self.server is not None else "/"
-        headers: dict[str, str] | None = None
         if self.gateway_url:
-            # Only the gateway reaches the server's port (the host firewall), and it
-            # forwards only what the real server proves: a 502 there is a lost server.
-            url = f"{self.gateway_url.rstrip('/')}{base}api"
-            headers = {"Authorization": f"token {self.api_token}"}
+            # Only the gateway reaches the server's port (the host firewall): it asks
+            # the server itself and checks this start's proof.
+            answered = await gateway_routes.answers(self)
+            if answered is None:
+                return None  # the gateway is down: nothing known of the server
         else:
+            base = self.server.base_url if self.server is not None else "/"
             ip, port = await self.get_ip_and_port()
-            url = f"http://{ip}:{port}{base}api"
-        if await checker.dead(url, headers):
+            answered = await checker.answers(f"http://{ip}:{port}{base}api")
+        if checker.record(answered):
             self._health = None
             self._record_lost("unresponsive", health.UNRESPONSIVE_STATUS)
             return health.UNRESPONSIVE_STATUS
