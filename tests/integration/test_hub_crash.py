@@ -3,13 +3,15 @@ container dies) is killed with SIGKILL in the middle of a spawn, at two points (
 request accepted; the workspace's container created), and started again. Afterwards the
 workspace is either running and reconnected (one container, JupyterLab answers) or
 visibly not running (no server), in which case starting it again works; its work folder
-keeps its files, and once stopped it is locked and detached."""
+keeps its files, and once stopped it is locked and detached. A third kill, after the
+start finished, checks that a running workspace is reconnected."""
 
 from __future__ import annotations
 
 import os
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 
@@ -57,7 +59,23 @@ def _crash_and_restart(hub: Hub) -> None:
     hub.start()
 
 
-@pytest.mark.parametrize("kill_when", ["accepted", "container created"])
+def _pending(hub: Hub) -> bool:
+    try:
+        return bool(_server(hub).get("pending"))
+    except requests.RequestException:
+        return False
+
+
+def _answers(hub: Hub) -> bool:
+    """Whether JupyterLab answers through the proxy and gateway (after a restart the
+    proxy's route may take a moment: the hub adds it once its checks are done)."""
+    try:
+        return hub.server_get(USER, PROJECT, "api/status").status_code == 200
+    except requests.RequestException:
+        return False
+
+
+@pytest.mark.parametrize("kill_when", ["accepted", "container created", "started"])
 def test_hub_killed_mid_spawn(hub: Hub, kill_when: str) -> None:
     hub.ensure_running(USER, PROJECT)
     code, _ = run_in(hub.container(USER, PROJECT), "sh", "-c",
@@ -66,13 +84,36 @@ def test_hub_killed_mid_spawn(hub: Hub, kill_when: str) -> None:
     hub.stop_server(USER, PROJECT)
     _wait(lambda: not _containers(hub), "the stopped workspace's container to go")
 
-    reply = hub.api("POST", f"/users/{USER}/servers/{PROJECT}", hub.token(USER))
-    assert reply.status_code in (201, 202), reply.text
-    if kill_when == "container created":
-        _wait(lambda: bool(_containers(hub)), "the workspace's container")
-    _crash_and_restart(hub)
+    # The request in a thread: a spawn that answers within a second would otherwise be
+    # over before the kill, and nothing here would be interrupted.
+    replies: list[int] = []
+    token = hub.token(USER)
 
-    # Settled: either running and reconnected, or visibly not running.
+    def ask() -> None:
+        try:
+            replies.append(hub.api("POST", f"/users/{USER}/servers/{PROJECT}", token).status_code)
+        except requests.RequestException:
+            replies.append(0)  # the proxy died while it was answering
+
+    asking = threading.Thread(target=ask, daemon=True)
+    asking.start()
+    if kill_when == "accepted":
+        _wait(lambda: _pending(hub) or bool(replies), "the hub to accept the spawn", 30)
+    elif kill_when == "container created":
+        _wait(lambda: bool(_containers(hub)) or bool(replies), "the workspace's container", 60)
+    else:
+        _wait(lambda: bool(replies), "the spawn to finish", 240)
+        assert replies == [201] or hub.is_ready(USER, PROJECT), replies
+    _crash_and_restart(hub)
+    asking.join(60)
+    if kill_when != "started":
+        # Mid-spawn, really: the start had not finished when the hub died (no reply,
+        # the proxy's 503 for a hub gone, or the hub's 202 for a spawn still pending).
+        assert replies and replies[0] in (0, 202, 503), f"not killed mid-spawn: {replies}"
+
+    # Settled: either running and reconnected, or visibly not running. A start cut
+    # short is undone at the restarted hub's first look, not after waiting out the
+    # spawn's http_timeout (120 s) for a server at an address never recorded.
     def settled() -> bool:
         try:
             server = _server(hub)
@@ -80,12 +121,28 @@ def test_hub_killed_mid_spawn(hub: Hub, kill_when: str) -> None:
             return False
         return not server or bool(server.get("ready") and not server.get("pending"))
 
-    _wait(settled, "the restarted hub to settle the interrupted spawn", 240)
+    _wait(settled, "the restarted hub to settle the interrupted spawn", 90)
+    if kill_when == "started":
+        assert _server(hub).get("ready"), "a finished start is reconnected, not undone"
     if not _server(hub):
+        # Undone: nothing of the cut-short start is left running.
+        _wait(lambda: not _containers(hub), "the cut-short start's container to go", 60)
         reply, _ = hub.spawn(USER, PROJECT)  # starting it again works
         assert reply.status_code in (201, 202), reply.text
     assert len(_containers(hub)) == 1
-    assert hub.server_get(USER, PROJECT, "api/status").status_code == 200
+    try:
+        _wait(lambda: _answers(hub), "JupyterLab to answer through the proxy", 60)
+    except AssertionError:
+        reply = hub.server_get(USER, PROJECT, "api/status")
+        raise AssertionError(
+            f"api/status: {reply.status_code} {reply.text[:400]}\n{hub.log_tail(120)}"
+        ) from None
+    if kill_when == "started":
+        # Reconnected for good: the hub's health polls (every 15 s, two failures in a
+        # row stop it) find the server well through the gateway. Before, the restarted
+        # hub knew no token of the server's and its polls stopped the workspace.
+        time.sleep(20)
+        assert hub.is_ready(USER, PROJECT) and _answers(hub), hub.log_tail(60)
     code, out = run_in(hub.container(USER, PROJECT), "cat", "/home/researcher/work/crash-note.txt")
     assert (code, out) == (0, "survives\n")
 

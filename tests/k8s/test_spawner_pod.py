@@ -245,3 +245,29 @@ async def test_the_start_waits_until_the_server_listens_and_sends_it_nothing(
     # A pod that is gone is not waited for.
     del reflector.pods[key]
     await asyncio.wait_for(spawner._await_listening("127.0.0.1", port), 10)
+
+
+async def test_a_start_the_hubs_death_cut_short_is_undone_at_the_first_poll(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The hub commits a spawner's state only once its start returned: a record with a
+    # server but no state is a start cut short. Its pod (found by name) is deleted, and
+    # the poll says not running, at once, instead of KubeSpawner's "running".
+    stops: list[bool] = []
+
+    async def stop(self: Any, now: bool = False) -> None:
+        stops.append(now)
+
+    async def kubespawner_poll(self: Any) -> None:
+        return None  # a pod of that name runs
+
+    monkeypatch.setattr(CleanroomKubeSpawner, "stop", stop)
+    monkeypatch.setattr(KubeSpawner, "poll", kubespawner_poll)
+    for state, undone in (({}, True), ({"server_secret": proof.new_secret()}, False)):
+        restarted = CleanroomKubeSpawner(_mock=True, user=User(), hub=Hub(), hub_ip="10.77.0.1")
+        restarted.load_state(state)
+        restarted.server = SimpleNamespace(base_url="/user/erin/")  # the hub's record
+        stops.clear()
+        status = await restarted.poll()
+        assert (status is not None, stops) == ((True, [True]) if undone else (False, []))
+        assert await restarted.poll() is None, "undone once; then KubeSpawner's poll"

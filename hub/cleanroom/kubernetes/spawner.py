@@ -38,7 +38,7 @@ from cleanroom.registry import ProjectInfo, Registry, shared_registry
 from cleanroom.registry.access import is_restricted
 from cleanroom.registry.people import shared_people
 from cleanroom.settings import image_repository
-from cleanroom.workspace import culling, gateway_routes, quotas
+from cleanroom.workspace import culling, gateway_routes, interrupted, quotas
 from cleanroom.workspace.folders import WORKSPACE_HOME
 from cleanroom.workspace.spawner import http_error, refuse, requested_project
 from cleanroom.workspace.spec import RESEARCHER_UID, SERVER_COMMAND
@@ -213,6 +213,7 @@ class CleanroomKubeSpawner(KubeSpawner):
     async def start(self) -> Any:
         """Decide on the server what this workspace may be, then start its pod."""
         project = self._requested_project()
+        self._unfinished_start = False  # this start is the hub's own, not a leftover
         loop = asyncio.get_running_loop()
         steps = StepTimer()
         try:
@@ -407,6 +408,7 @@ class CleanroomKubeSpawner(KubeSpawner):
 
     # -- state: the server secret survives a hub restart ---------------------------
     server_secret: str = ""
+    _unfinished_start = False
 
     def get_state(self) -> dict[str, Any]:
         """KubeSpawner's state, plus this start's server secret (for the gateway)."""
@@ -419,6 +421,21 @@ class CleanroomKubeSpawner(KubeSpawner):
         """KubeSpawner's state, plus the server secret of the running start."""
         super().load_state(state)
         self.server_secret = state.get("server_secret", "")
+        self._unfinished_start = interrupted.unfinished(state)
+
+    async def poll(self) -> Any:
+        """KubeSpawner's poll; a record of a start the hub's death cut short is undone
+        first (``cleanroom.workspace.interrupted``): its pod is deleted by name."""
+        if self._unfinished_start and self.server is not None:
+            self._unfinished_start = False
+            interrupted.note(self.log, self.user.name, self.name)
+            try:
+                await self.stop(now=True)
+            except Exception:
+                # Still not running: the next start replaces a pod left of that name.
+                self.log.exception("Could not undo the start of %s/%s", self.user.name, self.name)
+            return interrupted.STATUS
+        return await super().poll()
 
     def clear_state(self) -> None:
         """Forget the pod's server secret (the next start makes a new one)."""

@@ -36,6 +36,7 @@ from cleanroom.workspace import (
     culling,
     gateway_routes,
     health,
+    interrupted,
     oom,
     quotas,
     spec,
@@ -421,6 +422,7 @@ class CleanroomSpawner(DockerSpawner):
     async def start(self) -> Any:
         """Decide on the server what this workspace may be, then start it."""
         project = self._requested_project()
+        self._unfinished_start = False  # this start is the hub's own, not a leftover
         self._steps = StepTimer()
         loop = asyncio.get_running_loop()
         try:
@@ -673,6 +675,11 @@ class CleanroomSpawner(DockerSpawner):
         (only this workspace mounts it; the next start attaches it again)."""
         self._health = None  # a stop the hub asked for is not a lost server
         await super().stop(now=now)
+        await self._release()
+
+    async def _release(self) -> None:
+        """What a stopped workspace leaves: its route, viewer, attached work folder and
+        the datasets no other workspace uses."""
         if self.gateway_url:
             await gateway_routes.unregister(self)
             # Whatever the mode was: a viewer left of this session must not outlive it.
@@ -695,6 +702,15 @@ class CleanroomSpawner(DockerSpawner):
             self.log.warning(
                 "Datasets stay unlocked after %s/%s: %s", self.user.name, self.name, exc
             )
+
+    async def _undo_unfinished_start(self) -> None:
+        """Undo a start the hub's death cut short (cleanroom.workspace.interrupted)."""
+        interrupted.note(self.log, self.user.name, self.name)
+        if await self.get_object() is not None:  # found by its name; sets object_id
+            await self.stop(now=True)
+        else:
+            await self._release()
+            self.clear_state()
 
     async def get_object(self) -> Any:
         """DockerSpawner's inspection of the container (what ``poll`` reads), plus: say so
@@ -727,6 +743,7 @@ class CleanroomSpawner(DockerSpawner):
     # -- state: the server secret survives a hub restart ---------------------------
     server_secret: str = ""
     _health: health.HealthCheck | None = None
+    _unfinished_start = False
 
     def get_state(self) -> dict[str, Any]:
         """DockerSpawner's state, plus this start's server secret (for the gateway)."""
@@ -739,6 +756,7 @@ class CleanroomSpawner(DockerSpawner):
         """DockerSpawner's state, plus the server secret of the running start."""
         super().load_state(state)
         self.server_secret = state.get("server_secret", "")
+        self._unfinished_start = interrupted.unfinished(state)
         if self.object_id:
             # A workspace that ran before the hub restarted is checked like a new one.
             self._health = health.HealthCheck(self.health_timeout, self.health_failures)
@@ -751,7 +769,16 @@ class CleanroomSpawner(DockerSpawner):
     # -- poll: a lost server is noticed ------------------------------------------
     async def poll(self) -> Any:
         """DockerSpawner's poll (is the container running?), plus a health request to
-        the server of a running workspace; either way a lost server is recorded."""
+        the server of a running workspace; either way a lost server is recorded. A
+        record of a start the hub's death cut short is undone (``interrupted``)."""
+        if self._unfinished_start and self.server is not None:
+            self._unfinished_start = False
+            try:
+                await self._undo_unfinished_start()
+            except Exception:
+                # Still not running: the next start removes a container left by name.
+                self.log.exception("Could not undo the start of %s/%s", self.user.name, self.name)
+            return interrupted.STATUS
         status = await super().poll()
         checker: health.HealthCheck | None = getattr(self, "_health", None)
         if status is not None:
