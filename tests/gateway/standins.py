@@ -57,13 +57,12 @@ def prove(handler: web.RequestHandler) -> None:
     handler.set_header(proof.PROOF_HEADER, proof.expected_proof(SECRET, nonce))
 
 
-def gateway_to(
-    upstream_port: int, tmp_path: Path, hub_auth: Any, policy: EgressPolicy | None = None
+def bare_gateway(
+    tmp_path: Path, hub_auth: Any = None, policy: EgressPolicy | None = None
 ) -> Gateway:
-    """A gateway (the repository's policy unless ``policy``) whose one route is dave's
-    workspace at ``upstream_port``."""
+    """A gateway with no route yet (the repository's policy unless ``policy``)."""
     policy = policy or load_policy(paths.policies_dir())
-    gw = Gateway(
+    return Gateway(
         policy,
         RouteTable(None),
         Budgets(policy.budget),
@@ -72,5 +71,13 @@ def gateway_to(
         api_token="unused",
         decider=GrantDecider(f"sqlite:///{tmp_path / 'unused.db'}"),
     )
+
+
+def gateway_to(
+    upstream_port: int, tmp_path: Path, hub_auth: Any, policy: EgressPolicy | None = None
+) -> Gateway:
+    """A gateway (the repository's policy unless ``policy``) whose one route is dave's
+    workspace at ``upstream_port``."""
+    gw = bare_gateway(tmp_path, hub_auth, policy)
     gw.routes.put(Backend(USER, PROJECT, f"http://127.0.0.1:{upstream_port}", TOKEN, SECRET))
     return gw

@@ -16,35 +16,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cleanroom import paths
 from cleanroom.gateway.app import Gateway
-from cleanroom.gateway.budget import Budgets
-from cleanroom.gateway.deciders import GrantDecider
 from cleanroom.gateway.frames import SocketRules, dumps_binary, parse_binary
-from cleanroom.gateway.ledger import Ledger
 from cleanroom.gateway.messages import KernelRules
-from cleanroom.gateway.policy import load_policy
-from cleanroom.gateway.routes import RouteTable
 from jupyter_server.services.kernels.connection.base import (
     deserialize_binary_message,
     serialize_binary_message,
 )
 
-USER, PROJECT = "dave", "press-quality"
+from tests.gateway.standins import PROJECT, USER, bare_gateway
 
 
 @pytest.fixture
 async def gw(tmp_path: Path) -> Gateway:
-    policy = load_policy(paths.policies_dir())
-    return Gateway(
-        policy,
-        RouteTable(None),
-        Budgets(policy.budget),
-        Ledger(),
-        hub_auth=None,
-        api_token="unused",
-        decider=GrantDecider(f"sqlite:///{tmp_path / 'unused.db'}"),
-    )
+    return bare_gateway(tmp_path)
 
 
 def _rules(gw: Gateway, kernel: bool = True) -> SocketRules:
