@@ -47,9 +47,9 @@ def test_a_server_that_accepts_but_never_answers_is_dead_after_the_bound() -> No
         silent.listen()
         url = f"http://127.0.0.1:{silent.getsockname()[1]}/api"
         check = health.HealthCheck(timeout=0.3, failures_allowed=2)
-        assert asyncio.run(check.dead(url)) is False
+        assert check.record(asyncio.run(check.answers(url))) is False
         assert check.failures == 1
-        assert asyncio.run(check.dead(url)) is True
+        assert check.record(asyncio.run(check.answers(url))) is True
 
 
 def test_a_lost_server_is_journalled_and_counted(tmp_path: Path) -> None:

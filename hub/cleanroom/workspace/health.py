@@ -57,10 +57,6 @@ class HealthCheck:
             return False
         return reply.code < 500
 
-    async def dead(self, url: str, headers: dict[str, str] | None = None) -> bool:
-        """Check once; True once the server has failed ``failures_allowed`` times in a row."""
-        return self.record(await self.answers(url, headers))
-
     def record(self, answered: bool) -> bool:
         """Count one check's outcome; True once ``failures_allowed`` failed in a row."""
         if answered:
