@@ -18,6 +18,7 @@ encrypted dataset versions are unlocked read-only on the node while a pod uses t
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 from typing import Any, cast
 from urllib.parse import urlparse
@@ -428,13 +429,7 @@ class CleanroomKubeSpawner(KubeSpawner):
         first (``cleanroom.workspace.interrupted``): its pod is deleted by name."""
         if self._unfinished_start and self.server is not None:
             self._unfinished_start = False
-            interrupted.note(self.log, self.user.name, self.name)
-            try:
-                await self.stop(now=True)
-            except Exception:
-                # Still not running: the next start replaces a pod left of that name.
-                self.log.exception("Could not undo the start of %s/%s", self.user.name, self.name)
-            return interrupted.STATUS
+            return await interrupted.undo(self, functools.partial(self.stop, now=True))
         return await super().poll()
 
     def clear_state(self) -> None:

@@ -16,6 +16,7 @@ workspace stopped. The work folder keeps its files; the researcher starts again.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 # What ``poll`` reports for such a record (any value but None makes the hub stop it).
@@ -27,11 +28,18 @@ def unfinished(state: dict[str, Any]) -> bool:
     return not state.get("server_secret")
 
 
-def note(log: Any, user: str, project: str) -> None:
-    """Say in the hub's log what is undone, and why."""
-    log.warning(
+async def undo(spawner: Any, undo_start: Callable[[], Awaitable[Any]]) -> str:
+    """Undo ``spawner``'s cut-short start with ``undo_start``, saying so in the hub's log;
+    what its ``poll`` reports then. A failed undo leaves the workspace not running all
+    the same: the next start replaces what is left of that name."""
+    spawner.log.warning(
         "Workspace %s/%s: its start was cut short when the hub stopped; undoing it "
         "(the work folder keeps its files, the next start makes a new workspace)",
-        user,
-        project,
+        spawner.user.name,
+        spawner.name,
     )
+    try:
+        await undo_start()
+    except Exception:
+        spawner.log.exception("Could not undo the start of %s/%s", spawner.user.name, spawner.name)
+    return STATUS

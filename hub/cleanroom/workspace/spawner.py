@@ -705,12 +705,10 @@ class CleanroomSpawner(DockerSpawner):
 
     async def _undo_unfinished_start(self) -> None:
         """Undo a start the hub's death cut short (cleanroom.workspace.interrupted)."""
-        interrupted.note(self.log, self.user.name, self.name)
         if await self.get_object() is not None:  # found by its name; sets object_id
             await self.stop(now=True)
         else:
-            await self._release()
-            self.clear_state()
+            await self._release()  # no container yet; its folders may be attached
 
     async def get_object(self) -> Any:
         """DockerSpawner's inspection of the container (what ``poll`` reads), plus: say so
@@ -773,12 +771,7 @@ class CleanroomSpawner(DockerSpawner):
         record of a start the hub's death cut short is undone (``interrupted``)."""
         if self._unfinished_start and self.server is not None:
             self._unfinished_start = False
-            try:
-                await self._undo_unfinished_start()
-            except Exception:
-                # Still not running: the next start removes a container left by name.
-                self.log.exception("Could not undo the start of %s/%s", self.user.name, self.name)
-            return interrupted.STATUS
+            return await interrupted.undo(self, self._undo_unfinished_start)
         status = await super().poll()
         checker: health.HealthCheck | None = getattr(self, "_health", None)
         if status is not None:
