@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -27,6 +28,19 @@ from tests.people import Authenticator, in_standing, personal_token
 
 # Parallel runs on one engine (two checkouts) each name their own deployment.
 INSTANCE = os.environ.get("CLEANROOM_TEST_INSTANCE", "test")
+
+
+def wait_until(
+    condition: Callable[[], object], seconds: float, what: str, step: float = 0.2
+) -> None:
+    """Return once ``condition()`` is truthy, checked every ``step`` seconds; fail
+    naming ``what`` after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(step)
+    raise AssertionError(f"{what} did not happen within {seconds} s")
 
 
 def free_port() -> int:

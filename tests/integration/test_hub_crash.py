@@ -13,14 +13,13 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable
 
 import pytest
 import requests
 from cleanroom.workspace import encrypted_fs
 
 from tests.integration.deployment import PROJECT
-from tests.integration.harness import INSTANCE, Hub, run_in
+from tests.integration.harness import INSTANCE, Hub, run_in, wait_until
 
 # Kills the shared hub: run after every other test (tests/conftest.py).
 pytestmark = [pytest.mark.docker, pytest.mark.restarts_hub]
@@ -36,17 +35,6 @@ def _containers(hub: Hub) -> list:
         filters={"label": [f"cleanroom.instance={INSTANCE}", f"cleanroom.user={USER}",
                            f"cleanroom.project={PROJECT}"]},
     )  # fmt: skip
-
-
-def _wait(
-    condition: Callable[[], bool], what: str, seconds: float = 120, step: float = 0.2
-) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(step)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _server(hub: Hub) -> dict:
@@ -84,7 +72,7 @@ def test_hub_killed_mid_spawn(hub: Hub, kill_when: str) -> None:
                      "echo survives > /home/researcher/work/crash-note.txt")  # fmt: skip
     assert code == 0
     hub.stop_server(USER, PROJECT)
-    _wait(lambda: not _containers(hub), "the stopped workspace's container to go")
+    wait_until(lambda: not _containers(hub), 120, "the stopped workspace's container to go")
 
     # The request in a thread: a spawn that answers within a second would otherwise be
     # over before the kill, and nothing here would be interrupted.
@@ -100,14 +88,14 @@ def test_hub_killed_mid_spawn(hub: Hub, kill_when: str) -> None:
     asking = threading.Thread(target=ask, daemon=True)
     asking.start()
     if kill_when == "accepted":
-        _wait(lambda: _pending(hub) or bool(replies), "the hub to accept the spawn", 30, 0.05)
+        wait_until(lambda: _pending(hub) or bool(replies), 30, "the hub to accept the spawn", 0.05)
     elif kill_when == "container created":
         # Soon after the container exists, the server answers and the start is over.
-        _wait(lambda: bool(_containers(hub) or replies), "the workspace's container", 60, 0.05)
+        wait_until(lambda: bool(_containers(hub) or replies), 60, "the workspace's container", 0.05)
     else:
-        _wait(lambda: bool(replies), "the hub to answer the spawn", 240)
+        wait_until(lambda: bool(replies), 240, "the hub to answer the spawn")
         assert replies[0] in (201, 202), replies  # 202: slower than slow_spawn_timeout
-        _wait(lambda: hub.is_ready(USER, PROJECT), "the spawn to finish", 240)
+        wait_until(lambda: hub.is_ready(USER, PROJECT), 240, "the spawn to finish")
     _crash_and_restart(hub)
     asking.join(60)
     if kill_when != "started":
@@ -125,17 +113,17 @@ def test_hub_killed_mid_spawn(hub: Hub, kill_when: str) -> None:
             return False
         return not server or bool(server.get("ready") and not server.get("pending"))
 
-    _wait(settled, "the restarted hub to settle the interrupted spawn", 90)
+    wait_until(settled, 90, "the restarted hub to settle the interrupted spawn")
     if kill_when == "started":
         assert _server(hub).get("ready"), "a finished start is reconnected, not undone"
     if not _server(hub):
         # Undone: nothing of the cut-short start is left running.
-        _wait(lambda: not _containers(hub), "the cut-short start's container to go", 60)
+        wait_until(lambda: not _containers(hub), 60, "the cut-short start's container to go")
         reply, _ = hub.spawn(USER, PROJECT)  # starting it again works
         assert reply.status_code in (201, 202), reply.text
     assert len(_containers(hub)) == 1
     try:
-        _wait(lambda: _answers(hub), "JupyterLab to answer through the proxy", 60)
+        wait_until(lambda: _answers(hub), 60, "JupyterLab to answer through the proxy")
     except AssertionError:
         reply = hub.server_get(USER, PROJECT, "api/status")
         raise AssertionError(
@@ -151,8 +139,8 @@ def test_hub_killed_mid_spawn(hub: Hub, kill_when: str) -> None:
     assert (code, out) == (0, "survives\n")
 
     hub.stop_server(USER, PROJECT)
-    _wait(lambda: not _containers(hub), "the container to go")
+    wait_until(lambda: not _containers(hub), 120, "the container to go")
     work = hub.state / "workspaces" / PROJECT / "users" / f"{USER}.ext4"
-    _wait(lambda: not encrypted_fs.is_unlocked(work), "the work folder to lock")
+    wait_until(lambda: not encrypted_fs.is_unlocked(work), 120, "the work folder to lock")
     loops = subprocess.run(["losetup", "-j", str(work)], capture_output=True, text=True).stdout
     assert loops == ""

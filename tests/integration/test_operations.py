@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from datetime import date, timedelta
 
@@ -16,7 +15,7 @@ import pytest
 import requests
 
 from tests.integration.deployment import DATASET
-from tests.integration.harness import INSTANCE, Hub, run_in
+from tests.integration.harness import INSTANCE, Hub, run_in, wait_until
 
 pytestmark = pytest.mark.docker
 
@@ -29,15 +28,6 @@ def _ok(hub: Hub, *argv: str) -> str:
     done = hub.cli(*argv)
     assert done.returncode == 0, f"{argv}: {done.stderr}"
     return done.stdout
-
-
-def _wait(condition: object, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if callable(condition) and condition():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"{what} did not happen within {seconds} s")
 
 
 def _stop_reason(hub: Hub, user: str) -> str:
@@ -167,7 +157,7 @@ def test_memory_hog_is_killed_and_the_hub_says_why(gamma: Hub) -> None:
     container.reload()
     assert container.status == "running", "the workspace itself keeps running"
     log = gamma.state / "hub.log"
-    _wait(
+    wait_until(
         lambda: "workspace erin/p-gamma: out of memory" in log.read_text(errors="replace"),
         45,
         "the hub's out-of-memory message",
@@ -213,7 +203,7 @@ def test_membership_end_stops_the_running_workspace(gamma: Hub) -> None:
     )
     _ok(gamma, "enforce")  # the hub's enforcer service may have been quicker: either stops it
     assert "not a member" in _stop_reason(gamma, "erin")
-    _wait(
+    wait_until(
         lambda: (
             not gamma.docker.containers.list(
                 filters={"label": ["cleanroom.user=erin", f"cleanroom.instance={INSTANCE}"]}
@@ -232,7 +222,7 @@ def test_project_end_stops_the_running_workspace(gamma: Hub) -> None:
     assert gamma.cli_as("opal", "projects", "end", PROJECT, "--on", YESTERDAY).returncode == 0
     _ok(gamma, "enforce")
     assert "ended on" in _stop_reason(gamma, "frank")
-    _wait(
+    wait_until(
         lambda: (
             not gamma.docker.containers.list(
                 filters={"label": ["cleanroom.user=frank", f"cleanroom.instance={INSTANCE}"]}
@@ -277,7 +267,7 @@ def test_idle_culler_stops_an_idle_workspace(hub: Hub) -> None:
         stderr=subprocess.STDOUT,
     )
     try:
-        _wait(
+        wait_until(
             lambda: "p-delta" not in (hub.api("GET", "/users/gina").json().get("servers") or {}),
             90,
             "the culler stopping gina's idle workspace",

@@ -9,7 +9,6 @@ timestamps cannot carry data.
 from __future__ import annotations
 
 import json
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -17,18 +16,9 @@ from cleanroom.isolation import seccomp
 from cleanroom.workspace import spec
 
 from tests.integration.deployment import PROJECT
-from tests.integration.harness import Hub, run_in
+from tests.integration.harness import Hub, run_in, wait_until
 
 pytestmark = pytest.mark.docker
-
-
-def _wait(condition: object, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if callable(condition) and condition():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"{what} did not happen within {seconds} s")
 
 
 def test_the_spawner_applies_the_wall(hub: Hub) -> None:
@@ -103,7 +93,7 @@ def test_a_killed_server_is_noticed_and_recorded(hub: Hub, walter: str) -> None:
     container = hub.container(walter, PROJECT)
     # An operator's root exec may kill it (the researcher may not: see above).
     container.exec_run(["sh", "-c", "kill -KILL $(cat /proc/1/task/1/children)"], user="0:0")
-    _wait(lambda: not hub.is_ready(walter, PROJECT), 60, "the hub noticing the dead server")
+    wait_until(lambda: not hub.is_ready(walter, PROJECT), 60, "the hub noticing the dead server")
 
     def recorded() -> bool:
         done = hub.cli("--json", "journal", "list", "--subject", f"project:{PROJECT}")
@@ -113,4 +103,4 @@ def test_a_killed_server_is_noticed_and_recorded(hub: Hub, walter: str) -> None:
             for e in entries
         )
 
-    _wait(recorded, 30, "a workspace.server_lost record")
+    wait_until(recorded, 30, "a workspace.server_lost record")
